@@ -1,0 +1,65 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { secret } from '@deploykit/core';
+import { LocalHost } from './local-host.js';
+import { liveProcessGroups } from './process-groups.js';
+
+const host = new LocalHost();
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test('run collects exit code, stdout and stderr', async () => {
+  const result = await host.run({ argv: ['bash', '-c', 'echo out; echo err >&2; exit 3'] });
+  assert.equal(result.exitCode, 3);
+  assert.equal(result.stdout, 'out\n');
+  assert.equal(result.stderr, 'err\n');
+  assert.equal(result.timedOut, false);
+});
+
+test('a missing program is exit 127 with a message naming it', async () => {
+  const result = await host.run({ argv: ['no-such-program-dk'] });
+  assert.equal(result.exitCode, 127);
+  assert.match(result.stderr, /no-such-program-dk.*ENOENT/);
+});
+
+test('a timeout kills the whole process group, children included', async () => {
+  const result = await host.run({ argv: ['bash', '-c', 'sleep 30 & echo $! ; wait'], timeoutMs: 300 });
+  assert.equal(result.timedOut, true);
+  assert.equal(result.signal, 'SIGTERM');
+  const child = Number(result.stdout.trim());
+  assert.ok(child > 1);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(alive(child), false, 'the background child must be gone');
+  assert.deepEqual(liveProcessGroups(), []);
+});
+
+test('run does not hang on a daemon that keeps our pipes open', async () => {
+  const started = Date.now();
+  const result = await host.run({ argv: ['bash', '-c', 'sleep 5 & echo $!'] });
+  assert.ok(Date.now() - started < 2000);
+  process.kill(Number(result.stdout.trim()));
+});
+
+test('secret env reaches the child but not its argv', async () => {
+  const proc = host.spawn({ argv: ['bash', '-c', 'echo "$TOKEN"; sleep 0.3'], env: { TOKEN: secret('s3cr3t-value') } });
+  const cmdline = readFileSync(`/proc/${proc.pid}/cmdline`, 'utf8');
+  assert.ok(!cmdline.includes('s3cr3t-value'));
+  let out = '';
+  proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  const result = await proc.wait();
+  assert.equal(result.exitCode, 0);
+  assert.equal(out, 's3cr3t-value\n');
+});
+
+test('input is written to stdin', async () => {
+  const result = await host.run({ argv: ['sha256sum'], input: 'abc' });
+  assert.match(result.stdout, /^ba7816bf/);
+});

@@ -1,0 +1,69 @@
+import { isSecret, quoteArgv, quoteWord, type Arg, type CommandSpec } from '@deploykit/core';
+
+/** How to reach a host with the OpenSSH client. */
+export interface SshTarget {
+  /** Destination for ssh: an ssh_config alias or user@host. */
+  readonly destination: string;
+  /** ssh_config file (-F). */
+  readonly sshConfig?: string;
+  /** Directory for ControlMaster sockets (short path: socket paths are limited to ~100 bytes). */
+  readonly controlDir?: string;
+  /** Seconds to wait for the TCP connection. */
+  readonly connectTimeoutSeconds?: number;
+}
+
+/** First stderr line of every remote command: lets us signal the remote process group later. */
+export const REMOTE_PID_MARKER = '@@deploykit-pid ';
+
+/** Builds the ssh client argv (without the remote command) for a target. */
+export function buildSshBaseArgv(target: SshTarget): string[] {
+  const argv = ['ssh'];
+  if (target.sshConfig) argv.push('-F', target.sshConfig);
+  argv.push('-o', 'BatchMode=yes', '-o', `ConnectTimeout=${target.connectTimeoutSeconds ?? 10}`);
+  argv.push('-o', 'ServerAliveInterval=5', '-o', 'ServerAliveCountMax=3');
+  if (target.controlDir) {
+    argv.push('-o', 'ControlMaster=auto', '-o', `ControlPath=${target.controlDir}/%C`, '-o', 'ControlPersist=60');
+  }
+  argv.push('-T', target.destination);
+  return argv;
+}
+
+/** Splits an env map into plain values (safe in the remote command line) and secret values (sent on stdin). */
+export function splitEnv(env: CommandSpec['env']): { plain: [string, string][]; secret: [string, string][] } {
+  const plain: [string, string][] = [];
+  const secret: [string, string][] = [];
+  for (const [key, value] of Object.entries(env ?? {})) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new TypeError(`invalid environment variable name: ${key}`);
+    if (isSecret(value)) secret.push([key, value.reveal()]);
+    else plain.push([key, value]);
+  }
+  return { plain, secret };
+}
+
+/**
+ * Builds the remote shell command for a spec. The remote login shell runs it; sshd made that shell a
+ * session and process-group leader, and `exec` keeps its pid, so the printed pid is the remote
+ * process group id. Secret env values are read from the first stdin lines (never in argv), then the
+ * command gets the rest of stdin. Secret argv elements are refused: use env or stdin instead.
+ */
+export function buildRemoteCommand(spec: CommandSpec): string {
+  for (const arg of spec.argv) {
+    if (isSecret(arg)) throw new TypeError('a secret cannot travel in a remote argv; pass it by env or stdin');
+  }
+  const { plain, secret } = splitEnv(spec.env);
+  const parts: string[] = [`echo "${REMOTE_PID_MARKER}$$" >&2`];
+  for (const [key] of secret) parts.push(`IFS= read -r ${key} && export ${key}`);
+  if (spec.cwd) parts.push(`cd ${quoteWord(spec.cwd)}`);
+  const envPrefix = plain.length > 0 ? `env ${plain.map(([k, v]) => quoteWord(`${k}=${v}`)).join(' ')} ` : '';
+  parts.push(`exec ${envPrefix}${quoteArgv(spec.argv as readonly Arg[])}`);
+  return parts.join(' && ');
+}
+
+/** The stdin preamble carrying secret env values, one per line, in the order buildRemoteCommand reads them. */
+export function buildSecretPreamble(spec: CommandSpec): string {
+  const { secret } = splitEnv(spec.env);
+  for (const [key, value] of secret) {
+    if (value.includes('\n')) throw new TypeError(`secret environment value ${key} must not contain a newline`);
+  }
+  return secret.map(([, value]) => `${value}\n`).join('');
+}

@@ -1,0 +1,131 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, Transform, type TransformCallback } from 'node:stream';
+import type { CommandSpec, Host, HostProcess, RunResult } from '@deploykit/core';
+import { LocalHost } from './local-host.js';
+import { TailBuffer } from './tail-buffer.js';
+import {
+  buildRemoteCommand,
+  buildSecretPreamble,
+  buildSshBaseArgv,
+  REMOTE_PID_MARKER,
+  type SshTarget,
+} from './ssh-argv.js';
+
+/** Exit status of the OpenSSH client when the connection itself failed. */
+export const SSH_CONNECTION_FAILED = 255;
+
+/** Strips the remote pid marker line from the start of stderr and reports the pid. */
+class PidMarkerFilter extends Transform {
+  #head: Buffer | null = Buffer.alloc(0);
+  readonly #onPid: (pid: number) => void;
+  constructor(onPid: (pid: number) => void) {
+    super();
+    this.#onPid = onPid;
+  }
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (this.#head === null) {
+      callback(null, chunk);
+      return;
+    }
+    const head: Buffer = Buffer.concat([this.#head, chunk]);
+    const newline = head.indexOf(10);
+    if (newline === -1 && head.length < 256) {
+      this.#head = head;
+      callback();
+      return;
+    }
+    this.#head = null;
+    const line = head.subarray(0, newline === -1 ? head.length : newline).toString('utf8');
+    if (line.startsWith(REMOTE_PID_MARKER)) {
+      const pid = Number(line.slice(REMOTE_PID_MARKER.length));
+      if (Number.isInteger(pid) && pid > 1) this.#onPid(pid);
+      callback(null, head.subarray(newline + 1));
+    } else {
+      callback(null, head);
+    }
+  }
+  override _flush(callback: TransformCallback): void {
+    callback(null, this.#head && this.#head.length > 0 ? this.#head : undefined);
+  }
+}
+
+/** Runs commands on another machine through the OpenSSH client, reusing one connection (ControlMaster). */
+export class SshHost implements Host {
+  readonly kind = 'ssh' as const;
+  readonly name: string;
+  readonly target: SshTarget;
+  readonly #local = new LocalHost('ssh-client');
+  readonly #ownsControlDir: boolean;
+  constructor(name: string, target: SshTarget) {
+    this.name = name;
+    this.#ownsControlDir = target.controlDir === undefined;
+    this.target = {
+      ...target,
+      controlDir: target.controlDir ?? mkdtempSync(join(tmpdir(), 'dk-cm-')),
+    };
+  }
+
+  /** The full local argv (ssh ... -- remote command) for a spec; used by plans and tests. */
+  buildArgv(spec: CommandSpec): string[] {
+    return [...buildSshBaseArgv(this.target), '--', buildRemoteCommand(spec)];
+  }
+
+  spawn(spec: CommandSpec): HostProcess {
+    const preamble = buildSecretPreamble(spec);
+    const needsStdin = spec.input !== undefined || spec.stdin === 'pipe' || preamble.length > 0;
+    const input = spec.input === undefined ? undefined : preamble + spec.input.toString();
+    const proc = this.#local.spawn({
+      argv: this.buildArgv(spec),
+      ...(input !== undefined ? { input } : {}),
+      ...(needsStdin && input === undefined ? { stdin: 'pipe' as const } : {}),
+      ...(spec.timeoutMs !== undefined ? { timeoutMs: spec.timeoutMs } : {}),
+      ...(spec.maxBuffer !== undefined ? { maxBuffer: spec.maxBuffer } : {}),
+    });
+    if (input === undefined && preamble.length > 0 && proc.stdin) proc.stdin.write(preamble);
+    if (input === undefined && spec.stdin !== 'pipe' && proc.stdin && preamble.length > 0) proc.stdin.end();
+    let remotePid: number | undefined;
+    const stderrTail = new TailBuffer(spec.maxBuffer ?? 1024 * 1024);
+    const stderr = proc.stderr.pipe(new PidMarkerFilter((pid) => (remotePid = pid)));
+    const stderrOut = new PassThrough();
+    stderr.on('data', (chunk: Buffer) => stderrTail.push(chunk));
+    stderr.pipe(stderrOut);
+    const done = proc.wait().then((result) => ({ ...result, argv: spec.argv, stderr: stderrTail.text() }));
+    const kill = (signal: NodeJS.Signals = 'SIGTERM'): void => {
+      if (remotePid !== undefined) {
+        // The remote group outlives a dead channel (no pty, no SIGHUP), so signal it explicitly.
+        void this.#local.run({
+          argv: [...buildSshBaseArgv(this.target), '--', `kill -${signal.replace(/^SIG/, '')} -- -${remotePid} 2>/dev/null; true`],
+          timeoutMs: 15_000,
+        });
+      }
+      proc.kill(signal);
+    };
+    return {
+      get pid() {
+        return proc.pid;
+      },
+      stdin: spec.stdin === 'pipe' ? proc.stdin : null,
+      stdout: proc.stdout,
+      stderr: stderrOut,
+      wait: () => done,
+      kill,
+    };
+  }
+
+  async run(spec: CommandSpec): Promise<RunResult> {
+    const proc = this.spawn(spec);
+    const out = new TailBuffer(spec.maxBuffer ?? 1024 * 1024);
+    proc.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+    proc.stderr.resume();
+    const result = await proc.wait();
+    return { ...result, stdout: out.text() };
+  }
+
+  /** Closes the shared connection and removes its socket directory. */
+  async close(): Promise<void> {
+    await this.#local.run({ argv: [...buildSshBaseArgv(this.target).slice(0, -2), '-O', 'exit', this.target.destination], timeoutMs: 10_000 });
+    if (this.#ownsControlDir && this.target.controlDir) rmSync(this.target.controlDir, { recursive: true, force: true });
+  }
+}
