@@ -1,0 +1,3 @@
+export * from './issue.js';
+export * from './schema.js';
+export * from './load-manifest.js';
