@@ -1,0 +1,103 @@
+/** One lab host: an sshd on its own loopback address with its own folders and database servers. */
+export interface LabHost {
+  /** Host name as used in ssh_config and deploy.yaml: `a`, `b`, `c`... */
+  name: string;
+  /** Its own loopback address, e.g. 127.23.181.2. */
+  address: string;
+  sshPort: number;
+  /** The host's root folder; everything of this host lives below it. */
+  root: string;
+  appsRoot: string;
+  stateDir: string;
+  /** Directory holding PostgreSQL's unix socket (PGHOST); empty when the lab runs without PostgreSQL. */
+  pgSocketDir: string;
+  pgPort: number;
+  /** MariaDB's unix socket, present when the lab runs with `mariadb: true`. */
+  mysqlSocket?: string;
+  mysqlPort?: number;
+  /** The environment every ssh session on this host gets (sshd `SetEnv`). */
+  env: Record<string, string>;
+}
+
+/** A running lab; disposing it (or calling down()) stops everything it started and removes its dir. */
+export interface Lab extends AsyncDisposable {
+  id: string;
+  dir: string;
+  hosts: LabHost[];
+  /** `ssh -F <sshConfigPath> <name> -- cmd` reaches a host. */
+  sshConfigPath: string;
+  /** Global deploy config naming the hosts, for `deploy` on the controlling side (DEPLOY_CONFIG). */
+  deployConfigPath: string;
+  /** The host called `name`; throws UsageError for an unknown name. */
+  host(name: string): LabHost;
+  /** Runs `command` through the host's shell over ssh; never throws for a non-zero exit. */
+  ssh(hostName: string, command: string, opts?: { input?: string }): Promise<LabCommandResult>;
+  down(): Promise<void>;
+}
+
+/** What a command run over ssh returned. */
+export interface LabCommandResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Options of startLab. */
+export interface LabOptions {
+  /** Number of hosts (default 2, at most 26). */
+  hosts?: number;
+  /** Lab dir; default a fresh mkdtemp under os.tmpdir(). An existing dir must be empty or hold no live lab. */
+  dir?: string;
+  /** Start a MariaDB server per host (default false: it costs about a second per host). */
+  mariadb?: boolean;
+  /** Start a PostgreSQL cluster per host (default true). */
+  postgres?: boolean;
+  /** Remove the lab dir on down() (default true). */
+  removeDir?: boolean;
+}
+
+/** The processes the lab started on one host, by role. */
+export interface LabHostPids {
+  sshd: number;
+  postgres?: number;
+  mariadb?: number;
+}
+
+/** lab.json: everything another process needs to stop or inspect the lab. */
+export interface LabRecord {
+  version: 1;
+  id: string;
+  dir: string;
+  createdAt: string;
+  /** PID of the process that started the lab (informational). */
+  startedBy: number;
+  removeDir: boolean;
+  sshConfigPath: string;
+  deployConfigPath: string;
+  knownHostsPath: string;
+  clientKeyPath: string;
+  hosts: (LabHost & { pids: LabHostPids })[];
+}
+
+/** Liveness of one recorded lab process. */
+export interface LabProcessStatus {
+  host: string;
+  role: keyof LabHostPids;
+  pid: number;
+  alive: boolean;
+}
+
+/** What labStatus() reports. */
+export type LabStatus =
+  | { state: 'absent'; dir: string }
+  | {
+      state: 'running' | 'degraded' | 'stopped';
+      dir: string;
+      record: LabRecord;
+      processes: LabProcessStatus[];
+      /**
+       * Live processes carrying the lab id besides the recorded servers: server workers (postgres
+       * backends), ssh sessions and apps started through them.
+       */
+      otherPids: number[];
+    };
