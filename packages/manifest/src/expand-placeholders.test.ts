@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError } from '@deploykit/core';
-import { expandPlaceholders } from './expand-placeholders.js';
+import { expandPlaceholders, formatNowPlaceholder } from './expand-placeholders.js';
 
 test('known placeholders are replaced, repeated ones too', () => {
   const values = { app: 'wiki', now: '2026-11-21T10-00-00', state_dir: '/var/lib/deploy', app_dir: '/srv/apps/wiki', host_address: '127.0.0.2', port: '8080' };
@@ -29,4 +29,8 @@ test('a known placeholder without a value is a ConfigError too', () => {
     code: 'PLACEHOLDER_NO_VALUE',
     message: 'placeholder {port} in "http://{host_address}:{port}" has no value here',
   });
+});
+
+test('{now} is UTC without colons', () => {
+  assert.equal(formatNowPlaceholder(new Date(Date.UTC(2026, 10, 21, 9, 5, 7, 123))), '2026-11-21T09-05-07');
 });

@@ -25,3 +25,8 @@ export function expandPlaceholders(template: string, values: Readonly<Record<str
     return value;
   });
 }
+
+/** Formats a time as the `{now}` value: UTC `YYYY-MM-DDTHH-MM-SS`, safe in file and archive names. */
+export function formatNowPlaceholder(date: Date): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, '').replace(/:/g, '-');
+}
