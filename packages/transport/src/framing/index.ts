@@ -1,0 +1,2 @@
+export * from './frame-encoder.js';
+export * from './frame-decoder.js';
