@@ -7,3 +7,4 @@ export { findLabProcesses, isLabProcess, LAB_ID_VARIABLE } from './lab-processes
 export { buildSshConfig, buildDeployConfig, buildKnownHosts, buildSshdConfig } from './lab-files.js';
 export { findRepoRoot, buildLabPath } from './lab-paths.js';
 // The ffl stand-in's exports follow.
+export * from './ffl/index.js';
