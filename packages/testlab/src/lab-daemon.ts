@@ -7,6 +7,8 @@ import { DependencyError } from '@deploykit/core';
 /** A server process the lab started, detached so it outlives the CLI that started it. */
 export interface LabDaemon {
   pid: number;
+  /** Start time in clock ticks after boot (/proc/<pid>/stat field 22): with pid, the process identity. */
+  startTime: number;
   /** Set once the process exited (while we still watch it); readiness checks give up then. */
   exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
 }
@@ -33,7 +35,7 @@ export function spawnLabDaemon(
         hint: 'Run `bash scripts/setup-system.sh` as root to install the lab tools.',
       });
     }
-    const daemon: LabDaemon = { pid: child.pid, exit: undefined };
+    const daemon: LabDaemon = { pid: child.pid, startTime: readStartTime(child.pid), exit: undefined };
     child.on('error', () => undefined);
     child.on('exit', (code, signal) => (daemon.exit = { code, signal }));
     child.unref();
@@ -70,6 +72,15 @@ export async function waitForDaemon(
       });
     }
     await sleep(25);
+  }
+}
+
+function readStartTime(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+  } catch {
+    return 0;
   }
 }
 

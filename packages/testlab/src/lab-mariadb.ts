@@ -5,6 +5,7 @@ import { lookupOsUser } from './lab-os-user.js';
 import { ensureDataTemplate } from './lab-template.js';
 import { probeConnect, spawnLabDaemon, waitForDaemon } from './lab-daemon.js';
 import { LAB_ID_VARIABLE } from './lab-processes.js';
+import type { LabPid } from './lab-types.js';
 
 /** Server options every lab MariaDB shares: small and fast, since the data is throwaway. */
 const MARIADB_LAB_OPTIONS = [
@@ -50,14 +51,14 @@ export interface MariadbHostPaths {
 
 /**
  * Copies the template into the host dir and starts mariadbd on the host's address and socket (it
- * drops to the mysql user itself); resolves with its pid once the socket accepts connections.
+ * drops to the mysql user itself); resolves with its pid and start time once the socket accepts connections.
  */
 export async function startLabMariadb(
   template: string,
   host: { address: string; mysqlPort: number },
   paths: MariadbHostPaths,
   labId: string,
-): Promise<number> {
+): Promise<LabPid> {
   const user = lookupOsUser('mysql');
   await runLabCommandChecked(['cp', '-a', '--reflink=auto', template, paths.dataDir]);
   await mkdir(paths.runDir, { recursive: true, mode: 0o755 });
@@ -81,5 +82,5 @@ export async function startLabMariadb(
   );
   // mariadbd opens its socket only after InnoDB and the grant tables are loaded.
   await waitForDaemon(daemon, `MariaDB on ${host.address}`, paths.logFile, () => probeConnect({ path: paths.socket }));
-  return daemon.pid;
+  return { pid: daemon.pid, startTime: daemon.startTime };
 }

@@ -6,6 +6,7 @@ import { lookupOsUser } from './lab-os-user.js';
 import { ensureDataTemplate } from './lab-template.js';
 import { spawnLabDaemon, waitForDaemon } from './lab-daemon.js';
 import { LAB_ID_VARIABLE } from './lab-processes.js';
+import type { LabPid } from './lab-types.js';
 import { POSTGRES_LAB_CONF, POSTGRES_LAB_HBA, buildPostgresHostConf } from './lab-files.js';
 
 /** Returns the cached initdb'ed PostgreSQL 15 data dir (lab settings and pg_hba included), building it once. */
@@ -32,14 +33,14 @@ export interface PostgresHostPaths {
 
 /**
  * Copies the template into the host's pg dir, points it at the host's address and socket dir and
- * starts `postgres` as the postgres user; resolves with the postmaster pid once it accepts connections.
+ * starts `postgres` as the postgres user; resolves with the postmaster pid and start time once it accepts connections.
  */
 export async function startLabPostgres(
   template: string,
   host: { address: string; pgPort: number; pgSocketDir: string },
   paths: PostgresHostPaths,
   labId: string,
-): Promise<number> {
+): Promise<LabPid> {
   const user = lookupOsUser('postgres');
   // cp -a keeps the postgres ownership and 0700 mode the server insists on.
   await runLabCommandChecked(['cp', '-a', '--reflink=auto', template, paths.dataDir]);
@@ -64,5 +65,5 @@ export async function startLabPostgres(
       return false;
     }
   });
-  return daemon.pid;
+  return { pid: daemon.pid, startTime: daemon.startTime };
 }

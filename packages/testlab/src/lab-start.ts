@@ -92,7 +92,7 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
       pgPort: plan.pgPort,
       ...(withMariadb ? { mysqlSocket: join(root, 'mysql', 'run', 'mysqld.sock'), mysqlPort: plan.mysqlPort } : {}),
       env: {},
-      pids: { sshd: 0 },
+      pids: {},
     };
     host.env = {
       DEPLOY_HOST_NAME: name,
@@ -151,13 +151,18 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
           sshdConfig,
           buildSshdConfig(host, { hostKey: join(host.root, 'keys', 'ssh_host_ed25519_key'), pidFile: join(host.root, 'sshd.pid'), authorizedKeys: paths.authorizedKeys }),
         );
+        if (host.mysqlSocket !== undefined) {
+          // /etc/mysql/my.cnf names the system socket, and option files beat MYSQL_UNIX_PORT; the
+          // client reads ~/.my.cnf last, and HOME is the host's own.
+          await writeFile(join(host.root, 'home', '.my.cnf'), `[client]\nsocket=${host.mysqlSocket}\n`);
+        }
         const logs = join(host.root, 'logs');
         // Each server records its pid as soon as it is up, so a failure elsewhere still stops it.
         const servers: Promise<void>[] = [];
         if (withPostgres) {
           servers.push(
-            startLabPostgres(postgresTemplate, host, { dataDir: join(host.root, 'pg', 'data'), socketDir: host.pgSocketDir, logFile: join(logs, 'postgres.log') }, id).then((pid) => {
-              host.pids.postgres = pid;
+            startLabPostgres(postgresTemplate, host, { dataDir: join(host.root, 'pg', 'data'), socketDir: host.pgSocketDir, logFile: join(logs, 'postgres.log') }, id).then((ref) => {
+              host.pids.postgres = ref;
             }),
           );
         }
@@ -169,14 +174,14 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
               { address: host.address, mysqlPort: plan.mysqlPort },
               { dataDir: join(host.root, 'mysql', 'data'), runDir, socket: host.mysqlSocket, pidFile: join(runDir, 'mysqld.pid'), logFile: join(logs, 'mariadb.log') },
               id,
-            ).then((pid) => {
-              host.pids.mariadb = pid;
+            ).then((ref) => {
+              host.pids.mariadb = ref;
             }),
           );
         }
         servers.push(
-          startLabSshd(sshdConfig, host, join(logs, 'sshd.log'), id).then((pid) => {
-            host.pids.sshd = pid;
+          startLabSshd(sshdConfig, host, join(logs, 'sshd.log'), id).then((ref) => {
+            host.pids.sshd = ref;
           }),
         );
         await settleAll(servers);

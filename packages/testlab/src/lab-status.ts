@@ -1,6 +1,6 @@
 import { readLabRecord } from './lab-record.js';
-import { findLabProcesses, isLabProcess } from './lab-processes.js';
-import type { LabHostPids, LabProcessStatus, LabStatus } from './lab-types.js';
+import { findLabProcesses, isSameProcess } from './lab-processes.js';
+import type { LabHostPids, LabPid, LabProcessStatus, LabStatus } from './lab-types.js';
 
 /** Reads <dir>/lab.json and checks which recorded processes are alive; `absent` when there is no lab. */
 export async function labStatus(dir: string): Promise<LabStatus> {
@@ -8,12 +8,12 @@ export async function labStatus(dir: string): Promise<LabStatus> {
   if (record === undefined) return { state: 'absent', dir };
   const processes: LabProcessStatus[] = [];
   for (const host of record.hosts) {
-    for (const [role, pid] of Object.entries(host.pids) as [keyof LabHostPids, number | undefined][]) {
-      if (pid !== undefined) processes.push({ host: host.name, role, pid, alive: await isLabProcess(pid, record.id) });
+    for (const [role, ref] of Object.entries(host.pids) as [keyof LabHostPids, LabPid | undefined][]) {
+      if (ref !== undefined) processes.push({ host: host.name, role, ...ref, alive: await isSameProcess(ref) });
     }
   }
   const recorded = new Set(processes.map((entry) => entry.pid));
-  const otherPids = (await findLabProcesses(record.id)).filter((pid) => !recorded.has(pid));
+  const otherPids = (await findLabProcesses(record.id, processes)).filter((pid) => !recorded.has(pid));
   const alive = processes.filter((entry) => entry.alive).length;
   const state = alive === 0 ? 'stopped' : alive === processes.length ? 'running' : 'degraded';
   return { state, dir, record, processes, otherPids };

@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import { DependencyError } from '@deploykit/core';
 import { readLabRecord } from './lab-record.js';
 import { stopLabProcesses, type LabStopTarget } from './lab-processes.js';
-import type { LabHostPids, LabRecord } from './lab-types.js';
+import type { LabHostPids, LabPid, LabRecord } from './lab-types.js';
 
 /** The signal that stops each lab server cleanly: SIGINT is PostgreSQL's fast shutdown (pg_ctl stop -m fast). */
 const STOP_SIGNALS: Record<keyof LabHostPids, NodeJS.Signals> = { sshd: 'SIGTERM', postgres: 'SIGINT', mariadb: 'SIGTERM' };
@@ -11,8 +11,8 @@ const STOP_SIGNALS: Record<keyof LabHostPids, NodeJS.Signals> = { sshd: 'SIGTERM
 export function listLabStopTargets(record: LabRecord): LabStopTarget[] {
   const targets: LabStopTarget[] = [];
   for (const host of record.hosts) {
-    for (const [role, pid] of Object.entries(host.pids) as [keyof LabHostPids, number | undefined][]) {
-      if (pid !== undefined) targets.push({ pid, signal: STOP_SIGNALS[role] });
+    for (const [role, ref] of Object.entries(host.pids) as [keyof LabHostPids, LabPid | undefined][]) {
+      if (ref !== undefined) targets.push({ ...ref, signal: STOP_SIGNALS[role] });
     }
   }
   return targets;
@@ -33,8 +33,8 @@ export async function stopLab(dir: string): Promise<void> {
 export async function stopRecordedLab(record: LabRecord): Promise<void> {
   const survivors = await stopLabProcesses(record.id, listLabStopTargets(record));
   if (survivors.length > 0) {
-    throw new DependencyError('LAB_STOP_FAILED', `lab ${record.id}: processes ${survivors.join(', ')} survived SIGKILL`, {
-      hint: `Look at them with \`ps -o pid,stat,cmd -p ${survivors.join(',')}\` (state D = stuck in the kernel), then run down again.`,
+    throw new DependencyError('LAB_STOP_FAILED', `lab ${record.id}: processes ${survivors.map((ref) => ref.pid).join(', ')} survived SIGKILL`, {
+      hint: `Look at them with \`ps -o pid,stat,cmd -p ${survivors.map((ref) => ref.pid).join(',')}\` (state D = stuck in the kernel), then run down again.`,
     });
   }
   if (record.removeDir) await rm(record.dir, { recursive: true, force: true });

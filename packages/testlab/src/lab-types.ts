@@ -56,11 +56,17 @@ export interface LabOptions {
   removeDir?: boolean;
 }
 
+/** A process the lab started: pid plus start time (clock ticks after boot), so a reused pid is never taken for it. */
+export interface LabPid {
+  pid: number;
+  startTime: number;
+}
+
 /** The processes the lab started on one host, by role. */
 export interface LabHostPids {
-  sshd: number;
-  postgres?: number;
-  mariadb?: number;
+  sshd?: LabPid;
+  postgres?: LabPid;
+  mariadb?: LabPid;
 }
 
 /** lab.json: everything another process needs to stop or inspect the lab. */
@@ -84,6 +90,7 @@ export interface LabProcessStatus {
   host: string;
   role: keyof LabHostPids;
   pid: number;
+  startTime: number;
   alive: boolean;
 }
 
