@@ -3,18 +3,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { secret } from '@deploykit/core';
 import { LocalHost } from './local-host.js';
-import { liveProcessGroups } from './process-groups.js';
+import { isProcessRunning, liveProcessGroups } from './process-groups.js';
 
 const host = new LocalHost();
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test('run collects exit code, stdout and stderr', async () => {
   const result = await host.run({ argv: ['bash', '-c', 'echo out; echo err >&2; exit 3'] });
@@ -37,7 +29,7 @@ test('a timeout kills the whole process group, children included', async () => {
   const child = Number(result.stdout.trim());
   assert.ok(child > 1);
   await new Promise((r) => setTimeout(r, 100));
-  assert.equal(alive(child), false, 'the background child must be gone');
+  assert.equal(isProcessRunning(child), false, 'the background child must be gone');
   assert.deepEqual(liveProcessGroups(), []);
 });
 

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+
 /** Process groups we started and that may still be alive; the CLI kills them all on Ctrl+C. */
 const live = new Set<number>();
 
@@ -31,4 +33,18 @@ export function signalAllProcessGroups(signal: NodeJS.Signals = 'SIGTERM'): numb
 /** Process group ids currently tracked. */
 export function liveProcessGroups(): readonly number[] {
   return [...live];
+}
+
+/**
+ * True when a process exists and is not a zombie. Orphans whose parent we killed are re-parented to
+ * PID 1, which may not reap them promptly; a zombie holds no resources and runs no code.
+ */
+export function isProcessRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
 }

@@ -1,0 +1,20 @@
+import type { DeployCommand } from '../deploy-command.js';
+import { healthCommand } from './health.js';
+import { initCommand } from './init.js';
+import { listCommand } from './list.js';
+import { phaseCommands, restoreCommand } from './phases.js';
+import { schemaCommand } from './schema.js';
+import { showCommand } from './show.js';
+import { validateCommand } from './validate.js';
+
+/** Every `deploy` verb, in the order --help lists them. */
+export const COMMANDS: readonly DeployCommand[] = [
+  listCommand,
+  showCommand,
+  validateCommand,
+  initCommand,
+  ...phaseCommands,
+  restoreCommand,
+  healthCommand,
+  schemaCommand,
+];

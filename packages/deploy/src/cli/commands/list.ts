@@ -1,0 +1,35 @@
+import { EXIT_CODES } from '@deploykit/core';
+import { discoverApps, formatIssue } from '@deploykit/manifest';
+import type { DeployCommand } from '../deploy-command.js';
+import { renderTable } from '../table.js';
+
+/** `deploy list`: every app folder under the apps root, valid or not. */
+export const listCommand: DeployCommand = {
+  command: 'list',
+  describe: 'List the app folders under the apps root',
+  examples: [
+    ['deploy list', 'Apps under /srv/apps (or DEPLOY_APPS_ROOT)'],
+    ['deploy list --json', 'The same as JSON for scripts'],
+    ['deploy list --host b', 'Apps on host b'],
+  ],
+  async run(context) {
+    const found = await discoverApps(context.hostContext.appsRoot);
+    const rows = found.entries.map((entry) => ({
+      name: entry.app?.name ?? entry.folder,
+      dir: entry.dir,
+      valid: entry.errors.length === 0,
+      runtime: entry.app?.manifest.runtime ?? null,
+      database: entry.app?.manifest.database.kind ?? null,
+      volumes: entry.app?.manifest.volumes.map((v) => v.name) ?? [],
+      errors: entry.errors.map((issue) => formatIssue(issue)),
+    }));
+    const text =
+      rows.length === 0
+        ? `no apps under ${found.root} (create one with \`deploy init <name>\`)`
+        : renderTable(
+            ['APP', 'STATUS', 'RUNTIME', 'DATABASE', 'FOLDER'],
+            rows.map((row) => [row.name, row.valid ? 'ok' : `${row.errors.length} error(s)`, row.runtime ?? '-', row.database ?? '-', row.dir]),
+          );
+    return { exitCode: EXIT_CODES.ok, json: { root: found.root, apps: rows }, text };
+  },
+};

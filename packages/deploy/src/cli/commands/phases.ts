@@ -1,0 +1,58 @@
+import type { Phase } from '@deploykit/core';
+import { UsageError } from '@deploykit/core';
+import { phaseExitCode, renderPhaseSummary, runPhaseForApps, selectApps } from '../../actions/phase-action.js';
+import type { DeployCommand } from '../deploy-command.js';
+
+function phaseCommand(phase: Phase, describe: string, examples: readonly (readonly [string, string])[]): DeployCommand {
+  return {
+    command: `${phase} [apps..]`,
+    describe,
+    examples,
+    builder: (y) =>
+      y
+        .positional('apps', { type: 'string', array: true, describe: 'App names' })
+        .option('all', { type: 'boolean', default: false, describe: 'Every valid app under the apps root' }),
+    async run(context, args) {
+      const names = (args.apps as string[] | undefined) ?? [];
+      if (names.length === 0 && args.all !== true) {
+        throw new UsageError('APP_REQUIRED', `name at least one app for ${phase}, or pass --all`, { hint: `deploy ${phase} <app>; \`deploy list\` shows the apps.` });
+      }
+      const apps = await selectApps(context, names, args.all === true);
+      const summary = await runPhaseForApps(context, phase, apps);
+      return { exitCode: phaseExitCode(summary), json: summary, text: renderPhaseSummary(summary) };
+    },
+  };
+}
+
+/** `deploy install|start|stop|backup`: run the app's own bin/<phase> with the DEPLOY_* environment. */
+export const phaseCommands: readonly DeployCommand[] = [
+  phaseCommand('install', "Run each app's bin/install (dependencies, database, roles; idempotent)", [
+    ['deploy install notes', 'Install the notes app on this host'],
+    ['deploy install notes --host b', 'The same on host b'],
+  ]),
+  phaseCommand('start', "Start apps with their bin/start", [['deploy start notes', 'Start notes'], ['deploy start --all', 'Start every app']]),
+  phaseCommand('stop', "Stop apps with their bin/stop (exit 75 = was not running)", [['deploy stop notes', 'Stop notes']]),
+  phaseCommand('backup', 'Make a fresh Borg archive of each app (volumes and database) with its bin/backup', [
+    ['deploy backup notes', 'Archive named notes-<UTC time> in the app\'s Borg repository'],
+    ['deploy backup --all --json', 'Every app, results as JSON'],
+  ]),
+];
+
+/** `deploy restore <app> [--archive NAME]`: bring volumes and database back from a Borg archive. */
+export const restoreCommand: DeployCommand = {
+  command: 'restore <app>',
+  describe: "Restore an app's volumes and database from a Borg archive with its bin/restore",
+  builder: (y) =>
+    y
+      .positional('app', { type: 'string', describe: 'App name', demandOption: true })
+      .option('archive', { type: 'string', describe: 'Archive name (default: the latest)' }),
+  examples: [
+    ['deploy restore notes', 'From the latest archive'],
+    ['deploy restore notes --archive notes-20261121T201500Z', 'From a named archive'],
+  ],
+  async run(context, args) {
+    const apps = await selectApps(context, [String(args.app)], false);
+    const summary = await runPhaseForApps(context, 'restore', apps, typeof args.archive === 'string' ? { archive: args.archive } : {});
+    return { exitCode: phaseExitCode(summary), json: summary, text: renderPhaseSummary(summary) };
+  },
+};

@@ -1,0 +1,47 @@
+import { ConfigError, TransportError } from '@deploykit/core';
+import { SshHost, SSH_CONNECTION_FAILED } from '@deploykit/host';
+import { loadGlobalConfig } from '@deploykit/manifest';
+import type { GlobalOptions } from './global-options.js';
+
+/** Removes `--host X` / `--host=X` from an argv. */
+export function stripHostOption(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let index = 0; index < argv.length; index += 1) {
+    const word = argv[index]!;
+    if (word === '--host') index += 1;
+    else if (!word.startsWith('--host=')) out.push(word);
+  }
+  return out;
+}
+
+/** Builds an SshHost for a named host of the global config; unknown names list the known ones. */
+export async function resolveNamedHost(name: string, configPath?: string): Promise<SshHost> {
+  const { config } = await loadGlobalConfig(configPath);
+  const entry = config.hosts[name];
+  if (entry === undefined) {
+    const known = Object.keys(config.hosts);
+    throw new ConfigError('HOST_UNKNOWN', `no host named "${name}" in the global config`, {
+      hint: known.length > 0 ? `Known hosts: ${known.join(', ')}.` : 'Add it under `hosts:` in the file DEPLOY_CONFIG names (docs/config.md).',
+    });
+  }
+  return new SshHost(name, { destination: entry.ssh, ...(entry.ssh_config ? { sshConfig: entry.ssh_config } : {}) });
+}
+
+/** Runs the same deploy command on a named host over ssh, streaming its output; returns its exit code. */
+export async function delegateToHost(options: GlobalOptions, argv: readonly string[]): Promise<number> {
+  const host = await resolveNamedHost(options.host!, options.config);
+  try {
+    const proc = host.spawn({ argv: ['deploy', ...stripHostOption(argv)] });
+    proc.stdout.pipe(process.stdout, { end: false });
+    proc.stderr.pipe(process.stderr, { end: false });
+    const result = await proc.wait();
+    if (result.exitCode === SSH_CONNECTION_FAILED) {
+      throw new TransportError('SSH_FAILED', `cannot reach host "${host.name}" over ssh (${host.target.destination})`, {
+        hint: 'Check `ssh ' + host.target.destination + ' true` works (keys, known_hosts, sshd running).',
+      });
+    }
+    return result.exitCode ?? 1;
+  } finally {
+    await host.close();
+  }
+}

@@ -1,0 +1,22 @@
+import type { Argv } from 'yargs';
+import type { CommandContext } from './command-context.js';
+
+/** What a command hands back to the entry point, which alone prints and picks the exit code. */
+export interface CommandOutcome {
+  readonly exitCode: number;
+  /** Printed with --json (pretty JSON on stdout). */
+  readonly json?: unknown;
+  /** Printed without --json (stdout). */
+  readonly text?: string;
+}
+
+/** One `deploy` verb: its yargs shape, examples for --help, and the action. */
+export interface DeployCommand {
+  readonly command: string;
+  readonly describe: string;
+  readonly examples?: readonly (readonly [string, string])[];
+  readonly builder?: (yargs: Argv) => Argv;
+  /** False for commands that must run where they are invoked (they name hosts themselves). */
+  readonly remote?: boolean;
+  run(context: CommandContext, args: Record<string, unknown>): Promise<CommandOutcome>;
+}

@@ -1,0 +1,122 @@
+import yargs, { type Argv } from 'yargs';
+import { DeployError, EXIT_CODES, toDeployError, UsageError } from '@deploykit/core';
+import { signalAllProcessGroups } from '@deploykit/host';
+import { createCommandContext } from './command-context.js';
+import { COMMANDS } from './commands/index.js';
+import type { DeployCommand, CommandOutcome } from './deploy-command.js';
+import { readGlobalOptions } from './global-options.js';
+import { delegateToHost } from './delegate.js';
+
+const EPILOGUE = `Exit codes: 0 ok, 1 a check or an app failed, 2 usage, 3 config, 4 script, 5 transport,
+6 dependency, 7 conflict (lock held, folder exists), 70 internal error (our bug), 130 interrupted.
+Docs: docs/cli.md, docs/app-folder.md, docs/transports.md`;
+
+function addGlobalOptions(y: Argv): Argv {
+  return y
+    .option('apps-root', { type: 'string', describe: 'Folder holding app folders [env DEPLOY_APPS_ROOT, default /srv/apps]', global: true })
+    .option('state-dir', { type: 'string', describe: 'Folder for logs, locks and run records [env DEPLOY_STATE_DIR]', global: true })
+    .option('config', { type: 'string', describe: 'Global config file [env DEPLOY_CONFIG]', global: true })
+    .option('host', { type: 'string', describe: 'Run the command on this named host (from the config) over ssh', global: true })
+    .option('json', { type: 'boolean', default: false, describe: 'Print the result as JSON on stdout', global: true })
+    .option('jsonl', { type: 'boolean', default: false, describe: 'Machine mode: events as JSON lines on stdout', global: true, hidden: true })
+    .option('events', { type: 'string', describe: 'Also write every event as JSON lines to this file', global: true })
+    .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'More detail, stack traces on errors', global: true })
+    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only results and errors', global: true })
+    .option('dry-run', { type: 'boolean', default: false, describe: 'Say what would run without running it', global: true })
+    .option('log-level', { type: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'], global: true, hidden: true });
+}
+
+/** Prints an error with its hint; returns the exit code for its kind. */
+function reportError(error: unknown, json: boolean, verbose: boolean): number {
+  const deployError = toDeployError(error);
+  if (json) {
+    process.stdout.write(
+      `${JSON.stringify({ ok: false, error: { kind: deployError.kind, code: deployError.code, message: deployError.message, hint: deployError.hint, details: deployError.details } }, null, 2)}\n`,
+    );
+  }
+  process.stderr.write(`deploy: ${deployError.message}\n`);
+  if (deployError.hint) process.stderr.write(`  next: ${deployError.hint}\n`);
+  if (verbose || deployError.kind === 'internal') {
+    const stack = (deployError.cause instanceof Error ? deployError.cause.stack : undefined) ?? deployError.stack;
+    if (verbose && stack) process.stderr.write(`${stack}\n`);
+  }
+  return EXIT_CODES[deployError.kind];
+}
+
+function print(outcome: CommandOutcome, json: boolean): void {
+  if (json && outcome.json !== undefined) process.stdout.write(`${JSON.stringify(outcome.json, null, 2)}\n`);
+  else if (outcome.text) process.stdout.write(outcome.text.endsWith('\n') ? outcome.text : `${outcome.text}\n`);
+}
+
+/** The `deploy` entry point: parses argv, runs one command, maps errors to messages and exit codes. */
+export async function main(argv: readonly string[]): Promise<number> {
+  let selected: { command: DeployCommand; args: Record<string, unknown> } | undefined;
+  let usageFailure: string | undefined;
+  const parser = addGlobalOptions(yargs([...argv]))
+    .scriptName('deploy')
+    .usage('deploy <command> [options]\n\nRun apps as app working folders on single hosts, and move them between hosts by streaming.')
+    .strict()
+    .demandCommand(1, 'Name a command; `deploy --help` lists them.')
+    .recommendCommands()
+    .epilogue(EPILOGUE)
+    .wrap(Math.min(110, process.stdout.columns ?? 100))
+    .fail((message, error) => {
+      if (error) throw error;
+      usageFailure = message;
+    })
+    .help()
+    .alias('help', 'h')
+    .version(false);
+  for (const command of COMMANDS) {
+    parser.command({
+      command: command.command,
+      describe: command.describe,
+      builder: (y: Argv) => {
+        let built = command.builder ? command.builder(y) : y;
+        for (const [example, description] of command.examples ?? []) built = built.example(example, description);
+        return built;
+      },
+      handler: (args) => {
+        selected = { command, args: args as Record<string, unknown> };
+      },
+    });
+  }
+  const wantsJson = argv.includes('--json');
+  const verbose = argv.includes('--verbose') || argv.includes('-v');
+  try {
+    await parser.parseAsync();
+  } catch (error) {
+    return reportError(error, wantsJson, verbose);
+  }
+  if (usageFailure !== undefined) {
+    return reportError(new UsageError('USAGE', usageFailure, { hint: 'See `deploy --help` or `deploy <command> --help`.' }), wantsJson, verbose);
+  }
+  if (selected === undefined) return EXIT_CODES.ok; // --help printed
+  const options = readGlobalOptions(selected.args);
+  if (options.host !== undefined && selected.command.remote !== false) {
+    try {
+      return await delegateToHost(options, argv);
+    } catch (error) {
+      return reportError(error, options.json, options.verbose);
+    }
+  }
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signalAllProcessGroups('SIGTERM');
+    process.stderr.write(`\ndeploy: interrupted by ${signal}; stopped every process it started\n`);
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await using context = await createCommandContext(options);
+    const outcome = await selected.command.run(context, selected.args);
+    print(outcome, options.json);
+    return outcome.exitCode;
+  } catch (error) {
+    if (!(error instanceof DeployError)) signalAllProcessGroups('SIGTERM');
+    return reportError(error, options.json, options.verbose);
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,111 @@
+import { constants } from 'node:fs';
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import {
+  interpretExit,
+  redact,
+  type AppFolder,
+  type EventBus,
+  type Host,
+  type Phase,
+  type PhaseStatus,
+} from '@deploykit/core';
+import { tailLines } from '@deploykit/host';
+import { buildPhaseEnv, type PhaseContext } from './phase-env.js';
+import { readSecretValues } from './secret-values.js';
+
+/** Phases whose script must exist (validation enforces it); the rest are skipped when absent. */
+export const REQUIRED_PHASES: readonly Phase[] = ['install', 'start', 'stop', 'backup', 'restore'];
+
+/** Outcome of one bin/<phase> run: a union, never an exception for a failing script. */
+export interface PhaseResult {
+  readonly app: string;
+  readonly phase: Phase;
+  readonly status: PhaseStatus;
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+  readonly timedOut: boolean;
+  readonly durationMs: number;
+  /** Last lines of stderr (secrets redacted). */
+  readonly stderrTail: string;
+  /** Why it was skipped or failed, in words. */
+  readonly reason?: string;
+}
+
+/** Seconds a phase may run, from the manifest's timeouts (phase, then default, then 300). */
+export function phaseTimeoutSeconds(app: AppFolder, phase: Phase): number {
+  return app.manifest.timeouts[phase] ?? app.manifest.timeouts.default ?? 300;
+}
+
+/**
+ * Runs bin/<phase> of an app on a host: cwd = app folder, the DEPLOY_* environment, a timeout that
+ * kills the whole process group, output streamed line by line as `script.output` events (secrets
+ * redacted) and the result interpreted in one place (0 ok, 75 skipped, else failed).
+ */
+export async function runPhase(options: {
+  app: AppFolder;
+  phase: Phase;
+  host: Host;
+  context: PhaseContext;
+  bus: EventBus;
+  extraEnv?: Record<string, string>;
+  timeoutSeconds?: number;
+}): Promise<PhaseResult> {
+  const { app, phase, host, bus } = options;
+  const script = join(app.dir, 'bin', phase);
+  const base = { app: app.name, phase };
+  try {
+    await access(script, constants.X_OK);
+  } catch {
+    const required = REQUIRED_PHASES.includes(phase);
+    const reason = required ? `bin/${phase} is missing or not executable` : `no bin/${phase} (optional)`;
+    bus.emit('phase.end', { phase, app: app.name, level: required ? 'error' : 'info', message: reason, data: { status: required ? 'failed' : 'skipped' } });
+    return { ...base, status: required ? 'failed' : 'skipped', exitCode: null, signal: null, timedOut: false, durationMs: 0, stderrTail: '', reason };
+  }
+  const secrets = await readSecretValues(app);
+  const timeoutSeconds = options.timeoutSeconds ?? phaseTimeoutSeconds(app, phase);
+  bus.emit('phase.start', { phase, app: app.name, message: `${app.name}:${phase} started`, data: { timeoutSeconds } });
+  const proc = host.spawn({
+    argv: [script],
+    cwd: app.dir,
+    env: { ...buildPhaseEnv(app, phase, options.context), ...options.extraEnv },
+    timeoutMs: timeoutSeconds * 1000,
+    label: `${app.name}:${phase}`,
+  });
+  const pump = (stream: NodeJS.ReadableStream, channel: 'stdout' | 'stderr'): Promise<void> =>
+    new Promise((resolve) => {
+      const lines = createInterface({ input: stream, crlfDelay: Infinity });
+      lines.on('line', (line) => {
+        bus.emit('script.output', { phase, app: app.name, level: 'info', message: redact(line, secrets), data: { channel } });
+      });
+      lines.on('close', resolve);
+    });
+  const pumps = Promise.all([pump(proc.stdout, 'stdout'), pump(proc.stderr, 'stderr')]);
+  const result = await proc.wait();
+  await Promise.race([pumps, new Promise((r) => setTimeout(r, 250))]);
+  const status = interpretExit(result.exitCode, result.signal);
+  const stderrTail = redact(tailLines(result.stderr, 15), secrets);
+  let reason: string | undefined;
+  if (result.timedOut) reason = `timed out after ${timeoutSeconds} s; its process group was killed`;
+  else if (status === 'failed')
+    reason = result.signal ? `killed by ${result.signal}` : `exited with code ${result.exitCode}`;
+  else if (status === 'skipped') reason = 'the script reported nothing to do (exit 75)';
+  bus.emit('phase.end', {
+    phase,
+    app: app.name,
+    level: status === 'failed' ? 'error' : 'info',
+    message: `${app.name}:${phase} ${status}${reason ? `: ${reason}` : ''}`,
+    data: { status, exitCode: result.exitCode, signal: result.signal, durationMs: result.durationMs, timedOut: result.timedOut },
+  });
+  return {
+    ...base,
+    status,
+    exitCode: result.exitCode,
+    signal: result.signal,
+    timedOut: result.timedOut,
+    durationMs: result.durationMs,
+    stderrTail,
+    ...(reason === undefined ? {} : { reason }),
+  };
+}
