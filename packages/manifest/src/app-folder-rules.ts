@@ -9,6 +9,13 @@ export interface RuleContext {
   readonly dir: string;
   readonly manifest: AppManifest;
   readonly source: YamlSource;
+  readonly options: ValidateOptions;
+}
+
+/** Options of validateAppFolder. */
+export interface ValidateOptions {
+  /** Report missing secret files as warnings: for a first `deploy install` whose bin/install generates them. */
+  readonly allowMissingSecrets?: boolean;
 }
 
 /** An issue a rule found, with whether it blocks (error) or only informs (warning). */
@@ -48,14 +55,18 @@ interface DeclaredPath {
 
 function listDeclaredPaths(manifest: AppManifest): DeclaredPath[] {
   const paths: DeclaredPath[] = [];
-  manifest.volumes.forEach((volume, index) => paths.push({ segments: ['volumes', index, 'path'], path: volume.path, kind: 'volume' }));
-  manifest.config.forEach((path, index) => paths.push({ segments: ['config', index], path, kind: 'config' }));
-  manifest.secrets.forEach((path, index) => paths.push({ segments: ['secrets', index], path, kind: 'secret' }));
+  const push = (declared: DeclaredPath): void => {
+    // A passphrase or credentials file is usually listed in secrets too: report each file once.
+    if (!paths.some((other) => other.kind === declared.kind && other.path === declared.path)) paths.push(declared);
+  };
+  manifest.volumes.forEach((volume, index) => push({ segments: ['volumes', index, 'path'], path: volume.path, kind: 'volume' }));
+  manifest.config.forEach((path, index) => push({ segments: ['config', index], path, kind: 'config' }));
+  manifest.secrets.forEach((path, index) => push({ segments: ['secrets', index], path, kind: 'secret' }));
   if (manifest.borg?.passphrase_file !== undefined) {
-    paths.push({ segments: ['borg', 'passphrase_file'], path: manifest.borg.passphrase_file, kind: 'secret' });
+    push({ segments: ['borg', 'passphrase_file'], path: manifest.borg.passphrase_file, kind: 'secret' });
   }
   manifest.health?.checks.forEach((check, index) => {
-    if (check.type === 'login') paths.push({ segments: ['health', 'checks', index, 'credentials_file'], path: check.credentials_file, kind: 'secret' });
+    if (check.type === 'login') push({ segments: ['health', 'checks', index, 'credentials_file'], path: check.credentials_file, kind: 'secret' });
   });
   return paths;
 }
@@ -108,7 +119,8 @@ export const checkSecretFiles: AppFolderRule = async (context) => {
     const info = await statOrUndefined(join(context.dir, declared.path));
     if (info === undefined || !info.isFile()) {
       const what = info === undefined ? 'does not exist' : 'is not a regular file';
-      findings.push(findingAt(context, 'error', 'secret-missing', declared.segments, `secret file ${declared.path} ${what} in the app folder: create it (mode 600)`));
+      const severity = info === undefined && context.options.allowMissingSecrets === true ? 'warning' : 'error';
+      findings.push(findingAt(context, severity, 'secret-missing', declared.segments, `secret file ${declared.path} ${what} in the app folder: create it (mode 600)`));
       continue;
     }
     const mode = Number(info.mode) & 0o777;

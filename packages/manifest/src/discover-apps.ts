@@ -4,6 +4,7 @@ import { ConfigError, type AppFolder } from '@deploykit/core';
 import { sortIssues, type Issue } from './issue.js';
 import { MANIFEST_FILE, validateAppFolder } from './validate-app-folder.js';
 import { parseYamlSource } from './yaml-source.js';
+import type { ValidateOptions } from './app-folder-rules.js';
 
 /** One folder under the apps root that holds an app.yaml, valid or not. */
 export interface DiscoveredApp {
@@ -35,7 +36,7 @@ export interface DiscoveryResult {
 const IGNORED_FOLDER = /^\.|\.staging|\.old/;
 
 /** Finds, loads and validates every direct subfolder of `appsRoot` holding an app.yaml; throws ConfigError only when the root itself is unusable. */
-export async function discoverApps(appsRoot: string): Promise<DiscoveryResult> {
+export async function discoverApps(appsRoot: string, options: ValidateOptions = {}): Promise<DiscoveryResult> {
   const root = resolve(appsRoot);
   const rootInfo = await stat(root).catch(() => undefined);
   if (rootInfo === undefined) {
@@ -63,7 +64,7 @@ export async function discoverApps(appsRoot: string): Promise<DiscoveryResult> {
   const validated = await Promise.all(
     candidates.map(async (folder) => {
       const dir = join(root, folder);
-      const result = await validateAppFolder(dir).catch((error: unknown): Awaited<ReturnType<typeof validateAppFolder>> => ({
+      const result = await validateAppFolder(dir, options).catch((error: unknown): Awaited<ReturnType<typeof validateAppFolder>> => ({
         warnings: [],
         errors: [{ file: join(dir, MANIFEST_FILE), line: 0, column: 0, path: '', message: `cannot be validated: ${(error as Error).message}`, rule: 'internal' }],
       }));

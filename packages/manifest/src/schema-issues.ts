@@ -9,6 +9,8 @@ export type SchemaValidator = (data: unknown, source: YamlSource) => Issue[];
 export function compileSchemaValidator(schema: object): SchemaValidator {
   // verbose gives parentSchema (for the list of known keys); logger off because library code never prints.
   const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: true, strictTypes: false, strictRequired: false, logger: false });
+  // Our one extension keyword: a human sentence for a pattern, since a regular expression is no message.
+  ajv.addVocabulary(['x-pattern-message']);
   const validate: ValidateFunction = ajv.compile(schema);
   return (data, source) => {
     if (validate(data)) return [];
@@ -40,6 +42,7 @@ function convertAjvError(error: ErrorObject, source: YamlSource): Issue[] {
       ];
     }
     case 'pattern': {
+      const sentence = (error.parentSchema as { 'x-pattern-message'?: string } | undefined)?.['x-pattern-message'];
       if (error.propertyName !== undefined) {
         // A propertyNames violation: the offending thing is a key, so point at the key.
         return [
@@ -47,12 +50,12 @@ function convertAjvError(error: ErrorObject, source: YamlSource): Issue[] {
             ...base,
             ...source.locateKey([...segments, error.propertyName]),
             path: joinPath(segments),
-            message: `key "${error.propertyName}" ${error.message ?? 'is not allowed'}`,
+            message: `key "${error.propertyName}" ${sentence ?? error.message ?? 'is not allowed'}`,
           },
         ];
       }
       return [
-        { ...base, ...source.locateValue(segments), path: joinPath(segments), message: `${error.message ?? 'is invalid'} (got ${JSON.stringify(error.data)})` },
+        { ...base, ...source.locateValue(segments), path: joinPath(segments), message: `${sentence ?? error.message ?? 'is invalid'} (got ${JSON.stringify(error.data)})` },
       ];
     }
     case 'type':

@@ -19,6 +19,8 @@ export interface SchemaNode {
   readonly enum?: readonly unknown[];
   readonly const?: unknown;
   readonly pattern?: string;
+  /** Our extension: the sentence shown when `pattern` fails. */
+  readonly 'x-pattern-message'?: string;
   readonly minimum?: number;
   readonly maximum?: number;
   readonly minLength?: number;

@@ -139,3 +139,20 @@ test('schema errors stop before the folder rules run', async (t) => {
   const result = await validateAppFolder(join(tree.root, 'broken'));
   assert.deepEqual(formatAll(result.errors, tree.root), ['schema broken/app.yaml:2:7: port: must be integer']);
 });
+
+test('a secret named twice is reported once, and missing secrets can be downgraded for a first install', async (t) => {
+  const tree = await createTempTree();
+  t.after(() => tree.dispose());
+  const manifest = MANIFEST.replace('  - secrets/db.env', '  - secrets/db.env\n  - secrets/borg.pass') + 'borg:\n  passphrase_file: secrets/borg.pass\n';
+  const dir = await writeValidWiki(tree, manifest);
+  const strict = await validateAppFolder(dir);
+  assert.deepEqual(formatAll(strict.errors, tree.root), [
+    'secret-missing wiki/app.yaml:9:5: secrets/1: secret file secrets/borg.pass does not exist in the app folder: create it (mode 600)',
+  ]);
+  const lenient = await validateAppFolder(dir, { allowMissingSecrets: true });
+  assert.deepEqual(lenient.errors, []);
+  assert.deepEqual(formatAll(lenient.warnings, tree.root), [
+    'secret-missing wiki/app.yaml:9:5: secrets/1: secret file secrets/borg.pass does not exist in the app folder: create it (mode 600)',
+  ]);
+  assert.equal(lenient.app?.manifest.borg?.passphrase_file, 'secrets/borg.pass');
+});

@@ -2,7 +2,7 @@ import { resolve, join, basename } from 'node:path';
 import type { AppFolder } from '@deploykit/core';
 import { sortIssues, type Issue } from './issue.js';
 import { loadManifestWithSource } from './load-manifest.js';
-import { APP_FOLDER_RULES } from './app-folder-rules.js';
+import { APP_FOLDER_RULES, type ValidateOptions } from './app-folder-rules.js';
 
 /** Name of the manifest file inside every app folder. */
 export const MANIFEST_FILE = 'app.yaml';
@@ -15,12 +15,12 @@ export interface ValidationResult {
 }
 
 /** Loads `dir/app.yaml`, then runs the cross-field rules against the folder on disk; never throws for bad content. */
-export async function validateAppFolder(dir: string): Promise<ValidationResult> {
+export async function validateAppFolder(dir: string, options: ValidateOptions = {}): Promise<ValidationResult> {
   const absoluteDir = resolve(dir);
   const manifestPath = join(absoluteDir, MANIFEST_FILE);
   const loaded = await loadManifestWithSource(manifestPath);
   if (loaded.manifest === undefined || loaded.source === undefined) return { warnings: loaded.warnings, errors: loaded.errors };
-  const context = { dir: absoluteDir, manifest: loaded.manifest, source: loaded.source };
+  const context = { dir: absoluteDir, manifest: loaded.manifest, source: loaded.source, options };
   const findings = (await Promise.all(APP_FOLDER_RULES.map((rule) => rule(context)))).flat();
   const errors = sortIssues(findings.filter((finding) => finding.severity === 'error').map((finding) => finding.issue));
   const warnings = [...loaded.warnings, ...findings.filter((finding) => finding.severity === 'warning').map((finding) => finding.issue)];
