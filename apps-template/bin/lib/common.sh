@@ -112,6 +112,18 @@ running_group() {
   printf '%s\n' "$pgid"
 }
 
+# Succeeds while process group $1 has a live (non-zombie) member. A zombie counts as gone: the
+# supervisor is reparented to PID 1 when bin/start exits, and some inits reap it only later.
+group_alive() {
+  local pid line
+  for pid in $(pgrep -g "$1" 2>/dev/null); do
+    line="$(cat "/proc/$pid/stat" 2>/dev/null)" || continue
+    line="${line##*) }"
+    [[ "${line%% *}" != Z ]] && return 0
+  done
+  return 1
+}
+
 # Prints the address the app listens on and the URL deploy (and curl) reach it at.
 app_port() { setting PORT "${DEPLOY_PORT:-8080}"; }
 app_bind_address() { setting BIND_ADDRESS "${DEPLOY_HOST_ADDRESS:-127.0.0.1}"; }
