@@ -1,0 +1,308 @@
+import { Transform, type TransformCallback } from 'node:stream';
+import { TransportError } from '@deploykit/core';
+
+const BLOCK = 512;
+/** Largest GNU long-name or pax record we accept; real ones are a few KiB at most. */
+const MAX_META_BYTES = 1024 * 1024;
+/** Symlink chains longer than this count as escaping (the kernel's own limit is 40). */
+const MAX_LINK_DEPTH = 40;
+/** Entry types whose size field counts data blocks that follow the header. */
+const TYPES_WITHOUT_DATA = new Set(['1', '2', '3', '4', '5', '6']);
+
+/** Stable error codes of the tar guard (TransportError.code). */
+export const TAR_ERROR_CODES = { unsafe: 'TAR_UNSAFE_ENTRY', garbage: 'TAR_GARBAGE' } as const;
+
+type GuardState = 'header' | 'data' | 'meta' | 'sparse-extension' | 'end';
+
+interface Overrides {
+  path?: string;
+  linkpath?: string;
+}
+
+/** Splits an archive path into its components, dropping empty and `.` ones. */
+function splitPath(path: string): string[] {
+  return path.split('/').filter((part) => part !== '' && part !== '.');
+}
+
+/** Reads a NUL-terminated string field. */
+function readString(block: Buffer, start: number, length: number): string {
+  const field = block.subarray(start, start + length);
+  const end = field.indexOf(0);
+  return field.subarray(0, end === -1 ? field.length : end).toString('utf8');
+}
+
+/** Pads a size to whole 512-byte blocks. */
+function padded(size: number): number {
+  return Math.ceil(size / BLOCK) * BLOCK;
+}
+
+/**
+ * Passes a tar stream through unchanged while checking every entry header on the fly (ustar, GNU
+ * long names 'L'/'K', pax 'x'/'g' path/linkpath, octal and base-256 sizes). Fails with
+ * TAR_UNSAFE_ENTRY before the offending header is passed on when an entry has an absolute path or a
+ * `..` component, is written through a symlink from the same archive, is a hard link to an absolute
+ * or `..` target, or is a symlink whose target is absolute or resolves outside the extraction root.
+ * Fails with TAR_GARBAGE when a header checksum is wrong. Everything after the end-of-archive
+ * block passes unchecked (tar stops reading there).
+ */
+export class TarGuard extends Transform {
+  #state: GuardState = 'header';
+  readonly #block = Buffer.alloc(BLOCK);
+  #fill = 0;
+  #skipLeft = 0;
+  #metaType = '';
+  #meta: Buffer = Buffer.alloc(0);
+  #metaFill = 0;
+  #metaSize = 0;
+  #sparseDataSize = 0;
+  #longName: string | undefined;
+  #longLink: string | undefined;
+  #pax: Overrides = {};
+  readonly #symlinks = new Map<string, string>();
+  #entries = 0;
+  #bytes = 0;
+  #sawRootEntry = false;
+
+  /** Archive entries checked so far (metadata headers not counted). */
+  get entries(): number {
+    return this.#entries;
+  }
+
+  /** Bytes passed through so far. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** True when the archive carried an entry for its root (`.` or `./`), which sets the root's mode. */
+  get sawRootEntry(): boolean {
+    return this.#sawRootEntry;
+  }
+
+  /** True once the end-of-archive block was seen. */
+  get ended(): boolean {
+    return this.#state === 'end';
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    try {
+      this.#scan(chunk);
+    } catch (error) {
+      return callback(error as Error);
+    }
+    this.#bytes += chunk.length;
+    callback(null, chunk);
+  }
+
+  #scan(chunk: Buffer): void {
+    let offset = 0;
+    while (offset < chunk.length && this.#state !== 'end') {
+      const rest = chunk.length - offset;
+      if (this.#state === 'data') {
+        const take = Math.min(this.#skipLeft, rest);
+        this.#skipLeft -= take;
+        offset += take;
+        if (this.#skipLeft === 0) this.#state = 'header';
+      } else if (this.#state === 'meta') {
+        const take = Math.min(this.#meta.length - this.#metaFill, rest);
+        chunk.copy(this.#meta, this.#metaFill, offset, offset + take);
+        this.#metaFill += take;
+        offset += take;
+        if (this.#metaFill === this.#meta.length) this.#completeMeta();
+      } else {
+        const take = Math.min(BLOCK - this.#fill, rest);
+        chunk.copy(this.#block, this.#fill, offset, offset + take);
+        this.#fill += take;
+        offset += take;
+        if (this.#fill === BLOCK) {
+          this.#fill = 0;
+          if (this.#state === 'header') this.#completeHeader(this.#block);
+          else this.#completeSparseExtension(this.#block);
+        }
+      }
+    }
+  }
+
+  #garbage(message: string): TransportError {
+    return new TransportError(TAR_ERROR_CODES.garbage, `payload is not a valid tar stream: ${message}`, {
+      hint: 'The producer did not write a tar archive; check the stream producer on the source host.',
+      details: { entries: this.#entries },
+    });
+  }
+
+  #unsafe(name: string, reason: string): TransportError {
+    return new TransportError(TAR_ERROR_CODES.unsafe, `refusing tar entry ${JSON.stringify(name)}: ${reason}`, {
+      hint: 'The archive would write outside the target folder; nothing was swapped in. Inspect the archive on the source host.',
+      details: { entry: name, reason },
+    });
+  }
+
+  #readNumber(block: Buffer, start: number, length: number, what: string): number {
+    const first = block[start]!;
+    if (first & 0x80) {
+      // GNU base-256: big-endian two's complement; 0xff marks a negative number.
+      if (first === 0xff) throw this.#garbage(`negative ${what}`);
+      let value = first & 0x7f;
+      for (let index = start + 1; index < start + length; index += 1) value = value * 256 + block[index]!;
+      if (!Number.isSafeInteger(value)) throw this.#garbage(`${what} too large`);
+      return value;
+    }
+    const text = block.subarray(start, start + length).toString('latin1').replace(/[\0 ]+$/, '').replace(/^ +/, '');
+    if (text === '') return 0;
+    if (!/^[0-7]+$/.test(text)) throw this.#garbage(`${what} field ${JSON.stringify(text)} is not octal`);
+    return parseInt(text, 8);
+  }
+
+  #completeHeader(block: Buffer): void {
+    if (block.every((byte) => byte === 0)) {
+      this.#state = 'end';
+      return;
+    }
+    this.#verifyChecksum(block);
+    const type = String.fromCharCode(block[156]!);
+    const size = this.#readNumber(block, 124, 12, 'size');
+    if (type === 'L' || type === 'K' || type === 'x' || type === 'g') {
+      if (size > MAX_META_BYTES) throw this.#garbage(`metadata record of ${size} bytes`);
+      this.#metaType = type;
+      this.#metaSize = size;
+      this.#meta = Buffer.alloc(padded(size));
+      this.#metaFill = 0;
+      this.#state = this.#meta.length === 0 ? 'header' : 'meta';
+      if (this.#meta.length === 0) this.#completeMeta();
+      return;
+    }
+    const magic = block.subarray(257, 263).toString('latin1');
+    const shortName = readString(block, 0, 100);
+    const prefix = magic === 'ustar\0' ? readString(block, 345, 155) : '';
+    const name = this.#pax.path ?? this.#longName ?? (prefix === '' ? shortName : `${prefix}/${shortName}`);
+    const linkName = this.#pax.linkpath ?? this.#longLink ?? readString(block, 157, 100);
+    this.#pax = {};
+    this.#longName = undefined;
+    this.#longLink = undefined;
+    this.#checkEntry(name, type, linkName);
+    this.#entries += 1;
+    const dataSize = TYPES_WITHOUT_DATA.has(type) ? 0 : padded(size);
+    // Old GNU sparse headers may be followed by extension blocks before the data.
+    if (type === 'S' && magic !== 'ustar\0' && block[482] !== 0) {
+      this.#sparseDataSize = dataSize;
+      this.#state = 'sparse-extension';
+      return;
+    }
+    this.#skip(dataSize);
+  }
+
+  #skip(bytes: number): void {
+    this.#skipLeft = bytes;
+    this.#state = bytes === 0 ? 'header' : 'data';
+  }
+
+  #completeSparseExtension(block: Buffer): void {
+    if (block[504] === 0) this.#skip(this.#sparseDataSize);
+  }
+
+  #verifyChecksum(block: Buffer): void {
+    const stored = this.#readNumber(block, 148, 8, 'checksum');
+    let unsigned = 0;
+    let signed = 0;
+    for (let index = 0; index < BLOCK; index += 1) {
+      const byte = index >= 148 && index < 156 ? 0x20 : block[index]!;
+      unsigned += byte;
+      signed += byte > 127 ? byte - 256 : byte;
+    }
+    if (stored !== unsigned && stored !== signed) throw this.#garbage(`header checksum mismatch after ${this.#entries} entries`);
+  }
+
+  #completeMeta(): void {
+    const data = this.#meta.subarray(0, this.#metaSize);
+    this.#state = 'header';
+    if (this.#metaType === 'L') this.#longName = readString(data, 0, data.length);
+    else if (this.#metaType === 'K') this.#longLink = readString(data, 0, data.length);
+    else {
+      const records = this.#parsePax(data);
+      if (this.#metaType === 'x') this.#pax = records;
+      // A global header's path makes no sense for one entry; still refuse a hostile one.
+      else if (records.path !== undefined) this.#checkEntry(records.path, '0', '');
+    }
+  }
+
+  #parsePax(data: Buffer): Overrides {
+    const out: Overrides = {};
+    let position = 0;
+    while (position < data.length) {
+      if (data[position] === 0) break;
+      const space = data.indexOf(0x20, position);
+      const length = space === -1 ? NaN : Number(data.subarray(position, space).toString('latin1'));
+      if (!Number.isInteger(length) || length <= space - position || position + length > data.length)
+        throw this.#garbage('malformed pax header');
+      const record = data.subarray(space + 1, position + length - 1).toString('utf8');
+      const equals = record.indexOf('=');
+      const key = record.slice(0, equals);
+      const value = record.slice(equals + 1);
+      if (key === 'path' || key === 'GNU.sparse.name') out.path = value;
+      else if (key === 'linkpath') out.linkpath = value;
+      position += length;
+    }
+    return out;
+  }
+
+  #checkEntry(name: string, type: string, linkName: string): void {
+    if (name.startsWith('/')) throw this.#unsafe(name, 'absolute path');
+    const parts = name.split('/');
+    if (parts.includes('..')) throw this.#unsafe(name, 'path has a ".." component');
+    const clean = splitPath(name);
+    if (clean.length === 0) {
+      this.#sawRootEntry = true;
+      return;
+    }
+    const through = this.#symlinkPrefix(clean.slice(0, -1));
+    if (through !== undefined) throw this.#unsafe(name, `path goes through the symlink ${JSON.stringify(through)} from the same archive`);
+    const key = clean.join('/');
+    if (type === '1') {
+      if (linkName.startsWith('/')) throw this.#unsafe(name, `hard link to absolute path ${JSON.stringify(linkName)}`);
+      if (linkName.split('/').includes('..')) throw this.#unsafe(name, `hard link target ${JSON.stringify(linkName)} has a ".." component`);
+      const linkThrough = this.#symlinkPrefix(splitPath(linkName).slice(0, -1));
+      if (linkThrough !== undefined) throw this.#unsafe(name, `hard link target goes through the symlink ${JSON.stringify(linkThrough)}`);
+    } else if (type === '2') {
+      if (linkName.startsWith('/')) throw this.#unsafe(name, `symlink to absolute path ${JSON.stringify(linkName)}`);
+      if (this.#resolve(clean.slice(0, -1), linkName, 0) === null)
+        throw this.#unsafe(name, `symlink target ${JSON.stringify(linkName)} resolves outside the target folder`);
+      this.#symlinks.set(key, linkName);
+      return;
+    }
+    // A later non-symlink entry replaces a symlink of the same name.
+    this.#symlinks.delete(key);
+  }
+
+  /** Returns the first leading part of `parts` that is a symlink from this archive. */
+  #symlinkPrefix(parts: readonly string[]): string | undefined {
+    for (let length = 1; length <= parts.length; length += 1) {
+      const prefix = parts.slice(0, length).join('/');
+      if (this.#symlinks.has(prefix)) return prefix;
+    }
+    return undefined;
+  }
+
+  /**
+   * Resolves a relative symlink target from `directory` (components below the root), following
+   * symlinks seen earlier in the archive; returns null when it climbs above the root.
+   */
+  #resolve(directory: readonly string[], target: string, depth: number): string[] | null {
+    if (depth > MAX_LINK_DEPTH || target.startsWith('/')) return null;
+    let stack = [...directory];
+    for (const part of target.split('/')) {
+      if (part === '' || part === '.') continue;
+      if (part === '..') {
+        if (stack.length === 0) return null;
+        stack.pop();
+        continue;
+      }
+      stack.push(part);
+      const inner = this.#symlinks.get(stack.join('/'));
+      if (inner !== undefined) {
+        const resolved = this.#resolve(stack.slice(0, -1), inner, depth + 1);
+        if (resolved === null) return null;
+        stack = resolved;
+      }
+    }
+    return stack;
+  }
+}
