@@ -1,1 +1,2 @@
 export * from './tar-guard.js';
+export * from './staging.js';
