@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -34,6 +34,12 @@ export async function ensureDataTemplate(kind: string, shape: string, build: (di
     }
   } finally {
     await rm(workDir, { recursive: true, force: true });
+  }
+  // Templates of older lab settings are dead weight (tens of MB each); builds in progress are kept.
+  for (const name of await readdir(cacheRoot)) {
+    if (name.startsWith(`${kind}-`) && name !== `${kind}-${key}` && !name.includes('.tmp-')) {
+      await rm(join(cacheRoot, name), { recursive: true, force: true });
+    }
   }
   return join(finalDir, 'data');
 }
