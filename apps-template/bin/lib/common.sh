@@ -93,6 +93,12 @@ manifest_db_name() {
   _yaml_block database | sed -nE 's/^[[:space:]]+name:[[:space:]]*(.*)$/\1/p' | head -n 1 | _unquote
 }
 
+# These scripts speak PostgreSQL only; refuse clearly if app.yaml was changed to another kind.
+check_db_kind() {
+  [[ -z "${DEPLOY_DB_KIND:-}" || "$DEPLOY_DB_KIND" == postgres ]] ||
+    die "database.kind is $DEPLOY_DB_KIND but these bin/ scripts handle postgres only: adapt bin/install, bin/backup and bin/restore"
+}
+
 # Fails unless $1 is a plain SQL identifier (we interpolate names into SQL, never passwords).
 check_identifier() {
   [[ "$1" =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || die "'$1' is not a plain lower-case SQL identifier: fix database.name/roles in app.yaml"
