@@ -1,11 +1,23 @@
 import type { CheckSpec } from '@deploykit/core';
 import { expandPlaceholders } from '@deploykit/manifest';
 import type { CheckEnvironment, CheckResult, CheckRunner } from './check-types.js';
+import { runDbPageCheck } from './db-page-check.js';
 import { runHttpCheck } from './http-check.js';
+import { runLoginCheck } from './login-check.js';
+import { runLogsCheck } from './logs-check.js';
+import { runProcessCheck } from './process-check.js';
+import { runStaticCheck } from './static-check.js';
+import { runUploadsCheck } from './uploads-check.js';
 
 /** The registry of check kinds; a kind without a runner is reported, not silently passed. */
 export const CHECK_RUNNERS: Partial<Record<CheckSpec['type'], CheckRunner>> = {
   http: runHttpCheck as CheckRunner,
+  static: runStaticCheck as CheckRunner,
+  uploads: runUploadsCheck as CheckRunner,
+  'db-page': runDbPageCheck as CheckRunner,
+  login: runLoginCheck as CheckRunner,
+  logs: runLogsCheck as CheckRunner,
+  process: runProcessCheck as CheckRunner,
 };
 
 /** Resolves the app's base URL on this host ({host_address}, {port}), or an override. */
