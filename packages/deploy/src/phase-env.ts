@@ -46,5 +46,8 @@ export function buildPhaseEnv(app: AppFolder, phase: Phase, context: PhaseContex
     DEPLOY_DB_KIND: manifest.database.kind,
     DEPLOY_DB_NAME: manifest.database.name ?? '',
     DEPLOY_PORT: manifest.port === undefined ? '' : String(manifest.port),
+    // Newline-separated, so scripts need not parse app.yaml: mapfile -t vols <<<"$DEPLOY_VOLUMES"
+    DEPLOY_VOLUMES: manifest.volumes.map((volume) => volume.path).join('\n'),
+    DEPLOY_DB_ROLES: (manifest.database.roles ?? []).join('\n'),
   };
 }

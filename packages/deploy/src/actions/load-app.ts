@@ -2,8 +2,8 @@ import { ConfigError, type AppFolder } from '@deploykit/core';
 import { discoverApps, formatIssue, type DiscoveryResult } from '@deploykit/manifest';
 
 /** Finds one app by name under the apps root; a bad or unknown name says what exists. */
-export async function loadApp(appsRoot: string, name: string): Promise<AppFolder> {
-  const found = await discoverApps(appsRoot);
+export async function loadApp(appsRoot: string, name: string, options: { allowMissingSecrets?: boolean } = {}): Promise<AppFolder> {
+  const found = await discoverApps(appsRoot, options);
   return pickApp(found, name);
 }
 

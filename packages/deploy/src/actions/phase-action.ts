@@ -15,8 +15,9 @@ export interface PhaseRunSummary {
 }
 
 /** Resolves the apps a phase command names (or all with --all). */
-export async function selectApps(context: CommandContext, names: readonly string[], all: boolean): Promise<AppFolder[]> {
-  const found = await discoverApps(context.hostContext.appsRoot);
+export async function selectApps(context: CommandContext, names: readonly string[], all: boolean, phase?: Phase): Promise<AppFolder[]> {
+  // bin/install may create the app's secrets on first run (the sample app does), so they may be missing before it.
+  const found = await discoverApps(context.hostContext.appsRoot, { allowMissingSecrets: phase === 'install' });
   if (all) return found.apps;
   return names.map((name) => pickApp(found, name));
 }

@@ -17,7 +17,7 @@ function phaseCommand(phase: Phase, describe: string, examples: readonly (readon
       if (names.length === 0 && args.all !== true) {
         throw new UsageError('APP_REQUIRED', `name at least one app for ${phase}, or pass --all`, { hint: `deploy ${phase} <app>; \`deploy list\` shows the apps.` });
       }
-      const apps = await selectApps(context, names, args.all === true);
+      const apps = await selectApps(context, names, args.all === true, phase);
       const summary = await runPhaseForApps(context, phase, apps);
       return { exitCode: phaseExitCode(summary), json: summary, text: renderPhaseSummary(summary) };
     },

@@ -1,0 +1,118 @@
+import type { Host } from '@deploykit/core';
+import { DependencyError } from '@deploykit/core';
+
+/**
+ * What `borg export-tar | tar -x` loses (measured on borg 1.2.4: DESIGN §6), found on a volume and
+ * carried by a side channel: xattrs and ACLs (getfattr dump, ACLs are system.posix_acl_* xattrs),
+ * modification times after 2038-01-19 (clamped by export-tar), and sparse files (written out in
+ * full). Paths are relative to the volume root.
+ */
+export interface FidelityMetadata {
+  /** `getfattr -R -d -m - -h` text dump (setfattr --restore format); empty when no file has xattrs. */
+  readonly xattrDump: string;
+  /** Files carrying at least one xattr other than ACLs. */
+  readonly xattrFiles: number;
+  /** Files carrying a POSIX ACL. */
+  readonly aclFiles: number;
+  /** [path, mtime in seconds] for files modified after 2038-01-19T03:14:07Z. */
+  readonly lateMtimes: readonly (readonly [string, string])[];
+  /** Regular files that are sparse (allocated less than their size). */
+  readonly sparseFiles: readonly string[];
+}
+
+/** Seconds since the epoch of 2038-01-19T03:14:07Z, the last second a signed 32-bit time holds. */
+export const Y2038_SECONDS = 2147483647;
+
+/** argv dumping every xattr (ACLs included) under `.` without following symlinks. */
+export const GETFATTR_ARGV = ['getfattr', '-R', '-d', '-m', '-', '-h', '-e', 'base64', '.'] as const;
+/** argv listing files (NUL-separated) modified after 2038 with their mtime. */
+export const LATE_MTIME_ARGV = ['find', '.', '-newermt', `@${Y2038_SECONDS}`, '-printf', '%P\\t%T@\\0'] as const;
+/** argv listing regular non-empty files with their sparseness (allocated/size). */
+export const SPARSE_ARGV = ['find', '.', '-type', 'f', '-size', '+0', '-printf', '%S\\t%P\\0'] as const;
+
+/** Parses a getfattr dump: counts files with plain xattrs and with ACLs. */
+export function countXattrFiles(dump: string): { xattrFiles: number; aclFiles: number } {
+  let xattrFiles = 0;
+  let aclFiles = 0;
+  for (const block of dump.split(/\n(?=# file: )/)) {
+    const names = block.split('\n').filter((line) => /^[a-z]+\.[^=]+=/.test(line)).map((line) => line.slice(0, line.indexOf('=')));
+    if (names.some((name) => name.startsWith('system.posix_acl_'))) aclFiles += 1;
+    if (names.some((name) => !name.startsWith('system.posix_acl_'))) xattrFiles += 1;
+  }
+  return { xattrFiles, aclFiles };
+}
+
+/** Parses `find -printf '%P\t%T@\0'` output into [path, seconds] pairs. */
+export function parseLateMtimes(output: string): [string, string][] {
+  return output
+    .split('\0')
+    .filter((record) => record.includes('\t'))
+    .map((record) => {
+      const tab = record.lastIndexOf('\t');
+      return [record.slice(0, tab), record.slice(tab + 1)] as [string, string];
+    });
+}
+
+/** Parses `find -printf '%S\t%P\0'` output into the sparse files (sparseness < 1). */
+export function parseSparseFiles(output: string): string[] {
+  return output
+    .split('\0')
+    .filter((record) => record.includes('\t'))
+    .map((record) => [Number(record.slice(0, record.indexOf('\t'))), record.slice(record.indexOf('\t') + 1)] as const)
+    .filter(([sparseness]) => sparseness < 0.9)
+    .map(([, path]) => path);
+}
+
+async function runIn(host: Host, dir: string, argv: readonly string[]): Promise<string> {
+  const result = await host.run({ argv, cwd: dir, maxBuffer: 256 * 1024 * 1024 });
+  if (result.exitCode === 127) {
+    throw new DependencyError('TOOL_MISSING', `${argv[0]} is not installed on ${host.name}`, { hint: 'Install the Debian packages attr, acl and util-linux (scripts/setup-system.sh).' });
+  }
+  // getfattr exits 1 when some file had no xattrs to show; only stderr content means trouble.
+  if (result.exitCode !== 0 && result.stdout === '' && result.stderr.trim() !== '') {
+    throw new DependencyError('SCAN_FAILED', `${argv.join(' ')} failed in ${dir} on ${host.name}: ${result.stderr.trim()}`);
+  }
+  return result.stdout;
+}
+
+/** Scans a volume on a host for what export-tar would lose. */
+export async function scanFidelity(host: Host, dir: string): Promise<FidelityMetadata> {
+  const xattrDump = await runIn(host, dir, GETFATTR_ARGV);
+  const { xattrFiles, aclFiles } = countXattrFiles(xattrDump);
+  const lateMtimes = parseLateMtimes(await runIn(host, dir, LATE_MTIME_ARGV));
+  const sparseFiles = parseSparseFiles(await runIn(host, dir, SPARSE_ARGV));
+  return { xattrDump, xattrFiles, aclFiles, lateMtimes, sparseFiles };
+}
+
+/** True when nothing needs carrying beside the tar stream. */
+export function isFidelityTrivial(metadata: FidelityMetadata): boolean {
+  return metadata.xattrDump.trim() === '' && metadata.lateMtimes.length === 0 && metadata.sparseFiles.length === 0;
+}
+
+/** Applies carried metadata to an extracted volume: xattrs/ACLs, late mtimes, holes in sparse files. */
+export async function applyFidelity(host: Host, dir: string, metadata: FidelityMetadata): Promise<void> {
+  if (metadata.xattrDump.trim() !== '') {
+    const result = await host.run({ argv: ['setfattr', '-h', '--restore=-'], cwd: dir, input: metadata.xattrDump });
+    if (result.exitCode !== 0) throw new DependencyError('XATTR_RESTORE_FAILED', `setfattr --restore failed in ${dir}: ${result.stderr.trim()}`, { hint: 'Does the target filesystem support xattrs and ACLs (mount option user_xattr, acl)?' });
+  }
+  for (const path of metadata.sparseFiles) {
+    // Holes first: digging rewrites nothing but deallocates zero ranges, and does not touch mtime... but be safe and set times after.
+    const result = await host.run({ argv: ['fallocate', '--dig-holes', '--', path], cwd: dir });
+    if (result.exitCode !== 0) throw new DependencyError('SPARSE_FAILED', `fallocate --dig-holes ${path} failed: ${result.stderr.trim()}`);
+  }
+  for (const [path, seconds] of metadata.lateMtimes) {
+    const result = await host.run({ argv: ['touch', '-h', '-m', '-d', `@${seconds}`, '--', path], cwd: dir });
+    if (result.exitCode !== 0) throw new DependencyError('MTIME_FAILED', `touch ${path} failed: ${result.stderr.trim()}`);
+  }
+}
+
+/** Compares source and target metadata; returns human differences (empty = identical). */
+export function compareFidelity(source: FidelityMetadata, target: FidelityMetadata): string[] {
+  const differences: string[] = [];
+  if (source.xattrDump.trim() !== target.xattrDump.trim()) differences.push(`xattrs/ACLs differ (source ${source.xattrFiles} files with xattrs, ${source.aclFiles} with ACLs; target ${target.xattrFiles}, ${target.aclFiles})`);
+  const late = (m: FidelityMetadata): string => JSON.stringify([...m.lateMtimes].sort());
+  if (late(source) !== late(target)) differences.push(`modification times after 2038 differ (source ${source.lateMtimes.length} files, target ${target.lateMtimes.length})`);
+  const sparse = (m: FidelityMetadata): string => JSON.stringify([...m.sparseFiles].sort());
+  if (sparse(source) !== sparse(target)) differences.push(`sparse files differ (source ${source.sparseFiles.length}, target ${target.sparseFiles.length})`);
+  return differences;
+}
