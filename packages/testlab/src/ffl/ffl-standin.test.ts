@@ -345,7 +345,8 @@ describe('ffl stand-in', { concurrency: 4 }, () => {
       assert.equal(received.code, 1);
       const output = received.stdout.toString('latin1');
       const oops = output.indexOf('Oops, something went wrong: Download failed: Both WebRTC and HTTP downloads failed. WebRTC: WebRTC connection failed before download completed. HTTP: ');
-      assert.ok(oops > 0 && oops <= 1_000_000, `Oops text at ${oops}`);
+      // The receiver may discard what it had buffered but not consumed when the stream broke.
+      assert.ok(oops > 500_000 && oops <= 1_000_000, `Oops text at ${oops}`);
       assert.match(output.slice(oops), /\nPlease try again or try later\.\n\nIf you still get the same problem, please contact us at .*\.\nWe will fix the problem as soon as possible\.\n$/);
       assert.equal(readdirSync(workspace.tmp).filter((name) => /^stdin_cache_.+\.bin$/.test(name)).length, 1);
     });
@@ -364,7 +365,8 @@ describe('ffl stand-in', { concurrency: 4 }, () => {
       assert.equal(first.code, 0, first.stderr);
       assert.ok(first.stdout.equals(readFileSync(workspace.path('input.bin'))), 'handoff payload differs');
       const create = readHookEventFile(hook).find((event) => event.event === '/download/create');
-      assert.equal(create?.data['resumeOffset'], 1_000_000);
+      const resumeOffset = Number(create?.data['resumeOffset']);
+      assert.ok(resumeOffset > 500_000 && resumeOffset <= 1_000_000, `resumeOffset ${resumeOffset}`);
       const names = eventNames(hook);
       assert.ok(names.includes('/webrtc/transfer/create') && !names.includes('/webrtc/transfer/complete') && !names.includes('/download/fail'));
 
@@ -394,6 +396,36 @@ describe('ffl stand-in', { concurrency: 4 }, () => {
       const failed = readHookEventFile(hook).find((event) => event.event === '/download/fail');
       assert.equal(failed?.data['reason'], 'connection-lost');
       assert.ok(statSync(workspace.path('out.bin')).size === 2_000_000);
+    });
+  });
+
+  it('throttled transfer shows progress; SIGTERM kills the sender without events and leaves the cache', async () => {
+    await withWorkspace(async (workspace) => {
+      const hook = workspace.path('events.jsonl');
+      const json = workspace.path('share.json');
+      const sender = workspace.startFfl(['-', '--force-relay', '--max-downloads', '1', '--hook', hook, '--json', json], {
+        [FFL_STANDIN_ENV.throttleBytesPerSecond]: '400000',
+      });
+      sender.child.stdin?.on('error', () => undefined);
+      sender.child.stdin?.end(Buffer.alloc(2_000_000, 1));
+      const link = String((await readShareJson(json))['link']);
+      const receiving = workspace.receive(['download', link, '--stdout']);
+      while (!eventNames(hook).includes('/download/create')) await sleep(30);
+      await sleep(1400);
+      const progress = readHookEventFile(hook).filter((event) => event.event === '/download/progress');
+      // First chunk, then at most one per second: 2 in 1.4 s (3 only if the machine stalls).
+      assert.ok(progress.length >= 2 && progress.length <= 3, `${progress.length} progress events in 1.4 s`);
+      const bytes = progress.map((event) => Number(event.data['bytesTransferred']));
+      assert.ok((bytes.at(-1) ?? 0) > (bytes[0] ?? 0) && (bytes.at(-1) ?? 0) < 2_000_000, bytes.join(','));
+      const before = eventNames(hook).length;
+      sender.child.kill('SIGTERM');
+      const killed = await sender.done;
+      assert.equal(killed.signal, 'SIGTERM');
+      const received = await receiving;
+      assert.equal(received.code, 1);
+      assert.match(received.stdout.toString('latin1'), /Oops, something went wrong: Download failed: Network error during HTTP download: /);
+      assert.equal(eventNames(hook).length, before, 'SIGTERM must not emit events');
+      assert.equal(readdirSync(workspace.tmp).filter((name) => name.startsWith('stdin_cache_')).length, 1);
     });
   });
 

@@ -220,16 +220,21 @@ export async function runShare(args: ShareArguments, hook: HookSink, env: NodeJS
           const dropNow = dropAfter > 0 && sent + slice.length >= dropAfter;
           if (dropNow) slice = slice.subarray(0, dropAfter - sent);
           hash?.update(slice);
-          const flowing = response.write(slice);
+          let flowing = true;
+          if (killNow || dropNow) {
+            // Wait until the partial bytes are in the kernel, so the receiver sees exactly N bytes before the break.
+            await new Promise<void>((resolve) => response.write(slice, () => resolve()));
+          } else {
+            flowing = response.write(slice);
+          }
           sent += slice.length;
           state.totalWireBytes += slice.length;
           if (killNow) {
-            // Let the partial bytes reach the receiver, then die like a crashed sender: no events, no cleanup.
-            await sleep(150);
+            // Die like a crashed sender: no events, no cleanup, stdin cache left behind.
+            await sleep(50);
             process.kill(process.pid, 'SIGKILL');
           }
           if (dropNow) {
-            await sleep(100);
             response.destroy();
             return { kind: 'dropped', sent };
           }
