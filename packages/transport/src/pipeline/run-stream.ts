@@ -1,0 +1,353 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { PassThrough, type Readable } from 'node:stream';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { newRunId, type Arg, type Host, type RunResult, type Secret } from '@deploykit/core';
+import { DEFAULT_RETRIES, DEFAULT_STALL_SECONDS, type ConsumerSpec, type StreamEvent, type StreamPath, type TransportName } from '../contract.js';
+import { FrameEncoder } from '../framing/frame-encoder.js';
+import { buildCleanupArgv } from '../transports/receiver-argv.js';
+import { waitAtMost } from '../transports/pipe-session.js';
+import { resolveTransport } from '../transports/registry.js';
+import type { PreflightContext, ReceiverDone, SenderSession, Transport, TransportOptions } from '../transports/transport.js';
+import { ByteMeter } from './byte-meter.js';
+import { describeFailure, isBrokenPipeExit, pickFirstFailure, StageFailureError, tailText, type StageFailure } from './stage-failure.js';
+
+/** Inputs of one stream. */
+export interface RunStreamOptions {
+  /** Stream name (`volumes`, `database`...). */
+  readonly name: string;
+  readonly transport: TransportName | Transport;
+  /** Where the producer runs (usually LocalHost). */
+  readonly source: Host;
+  /** Where the receiver and the consumer run. */
+  readonly target: Host;
+  /** Producer argv, run on `source`. */
+  readonly producer: readonly Arg[];
+  /**
+   * Instead of running `producer`: read the payload from this stream (e.g. our own stdin). End =
+   * success, an error = failure; a stream cannot be re-read, so retries are off.
+   */
+  readonly producerStream?: Readable;
+  readonly producerEnv?: Readonly<Record<string, string | Secret>>;
+  readonly producerCwd?: string;
+  readonly consumer: ConsumerSpec;
+  readonly runId?: string;
+  readonly stallSeconds?: number;
+  readonly retries?: number;
+  /** Expected payload size: ETA in progress events and the scp space check. */
+  readonly estimatedBytes?: number;
+  /** How `deploy` is started on the target (default ['deploy']). */
+  readonly deployCommand?: readonly string[];
+  readonly transportOptions?: TransportOptions;
+  /** Skip preflight (the caller ran it already). */
+  readonly skipPreflight?: boolean;
+  /** Extra secrets to mask in stderr tails. */
+  readonly secrets?: readonly Secret[];
+  /** Receives every event of the stream. */
+  readonly onEvent?: (event: StreamEvent) => void;
+  /** Aborts the stream (every stage, both hosts). */
+  readonly signal?: AbortSignal;
+  /** How long the receiver may take to become ready (default: max(stall window, 30 s)). */
+  readonly readySeconds?: number;
+}
+
+/** One failed attempt, as reported in the result. */
+export interface AttemptFailure extends Omit<StageFailure, 'at'> {
+  readonly attempt: number;
+  readonly at: string;
+}
+
+/** What one stream did. */
+export interface StreamResult {
+  readonly stream: string;
+  readonly transport: TransportName;
+  readonly ok: boolean;
+  /** Payload bytes delivered (the last attempt's producer bytes when failed). */
+  readonly bytes: number;
+  readonly sha256?: string;
+  readonly elapsedMs: number;
+  /** Bytes per second over the successful attempt. */
+  readonly rate: number;
+  readonly path?: StreamPath;
+  readonly retries: number;
+  readonly failures: readonly AttemptFailure[];
+  /** The failure that ended the stream (the first failing stage of the last attempt). */
+  readonly failure?: AttemptFailure;
+}
+
+/** How often the watchdog looks and progress may be emitted. */
+const TICK_MS = 250;
+const PROGRESS_INTERVAL_MS = 1000;
+/** After the first failure, how long other stages get to report theirs (for attribution). */
+const SETTLE_MS = 1500;
+
+type AttemptOutcome = { ok: true; done: ReceiverDone; producerBytes: number; elapsedMs: number; path?: StreamPath } | { ok: false; failure: StageFailure; producerBytes: number };
+
+/**
+ * Runs one stream on the source side: producer (on `source`) -> FrameEncoder -> transport ->
+ * `deploy stream receive` on `target` -> consumer. Meters both ends, aborts everything on a stall,
+ * blames the first failing stage, cleans both hosts, and re-runs the whole stream up to `retries`
+ * times. Never throws for a stream failure (see StreamResult.ok); preflight errors are thrown.
+ */
+export async function runStream(options: RunStreamOptions): Promise<StreamResult> {
+  const transport = typeof options.transport === 'string' ? resolveTransport(options.transport) : options.transport;
+  const stallSeconds = options.stallSeconds ?? DEFAULT_STALL_SECONDS;
+  const retries = options.producerStream !== undefined ? 0 : (options.retries ?? DEFAULT_RETRIES);
+  const runId = options.runId ?? newRunId();
+  const deployCommand = options.deployCommand ?? ['deploy'];
+  const emit = (event: StreamEvent): void => options.onEvent?.(event);
+  const preflight: PreflightContext = {
+    stream: options.name,
+    source: options.source,
+    target: options.target,
+    deployCommand,
+    ...(options.estimatedBytes === undefined ? {} : { estimatedBytes: options.estimatedBytes }),
+    options: options.transportOptions ?? {},
+  };
+  if (options.skipPreflight !== true) await transport.preflight(preflight);
+  const failures: AttemptFailure[] = [];
+  const started = Date.now();
+  let lastBytes = 0;
+  for (let attempt = 1; attempt <= retries + 1; attempt += 1) {
+    if (attempt > 1) {
+      const reason = failures.at(-1);
+      emit({ kind: 'retry', stream: options.name, attempt, reason: reason === undefined ? 'previous attempt failed' : describeFailure(reason as unknown as StageFailure) });
+    }
+    const outcome = await runAttempt({ ...options, transport, stallSeconds, runId, deployCommand, preflight, attempt, emit });
+    if (outcome.ok) {
+      emit({ kind: 'done', stream: options.name, bytes: outcome.done.bytes, sha256: outcome.done.sha256, elapsedMs: outcome.elapsedMs });
+      return {
+        stream: options.name,
+        transport: transport.name,
+        ok: true,
+        bytes: outcome.done.bytes,
+        sha256: outcome.done.sha256,
+        elapsedMs: Date.now() - started,
+        rate: outcome.elapsedMs > 0 ? Math.round((outcome.done.bytes * 1000) / outcome.elapsedMs) : outcome.done.bytes,
+        ...(outcome.path === undefined ? {} : { path: outcome.path }),
+        retries: attempt - 1,
+        failures,
+      };
+    }
+    lastBytes = outcome.producerBytes;
+    const { at, ...rest } = outcome.failure;
+    const failure: AttemptFailure = { ...rest, attempt, at: new Date(at).toISOString() };
+    failures.push(failure);
+    emit({
+      kind: 'failed',
+      stream: options.name,
+      stage: failure.stage,
+      code: failure.code,
+      message: failure.message,
+      ...(failure.exitCode === undefined ? {} : { exitCode: failure.exitCode }),
+      ...(failure.stderrTail === undefined ? {} : { stderrTail: failure.stderrTail }),
+      firstFailureAt: failure.at,
+    });
+    if (options.signal?.aborted) break;
+  }
+  const last = failures.at(-1);
+  return {
+    stream: options.name,
+    transport: transport.name,
+    ok: false,
+    bytes: lastBytes,
+    elapsedMs: Date.now() - started,
+    rate: 0,
+    retries: failures.length - 1,
+    failures,
+    ...(last === undefined ? {} : { failure: last }),
+  };
+}
+
+interface AttemptOptions extends RunStreamOptions {
+  readonly transport: Transport;
+  readonly stallSeconds: number;
+  readonly runId: string;
+  readonly deployCommand: readonly string[];
+  readonly preflight: PreflightContext;
+  readonly attempt: number;
+  readonly emit: (event: StreamEvent) => void;
+}
+
+/** Runs one attempt; always cleans up after itself. */
+async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
+  const attemptDir = await mkdtemp(join(tmpdir(), `dk-stream-${options.name}-`));
+  const failures: StageFailure[] = [];
+  let onFailure: () => void = () => undefined;
+  const failed = new Promise<void>((resolve) => (onFailure = resolve));
+  const report = (failure: StageFailure): void => {
+    failures.push(failure);
+    onFailure();
+  };
+  const secrets: Secret[] = [...(options.secrets ?? [])];
+  let path: StreamPath | undefined;
+  const emit = (event: StreamEvent): void => {
+    if (event.kind === 'path') path = event.path;
+    options.emit(event);
+  };
+  const abortListener = (): void => report({ stage: 'sender', code: 'STREAM_ABORTED', message: 'the stream was aborted', at: Date.now() });
+  options.signal?.addEventListener('abort', abortListener);
+  let session: SenderSession | undefined;
+  let producer: ReturnType<Host['spawn']> | undefined;
+  const producerMeter = new ByteMeter();
+  let watchdog: NodeJS.Timeout | undefined;
+  const started = Date.now();
+  try {
+    try {
+      session = await options.transport.start({ ...options.preflight, runId: options.runId, attempt: options.attempt, consumer: options.consumer, stallSeconds: options.stallSeconds, attemptDir, secrets, emit, report });
+    } catch (error) {
+      report(toStageFailure(error, 'sender'));
+      throw error;
+    }
+    const readyMs = (options.readySeconds ?? Math.max(options.stallSeconds, 30)) * 1000;
+    let readyTimer: NodeJS.Timeout | undefined;
+    const readyTimeout = new Promise<'timeout'>((resolve) => (readyTimer = setTimeout(() => resolve('timeout'), readyMs)));
+    const readyOutcome = await Promise.race([session.ready.then(() => 'ready' as const, () => 'failed' as const), failed.then(() => 'failed' as const), readyTimeout]);
+    clearTimeout(readyTimer);
+    if (readyOutcome === 'timeout') {
+      report({ stage: 'receiver', code: 'RECEIVER_NOT_READY', message: `the receiver on ${options.target.name} did not get ready within ${readyMs / 1000} s`, at: Date.now(), hint: 'Check the target host (load, deploy installed) and retry.' });
+    }
+    if (readyOutcome !== 'ready') throw new Error('not ready');
+
+    const encoder = new FrameEncoder();
+    producer = options.producerStream !== undefined
+      ? wrapStreamProducer(options.producerStream)
+      : options.source.spawn({
+          argv: options.producer,
+          ...(options.producerEnv === undefined ? {} : { env: options.producerEnv }),
+          ...(options.producerCwd === undefined ? {} : { cwd: options.producerCwd }),
+          label: `producer ${options.name}`,
+          maxBuffer: 64 * 1024,
+        });
+    const sink = session.sink;
+    sink.on('error', (error: NodeJS.ErrnoException) =>
+      report({ stage: 'sender', code: 'SENDER_WRITE_FAILED', message: `writing to the transport failed: ${error.message}`, at: Date.now(), consequential: error.code === 'EPIPE' || error.code === 'ERR_STREAM_DESTROYED' }),
+    );
+    producer.stdout.pipe(producerMeter).pipe(encoder).pipe(sink);
+    const producerStderr: string[] = [];
+    producer.stderr.on('data', (chunk: Buffer) => {
+      producerStderr.push(chunk.toString('utf8'));
+      if (producerStderr.length > 64) producerStderr.splice(0, producerStderr.length - 64);
+    });
+    let producerDone = false;
+    void producer.wait().then(async (result) => {
+      // stdout may still hold bytes after exit: the trailer must come after all of them.
+      if (!producerMeter.writableFinished) await new Promise((resolve) => producerMeter.once('finish', resolve));
+      producerDone = true;
+      encoder.finish({ exitCode: result.exitCode, signal: result.signal });
+      if (result.exitCode !== 0 || result.signal !== null) {
+        report({
+          stage: 'producer',
+          code: 'PRODUCER_FAILED',
+          message: `the producer \`${String(options.producer[0])}\` on ${options.source.name} ended with ${result.signal !== null ? `signal ${result.signal}` : `exit ${String(result.exitCode)}`} after ${producerMeter.bytes} bytes`,
+          exitCode: result.exitCode,
+          signal: result.signal,
+          stderrTail: tailText(producerStderr.join('') || result.stderr, secrets),
+          at: Date.now(),
+          consequential: isBrokenPipeExit(result.exitCode, result.signal),
+          hint: 'See the producer stderr tail; its output was incomplete, so nothing was swapped in on the target.',
+        });
+      }
+    });
+
+    // Watchdog: progress at most 1/s, and a stall when no byte moved on either side for the window.
+    let lastConsumer = 0;
+    let lastConsumerMoveAt = Date.now();
+    let lastProgressAt = 0;
+    const windowMs = options.stallSeconds * 1000;
+    watchdog = setInterval(() => {
+      const now = Date.now();
+      const consumer = session!.consumerBytes();
+      if (consumer !== lastConsumer) {
+        lastConsumer = consumer;
+        lastConsumerMoveAt = now;
+      }
+      if (now - lastProgressAt >= PROGRESS_INTERVAL_MS) {
+        lastProgressAt = now;
+        const elapsedMs = now - started;
+        const rate = elapsedMs > 0 ? Math.round((producerMeter.bytes * 1000) / elapsedMs) : 0;
+        const etaMs = options.estimatedBytes !== undefined && rate > 0 ? Math.max(0, Math.round(((options.estimatedBytes - producerMeter.bytes) * 1000) / rate)) : undefined;
+        emit({ kind: 'progress', stream: options.name, side: 'producer', bytes: producerMeter.bytes, rate, elapsedMs, ...(etaMs === undefined ? {} : { etaMs }) });
+      }
+      const idleMs = now - Math.max(producerMeter.lastMoveAt, lastConsumerMoveAt, started);
+      if (idleMs >= windowMs && failures.length === 0) {
+        emit({ kind: 'stalled', stream: options.name, idleMs, windowMs });
+        const blocked = encoder.writableNeedDrain || sink.writableNeedDrain || producerMeter.writableNeedDrain;
+        const stage = producerDone ? 'receiver' : blocked ? 'consumer' : 'producer';
+        const why =
+          stage === 'consumer'
+            ? 'the consumer side stopped taking bytes (the producer is blocked writing)'
+            : stage === 'producer'
+              ? 'the producer stopped writing'
+              : 'the receiver did not finish after the producer ended';
+        report({
+          stage,
+          code: 'STREAM_STALLED',
+          message: `no byte moved for ${Math.round(idleMs / 1000)} s (window ${options.stallSeconds} s): ${why}; producer ${producerMeter.bytes} bytes, consumer ${consumer} bytes`,
+          at: now,
+          hint: `Look at the ${stage} on ${stage === 'producer' ? options.source.name : options.target.name}; raise --stall-seconds if it is just slow.`,
+        });
+      }
+    }, TICK_MS);
+
+    const finished = session.finished.then((done) => ({ done }), () => undefined);
+    const first = await Promise.race([finished, failed.then(() => undefined)]);
+    if (first !== undefined && failures.length === 0) {
+      const producerResult = await producer.wait();
+      if (producerResult.exitCode === 0 && producerResult.signal === null && encoder.trailer !== undefined) {
+        if (encoder.trailer.sha256 !== first.done.sha256 || encoder.trailer.bytes !== first.done.bytes) {
+          report({ stage: 'integrity', code: 'FRAME_MISMATCH', message: `the receiver reports ${first.done.bytes} bytes sha256 ${first.done.sha256}, the sender framed ${encoder.trailer.bytes} bytes sha256 ${encoder.trailer.sha256}`, at: Date.now() });
+        } else {
+          return { ok: true, done: first.done, producerBytes: producerMeter.bytes, elapsedMs: Date.now() - started, ...(path === undefined ? {} : { path }) };
+        }
+      }
+    }
+    throw new Error('attempt failed');
+  } catch {
+    // Let the other stages report what they saw before blaming one.
+    await waitAtMost(Promise.all([session?.finished, producer?.wait()]), SETTLE_MS);
+    const failure = pickFirstFailure(failures) ?? { stage: 'sender' as const, code: 'STREAM_FAILED', message: 'the stream failed', at: Date.now() };
+    return { ok: false, failure, producerBytes: producerMeter.bytes };
+  } finally {
+    clearInterval(watchdog);
+    options.signal?.removeEventListener('abort', abortListener);
+    if (failures.length > 0) {
+      producer?.kill('SIGTERM');
+      await session?.abort();
+      producer?.kill('SIGKILL');
+      if (options.consumer.kind === 'into') {
+        await options.target.run({ argv: buildCleanupArgv(options.deployCommand, options.consumer.dir, options.runId), timeoutMs: 60_000 }).catch(() => undefined);
+      }
+    }
+    await rm(attemptDir, { recursive: true, force: true });
+  }
+}
+
+/** Presents a readable stream as a producer process: exit 0 at its end, 1 on an error. */
+function wrapStreamProducer(stream: Readable): ReturnType<Host['spawn']> {
+  const started = Date.now();
+  const stderr = new PassThrough();
+  const stdout = new PassThrough();
+  const done = new Promise<RunResult>((resolve) => {
+    const finish = (exitCode: number, message: string): void => {
+      stderr.end();
+      resolve({ argv: ['<stdin>'], exitCode, signal: null, stdout: '', stderr: message, durationMs: Date.now() - started, timedOut: false });
+    };
+    stream.once('end', () => finish(0, ''));
+    stream.once('error', (error) => {
+      stdout.end();
+      finish(1, `reading the payload failed: ${error.message}`);
+    });
+  });
+  stream.pipe(stdout);
+  return { pid: undefined, stdin: null, stdout, stderr, wait: () => done, kill: () => stream.destroy() };
+}
+
+/** Turns anything thrown by a transport into a StageFailure. */
+function toStageFailure(error: unknown, stage: StageFailure['stage']): StageFailure {
+  if (error instanceof StageFailureError) return error.failure;
+  const message = error instanceof Error ? error.message : String(error);
+  const code = typeof (error as { code?: unknown }).code === 'string' ? String((error as { code: string }).code) : 'TRANSPORT_START_FAILED';
+  const hint = (error as { hint?: unknown }).hint;
+  return { stage, code, message, at: Date.now(), ...(typeof hint === 'string' ? { hint } : {}) };
+}

@@ -1,0 +1,71 @@
+import { DependencyError, UsageError, type Host, type RunResult } from '@deploykit/core';
+import type { StageFailure } from '../pipeline/stage-failure.js';
+import { describeExit } from './receiver-process.js';
+import { startPipeSession } from './pipe-session.js';
+import type { PreflightContext, Transport } from './transport.js';
+
+/** Exit status of the OpenSSH client for a failed connection (and for a remote command killed by a signal). */
+const SSH_FAILED = 255;
+/** What the OpenSSH client says when the connection itself went away. */
+const CONNECTION_LOST = /closed by remote host|Broken pipe|Connection (reset|refused|timed out|closed)|lost connection|ssh: connect to host|Could not resolve hostname|Timeout, server .* not responding/i;
+
+/** Tells a dropped ssh connection (sender stage) from a receiver that died on the target. */
+export function classifySshExit(result: Pick<RunResult, 'exitCode' | 'signal' | 'stderr'>, hostName: string): Pick<StageFailure, 'stage' | 'code' | 'message' | 'hint'> {
+  if (result.signal !== null || (result.exitCode === SSH_FAILED && CONNECTION_LOST.test(result.stderr))) {
+    return {
+      stage: 'sender',
+      code: 'SSH_CONNECTION_LOST',
+      message: `the ssh connection to ${hostName} dropped (${describeExit(result)})`,
+      hint: `Check that \`ssh ${hostName} true\` works and the network is stable, then retry.`,
+    };
+  }
+  return {
+    stage: 'receiver',
+    code: 'RECEIVER_DIED',
+    message: `the receiver on ${hostName} ended without a result (${result.exitCode === SSH_FAILED ? 'killed on the target, ssh exit 255' : describeExit(result)})`,
+    hint: `Look at the stderr tail and the log of \`deploy stream receive\` on ${hostName}.`,
+  };
+}
+
+/** Checks that `deploy` runs on a host; shared by every transport that starts a receiver. */
+export async function checkDeployOnHost(host: Host, deployCommand: readonly string[]): Promise<void> {
+  const result = await host.run({ argv: [...deployCommand, 'stream', 'receive', '--help'], timeoutMs: 30_000 });
+  if (result.exitCode === 0) return;
+  if (result.exitCode === SSH_FAILED && host.kind === 'ssh') {
+    throw new DependencyError('HOST_UNREACHABLE', `cannot reach host ${host.name} over ssh: ${result.stderr.trim().split('\n').pop() ?? ''}`, {
+      hint: `Check that \`ssh ${host.name} true\` works (keys, known_hosts, sshd running).`,
+    });
+  }
+  throw new DependencyError('DEPLOY_MISSING', `deploy is not installed on host ${host.name} (\`${deployCommand.join(' ')} stream receive --help\` gave ${describeExit(result)})`, {
+    hint: `Install deploykit on ${host.name} so \`deploy\` is on the PATH of its ssh sessions.`,
+  });
+}
+
+/** ssh: framed bytes flow through an OpenSSH channel into `deploy stream receive` on the target. */
+export const sshTransport: Transport = {
+  name: 'ssh',
+  summary: 'stream over an SSH channel (needs SSH trust from source to target)',
+  guarantees: {
+    encryption: 'SSH channel encryption',
+    needsSshTrust: true,
+    stagedBytes: 'none',
+    retry: 'whole stream re-run from the producer',
+    pathDetection: 'always `ssh`',
+  },
+  async preflight(context: PreflightContext) {
+    if (context.target.kind === 'local') {
+      throw new UsageError('SSH_NEEDS_REMOTE_TARGET', `the ssh transport needs a remote target, but ${context.target.name} is this host`, {
+        hint: 'Use --transport local for a same-host stream.',
+      });
+    }
+    await checkDeployOnHost(context.target, context.deployCommand);
+  },
+  async start(context) {
+    return startPipeSession(context, {
+      host: context.target,
+      transport: 'ssh',
+      path: 'ssh',
+      classifyExit: (result) => classifySshExit(result, context.target.name),
+    });
+  },
+};
