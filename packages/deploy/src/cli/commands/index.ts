@@ -1,5 +1,7 @@
 import type { DeployCommand } from '../deploy-command.js';
 import { healthCommand } from './health.js';
+import { updateCommand } from './update.js';
+import { factsCommand, verifyCommand } from './verify.js';
 import { initCommand } from './init.js';
 import { listCommand } from './list.js';
 import { phaseCommands, restoreCommand } from './phases.js';
@@ -16,5 +18,8 @@ export const COMMANDS: readonly DeployCommand[] = [
   ...phaseCommands,
   restoreCommand,
   healthCommand,
+  factsCommand,
+  verifyCommand,
+  updateCommand,
   schemaCommand,
 ];
