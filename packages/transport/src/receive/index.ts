@@ -1,2 +1,3 @@
 export * from './tar-guard.js';
 export * from './staging.js';
+export * from './receiver.js';

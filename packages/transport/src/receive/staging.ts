@@ -55,17 +55,21 @@ export interface SwapResult {
 
 /**
  * Swaps a filled staging dir into place: DIR -> `DIR.old-<runId>` (if DIR exists), staging -> DIR,
- * then removes the old one. When the staging dir still has its 0700 filling mode and the archive
- * did not set the root's mode, `rootMode` (or the old DIR's mode) is applied first. On an error
- * the old DIR is put back and TransportError SWAP_FAILED is thrown.
+ * then removes the old one. The staging dir was filled with mode 0700; unless `keepMode` says the
+ * archive set the root's mode itself, it gets `rootMode`, else the old DIR's mode, else 0755. On an
+ * error the old DIR is put back and TransportError SWAP_FAILED is thrown.
  */
-export async function swapIntoPlace(dir: string, staging: string, runId: string, options: { rootMode?: number } = {}): Promise<SwapResult> {
+export async function swapIntoPlace(
+  dir: string,
+  staging: string,
+  runId: string,
+  options: { rootMode?: number; keepMode?: boolean } = {},
+): Promise<SwapResult> {
   const target = resolve(dir);
   const old = oldPathFor(target, runId);
   const hadTarget = await exists(target);
   try {
-    const mode = options.rootMode ?? (hadTarget ? (await stat(target)).mode & 0o7777 : undefined);
-    if (mode !== undefined) await chmod(staging, mode);
+    if (!options.keepMode) await chmod(staging, options.rootMode ?? (hadTarget ? (await stat(target)).mode & 0o7777 : 0o755));
     if (hadTarget) {
       await rm(old, { recursive: true, force: true });
       await rename(target, old);

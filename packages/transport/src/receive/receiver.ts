@@ -1,0 +1,455 @@
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, rm, statfs, unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import {
+  DeployError,
+  formatBytes,
+  displayArgv,
+  redact,
+  TransportError,
+  type Arg,
+  type Host,
+  type HostProcess,
+  type RunResult,
+  type Secret,
+} from '@deploykit/core';
+import { LocalHost, tailLines } from '@deploykit/host';
+import type { ConsumerSpec, StreamEvent, StreamPath, StreamStage, TransportName } from '../contract.js';
+import { FrameDecoder } from '../framing/frame-decoder.js';
+import { TarGuard } from './tar-guard.js';
+import { createStaging, swapIntoPlace } from './staging.js';
+
+/** Where the receiver reads the framed stream from. */
+export type ReceiverSource =
+  /** Our own stdin (ssh and local transports); `stream` replaces process.stdin in tests. */
+  | { kind: 'stdin'; stream?: Readable }
+  /** A framed file already on this host (scp transport). */
+  | { kind: 'file'; path: string; deleteAfter: boolean }
+  /** `ffl download LINK --stdout` run here. */
+  | { kind: 'ffl'; link: string; pickupCode?: Secret; fflPath: string; env?: Record<string, string> };
+
+/** What runReceiver needs; it runs on the target host. */
+export interface ReceiverOptions {
+  stream: string;
+  runId: string;
+  transport: TransportName;
+  consumer: ConsumerSpec;
+  source: ReceiverSource;
+  /** No byte moved for this long -> `stalled`, then abort. */
+  stallSeconds: number;
+  emit: (event: StreamEvent) => void;
+  /** Abort -> kill consumer/ffl process groups, remove staging. */
+  signal?: AbortSignal;
+  /** Runs the consumer and ffl; default a LocalHost. */
+  host?: Host;
+  /** For `into`: also carry extended attributes and ACLs (`tar --xattrs --acls`). */
+  preserveXattrs?: boolean;
+}
+
+/** How a receive ended. */
+export type ReceiveResult =
+  | { ok: true; bytes: number; sha256: string; elapsedMs: number }
+  | { ok: false; stage: StreamStage; code: string; message: string; exitCode?: number | null; stderrTail?: string };
+
+type Failure = Extract<ReceiveResult, { ok: false }> & { at: string };
+
+/** How long to let a source process (ffl) exit on its own after the trailer arrived. */
+const SOURCE_EXIT_GRACE_MS = 5000;
+/** How long to wait for ffl's exit status before blaming a broken frame on the stream itself. */
+const SOURCE_VERDICT_GRACE_MS = 3000;
+const SOURCE_TAIL_BYTES = 4096;
+/** Below this much free space a short write by tar is taken for a full disk. */
+const MIN_FREE_BYTES = 1024 * 1024;
+
+/** Builds the tar argv that extracts a stream into a staging dir, keeping numeric owners and modes. */
+export function buildExtractArgv(staging: string, preserveXattrs = false): string[] {
+  return ['tar', '-x', '--numeric-owner', '-p', ...(preserveXattrs ? ['--xattrs', '--acls'] : []), '-C', staging, '-f', '-'];
+}
+
+/** Builds the ffl receiver argv (reference/ffl.md §2); the pickup code stays a Secret in displays. */
+export function buildFflDownloadArgv(fflPath: string, link: string, pickupCode?: Secret): Arg[] {
+  return [fflPath, 'download', link, '--stdout', ...(pickupCode ? ['--pickup-code', pickupCode] : [])];
+}
+
+/** Resolves after `ms` or when the promise settles, whichever is first; true if it settled. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  const result = await Promise.race([promise.then(() => true as const), timeout]);
+  clearTimeout(timer);
+  return result;
+}
+
+/** Picks ffl's own failure line out of the text it appended to stdout (reference/ffl.md §2.2). */
+function fflFailureLine(stdoutTail: Buffer): string | undefined {
+  return /Oops, something went wrong:[^\n]*/.exec(stdoutTail.toString('latin1'))?.[0];
+}
+
+/**
+ * Receives one framed stream on the target host: source -> FrameDecoder -> (TarGuard) -> consumer,
+ * with backpressure, progress, a stall watchdog and failure attribution to the first failing
+ * stage. For `into`, extracts into a fresh staging dir swapped into place only after the trailer
+ * verified and tar exited 0. Emits `ready`, `connected`, `path`, `progress`, `stalled` and exactly
+ * one of `done` / `failed`. Never throws for stream failures; returns a ReceiveResult. Leaves no
+ * process, staging dir or temp dir behind.
+ */
+export async function runReceiver(options: ReceiverOptions): Promise<ReceiveResult> {
+  const receiver = new Receiver(options);
+  return receiver.run();
+}
+
+class Receiver {
+  readonly #options: ReceiverOptions;
+  readonly #host: Host;
+  readonly #secrets: Secret[];
+  readonly #started = Date.now();
+  readonly #decoder = new FrameDecoder();
+  readonly #guard: TarGuard | undefined;
+  #failure: Failure | undefined;
+  #failed!: () => void;
+  readonly #failedPromise: Promise<void>;
+  #consumer: HostProcess | undefined;
+  #consumerArgv: readonly Arg[] = [];
+  #consumerResult: Promise<RunResult> | undefined;
+  #killedByUs = false;
+  #sourceProcess: HostProcess | undefined;
+  #sourceStream: Readable | undefined;
+  #sourceTail: Buffer = Buffer.alloc(0);
+  #staging: string | undefined;
+  readonly #tempDirs: string[] = [];
+  #inputBytes = 0;
+  #consumerBytes = 0;
+  #lastByteAt = Date.now();
+  #connected = false;
+
+  constructor(options: ReceiverOptions) {
+    this.#options = options;
+    this.#host = options.host ?? new LocalHost();
+    this.#secrets = options.source.kind === 'ffl' && options.source.pickupCode ? [options.source.pickupCode] : [];
+    this.#guard = options.consumer.kind === 'into' ? new TarGuard() : undefined;
+    this.#failedPromise = new Promise((resolve) => {
+      this.#failed = resolve;
+    });
+  }
+
+  async run(): Promise<ReceiveResult> {
+    const { signal } = this.#options;
+    const onAbort = (): void => this.#fail('receiver', 'ABORTED', 'receive was aborted');
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let watchdog: NodeJS.Timeout | undefined;
+    try {
+      if (signal?.aborted) onAbort();
+      else await this.#start();
+      if (!this.#failure) {
+        watchdog = this.#startWatchdog();
+        const succeeded = await Promise.race([this.#awaitSuccess(), this.#failedPromise.then(() => false)]);
+        clearInterval(watchdog);
+        if (succeeded && !this.#failure) return await this.#finishSuccess();
+      }
+    } catch (error) {
+      const deployError = error instanceof DeployError ? error : undefined;
+      this.#fail('receiver', deployError?.code ?? 'RECEIVER_FAILED', redact((error as Error).message, this.#secrets));
+    } finally {
+      clearInterval(watchdog);
+      signal?.removeEventListener('abort', onAbort);
+    }
+    return this.#finishFailure();
+  }
+
+  /** Creates staging, starts the consumer and the source, wires them together. */
+  async #start(): Promise<void> {
+    const { consumer, runId } = this.#options;
+    if (consumer.kind === 'into') {
+      this.#staging = await createStaging(consumer.dir, runId);
+      this.#consumerArgv = buildExtractArgv(this.#staging, this.#options.preserveXattrs);
+    } else {
+      this.#consumerArgv = consumer.argv;
+    }
+    if (this.#failure) return;
+    const consumerProcess = this.#host.spawn({ argv: this.#consumerArgv, stdin: 'pipe', label: `${this.#options.stream} consumer` });
+    this.#consumer = consumerProcess;
+    // Its stdout is not ours to print (our stdout may carry JSONL events); drain it so it never blocks.
+    consumerProcess.stdout.resume();
+    this.#consumerResult = consumerProcess.wait();
+    void this.#consumerResult.then((result) => this.#onConsumerExit(result));
+    const stdin = consumerProcess.stdin as Writable;
+
+    const source = await this.#openSource();
+    if (this.#failure) {
+      // Aborted while the source was starting.
+      this.#sourceProcess?.kill('SIGTERM');
+      if (this.#options.source.kind !== 'stdin') source.destroy();
+      return;
+    }
+    this.#sourceStream = source;
+    this.#options.emit({ kind: 'ready', stream: this.#options.stream });
+    const path = this.#pathOf();
+    if (path) this.#options.emit({ kind: 'path', stream: this.#options.stream, path });
+
+    source.on('data', (chunk: Buffer) => this.#onSourceData(chunk));
+    source.on('error', (error) => this.#fail('receiver', 'SOURCE_FAILED', `reading the stream failed: ${error.message}`));
+    this.#decoder.on('error', (error) => void this.#onIntegrityError(error));
+    source.pipe(this.#decoder);
+    let last: Readable = this.#decoder;
+    if (this.#guard) {
+      this.#guard.on('error', (error) => this.#fail('integrity', (error as DeployError).code ?? 'TAR_GARBAGE', error.message));
+      last = this.#decoder.pipe(this.#guard);
+    }
+    last.on('data', (chunk: Buffer) => {
+      this.#consumerBytes += chunk.length;
+      this.#lastByteAt = Date.now();
+    });
+    stdin.on('error', () => {
+      // EPIPE: the consumer closed its stdin. Its exit status decides; keep decoding so the
+      // trailer is still verified.
+      last.unpipe(stdin);
+      last.resume();
+    });
+    last.pipe(stdin);
+  }
+
+  async #openSource(): Promise<Readable> {
+    const { source } = this.#options;
+    if (source.kind === 'stdin') return source.stream ?? process.stdin;
+    if (source.kind === 'file') return createReadStream(source.path, { highWaterMark: 1024 * 1024 });
+    // A fresh empty cwd (ffl loads .env from it) and storage dir; stdin /dev/null so prompts fail.
+    const root = await mkdtemp(join(tmpdir(), `deploy-ffl-${this.#options.runId}-`));
+    this.#tempDirs.push(root);
+    const cwd = join(root, 'cwd');
+    const storage = join(root, 'storage');
+    await mkdir(cwd);
+    await mkdir(storage);
+    const fflProcess = this.#host.spawn({
+      argv: buildFflDownloadArgv(source.fflPath, source.link, source.pickupCode),
+      cwd,
+      env: { ...source.env, FFL_LANGUAGE: 'en', FFL_STORAGE_LOCATION: storage },
+      label: `${this.#options.stream} ffl receiver`,
+    });
+    this.#sourceProcess = fflProcess;
+    void fflProcess.wait().then((result) => this.#onSourceProcessExit(result));
+    return fflProcess.stdout;
+  }
+
+  #pathOf(): StreamPath | undefined {
+    const { source, transport } = this.#options;
+    if (source.kind === 'file') return 'file';
+    if (source.kind === 'stdin') return transport === 'ssh' ? 'ssh' : transport === 'local' ? 'local' : undefined;
+    // ffl's receiver reports no events; the sending side knows whether it went direct or via relay.
+    return undefined;
+  }
+
+  #onSourceData(chunk: Buffer): void {
+    this.#inputBytes += chunk.length;
+    this.#lastByteAt = Date.now();
+    if (!this.#connected) {
+      this.#connected = true;
+      this.#options.emit({ kind: 'connected', stream: this.#options.stream });
+    }
+    if (this.#sourceProcess) {
+      const joined = Buffer.concat([this.#sourceTail, chunk.subarray(Math.max(0, chunk.length - SOURCE_TAIL_BYTES))]);
+      this.#sourceTail = joined.subarray(Math.max(0, joined.length - SOURCE_TAIL_BYTES));
+    }
+  }
+
+  /** A frame error: the producer's own status, a broken transport (ffl failed), or the stream itself. */
+  async #onIntegrityError(error: Error): Promise<void> {
+    const code = error instanceof TransportError ? error.code : 'FRAME_GARBAGE';
+    if (code === 'PRODUCER_FAILED') {
+      const trailer = this.#decoder.trailer;
+      this.#fail('producer', code, error.message, { exitCode: trailer?.producerExit ?? null });
+      return;
+    }
+    const fflProcess = this.#sourceProcess;
+    if (fflProcess) {
+      // The consumer must not go on with a broken stream while we wait for ffl's verdict; ffl must
+      // not block on a full stdout pipe either (its failure text goes there), so keep reading.
+      this.#stopConsumer();
+      setImmediate(() => this.#sourceStream?.resume());
+      if (await settlesWithin(fflProcess.wait(), SOURCE_VERDICT_GRACE_MS)) {
+        const result = await fflProcess.wait();
+        if (result.exitCode !== 0) return this.#failSource(result);
+      }
+    }
+    this.#fail('integrity', code, error.message);
+  }
+
+  #onSourceProcessExit(result: RunResult): void {
+    if (this.#failure || this.#decoder.complete) return;
+    // stdout closes with the process; give the decoder a moment to see EOF and judge the frame.
+    setTimeout(() => {
+      if (this.#failure || this.#decoder.complete) return;
+      if (result.exitCode !== 0) this.#failSource(result);
+      else this.#fail('integrity', 'FRAME_TRUNCATED', 'the ffl receiver exited 0 before the stream trailer arrived');
+    }, SOURCE_VERDICT_GRACE_MS).unref();
+  }
+
+  #failSource(result: RunResult): void {
+    const line = fflFailureLine(this.#sourceTail);
+    const status = result.signal ? `was killed by ${result.signal}` : `exited with code ${String(result.exitCode)}`;
+    this.#fail('receiver', 'FFL_DOWNLOAD_FAILED', `ffl download ${status}${line ? `: ${line}` : ''}`, {
+      exitCode: result.exitCode,
+      stderrTail: this.#tail(result.stderr + (line ? `\n${line}` : '')),
+    });
+  }
+
+  async #onConsumerExit(result: RunResult): Promise<void> {
+    if (this.#failure || this.#killedByUs) return;
+    if (result.exitCode === 0) return;
+    const name = displayArgv(this.#consumerArgv.slice(0, 1));
+    const stderrTail = this.#tail(result.stderr);
+    const status = result.signal ? `was killed by ${result.signal}` : `exited with code ${String(result.exitCode)}`;
+    const space = await this.#describeNoSpace(result.stderr);
+    if (this.#failure) return;
+    if (space !== undefined) {
+      this.#fail('consumer', 'CONSUMER_NO_SPACE', `consumer ${name} ${status}: No space left on device${space}`, {
+        exitCode: result.exitCode,
+        stderrTail,
+      });
+      return;
+    }
+    const lastLine = tailLines(stderrTail, 1);
+    this.#fail('consumer', 'CONSUMER_FAILED', `consumer ${name} ${status}${lastLine ? `: ${lastLine}` : ''}`, {
+      exitCode: result.exitCode,
+      stderrTail,
+    });
+  }
+
+  /**
+   * Returns a free-space note when the consumer ran out of space, else undefined. GNU tar reports a
+   * full disk as a short write (`Wrote only 5120 of 10240 bytes`) without naming ENOSPC, so for
+   * `into` a short write with under MIN_FREE_BYTES left beside the target counts as well.
+   */
+  async #describeNoSpace(stderr: string): Promise<string | undefined> {
+    const { consumer } = this.#options;
+    const where = consumer.kind === 'into' ? dirname(resolve(consumer.dir)) : undefined;
+    const free = where === undefined ? undefined : await statfs(where).then((s) => s.bavail * s.bsize, () => undefined);
+    const note = free === undefined ? '' : ` (${formatBytes(free)} free in ${where})`;
+    if (/No space left on device/i.test(stderr)) return note;
+    if (free !== undefined && free < MIN_FREE_BYTES && /Wrote only \d+ of \d+ bytes/.test(stderr)) return note;
+    return undefined;
+  }
+
+  #tail(text: string): string {
+    return tailLines(redact(text, this.#secrets), 20);
+  }
+
+  /** Resolves true once the trailer verified, the consumer exited 0 and the tar guard is satisfied. */
+  async #awaitSuccess(): Promise<boolean> {
+    await new Promise<void>((resolve) => {
+      if (this.#decoder.complete) resolve();
+      else this.#decoder.once('trailer', () => resolve());
+    });
+    // The guard may still be checking headers the consumer never needed (it exited 0 early).
+    if (this.#guard) await finished(this.#guard).catch(() => undefined);
+    const result = await this.#consumerResult!;
+    if (result.exitCode === 0 && !this.#failure) return true;
+    // The consumer's failure (or whatever stopped it) is recorded asynchronously; wait for it.
+    await this.#failedPromise;
+    return false;
+  }
+
+  #startWatchdog(): NodeJS.Timeout {
+    const windowMs = this.#options.stallSeconds * 1000;
+    let reported = { at: Date.now(), bytes: 0 };
+    return setInterval(() => {
+      const now = Date.now();
+      if (this.#consumerBytes !== reported.bytes) {
+        const rate = ((this.#consumerBytes - reported.bytes) * 1000) / Math.max(1, now - reported.at);
+        this.#options.emit({ kind: 'progress', stream: this.#options.stream, side: 'consumer', bytes: this.#consumerBytes, rate, elapsedMs: now - this.#started });
+        reported = { at: now, bytes: this.#consumerBytes };
+      }
+      // Once the consumer has every byte, waiting for it to finish (pg_restore building indexes) is no stall.
+      if (this.#consumer?.stdin?.writableFinished) return;
+      const idleMs = now - this.#lastByteAt;
+      if (idleMs < windowMs) return;
+      this.#options.emit({ kind: 'stalled', stream: this.#options.stream, idleMs, windowMs });
+      const stdin = this.#consumer?.stdin;
+      const waiting = (stdin?.writableLength ?? 0) + this.#decoder.readableLength + (this.#guard?.readableLength ?? 0);
+      const seconds = Math.round(idleMs / 1000);
+      if (waiting > 0 && !this.#decoder.complete) {
+        this.#fail('consumer', 'STALLED', `the consumer took no bytes for ${seconds} s (${waiting} bytes waiting for it)`);
+      } else if (this.#decoder.complete) {
+        this.#fail('consumer', 'STALLED', `the consumer did not finish reading for ${seconds} s after the stream ended`);
+      } else {
+        this.#fail('sender', 'STALLED', `no byte arrived from the sender for ${seconds} s (${this.#inputBytes} bytes so far)`);
+      }
+    }, Math.min(1000, windowMs / 4));
+  }
+
+  /** Records the first failure only and stops everything. */
+  #fail(stage: StreamStage, code: string, message: string, extra: { exitCode?: number | null; stderrTail?: string } = {}): void {
+    if (this.#failure) return;
+    this.#failure = { ok: false, stage, code, message: redact(message, this.#secrets), ...extra, at: new Date().toISOString() };
+    this.#stopConsumer();
+    this.#sourceProcess?.kill('SIGTERM');
+    if (this.#sourceStream && this.#options.source.kind !== 'stdin') this.#sourceStream.destroy();
+    this.#sourceStream?.unpipe();
+    this.#failed();
+  }
+
+  #stopConsumer(): void {
+    const consumerProcess = this.#consumer;
+    if (!consumerProcess || this.#killedByUs) return;
+    this.#killedByUs = true;
+    consumerProcess.stdin?.destroy();
+    consumerProcess.kill('SIGTERM');
+    // A stopped process only acts on SIGTERM once continued.
+    consumerProcess.kill('SIGCONT');
+  }
+
+  async #finishSuccess(): Promise<ReceiveResult> {
+    const trailer = this.#decoder.trailer!;
+    const fflProcess = this.#sourceProcess;
+    if (fflProcess && !(await settlesWithin(fflProcess.wait(), SOURCE_EXIT_GRACE_MS))) {
+      // The payload is complete and verified; ffl's lingering (or its exit code) no longer matters.
+      fflProcess.kill('SIGTERM');
+      await fflProcess.wait();
+    }
+    try {
+      const { consumer, runId } = this.#options;
+      if (consumer.kind === 'into') {
+        await swapIntoPlace(consumer.dir, this.#staging!, runId, { keepMode: this.#guard?.sawRootEntry ?? false });
+        this.#staging = undefined;
+      }
+    } catch (error) {
+      this.#fail('receiver', (error as DeployError).code ?? 'SWAP_FAILED', (error as Error).message);
+      return this.#finishFailure();
+    }
+    await this.#cleanup();
+    const elapsedMs = Date.now() - this.#started;
+    this.#options.emit({ kind: 'done', stream: this.#options.stream, bytes: trailer.bytes, sha256: trailer.sha256, elapsedMs });
+    return { ok: true, bytes: trailer.bytes, sha256: trailer.sha256, elapsedMs };
+  }
+
+  async #finishFailure(): Promise<ReceiveResult> {
+    const failure = this.#failure ?? { ok: false, stage: 'receiver', code: 'INTERNAL', message: 'receiver ended without a result (a bug in deploykit)', at: new Date().toISOString() };
+    await this.#consumerResult;
+    await this.#sourceProcess?.wait();
+    await this.#cleanup();
+    const { at, ...result } = failure;
+    this.#options.emit({
+      kind: 'failed',
+      stream: this.#options.stream,
+      stage: result.stage,
+      code: result.code,
+      message: result.message,
+      ...(result.exitCode !== undefined ? { exitCode: result.exitCode } : {}),
+      ...(result.stderrTail !== undefined ? { stderrTail: result.stderrTail } : {}),
+      firstFailureAt: at,
+    });
+    return result;
+  }
+
+  /** Removes staging (if not swapped in), temp dirs and a consumed stream file. */
+  async #cleanup(): Promise<void> {
+    if (this.#staging) await rm(this.#staging, { recursive: true, force: true });
+    for (const dir of this.#tempDirs) await rm(dir, { recursive: true, force: true });
+    const { source } = this.#options;
+    if (source.kind === 'file' && source.deleteAfter) await unlink(source.path).catch(() => undefined);
+  }
+}
