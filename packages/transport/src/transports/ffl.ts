@@ -117,6 +117,7 @@ export const fflTransport: Transport = {
         }),
         env: { [PICKUP_CODE_ENV]: pickupCode },
         stdin: 'ignore',
+        forwardLinkEvents: false,
       });
       context.emit({ kind: 'ready', stream: context.stream, ticket });
       await receiver.ready;

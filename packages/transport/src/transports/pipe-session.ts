@@ -31,6 +31,7 @@ export function startPipeSession(
   options: {
     host: Host;
     transport: TransportName;
+    /** Kept for the docs' table; the receiver itself reports the path it sees. */
     path: StreamPath;
     classifyExit?: (result: RunResult) => Pick<StageFailure, 'stage' | 'code' | 'message' | 'hint'>;
   },
@@ -51,10 +52,6 @@ export function startPipeSession(
   });
   const sink = receiver.process.stdin;
   if (sink === null) throw new TypeError('receiver stdin is not a pipe');
-  void receiver.ready.then(() => {
-    context.emit({ kind: 'connected', stream: context.stream });
-    context.emit({ kind: 'path', stream: context.stream, path: options.path });
-  }, () => undefined);
   let aborted: Promise<void> | undefined;
   return {
     sink,

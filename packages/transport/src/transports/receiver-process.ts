@@ -26,6 +26,8 @@ export interface StartReceiverOptions {
    * Turns an exit without a `done`/`failed` event into a failure; transports override it to tell a
    * dropped connection (sender stage) from a dead receiver.
    */
+  /** Forward the receiver's own `connected`/`path` events (ffl knows better from its hook). Default true. */
+  readonly forwardLinkEvents?: boolean;
   readonly classifyExit?: (result: RunResult) => Pick<StageFailure, 'stage' | 'code' | 'message' | 'hint'>;
 }
 
@@ -89,6 +91,10 @@ export function startReceiverProcess(context: SessionContext, options: StartRece
           at: Date.parse(event.firstFailureAt) || Date.now(),
         };
         context.report(failure);
+        return;
+      case 'connected':
+      case 'path':
+        if (options.forwardLinkEvents !== false) context.emit({ ...event, stream: context.stream });
         return;
       default:
         context.emit({ ...event, stream: context.stream });

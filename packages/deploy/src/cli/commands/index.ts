@@ -7,6 +7,7 @@ import { listCommand } from './list.js';
 import { phaseCommands, restoreCommand } from './phases.js';
 import { schemaCommand } from './schema.js';
 import { showCommand } from './show.js';
+import { streamCommand } from './stream.js';
 import { validateCommand } from './validate.js';
 
 /** Every `deploy` verb, in the order --help lists them. */
@@ -22,4 +23,5 @@ export const COMMANDS: readonly DeployCommand[] = [
   verifyCommand,
   updateCommand,
   schemaCommand,
+  streamCommand,
 ];

@@ -1,0 +1,170 @@
+import { DEFAULT_RETRIES, DEFAULT_STALL_SECONDS, describeFailure, listTransportNames, resolveTransport, type ConsumerSpec, type StreamEvent, type TransportName } from '@deploykit/transport';
+import { EXIT_CODES, formatBytes, formatDuration, TransportError, UsageError } from '@deploykit/core';
+import { cleanupStream, receiveStream } from '../../actions/stream-receive.js';
+import { createStreamEventPublisher, createTtyProgress } from '../../actions/stream-events.js';
+import { sendStream } from '../../actions/stream-send.js';
+import type { CommandContext } from '../command-context.js';
+import type { CommandOutcome, DeployCommand } from '../deploy-command.js';
+
+/** Parses a JSON array of strings given on the command line (`--producer`, `--consumer`). */
+export function parseArgvJson(flag: string, value: unknown): string[] | undefined {
+  if (value === undefined || value === '') return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(String(value));
+  } catch {
+    parsed = undefined;
+  }
+  if (!Array.isArray(parsed) || parsed.length === 0 || !parsed.every((word) => typeof word === 'string')) {
+    throw new UsageError('STREAM_BAD_ARGV', `--${flag} must be a JSON array of strings, got ${JSON.stringify(String(value))}`, {
+      hint: `Example: --${flag} '["pg_dump","-Fc","notes"]' (use ["sh","-c","a | b"] for a shell pipeline).`,
+    });
+  }
+  return parsed as string[];
+}
+
+/** Reads the consumer: exactly one of --into DIR and --consumer JSON. */
+function readConsumer(args: Record<string, unknown>): ConsumerSpec {
+  const into = typeof args.into === 'string' && args.into !== '' ? args.into : undefined;
+  const argv = parseArgvJson('consumer', args.consumer);
+  if ((into === undefined) === (argv === undefined)) {
+    throw new UsageError('STREAM_CONSUMER', 'give exactly one of --into DIR and --consumer JSON', { hint: 'A tar stream goes --into a folder; anything else into a --consumer command.' });
+  }
+  return into !== undefined ? { kind: 'into', dir: into } : { kind: 'command', argv: argv! };
+}
+
+function readNumber(args: Record<string, unknown>, key: string): number | undefined {
+  const value = args[key];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new UsageError('STREAM_BAD_NUMBER', `--${key} must be a non-negative number`);
+  return value;
+}
+
+/** Where stream events go: the bus always, JSONL on stdout with --jsonl, a progress line on a TTY. */
+function createEventSink(context: CommandContext): { onEvent: (event: StreamEvent) => void; close: () => void } {
+  const tty = !context.options.quiet && !context.options.jsonl && !context.options.json && process.stderr.isTTY === true;
+  const progress = tty ? createTtyProgress(process.stderr) : undefined;
+  const publish = createStreamEventPublisher(context.bus, tty ? {} : { quietProgressEveryMs: 5000 });
+  return {
+    onEvent(event) {
+      progress?.update(event);
+      if (context.options.jsonl) process.stdout.write(`${JSON.stringify(event)}\n`);
+      publish(event);
+    },
+    close: () => progress?.clear(),
+  };
+}
+
+async function runSend(context: CommandContext, args: Record<string, unknown>): Promise<CommandOutcome> {
+  const transport = resolveTransport(String(args.transport)).name;
+  const producer = parseArgvJson('producer', args.producer);
+  if (producer === undefined && process.stdin.isTTY) {
+    throw new UsageError('STREAM_NO_PRODUCER', 'nothing to send: give --producer or pipe the payload into stdin', { hint: 'Example: --producer \'["pg_dump","-Fc","notes"]\'' });
+  }
+  const sink = createEventSink(context);
+  const stallSeconds = readNumber(args, 'stallSeconds');
+  const retries = readNumber(args, 'retries');
+  const estimatedBytes = readNumber(args, 'estimatedBytes');
+  const fflPath = typeof args.fflPath === 'string' ? args.fflPath : undefined;
+  const fflUrl = typeof args.fflUrl === 'string' ? args.fflUrl : undefined;
+  const fflSha256 = typeof args.fflSha256 === 'string' ? args.fflSha256 : undefined;
+  const result = await sendStream(context, {
+    name: String(args.name),
+    transport,
+    ...(typeof args.to === 'string' ? { to: args.to } : {}),
+    ...(producer === undefined ? { producerStream: process.stdin } : { producer }),
+    consumer: readConsumer(args),
+    ...(stallSeconds === undefined ? {} : { stallSeconds }),
+    ...(retries === undefined ? {} : { retries }),
+    ...(estimatedBytes === undefined ? {} : { estimatedBytes }),
+    transportOptions: { ffl: { ...(fflPath ? { path: fflPath } : {}), ...(fflUrl ? { url: fflUrl } : {}), ...(fflSha256 ? { sha256: fflSha256 } : {}) } },
+    onEvent: sink.onEvent,
+  }).finally(sink.close);
+  if (!result.ok) {
+    const failure = result.failure;
+    throw new TransportError(failure?.code ?? 'STREAM_FAILED', `stream ${result.stream} failed after ${result.failures.length} attempt(s): ${failure ? describeFailure({ ...failure, at: Date.parse(failure.at) }) : 'unknown'}${failure?.stderrTail ? `\n  stderr tail:\n    ${failure.stderrTail.split('\n').join('\n    ')}` : ''}`, {
+      hint: failure?.hint ?? 'Check the failing stage named above, then retry.',
+      details: { result },
+    });
+  }
+  const text = `${result.stream}: ${formatBytes(result.bytes)} in ${formatDuration(result.elapsedMs)} (${formatBytes(result.rate)}/s) via ${result.transport}${result.path ? ` (${result.path})` : ''}, sha256 ${result.sha256}, ${result.retries} retr${result.retries === 1 ? 'y' : 'ies'}`;
+  return { exitCode: EXIT_CODES.ok, json: result, text };
+}
+
+async function runReceive(context: CommandContext, args: Record<string, unknown>): Promise<CommandOutcome> {
+  const transport = resolveTransport(String(args.transport)).name as TransportName;
+  const sink = createEventSink(context);
+  const abort = new AbortController();
+  // The sender stops us with SIGTERM on abort: let the receiver kill its consumer and remove staging.
+  const onTerm = (): void => abort.abort();
+  process.prependOnceListener('SIGTERM', onTerm);
+  try {
+    const result = await receiveStream(context, {
+      name: String(args.name),
+      transport,
+      runId: typeof args.runId === 'string' ? args.runId : context.runId,
+      consumer: readConsumer(args),
+      stallSeconds: readNumber(args, 'stallSeconds') ?? DEFAULT_STALL_SECONDS,
+      ...(typeof args.link === 'string' ? { link: args.link } : {}),
+      ...(typeof args.ffl === 'string' ? { fflPath: args.ffl } : {}),
+      ...(typeof args.file === 'string' ? { file: args.file } : {}),
+      deleteAfter: args.deleteAfter === true,
+      onEvent: sink.onEvent,
+      signal: abort.signal,
+    }).finally(sink.close);
+    if (!result.ok) {
+      throw new TransportError(result.code, `receiving ${String(args.name)} failed: ${result.stage} failed: ${result.message}`, {
+        hint: 'Nothing was swapped into place; the sending side names the first failing stage.',
+        details: { ...result },
+      });
+    }
+    return { exitCode: EXIT_CODES.ok, json: result, text: `${String(args.name)}: received ${formatBytes(result.bytes)} in ${formatDuration(result.elapsedMs)}, sha256 ${result.sha256}` };
+  } finally {
+    process.removeListener('SIGTERM', onTerm);
+  }
+}
+
+async function runCleanup(args: Record<string, unknown>): Promise<CommandOutcome> {
+  if (typeof args.into !== 'string' || args.into === '') throw new UsageError('STREAM_CLEANUP_INTO', 'stream cleanup needs --into DIR', { hint: 'Name the folder whose staging dirs to remove.' });
+  const removed = await cleanupStream(args.into, typeof args.runId === 'string' ? args.runId : undefined);
+  return { exitCode: EXIT_CODES.ok, json: { removed }, text: removed.length === 0 ? 'nothing to clean up' : `removed:\n${removed.map((p) => `  ${p}`).join('\n')}` };
+}
+
+/** `deploy stream send|receive|cleanup`: the streaming building blocks a bin/migrate composes. */
+export const streamCommand: DeployCommand = {
+  command: 'stream <action>',
+  describe: 'Send a framed stream to another host, receive one, or clean up after a failed one (docs/transports.md)',
+  builder: (y) =>
+    y
+      .positional('action', { choices: ['send', 'receive', 'cleanup'] as const, describe: 'send (source side), receive (target side), cleanup (target side)' })
+      .option('name', { type: 'string', describe: 'Stream name (volumes, database, ...)', group: 'Stream:' })
+      .option('transport', { type: 'string', choices: listTransportNames(), default: 'ssh', describe: 'How the bytes travel', group: 'Stream:' })
+      .option('into', { type: 'string', describe: 'Consumer: extract a tar stream into DIR (staging dir beside it, swapped in only after success)', group: 'Stream:' })
+      .option('consumer', { type: 'string', describe: 'Consumer: command reading the payload on stdin, as a JSON argv array', group: 'Stream:' })
+      .option('stall-seconds', { type: 'number', describe: `Abort when no byte moved for this long [default ${DEFAULT_STALL_SECONDS}]`, group: 'Stream:' })
+      .option('run-id', { type: 'string', describe: 'Run id (names staging dirs; cleanup removes those of this run)', group: 'Stream:' })
+      .option('to', { type: 'string', describe: 'send: target host, named in the global config', group: 'Send:' })
+      .option('producer', { type: 'string', describe: 'send: producer command as a JSON argv array (default: read the payload from stdin)', group: 'Send:' })
+      .option('retries', { type: 'number', describe: `send: re-run the whole stream this many times [default ${DEFAULT_RETRIES}]`, group: 'Send:' })
+      .option('estimated-bytes', { type: 'number', describe: 'send: expected size (ETA; scp checks free space against it)', group: 'Send:' })
+      .option('ffl-path', { type: 'string', describe: 'send: ffl binary on this host (default: PATH, then /opt/ffl)', group: 'Send:' })
+      .option('ffl-url', { type: 'string', describe: 'send: download ffl from this URL (needs --ffl-sha256)', group: 'Send:' })
+      .option('ffl-sha256', { type: 'string', describe: 'send: SHA-256 the downloaded ffl must have', group: 'Send:' })
+      .option('link', { type: 'string', describe: 'receive (ffl): share link; pickup code in env DEPLOY_STREAM_PICKUP_CODE', group: 'Receive:' })
+      .option('ffl', { type: 'string', describe: 'receive (ffl): ffl binary (default: PATH, then /opt/ffl)', group: 'Receive:' })
+      .option('file', { type: 'string', describe: 'receive (scp): read the framed stream from this file', group: 'Receive:' })
+      .option('delete-after', { type: 'boolean', describe: 'receive (scp): delete --file afterwards, whatever happens', group: 'Receive:' }),
+  examples: [
+    [`deploy stream send --name volumes --to b --transport ssh --producer '["borg","export-tar","/srv/borg::notes-1","-"]' --into /srv/apps/notes/data`, 'Stream a Borg archive into a folder on host b'],
+    [`deploy stream send --name database --to b --transport ffl --producer '["pg_dump","-Fc","notes"]' --consumer '["pg_restore","-d","notes"]'`, 'Move a database over ffl'],
+    [`tar -C /srv/data -c . | deploy stream send --name data --transport local --into /srv/copy`, 'Payload from stdin, same host'],
+    [`deploy stream receive --transport ssh --name volumes --into /srv/apps/notes/data --jsonl < framed`, 'Target side (started by send over ssh)'],
+    [`deploy stream cleanup --into /srv/apps/notes/data --run-id 20261121T202500Z-3fa9c1`, 'Remove staging a failed run left'],
+  ],
+  async run(context, args) {
+    const action = String(args.action);
+    if (action === 'cleanup') return runCleanup(args);
+    if (typeof args.name !== 'string' || args.name === '') throw new UsageError('STREAM_NO_NAME', `stream ${action} needs --name`, { hint: 'Name the stream: --name volumes' });
+    return action === 'send' ? runSend(context, args) : runReceive(context, args);
+  },
+};
