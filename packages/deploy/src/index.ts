@@ -4,4 +4,7 @@ export * from './script-runner.js';
 export * from './secret-values.js';
 export * from './health/check-types.js';
 export * from './health/run-checks.js';
+export * from './health/verify-app.js';
+export * from './health/app-facts.js';
+export * from './actions/update-app.js';
 export { main } from './cli/main.js';

@@ -169,7 +169,7 @@ export async function verifyApp(options: VerifyOptions): Promise<VerifyResult> {
       runDeployJson<AppFacts>(target.host, localArgs, ['facts', options.app]),
     ]);
     const sourceHealth = await runDeployJson<HealthReport>(source.host, localArgs, ['health', options.app]);
-    const targetHealth = await runDeployJson<HealthReport>(target.host, localArgs, ['health', options.app, '--baseline', '-'], JSON.stringify(sourceHealth));
+    const targetHealth = await runDeployJson<HealthReport>(target.host, localArgs, ['health', options.app, '--baseline=-'], JSON.stringify(sourceHealth));
     const logFiles = sourceFacts.logFiles ?? [];
     const comparisons = compareApp({ source: { health: sourceHealth, facts: sourceFacts }, target: { health: targetHealth, facts: targetFacts }, logFiles, ...(options.ignoreTables ? { ignoreTables: options.ignoreTables } : {}) });
     const ok = comparisons.every((c) => c.status === 'match' || c.status === 'skipped');

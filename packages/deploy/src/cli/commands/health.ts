@@ -44,7 +44,7 @@ export const healthCommand: DeployCommand = {
       .positional('app', { type: 'string', describe: 'App name', demandOption: true })
       .option('base-url', { type: 'string', describe: 'Reach the app here instead of health.base_url' })
       .option('check', { type: 'string', array: true, describe: 'Only these checks (by name)' })
-      .option('baseline', { type: 'string', describe: 'An earlier `deploy health --json` output (file, or - for stdin): uploads checks re-check its sampled files and checksums' }),
+      .option('baseline', { type: 'string', describe: 'An earlier `deploy health --json` output (a file, or --baseline=- for stdin): uploads checks re-check its sampled files and checksums' }),
   examples: [
     ['deploy health notes', 'Every check, as a table; exit 1 if any fails'],
     ['deploy health notes --host b --json', 'On host b, machine-readable'],
