@@ -56,7 +56,7 @@ test('uploads: a removed or altered upload fails against the baseline, naming th
     assert.equal(check.status, 'failed');
     assert.match(check.reason ?? '', /b-photo\.json: not readable on disk \(ENOENT\)/);
     assert.match(check.reason ?? '', /b-photo\.json: GET http:\/\/[\d.]+:8080\/uploads\/b-photo\.json answered 404/);
-    assert.match(check.reason ?? '', /d-notes\.txt: sha256 [0-9a-f]{12} \(15 bytes\) differs from the baseline's/);
+    assert.match(check.reason ?? '', /d-notes\.txt: sha256 [0-9a-f]{12} \(16 bytes\) differs from the baseline's/);
     // Without a baseline the volume is consistent with what is served: 3 files sampled, ok.
     const plain = await health(['--check', 'uploads']);
     assert.equal(plain.exitCode, 0);
