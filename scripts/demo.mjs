@@ -1,0 +1,192 @@
+#!/usr/bin/env node
+// The deploykit demo (`npm run demo`, which builds first): a two-host lab on loopback, the notes sample app
+// installed, used, backed up, damaged and restored on host a, every step through the real `deploy` CLI.
+//
+// Structure: STEPS is a list of small async functions sharing one `demo` object. To extend the demo (e.g. a
+// migration from host a to host b), write another step and add it to STEPS; `deploy(host, ...args)` runs a
+// command the way a user would type it and `say()` narrates.
+import { createHash, randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { labStatus, startLab } from '@deploykit/testlab';
+import { NotesClient, REPO_ROOT, parseCredentials, labShell, runDeploy, runOrThrow } from '../test/dist/helpers/index.js';
+
+// The lab lives in <repo>/.lab like `npm run lab -- up`'s; DEPLOY_DEMO_LAB_DIR picks another dir (e.g. while a lab runs there).
+const LAB_DIR = process.env.DEPLOY_DEMO_LAB_DIR ?? join(REPO_ROOT, '.lab');
+const color = process.stdout.isTTY ? (code, text) => `\x1b[${code}m${text}\x1b[0m` : (_code, text) => text;
+
+/** Narration for the reader. */
+function say(text) {
+  process.stdout.write(`${color('36', '  ' + text)}\n`);
+}
+
+/** Shared state of the demo run; steps read and add to it. */
+const demo = {
+  lab: undefined,
+  /** Set by the "use the app" step: what we uploaded and its checksum. */
+  upload: undefined,
+  notes: [],
+  credentials: undefined,
+};
+
+function sha256(data) {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Runs `deploy --host HOST ARGS...` with the lab's config, printing the command and streaming its output; throws unless it exits `expect`. */
+async function deploy(host, ...args) {
+  const shown = ['deploy', ...args, '--host', host].join(' ');
+  process.stdout.write(`\n${color('1', `$ ${shown}`)}\n`);
+  const run = await runDeploy(['--config', demo.lab.deployConfigPath, '--host', host, ...args], { echo: true, timeoutMs: 300_000 });
+  if (run.exitCode !== 0) throw new Error(`\`${shown}\` exited with ${run.exitCode}`);
+  return run;
+}
+
+/** Where the notes app answers on a lab host. */
+function appUrl(host) {
+  return `http://${demo.lab.host(host).address}:8080`;
+}
+
+/** Runs a shell command on a lab host, printing it first (for the direct "damage" the demo does by hand). */
+async function onHost(host, command, input) {
+  process.stdout.write(`\n${color('1', `[host ${host}]$ ${command}`)}\n`);
+  return runOrThrow(labShell(demo.lab, host), command, input);
+}
+
+// ---- steps ------------------------------------------------------------------------------------------
+
+async function startTheLab() {
+  const status = await labStatus(LAB_DIR);
+  if (status.state === 'running' || status.state === 'degraded') {
+    throw new Error(`a lab is already running in ${LAB_DIR}; stop it with \`npm run lab -- down\` (or set DEPLOY_DEMO_LAB_DIR to another dir) and run the demo again`);
+  }
+  say('Two "servers" on this machine: each lab host is its own sshd on a loopback address, with its own');
+  say('PostgreSQL 15 cluster, apps root and state dir. deploy reaches them over ssh, like real hosts.');
+  // removeDir false: on failure the lab's logs stay for a look; tearDown removes the dir after a clean run.
+  demo.lab = await startLab({ hosts: 2, dir: LAB_DIR, removeDir: false });
+  for (const host of demo.lab.hosts) say(`host ${host.name}: ${host.address}  apps in ${host.appsRoot}`);
+}
+
+async function createTheApp() {
+  say('Create the notes app on host a from the sample app folder (apps-template/): manifest, bin/ scripts, app code.');
+  await deploy('a', 'init', 'notes');
+  say('bin/install creates the secrets, installs the app\'s npm packages, its database role, database and schema.');
+  await deploy('a', 'install', 'notes');
+  await deploy('a', 'start', 'notes');
+  await deploy('a', 'list');
+}
+
+async function useTheApp() {
+  const shell = labShell(demo.lab, 'a');
+  demo.credentials = parseCredentials(await runOrThrow(shell, `cat ${demo.lab.host('a').appsRoot}/notes/secrets/admin.credentials`));
+  const client = new NotesClient(appUrl('a'));
+  say(`Open ${appUrl('a')} and log in as "${demo.credentials.username}" (password from secrets/admin.credentials, made by bin/install).`);
+  await client.login(demo.credentials.username, demo.credentials.password);
+  for (const [title, body] of [['Shopping list', 'milk, eggs, coffee'], ['Meeting notes', 'migrate notes to host b next week']]) {
+    await client.addNote(title, body);
+    demo.notes.push(title);
+    say(`added note "${title}"`);
+  }
+  const content = randomBytes(256 * 1024);
+  const answer = await client.upload('quarterly-report.bin', content);
+  demo.upload = { name: answer.name, sha256: sha256(content), bytes: content.length };
+  say(`uploaded ${answer.name} (${answer.bytes} bytes), sha256 ${demo.upload.sha256.slice(0, 16)}...`);
+  const page = (await client.get('/notes')).body.toString('utf8');
+  say(`GET /notes shows: ${demo.notes.filter((title) => page.includes(title)).map((t) => `"${t}"`).join(', ')}`);
+  await deploy('a', 'health', 'notes');
+}
+
+async function backUp() {
+  say('One Borg archive holds both volumes (uploads, logs) and a pg_dump of the database, streamed through a FIFO.');
+  await deploy('a', 'backup', 'notes');
+}
+
+async function damageIt() {
+  const uploads = `${demo.lab.host('a').appsRoot}/notes/data/uploads`;
+  say('Now something goes wrong: an upload is deleted and the notes table is dropped.');
+  await onHost('a', `rm ${uploads}/${demo.upload.name}`);
+  await onHost('a', 'psql -X -q -d notes -c "DROP TABLE notes"');
+  const client = new NotesClient(appUrl('a'));
+  await client.login(demo.credentials.username, demo.credentials.password);
+  const upload = await client.get(`/uploads/${demo.upload.name}`);
+  const page = await client.get('/notes');
+  say(`GET /uploads/${demo.upload.name} -> HTTP ${upload.status}; GET /notes -> HTTP ${page.status}`);
+  say('deploy health notices:');
+  const run = await runDeploy(['--config', demo.lab.deployConfigPath, '--host', 'a', 'health', 'notes'], { echo: true });
+  say(`(deploy health exited ${run.exitCode}: a failing check is exit 1)`);
+  if (run.exitCode === 0) throw new Error('deploy health passed on a damaged app');
+}
+
+async function restoreIt() {
+  say('Restore from the latest archive: volumes are extracted next to the live ones and swapped in,');
+  say('the database is restored in one transaction, the app is restarted.');
+  await deploy('a', 'restore', 'notes');
+  await deploy('a', 'health', 'notes');
+}
+
+async function showTheResult() {
+  const client = new NotesClient(appUrl('a'));
+  await client.login(demo.credentials.username, demo.credentials.password);
+  const upload = await client.get(`/uploads/${demo.upload.name}`);
+  const checksum = sha256(upload.body);
+  const same = upload.status === 200 && checksum === demo.upload.sha256;
+  say(`GET /uploads/${demo.upload.name} -> HTTP ${upload.status}, ${upload.body.length} bytes, sha256 ${checksum.slice(0, 16)}... ${same ? 'matches the upload' : 'DOES NOT MATCH'}`);
+  const page = (await client.get('/notes')).body.toString('utf8');
+  const back = demo.notes.filter((title) => page.includes(title));
+  say(`notes back on the page: ${back.map((t) => `"${t}"`).join(', ') || 'none'}`);
+  if (!same || back.length !== demo.notes.length) throw new Error('the restored app does not match what was there before the damage');
+}
+
+/** The demo, in order. Add steps here (e.g. migrate notes to host b, then check it there). */
+const STEPS = [
+  ['Start a two-host lab', startTheLab],
+  ['Create, install and start the notes app on host a', createTheApp],
+  ['Use the app: log in, add notes, upload a file', useTheApp],
+  ['Back it up', backUp],
+  ['Damage it', damageIt],
+  ['Restore it', restoreIt],
+  ['Check what came back', showTheResult],
+];
+
+// ---- runner -----------------------------------------------------------------------------------------
+
+let stopping;
+let interrupted = false;
+/** Stops the lab once, whatever happened; removes its dir on success, keeps it (logs) on failure. */
+function tearDown(keepDir) {
+  stopping ??= (async () => {
+    if (!demo.lab) return;
+    process.stdout.write(`\n${color('1', '== Tearing down the lab')}\n`);
+    await demo.lab.down();
+    if (keepDir) say(`lab logs kept in ${LAB_DIR} (the next run replaces them)`);
+    else await rm(LAB_DIR, { recursive: true, force: true });
+    say('lab stopped: every sshd, PostgreSQL and app process it started is gone');
+  })();
+  return stopping;
+}
+
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    if (interrupted) return;
+    interrupted = true;
+    process.stdout.write(`\n${signal}: stopping the demo\n`);
+    tearDown(true).finally(() => process.exit(130));
+  });
+}
+
+const started = Date.now();
+let failed = false;
+try {
+  for (const [index, [title, step]] of STEPS.entries()) {
+    process.stdout.write(`\n${color('1;33', `== Step ${index + 1}/${STEPS.length}: ${title}`)}\n`);
+    await step();
+  }
+} catch (error) {
+  failed = true;
+  if (!interrupted) process.stderr.write(`\n${color('31', `demo failed: ${error instanceof Error ? error.message : String(error)}`)}\n`);
+} finally {
+  await tearDown(failed);
+}
+const seconds = ((Date.now() - started) / 1000).toFixed(1);
+process.stdout.write(`\n${failed ? color('31', `demo FAILED after ${seconds} s`) : color('32', `demo done in ${seconds} s`)}\n`);
+process.exitCode = failed ? 1 : 0;
