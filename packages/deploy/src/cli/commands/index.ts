@@ -1,9 +1,12 @@
 import type { DeployCommand } from '../deploy-command.js';
+import { dbCommand } from './db.js';
 import { healthCommand } from './health.js';
+import { receiveCommand } from './receive.js';
 import { updateCommand } from './update.js';
 import { factsCommand, verifyCommand } from './verify.js';
 import { initCommand } from './init.js';
 import { listCommand } from './list.js';
+import { migrateCommand } from './migrate.js';
 import { phaseCommands, restoreCommand } from './phases.js';
 import { schemaCommand } from './schema.js';
 import { showCommand } from './show.js';
@@ -18,10 +21,13 @@ export const COMMANDS: readonly DeployCommand[] = [
   initCommand,
   ...phaseCommands,
   restoreCommand,
+  migrateCommand,
   healthCommand,
   factsCommand,
   verifyCommand,
   updateCommand,
   schemaCommand,
+  dbCommand,
+  receiveCommand,
   streamCommand,
 ];

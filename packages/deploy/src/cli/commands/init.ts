@@ -40,7 +40,7 @@ export const initCommand: DeployCommand = {
     const manifestPath = join(target, 'app.yaml');
     const manifestText = await readFile(manifestPath, 'utf8');
     await writeFile(manifestPath, manifestText.replace(/^name:.*$/m, `name: ${name}`));
-    const loaded = await validateAppFolder(target);
+    const loaded = await validateAppFolder(target, { allowMissingSecrets: true });
     const generated: string[] = [];
     for (const secretFile of loaded.app?.manifest.secrets ?? []) {
       const path = join(target, secretFile);
@@ -54,10 +54,12 @@ export const initCommand: DeployCommand = {
       await chmod(path, 0o600);
       generated.push(secretFile);
     }
-    const result = await validateAppFolder(target);
+    // Secrets the app's bin/install creates on first run may still be missing: that is not an error yet.
+    const result = await validateAppFolder(target, { allowMissingSecrets: true });
     const lines = [`created ${target} from ${from}`];
     if (generated.length > 0) lines.push(`generated secrets (mode 0600): ${generated.join(', ')}`);
     for (const issue of result.errors) lines.push(`  error: ${formatIssue(issue)}`);
+    for (const issue of result.warnings) lines.push(`  note: ${formatIssue(issue)}`);
     lines.push(result.errors.length === 0 ? `next: edit ${manifestPath}, then \`deploy install ${name}\`` : `next: fix the errors above, then \`deploy validate ${name}\``);
     return {
       exitCode: result.errors.length === 0 ? EXIT_CODES.ok : EXIT_CODES.config,

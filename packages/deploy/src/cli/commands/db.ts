@@ -1,0 +1,25 @@
+import { EXIT_CODES, UsageError } from '@deploykit/core';
+import { loadApp } from '../../actions/load-app.js';
+import { exportRolesSql } from '../../migrate/roles-sql.js';
+import type { DeployCommand } from '../deploy-command.js';
+
+/** `deploy db roles-sql <app>`: a building block printing SQL that recreates the app's roles and grants. */
+export const dbCommand: DeployCommand = {
+  command: 'db <action> <app>',
+  describe: "Database building blocks: `roles-sql` prints SQL recreating the app's own roles/users and grants",
+  builder: (y) =>
+    y
+      .positional('action', { type: 'string', choices: ['roles-sql'], describe: 'What to do' })
+      .positional('app', { type: 'string', describe: 'App name', demandOption: true }),
+  examples: [
+    ['deploy db roles-sql notes | ssh b psql -d postgres', 'Carry the notes roles (with their password hashes) to host b'],
+  ],
+  async run(context, args) {
+    if (args.action !== 'roles-sql') throw new UsageError('DB_ACTION_UNKNOWN', `unknown db action ${String(args.action)}`, { hint: 'Known: roles-sql.' });
+    const app = await loadApp(context.hostContext.appsRoot, String(args.app));
+    const sql = await exportRolesSql(context.host, app);
+    // The SQL carries password hashes: print it only to stdout (a pipe), never into events or logs.
+    process.stdout.write(sql);
+    return { exitCode: EXIT_CODES.ok };
+  },
+};

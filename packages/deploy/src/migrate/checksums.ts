@@ -1,0 +1,55 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { lstat, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/** One regular file of a tree: size and SHA-256. */
+export interface FileDigest {
+  readonly path: string;
+  readonly size: number;
+  readonly sha256: string;
+}
+
+/** SHA-256 of a file, streamed. */
+export function hashFile(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    createReadStream(path)
+      .on('data', (chunk) => hash.update(chunk))
+      .on('error', reject)
+      .on('end', () => resolve(hash.digest('hex')));
+  });
+}
+
+/** Every regular file under `dir` (paths relative, sorted) with size and SHA-256; symlinks are not followed. */
+export async function digestTree(dir: string, prefix = ''): Promise<FileDigest[]> {
+  const out: FileDigest[] = [];
+  const walk = async (relative: string): Promise<void> => {
+    const entries = await readdir(join(dir, relative), { withFileTypes: true });
+    for (const entry of entries) {
+      const path = relative === '' ? entry.name : `${relative}/${entry.name}`;
+      if (entry.isDirectory()) await walk(path);
+      else if (entry.isFile()) {
+        const full = join(dir, path);
+        out.push({ path: `${prefix}${path}`, size: (await lstat(full)).size, sha256: await hashFile(full) });
+      }
+    }
+  };
+  await walk('');
+  return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/** Differences between an expected and an actual file list, in words (at most `limit` listed). */
+export function compareDigests(expected: readonly FileDigest[], actual: readonly FileDigest[], limit = 10): string[] {
+  const byPath = new Map(actual.map((file) => [file.path, file]));
+  const problems: string[] = [];
+  for (const file of expected) {
+    const got = byPath.get(file.path);
+    if (!got) problems.push(`missing ${file.path}`);
+    else if (got.size !== file.size) problems.push(`${file.path}: ${got.size} bytes, expected ${file.size}`);
+    else if (got.sha256 !== file.sha256) problems.push(`${file.path}: SHA-256 differs`);
+    byPath.delete(file.path);
+  }
+  for (const path of byPath.keys()) problems.push(`unexpected ${path}`);
+  return problems.length > limit ? [...problems.slice(0, limit), `... and ${problems.length - limit} more`] : problems;
+}
