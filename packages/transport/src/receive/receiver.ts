@@ -345,7 +345,7 @@ class Receiver {
       else this.#decoder.once('trailer', () => resolve());
     });
     // The guard may still be checking headers the consumer never needed (it exited 0 early).
-    if (this.#guard) await finished(this.#guard).catch(() => undefined);
+    if (this.#guard) await Promise.race([finished(this.#guard).catch(() => undefined), this.#consumerResult!.then(() => undefined)]);
     const result = await this.#consumerResult!;
     if (result.exitCode === 0 && !this.#failure) return true;
     // The consumer's failure (or whatever stopped it) is recorded asynchronously; wait for it.
