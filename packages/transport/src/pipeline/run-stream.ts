@@ -223,7 +223,12 @@ async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
     sink.on('error', (error: NodeJS.ErrnoException) =>
       report({ stage: 'sender', code: 'SENDER_WRITE_FAILED', message: `writing to the transport failed: ${error.message}`, at: Date.now(), consequential: error.code === 'EPIPE' || error.code === 'ERR_STREAM_DESTROYED' }),
     );
-    producer.stdout.pipe(producerMeter).pipe(encoder).pipe(sink);
+    // The encoder is ended by finish() only: the trailer must follow every byte the producer wrote,
+    // and the producer's exit and its stdout's end arrive in either order.
+    const producerEnded = new Promise<void>((resolve) => producerMeter.once('end', resolve));
+    producer.stdout.pipe(producerMeter);
+    producerMeter.pipe(encoder, { end: false });
+    encoder.pipe(sink);
     const producerStderr: string[] = [];
     producer.stderr.on('data', (chunk: Buffer) => {
       producerStderr.push(chunk.toString('utf8'));
@@ -232,7 +237,7 @@ async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
     let producerDone = false;
     void producer.wait().then(async (result) => {
       // stdout may still hold bytes after exit: the trailer must come after all of them.
-      if (!producerMeter.writableFinished) await new Promise((resolve) => producerMeter.once('finish', resolve));
+      await producerEnded;
       producerDone = true;
       encoder.finish({ exitCode: result.exitCode, signal: result.signal });
       if (result.exitCode !== 0 || result.signal !== null) {

@@ -138,7 +138,7 @@ export const streamCommand: DeployCommand = {
     y
       .positional('action', { choices: ['send', 'receive', 'cleanup'] as const, describe: 'send (source side), receive (target side), cleanup (target side)' })
       .option('name', { type: 'string', describe: 'Stream name (volumes, database, ...)', group: 'Stream:' })
-      .option('transport', { type: 'string', choices: listTransportNames(), default: 'ssh', describe: 'How the bytes travel', group: 'Stream:' })
+      .option('transport', { type: 'string', default: 'ssh', describe: `How the bytes travel: ${listTransportNames().join(', ')}`, group: 'Stream:' })
       .option('into', { type: 'string', describe: 'Consumer: extract a tar stream into DIR (staging dir beside it, swapped in only after success)', group: 'Stream:' })
       .option('consumer', { type: 'string', describe: 'Consumer: command reading the payload on stdin, as a JSON argv array', group: 'Stream:' })
       .option('stall-seconds', { type: 'number', describe: `Abort when no byte moved for this long [default ${DEFAULT_STALL_SECONDS}]`, group: 'Stream:' })
