@@ -54,12 +54,13 @@ export async function main(argv: readonly string[]): Promise<number> {
   let usageFailure: string | undefined;
   const parser = addGlobalOptions(yargs([...argv]))
     .scriptName('deploy')
-    .usage('deploy <command> [options]\n\nRun apps as app working folders on single hosts, and move them between hosts by streaming.')
+    .usage('deploy <command> [options]\n\nRun apps as app working folders on single hosts,\nand move them between hosts by streaming.')
     .strict()
     .demandCommand(1, 'Name a command; `deploy --help` lists them.')
     .recommendCommands()
     .epilogue(EPILOGUE)
-    .wrap(Math.min(110, process.stdout.columns ?? 100))
+    // A fixed width when not on a terminal: yargs would otherwise break words mid-line in pipes.
+    .wrap(process.stdout.isTTY ? Math.min(120, process.stdout.columns ?? 100) : 120)
     .fail((message, error) => {
       if (error) throw error;
       usageFailure = message;

@@ -98,6 +98,8 @@ async function runStreamStep(options: ExecuteOptions, step: Extract<MigrateStep,
   let result: Record<string, unknown> | undefined;
   let path = 'unknown';
   let retries = 0;
+  let lastShownBytes = -1;
+  let lastShownAt = 0;
   const lines = createInterface({ input: proc.stdout });
   lines.on('line', (line) => {
     let event: Record<string, unknown>;
@@ -110,7 +112,13 @@ async function runStreamStep(options: ExecuteOptions, step: Extract<MigrateStep,
     const kind = String(data.kind ?? event.type ?? '').replace(/^stream\./, '');
     if (kind === 'progress') {
       const bytes = Number(data.bytes ?? 0);
-      bus.emit('stream.progress', { stream: step.stream.name, message: `${step.stream.name}: ${(bytes / 1024 / 1024).toFixed(1)} MiB at ${formatRate(Number(data.rate ?? 0))}`, data });
+      // Every progress event goes to the log; a person sees one line per 2 s, and none while nothing moves.
+      const show = bytes !== lastShownBytes && Date.now() - lastShownAt >= 2000;
+      if (show) {
+        lastShownBytes = bytes;
+        lastShownAt = Date.now();
+      }
+      bus.emit('stream.progress', { stream: step.stream.name, level: show ? 'info' : 'debug', message: `${step.stream.name}: ${(bytes / 1024 / 1024).toFixed(1)} MiB at ${formatRate(Number(data.rate ?? 0))}`, data });
     } else if (kind === 'path') {
       path = String(data.path);
       bus.emit('stream.path', { stream: step.stream.name, level: 'debug', data });
