@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The deploykit demo (`npm run demo`, which builds first): a two-host lab on loopback, the notes sample app
-// installed, used, backed up, damaged and restored on host a, every step through the real `deploy` CLI.
+// installed, used, backed up, damaged and restored on host a, then migrated to host b by streaming and
+// verified there - every step through the real `deploy` CLI.
 //
 // Structure: STEPS is a list of small async functions sharing one `demo` object. To extend the demo (e.g. a
 // migration from host a to host b), write another step and add it to STEPS; `deploy(host, ...args)` runs a
@@ -137,7 +138,34 @@ async function showTheResult() {
   if (!same || back.length !== demo.notes.length) throw new Error('the restored app does not match what was there before the damage');
 }
 
-/** The demo, in order. Add steps here (e.g. migrate notes to host b, then check it there). */
+async function planTheMigration() {
+  say('Host a is "full": move notes to host b. First the plan: every step and the exact command it runs.');
+  say('No archive is staged on either disk: borg export-tar, pg_dump and tar stream straight into place on b.');
+  await deploy('a', 'migrate', 'notes', '--to', 'b', '--plan');
+}
+
+async function migrateIt() {
+  say('Now for real: lock, fresh backup, stream files/volumes/roles/database to b, swap into place, install,');
+  say('start, and verify against the archive and with the app\'s own health checks - before anyone touches DNS.');
+  await deploy('a', 'migrate', 'notes', '--to', 'b');
+}
+
+async function checkOnB() {
+  const client = new NotesClient(appUrl('b'));
+  say(`The app now answers on host b at ${appUrl('b')}; log in there with the same credentials.`);
+  await client.login(demo.credentials.username, demo.credentials.password);
+  const upload = await client.get(`/uploads/${demo.upload.name}`);
+  const checksum = sha256(upload.body);
+  const same = upload.status === 200 && checksum === demo.upload.sha256;
+  say(`b: GET /uploads/${demo.upload.name} -> HTTP ${upload.status}, sha256 ${checksum.slice(0, 16)}... ${same ? 'same bytes as uploaded on a' : 'DIFFERENT'}`);
+  const page = (await client.get('/notes')).body.toString('utf8');
+  const there = demo.notes.filter((title) => page.includes(title));
+  say(`b: notes on the page: ${there.map((t) => `"${t}"`).join(', ') || 'none'}`);
+  if (!same || there.length !== demo.notes.length) throw new Error('the migrated app on b does not match host a');
+  say('Cutover: stop the app on a, point DNS at b. (The demo stops here and tears the lab down.)');
+}
+
+/** The demo, in order. Add steps here. */
 const STEPS = [
   ['Start a two-host lab', startTheLab],
   ['Create, install and start the notes app on host a', createTheApp],
@@ -146,6 +174,9 @@ const STEPS = [
   ['Damage it', damageIt],
   ['Restore it', restoreIt],
   ['Check what came back', showTheResult],
+  ['Plan the migration of notes from host a to host b', planTheMigration],
+  ['Migrate notes to host b', migrateIt],
+  ['Use the app on host b', checkOnB],
 ];
 
 // ---- runner -----------------------------------------------------------------------------------------
