@@ -17,7 +17,7 @@ export function fillSecretTemplate(text: string): string {
 /** `deploy init <name>`: copy the sample app (or another folder) into the apps root, ready to edit. */
 export const initCommand: DeployCommand = {
   command: 'init <name>',
-  describe: 'Create an app folder from the sample app (or --from DIR): copy, rename, generate secrets',
+  describe: 'Create an app folder from the sample app (or --from DIR)',
   builder: (y) =>
     y
       .positional('name', { type: 'string', describe: 'New app name (lowercase, digits, dashes)', demandOption: true })
