@@ -1,0 +1,164 @@
+// End to end: `deploy migrate` of the guestbook fixture (MariaDB, a password user with grants, one volume)
+// between two lab hosts. Refusals first (no space on the target, a second migrate of the same app), then a
+// run whose receiver on the target is killed mid-stream (target left as before), then the re-run that
+// carries the user, its password, its grants and every row.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { quoteWord } from '@deploykit/core';
+import { labShell, runOrThrow, treeFingerprint, diffTreeFingerprints, withLab } from './helpers/index.js';
+import {
+  GUESTBOOK_DIR,
+  assertExit,
+  deployOnA,
+  isStreamReceiver,
+  listLabProcesses,
+  parseReport,
+  readJournal,
+  waitForProcess,
+} from './migrate-lab.js';
+
+const ENTRIES_SQL = 'SELECT id, author, message, created_at FROM guestbook.entries ORDER BY id';
+const GRANTS_SQL = "SHOW GRANTS FOR 'guestbook_app'@'localhost'";
+
+test('guestbook (MariaDB) migrate: refusals, receiver killed mid-stream, re-run with users, grants and rows', { timeout: 420_000 }, async (t) => {
+  await withLab({ hosts: 2, mariadb: true, postgres: false }, async (lab) => {
+    const a = labShell(lab, 'a');
+    const b = labShell(lab, 'b');
+    const hostA = lab.host('a');
+    const hostB = lab.host('b');
+    const appDir = `${hostA.appsRoot}/guestbook`;
+    const mysql = (shell: typeof a, sql: string): Promise<string> => runOrThrow(shell, 'mysql --batch --skip-column-names --raw', `${sql};\n`);
+    const targetState = async (): Promise<{ apps: string[]; databases: string; users: string; locks: string[] }> => ({
+      apps: readdirSync(hostB.appsRoot),
+      databases: await mysql(b, "SELECT schema_name FROM information_schema.schemata WHERE schema_name = 'guestbook'"),
+      users: await mysql(b, "SELECT CONCAT(User, '@', Host) FROM mysql.user WHERE User = 'guestbook_app'"),
+      locks: existsSync(`${hostB.stateDir}/locks`) ? readdirSync(`${hostB.stateDir}/locks`) : [],
+    });
+    const emptyTarget = { apps: [], databases: '', users: '', locks: [] };
+
+    await t.test('set up guestbook on host a: install, start, rows, an extra grant, a 160 MiB uploads volume', async () => {
+      await runOrThrow(a, `cp -a ${quoteWord(GUESTBOOK_DIR)} ${quoteWord(appDir)}`);
+      assertExit(await deployOnA(lab, ['install', 'guestbook']), 0, 'install guestbook');
+      assertExit(await deployOnA(lab, ['start', 'guestbook']), 0, 'start guestbook');
+      await mysql(a, "INSERT INTO guestbook.entries (author, message) VALUES ('zoë', 'Ünïcødé ✓ and a quote '' here'), ('bob', 'tab\\there')");
+      // A grant bin/install does not make: only the migration can bring it to host b.
+      await mysql(a, "GRANT PROCESS ON *.* TO 'guestbook_app'@'localhost'; GRANT CREATE VIEW ON guestbook.* TO 'guestbook_app'@'localhost'");
+      // Large enough that the volume stream is still running when the test stops its receiver.
+      await runOrThrow(a, `cd ${quoteWord(`${appDir}/data/uploads`)} && head -c 160M /dev/urandom > big.bin && printf 'hello\\n' > small.txt && ln -s small.txt link && chmod 640 small.txt`);
+      assert.deepEqual(await targetState(), emptyTarget);
+    });
+
+    await t.test('a target without enough space is refused in preflight with both numbers; nothing changes', async () => {
+      assertExit(await deployOnA(lab, ['backup', 'guestbook']), 0, 'backup guestbook');
+      const listArchives = (): Promise<string> =>
+        runOrThrow(a, `export BORG_REPO=${quoteWord(`${hostA.stateDir}/borg/guestbook`)} BORG_PASSCOMMAND="cat ${appDir}/secrets/borg.pass" BORG_BASE_DIR=${quoteWord(`${hostA.stateDir}/apps/guestbook/borg`)}; borg list --short`);
+      const archives = await listArchives();
+      assert.equal(archives.trim().split('\n').length, 1);
+      const fingerprint = await treeFingerprint(a, appDir, { mtime: true });
+      await runOrThrow(b, `mount -t tmpfs -o size=16m deploykit-test-full ${quoteWord(hostB.appsRoot)}`);
+      try {
+        const run = await deployOnA(lab, ['migrate', 'guestbook', '--to', 'b']);
+        assertExit(run, 6, 'migrate to a full target');
+        const message = /b has ([\d.]+ \w+) free in (\S+), the app needs ([\d.]+ \w+)/.exec(run.stderr);
+        assert.ok(message, `the refusal names both numbers:\n${run.stderr}`);
+        assert.equal(message[1], '16.0 MiB');
+        assert.equal(message[2], hostB.appsRoot);
+        assert.ok(Number.parseFloat(message[3]!) >= 160, `needed ${message[3]} covers the 160 MiB volume`);
+        assert.match(run.stderr, /Free space on the target or choose another target host/);
+        assert.deepEqual(readdirSync(hostB.appsRoot), [], 'nothing written on the full target');
+      } finally {
+        await runOrThrow(b, `umount ${quoteWord(hostB.appsRoot)}`);
+      }
+      assert.deepEqual(await targetState(), emptyTarget);
+      assert.equal(await listArchives(), archives, 'no backup was made on the source');
+      assert.equal(existsSync(`${hostA.stateDir}/locks/guestbook.lock`), false);
+      assert.equal(existsSync(`${hostA.stateDir}/apps/guestbook/migrations`), false, 'no run record: preflight refused before the run began');
+      assert.deepEqual(diffTreeFingerprints(fingerprint, await treeFingerprint(a, appDir, { mtime: true })), []);
+    });
+
+    let killedRunId = '';
+    await t.test('receiver killed mid-stream: a second migrate meanwhile is refused naming the holder; the target is left as before', async () => {
+      const first = deployOnA(lab, ['migrate', 'guestbook', '--to', 'b', '--json', '--retries', '0', '--stall-seconds', '60']);
+      const receiver = await waitForProcess(lab, (p) => p.host === 'b' && isStreamReceiver(p, 'volume-uploads'), 180_000, 'volume-uploads receiver on host b');
+      // Freeze it so the run holds its locks mid-stream while the second migrate asks for them.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      process.kill(receiver.pid, 'SIGSTOP');
+      try {
+        const holder = JSON.parse(await runOrThrow(a, `cat ${quoteWord(`${hostA.stateDir}/locks/guestbook.lock`)}`)) as { runId: string; pid: number; host: string; command: string };
+        killedRunId = holder.runId;
+        assert.equal(holder.command, 'deploy migrate guestbook --to b');
+        const second = await deployOnA(lab, ['migrate', 'guestbook', '--to', 'b', '--json']);
+        assertExit(second, 7, 'second migrate while the first runs');
+        const refused = parseReport(second);
+        assert.equal(refused.ok, false);
+        assert.equal(refused.failure?.step, 'lock');
+        assert.equal(refused.failure?.code, 'APP_LOCKED');
+        assert.match(refused.failure?.message ?? '', new RegExp(`locked by "deploy migrate guestbook --to b" \\(run ${holder.runId}, pid ${holder.pid} on a,`));
+        assert.deepEqual(refused.rolledBack, [], 'a refused run undoes nothing of the holder');
+        // The refused run did not disturb the holder's staging on b.
+        assert.ok(readdirSync(hostB.appsRoot).includes(`.migrate-guestbook-${holder.runId}`));
+      } finally {
+        process.kill(receiver.pid, 'SIGKILL');
+      }
+      const run = await first;
+      assertExit(run, 5, 'migrate whose receiver was killed');
+      const report = parseReport(run);
+      assert.equal(report.ok, false);
+      assert.equal(report.runId, killedRunId);
+      assert.equal(report.failure?.step, 'volume:uploads');
+      assert.equal(report.failure?.code, 'STREAM_FAILED');
+      assert.match(report.failure?.message ?? '', /stream volume-uploads failed at the receiver/);
+      assert.deepEqual(report.rolledBack, ['remove staging']);
+      assert.deepEqual(report.streams.map((s) => s.name), ['files'], 'only the files stream completed');
+      const journal = await readJournal(report.journal);
+      assert.deepEqual(journal.filter((line) => line.status === 'failed').map((line) => line.step), ['volume:uploads']);
+      assert.ok(journal.some((line) => line.status === 'rollback' && /abort guestbook --run-id/.test(line.argv ?? '')));
+      // Target as before: no folder, no staging, no database, no user, no lock, no process of the run.
+      assert.deepEqual(await targetState(), emptyTarget);
+      assert.equal(existsSync(`${hostB.stateDir}/apps/guestbook/migrate-incoming.json`), false);
+      const leftovers = listLabProcesses(lab).filter((p) => p.host === 'b' && p.argv.some((word) => word.includes(killedRunId) || word === 'receive' || word.includes('.migrate-')));
+      assert.deepEqual(leftovers, [], 'no process of the run is left on b');
+      assert.equal(existsSync(`${hostA.stateDir}/locks/guestbook.lock`), false, 'the source lock was released');
+    });
+
+    await t.test('re-run completes: user logs in with its password on b, same grants, identical rows and volume', async () => {
+      await mysql(a, "INSERT INTO guestbook.entries (author, message) VALUES ('after', 'written between the runs')");
+      const run = await deployOnA(lab, ['migrate', 'guestbook', '--to', 'b', '--json']);
+      assertExit(run, 0, 're-run of migrate');
+      const report = parseReport(run);
+      assert.equal(report.ok, true);
+      assert.notEqual(report.runId, killedRunId);
+      assert.deepEqual(report.streams.map((s) => s.name), ['files', 'volume-uploads', 'roles', 'database']);
+      assert.ok(report.streams[1]!.bytes >= 160 * 1024 * 1024, 'the whole volume moved');
+      assert.equal(report.verification?.ok, true, JSON.stringify(report.verification));
+      assert.ok(report.verification?.checks.some((c) => c.name === 'health entries page' && c.ok));
+
+      assert.equal(await mysql(b, ENTRIES_SQL), await mysql(a, ENTRIES_SQL));
+      assert.equal((await mysql(b, ENTRIES_SQL)).split('\n').filter(Boolean).length, 4);
+      const grantsA = (await mysql(a, GRANTS_SQL)).split('\n').filter(Boolean).sort();
+      const grantsB = (await mysql(b, GRANTS_SQL)).split('\n').filter(Boolean).sort();
+      assert.deepEqual(grantsB, grantsA);
+      assert.ok(grantsB.some((line) => line.startsWith('GRANT PROCESS ON *.*')), grantsB.join('\n'));
+      assert.ok(grantsB.some((line) => /CREATE VIEW ON `guestbook`\.\*/.test(line)), grantsB.join('\n'));
+
+      // The app's own user logs in on b with the password from its (migrated) secrets, and only with it.
+      const password = (await runOrThrow(b, `sed -n 's/^DB_PASSWORD=//p' ${quoteWord(`${hostB.appsRoot}/guestbook/secrets/app.env`)}`)).trim();
+      assert.ok(password.length >= 20);
+      const asApp = (pw: string): Promise<{ exitCode: number; stdout: string; stderr: string }> =>
+        b.run(`MYSQL_PWD=${quoteWord(pw)} mysql --batch --skip-column-names -u guestbook_app -e 'SELECT COUNT(*) FROM guestbook.entries; SELECT CURRENT_USER()'`);
+      const login = await asApp(password);
+      assert.equal(login.exitCode, 0, login.stderr);
+      assert.deepEqual(login.stdout.trim().split('\n'), ['4', 'guestbook_app@localhost']);
+      const wrong = await asApp(`${password}x`);
+      assert.notEqual(wrong.exitCode, 0);
+      assert.match(wrong.stderr, /Access denied/);
+
+      const page = await fetch(`http://${hostB.address}:8090/entries`);
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /first entry[\s\S]*Ünïcødé ✓[\s\S]*written between the runs/);
+      assert.deepEqual(diffTreeFingerprints(await treeFingerprint(a, `${appDir}/data/uploads`), await treeFingerprint(b, `${hostB.appsRoot}/guestbook/data/uploads`)), []);
+      assert.deepEqual(readdirSync(hostB.appsRoot), ['guestbook'], 'no staging left after success');
+    });
+  });
+});
