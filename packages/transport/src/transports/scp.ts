@@ -103,8 +103,6 @@ export const scpTransport: Transport = {
         if (made.exitCode !== 0) fail({ stage: 'receiver', code: 'SCP_TARGET_STAGING', message: `cannot create a staging dir on ${target.name}: ${made.stderr.trim()}` });
         remoteDir = made.stdout.trim();
         const remoteFile = `${remoteDir}/${context.stream}.dkstream`;
-        context.emit({ kind: 'connected', stream: context.stream });
-        context.emit({ kind: 'path', stream: context.stream, path: 'file' });
         // scp shows no progress without a tty; polling the file size keeps the stall watchdog informed.
         const poll = setInterval(() => {
           void target.run({ argv: ['stat', '-c', '%s', remoteFile], timeoutMs: 5000 }).then((r) => {
