@@ -131,7 +131,13 @@ export const migrateCommand: DeployCommand = {
       }
       const journal = new Journal(journalPath(context.hostContext.stateDir, app.name, context.runId));
       await journal.write({ step: 'plan', status: 'ok', detail: { steps: plan.steps.map((step) => ({ id: step.id, argv: displayArgv(step.argv) })) } });
-      context.bus.emit('migrate.plan', { app: app.name, message: renderPlan(plan, preflight) });
+      // The full plan goes to the run log (debug); the terminal gets one line (`--plan` shows it all).
+      context.bus.emit('migrate.plan', { app: app.name, level: 'debug', message: renderPlan(plan, preflight) });
+      context.bus.emit('migrate.start', {
+        app: app.name,
+        message: `migrating ${app.name} to ${to} over ${transport}: ${plan.steps.length} steps, target has ${formatBytes(preflight.target.freeBytes)} free for ${formatBytes(preflight.neededBytes)}; run ${context.runId}`,
+      });
+      for (const note of preflight.notes) context.bus.emit('migrate.note', { app: app.name, message: `note: ${note}` });
 
       // The app's own bin/migrate may replace the default steps (exit 0) or let them run (exit 75).
       const hook = await runPhase({
