@@ -18,7 +18,7 @@ import { buildDropDatabaseArgv } from './database-commands.js';
 import type { FidelityMetadata } from './fidelity.js';
 import { Journal } from './journal.js';
 import type { MigratePlan, MigrateStep, PlanInput } from './plan.js';
-import { verifyData, verifyTarget, type VerificationReport } from './verify-migration.js';
+import { readRowCounts, verifyData, verifyTarget, type VerificationReport } from './verify-migration.js';
 
 /** Per stream: what moved, how, and how long it took. */
 export interface StreamReport {
@@ -183,6 +183,7 @@ export async function executeMigration(options: ExecuteOptions): Promise<Migrate
   let committed = false;
   let databaseTouched = false;
   let verification: VerificationReport | undefined;
+  let sourceRowsAtBackup: Record<string, number> | undefined;
   let current = 'preflight';
   const base = { app: app.name, runId: plan.runId, target: plan.target, transport: plan.transport, archive: plan.archive, journal: journal.path };
   try {
@@ -191,6 +192,7 @@ export async function executeMigration(options: ExecuteOptions): Promise<Migrate
       bus.emit('migrate.step', { app: app.name, message: `[${step.id}] ${step.title}`, data: { step: step.id } });
       await journal.write({ step: step.id, status: 'start', argv: displayArgv(step.argv) });
       const stepStarted = Date.now();
+      let stepDetail: Record<string, unknown> = {};
       switch (step.kind) {
         case 'lock':
           localLock = await acquireAppLock({ stateDir: options.source.stateDir, app: app.name, runId: plan.runId, command: `deploy migrate ${app.name} --to ${plan.target}` });
@@ -201,6 +203,11 @@ export async function executeMigration(options: ExecuteOptions): Promise<Migrate
             const result = await runPhase({ app, phase: step.phase, host: localHost, bus, context: { runId: plan.runId, role: 'source', host: options.source, archive: plan.archive } });
             if (result.status === 'failed') {
               throw new ScriptError('SOURCE_BACKUP_FAILED', `${app.name}:backup failed on the source: ${result.reason ?? ''}`, { details: { stderrTail: result.stderrTail }, hint: 'Fix the backup (see its output above); nothing was changed on the target.' });
+            }
+            if (app.manifest.database.kind !== 'none') {
+              // What the archive holds, as near as we can see it: verification compares the target with this.
+              sourceRowsAtBackup = (await readRowCounts(localHost, input.deployCommand, app.name)).tables;
+              stepDetail = { archive: plan.archive, sourceRowsAtBackup };
             }
           } else await runTargetPhase(options, step);
           break;
@@ -218,7 +225,7 @@ export async function executeMigration(options: ExecuteOptions): Promise<Migrate
           break;
         }
         case 'verify':
-          if (step.id === 'verify-data') verification = await verifyData({ ...options, step });
+          if (step.id === 'verify-data') verification = await verifyData({ ...options, step, ...(sourceRowsAtBackup ? { sourceRowsAtBackup } : {}) });
           else verification = await verifyTarget({ ...options, step, previous: verification });
           if (!verification.ok) {
             throw new DeployError('transport', 'VERIFICATION_FAILED', `verification failed on ${plan.target}: ${verification.problems.slice(0, 5).join('; ')}`, {
@@ -227,7 +234,7 @@ export async function executeMigration(options: ExecuteOptions): Promise<Migrate
           }
           break;
       }
-      await journal.write({ step: step.id, status: 'ok', detail: { ms: Date.now() - stepStarted } });
+      await journal.write({ step: step.id, status: 'ok', detail: { ms: Date.now() - stepStarted, ...stepDetail } });
     }
     return { ok: true, ...base, streams, ...(verification ? { verification } : {}), durationMs: Date.now() - started };
   } catch (error) {

@@ -22,6 +22,16 @@ interface VerifyContext {
   readonly targetHost: Host;
   readonly bus: EventBus;
   readonly step: Extract<MigrateStep, { kind: 'verify' }>;
+  /** Row counts per table taken on the source right after the backup (what the archive holds). */
+  readonly sourceRowsAtBackup?: Readonly<Record<string, number>>;
+}
+
+/** Reads the app's per-table row counts through `deploy facts` on a host. */
+export async function readRowCounts(host: Host, deployCommand: readonly string[], app: string): Promise<{ tables?: Record<string, number>; error?: string }> {
+  const facts = await runJson<{ database?: { tables: Record<string, number>; error?: string } }>(host, [...deployCommand, 'facts', app, '--json', '--quiet']);
+  const database = facts.value?.database;
+  if (!database || database.error) return { error: database?.error ?? facts.error ?? 'no database facts' };
+  return { tables: database.tables };
 }
 
 async function runJson<T>(host: Host, argv: readonly string[], env?: Record<string, string>): Promise<{ value?: T; error?: string }> {
@@ -74,17 +84,26 @@ export async function verifyData(context: VerifyContext): Promise<VerificationRe
     }
   }
   if (app.manifest.database.kind !== 'none') {
-    const sourceFacts = await runJson<{ database?: { tables: Record<string, number>; error?: string } }>(localHost, [...input.deployCommand, 'facts', app.name, '--json', '--quiet']);
-    const targetFacts = await runJson<{ database?: { tables: Record<string, number>; error?: string } }>(targetHost, [...remoteDeploy, 'facts', app.name, '--json', '--quiet']);
-    const a = sourceFacts.value?.database;
-    const b = targetFacts.value?.database;
-    if (!a || !b || a.error || b.error) {
-      checks.push({ name: 'database rows', ok: false, detail: `cannot count rows: source ${a?.error ?? sourceFacts.error ?? 'ok'}, target ${b?.error ?? targetFacts.error ?? 'ok'}` });
+    const live = await readRowCounts(localHost, input.deployCommand, app.name);
+    const target = await readRowCounts(targetHost, remoteDeploy, app.name);
+    const expected = context.sourceRowsAtBackup ?? live.tables;
+    if (!expected || !target.tables) {
+      checks.push({ name: 'database rows', ok: false, detail: `cannot count rows: source ${live.error ?? 'ok'}, target ${target.error ?? 'ok'}` });
     } else {
-      const tables = [...new Set([...Object.keys(a.tables), ...Object.keys(b.tables)])].sort();
-      const differing = tables.filter((table) => a.tables[table] !== b.tables[table]).map((table) => `${table} source ${a.tables[table] ?? 'absent'}, target ${b.tables[table] ?? 'absent'}`);
-      const rows = Object.values(b.tables).reduce((sum, count) => sum + count, 0);
-      checks.push({ name: 'database rows', ok: differing.length === 0, detail: differing.length === 0 ? `${tables.length} tables, ${rows} rows, every count equal` : differing.join('; ') });
+      const got = target.tables;
+      const tables = [...new Set([...Object.keys(expected), ...Object.keys(got)])].sort();
+      const differing = tables.filter((table) => expected[table] !== got[table]).map((table) => `${table} source ${expected[table] ?? 'absent'}, target ${got[table] ?? 'absent'}`);
+      const rows = Object.values(got).reduce((sum, count) => sum + count, 0);
+      checks.push({ name: 'database rows', ok: differing.length === 0, detail: differing.length === 0 ? `${tables.length} tables, ${rows} rows, every count equal to the source at backup time` : differing.join('; ') });
+      // Writes on the source after the backup are not on the target: say so, the operator decides.
+      const moved = live.tables ? Object.keys(live.tables).filter((table) => live.tables![table] !== expected[table]) : [];
+      if (moved.length > 0) {
+        context.bus.emit('migrate.warning', {
+          app: app.name,
+          level: 'warn',
+          message: `the source changed after the backup (${moved.map((t) => `${t}: ${expected[t] ?? 0} -> ${live.tables![t]}`).join(', ')}); stop writes on the source and migrate again before cutover if those rows matter`,
+        });
+      }
     }
   }
   if (input.withHistory) {
