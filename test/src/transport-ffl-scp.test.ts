@@ -1,0 +1,131 @@
+// End-to-end: the ffl transport (against the stand-in, docs/ffl-standin.md) and the legacy scp
+// transport between two lab hosts, with their own faults.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startLab, type Lab } from '@deploykit/testlab';
+import { quoteWord } from '@deploykit/core';
+import { labShell, runOrThrow } from './helpers/index.js';
+import {
+  assertNoLeftovers,
+  assertNoStreamProcesses,
+  assertSameDatabase,
+  assertSameTree,
+  borgProducer,
+  createFixtures,
+  seedPreviousData,
+  sendFromA,
+  type TransportFixtures,
+} from './transport-helpers.js';
+
+describe('ffl and scp transports', { concurrency: false }, () => {
+  let lab: Lab;
+  let fixtures: TransportFixtures;
+  let b: string;
+  before(async () => {
+    lab = await startLab({ hosts: 2 });
+    fixtures = await createFixtures(lab);
+    b = lab.host('b').root;
+    await runOrThrow(labShell(lab, 'b'), 'createdb dst_ffl && createdb dst_scp');
+  });
+  after(async () => {
+    await lab?.down();
+  });
+
+  test('ffl: a borg export-tar stream lands identical on host b; path reported from the hook events', async () => {
+    const into = `${b}/ffl/data`;
+    const run = await sendFromA(lab, ['--name', 'volumes', '--to', 'b', '--transport', 'ffl', '--producer', JSON.stringify(borgProducer(fixtures)), '--into', into]);
+    assert.equal(run.exitCode, 0, run.stderr);
+    assert.equal(run.json?.path, 'direct');
+    await assertSameTree(lab, fixtures.dataDir, into);
+    await assertNoLeftovers(lab, into);
+    await assertNoStreamProcesses(lab);
+    assert.doesNotMatch(run.stderr, /pickup/i);
+  });
+
+  test('ffl: a pg_dump stream restores into host b with identical content', async () => {
+    const run = await sendFromA(lab, ['--name', 'database', '--to', 'b', '--transport', 'ffl', '--producer', JSON.stringify(['pg_dump', '-Fc', fixtures.database]), '--consumer', JSON.stringify(['pg_restore', '--no-owner', '-d', 'dst_ffl'])]);
+    assert.equal(run.exitCode, 0, run.stderr);
+    await assertSameDatabase(lab, fixtures.database, 'dst_ffl');
+    await assertNoStreamProcesses(lab);
+  });
+
+  test('ffl: the sender dies mid-stream: the sender is named, previous data untouched', async () => {
+    const into = `${b}/ffl-kill/data`;
+    const untouched = await seedPreviousData(lab, into);
+    const run = await sendFromA(
+      lab,
+      ['--name', 'volumes', '--to', 'b', '--transport', 'ffl', '--retries', '0', '--producer', JSON.stringify(borgProducer(fixtures)), '--into', into],
+      { FFL_STANDIN_THROTTLE_BYTES_PER_SEC: '2000000', FFL_STANDIN_KILL_AFTER_BYTES: '1000000' },
+    );
+    assert.equal(run.exitCode, 5);
+    assert.match(run.stderr, /sender failed \(killed by SIGKILL\): ffl share/);
+    await untouched();
+    await assertNoStreamProcesses(lab);
+    await assertNoLeftovers(lab, into);
+  });
+
+  test('ffl: a wrong pickup code fails the receiver with the 401, nothing swapped in', async () => {
+    const into = `${b}/ffl-code/data`;
+    const untouched = await seedPreviousData(lab, into);
+    const work = `${lab.host('a').root}/ffl-by-hand`;
+    const pid = Number(
+      (
+        await runOrThrow(
+          labShell(lab, 'a'),
+          `mkdir -p ${work}/storage && cd ${work} || exit 1
+FFL_STORAGE_LOCATION=${work}/storage FFL_LANGUAGE=en nohup sh -c 'printf payload | exec ffl - --stdin-cache off --max-downloads 1 --e2ee --pickup-code 123456 --hook ${work}/hook.jsonl --json ${work}/share.json --foreground --disable-clipboard --name x' </dev/null >${work}/out 2>&1 &
+echo $!`,
+        )
+      ).trim(),
+    );
+    try {
+      let link = '';
+      for (let tries = 0; tries < 100 && link === ''; tries += 1) {
+        const share = await lab.ssh('a', `cat ${work}/share.json 2>/dev/null`);
+        if (share.exitCode === 0 && share.stdout.includes('link')) link = (JSON.parse(share.stdout) as { link: string }).link;
+        else await sleep(100);
+      }
+      assert.notEqual(link, '');
+      const run = await lab.ssh('b', `DEPLOY_STREAM_PICKUP_CODE=654321 deploy stream receive --transport ffl --name x --run-id wrongcode --link ${quoteWord(link)} --into ${quoteWord(into)}`);
+      assert.equal(run.exitCode, 5);
+      assert.match(run.stderr, /receiver failed: ffl download exited with code 1.*401/);
+      assert.doesNotMatch(run.stderr, /654321/);
+      await untouched();
+      await assertNoLeftovers(lab, into);
+    } finally {
+      await lab.ssh('a', `kill -INT ${pid} 2>/dev/null; sleep 0.5; kill -KILL ${pid} 2>/dev/null; rm -rf ${work}`);
+    }
+  });
+
+  test('scp: borg and pg_dump streams arrive identical; both staged copies are deleted', async () => {
+    const into = `${b}/scp/data`;
+    const run = await sendFromA(lab, ['--name', 'volumes', '--to', 'b', '--transport', 'scp', '--producer', JSON.stringify(borgProducer(fixtures)), '--into', into]);
+    assert.equal(run.exitCode, 0, run.stderr);
+    assert.equal(run.json?.path, 'file');
+    await assertSameTree(lab, fixtures.dataDir, into);
+    const db = await sendFromA(lab, ['--name', 'database', '--to', 'b', '--transport', 'scp', '--producer', JSON.stringify(['pg_dump', '-Fc', fixtures.database]), '--consumer', JSON.stringify(['pg_restore', '--no-owner', '-d', 'dst_scp'])]);
+    assert.equal(db.exitCode, 0, db.stderr);
+    await assertSameDatabase(lab, fixtures.database, 'dst_scp');
+    await assertNoLeftovers(lab, into);
+    await assertNoStreamProcesses(lab);
+  });
+
+  test('scp: refuses with numbers when the source lacks space, and suggests a streaming transport', async () => {
+    const run = await sendFromA(lab, ['--name', 'volumes', '--to', 'b', '--transport', 'scp', '--estimated-bytes', String(2 ** 50), '--producer', '["true"]', '--into', `${b}/scp-big/data`]);
+    assert.equal(run.exitCode, 6);
+    assert.match(run.stderr, /source host a has [\d.]+ [KMGT]iB free in .*, the scp transport needs 1024\.0 TiB/);
+    assert.match(run.stderr, /--transport ssh or ffl/);
+  });
+
+  test('scp: a failing producer leaves no staged file on either host', async () => {
+    const into = `${b}/scp-fail/data`;
+    const untouched = await seedPreviousData(lab, into);
+    const run = await sendFromA(lab, ['--name', 'volumes', '--to', 'b', '--transport', 'scp', '--retries', '0', '--producer', JSON.stringify(['sh', '-c', `borg export-tar ${fixtures.archive} - | head -c 500000; exit 4`]), '--into', into]);
+    assert.equal(run.exitCode, 5);
+    assert.match(run.stderr, /producer failed \(exit 4\)/);
+    await untouched();
+    await assertNoLeftovers(lab, into);
+    await assertNoStreamProcesses(lab);
+  });
+});
