@@ -112,7 +112,7 @@ borg export-tar ${repo}::bench - | wc -c`,
     '',
     '| run | ok | seconds | MiB/s | vs bare | deploy RSS send / receive (MiB) | peak extra disk (MiB) |',
     '|---|---|---|---|---|---|---|',
-    ...results.map((m) => `| ${m.name} | ${m.ok ? 'yes' : `NO ${m.note ?? ''}`} | ${m.seconds.toFixed(2)} | ${m.mibPerSecond.toFixed(1)} | ${((m.mibPerSecond / bare.mibPerSecond) * 100).toFixed(0)}% | ${(m.peakRssMiB.send ?? 0).toFixed(0)} / ${(m.peakRssMiB.receive ?? 0).toFixed(0)} | ${m.peakExtraDiskMiB.toFixed(0)} |`),
+    ...results.map((m) => `| ${m.name.replace(/\|/g, '\\|')} | ${m.ok ? 'yes' : `NO ${m.note ?? ''}`} | ${m.seconds.toFixed(2)} | ${m.mibPerSecond.toFixed(1)} | ${((m.mibPerSecond / bare.mibPerSecond) * 100).toFixed(0)}% | ${(m.peakRssMiB.send ?? 0).toFixed(0)} / ${(m.peakRssMiB.receive ?? 0).toFixed(0)} | ${m.peakExtraDiskMiB.toFixed(0)} |`),
     '',
     'Targets: ssh within 10% of the bare pipeline; zero staged bytes (peak growth of both hosts\' TMPDIR) for streaming transports; deploy RSS < 150 MiB regardless of size.',
   ];
