@@ -93,6 +93,9 @@ export class SshHost implements Host {
     stderr.pipe(stderrOut);
     const done = proc.wait().then((result) => ({ ...result, argv: spec.argv, stderr: stderrTail.text() }));
     const kill = (signal: NodeJS.Signals = 'SIGTERM'): void => {
+      // SIGINT asks the remote command to stop gracefully: keep our channel open so its last words
+      // (and its cleanup, which a closed pipe would break) still come through. Other signals end both.
+      const graceful = signal === 'SIGINT' && remotePid !== undefined;
       if (remotePid !== undefined) {
         // The remote group outlives a dead channel (no pty, no SIGHUP), so signal it explicitly.
         void this.#local.run({
@@ -100,7 +103,7 @@ export class SshHost implements Host {
           timeoutMs: 15_000,
         });
       }
-      proc.kill(signal);
+      if (!graceful) proc.kill(signal);
     };
     return {
       get pid() {

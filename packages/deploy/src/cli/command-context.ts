@@ -17,10 +17,12 @@ export interface CommandContext extends AsyncDisposable {
   readonly bus: EventBus;
   /** The per-run log file (winston, JSON lines). */
   readonly logFile: string;
+  /** Aborted on Ctrl+C/SIGTERM for interruptible commands. */
+  readonly signal: AbortSignal;
 }
 
 /** Builds the command context: loads the global config (errors are fatal), resolves roots, attaches renderers. */
-export async function createCommandContext(options: GlobalOptions): Promise<CommandContext> {
+export async function createCommandContext(options: GlobalOptions, signal: AbortSignal = new AbortController().signal): Promise<CommandContext> {
   const loaded = await loadGlobalConfig(options.config);
   if (loaded.errors.length > 0) {
     throw new ConfigError('CONFIG_INVALID', `the global config has ${loaded.errors.length} error(s):\n${loaded.errors.map((i) => `  ${formatIssue(i)}`).join('\n')}`, {
@@ -61,6 +63,7 @@ export async function createCommandContext(options: GlobalOptions): Promise<Comm
     host: new LocalHost(hostContext.hostName),
     bus,
     logFile,
+    signal,
     async [Symbol.asyncDispose]() {
       for (const close of closers) await close().catch(() => undefined);
     },

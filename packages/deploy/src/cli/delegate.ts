@@ -34,7 +34,19 @@ export async function delegateToHost(options: GlobalOptions, argv: readonly stri
     const proc = host.spawn({ argv: ['deploy', ...stripHostOption(argv)] });
     proc.stdout.pipe(process.stdout, { end: false });
     proc.stderr.pipe(process.stderr, { end: false });
-    const result = await proc.wait();
+    // ssh without a pty forwards no signal: pass Ctrl+C on to the remote deploy (it undoes its own
+    // work when it can); a second one stops it outright.
+    let interrupts = 0;
+    const forward = (): void => {
+      interrupts += 1;
+      proc.kill(interrupts === 1 ? 'SIGINT' : 'SIGKILL');
+    };
+    process.on('SIGINT', forward);
+    process.on('SIGTERM', forward);
+    const result = await proc.wait().finally(() => {
+      process.removeListener('SIGINT', forward);
+      process.removeListener('SIGTERM', forward);
+    });
     if (result.exitCode === SSH_CONNECTION_FAILED) {
       throw new TransportError('SSH_FAILED', `cannot reach host "${host.name}" over ssh (${host.target.destination})`, {
         hint: 'Check `ssh ' + host.target.destination + ' true` works (keys, known_hosts, sshd running).',

@@ -18,5 +18,10 @@ export interface DeployCommand {
   readonly builder?: (yargs: Argv) => Argv;
   /** False for commands that must run where they are invoked (they name hosts themselves). */
   readonly remote?: boolean;
+  /**
+   * True when the command cleans up itself on Ctrl+C (it watches `context.signal`); the first
+   * interrupt then aborts it instead of exiting at once, a second one exits immediately.
+   */
+  readonly interruptible?: boolean;
   run(context: CommandContext, args: Record<string, unknown>): Promise<CommandOutcome>;
 }

@@ -101,7 +101,15 @@ export async function main(argv: readonly string[]): Promise<number> {
       return reportError(error, options.json, options.verbose);
     }
   }
+  const abort = new AbortController();
+  const interruptible = selected.command.interruptible === true;
   const onSignal = (signal: NodeJS.Signals): void => {
+    if (interruptible && !abort.signal.aborted) {
+      process.stderr.write(`\ndeploy: ${signal}: stopping and undoing what this run changed (${signal} again to exit at once)\n`);
+      abort.abort(new Error(`interrupted by ${signal}`));
+      process.once(signal, onSignal);
+      return;
+    }
     signalAllProcessGroups('SIGTERM');
     process.stderr.write(`\ndeploy: interrupted by ${signal}; stopped every process it started\n`);
     process.exit(130);
@@ -109,10 +117,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    await using context = await createCommandContext(options);
+    await using context = await createCommandContext(options, abort.signal);
     const outcome = await selected.command.run(context, selected.args);
     print(outcome, options.json);
-    return outcome.exitCode;
+    return abort.signal.aborted ? 130 : outcome.exitCode;
   } catch (error) {
     if (!(error instanceof DeployError)) signalAllProcessGroups('SIGTERM');
     return reportError(error, options.json, options.verbose);

@@ -10,7 +10,7 @@ import {
   type Host,
   type HostProcess,
 } from '@deploykit/core';
-import { tailLines } from '@deploykit/host';
+import { signalAllProcessGroups, tailLines } from '@deploykit/host';
 import type { HostContext } from '../host-context.js';
 import { runPhase } from '../script-runner.js';
 import { acquireAppLock, type AppLock } from './app-lock.js';
@@ -56,6 +56,33 @@ interface ExecuteOptions {
   readonly targetHost: Host;
   readonly bus: EventBus;
   readonly journal: Journal;
+  /** Aborted on Ctrl+C: the running step is stopped and the target rolled back. */
+  readonly signal?: AbortSignal;
+}
+
+/** Resolves like `work`, or rejects as soon as `signal` aborts (stopping every child process group). */
+function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  const interrupted = (): DeployError =>
+    new DeployError('usage', 'INTERRUPTED', 'interrupted (Ctrl+C)', { hint: 'The target was rolled back; run the same migrate again to finish the job.' });
+  if (signal.aborted) return Promise.reject(interrupted());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => {
+      signalAllProcessGroups('SIGTERM');
+      reject(interrupted());
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
 }
 
 function formatRate(bytesPerSecond: number): string {
@@ -113,7 +140,7 @@ async function runStreamStep(options: ExecuteOptions, step: Extract<MigrateStep,
     if (kind === 'progress') {
       const bytes = Number(data.bytes ?? 0);
       // Every progress event goes to the log; a person sees one line per 2 s, and none while nothing moves.
-      const show = bytes !== lastShownBytes && Date.now() - lastShownAt >= 2000;
+      const show = bytes > 0 && bytes !== lastShownBytes && Date.now() - lastShownAt >= 2000;
       if (show) {
         lastShownBytes = bytes;
         lastShownAt = Date.now();
@@ -193,47 +220,52 @@ export async function executeMigration(options: ExecuteOptions): Promise<Migrate
       await journal.write({ step: step.id, status: 'start', argv: displayArgv(step.argv) });
       const stepStarted = Date.now();
       let stepDetail: Record<string, unknown> = {};
-      switch (step.kind) {
-        case 'lock':
-          localLock = await acquireAppLock({ stateDir: options.source.stateDir, app: app.name, runId: plan.runId, command: `deploy migrate ${app.name} --to ${plan.target}` });
-          targetLock = await lockTarget(targetHost, step.argv);
-          break;
-        case 'phase':
-          if (step.where === 'source') {
-            const result = await runPhase({ app, phase: step.phase, host: localHost, bus, context: { runId: plan.runId, role: 'source', host: options.source, archive: plan.archive } });
-            if (result.status === 'failed') {
-              throw new ScriptError('SOURCE_BACKUP_FAILED', `${app.name}:backup failed on the source: ${result.reason ?? ''}`, { details: { stderrTail: result.stderrTail }, hint: 'Fix the backup (see its output above); nothing was changed on the target.' });
+      await abortable(
+        (async () => {
+          switch (step.kind) {
+            case 'lock':
+              localLock = await acquireAppLock({ stateDir: options.source.stateDir, app: app.name, runId: plan.runId, command: `deploy migrate ${app.name} --to ${plan.target}` });
+              targetLock = await lockTarget(targetHost, step.argv);
+              break;
+            case 'phase':
+              if (step.where === 'source') {
+                const result = await runPhase({ app, phase: step.phase, host: localHost, bus, context: { runId: plan.runId, role: 'source', host: options.source, archive: plan.archive } });
+                if (result.status === 'failed') {
+                  throw new ScriptError('SOURCE_BACKUP_FAILED', `${app.name}:backup failed on the source: ${result.reason ?? ''}`, { details: { stderrTail: result.stderrTail }, hint: 'Fix the backup (see its output above); nothing was changed on the target.' });
+                }
+                if (app.manifest.database.kind !== 'none') {
+                  // What the archive holds, as near as we can see it: verification compares the target with this.
+                  sourceRowsAtBackup = (await readRowCounts(localHost, input.deployCommand, app.name)).tables;
+                  stepDetail = { archive: plan.archive, sourceRowsAtBackup };
+                }
+              } else await runTargetPhase(options, step);
+              break;
+            case 'remote': {
+              const metadata = step.input === 'fidelity' ? input.fidelity[step.id.replace(/^metadata:/, '')] : undefined;
+              await runRemote(targetHost, step.argv, metadata ? JSON.stringify(metadata satisfies FidelityMetadata) : undefined);
+              if (step.id === 'commit') committed = true;
+              break;
             }
-            if (app.manifest.database.kind !== 'none') {
-              // What the archive holds, as near as we can see it: verification compares the target with this.
-              sourceRowsAtBackup = (await readRowCounts(localHost, input.deployCommand, app.name)).tables;
-              stepDetail = { archive: plan.archive, sourceRowsAtBackup };
+            case 'stream': {
+              if (step.id === 'database') databaseTouched = true;
+              const report = await runStreamStep(options, step);
+              streams.push(report);
+              bus.emit('migrate.stream', { app: app.name, stream: report.name, message: `${report.name}: ${(report.bytes / 1024 / 1024).toFixed(1)} MiB in ${(report.elapsedMs / 1000).toFixed(1)} s (${formatRate(report.rate)}, path ${report.path}, ${report.retries} retries)`, data: { ...report } });
+              break;
             }
-          } else await runTargetPhase(options, step);
-          break;
-        case 'remote': {
-          const metadata = step.input === 'fidelity' ? input.fidelity[step.id.replace(/^metadata:/, '')] : undefined;
-          await runRemote(targetHost, step.argv, metadata ? JSON.stringify(metadata satisfies FidelityMetadata) : undefined);
-          if (step.id === 'commit') committed = true;
-          break;
-        }
-        case 'stream': {
-          if (step.id === 'database') databaseTouched = true;
-          const report = await runStreamStep(options, step);
-          streams.push(report);
-          bus.emit('migrate.stream', { app: app.name, stream: report.name, message: `${report.name}: ${(report.bytes / 1024 / 1024).toFixed(1)} MiB in ${(report.elapsedMs / 1000).toFixed(1)} s (${formatRate(report.rate)}, path ${report.path}, ${report.retries} retries)`, data: { ...report } });
-          break;
-        }
-        case 'verify':
-          if (step.id === 'verify-data') verification = await verifyData({ ...options, step, ...(sourceRowsAtBackup ? { sourceRowsAtBackup } : {}) });
-          else verification = await verifyTarget({ ...options, step, previous: verification });
-          if (!verification.ok) {
-            throw new DeployError('transport', 'VERIFICATION_FAILED', `verification failed on ${plan.target}: ${verification.problems.slice(0, 5).join('; ')}`, {
-              hint: 'The target was rolled back. Look at the problems listed; re-run when fixed (writes on the source after the backup also show up here).',
-            });
+            case 'verify':
+              if (step.id === 'verify-data') verification = await verifyData({ ...options, step, ...(sourceRowsAtBackup ? { sourceRowsAtBackup } : {}) });
+              else verification = await verifyTarget({ ...options, step, previous: verification });
+              if (!verification.ok) {
+                throw new DeployError('transport', 'VERIFICATION_FAILED', `verification failed on ${plan.target}: ${verification.problems.slice(0, 5).join('; ')}`, {
+                  hint: 'The target was rolled back. Look at the problems listed; re-run when fixed (writes on the source after the backup also show up here).',
+                });
+              }
+              break;
           }
-          break;
-      }
+        })(),
+        options.signal,
+      );
       await journal.write({ step: step.id, status: 'ok', detail: { ms: Date.now() - stepStarted, ...stepDetail } });
     }
     return { ok: true, ...base, streams, ...(verification ? { verification } : {}), durationMs: Date.now() - started };

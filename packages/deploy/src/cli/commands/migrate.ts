@@ -76,6 +76,7 @@ export function renderReport(report: MigrateReport, baseUrl: string | undefined)
 export const migrateCommand: DeployCommand = {
   command: 'migrate <app>',
   describe: 'Move an app to another host by streaming its backup, database and config; install, start and verify it there',
+  interruptible: true,
   builder: (y) =>
     y
       .positional('app', { type: 'string', describe: 'App name', demandOption: true })
@@ -156,14 +157,14 @@ export const migrateCommand: DeployCommand = {
         await journal.write({ step: 'bin/migrate', status: 'ok', detail: { replacedDefaultSteps: true } });
         return { exitCode: EXIT_CODES.ok, json: { ok: true, replacedBy: 'bin/migrate' }, text: `${app.name}: bin/migrate did the migration itself (exit 0); default steps skipped` };
       }
-      const report = await executeMigration({ plan, input, app, source: context.hostContext, localHost: context.host, targetHost, bus: context.bus, journal });
+      const report = await executeMigration({ plan, input, app, source: context.hostContext, localHost: context.host, targetHost, bus: context.bus, journal, signal: context.signal });
       let baseUrl: string | undefined;
       try {
         baseUrl = resolveBaseUrl({ app, host: context.host, hostContext: { ...context.hostContext, hostAddress: preflight.target.hostAddress } });
       } catch {
         baseUrl = undefined;
       }
-      const exitCode = report.ok ? EXIT_CODES.ok : report.failure?.kind === 'conflict' ? EXIT_CODES.conflict : report.failure?.kind === 'script' ? EXIT_CODES.script : EXIT_CODES.transport;
+      const exitCode = report.ok ? EXIT_CODES.ok : report.failure?.code === 'INTERRUPTED' ? 130 : report.failure?.kind === 'conflict' ? EXIT_CODES.conflict : report.failure?.kind === 'script' ? EXIT_CODES.script : EXIT_CODES.transport;
       return { exitCode, json: report, text: renderReport(report, baseUrl) };
     } finally {
       await targetHost.close();
