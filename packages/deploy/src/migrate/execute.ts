@@ -17,7 +17,7 @@ import { acquireAppLock, type AppLock } from './app-lock.js';
 import { buildDropDatabaseArgv } from './database-commands.js';
 import type { FidelityMetadata } from './fidelity.js';
 import { Journal } from './journal.js';
-import type { MigratePlan, MigrateStep, PlanInput } from './plan.js';
+import type { MigrateStep, MigrationContext } from './plan.js';
 import { readRowCounts, verifyData, verifyTarget, type VerificationReport } from './verify-migration.js';
 
 /** Per stream: what moved, how, and how long it took. */
@@ -47,14 +47,7 @@ export interface MigrateReport {
   readonly durationMs: number;
 }
 
-interface ExecuteOptions {
-  readonly plan: MigratePlan;
-  readonly input: PlanInput;
-  readonly app: AppFolder;
-  readonly source: HostContext;
-  readonly localHost: Host;
-  readonly targetHost: Host;
-  readonly bus: EventBus;
+interface ExecuteOptions extends MigrationContext {
   readonly journal: Journal;
   /** Aborted on Ctrl+C: the running step is stopped and the target rolled back. */
   readonly signal?: AbortSignal;

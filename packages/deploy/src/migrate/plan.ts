@@ -1,5 +1,5 @@
 import { join, posix } from 'node:path';
-import type { AppFolder, TransportName } from '@deploykit/core';
+import type { AppFolder, EventBus, Host, TransportName } from '@deploykit/core';
 import { expandPlaceholders } from '@deploykit/manifest';
 import type { HostContext } from '../host-context.js';
 import { resolveBorgRepo } from '../phase-env.js';
@@ -60,6 +60,17 @@ export interface PlanInput {
   readonly dropLeftoverDatabase: boolean;
   /** The Borg repository path on the target (for --with-history). */
   readonly targetBorgRepo?: string;
+}
+
+/** What every step of a running migration may use: the plan, its inputs and both hosts. */
+export interface MigrationContext {
+  readonly plan: MigratePlan;
+  readonly input: PlanInput;
+  readonly app: AppFolder;
+  readonly source: HostContext;
+  readonly localHost: Host;
+  readonly targetHost: Host;
+  readonly bus: EventBus;
 }
 
 /** A migration plan: the ordered steps. */

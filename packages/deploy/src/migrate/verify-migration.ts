@@ -4,7 +4,7 @@ import type { HostContext } from '../host-context.js';
 import { listArchivedVolume } from './archive-listing.js';
 import { compareDigests, type FileDigest } from './checksums.js';
 import { compareFidelity, isFidelityTrivial, type FidelityMetadata } from './fidelity.js';
-import type { MigratePlan, MigrateStep, PlanInput } from './plan.js';
+import type { MigrateStep, MigrationContext } from './plan.js';
 
 /** What verification found, check by check. */
 export interface VerificationReport {
@@ -13,14 +13,7 @@ export interface VerificationReport {
   readonly problems: readonly string[];
 }
 
-interface VerifyContext {
-  readonly plan: MigratePlan;
-  readonly input: PlanInput;
-  readonly app: AppFolder;
-  readonly source: HostContext;
-  readonly localHost: Host;
-  readonly targetHost: Host;
-  readonly bus: EventBus;
+interface VerifyContext extends MigrationContext {
   readonly step: Extract<MigrateStep, { kind: 'verify' }>;
   /** Row counts per table taken on the source right after the backup (what the archive holds). */
   readonly sourceRowsAtBackup?: Readonly<Record<string, number>>;
