@@ -1,9 +1,8 @@
-import type { Arg, Secret } from '@deploykit/core';
+import type { Arg } from '@deploykit/core';
 
 /** Inputs of the ffl share (sender) command. */
 export interface FflShareArgvOptions {
   readonly binary: string;
-  readonly pickupCode: Secret;
   readonly hookFile: string;
   readonly jsonFile: string;
   readonly name: string;
@@ -11,8 +10,10 @@ export interface FflShareArgvOptions {
 
 /**
  * Builds the ffl sender argv of reference/ffl.md §6: stdin, no disk cache, one download, E2EE,
- * our pickup code, file hook + --json, foreground, no clipboard; no --timeout (absolute, it would
- * kill a long transfer) - our stall watchdog sends SIGINT instead.
+ * pickup auth with a code ffl generates itself (read back from the hook's /share/link/create, so it
+ * is never in this process's argv: ffl has no environment variable for it), file hook + --json,
+ * foreground, no clipboard; no --timeout (absolute, it would kill a long transfer) - our stall
+ * watchdog sends SIGINT instead.
  */
 export function buildFflShareArgv(options: FflShareArgvOptions): Arg[] {
   return [
@@ -23,8 +24,8 @@ export function buildFflShareArgv(options: FflShareArgvOptions): Arg[] {
     '--max-downloads',
     '1',
     '--e2ee',
-    '--pickup-code',
-    options.pickupCode,
+    '--recipient-auth',
+    'pickup',
     '--hook',
     options.hookFile,
     '--json',

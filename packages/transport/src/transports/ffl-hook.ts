@@ -11,7 +11,7 @@ export interface FflHookEvent {
 
 /** What an ffl hook event means for the stream, in our vocabulary. */
 export type FflSignal =
-  | { readonly kind: 'link'; readonly link: string }
+  | { readonly kind: 'link'; readonly link: string; readonly pickupCode?: string }
   | { readonly kind: 'connected' }
   | { readonly kind: 'path'; readonly path: Extract<StreamPath, 'direct' | 'relay'> }
   | { readonly kind: 'progress'; readonly bytes: number; readonly rate: number }
@@ -49,7 +49,10 @@ export function mapFflHookEvent(event: FflHookEvent): FflSignal[] {
   const data = event.data;
   switch (event.event) {
     case '/share/link/create':
-      return textField(data, 'link') === '' ? [] : [{ kind: 'link', link: textField(data, 'link') }];
+      // The pickup code ffl generated itself (we never put one in its argv) comes with the link.
+      return textField(data, 'link') === ''
+        ? []
+        : [{ kind: 'link', link: textField(data, 'link'), ...(textField(data, 'pickupCode') !== '' ? { pickupCode: textField(data, 'pickupCode') } : {}) }];
     case '/webrtc/offer/create':
       return [{ kind: 'connected' }];
     case '/webrtc/transfer/create':

@@ -1,7 +1,6 @@
-import { randomInt } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { secret } from '@deploykit/core';
+import { secret, type Secret } from '@deploykit/core';
 import { StageFailureError, tailText, type StageFailure } from '../pipeline/stage-failure.js';
 import { buildFflEnv, buildFflShareArgv } from './ffl-argv.js';
 import { locateFflBinary, resolveFflBinary } from './ffl-binary.js';
@@ -11,11 +10,6 @@ import { buildReceiverArgv, PICKUP_CODE_ENV } from './receiver-argv.js';
 import { describeExit, startReceiverProcess, type ReceiverProcess } from './receiver-process.js';
 import { checkDeployOnHost } from './ssh.js';
 import type { ReceiverDone, SenderSession, Transport } from './transport.js';
-
-/** A fresh random 6-digit pickup code from the CSPRNG. */
-export function createPickupCode(): string {
-  return String(randomInt(0, 1_000_000)).padStart(6, '0');
-}
 
 /** How long the ffl sender may take to exit after delivery before it gets SIGINT. */
 const SENDER_EXIT_GRACE_MS = 15_000;
@@ -39,8 +33,8 @@ export const fflTransport: Transport = {
     await checkDeployOnHost(context.target, context.deployCommand);
   },
   async start(context): Promise<SenderSession> {
-    const pickupCode = secret(createPickupCode());
-    context.secrets.push(pickupCode);
+    // ffl generates the code (CSPRNG, reference §1 --recipient-auth); we learn it with the link.
+    let pickupCode: Secret | undefined;
     const cwd = join(context.attemptDir, 'ffl-cwd');
     const storage = join(context.attemptDir, 'ffl-storage');
     const downloads = join(context.attemptDir, 'ffl-bin');
@@ -48,7 +42,7 @@ export const fflTransport: Transport = {
     const binary = await resolveFflBinary(context.source, context.options.ffl ?? {}, downloads);
     const hookFile = join(context.attemptDir, 'ffl-hook.jsonl');
     const sender = context.source.spawn({
-      argv: buildFflShareArgv({ binary: binary.path, pickupCode, hookFile, jsonFile: join(context.attemptDir, 'ffl-share.json'), name: context.stream }),
+      argv: buildFflShareArgv({ binary: binary.path, hookFile, jsonFile: join(context.attemptDir, 'ffl-share.json'), name: context.stream }),
       cwd,
       env: buildFflEnv(storage, context.options.ffl?.env),
       stdin: 'pipe',
@@ -74,7 +68,13 @@ export const fflTransport: Transport = {
     const report = (failure: Omit<StageFailure, 'at'>): void => context.report({ ...failure, at: Date.now() });
     const stopTail = tailFflHookFile(hookFile, (event) => {
       for (const signal of mapFflHookEvent(event)) {
-        if (signal.kind === 'link') resolveLink(signal.link);
+        if (signal.kind === 'link') {
+          if (signal.pickupCode !== undefined && pickupCode === undefined) {
+            pickupCode = secret(signal.pickupCode);
+            context.secrets.push(pickupCode);
+          }
+          resolveLink(signal.link);
+        }
         else if (signal.kind === 'connected' && !connected) {
           connected = true;
           context.emit({ kind: 'connected', stream: context.stream });
@@ -115,7 +115,7 @@ export const fflTransport: Transport = {
           stallSeconds: context.stallSeconds,
           link: ticket,
         }),
-        env: { [PICKUP_CODE_ENV]: pickupCode },
+        env: pickupCode === undefined ? {} : { [PICKUP_CODE_ENV]: pickupCode },
         stdin: 'ignore',
         forwardLinkEvents: false,
       });

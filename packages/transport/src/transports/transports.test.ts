@@ -12,7 +12,6 @@ import { pickFirstFailure } from '../pipeline/stage-failure.js';
 import { buildFflShareArgv } from './ffl-argv.js';
 import { downloadFflBinary, locateFflBinary, resolveFflBinary } from './ffl-binary.js';
 import { mapFflHookEvent, tailFflHookFile, type FflHookEvent } from './ffl-hook.js';
-import { createPickupCode } from './ffl.js';
 import { buildReceiverArgv } from './receiver-argv.js';
 import { resolveTransport } from './registry.js';
 import { classifySshExit } from './ssh.js';
@@ -22,14 +21,19 @@ test('resolveTransport finds each transport and lists the known ones for an unkn
   assert.throws(() => resolveTransport('pigeon'), (error: DeployError) => error.kind === 'usage' && error.hint === 'Known transports: ffl, ssh, scp, local.');
 });
 
-test('the ffl share argv follows reference §6 and masks the pickup code', () => {
-  const argv = buildFflShareArgv({ binary: 'ffl', pickupCode: secret('123456'), hookFile: '/t/h.jsonl', jsonFile: '/t/s.json', name: 'volumes' });
+test('the ffl share argv follows reference §6 and carries no pickup code (ffl generates it)', () => {
+  const argv = buildFflShareArgv({ binary: 'ffl', hookFile: '/t/h.jsonl', jsonFile: '/t/s.json', name: 'volumes' });
   assert.equal(
     displayArgv(argv),
-    'ffl - --stdin-cache off --max-downloads 1 --e2ee --pickup-code *** --hook /t/h.jsonl --json /t/s.json --foreground --disable-clipboard --name volumes',
+    'ffl - --stdin-cache off --max-downloads 1 --e2ee --recipient-auth pickup --hook /t/h.jsonl --json /t/s.json --foreground --disable-clipboard --name volumes',
   );
   assert.ok(!argv.includes('--timeout'));
-  assert.match(createPickupCode(), /^\d{6}$/);
+  assert.ok(!argv.includes('--pickup-code'));
+});
+
+test('the generated pickup code is read back from /share/link/create', () => {
+  const signals = mapFflHookEvent({ event: '/share/link/create', timestamp: 't', data: { link: 'http://127.0.0.1:1/abcd1234', pickupCode: '042917' } });
+  assert.deepEqual(signals, [{ kind: 'link', link: 'http://127.0.0.1:1/abcd1234', pickupCode: '042917' }]);
 });
 
 test('the receiver argv carries the consumer as one JSON word and never a secret', () => {
