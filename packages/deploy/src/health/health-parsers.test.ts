@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { parseRowCounts } from './app-facts.js';
 import { parseKeyValueLines } from './credentials-file.js';
 import { parseLogOffsets } from './logs-check.js';
-import { pickSample } from './uploads-check.js';
+import { isUrlServable, pickSample } from './uploads-check.js';
 import { joinUrlPath } from './url-join.js';
 
 test('pickSample spreads over the sorted list deterministically', () => {
@@ -19,4 +19,10 @@ test('parsers: log offsets, row counts, credentials, URL paths', () => {
   assert.equal(values.get('username'), 'admin');
   assert.equal(values.get('password'), 'p w');
   assert.equal(joinUrlPath('/uploads', 'dir/a b.txt'), '/uploads/dir/a%20b.txt');
+});
+
+test('names with control characters are never sampled: no web app serves them', () => {
+  assert.equal(isUrlServable('report 2026 ünï.pdf'), true);
+  assert.equal(isUrlServable('odd name\twith tab'), false);
+  assert.equal(isUrlServable('line\nbreak'), false);
 });

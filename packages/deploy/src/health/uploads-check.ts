@@ -22,6 +22,14 @@ export async function listVolumeFiles(dir: string): Promise<string[]> {
   return found.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
+/**
+ * True for names an app can be asked for in a URL path. Names with control characters (a tab, a
+ * newline) are legal on disk but no web app serves them; sampling them would fail a healthy app.
+ */
+export function isUrlServable(name: string): boolean {
+  return !/[\u0000-\u001f\u007f]/.test(name);
+}
+
 /** Picks `count` names spread evenly over a sorted list (first, ..., towards the last), deterministic. */
 export function pickSample<T>(sorted: readonly T[], count: number): T[] {
   if (sorted.length <= count) return [...sorted];
@@ -55,7 +63,7 @@ export const runUploadsCheck: CheckRunner<UploadsCheck> = async (check, environm
     return failCheck(check, started, `volume folder ${volume.path} readable`, (error as NodeJS.ErrnoException).code ?? String(error));
   }
   const expected = baselineSample(check, environment);
-  const names = expected?.map((file) => file.name) ?? pickSample(all, check.sample ?? 5);
+  const names = expected?.map((file) => file.name) ?? pickSample(all.filter(isUrlServable), check.sample ?? 5);
   if (names.length === 0) {
     return { name: check.name, type: 'uploads', status: 'skipped', durationMs: Date.now() - started, reason: `volume ${volume.path} holds no files to sample`, facts: { count: 0, sample: [] } };
   }

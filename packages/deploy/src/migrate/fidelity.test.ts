@@ -25,7 +25,7 @@ test('what borg export-tar loses is found, carried and proven: xattrs, ACLs, mti
         "setfattr -n user.color -v blue 'v/sub dir/tagged.txt'",
         'setfacl -m u:nobody:r v/plain.txt',
         "touch -d '2050-01-01T00:00:00Z' v/plain.txt",
-        'truncate -s 64M v/sparse.img && printf x >> v/sparse.img',
+        'truncate -s 64M v/sparse.img && printf x >> v/sparse.img && touch -d 2020-05-05T10:00:00Z v/sparse.img',
         'borg init -e none repo && borg create repo::a v',
         'mkdir out && borg export-tar repo::a - | tar -x -C out --numeric-owner -p 2>/dev/null',
       ].join(' && '),
@@ -49,6 +49,7 @@ test('what borg export-tar loses is found, carried and proven: xattrs, ACLs, mti
     assert.deepEqual(compareFidelity(source, after), []);
     assert.ok((await stat(join(extracted, 'sparse.img'))).blocks * 512 < 1024 * 1024, 'holes dug again');
     assert.equal((await stat(join(extracted, 'plain.txt'))).mtime.toISOString(), '2050-01-01T00:00:00.000Z');
+    assert.equal((await stat(join(extracted, 'sparse.img'))).mtime.toISOString(), '2020-05-05T10:00:00.000Z', 'digging holes keeps the mtime');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

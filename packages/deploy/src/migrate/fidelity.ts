@@ -96,9 +96,12 @@ export async function applyFidelity(host: Host, dir: string, metadata: FidelityM
     if (result.exitCode !== 0) throw new DependencyError('XATTR_RESTORE_FAILED', `setfattr --restore failed in ${dir}: ${result.stderr.trim()}`, { hint: 'Does the target filesystem support xattrs and ACLs (mount option user_xattr, acl)?' });
   }
   for (const path of metadata.sparseFiles) {
-    // Holes first: digging rewrites nothing but deallocates zero ranges, and does not touch mtime... but be safe and set times after.
+    // Digging holes counts as a write and moves the mtime tar restored: keep it and put it back.
+    const before = await host.run({ argv: ['stat', '-c', '%.9Y', '--', path], cwd: dir });
     const result = await host.run({ argv: ['fallocate', '--dig-holes', '--', path], cwd: dir });
     if (result.exitCode !== 0) throw new DependencyError('SPARSE_FAILED', `fallocate --dig-holes ${path} failed: ${result.stderr.trim()}`);
+    const mtime = before.stdout.trim();
+    if (before.exitCode === 0 && mtime !== '') await host.run({ argv: ['touch', '-h', '-m', '-d', `@${mtime}`, '--', path], cwd: dir });
   }
   for (const [path, seconds] of metadata.lateMtimes) {
     const result = await host.run({ argv: ['touch', '-h', '-m', '-d', `@${seconds}`, '--', path], cwd: dir });

@@ -153,7 +153,7 @@ export function buildMigratePlan(input: PlanInput): MigratePlan {
     if ((app.manifest.database.roles ?? []).length > 0) {
       stream('roles', `database roles/users of ${app.name} with their grants (${(app.manifest.database.roles ?? []).join(', ')})`, {
         name: 'roles',
-        producer: [...input.deployCommand, 'db', 'roles-sql', app.name, ...(input.configPath ? ['--config', input.configPath] : [])],
+        producer: [...input.deployCommand, 'db', 'roles-sql', app.name, '--part', 'users', ...(input.configPath ? ['--config', input.configPath] : [])],
         producerEnv: {},
         consumer: { kind: 'command', argv: buildRolesConsumerArgv(app) },
       });
@@ -165,6 +165,15 @@ export function buildMigratePlan(input: PlanInput): MigratePlan {
       producerEnv: input.archiveHasDump ? input.borgEnv : {},
       consumer: { kind: 'command', argv: buildRestoreConsumerArgv(app) },
     });
+    if (engine === 'mariadb' && (app.manifest.database.roles ?? []).length > 0) {
+      // Table, column and routine grants name objects that exist only after the restore.
+      stream('grants', `table-level grants of ${(app.manifest.database.roles ?? []).join(', ')}`, {
+        name: 'grants',
+        producer: [...input.deployCommand, 'db', 'roles-sql', app.name, '--part', 'grants', ...(input.configPath ? ['--config', input.configPath] : [])],
+        producerEnv: {},
+        consumer: { kind: 'command', argv: buildRolesConsumerArgv(app) },
+      });
+    }
   }
   if (input.withHistory) {
     const sourceRepo = resolveBorgRepo(app, input.source);
