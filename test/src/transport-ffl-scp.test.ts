@@ -74,7 +74,7 @@ describe('ffl and scp transports', { concurrency: false }, () => {
         await runOrThrow(
           labShell(lab, 'a'),
           `mkdir -p ${work}/storage && cd ${work} || exit 1
-FFL_STORAGE_LOCATION=${work}/storage FFL_LANGUAGE=en nohup sh -c 'printf payload | exec ffl - --stdin-cache off --max-downloads 1 --e2ee --pickup-code 123456 --hook ${work}/hook.jsonl --json ${work}/share.json --foreground --disable-clipboard --name x' </dev/null >${work}/out 2>&1 &
+FFL_STORAGE_LOCATION=${work}/storage FFL_LANGUAGE=en setsid sh -c 'printf payload | exec ffl - --stdin-cache off --max-downloads 1 --e2ee --pickup-code 123456 --hook ${work}/hook.jsonl --json ${work}/share.json --foreground --disable-clipboard --name x' </dev/null >${work}/out 2>&1 &
 echo $!`,
         )
       ).trim(),
@@ -94,7 +94,8 @@ echo $!`,
       await untouched();
       await assertNoLeftovers(lab, into);
     } finally {
-      await lab.ssh('a', `kill -INT ${pid} 2>/dev/null; sleep 0.5; kill -KILL ${pid} 2>/dev/null; rm -rf ${work}`);
+      // setsid made the sh its own process group with ffl inside it: stop the whole group.
+      await lab.ssh('a', `kill -INT -- -${pid} 2>/dev/null; sleep 0.5; kill -KILL -- -${pid} 2>/dev/null; rm -rf ${work}`);
     }
   });
 

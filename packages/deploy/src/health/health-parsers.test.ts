@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { parseRowCounts } from './app-facts.js';
 import { parseKeyValueLines } from './credentials-file.js';
 import { parseLogOffsets } from './logs-check.js';
-import { isUrlServable, pickSample } from './uploads-check.js';
+import { isUrlServable, listVolumeFiles, pickSample } from './uploads-check.js';
 import { joinUrlPath } from './url-join.js';
 
 test('pickSample spreads over the sorted list deterministically', () => {
@@ -25,4 +25,21 @@ test('names with control characters are never sampled: no web app serves them', 
   assert.equal(isUrlServable('report 2026 ünï.pdf'), true);
   assert.equal(isUrlServable('odd name\twith tab'), false);
   assert.equal(isUrlServable('line\nbreak'), false);
+});
+
+test('the uploads listing holds regular files and links to them, never links to folders', async () => {
+  const { mkdtemp, mkdir, writeFile, symlink, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = await mkdtemp(join(tmpdir(), 'dk-uploads-'));
+  try {
+    await mkdir(join(dir, 'sub'));
+    await writeFile(join(dir, 'sub', 'a.txt'), 'a');
+    await symlink('sub/a.txt', join(dir, 'link-to-file'));
+    await symlink('sub', join(dir, 'link-to-dir'));
+    await symlink('missing', join(dir, 'dangling'));
+    assert.deepEqual(await listVolumeFiles(dir), ['link-to-file', 'sub/a.txt']);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

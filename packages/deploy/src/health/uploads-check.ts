@@ -1,4 +1,4 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { UploadsCheck } from '@deploykit/core';
 import { failCheck, passCheck, type CheckEnvironment, type CheckResult, type CheckRunner, type SampledFile } from './check-types.js';
@@ -14,7 +14,9 @@ export async function listVolumeFiles(dir: string): Promise<string[]> {
       if (entry.name.startsWith('.')) continue;
       const path = relative ? `${relative}/${entry.name}` : entry.name;
       if (entry.isDirectory()) await walk(path);
-      else if (entry.isFile() || entry.isSymbolicLink()) found.push(path);
+      else if (entry.isFile()) found.push(path);
+      // A symlink counts only when it leads to a regular file: one to a folder is no upload to fetch.
+      else if (entry.isSymbolicLink() && (await stat(join(dir, path)).catch(() => undefined))?.isFile()) found.push(path);
     }
   };
   await walk('');
