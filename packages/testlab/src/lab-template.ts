@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { findRepoRoot } from './lab-paths.js';
 
 /**
  * Returns a cached, initialised data dir (`<cache>/<kind>-<hash>/data`) for `kind`, building it with `build(dir)` the first time.
@@ -11,7 +11,9 @@ import { join } from 'node:path';
  * safely: each builds in its own temp dir and the first rename wins.
  */
 export async function ensureDataTemplate(kind: string, shape: string, build: (dir: string) => Promise<void>): Promise<string> {
-  const cacheRoot = join(tmpdir(), 'deploykit-lab-cache');
+  // A build cache, kept where npm tools keep theirs: inside the checkout, gone with node_modules,
+  // never a stray folder in /tmp after the tests (DEPLOY_LAB_CACHE overrides).
+  const cacheRoot = process.env.DEPLOY_LAB_CACHE ?? join(findRepoRoot(), 'node_modules', '.cache', 'deploykit-lab');
   await mkdir(cacheRoot, { recursive: true });
   // Server users (postgres, mysql) must be able to reach the copies' source.
   await chmod(cacheRoot, 0o755);
