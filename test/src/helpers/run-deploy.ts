@@ -66,6 +66,7 @@ export function runDeploy(args: readonly string[], options: RunDeployOptions = {
         stderr: Buffer.concat(stderr).toString('utf8'),
       });
     });
+    child.stdin.on('error', () => undefined); // deploy may exit without reading stdin (EPIPE)
     child.stdin.end(options.input ?? '');
   });
 }
