@@ -76,7 +76,8 @@ export function parseRowCounts(text: string, separator: string): Record<string, 
   return tables;
 }
 
-async function countTables(app: AppFolder, host: Host): Promise<DatabaseFacts | undefined> {
+/** Per-table row counts of the app's database on the host it runs on; undefined when it has none. */
+export async function countTables(app: AppFolder, host: Host): Promise<DatabaseFacts | undefined> {
   const { kind, name } = app.manifest.database;
   if (kind === 'none' || !name) return undefined;
   if (kind === 'postgres') {

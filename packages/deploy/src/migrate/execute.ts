@@ -5,20 +5,17 @@ import {
   displayArgv,
   TransportError,
   ScriptError,
-  type AppFolder,
-  type EventBus,
   type Host,
   type HostProcess,
 } from '@deploykit/core';
 import { signalAllProcessGroups, tailLines } from '@deploykit/host';
-import type { HostContext } from '../host-context.js';
 import { runPhase } from '../script-runner.js';
 import { acquireAppLock, type AppLock } from './app-lock.js';
 import { buildDropDatabaseArgv } from './database-commands.js';
 import type { FidelityMetadata } from './fidelity.js';
 import { Journal } from './journal.js';
 import type { MigrateStep, MigrationContext } from './plan.js';
-import { readRowCounts, verifyData, verifyTarget, type VerificationReport } from './verify-migration.js';
+import { readSourceRowCounts, verifyData, verifyTarget, type VerificationReport } from './verify-migration.js';
 
 /** Per stream: what moved, how, and how long it took. */
 export interface StreamReport {
@@ -228,7 +225,7 @@ export async function executeMigration(options: ExecuteOptions): Promise<Migrate
                 }
                 if (app.manifest.database.kind !== 'none') {
                   // What the archive holds, as near as we can see it: verification compares the target with this.
-                  sourceRowsAtBackup = (await readRowCounts(localHost, input.deployCommand, app.name)).tables;
+                  sourceRowsAtBackup = (await readSourceRowCounts(app, localHost)).tables;
                   stepDetail = { archive: plan.archive, sourceRowsAtBackup };
                 }
               } else await runTargetPhase(options, step);

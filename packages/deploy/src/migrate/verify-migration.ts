@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
-import type { AppFolder, EventBus, Host } from '@deploykit/core';
-import type { HostContext } from '../host-context.js';
+import type { AppFolder, Host } from '@deploykit/core';
+import { countTables } from '../health/app-facts.js';
 import { listArchivedVolume } from './archive-listing.js';
 import { compareDigests, type FileDigest } from './checksums.js';
 import { compareFidelity, isFidelityTrivial, type FidelityMetadata } from './fidelity.js';
@@ -19,8 +19,15 @@ interface VerifyContext extends MigrationContext {
   readonly sourceRowsAtBackup?: Readonly<Record<string, number>>;
 }
 
-/** Reads the app's per-table row counts through `deploy facts` on a host. */
-export async function readRowCounts(host: Host, deployCommand: readonly string[], app: string): Promise<{ tables?: Record<string, number>; error?: string }> {
+/** Row counts per table on the source, counted in this process (the source is where deploy runs). */
+export async function readSourceRowCounts(app: AppFolder, host: Host): Promise<{ tables?: Record<string, number>; error?: string }> {
+  const database = await countTables(app, host);
+  if (!database || database.error) return { error: database?.error ?? 'the app has no database' };
+  return { tables: { ...database.tables } };
+}
+
+/** Row counts per table on the target, through `deploy facts` there (its app folder and database admin env). */
+async function readTargetRowCounts(host: Host, deployCommand: readonly string[], app: string): Promise<{ tables?: Record<string, number>; error?: string }> {
   const facts = await runJson<{ database?: { tables: Record<string, number>; error?: string } }>(host, [...deployCommand, 'facts', app, '--json', '--quiet']);
   const database = facts.value?.database;
   if (!database || database.error) return { error: database?.error ?? facts.error ?? 'no database facts' };
@@ -77,8 +84,8 @@ export async function verifyData(context: VerifyContext): Promise<VerificationRe
     }
   }
   if (app.manifest.database.kind !== 'none') {
-    const live = await readRowCounts(localHost, input.deployCommand, app.name);
-    const target = await readRowCounts(targetHost, remoteDeploy, app.name);
+    const live = await readSourceRowCounts(app, localHost);
+    const target = await readTargetRowCounts(targetHost, remoteDeploy, app.name);
     const expected = context.sourceRowsAtBackup ?? live.tables;
     if (!expected || !target.tables) {
       checks.push({ name: 'database rows', ok: false, detail: `cannot count rows: source ${live.error ?? 'ok'}, target ${target.error ?? 'ok'}` });
