@@ -1,5 +1,5 @@
-import { TransportError, type Secret } from '@deploykit/core';
-import { redact } from '@deploykit/core';
+import { tailLines } from '@deploykit/host';
+import { redact, TransportError, type Secret } from '@deploykit/core';
 import type { StreamStage } from '../contract.js';
 
 /** One observed failure of one stage of a stream attempt. */
@@ -22,7 +22,7 @@ export interface StageFailure {
 
 /** Keeps the last `lines` lines (at most 2000 characters) of a stderr text, secrets masked. */
 export function tailText(text: string, secrets: readonly (Secret | string)[] = [], lines = 12): string {
-  const kept = text.trimEnd().split('\n').slice(-lines).join('\n');
+  const kept = tailLines(text, lines);
   return redact(kept.length > 2000 ? kept.slice(-2000) : kept, secrets);
 }
 
