@@ -2,7 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { quoteArgv } from '@deploykit/core';
 import type { Lab } from '@deploykit/testlab';
-import { pickCheck, runDeploy, runDeployJson, shOk, startNotesLab, UPLOADS, type CheckJson } from './health-lab.js';
+import { pickCheck, runDeployOnHost, runDeployJsonOnHost, shOk, startNotesLab, UPLOADS, type CheckJson } from './health-lab.js';
 
 interface HealthJson {
   ok: boolean;
@@ -19,7 +19,7 @@ after(async () => {
   await lab?.down();
 });
 
-const health = (args: string[] = [], input?: string) => runDeployJson<HealthJson>(lab, 'a', ['health', 'notes', ...args], input);
+const health = (args: string[] = [], input?: string) => runDeployJsonOnHost<HealthJson>(lab, 'a', ['health', 'notes', ...args], input);
 
 test('every check of the sample app passes on a healthy install, and says what it saw', async () => {
   const { exitCode, json } = await health();
@@ -36,7 +36,7 @@ test('every check of the sample app passes on a healthy install, and says what i
   assert.equal(sample.find((file) => file.name === 'c-report.txt')?.bytes, 70_000);
   assert.match(String(pickCheck(json, 'notes page').facts?.sha256), /^[0-9a-f]{64}$/);
   // The table form names every check.
-  const table = await runDeploy(lab, 'a', ['health', 'notes']);
+  const table = await runDeployOnHost(lab, 'a', ['health', 'notes']);
   assert.equal(table.exitCode, 0);
   assert.match(table.stdout, /^CHECK\s+TYPE\s+RESULT\s+TIME\s+REASON/m);
   assert.match(table.stdout, /admin login\s+login\s+ok/);
@@ -102,11 +102,11 @@ test('logs: a permission error written since the start fails the scan with the l
 });
 
 test('process: a stopped app fails; a restart clears it and the earlier log error too', async () => {
-  assert.equal((await runDeploy(lab, 'a', ['stop', 'notes'])).exitCode, 0);
+  assert.equal((await runDeployOnHost(lab, 'a', ['stop', 'notes'])).exitCode, 0);
   const stopped = await health(['--check', 'process']);
   assert.equal(stopped.exitCode, 1);
   assert.match(pickCheck(stopped.json, 'process').reason ?? '', /expected a pid file .*got none: the app is not running/);
-  const start = await runDeploy(lab, 'a', ['start', 'notes']);
+  const start = await runDeployOnHost(lab, 'a', ['start', 'notes']);
   assert.equal(start.exitCode, 0, start.stderr);
   const { exitCode, json } = await health(['--check', 'process', '--check', 'log scan']);
   assert.equal(exitCode, 0, JSON.stringify(json));

@@ -4,13 +4,13 @@ import { quoteArgv } from '@deploykit/core';
 import { startLab, type Lab, type LabCommandResult } from '@deploykit/testlab';
 
 /** Runs `deploy <args>` on a lab host (its own PATH, apps root, state dir and PostgreSQL). */
-export function runDeploy(lab: Lab, host: string, args: readonly string[], input?: string): Promise<LabCommandResult> {
+export function runDeployOnHost(lab: Lab, host: string, args: readonly string[], input?: string): Promise<LabCommandResult> {
   return lab.ssh(host, quoteArgv(['deploy', ...args]), input === undefined ? {} : { input });
 }
 
 /** Runs `deploy <args> --json` on a lab host and parses stdout. */
-export async function runDeployJson<T = Record<string, unknown>>(lab: Lab, host: string, args: readonly string[], input?: string): Promise<{ exitCode: number; json: T; stderr: string }> {
-  const result = await runDeploy(lab, host, [...args, '--json', '--quiet'], input);
+export async function runDeployJsonOnHost<T = Record<string, unknown>>(lab: Lab, host: string, args: readonly string[], input?: string): Promise<{ exitCode: number; json: T; stderr: string }> {
+  const result = await runDeployOnHost(lab, host, [...args, '--json', '--quiet'], input);
   let json: T;
   try {
     json = JSON.parse(result.stdout) as T;
@@ -43,11 +43,11 @@ export async function startNotesLab(hosts: number): Promise<Lab> {
       lab.hosts.map(async (host) => {
         // deploy init validates before bin/install has generated the secrets and exits 3 for
         // that alone; anything else is a real failure.
-        const init = await runDeploy(lab, host.name, ['init', 'notes']);
+        const init = await runDeployOnHost(lab, host.name, ['init', 'notes']);
         const initErrors = init.stdout.split('\n').filter((line) => line.trim().startsWith('error:'));
         assert.ok(init.exitCode === 0 || (init.exitCode === 3 && initErrors.every((line) => /secret file \S+ does not exist/.test(line))), `deploy init: ${init.stdout}${init.stderr}`);
         for (const phase of [['install', 'notes'], ['start', 'notes']]) {
-          const result = await runDeploy(lab, host.name, phase);
+          const result = await runDeployOnHost(lab, host.name, phase);
           assert.equal(result.exitCode, 0, `deploy ${phase.join(' ')} on ${host.name}: ${result.stdout}\n${result.stderr}`);
         }
         const uploads = `${host.appsRoot}/notes/data/uploads`;

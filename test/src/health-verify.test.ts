@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { quoteArgv } from '@deploykit/core';
 import { verifyApp } from '@deploykit/deploy';
 import type { Lab } from '@deploykit/testlab';
-import { runDeploy, runDeployJson, shOk, startNotesLab } from './health-lab.js';
+import { runDeployOnHost, runDeployJsonOnHost, shOk, startNotesLab } from './health-lab.js';
 
 interface VerifyJson {
   ok: boolean;
@@ -19,7 +19,7 @@ after(async () => {
 });
 
 test('facts: file counts per volume and row counts per table, from the host itself', async () => {
-  const { exitCode, json } = await runDeployJson<{ volumes: { name: string; files: number; bytes: number }[]; database: { tables: Record<string, number> } }>(lab, 'b', ['facts', 'notes']);
+  const { exitCode, json } = await runDeployJsonOnHost<{ volumes: { name: string; files: number; bytes: number }[]; database: { tables: Record<string, number> } }>(lab, 'b', ['facts', 'notes']);
   assert.equal(exitCode, 0);
   assert.deepEqual(json.volumes.find((v) => v.name === 'uploads'), { name: 'uploads', path: 'data/uploads', files: 4, bytes: 13 + 13 + 70_000 + 7 });
   assert.equal(json.database.tables['public.users'], 1);
@@ -27,13 +27,13 @@ test('facts: file counts per volume and row counts per table, from the host itse
 });
 
 test('verify: two identical installs match; a missing upload and an extra note are mismatches', async () => {
-  const same = await runDeployJson<VerifyJson>(lab, 'a', ['verify', 'notes', '--source', 'a', '--target', 'b']);
+  const same = await runDeployJsonOnHost<VerifyJson>(lab, 'a', ['verify', 'notes', '--source', 'a', '--target', 'b']);
   assert.equal(same.exitCode, 0, JSON.stringify(same.json, null, 2));
   const subjects = same.json.comparisons.map((c) => `${c.subject}:${c.status}`);
   for (const expected of ['uploads sample uploads:match', 'db-page notes page digest:match', 'volume uploads:match', 'volume logs:skipped', 'rows public.notes:match', 'rows public.users:match']) {
     assert.ok(subjects.includes(expected), `${expected} not in ${subjects.join(', ')}`);
   }
-  const table = await runDeploy(lab, 'a', ['verify', 'notes', '--source', 'a', '--target', 'b']);
+  const table = await runDeployOnHost(lab, 'a', ['verify', 'notes', '--source', 'a', '--target', 'b']);
   assert.equal(table.exitCode, 0, table.stdout + table.stderr);
   assert.match(table.stdout, /ready for the DNS cutover/);
 
@@ -59,7 +59,7 @@ test('verify: two identical installs match; a missing upload and an extra note a
     if (previous === undefined) delete process.env.DEPLOY_CONFIG;
     else process.env.DEPLOY_CONFIG = previous;
   }
-  const cli = await runDeploy(lab, 'a', ['verify', 'notes', '--source', 'a', '--target', 'b']);
+  const cli = await runDeployOnHost(lab, 'a', ['verify', 'notes', '--source', 'a', '--target', 'b']);
   assert.equal(cli.exitCode, 1);
   assert.match(cli.stdout, /rows public\.notes\s+MISMATCH\s+2\s+1/);
 });

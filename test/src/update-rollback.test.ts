@@ -2,7 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { quoteArgv } from '@deploykit/core';
 import type { Lab } from '@deploykit/testlab';
-import { runDeploy, runDeployJson, shOk, startNotesLab, UPLOADS } from './health-lab.js';
+import { runDeployOnHost, runDeployJsonOnHost, shOk, startNotesLab, UPLOADS } from './health-lab.js';
 
 interface UpdateJson {
   ok: boolean;
@@ -35,7 +35,7 @@ async function makeRelease(name: string, edit: string): Promise<string> {
 
 test('an update whose new version passes health is kept', async () => {
   const release = await makeRelease('good', `printf 'User-agent: *\\nDisallow: /v2\\n' > app/public/robots.txt`);
-  const { exitCode, json } = await runDeployJson<UpdateJson>(lab, 'a', ['update', 'notes', '--from', release]);
+  const { exitCode, json } = await runDeployJsonOnHost<UpdateJson>(lab, 'a', ['update', 'notes', '--from', release]);
   assert.equal(exitCode, 0, JSON.stringify(json, null, 2));
   assert.equal(json.status, 'updated');
   assert.deepEqual(
@@ -45,7 +45,7 @@ test('an update whose new version passes health is kept', async () => {
   const robots = await shOk(lab, 'a', `curl -fsS http://${lab.host('a').address}:8080/static/robots.txt`);
   assert.equal(robots, 'User-agent: *\nDisallow: /v2\n');
   // The safety archive exists in the app's Borg repository.
-  const health = await runDeploy(lab, 'a', ['health', 'notes']);
+  const health = await runDeployOnHost(lab, 'a', ['health', 'notes']);
   assert.equal(health.exitCode, 0, health.stdout);
 });
 
@@ -59,7 +59,7 @@ test('an update whose new version fails health is rolled back, and the app serve
     `sed -i 's|^async function handleHealth(response) {|async function handleHealth(response) { return sendJson(response, 503, { status: "broken" });|' app/server.js && grep -q '"broken"' app/server.js && echo START_WAIT_SECONDS=5 >> config/app.env`,
   );
   const started = Date.now();
-  const { exitCode, json } = await runDeployJson<UpdateJson>(lab, 'a', ['update', 'notes', '--from', release]);
+  const { exitCode, json } = await runDeployJsonOnHost<UpdateJson>(lab, 'a', ['update', 'notes', '--from', release]);
   console.log(`broken update + rollback: ${Date.now() - started} ms`);
   assert.equal(exitCode, 1, JSON.stringify(json, null, 2));
   assert.equal(json.status, 'rolled-back');
@@ -90,7 +90,7 @@ test('an update whose new version fails health is rolled back, and the app serve
   assert.match(await shOk(lab, 'a', `curl -fsS http://${address}:8080/notes-public`), /Before the update/);
   assert.equal(await shOk(lab, 'a', `curl -fsS http://${address}:8080/uploads/a-first.txt`), UPLOADS['a-first.txt']);
   // The text form says so plainly (run a second broken update through the table renderer).
-  const text = await runDeploy(lab, 'a', ['update', 'notes', '--from', release]);
+  const text = await runDeployOnHost(lab, 'a', ['update', 'notes', '--from', release]);
   assert.equal(text.exitCode, 1);
   assert.match(text.stdout, /^UPDATE ROLLED BACK: bin\/start failed/m);
   assert.match(text.stdout, /health after the rollback:\nCHECK/);
