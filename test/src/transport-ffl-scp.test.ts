@@ -87,7 +87,7 @@ echo $!`,
         else await sleep(100);
       }
       assert.notEqual(link, '');
-      const run = await lab.ssh('b', `DEPLOY_STREAM_PICKUP_CODE=654321 deploy stream receive --transport ffl --name x --run-id wrongcode --link ${quoteWord(link)} --into ${quoteWord(into)}`);
+      const run = await lab.ssh('b', `DEPLOY_PICKUP_CODE=654321 deploy stream receive --name x --run-id wrongcode --from ${quoteWord(link)} --into ${quoteWord(into)}`);
       assert.equal(run.exitCode, 5);
       assert.match(run.stderr, /receiver failed: ffl download exited with code 1.*401/);
       assert.doesNotMatch(run.stderr, /654321/);

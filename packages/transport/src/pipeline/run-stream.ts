@@ -1,14 +1,15 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { newRunId, type Arg, type Host, type RunResult, type Secret } from '@deploykit/core';
 import { DEFAULT_RETRIES, DEFAULT_STALL_SECONDS, type ConsumerSpec, type StreamEvent, type StreamPath, type TransportName } from '../contract.js';
 import { FrameEncoder } from '../framing/frame-encoder.js';
-import { buildCleanupArgv } from '../transports/receiver-argv.js';
-import { waitAtMost } from '../transports/pipe-session.js';
+import { buildCleanupArgv, buildReceiverArgv } from '../transports/receiver-argv.js';
+import { followReceiver, type ReceiverDone } from '../transports/receiver-process.js';
 import { resolveTransport } from '../transports/registry.js';
-import type { PreflightContext, ReceiverDone, SenderSession, Transport, TransportOptions } from '../transports/transport.js';
+import type { PreflightContext, SenderContext, Transport, TransportOptions } from '../transports/transport.js';
+import { waitAtMost } from './timing.js';
 import { ByteMeter } from './byte-meter.js';
 import { describeFailure, isBrokenPipeExit, pickFirstFailure, StageFailureError, tailText, type StageFailure } from './stage-failure.js';
 
@@ -80,6 +81,34 @@ const TICK_MS = 250;
 const PROGRESS_INTERVAL_MS = 1000;
 /** After the first failure, how long other stages get to report theirs (for attribution). */
 const SETTLE_MS = 1500;
+
+/** A started transfer of one attempt: the transport's channel and the receiver followed through it. */
+interface SenderSession {
+  readonly sink: Writable;
+  readonly ready: Promise<unknown>;
+  readonly finished: Promise<ReceiverDone>;
+  consumerBytes(): number;
+  abort(): Promise<void>;
+}
+
+/** Opens the transport's channel into `deploy stream receive` on the target and follows the receiver. */
+async function openSession(options: AttemptOptions, context: Omit<SenderContext, 'targetArgv'>): Promise<SenderSession> {
+  const full: SenderContext = {
+    ...context,
+    targetArgv: (input) =>
+      buildReceiverArgv({ deployCommand: options.deployCommand, stream: options.name, runId: options.runId, consumer: options.consumer, stallSeconds: options.stallSeconds, input }),
+  };
+  const channel = await options.transport.openSender(full);
+  const receiver = followReceiver(full, channel);
+  return {
+    sink: channel.sink,
+    // A pipe reaches the receiver before any byte: wait for its `ready`. Others start it later.
+    ready: channel.interactive ? Promise.all([channel.ready, receiver.ready]) : channel.ready,
+    finished: receiver.finished,
+    consumerBytes: () => receiver.consumerBytes() + channel.transportBytes(),
+    abort: () => channel.abort(),
+  };
+}
 
 type AttemptOutcome = { ok: true; done: ReceiverDone; producerBytes: number; elapsedMs: number; path?: StreamPath } | { ok: false; failure: StageFailure; producerBytes: number };
 
@@ -194,7 +223,7 @@ async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
   const started = Date.now();
   try {
     try {
-      session = await options.transport.start({ ...options.preflight, runId: options.runId, attempt: options.attempt, consumer: options.consumer, stallSeconds: options.stallSeconds, attemptDir, secrets, emit, report });
+      session = await openSession(options, { ...options.preflight, runId: options.runId, attempt: options.attempt, attemptDir, secrets, emit, report });
     } catch (error) {
       report(toStageFailure(error, 'sender'));
       throw error;

@@ -4,13 +4,14 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { PassThrough } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { createHash, randomBytes } from 'node:crypto';
-import { secret } from '@deploykit/core';
+import { secret, type Secret } from '@deploykit/core';
 import { LocalHost } from '@deploykit/host';
 import type { StreamEvent } from '../contract.js';
 import { FrameEncoder, type ProducerStatus } from '../framing/frame-encoder.js';
+import { resolveReceiverTransport } from '../transports/registry.js';
 import { runReceiver, type ReceiverOptions, type ReceiveResult } from './receiver.js';
 
 const host = new LocalHost();
@@ -42,22 +43,43 @@ async function framedFile(name: string, framed: Buffer): Promise<string> {
   return path;
 }
 
-/** Runs the receiver with a file source; returns the result and the events. */
+/** Where a test receive reads from, as the target command's `--from` would say it. */
+interface InputOptions {
+  readonly deleteAfter?: boolean;
+  readonly stdin?: Readable;
+  readonly credential?: Secret;
+  readonly binaryPath?: string;
+  /** The environment the transport is chosen in (SSH_CONNECTION makes `-` the ssh channel). */
+  readonly environment?: NodeJS.ProcessEnv;
+}
+
+/** Runs the receiver on the input `from` names (a file, `-`, an ffl link); returns the result and the events. */
 async function receive(
-  path: string,
+  from: string,
   consumer: ReceiverOptions['consumer'],
-  extra: Partial<ReceiverOptions> = {},
+  extra: Partial<Omit<ReceiverOptions, 'input'>> & InputOptions = {},
 ): Promise<{ result: ReceiveResult; events: StreamEvent[] }> {
+  const { deleteAfter, stdin, credential, binaryPath, environment, ...options } = extra;
+  const transport = resolveReceiverTransport(from, environment ?? {});
+  const input = await transport.openReceiver({
+    from,
+    deleteAfter: deleteAfter ?? false,
+    host,
+    runId: 'run1',
+    label: 'volumes',
+    ...(stdin === undefined ? {} : { stdin }),
+    ...(credential === undefined ? {} : { credential }),
+    ...(binaryPath === undefined ? {} : { binaryPath }),
+  });
   const events: StreamEvent[] = [];
   const result = await runReceiver({
     stream: 'volumes',
     runId: 'run1',
-    transport: 'scp',
     consumer,
-    source: { kind: 'file', path, deleteAfter: false },
+    input,
     stallSeconds: 5,
     emit: (event) => events.push(event),
-    ...extra,
+    ...options,
   });
   return { result, events };
 }
@@ -141,7 +163,7 @@ test('text after the trailer is ignored; the source file is deleted when asked',
   const framed = Buffer.concat([await frame(sourceTar), Buffer.from('File transfer completed\n')]);
   const path = await framedFile('trail.framed', framed);
   const dir = join(work, 'target', 'trail');
-  const { result } = await receive(path, { kind: 'into', dir }, { source: { kind: 'file', path, deleteAfter: true } });
+  const { result } = await receive(path, { kind: 'into', dir }, { deleteAfter: true });
   assert.equal(result.ok, true, JSON.stringify(result));
   await sh('diff -r src target/trail');
   assert.equal(existsSync(path), false);
@@ -197,9 +219,9 @@ test('a sender that goes silent is detected as a sender stall', async () => {
   const input = new PassThrough();
   const framed = await frame(randomBytes(100000));
   input.write(framed.subarray(0, 50000));
-  const { result, events } = await receive('', { kind: 'command', argv: ['sh', '-c', 'cat > /dev/null'] }, {
-    source: { kind: 'stdin', stream: input },
-    transport: 'ssh',
+  const { result, events } = await receive('-', { kind: 'command', argv: ['sh', '-c', 'cat > /dev/null'] }, {
+    stdin: input,
+    environment: { SSH_CONNECTION: '127.0.0.2 40000 127.0.0.3 22' },
     stallSeconds: 1,
   });
   assert.deepEqual(!result.ok && [result.stage, result.code], ['sender', 'STALLED']);
@@ -213,7 +235,7 @@ test('abort kills the consumer and removes staging', async () => {
   const controller = new AbortController();
   setTimeout(() => controller.abort(), 300);
   const dir = join(work, 'target', 'app');
-  const { result } = await receive('', { kind: 'into', dir }, { source: { kind: 'stdin', stream: input }, signal: controller.signal });
+  const { result } = await receive('-', { kind: 'into', dir }, { stdin: input, signal: controller.signal });
   assert.deepEqual(!result.ok && [result.stage, result.code], ['receiver', 'ABORTED']);
   assert.deepEqual((await besideTarget()).filter((name) => name.startsWith('app')), ['app']);
   input.destroy();
@@ -253,10 +275,7 @@ test('ffl source (stand-in): direct path with its trailing "File transfer comple
   const sender = await startFflSender(await frame(sourceTar));
   try {
     const dir = join(work, 'target', 'via-ffl');
-    const { result } = await receive('', { kind: 'into', dir }, {
-      transport: 'ffl',
-      source: { kind: 'ffl', link: sender.link, pickupCode: secret('246810'), fflPath },
-    });
+    const { result } = await receive(sender.link, { kind: 'into', dir }, { credential: secret('246810'), binaryPath: fflPath });
     assert.equal(result.ok, true, JSON.stringify(result));
     await sh('diff -r src target/via-ffl');
     assert.deepEqual((await readdir(tmpdir())).filter((name) => name.startsWith('deploy-ffl-run1-')), []);
@@ -268,10 +287,7 @@ test('ffl source (stand-in): direct path with its trailing "File transfer comple
 test('ffl source (stand-in): a sender dying mid-stream fails as stage receiver, pickup code never shown', async () => {
   const sender = await startFflSender(await frame(randomBytes(2 * 1024 * 1024)), { FFL_STANDIN_KILL_AFTER_BYTES: '500000' });
   try {
-    const { result, events } = await receive('', { kind: 'command', argv: ['sh', '-c', 'cat > /dev/null'] }, {
-      transport: 'ffl',
-      source: { kind: 'ffl', link: sender.link, pickupCode: secret('246810'), fflPath },
-    });
+    const { result, events } = await receive(sender.link, { kind: 'command', argv: ['sh', '-c', 'cat > /dev/null'] }, { credential: secret('246810'), binaryPath: fflPath });
     assert.deepEqual(!result.ok && [result.stage, result.code, result.exitCode], ['receiver', 'FFL_DOWNLOAD_FAILED', 1]);
     assert.doesNotMatch(JSON.stringify({ result, events }), /246810/);
   } finally {

@@ -1,7 +1,5 @@
-import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, statfs, unlink } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { rm, statfs } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import {
@@ -17,33 +15,25 @@ import {
   type Secret,
 } from '@deploykit/core';
 import { LocalHost, tailLines } from '@deploykit/host';
-import type { ConsumerSpec, StreamEvent, StreamPath, StreamStage, TransportName } from '../contract.js';
+import type { ConsumerSpec, StreamEvent, StreamStage } from '../contract.js';
+import type { InputFailure, ReceiverInput } from '../transports/transport.js';
 import { FrameDecoder } from '../framing/frame-decoder.js';
 import { TarGuard } from './tar-guard.js';
 import { createStaging, swapIntoPlace } from './staging.js';
-
-/** Where the receiver reads the framed stream from. */
-export type ReceiverSource =
-  /** Our own stdin (ssh and local transports); `stream` replaces process.stdin in tests. */
-  | { kind: 'stdin'; stream?: Readable }
-  /** A framed file already on this host (scp transport). */
-  | { kind: 'file'; path: string; deleteAfter: boolean }
-  /** `ffl download LINK --stdout` run here. */
-  | { kind: 'ffl'; link: string; pickupCode?: Secret; fflPath: string; env?: Record<string, string> };
 
 /** What runReceiver needs; it runs on the target host. */
 export interface ReceiverOptions {
   stream: string;
   runId: string;
-  transport: TransportName;
   consumer: ConsumerSpec;
-  source: ReceiverSource;
+  /** The incoming bytes, opened by the transport's target half (see resolveReceiverTransport). */
+  input: ReceiverInput;
   /** No byte moved for this long -> `stalled`, then abort. */
   stallSeconds: number;
   emit: (event: StreamEvent) => void;
-  /** Abort -> kill consumer/ffl process groups, remove staging. */
+  /** Abort -> kill the consumer's process group, close the input, remove staging. */
   signal?: AbortSignal;
-  /** Runs the consumer and ffl; default a LocalHost. */
+  /** Runs the consumer; default a LocalHost. */
   host?: Host;
   /** For `into`: also carry extended attributes and ACLs (`tar --xattrs --acls`). */
   preserveXattrs?: boolean;
@@ -56,38 +46,16 @@ export type ReceiveResult =
 
 type Failure = Extract<ReceiveResult, { ok: false }> & { at: string };
 
-/** How long to let a source process (ffl) exit on its own after the trailer arrived. */
-const SOURCE_EXIT_GRACE_MS = 5000;
-/** How long to wait for ffl's exit status before blaming a broken frame on the stream itself. */
-const SOURCE_VERDICT_GRACE_MS = 3000;
-const SOURCE_TAIL_BYTES = 4096;
+/** How long to let the transport (ffl) finish on its own after the trailer arrived. */
+const INPUT_COMPLETE_GRACE_MS = 5000;
+/** How long to wait for the transport's verdict before blaming a broken frame on the stream itself. */
+const INPUT_VERDICT_GRACE_MS = 3000;
 /** Below this much free space a short write by tar is taken for a full disk. */
 const MIN_FREE_BYTES = 1024 * 1024;
 
 /** Builds the tar argv that extracts a stream into a staging dir, keeping numeric owners and modes. */
 export function buildExtractArgv(staging: string, preserveXattrs = false): string[] {
   return ['tar', '-x', '--numeric-owner', '-p', ...(preserveXattrs ? ['--xattrs', '--acls'] : []), '-C', staging, '-f', '-'];
-}
-
-/** Builds the ffl receiver argv (reference/ffl.md §2); the pickup code stays a Secret in displays. */
-export function buildFflDownloadArgv(fflPath: string, link: string, pickupCode?: Secret): Arg[] {
-  return [fflPath, 'download', link, '--stdout', ...(pickupCode ? ['--pickup-code', pickupCode] : [])];
-}
-
-/** Resolves after `ms` or when the promise settles, whichever is first; true if it settled. */
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  const result = await Promise.race([promise.then(() => true as const), timeout]);
-  clearTimeout(timer);
-  return result;
-}
-
-/** Picks ffl's own failure line out of the text it appended to stdout (reference/ffl.md §2.2). */
-function fflFailureLine(stdoutTail: Buffer): string | undefined {
-  return /Oops, something went wrong:[^\n]*/.exec(stdoutTail.toString('latin1'))?.[0];
 }
 
 /**
@@ -117,11 +85,8 @@ class Receiver {
   #consumerArgv: readonly Arg[] = [];
   #consumerResult: Promise<RunResult> | undefined;
   #killedByUs = false;
-  #sourceProcess: HostProcess | undefined;
   #sourceStream: Readable | undefined;
-  #sourceTail: Buffer = Buffer.alloc(0);
   #staging: string | undefined;
-  readonly #tempDirs: string[] = [];
   #inputBytes = 0;
   #consumerBytes = 0;
   #lastByteAt = Date.now();
@@ -130,7 +95,7 @@ class Receiver {
   constructor(options: ReceiverOptions) {
     this.#options = options;
     this.#host = options.host ?? new LocalHost();
-    this.#secrets = options.source.kind === 'ffl' && options.source.pickupCode ? [options.source.pickupCode] : [];
+    this.#secrets = [...options.input.secrets];
     this.#guard = options.consumer.kind === 'into' ? new TarGuard() : undefined;
     this.#failedPromise = new Promise((resolve) => {
       this.#failed = resolve;
@@ -179,17 +144,13 @@ class Receiver {
     void this.#consumerResult.then((result) => this.#onConsumerExit(result));
     const stdin = consumerProcess.stdin as Writable;
 
-    const source = await this.#openSource();
-    if (this.#failure) {
-      // Aborted while the source was starting.
-      this.#sourceProcess?.kill('SIGTERM');
-      if (this.#options.source.kind !== 'stdin') source.destroy();
-      return;
-    }
+    const { input } = this.#options;
+    const source = input.stream;
+    input.onEnded((failure) => this.#onInputEnded(failure));
     this.#sourceStream = source;
     this.#options.emit({ kind: 'ready', stream: this.#options.stream });
-    const path = this.#pathOf();
-    if (path) this.#options.emit({ kind: 'path', stream: this.#options.stream, path });
+    // ffl's receiver reports no path; the sending side knows whether it went direct or via relay.
+    if (input.path) this.#options.emit({ kind: 'path', stream: this.#options.stream, path: input.path });
 
     source.on('data', (chunk: Buffer) => this.#onSourceData(chunk));
     source.on('error', (error) => this.#fail('receiver', 'SOURCE_FAILED', `reading the stream failed: ${error.message}`));
@@ -213,46 +174,12 @@ class Receiver {
     last.pipe(stdin);
   }
 
-  async #openSource(): Promise<Readable> {
-    const { source } = this.#options;
-    if (source.kind === 'stdin') return source.stream ?? process.stdin;
-    if (source.kind === 'file') return createReadStream(source.path, { highWaterMark: 1024 * 1024 });
-    // A fresh empty cwd (ffl loads .env from it) and storage dir; stdin /dev/null so prompts fail.
-    const root = await mkdtemp(join(tmpdir(), `deploy-ffl-${this.#options.runId}-`));
-    this.#tempDirs.push(root);
-    const cwd = join(root, 'cwd');
-    const storage = join(root, 'storage');
-    await mkdir(cwd);
-    await mkdir(storage);
-    const fflProcess = this.#host.spawn({
-      argv: buildFflDownloadArgv(source.fflPath, source.link, source.pickupCode),
-      cwd,
-      env: { ...source.env, FFL_LANGUAGE: 'en', FFL_STORAGE_LOCATION: storage },
-      label: `${this.#options.stream} ffl receiver`,
-    });
-    this.#sourceProcess = fflProcess;
-    void fflProcess.wait().then((result) => this.#onSourceProcessExit(result));
-    return fflProcess.stdout;
-  }
-
-  #pathOf(): StreamPath | undefined {
-    const { source, transport } = this.#options;
-    if (source.kind === 'file') return 'file';
-    if (source.kind === 'stdin') return transport === 'ssh' ? 'ssh' : transport === 'local' ? 'local' : undefined;
-    // ffl's receiver reports no events; the sending side knows whether it went direct or via relay.
-    return undefined;
-  }
-
   #onSourceData(chunk: Buffer): void {
     this.#inputBytes += chunk.length;
     this.#lastByteAt = Date.now();
     if (!this.#connected) {
       this.#connected = true;
       this.#options.emit({ kind: 'connected', stream: this.#options.stream });
-    }
-    if (this.#sourceProcess) {
-      const joined = Buffer.concat([this.#sourceTail, chunk.subarray(Math.max(0, chunk.length - SOURCE_TAIL_BYTES))]);
-      this.#sourceTail = joined.subarray(Math.max(0, joined.length - SOURCE_TAIL_BYTES));
     }
   }
 
@@ -264,36 +191,30 @@ class Receiver {
       this.#fail('producer', code, error.message, { exitCode: trailer?.producerExit ?? null });
       return;
     }
-    const fflProcess = this.#sourceProcess;
-    if (fflProcess) {
-      // The consumer must not go on with a broken stream while we wait for ffl's verdict; ffl must
-      // not block on a full stdout pipe either (its failure text goes there), so keep reading.
-      this.#stopConsumer();
-      setImmediate(() => this.#sourceStream?.resume());
-      if (await settlesWithin(fflProcess.wait(), SOURCE_VERDICT_GRACE_MS)) {
-        const result = await fflProcess.wait();
-        if (result.exitCode !== 0) return this.#failSource(result);
-      }
-    }
+    // The consumer must not go on with a broken stream while we wait for the transport's verdict;
+    // the transport must not block on a full pipe either (ffl writes its failure text there).
+    this.#stopConsumer();
+    setImmediate(() => this.#sourceStream?.resume());
+    const failure = await this.#options.input.transportFailure(INPUT_VERDICT_GRACE_MS);
+    if (failure !== undefined) return this.#failInput(failure);
     this.#fail('integrity', code, error.message);
   }
 
-  #onSourceProcessExit(result: RunResult): void {
+  /** The input ended on its own (ffl exited): a failure is the transport's; a clean end before the trailer is truncation. */
+  #onInputEnded(failure: InputFailure | undefined): void {
     if (this.#failure || this.#decoder.complete) return;
-    // stdout closes with the process; give the decoder a moment to see EOF and judge the frame.
+    // Its stream closes with it; give the decoder a moment to see EOF and judge the frame.
     setTimeout(() => {
       if (this.#failure || this.#decoder.complete) return;
-      if (result.exitCode !== 0) this.#failSource(result);
-      else this.#fail('integrity', 'FRAME_TRUNCATED', 'the ffl receiver exited 0 before the stream trailer arrived');
-    }, SOURCE_VERDICT_GRACE_MS).unref();
+      if (failure !== undefined) this.#failInput(failure);
+      else this.#fail('integrity', 'FRAME_TRUNCATED', 'the transport ended before the stream trailer arrived');
+    }, INPUT_VERDICT_GRACE_MS).unref();
   }
 
-  #failSource(result: RunResult): void {
-    const line = fflFailureLine(this.#sourceTail);
-    const status = result.signal ? `was killed by ${result.signal}` : `exited with code ${String(result.exitCode)}`;
-    this.#fail('receiver', 'FFL_DOWNLOAD_FAILED', `ffl download ${status}${line ? `: ${line}` : ''}`, {
-      exitCode: result.exitCode,
-      stderrTail: this.#tail(result.stderr + (line ? `\n${line}` : '')),
+  #failInput(failure: InputFailure): void {
+    this.#fail('receiver', failure.code, failure.message, {
+      ...(failure.exitCode === undefined ? {} : { exitCode: failure.exitCode }),
+      ...(failure.stderrTail === undefined ? {} : { stderrTail: this.#tail(failure.stderrTail) }),
     });
   }
 
@@ -386,9 +307,8 @@ class Receiver {
     if (this.#failure) return;
     this.#failure = { ok: false, stage, code, message: redact(message, this.#secrets), ...extra, at: new Date().toISOString() };
     this.#stopConsumer();
-    this.#sourceProcess?.kill('SIGTERM');
-    if (this.#sourceStream && this.#options.source.kind !== 'stdin') this.#sourceStream.destroy();
     this.#sourceStream?.unpipe();
+    void this.#options.input.close();
     this.#failed();
   }
 
@@ -404,12 +324,7 @@ class Receiver {
 
   async #finishSuccess(): Promise<ReceiveResult> {
     const trailer = this.#decoder.trailer!;
-    const fflProcess = this.#sourceProcess;
-    if (fflProcess && !(await settlesWithin(fflProcess.wait(), SOURCE_EXIT_GRACE_MS))) {
-      // The payload is complete and verified; ffl's lingering (or its exit code) no longer matters.
-      fflProcess.kill('SIGTERM');
-      await fflProcess.wait();
-    }
+    await this.#options.input.complete(INPUT_COMPLETE_GRACE_MS);
     try {
       const { consumer, runId } = this.#options;
       if (consumer.kind === 'into') {
@@ -429,7 +344,6 @@ class Receiver {
   async #finishFailure(): Promise<ReceiveResult> {
     const failure = this.#failure ?? { ok: false, stage: 'receiver', code: 'INTERNAL', message: 'receiver ended without a result (a bug in deploykit)', at: new Date().toISOString() };
     await this.#consumerResult;
-    await this.#sourceProcess?.wait();
     await this.#cleanup();
     const { at, ...result } = failure;
     this.#options.emit({
@@ -448,8 +362,6 @@ class Receiver {
   /** Removes staging (if not swapped in), temp dirs and a consumed stream file. */
   async #cleanup(): Promise<void> {
     if (this.#staging) await rm(this.#staging, { recursive: true, force: true });
-    for (const dir of this.#tempDirs) await rm(dir, { recursive: true, force: true });
-    const { source } = this.#options;
-    if (source.kind === 'file' && source.deleteAfter) await unlink(source.path).catch(() => undefined);
+    await this.#options.input.close();
   }
 }

@@ -1,22 +1,27 @@
 import { checkDeployOnHost } from './ssh.js';
-import { startPipeSession } from './pipe-session.js';
+import { startPipeChannel } from './pipe-channel.js';
+import { openStdinInput } from './stdin-input.js';
 import type { Transport } from './transport.js';
 
-/** local: a same-host pipe into `deploy stream receive` (still framed and checked). */
+/** local: a same-host pipe into the target command (still framed and checked). */
 export const localTransport: Transport = {
   name: 'local',
-  summary: 'same-host pipe (restores on one machine, tests)',
+  summary: 'same-host pipe (another apps root or database cluster on this machine, tests)',
   guarantees: {
     encryption: 'none (never leaves the host)',
     needsSshTrust: false,
     stagedBytes: 'none',
-    retry: 'whole stream re-run from the producer',
+    retry: 'a new pipe, resuming after the parts the target verified',
     pathDetection: 'always `local`',
   },
   async preflight(context) {
     await checkDeployOnHost(context.target, context.deployCommand);
   },
-  async start(context) {
-    return startPipeSession(context, { host: context.target, transport: 'local', path: 'local' });
+  async openSender(context) {
+    return startPipeChannel(context, { host: context.target, path: 'local' });
+  },
+  accepts: (from) => from === '-',
+  async openReceiver(context) {
+    return openStdinInput(context, 'local');
   },
 };

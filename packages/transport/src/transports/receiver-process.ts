@@ -1,34 +1,23 @@
-import type { Host, HostProcess, RunResult, Secret } from '@deploykit/core';
+import type { RunResult } from '@deploykit/core';
 import type { StreamEvent, StreamStage } from '../contract.js';
 import { readLines } from '../pipeline/jsonl-lines.js';
 import { StageFailureError, tailText, type StageFailure } from '../pipeline/stage-failure.js';
-import type { ReceiverDone, SessionContext } from './transport.js';
+import type { SenderChannel, SenderContext } from './transport.js';
 
-/** A running `deploy stream receive` on the target, with its JSONL events decoded. */
-export interface ReceiverProcess {
-  readonly process: HostProcess;
+/** The receiver's final word: the payload it verified and handed to the consumer. */
+export interface ReceiverDone {
+  readonly bytes: number;
+  readonly sha256: string;
+  readonly elapsedMs: number;
+}
+
+/** A `deploy stream receive` on the target, followed through its JSONL events. */
+export interface FollowedReceiver {
   /** Resolves on the receiver's `ready` event; rejects when it ends first. */
   readonly ready: Promise<void>;
   /** Resolves with its `done` event once it exited 0; rejects with StageFailureError otherwise. */
   readonly finished: Promise<ReceiverDone>;
   consumerBytes(): number;
-  /** The process result once it ended. */
-  readonly exited: Promise<RunResult>;
-}
-
-/** Options of startReceiverProcess. */
-export interface StartReceiverOptions {
-  readonly host: Host;
-  readonly argv: readonly string[];
-  readonly env?: Readonly<Record<string, string | Secret>>;
-  readonly stdin: 'pipe' | 'ignore';
-  /**
-   * Turns an exit without a `done`/`failed` event into a failure; transports override it to tell a
-   * dropped connection (sender stage) from a dead receiver.
-   */
-  /** Forward the receiver's own `connected`/`path` events (ffl knows better from its hook). Default true. */
-  readonly forwardLinkEvents?: boolean;
-  readonly classifyExit?: (result: RunResult) => Pick<StageFailure, 'stage' | 'code' | 'message' | 'hint'>;
 }
 
 /** Parses one JSONL line of the receiver protocol; undefined for anything else. */
@@ -42,16 +31,11 @@ export function parseReceiverEvent(line: string): StreamEvent | undefined {
   }
 }
 
-/** Starts the receiving `deploy` on a host and follows its events; failures go to context.report. */
-export function startReceiverProcess(context: SessionContext, options: StartReceiverOptions): ReceiverProcess {
-  const proc = options.host.spawn({
-    argv: options.argv,
-    ...(options.env === undefined ? {} : { env: options.env }),
-    ...(options.stdin === 'pipe' ? { stdin: 'pipe' as const } : {}),
-    label: `receiver ${context.stream}`,
-    maxBuffer: 64 * 1024,
-  });
-  proc.stdin?.on('error', () => undefined);
+/**
+ * Follows the `deploy stream receive` a channel started: decodes its events, forwards progress,
+ * reports its failure (or, when it ended without one, what the transport or its exit says).
+ */
+export function followReceiver(context: SenderContext, channel: SenderChannel): FollowedReceiver {
   let consumerBytes = 0;
   let done: ReceiverDone | undefined;
   let failure: StageFailure | undefined;
@@ -63,11 +47,13 @@ export function startReceiverProcess(context: SessionContext, options: StartRece
   });
   ready.catch(() => undefined);
   const stderrChunks: string[] = [];
-  proc.stderr.on('data', (chunk: Buffer) => {
+  channel.errors.on('data', (chunk: Buffer) => {
     stderrChunks.push(chunk.toString('utf8'));
     if (stderrChunks.length > 64) stderrChunks.splice(0, stderrChunks.length - 64);
   });
-  const lines = readLines(proc.stdout, (line) => {
+  // The sending side knows the path of a pipe or a file; the receiver's guess is not needed then.
+  if (channel.path !== undefined) context.emit({ kind: 'path', stream: context.stream, path: channel.path });
+  const lines = readLines(channel.output, (line) => {
     const event = parseReceiverEvent(line);
     if (event === undefined) return;
     switch (event.kind) {
@@ -92,32 +78,30 @@ export function startReceiverProcess(context: SessionContext, options: StartRece
         };
         context.report(failure);
         return;
-      case 'connected':
       case 'path':
-        if (options.forwardLinkEvents !== false) context.emit({ ...event, stream: context.stream });
+        if (channel.path === undefined) context.emit({ ...event, stream: context.stream });
         return;
       default:
         context.emit({ ...event, stream: context.stream });
     }
   });
-  const exited = proc.wait();
   const finished = (async (): Promise<ReceiverDone> => {
-    const result = await exited;
+    const exit = await channel.exited;
     await Promise.race([lines, new Promise((resolve) => setTimeout(resolve, 500))]);
-    if (result.exitCode === 0 && done !== undefined && failure === undefined) return done;
+    const { result } = exit;
+    if (result.exitCode === 0 && done !== undefined && failure === undefined && exit.failure === undefined) return done;
     if (failure === undefined) {
-      const stderr = stderrChunks.join('') || result.stderr;
-      const classified = options.classifyExit?.(result) ?? {
+      const classified = exit.failure ?? {
         stage: 'receiver' as const,
         code: 'RECEIVER_DIED',
-        message: `the receiver on ${options.host.name} ended without a result (${describeExit(result)})`,
-        hint: `Look at the stderr tail; run \`deploy stream receive --help\` on ${options.host.name} to check it is installed.`,
+        message: `the receiver on ${context.target.name} ended without a result (${result.exitCode === 255 && context.target.kind === 'ssh' ? 'killed on the target, ssh exit 255' : describeExit(result)})`,
+        hint: `Look at the stderr tail; run \`deploy stream receive --help\` on ${context.target.name} to check it is installed.`,
       };
       failure = {
         ...classified,
         exitCode: result.exitCode,
         signal: result.signal,
-        stderrTail: tailText(stderr, context.secrets),
+        stderrTail: tailText(stderrChunks.join('') || result.stderr, context.secrets),
         at: Date.now(),
       };
       context.report(failure);
@@ -126,7 +110,7 @@ export function startReceiverProcess(context: SessionContext, options: StartRece
     throw new StageFailureError(failure);
   })();
   finished.catch(() => undefined);
-  return { process: proc, ready, finished, consumerBytes: () => consumerBytes, exited };
+  return { ready, finished, consumerBytes: () => consumerBytes };
 }
 
 /** `exit 3` / `killed by SIGKILL`, for messages. */

@@ -1,17 +1,17 @@
-import { createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rm, unlink } from 'node:fs/promises';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { DependencyError, UsageError, formatBytes, type Host } from '@deploykit/core';
+import { PassThrough } from 'node:stream';
+import { DependencyError, UsageError, formatBytes, type Host, type HostProcess, type RunResult } from '@deploykit/core';
 import { SshHost } from '@deploykit/host';
-import { StageFailureError, tailText, type StageFailure } from '../pipeline/stage-failure.js';
-import { waitAtMost } from './pipe-session.js';
-import { buildReceiverArgv } from './receiver-argv.js';
-import { describeExit, startReceiverProcess, type ReceiverProcess } from './receiver-process.js';
+import { tailText } from '../pipeline/stage-failure.js';
+import { waitAtMost } from '../pipeline/timing.js';
+import { describeExit } from './receiver-process.js';
 import { checkDeployOnHost } from './ssh.js';
-import type { ReceiverDone, SenderSession, Transport } from './transport.js';
+import type { SenderChannel, SenderChannelExit, Transport } from './transport.js';
 
-/** Room kept free besides the staged stream (framing overhead, other writers). */
+/** Room kept free besides the staged file (framing overhead, other writers). */
 const SPACE_MARGIN_BYTES = 64 * 1024 * 1024;
 
 /** Builds the scp argv copying `file` to `remotePath` on an ssh target, reusing its ControlMaster. */
@@ -45,20 +45,20 @@ export async function assertFreeSpace(host: Host, dir: string, needed: number | 
 }
 
 /** The temp dir of a host's user (TMPDIR or /tmp). */
-async function readTempDir(host: Host): Promise<string> {
+export async function readTempDir(host: Host): Promise<string> {
   const result = await host.run({ argv: ['sh', '-c', 'printf %s "${TMPDIR:-/tmp}"'], timeoutMs: 30_000 });
   return result.stdout.trim() || '/tmp';
 }
 
-/** scp (legacy): frame into a file on the source, scp it, receive from the file, delete both copies. */
+/** scp (legacy): the bytes go to a file on the source, scp copies it, the target command reads the file and deletes it. */
 export const scpTransport: Transport = {
   name: 'scp',
-  summary: 'legacy: framed file on the source, scp, receive from the file; needs the whole size free on both sides',
+  summary: 'legacy: a file on the source, scp, the target reads the file; needs the whole size free on both sides',
   guarantees: {
     encryption: 'SSH (scp)',
     needsSshTrust: true,
-    stagedBytes: 'the whole stream, on the source and on the target',
-    retry: 'whole stream re-run from the producer',
+    stagedBytes: 'the whole transfer, on the source and on the target',
+    retry: 'a new file and copy, resuming after the parts the target verified',
     pathDetection: 'always `file`',
   },
   async preflight(context) {
@@ -76,34 +76,44 @@ export const scpTransport: Transport = {
     await assertFreeSpace(context.source, sourceDir, context.estimatedBytes, 'source');
     await assertFreeSpace(context.target, await readTempDir(context.target), context.estimatedBytes, 'target');
   },
-  async start(context): Promise<SenderSession> {
+  async openSender(context): Promise<SenderChannel> {
     const target = context.target;
     if (!(target instanceof SshHost)) throw new UsageError('SCP_NEEDS_SSH_TARGET', 'the scp transport needs an ssh target');
-    const localFile = join(context.options.scp?.sourceStagingDir ?? context.attemptDir, `${context.stream}-${context.runId}-${context.attempt}.dkstream`);
+    const localFile = join(context.options.scp?.sourceStagingDir ?? context.attemptDir, `${context.stream}-${context.runId}-${context.attempt}.dk`);
     const sink = createWriteStream(localFile, { mode: 0o600 });
+    const output = new PassThrough();
+    const errors = new PassThrough();
     let remoteDir: string | undefined;
-    let receiver: ReceiverProcess | undefined;
-    let written = 0;
+    let command: HostProcess | undefined;
     let copied = 0;
-    sink.on('error', (error) => context.report({ stage: 'sender', code: 'SCP_STAGING_WRITE', message: `cannot write the staged stream ${localFile}: ${error.message}`, at: Date.now(), hint: 'Free space on the source, or use a streaming transport.' }));
-    const fail = (failure: Omit<StageFailure, 'at'>): never => {
-      const full = { ...failure, at: Date.now() };
-      context.report(full);
-      throw new StageFailureError(full);
-    };
+    let aborting = false;
+    sink.on('error', (error) =>
+      context.report({ stage: 'sender', code: 'SCP_STAGING_WRITE', message: `cannot write the staged file ${localFile}: ${error.message}`, at: Date.now(), hint: 'Free space on the source, or use a streaming transport.' }),
+    );
     const removeCopies = async (): Promise<void> => {
       await rm(localFile, { force: true });
       if (remoteDir !== undefined) await target.run({ argv: ['rm', '-rf', '--', remoteDir], timeoutMs: 30_000 });
     };
-    const finished = (async (): Promise<ReceiverDone> => {
+    const ended = (result: RunResult, failure?: SenderChannelExit['failure']): SenderChannelExit => {
+      output.end();
+      errors.end();
+      return { result, ...(failure === undefined ? {} : { failure }) };
+    };
+    const exited = (async (): Promise<SenderChannelExit> => {
       try {
-        await once(sink, 'finish');
-        written = sink.bytesWritten;
+        try {
+          await once(sink, 'finish');
+        } catch (error) {
+          return ended(emptyResult('not copied'), { stage: 'sender', code: 'SCP_STAGING_WRITE', message: `cannot write the staged file ${localFile}: ${(error as Error).message}` });
+        }
+        if (aborting) return ended(emptyResult('aborted'));
         const made = await target.run({ argv: ['mktemp', '-d', '-t', `dk-scp-${context.runId}-XXXXXX`], timeoutMs: 30_000 });
-        if (made.exitCode !== 0) fail({ stage: 'receiver', code: 'SCP_TARGET_STAGING', message: `cannot create a staging dir on ${target.name}: ${made.stderr.trim()}` });
+        if (made.exitCode !== 0) {
+          return ended(made, { stage: 'receiver', code: 'SCP_TARGET_STAGING', message: `cannot create a staging dir on ${target.name}: ${made.stderr.trim()}` });
+        }
         remoteDir = made.stdout.trim();
-        const remoteFile = `${remoteDir}/${context.stream}.dkstream`;
-        // scp shows no progress without a tty; polling the file size keeps the stall watchdog informed.
+        const remoteFile = `${remoteDir}/${context.stream}.dk`;
+        // scp shows no progress without a tty; polling the file size keeps stall detection informed.
         const poll = setInterval(() => {
           void target.run({ argv: ['stat', '-c', '%s', remoteFile], timeoutMs: 5000 }).then((r) => {
             const size = Number(r.stdout.trim());
@@ -112,39 +122,73 @@ export const scpTransport: Transport = {
         }, 1000);
         const copy = await context.source.run({ argv: buildScpArgv(target, localFile, remoteFile), timeoutMs: 24 * 3600_000 }).finally(() => clearInterval(poll));
         if (copy.exitCode !== 0) {
-          fail({ stage: 'sender', code: 'SCP_FAILED', message: `scp to ${target.name} failed (${describeExit(copy)})`, exitCode: copy.exitCode, signal: copy.signal, stderrTail: tailText(copy.stderr, context.secrets), hint: 'Check free space on the target and the ssh connection, then retry.' });
+          return ended(copy, {
+            stage: 'sender',
+            code: 'SCP_FAILED',
+            message: `scp to ${target.name} failed (${describeExit(copy)}): ${tailText(copy.stderr, context.secrets, 2)}`,
+            hint: 'Check free space on the target and the ssh connection, then retry.',
+          });
         }
-        copied = written;
+        copied = sink.bytesWritten;
         await rm(localFile, { force: true });
-        receiver = startReceiverProcess(context, {
-          host: target,
-          argv: buildReceiverArgv({ deployCommand: context.deployCommand, transport: 'scp', stream: context.stream, runId: context.runId, consumer: context.consumer, stallSeconds: context.stallSeconds, file: remoteFile, deleteAfter: true }),
-          stdin: 'ignore',
-        });
-        return await receiver.finished;
+        if (aborting) return ended(emptyResult('aborted'));
+        command = target.spawn({ argv: context.targetArgv({ from: remoteFile, deleteAfter: true }), label: `receiver ${context.stream}`, maxBuffer: 64 * 1024 });
+        command.stdout.pipe(output);
+        command.stderr.pipe(errors);
+        const result = await command.wait();
+        return { result };
       } finally {
         await removeCopies();
       }
     })();
-    finished.catch(() => undefined);
     let aborted: Promise<void> | undefined;
     return {
       sink,
+      output,
+      errors,
       ready: Promise.resolve(),
-      finished,
-      consumerBytes: () => (receiver?.consumerBytes() ?? 0) + copied + sink.bytesWritten,
+      exited,
+      interactive: false,
+      path: 'file',
+      transportBytes: () => copied + sink.bytesWritten,
       abort() {
         aborted ??= (async () => {
-          sink.destroy();
-          if (receiver !== undefined) {
-            receiver.process.kill('SIGTERM');
-            await waitAtMost(receiver.exited, 3000);
-            receiver.process.kill('SIGKILL');
+          aborting = true;
+          if (!sink.writableFinished) sink.destroy();
+          if (command !== undefined) {
+            command.kill('SIGTERM');
+            await waitAtMost(command.wait(), 3000);
+            command.kill('SIGKILL');
           }
+          await waitAtMost(exited, 5000);
           await removeCopies();
         })();
         return aborted;
       },
     };
   },
+  accepts: (from) => from !== '-' && !/^https?:\/\//i.test(from),
+  async openReceiver(context) {
+    const stream = createReadStream(context.from, { highWaterMark: 1024 * 1024 });
+    let closed = false;
+    return {
+      stream,
+      path: 'file',
+      secrets: [],
+      transportFailure: async () => undefined,
+      onEnded: () => undefined,
+      complete: async () => undefined,
+      async close() {
+        if (closed) return;
+        closed = true;
+        stream.destroy();
+        if (context.deleteAfter) await unlink(context.from).catch(() => undefined);
+      },
+    };
+  },
 };
+
+/** A stand-in result for a command that never ran (the transfer was aborted first). */
+function emptyResult(reason: string): RunResult {
+  return { argv: [], exitCode: null, signal: null, stdout: '', stderr: reason, durationMs: 0, timedOut: false };
+}

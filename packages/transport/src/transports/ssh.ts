@@ -1,7 +1,8 @@
 import { DependencyError, UsageError, type Host, type RunResult } from '@deploykit/core';
 import type { StageFailure } from '../pipeline/stage-failure.js';
 import { describeExit } from './receiver-process.js';
-import { startPipeSession } from './pipe-session.js';
+import { startPipeChannel } from './pipe-channel.js';
+import { openStdinInput } from './stdin-input.js';
 import type { PreflightContext, Transport } from './transport.js';
 
 /** Exit status of the OpenSSH client for a failed connection (and for a remote command killed by a signal). */
@@ -9,8 +10,11 @@ const SSH_FAILED = 255;
 /** What the OpenSSH client says when the connection itself went away. */
 const CONNECTION_LOST = /closed by remote host|Broken pipe|Connection (reset|refused|timed out|closed)|lost connection|ssh: connect to host|Could not resolve hostname|Timeout, server .* not responding/i;
 
-/** Tells a dropped ssh connection (sender stage) from a receiver that died on the target. */
-export function classifySshExit(result: Pick<RunResult, 'exitCode' | 'signal' | 'stderr'>, hostName: string): Pick<StageFailure, 'stage' | 'code' | 'message' | 'hint'> {
+/**
+ * Tells a dropped ssh connection (a `sender` failure) from a target command that ended on its own
+ * (undefined: its own answer, or its missing answer, explains it).
+ */
+export function classifySshExit(result: Pick<RunResult, 'exitCode' | 'signal' | 'stderr'>, hostName: string): Pick<StageFailure, 'stage' | 'code' | 'message' | 'hint'> | undefined {
   if (result.signal !== null || (result.exitCode === SSH_FAILED && CONNECTION_LOST.test(result.stderr))) {
     return {
       stage: 'sender',
@@ -19,15 +23,10 @@ export function classifySshExit(result: Pick<RunResult, 'exitCode' | 'signal' | 
       hint: `Check that \`ssh ${hostName} true\` works and the network is stable, then retry.`,
     };
   }
-  return {
-    stage: 'receiver',
-    code: 'RECEIVER_DIED',
-    message: `the receiver on ${hostName} ended without a result (${result.exitCode === SSH_FAILED ? 'killed on the target, ssh exit 255' : describeExit(result)})`,
-    hint: `Look at the stderr tail and the log of \`deploy stream receive\` on ${hostName}.`,
-  };
+  return undefined;
 }
 
-/** Checks that `deploy` runs on a host; shared by every transport that starts a receiver. */
+/** Checks that `deploy` runs on a host; shared by every transport that starts a target command. */
 export async function checkDeployOnHost(host: Host, deployCommand: readonly string[]): Promise<void> {
   const result = await host.run({ argv: [...deployCommand, 'stream', 'receive', '--help'], timeoutMs: 30_000 });
   if (result.exitCode === 0) return;
@@ -41,7 +40,7 @@ export async function checkDeployOnHost(host: Host, deployCommand: readonly stri
   });
 }
 
-/** ssh: framed bytes flow through an OpenSSH channel into `deploy stream receive` on the target. */
+/** ssh: the bytes flow through an OpenSSH channel into the target command's stdin. */
 export const sshTransport: Transport = {
   name: 'ssh',
   summary: 'stream over an SSH channel (needs SSH trust from source to target)',
@@ -49,7 +48,7 @@ export const sshTransport: Transport = {
     encryption: 'SSH channel encryption',
     needsSshTrust: true,
     stagedBytes: 'none',
-    retry: 'whole stream re-run from the producer',
+    retry: 'a new session, resuming after the parts the target verified',
     pathDetection: 'always `ssh`',
   },
   async preflight(context: PreflightContext) {
@@ -60,12 +59,12 @@ export const sshTransport: Transport = {
     }
     await checkDeployOnHost(context.target, context.deployCommand);
   },
-  async start(context) {
-    return startPipeSession(context, {
-      host: context.target,
-      transport: 'ssh',
-      path: 'ssh',
-      classifyExit: (result) => classifySshExit(result, context.target.name),
-    });
+  async openSender(context) {
+    return startPipeChannel(context, { host: context.target, path: 'ssh', classifyExit: (result) => classifySshExit(result, context.target.name) });
+  },
+  // sshd sets SSH_CONNECTION for every session: stdin inside one is the ssh channel.
+  accepts: (from, environment) => from === '-' && environment.SSH_CONNECTION !== undefined,
+  async openReceiver(context) {
+    return openStdinInput(context, 'ssh');
   },
 };

@@ -1,6 +1,6 @@
-import type { Writable } from 'node:stream';
-import type { Host, Secret } from '@deploykit/core';
-import type { ConsumerSpec, StreamEvent, TransportName } from '../contract.js';
+import type { Readable, Writable } from 'node:stream';
+import type { Host, RunResult, Secret } from '@deploykit/core';
+import type { StreamEvent, StreamPath, TransportName } from '../contract.js';
 import type { StageFailure } from '../pipeline/stage-failure.js';
 import type { FflBinaryOptions } from './ffl-binary.js';
 
@@ -8,11 +8,11 @@ import type { FflBinaryOptions } from './ffl-binary.js';
 export interface TransportOptions {
   /** Where the ffl binary comes from (PATH, a path, or a URL + SHA-256) and extra env for it. */
   readonly ffl?: FflBinaryOptions & { readonly env?: Readonly<Record<string, string>> };
-  /** scp: where the framed file is written on the source (default: the OS temp dir). */
+  /** scp: where the bytes are written on the source before the copy (default: the attempt's temp dir). */
   readonly scp?: { readonly sourceStagingDir?: string };
 }
 
-/** What preflight() sees: the hosts, the stream's expected size and the transport options. */
+/** What preflight() sees: the hosts, the expected size and the transport options. */
 export interface PreflightContext {
   readonly stream: string;
   readonly source: Host;
@@ -23,44 +23,111 @@ export interface PreflightContext {
   readonly options: TransportOptions;
 }
 
-/** What start() gets for one attempt of one stream. */
-export interface SessionContext extends PreflightContext {
+/**
+ * Where the target command reads the bytes from, in the words of its `--from` option: `-` (its
+ * stdin), a file path on the target, or a link; `deleteAfter` asks it to delete a file it read.
+ */
+export interface TargetInputSpec {
+  readonly from: string;
+  readonly deleteAfter?: boolean;
+}
+
+/** What openSender() gets: both hosts, the command to start on the target and the event sinks. */
+export interface SenderContext extends PreflightContext {
   readonly runId: string;
   readonly attempt: number;
-  readonly consumer: ConsumerSpec;
-  readonly stallSeconds: number;
-  /** A fresh local temp dir for this attempt; the pipeline removes it afterwards. */
+  /** A fresh local temp dir for this attempt; the caller removes it afterwards. */
   readonly attemptDir: string;
-  /** Secrets to mask in stderr tails. */
+  /** Secrets to mask in stderr tails; a transport adds its own (the ffl pickup code). */
   readonly secrets: Secret[];
-  /** Publishes an event of the stream (progress, path, connected...). */
+  /**
+   * The command that receives on the target (`deploy stream receive ...` or `deploy receive <app>
+   * ...`), built for where this transport delivers the bytes.
+   */
+  targetArgv(input: TargetInputSpec): readonly string[];
+  /** Publishes an event of the transfer (connected, path...). */
   emit(event: StreamEvent): void;
-  /** Reports a failure of a stage; the pipeline blames the first one and aborts everything. */
+  /** Reports a failure of a stage; the caller blames the first one and aborts everything. */
   report(failure: StageFailure): void;
 }
 
-/** The receiver's final word: the payload it verified and handed to the consumer. */
-export interface ReceiverDone {
-  readonly bytes: number;
-  readonly sha256: string;
-  readonly elapsedMs: number;
+/** How the target command ended, and what the transport makes of it. */
+export interface SenderChannelExit {
+  readonly result: RunResult;
+  /**
+   * Set when the end says something about the transport itself (a dropped ssh connection, ffl's
+   * sender failing); otherwise the target command's own answer (its events) explains the end.
+   */
+  readonly failure?: Pick<StageFailure, 'stage' | 'code' | 'message' | 'hint'>;
 }
 
-/** A started sender + receiver pair of one attempt. */
-export interface SenderSession {
-  /** Where the framed bytes go. */
+/** The source half of one transfer: bytes go into `sink`, the target command answers on `output`. */
+export interface SenderChannel {
+  /** Where the bytes go. */
   readonly sink: Writable;
-  /** Resolves when bytes may flow (receiver ready); rejects with StageFailureError. */
+  /** The target command's stdout: JSON lines of its events. */
+  readonly output: Readable;
+  /** The target command's stderr (its tail explains a crash). */
+  readonly errors: Readable;
+  /** Resolves when bytes may flow (the target command is running or the link is shared). */
   readonly ready: Promise<void>;
-  /** Resolves with the receiver's verified result; rejects with StageFailureError. */
-  readonly finished: Promise<ReceiverDone>;
-  /** Bytes the receiver reported handing to its consumer so far. */
-  consumerBytes(): number;
-  /** Kills every process of this session on both hosts and removes its files. Idempotent. */
+  /** Resolves when the target command ended (never rejects). */
+  readonly exited: Promise<SenderChannelExit>;
+  /** True when the target's answers reach us before the first byte is sent (a pipe into the target command). */
+  readonly interactive: boolean;
+  /** How the bytes travel when the sending side knows it up front (ffl learns it later, from its hook). */
+  readonly path?: StreamPath;
+  /** Bytes the transport itself reports moving (ffl hook counters, scp copy): feeds stall detection. */
+  transportBytes(): number;
+  /** Kills every process of the transfer on both hosts and removes its files. Idempotent. */
   abort(): Promise<void>;
 }
 
-/** What a transport promises, for docs and `deploy stream send --help`. */
+/** What openReceiver() gets: where to read from (the target command's `--from`) and a temp dir. */
+export interface ReceiverInputContext {
+  readonly from: string;
+  readonly deleteAfter: boolean;
+  readonly host: Host;
+  readonly runId: string;
+  /** A label for processes and temp dirs (the stream or app name). */
+  readonly label: string;
+  /** The pickup code or other credential the transport needs, from the environment. */
+  readonly credential?: Secret;
+  /** Where the transport's own binary is, when not on PATH (ffl). */
+  readonly binaryPath?: string;
+  /** Replaces process.stdin for `-` (tests). */
+  readonly stdin?: Readable;
+}
+
+/** What a transport says about a failed input after the payload broke off. */
+export interface InputFailure {
+  readonly code: string;
+  readonly message: string;
+  readonly exitCode?: number | null;
+  readonly stderrTail?: string;
+}
+
+/** The target half of one transfer: the incoming bytes, and the transport's own verdict. */
+export interface ReceiverInput {
+  readonly stream: Readable;
+  /** How the bytes travel, when the receiving side can tell. */
+  readonly path?: StreamPath;
+  /** Secrets the input knows (masked in messages). */
+  readonly secrets: readonly Secret[];
+  /**
+   * Asked when the payload broke off or ended early: resolves with the transport's own failure (ffl
+   * exited non-zero, with its message) within `graceMs`, or undefined when the transport did not fail.
+   */
+  transportFailure(graceMs: number): Promise<InputFailure | undefined>;
+  /** Called when the input ended on its own before the payload did (e.g. ffl exited): lets the reader blame it. */
+  onEnded(listener: (failure: InputFailure | undefined) => void): void;
+  /** The payload is complete and verified: let the transport finish (ffl's lingering exit) within `graceMs`. */
+  complete(graceMs: number): Promise<void>;
+  /** Stops the transport's processes and removes its temp files (and a consumed file with deleteAfter). Idempotent. */
+  close(): Promise<void>;
+}
+
+/** What a transport promises, for docs and `--help`. */
 export interface TransportGuarantees {
   readonly encryption: string;
   readonly needsSshTrust: boolean;
@@ -69,13 +136,21 @@ export interface TransportGuarantees {
   readonly pathDetection: string;
 }
 
-/** One transport: checks its tools, then starts the sending and receiving halves. */
+/**
+ * One transport: both halves. The source half starts the target command fed with our bytes
+ * (`openSender`); the target half opens the bytes a target command was told to read
+ * (`accepts` + `openReceiver`). Generic code never asks which transport it holds.
+ */
 export interface Transport {
   readonly name: TransportName;
   readonly summary: string;
   readonly guarantees: TransportGuarantees;
   /** Checks this transport's own tools on both hosts; throws DependencyError naming the host and where it looked. */
   preflight(context: PreflightContext): Promise<void>;
-  /** Starts the receiver and the sender for one attempt. */
-  start(context: SessionContext): Promise<SenderSession>;
+  /** Source half: starts the target command and the sender of one transfer. */
+  openSender(context: SenderContext): Promise<SenderChannel>;
+  /** Target half: true when this transport delivers a `--from` value like this one here. */
+  accepts(from: string, environment: NodeJS.ProcessEnv): boolean;
+  /** Target half: opens the bytes named by `--from` on this host. */
+  openReceiver(context: ReceiverInputContext): Promise<ReceiverInput>;
 }

@@ -13,7 +13,7 @@ import { buildFflShareArgv } from './ffl-argv.js';
 import { downloadFflBinary, locateFflBinary, resolveFflBinary } from './ffl-binary.js';
 import { mapFflHookEvent, tailFflHookFile, type FflHookEvent } from './ffl-hook.js';
 import { buildReceiverArgv } from './receiver-argv.js';
-import { resolveTransport } from './registry.js';
+import { resolveReceiverTransport, resolveTransport } from './registry.js';
 import { classifySshExit } from './ssh.js';
 
 test('resolveTransport finds each transport and lists the known ones for an unknown name', () => {
@@ -38,10 +38,22 @@ test('the generated pickup code is read back from /share/link/create', () => {
 
 test('the receiver argv carries the consumer as one JSON word and never a secret', () => {
   assert.deepEqual(
-    buildReceiverArgv({ deployCommand: ['deploy'], transport: 'ffl', stream: 'db', runId: 'r1', consumer: { kind: 'command', argv: ['pg_restore', '-d', 'x y'] }, link: 'http://l/u' }),
-    ['deploy', 'stream', 'receive', '--jsonl', '--quiet', '--transport', 'ffl', '--name', 'db', '--run-id', 'r1', '--consumer', '["pg_restore","-d","x y"]', '--link', 'http://l/u'],
+    buildReceiverArgv({ deployCommand: ['deploy'], stream: 'db', runId: 'r1', consumer: { kind: 'command', argv: ['pg_restore', '-d', 'x y'] }, input: { from: 'http://l/u' } }),
+    ['deploy', 'stream', 'receive', '--jsonl', '--quiet', '--name', 'db', '--run-id', 'r1', '--from', 'http://l/u', '--consumer', '["pg_restore","-d","x y"]'],
   );
-  assert.throws(() => buildReceiverArgv({ deployCommand: ['deploy'], transport: 'ssh', stream: 'db', runId: 'r', consumer: { kind: 'command', argv: [secret('pw')] } }), /secret/);
+  assert.deepEqual(
+    buildReceiverArgv({ deployCommand: ['deploy'], stream: 'v', runId: 'r1', consumer: { kind: 'into', dir: '/srv/x' }, input: { from: '/tmp/f.dk', deleteAfter: true }, stallSeconds: 9 }).slice(5),
+    ['--name', 'v', '--run-id', 'r1', '--from', '/tmp/f.dk', '--into', '/srv/x', '--stall-seconds', '9', '--delete-after'],
+  );
+  assert.throws(() => buildReceiverArgv({ deployCommand: ['deploy'], stream: 'db', runId: 'r', consumer: { kind: 'command', argv: [secret('pw')] }, input: { from: '-' } }), /secret/);
+});
+
+test('the target half is chosen from --from: a link is ffl, - in an ssh session ssh, - elsewhere local, a path scp', () => {
+  assert.equal(resolveReceiverTransport('https://x.fastfilelink.com/abcd1234', {}).name, 'ffl');
+  assert.equal(resolveReceiverTransport('http://127.0.0.1:4000/abcd1234', {}).name, 'ffl');
+  assert.equal(resolveReceiverTransport('-', { SSH_CONNECTION: '127.0.0.2 1 127.0.0.3 22' }).name, 'ssh');
+  assert.equal(resolveReceiverTransport('-', {}).name, 'local');
+  assert.equal(resolveReceiverTransport('/tmp/dk-scp-x/notes.dk', {}).name, 'scp');
 });
 
 test('ffl hook events map onto link, connected, path, progress, delivery and failure', () => {
@@ -129,7 +141,8 @@ test('the first failure is the earliest cause; consequences only when nothing el
 });
 
 test('ssh exit 255 is a dropped connection only when ssh says so or was killed', () => {
-  assert.equal(classifySshExit({ exitCode: 255, signal: null, stderr: 'Connection to 127.0.0.3 closed by remote host.' }, 'b').stage, 'sender');
-  assert.equal(classifySshExit({ exitCode: null, signal: 'SIGKILL', stderr: '' }, 'b').stage, 'sender');
-  assert.equal(classifySshExit({ exitCode: 255, signal: null, stderr: '' }, 'b').stage, 'receiver');
+  assert.equal(classifySshExit({ exitCode: 255, signal: null, stderr: 'Connection to 127.0.0.3 closed by remote host.' }, 'b')?.stage, 'sender');
+  assert.equal(classifySshExit({ exitCode: null, signal: 'SIGKILL', stderr: '' }, 'b')?.stage, 'sender');
+  // Anything else is the target command's own end: its answer (or its missing answer) explains it.
+  assert.equal(classifySshExit({ exitCode: 255, signal: null, stderr: '' }, 'b'), undefined);
 });

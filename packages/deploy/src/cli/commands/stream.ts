@@ -1,4 +1,4 @@
-import { DEFAULT_RETRIES, DEFAULT_STALL_SECONDS, describeFailure, listTransportNames, resolveTransport, type ConsumerSpec, type StreamEvent, type TransportName } from '@deploykit/transport';
+import { DEFAULT_RETRIES, DEFAULT_STALL_SECONDS, describeFailure, listTransportNames, resolveTransport, type ConsumerSpec, type StreamEvent } from '@deploykit/transport';
 import { EXIT_CODES, formatBytes, formatDuration, TransportError, UsageError } from '@deploykit/core';
 import { cleanupStream, receiveStream } from '../../actions/stream-receive.js';
 import { createStreamEventPublisher, createTtyProgress } from '../../actions/stream-events.js';
@@ -92,7 +92,6 @@ async function runSend(context: CommandContext, args: Record<string, unknown>): 
 }
 
 async function runReceive(context: CommandContext, args: Record<string, unknown>): Promise<CommandOutcome> {
-  const transport = resolveTransport(String(args.transport)).name as TransportName;
   const sink = createEventSink(context);
   const abort = new AbortController();
   // The sender stops us with SIGTERM on abort: let the receiver kill its consumer and remove staging.
@@ -101,13 +100,11 @@ async function runReceive(context: CommandContext, args: Record<string, unknown>
   try {
     const result = await receiveStream(context, {
       name: String(args.name),
-      transport,
       runId: typeof args.runId === 'string' ? args.runId : context.runId,
       consumer: readConsumer(args),
       stallSeconds: readNumber(args, 'stallSeconds') ?? DEFAULT_STALL_SECONDS,
-      ...(typeof args.link === 'string' ? { link: args.link } : {}),
+      from: typeof args.from === 'string' && args.from !== '' ? args.from : '-',
       ...(typeof args.ffl === 'string' ? { fflPath: args.ffl } : {}),
-      ...(typeof args.file === 'string' ? { file: args.file } : {}),
       deleteAfter: args.deleteAfter === true,
       onEvent: sink.onEvent,
       signal: abort.signal,
@@ -138,7 +135,7 @@ export const streamCommand: DeployCommand = {
     y
       .positional('action', { choices: ['send', 'receive', 'cleanup'] as const, describe: 'send (source side), receive (target side), cleanup (target side)' })
       .option('name', { type: 'string', describe: 'Stream name (volumes, database, ...)', group: 'Stream:' })
-      .option('transport', { type: 'string', default: 'ssh', describe: `How the bytes travel: ${listTransportNames().join(', ')}`, group: 'Stream:' })
+      .option('transport', { type: 'string', default: 'ssh', describe: `send: how the bytes travel: ${listTransportNames().join(', ')}`, group: 'Send:' })
       .option('into', { type: 'string', describe: 'Consumer: extract a tar stream into DIR (staging dir beside it, swapped in only after success)', group: 'Stream:' })
       .option('consumer', { type: 'string', describe: 'Consumer: command reading the payload on stdin, as a JSON argv array', group: 'Stream:' })
       .option('stall-seconds', { type: 'number', describe: `Abort when no byte moved for this long [default ${DEFAULT_STALL_SECONDS}]`, group: 'Stream:' })
@@ -150,15 +147,15 @@ export const streamCommand: DeployCommand = {
       .option('ffl-path', { type: 'string', describe: 'send: ffl binary on this host (default: PATH, then /opt/ffl)', group: 'Send:' })
       .option('ffl-url', { type: 'string', describe: 'send: download ffl from this URL (needs --ffl-sha256)', group: 'Send:' })
       .option('ffl-sha256', { type: 'string', describe: 'send: SHA-256 the downloaded ffl must have', group: 'Send:' })
-      .option('link', { type: 'string', describe: 'receive (ffl): share link; pickup code in env DEPLOY_STREAM_PICKUP_CODE', group: 'Receive:' })
-      .option('ffl', { type: 'string', describe: 'receive (ffl): ffl binary (default: PATH, then /opt/ffl)', group: 'Receive:' })
-      .option('file', { type: 'string', describe: 'receive (scp): read the framed stream from this file', group: 'Receive:' })
-      .option('delete-after', { type: 'boolean', describe: 'receive (scp): delete --file afterwards, whatever happens', group: 'Receive:' }),
+      .option('from', { type: 'string', default: '-', requiresArg: true, describe: 'receive: where the framed bytes come from: - (stdin: ssh, local), a file (scp), an ffl link (pickup code in env DEPLOY_PICKUP_CODE)', group: 'Receive:' })
+      .option('ffl', { type: 'string', describe: 'receive (ffl link): ffl binary (default: PATH, then /opt/ffl)', group: 'Receive:' })
+      .option('delete-after', { type: 'boolean', describe: 'receive (file): delete the file afterwards, whatever happens', group: 'Receive:' }),
   examples: [
     [`deploy stream send --name volumes --to b --transport ssh --producer '["borg","export-tar","/srv/borg::notes-1","-"]' --into /srv/apps/notes/data`, 'Stream a Borg archive into a folder on host b'],
     [`deploy stream send --name database --to b --transport ffl --producer '["pg_dump","-Fc","notes"]' --consumer '["pg_restore","-d","notes"]'`, 'Move a database over ffl'],
     [`tar -C /srv/data -c . | deploy stream send --name data --transport local --into /srv/copy`, 'Payload from stdin, same host'],
-    [`deploy stream receive --transport ssh --name volumes --into /srv/apps/notes/data --jsonl < framed`, 'Target side (started by send over ssh)'],
+    [`deploy stream receive --name volumes --into /srv/apps/notes/data --jsonl < framed`, 'Target side (started by send over ssh; --from - is the default)'],
+    [`DEPLOY_PICKUP_CODE=123456 deploy stream receive --name database --from https://x.fastfilelink.com/abcd1234 --consumer '["pg_restore","-d","notes"]'`, 'Target side of an ffl share'],
     [`deploy stream cleanup --into /srv/apps/notes/data --run-id 20261121T202500Z-3fa9c1`, 'Remove staging a failed run left'],
   ],
   async run(context, args) {
