@@ -4,3 +4,4 @@ export * from './ssh-argv.js';
 export * from './recording-host.js';
 export * from './tail-buffer.js';
 export * from './process-groups.js';
+export * from './deploy-client.js';

@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
-import { ScriptError, type Host } from '@deploykit/core';
-import { LocalHost } from '@deploykit/host';
+import type { Host } from '@deploykit/core';
+import { DeployClient, LocalHost } from '@deploykit/host';
 import { resolveNamedHost } from '../cli/delegate.js';
 import type { AppFacts } from './app-facts.js';
 import type { CheckResult, SampledFile } from './check-types.js';
@@ -54,23 +54,9 @@ export interface VerifyOptions {
 
 const LOCAL_DEPLOY = fileURLToPath(new URL('../../bin/deploy.js', import.meta.url));
 
-/** The argv that runs `deploy` on a host: this very CLI locally, `deploy` from PATH over ssh. */
-function deployArgv(host: Host, localArgs: readonly string[], args: readonly string[]): string[] {
-  return host.kind === 'local' ? [process.execPath, LOCAL_DEPLOY, ...localArgs, ...args] : ['deploy', ...args];
-}
-
-/** Runs `deploy <args> --json` on a host and parses its JSON (a non-zero exit with JSON is a result, not an error). */
-async function runDeployJson<T>(host: Host, localArgs: readonly string[], args: readonly string[], input?: string): Promise<T> {
-  const result = await host.run({ argv: deployArgv(host, localArgs, [...args, '--json', '--quiet']), ...(input !== undefined ? { input } : {}), timeoutMs: 300_000, label: `deploy ${args[0]}` });
-  try {
-    const parsed = JSON.parse(result.stdout) as T & { error?: { message?: string; hint?: string } };
-    if (parsed.error !== undefined && (parsed as { ok?: boolean }).ok === false) throw new Error(`${parsed.error.message ?? 'failed'}${parsed.error.hint ? ` (next: ${parsed.error.hint})` : ''}`);
-    return parsed;
-  } catch (error) {
-    throw new ScriptError('VERIFY_REMOTE_FAILED', `\`deploy ${args.join(' ')}\` on host ${host.name} failed (exit ${result.exitCode}): ${error instanceof Error && !(error instanceof SyntaxError) ? error.message : result.stderr.trim().slice(-400) || 'no JSON on stdout'}`, {
-      hint: `Run it there by hand: deploy ${args.join(' ')} --host ${host.name}`,
-    });
-  }
+/** A client running `deploy` on a host: this very CLI locally, `deploy` from PATH over ssh. */
+function deployClient(host: Host, localArgs: readonly string[]): DeployClient {
+  return host.kind === 'local' ? new DeployClient(host, { command: [process.execPath, LOCAL_DEPLOY], globalArgs: localArgs }) : new DeployClient(host);
 }
 
 async function openHost(host: VerifyHost, configPath: string | undefined): Promise<{ host: Host; owned: boolean }> {
@@ -157,19 +143,19 @@ export function compareApp(input: {
  * Verifies that the app on `target` matches the app on `source`: row counts and volume counts from
  * `deploy facts` on both (taken first, before any check writes), then `deploy health` on the source
  * and on the target with the source's result as baseline (same upload names, same checksums), and
- * the db-page digests. Throws ScriptError when a host cannot run deploy; mismatches come back as data.
+ * the db-page digests. Throws the DeployClient's error when a host cannot run deploy; mismatches come back as data.
  */
 export async function verifyApp(options: VerifyOptions): Promise<VerifyResult> {
   const source = await openHost(options.source, options.configPath);
   const target = await openHost(options.target, options.configPath);
   const localArgs = options.localArgs ?? [];
   try {
-    const [sourceFacts, targetFacts] = await Promise.all([
-      runDeployJson<AppFacts>(source.host, localArgs, ['facts', options.app]),
-      runDeployJson<AppFacts>(target.host, localArgs, ['facts', options.app]),
-    ]);
-    const sourceHealth = await runDeployJson<HealthReport>(source.host, localArgs, ['health', options.app]);
-    const targetHealth = await runDeployJson<HealthReport>(target.host, localArgs, ['health', options.app, '--baseline=-'], JSON.stringify(sourceHealth));
+    const sourceDeploy = deployClient(source.host, localArgs);
+    const targetDeploy = deployClient(target.host, localArgs);
+    const [sourceFacts, targetFacts] = await Promise.all([sourceDeploy.json<AppFacts>(['facts', options.app]), targetDeploy.json<AppFacts>(['facts', options.app])]);
+    // A failing check exits 1 with its report: that is a result to compare, not an error.
+    const sourceHealth = await sourceDeploy.json<HealthReport>(['health', options.app], { acceptExitCodes: [1] });
+    const targetHealth = await targetDeploy.json<HealthReport>(['health', options.app, '--baseline=-'], { input: JSON.stringify(sourceHealth), acceptExitCodes: [1] });
     const logFiles = sourceFacts.logFiles ?? [];
     const comparisons = compareApp({ source: { health: sourceHealth, facts: sourceFacts }, target: { health: targetHealth, facts: targetFacts }, logFiles, ...(options.ignoreTables ? { ignoreTables: options.ignoreTables } : {}) });
     const ok = comparisons.every((c) => c.status === 'match' || c.status === 'skipped');

@@ -1,4 +1,5 @@
-import { DependencyError, UsageError, type Host, type RunResult } from '@deploykit/core';
+import { UsageError, type Host, type RunResult } from '@deploykit/core';
+import { DeployClient } from '@deploykit/host';
 import type { StageFailure } from '../pipeline/stage-failure.js';
 import { describeExit } from './receiver-process.js';
 import { startPipeChannel } from './pipe-channel.js';
@@ -28,16 +29,9 @@ export function classifySshExit(result: Pick<RunResult, 'exitCode' | 'signal' | 
 
 /** Checks that `deploy` runs on a host; shared by every transport that starts a target command. */
 export async function checkDeployOnHost(host: Host, deployCommand: readonly string[]): Promise<void> {
-  const result = await host.run({ argv: [...deployCommand, 'stream', 'receive', '--help'], timeoutMs: 30_000 });
-  if (result.exitCode === 0) return;
-  if (result.exitCode === SSH_FAILED && host.kind === 'ssh') {
-    throw new DependencyError('HOST_UNREACHABLE', `cannot reach host ${host.name} over ssh: ${result.stderr.trim().split('\n').pop() ?? ''}`, {
-      hint: `Check that \`ssh ${host.name} true\` works (keys, known_hosts, sshd running).`,
-    });
-  }
-  throw new DependencyError('DEPLOY_MISSING', `deploy is not installed on host ${host.name} (\`${deployCommand.join(' ')} stream receive --help\` gave ${describeExit(result)})`, {
-    hint: `Install deploykit on ${host.name} so \`deploy\` is on the PATH of its ssh sessions.`,
-  });
+  const client = new DeployClient(host, { command: deployCommand });
+  const result = await host.run({ argv: client.argv(['stream', 'receive', '--help']), timeoutMs: 30_000 });
+  if (result.exitCode !== 0) throw client.errorFor(result, ['stream', 'receive']);
 }
 
 /** ssh: the bytes flow through an OpenSSH channel into the target command's stdin. */
