@@ -8,3 +8,7 @@ export * from './health/verify-app.js';
 export * from './health/app-facts.js';
 export * from './actions/update-app.js';
 export { main } from './cli/main.js';
+export * from './database/engine.js';
+export * from './database/engines.js';
+export * from './database/sql-client.js';
+export * from './database/mariadb-staging.js';

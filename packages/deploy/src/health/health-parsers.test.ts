@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseRowCounts } from './app-facts.js';
+import { parseRowCounts } from '../database/postgres.js';
 import { parseKeyValueLines } from './credentials-file.js';
 import { parseLogOffsets } from './logs-check.js';
 import { isUrlServable, listVolumeFiles, pickSample } from './uploads-check.js';

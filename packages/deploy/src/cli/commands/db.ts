@@ -1,6 +1,8 @@
 import { EXIT_CODES, UsageError } from '@deploykit/core';
 import { loadApp } from '../../actions/load-app.js';
-import { exportRolesSql, type RolesSqlPart } from '../../migrate/roles-sql.js';
+import type { RolesSqlPart } from '../../database/engine.js';
+import { engineOfApp } from '../../database/engines.js';
+import { createSqlClient } from '../../database/sql-client.js';
 import type { DeployCommand } from '../deploy-command.js';
 
 /** `deploy db roles-sql <app>`: a building block printing SQL that recreates the app's roles and grants. */
@@ -18,7 +20,9 @@ export const dbCommand: DeployCommand = {
   async run(context, args) {
     if (args.action !== 'roles-sql') throw new UsageError('DB_ACTION_UNKNOWN', `unknown db action ${String(args.action)}`, { hint: 'Known: roles-sql.' });
     const app = await loadApp(context.hostContext.appsRoot, String(args.app));
-    const sql = await exportRolesSql(context.host, app, args.part as RolesSqlPart);
+    const engine = engineOfApp(app);
+    if (engine === undefined) throw new UsageError('DB_NONE', `${app.name} has no database (database.kind: none)`, { hint: 'Only apps with a database have roles to carry.' });
+    const sql = await engine.exportRolesSql(createSqlClient(context.host, engine.clientArgv), app.manifest.database.roles ?? [], args.part as RolesSqlPart);
     // The SQL carries password hashes: print it only to stdout (a pipe), never into events or logs.
     process.stdout.write(sql);
     return { exitCode: EXIT_CODES.ok };
