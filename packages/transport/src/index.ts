@@ -4,3 +4,4 @@ export * from './framing/index.js';
 export * from './receive/index.js';
 export * from './pipeline/index.js';
 export * from './transports/index.js';
+export * from './bundle/index.js';

@@ -1,0 +1,368 @@
+import { createHash, type Hash } from 'node:crypto';
+import { finished, type Readable, type Writable } from 'node:stream';
+import { DeployError } from '@deploykit/core';
+import {
+  BUNDLE_ERROR_CODES,
+  BundleError,
+  MAX_CHUNK_BYTES,
+  RECORD_TYPES,
+  encodeBundleJson,
+  encodeBundlePreamble,
+  encodeRecord,
+  isBundleObject,
+  isBundlePartId,
+  bundleProducerSucceeded,
+  type BundleAbort,
+  type BundlePartTrailer,
+  type BundleProducerStatus,
+  type BundleRecordType,
+  type BundleSkip,
+  type BundleTrailer,
+  type BundleTrailerPart,
+} from './bundle-format.js';
+
+/** Longest stderr tail put into an E record; a tail is for a message, not a log. */
+const MAX_STDERR_TAIL_CHARS = 16 * 1024;
+
+type WriterPhase = 'new' | 'open' | 'finished' | 'aborted';
+
+/** The part being written: its hash and size so far, and how an abort stops it. */
+interface OpenPart {
+  readonly part: string;
+  readonly attempt: number;
+  readonly hash: Hash;
+  bytes: number;
+  /** Called by abort() or a sink failure: stops the source pump and the wait for the status. */
+  readonly abandon: (error: Error) => void;
+  /** Rejects with the reason once abandoned. */
+  readonly abandoned: Promise<never>;
+  /** The reason once abandoned; checked after every await, since a settled await may resume after an abort. */
+  abandonedWith: Error | undefined;
+}
+
+/** A writer used out of order is our bug, not bad input. */
+function misuse(message: string): DeployError {
+  return new DeployError('internal', 'BUNDLE_WRITER_MISUSE', `bundle writer: ${message}`, {
+    hint: 'This is a bug in deploykit; run again with --verbose and report the output.',
+  });
+}
+
+/**
+ * Writes a migration bundle (docs/bundle.md) into `sink`, record by record, hashing every byte once
+ * for its part and once for the whole stream. Respects the sink's backpressure (a full sink pauses
+ * the part's source) and never ends the sink: the caller owns it. Methods throw a DeployError
+ * (internal, BUNDLE_WRITER_MISUSE) when called out of order, and reject with the sink's error or a
+ * BundleError (BUNDLE_SINK_CLOSED) when the sink fails. keepalive() and abort() may be called while
+ * writePart() runs; every other method needs no part open.
+ */
+export class BundleWriter {
+  readonly #sink: Writable;
+  readonly #streamHash: Hash = createHash('sha256');
+  #bytesWritten = 0;
+  #phase: WriterPhase = 'new';
+  #headerWritten = false;
+  #contentsWritten = false;
+  #partsStarted = false;
+  #open: OpenPart | undefined;
+  /** Final attempt of each part in order of first appearance; Map keeps the first insertion's position. */
+  readonly #parts = new Map<string, BundleTrailerPart & { readonly attempt: number }>();
+  #failure: Error | undefined;
+  readonly #drainWaiters = new Set<{ resolve: () => void; reject: (error: Error) => void }>();
+  readonly #onDrain = (): void => {
+    for (const waiter of this.#drainWaiters) waiter.resolve();
+    this.#drainWaiters.clear();
+  };
+  // Listening for 'error' also keeps an unhandled sink error from crashing the process: it is
+  // reported by the writer's next (or pending) call instead.
+  readonly #onSinkError = (error: Error): void => this.#fail(error);
+  readonly #onSinkClose = (): void => {
+    if (this.#phase === 'finished' || this.#phase === 'aborted') return;
+    this.#fail(
+      new BundleError(BUNDLE_ERROR_CODES.sinkClosed, `the bundle's output closed after ${this.#bytesWritten} bytes, before the bundle was finished`, {
+        hint: 'The transport or the receiving side went away; see its own error, then re-run the migration: parts already verified are reused.',
+        details: { bytesWritten: this.#bytesWritten },
+      }),
+    );
+  };
+
+  /** Writes into `sink`; never ends it. */
+  constructor(sink: Writable) {
+    this.#sink = sink;
+    sink.on('drain', this.#onDrain);
+    sink.on('error', this.#onSinkError);
+    sink.on('close', this.#onSinkClose);
+  }
+
+  /** Bytes handed to the sink so far (the T record included once written). */
+  get bytesWritten(): number {
+    return this.#bytesWritten;
+  }
+
+  /** Bytes of the part being written so far (for progress meters), 0 between parts. */
+  get partBytes(): number {
+    return this.#open?.bytes ?? 0;
+  }
+
+  /** Writes the preamble and the H record; must be the first call (abort() aside). */
+  async writeHeader(header: object): Promise<void> {
+    this.#assertUsable('writeHeader');
+    if (this.#headerWritten) throw misuse('writeHeader() called twice');
+    if (!isBundleObject(header)) throw misuse('the header must be a JSON object');
+    const payload = encodeBundleJson(header);
+    this.#writePreamble();
+    this.#headerWritten = true;
+    this.#writeRecord(RECORD_TYPES.header, payload);
+    await this.#drained();
+  }
+
+  /** Writes the C record: at most once, after the header and before any part. */
+  async writeContents(contents: object): Promise<void> {
+    this.#assertUsable('writeContents', { needsHeader: true, needsNoPart: true });
+    if (this.#contentsWritten) throw misuse('writeContents() called twice');
+    if (this.#partsStarted) throw misuse('writeContents() after the first part: C must precede every B and S record');
+    if (!isBundleObject(contents)) throw misuse('the contents must be a JSON object');
+    const payload = encodeBundleJson(contents);
+    this.#contentsWritten = true;
+    this.#writeRecord(RECORD_TYPES.contents, payload);
+    await this.#drained();
+  }
+
+  /** Writes a K record, so the receiver's stall watchdog knows the sender is alive (also allowed inside a part). */
+  async keepalive(): Promise<void> {
+    this.#assertUsable('keepalive', { needsHeader: true });
+    this.#writeRecord(RECORD_TYPES.keepalive, Buffer.alloc(0));
+    await this.#drained();
+  }
+
+  /**
+   * Writes B, D records from `source` (a Readable, e.g. a producer's stdout) with backpressure, then E
+   * with the status `status` resolves to; resolves with the trailer written. Rejects (leaving the part
+   * open: only abort() may follow) when the source fails, `status` rejects, the sink fails, or abort()
+   * abandons the part (BundleError BUNDLE_ABORTED). A failed producer is not a rejection: the E record
+   * carries its status and the caller may call writePart() again for the same part (attempt + 1).
+   */
+  async writePart(part: string, source: Readable, status: Promise<BundleProducerStatus>): Promise<BundlePartTrailer> {
+    this.#assertUsable('writePart', { needsHeader: true, needsNoPart: true });
+    if (!isBundlePartId(part)) throw misuse(`part id ${JSON.stringify(part)} is not 1..1024 bytes of UTF-8`);
+    if (source.readableEnded || source.destroyed) throw misuse(`the source of part "${part}" already ended or was destroyed`);
+    const attempt = this.#nextAttempt(part);
+    // The status may settle (even reject) long before we await it; this keeps that from counting as unhandled.
+    status.catch(() => undefined);
+    let rejectAbandoned: (error: Error) => void = () => undefined;
+    const abandoned = new Promise<never>((_resolve, reject) => (rejectAbandoned = reject));
+    abandoned.catch(() => undefined);
+    const open: OpenPart = {
+      part,
+      attempt,
+      hash: createHash('sha256'),
+      bytes: 0,
+      abandoned,
+      abandonedWith: undefined,
+      abandon: (error) => {
+        open.abandonedWith ??= error;
+        rejectAbandoned(error);
+      },
+    };
+    this.#open = open;
+    this.#partsStarted = true;
+    this.#writeRecord(RECORD_TYPES.partBegin, encodeBundleJson({ part, attempt }));
+
+    await this.#pumpSource(open, source);
+    const ended = await Promise.race([status, abandoned]);
+    if (open.abandonedWith) throw open.abandonedWith;
+    const stderrTail = ended.stderrTail?.slice(-MAX_STDERR_TAIL_CHARS);
+    const trailer: BundlePartTrailer = {
+      part,
+      attempt,
+      bytes: open.bytes,
+      sha256: open.hash.digest('hex'),
+      producerExit: ended.exitCode,
+      producerSignal: ended.signal,
+      ...(stderrTail === undefined ? {} : { producerStderrTail: stderrTail }),
+    };
+    this.#writeRecord(RECORD_TYPES.partEnd, encodeBundleJson(trailer));
+    this.#open = undefined;
+    const { producerExit, producerSignal } = trailer;
+    this.#parts.set(part, { part, status: 'sent', bytes: trailer.bytes, sha256: trailer.sha256, producerExit, producerSignal, attempt });
+    await this.#drained();
+    return trailer;
+  }
+
+  /** Writes an S record: the receiver already holds `skip.part`, so it is not sent. */
+  async skipPart(skip: BundleSkip): Promise<void> {
+    this.#assertUsable('skipPart', { needsHeader: true, needsNoPart: true });
+    if (!isBundlePartId(skip.part)) throw misuse(`part id ${JSON.stringify(skip.part)} is not 1..1024 bytes of UTF-8`);
+    if (this.#parts.has(skip.part)) throw misuse(`part "${skip.part}" was already sent; it cannot be skipped too`);
+    this.#partsStarted = true;
+    const record: BundleSkip = { part: skip.part, bytes: skip.bytes, sha256: skip.sha256, reason: skip.reason };
+    this.#writeRecord(RECORD_TYPES.partSkipped, encodeBundleJson(record));
+    const { part, bytes, sha256 } = skip;
+    this.#parts.set(part, { part, status: 'skipped', bytes, sha256, producerExit: null, producerSignal: null, attempt: 0 });
+    await this.#drained();
+  }
+
+  /**
+   * Writes an A record: the sender gives up. Allowed at any time before finish(), also before the
+   * header and in the middle of a part, which is then abandoned (its writePart() rejects with
+   * BUNDLE_ABORTED). Nothing can be written afterwards.
+   */
+  async abort(abort: BundleAbort): Promise<void> {
+    this.#assertUsable('abort');
+    const payload = encodeBundleJson({ code: abort.code, reason: abort.reason });
+    this.#writePreamble();
+    this.#phase = 'aborted';
+    this.#writeRecord(RECORD_TYPES.abort, payload);
+    const open = this.#open;
+    if (open) {
+      this.#open = undefined;
+      open.abandon(
+        new BundleError(BUNDLE_ERROR_CODES.aborted, `part "${open.part}" was abandoned: the bundle was aborted (${abort.code}: ${abort.reason})`, {
+          details: { part: open.part, attempt: open.attempt, bytes: open.bytes, code: abort.code },
+        }),
+      );
+    }
+    try {
+      await this.#drained();
+    } finally {
+      this.#release();
+    }
+  }
+
+  /** Writes the T record and resolves with it; throws if a part is open or no header was written. */
+  async finish(): Promise<BundleTrailer> {
+    this.#assertUsable('finish', { needsHeader: true, needsNoPart: true });
+    // T covers every byte before it; its own bytes are not hashed (they contain the hash).
+    const trailer: BundleTrailer = {
+      parts: [...this.#parts.values()].map(({ part, status, bytes, sha256, producerExit, producerSignal }) => ({
+        part,
+        status,
+        bytes,
+        sha256,
+        producerExit,
+        producerSignal,
+      })),
+      bytes: this.#bytesWritten,
+      sha256: this.#streamHash.digest('hex'),
+    };
+    this.#phase = 'finished';
+    this.#writeRecord(RECORD_TYPES.trailer, encodeBundleJson(trailer));
+    try {
+      await this.#drained();
+    } finally {
+      this.#release();
+    }
+    return trailer;
+  }
+
+  #assertUsable(method: string, needs: { needsHeader?: boolean; needsNoPart?: boolean } = {}): void {
+    if (this.#failure) throw this.#failure;
+    if (this.#phase === 'finished' || this.#phase === 'aborted') throw misuse(`${method}() after the bundle was ${this.#phase}`);
+    if (needs.needsHeader && !this.#headerWritten) throw misuse(`${method}() before writeHeader(): H must be the first record`);
+    if (needs.needsNoPart && this.#open) throw misuse(`${method}() while part "${this.#open.part}" is open`);
+  }
+
+  /** 1 for a new part; previous + 1 after an attempt whose producer failed; otherwise the caller's bug. */
+  #nextAttempt(part: string): number {
+    const previous = this.#parts.get(part);
+    if (previous === undefined) return 1;
+    if (previous.status === 'skipped') throw misuse(`part "${part}" was skipped; it cannot be sent too`);
+    if (bundleProducerSucceeded(previous)) throw misuse(`part "${part}" was already sent successfully`);
+    return previous.attempt + 1;
+  }
+
+  #writePreamble(): void {
+    if (this.#phase !== 'new') return;
+    this.#phase = 'open';
+    const preamble = encodeBundlePreamble();
+    this.#streamHash.update(preamble);
+    this.#write(preamble);
+  }
+
+  /** Writes one record synchronously, so records never interleave whatever the caller awaits. */
+  #writeRecord(type: BundleRecordType, payload: Buffer): void {
+    const buffers = encodeRecord(type, payload);
+    // cork/uncork lets a socket send header and payload in one writev.
+    this.#sink.cork();
+    for (const buffer of buffers) {
+      if (type !== RECORD_TYPES.trailer) this.#streamHash.update(buffer);
+      this.#write(buffer);
+    }
+    this.#sink.uncork();
+  }
+
+  #write(buffer: Buffer): void {
+    this.#bytesWritten += buffer.length;
+    this.#sink.write(buffer);
+  }
+
+  /**
+   * Copies the source into D records until it ends. Flowing mode with pause() rather than read():
+   * read() without a size concatenates everything buffered (a copy), 'data' hands over each chunk as is.
+   */
+  #pumpSource(open: OpenPart, source: Readable): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const settle = (error?: Error): void => {
+        if (settled) return;
+        settled = true;
+        source.off('data', onData);
+        stopWatching();
+        if (error) {
+          source.pause();
+          reject(error);
+        } else {
+          resolve();
+        }
+      };
+      const onData = (chunk: Buffer | string): void => {
+        if (settled) return;
+        if (typeof chunk === 'string') {
+          return settle(misuse(`the source of part "${open.part}" emits strings; it must emit Buffers (no setEncoding)`));
+        }
+        open.hash.update(chunk);
+        open.bytes += chunk.length;
+        for (let offset = 0; offset < chunk.length; offset += MAX_CHUNK_BYTES) {
+          const piece = offset === 0 && chunk.length <= MAX_CHUNK_BYTES ? chunk : chunk.subarray(offset, offset + MAX_CHUNK_BYTES);
+          this.#writeRecord(RECORD_TYPES.data, piece);
+        }
+        if (!this.#sink.writableNeedDrain) return;
+        source.pause();
+        this.#drained().then(
+          () => {
+            if (!settled) source.resume();
+          },
+          (error: Error) => settle(error),
+        );
+      };
+      const stopWatching = finished(source, { readable: true, writable: false }, (error) => {
+        if (error) settle(error);
+        else settle();
+      });
+      open.abandoned.catch((error: Error) => settle(error));
+      source.on('data', onData);
+      source.resume();
+    });
+  }
+
+  /** Resolves once the sink can take more (at once if it can now); rejects when the sink failed. */
+  #drained(): Promise<void> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (!this.#sink.writableNeedDrain) return Promise.resolve();
+    return new Promise((resolve, reject) => this.#drainWaiters.add({ resolve, reject }));
+  }
+
+  #fail(error: Error): void {
+    if (this.#failure) return;
+    this.#failure = error;
+    for (const waiter of this.#drainWaiters) waiter.reject(error);
+    this.#drainWaiters.clear();
+    this.#open?.abandon(error);
+  }
+
+  /** Detaches from the sink once nothing more will be written. */
+  #release(): void {
+    this.#sink.off('drain', this.#onDrain);
+    this.#sink.off('error', this.#onSinkError);
+    this.#sink.off('close', this.#onSinkClose);
+  }
+}
