@@ -139,14 +139,17 @@ async function showTheResult() {
 }
 
 async function planTheMigration() {
-  say('Host a is "full": move notes to host b. First the plan: every step and the exact command it runs.');
-  say('No archive is staged on either disk: borg export-tar, pg_dump and tar stream straight into place on b.');
+  say('Host a is "full": move notes to host b. First the plan: every step and the exact command it runs,');
+  say('on a (the producers of the bundle) and on b (`deploy receive notes`, which b answered from the header).');
+  say('No archive is staged on either disk: borg export-tar, the dump and tar stream straight into staging on b.');
   await deploy('a', 'migrate', 'notes', '--to', 'b', '--plan');
 }
 
 async function migrateIt() {
-  say('Now for real: lock, fresh backup, stream files/volumes/roles/database to b, swap into place, install,');
-  say('start, and verify against the archive and with the app\'s own health checks - before anyone touches DNS.');
+  say('Now for real, over ONE ssh session: a starts `deploy receive notes` on b and streams one bundle into it');
+  say('(header, the archive listings, then the app folder, each volume, the roles and the database as framed parts).');
+  say('b checks it can take the app before a even backs up, restores everything under staging names, verifies every');
+  say('file and row, then swaps it into place, installs, starts and health-checks it. A failure is rolled back on b.');
   await deploy('a', 'migrate', 'notes', '--to', 'b');
 }
 

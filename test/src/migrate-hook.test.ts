@@ -19,7 +19,7 @@ borg:
 
 /** Scripts of the tiny app: backup makes a real (unencrypted) Borg archive of its volume. */
 const SCRIPTS: Record<string, string> = {
-  install: 'mkdir -p data/files',
+  install: 'mkdir -p data/files; echo "role=$DEPLOY_ROLE run=$DEPLOY_RUN_ID" > "$DEPLOY_APP_STATE_DIR/install.env"',
   start: 'exit 0',
   stop: 'exit 75',
   backup: [
@@ -48,12 +48,15 @@ test('a minimal app: default migrate end to end, then a bin/migrate that replace
       assertExit(run, 0, 'migrate tiny');
       const report = parseReport(run);
       assert.equal(report.ok, true);
-      assert.deepEqual(report.streams.map((s) => s.name), ['files', 'volume-files']);
+      assert.deepEqual(report.parts.map((part) => part.id), ['files', 'volume:files']);
       const source = await treeFingerprint(lab, 'a', `${lab.host('a').appsRoot}/tiny/data/files`);
       const target = await treeFingerprint(lab, 'b', `${lab.host('b').appsRoot}/tiny/data/files`);
       assert.deepEqual(diffTreeFingerprints(source, target), []);
       const hookEnv = await runOrThrow(labShell(lab, 'a'), `cat ${lab.host('a').stateDir}/apps/tiny/hook.env`);
       assert.equal(hookEnv.trim(), 'target=b transport=ssh role=source');
+      // The target's scripts run as the target of this very migration (docs/app-folder.md).
+      const installEnv = await runOrThrow(labShell(lab, 'b'), `cat ${lab.host('b').stateDir}/apps/tiny/install.env`);
+      assert.equal(installEnv.trim(), `role=target run=${report.runId}`);
     });
 
     await t.test('exit 0 from bin/migrate: the app did it itself, no default step runs', async () => {

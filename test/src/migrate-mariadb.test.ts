@@ -1,7 +1,8 @@
 // End to end: `deploy migrate` of the guestbook fixture (MariaDB, a password user with grants, one volume)
 // between two lab hosts. Refusals first (no space on the target, a second migrate of the same app), then a
-// run whose receiver on the target is killed mid-stream (target left as before), then the re-run that
-// carries the user, its password, its grants and every row.
+// run whose target-side run is killed mid-part (the source has it cleaned up there: target as before),
+// then the re-run that carries the user, its password, its grants and every row, and a second copy over
+// the legacy scp file mode to a third host.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
@@ -11,8 +12,8 @@ import {
   GUESTBOOK_DIR,
   assertExit,
   deployOnA,
-  isStreamReceiver,
-  listLabProcesses,
+  findRunLeftovers,
+  isTargetRun,
   parseReport,
   readJournal,
   waitForProcess,
@@ -21,8 +22,8 @@ import {
 const ENTRIES_SQL = 'SELECT id, author, message, created_at FROM guestbook.entries ORDER BY id';
 const GRANTS_SQL = "SHOW GRANTS FOR 'guestbook_app'@'localhost'";
 
-test('guestbook (MariaDB) migrate: refusals, receiver killed mid-stream, re-run with users, grants and rows', { timeout: 420_000 }, async (t) => {
-  await withLab({ hosts: 2, mariadb: true, postgres: false }, async (lab) => {
+test('guestbook (MariaDB) migrate: refusals, target-side run killed mid-part, re-run with users, grants and rows, scp copy', { timeout: 480_000 }, async (t) => {
+  await withLab({ hosts: 3, mariadb: true, postgres: false }, async (lab) => {
     const a = labShell(lab, 'a');
     const b = labShell(lab, 'b');
     const hostA = lab.host('a');
@@ -44,6 +45,8 @@ test('guestbook (MariaDB) migrate: refusals, receiver killed mid-stream, re-run 
       await mysql(a, "INSERT INTO guestbook.entries (author, message) VALUES ('zoë', 'Ünïcødé ✓ and a quote '' here'), ('bob', 'tab\\there')");
       // A grant bin/install does not make: only the migration can bring it to host b.
       await mysql(a, "GRANT PROCESS ON *.* TO 'guestbook_app'@'localhost'; GRANT CREATE VIEW ON guestbook.* TO 'guestbook_app'@'localhost'; GRANT DELETE, SELECT (id) ON guestbook.entries TO 'guestbook_app'@'localhost'");
+      // A view and a trigger: the staging database is moved into place object by object, these too.
+      await mysql(a, "CREATE VIEW guestbook.authors AS SELECT DISTINCT author FROM guestbook.entries; CREATE TRIGGER guestbook.entries_trim BEFORE INSERT ON guestbook.entries FOR EACH ROW SET NEW.author = TRIM(NEW.author)");
       // Large enough that the volume stream is still running when the test stops its receiver.
       await runOrThrow(a, `cd ${quoteWord(`${appDir}/data/uploads`)} && head -c 160M /dev/urandom > big.bin && printf 'hello\\n' > small.txt && ln -s small.txt link && chmod 640 small.txt`);
       assert.deepEqual(await targetState(), emptyTarget);
@@ -73,16 +76,22 @@ test('guestbook (MariaDB) migrate: refusals, receiver killed mid-stream, re-run 
       assert.deepEqual(await targetState(), emptyTarget);
       assert.equal(await listArchives(), archives, 'no backup was made on the source');
       assert.equal(existsSync(`${hostA.stateDir}/locks/guestbook.lock`), false);
-      assert.equal(existsSync(`${hostA.stateDir}/apps/guestbook/migrations`), false, 'no run record: preflight refused before the run began');
+      // The target refused from the bundle's header, before the source made a backup.
+      const refusedRun = readdirSync(`${hostA.stateDir}/apps/guestbook/migrations`);
+      assert.equal(refusedRun.length, 1);
+      const record = await readJournal(`${hostA.stateDir}/apps/guestbook/migrations/${refusedRun[0]}`);
+      assert.deepEqual(record.filter((line) => line.status === 'start').map((line) => line.step), ['lock', 'connect'], 'refused at connect: no backup');
       assert.deepEqual(diffTreeFingerprints(fingerprint, await treeFingerprint(a, appDir, { mtime: true })), []);
     });
 
     let killedRunId = '';
-    await t.test('receiver killed mid-stream: a second migrate meanwhile is refused naming the holder; the target is left as before', async () => {
+    await t.test('target-side run killed mid-part: a second migrate meanwhile is refused naming the holder; the target is left as before', async () => {
       const first = deployOnA(lab, ['migrate', 'guestbook', '--to', 'b', '--json', '--retries', '0', '--stall-seconds', '60']);
-      const receiver = await waitForProcess(lab, (p) => p.host === 'b' && isStreamReceiver(p, 'volume-uploads'), 180_000, 'volume-uploads receiver on host b');
-      // Freeze it so the run holds its locks mid-stream while the second migrate asks for them.
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      const receiver = await waitForProcess(lab, (p) => p.host === 'b' && isTargetRun(p, 'guestbook'), 180_000, 'deploy receive guestbook on host b');
+      // Wait until it is inside the uploads part, then freeze it so the run holds its locks mid-part.
+      const staging = (): string[] => readdirSync(hostB.appsRoot).filter((name) => name.startsWith('.migrate-guestbook-'));
+      const deadline = Date.now() + 120_000;
+      while (!staging().some((name) => existsSync(`${hostB.appsRoot}/${name}/parts/volume-uploads`)) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
       process.kill(receiver.pid, 'SIGSTOP');
       try {
         const holder = JSON.parse(await runOrThrow(a, `cat ${quoteWord(`${hostA.stateDir}/locks/guestbook.lock`)}`)) as { runId: string; pid: number; host: string; command: string };
@@ -95,30 +104,28 @@ test('guestbook (MariaDB) migrate: refusals, receiver killed mid-stream, re-run 
         assert.equal(refused.failure?.step, 'lock');
         assert.equal(refused.failure?.code, 'APP_LOCKED');
         assert.match(refused.failure?.message ?? '', new RegExp(`locked by "deploy migrate guestbook --to b" \\(run ${holder.runId}, pid ${holder.pid} on a,`));
-        assert.deepEqual(refused.rolledBack, [], 'a refused run undoes nothing of the holder');
+        assert.equal(refused.targetReport, undefined, 'a refused run never reached the target');
         // The refused run did not disturb the holder's staging on b.
-        assert.ok(readdirSync(hostB.appsRoot).includes(`.migrate-guestbook-${holder.runId}`));
+        assert.ok(staging().includes(`.migrate-guestbook-${holder.runId}`));
       } finally {
         process.kill(receiver.pid, 'SIGKILL');
       }
       const run = await first;
-      assertExit(run, 5, 'migrate whose receiver was killed');
+      assertExit(run, 5, 'migrate whose target-side run was killed');
       const report = parseReport(run);
       assert.equal(report.ok, false);
       assert.equal(report.runId, killedRunId);
-      assert.equal(report.failure?.step, 'volume:uploads');
-      assert.equal(report.failure?.code, 'STREAM_FAILED');
-      assert.match(report.failure?.message ?? '', /stream volume-uploads failed at the receiver/);
-      assert.deepEqual(report.rolledBack, ['remove staging']);
-      assert.deepEqual(report.streams.map((s) => s.name), ['files'], 'only the files stream completed');
+      assert.equal(report.failure?.stage, 'transport');
+      assert.match(report.failure?.message ?? '', /ended without a report|connection/);
+      assert.equal(report.targetReport, undefined, 'the killed run could not report');
+      // The source had it cleaned up on b right away (by run id): staging, the stale lock, its processes.
+      assert.deepEqual(report.targetRecovery?.recovered.map((recovered) => recovered.runId), [killedRunId]);
       const journal = await readJournal(report.journal);
-      assert.deepEqual(journal.filter((line) => line.status === 'failed').map((line) => line.step), ['volume:uploads']);
-      assert.ok(journal.some((line) => line.status === 'rollback' && /abort guestbook --run-id/.test(line.argv ?? '')));
-      // Target as before: no folder, no staging, no database, no user, no lock, no process of the run.
+      assert.ok(journal.some((line) => line.status === 'failed' && line.step.startsWith('send:')), JSON.stringify(journal.filter((line) => line.status === 'failed')));
+      // Target as before: no folder, no staging, no database, no user, no lock, no process or temp dir of the run.
       assert.deepEqual(await targetState(), emptyTarget);
-      assert.equal(existsSync(`${hostB.stateDir}/apps/guestbook/migrate-incoming.json`), false);
-      const leftovers = listLabProcesses(lab).filter((p) => p.host === 'b' && p.argv.some((word) => word.includes(killedRunId) || word === 'receive' || word.includes('.migrate-')));
-      assert.deepEqual(leftovers, [], 'no process of the run is left on b');
+      assert.deepEqual(await findRunLeftovers(lab, 'b', killedRunId, { postgres: false, mariadb: true }), []);
+      assert.deepEqual(await findRunLeftovers(lab, 'a', killedRunId, { postgres: false }), []);
       assert.equal(existsSync(`${hostA.stateDir}/locks/guestbook.lock`), false, 'the source lock was released');
     });
 
@@ -129,10 +136,10 @@ test('guestbook (MariaDB) migrate: refusals, receiver killed mid-stream, re-run 
       const report = parseReport(run);
       assert.equal(report.ok, true);
       assert.notEqual(report.runId, killedRunId);
-      assert.deepEqual(report.streams.map((s) => s.name), ['files', 'volume-uploads', 'roles', 'database', 'grants']);
-      assert.ok(report.streams[1]!.bytes >= 160 * 1024 * 1024, 'the whole volume moved');
-      assert.equal(report.verification?.ok, true, JSON.stringify(report.verification));
-      assert.ok(report.verification?.checks.some((c) => c.name === 'health entries page' && c.ok));
+      assert.deepEqual(report.parts.map((part) => part.id), ['files', 'volume:uploads', 'roles', 'database', 'grants']);
+      assert.ok(report.parts[1]!.bytes >= 160 * 1024 * 1024, 'the whole volume moved');
+      assert.equal(report.targetReport?.verification.ok, true, JSON.stringify(report.targetReport?.verification));
+      assert.ok(report.targetReport?.verification.checks.some((c) => c.name === 'health entries page' && c.ok));
 
       assert.equal(await mysql(b, ENTRIES_SQL), await mysql(a, ENTRIES_SQL));
       assert.equal((await mysql(b, ENTRIES_SQL)).split('\n').filter(Boolean).length, 4);
@@ -161,6 +168,24 @@ test('guestbook (MariaDB) migrate: refusals, receiver killed mid-stream, re-run 
       assert.match(await page.text(), /first entry[\s\S]*Ünïcødé ✓[\s\S]*written between the runs/);
       assert.deepEqual(diffTreeFingerprints(await treeFingerprint(a, `${appDir}/data/uploads`), await treeFingerprint(b, `${hostB.appsRoot}/guestbook/data/uploads`)), []);
       assert.deepEqual(readdirSync(hostB.appsRoot), ['guestbook'], 'no staging left after success');
+      // The view and the trigger made it through the staging database.
+      assert.equal(await mysql(b, 'SELECT COUNT(*) FROM guestbook.authors'), await mysql(a, 'SELECT COUNT(*) FROM guestbook.authors'));
+      await mysql(b, "INSERT INTO guestbook.entries (author, message) VALUES ('  padded  ', 'trigger check')");
+      assert.equal((await mysql(b, "SELECT CONCAT('[', author, ']') FROM guestbook.entries WHERE message = 'trigger check'")).trim(), '[padded]');
+      assert.equal((await mysql(b, "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name LIKE 'dk\\_%'")).trim(), '0', 'no staging schema left');
+    });
+
+    await t.test('over the legacy scp file mode to c: same rows, user and grants; the staged bytes are reported', async () => {
+      const c = labShell(lab, 'c');
+      const run = await deployOnA(lab, ['migrate', 'guestbook', '--to', 'c', '--transport', 'scp', '--json']);
+      assertExit(run, 0, 'migrate over scp');
+      const report = parseReport(run);
+      assert.equal(report.targetReport?.verification.ok, true, JSON.stringify(report.targetReport?.verification));
+      assert.ok(report.stagedBytes >= 160 * 1024 * 1024, `staged ${report.stagedBytes} bytes`);
+      assert.equal(await mysql(c, ENTRIES_SQL), await mysql(a, ENTRIES_SQL));
+      assert.deepEqual((await mysql(c, GRANTS_SQL)).split('\n').filter(Boolean).sort(), (await mysql(a, GRANTS_SQL)).split('\n').filter(Boolean).sort());
+      assert.deepEqual(await findRunLeftovers(lab, 'c', report.runId, { postgres: false, mariadb: true }).then((found) => found.filter((line) => !line.startsWith('process'))), []);
+      assert.deepEqual(await findRunLeftovers(lab, 'a', report.runId, { postgres: false }), [], 'the staged file on the source is gone');
     });
   });
 });

@@ -1,8 +1,9 @@
 // End to end: `deploy migrate` of the notes sample app from lab host a to b (ssh), c (ffl through the
-// stand-in) and d (scp, with the Borg history). Each target must serve the app (static files, DB pages,
-// login) with byte-identical uploads and an identical database. The ssh run also carries what borg
-// export-tar drops (xattrs, an ACL, a 2050 mtime, a sparse file) and is compared with its --plan; the ffl
-// run is watched for secrets in process lists, logs, events, report and run record.
+// stand-in), d (scp, with the Borg history) and b again over the local transport (--replace). Each target
+// must serve the app (static files, DB pages, login) with byte-identical uploads and an identical database.
+// The ssh run is carried by one ssh session, carries what borg export-tar drops (xattrs, an ACL, a 2050
+// mtime, a sparse file) and is compared with its --plan on both hosts; the ffl run is watched for secrets
+// in process lists, logs, events, report and both run records.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -11,7 +12,7 @@ import { join } from 'node:path';
 import { displayArgv, quoteWord } from '@deploykit/core';
 import type { Lab } from '@deploykit/testlab';
 import { NotesClient, dbFingerprint, diffTreeFingerprints, labShell, parseCredentials, runOrThrow, treeFingerprint, withLab } from './helpers/index.js';
-import { assertExit, deployOnA, listLabProcesses, parseReport, readJournal, type LabProcess, type MigrateReportJson } from './migrate-lab.js';
+import { assertExit, countSessions, deployOnA, findRunLeftovers, isTargetRun, listLabProcesses, parseReport, readJournal, readTargetJournal, type LabProcess, type MigrateReportJson } from './migrate-lab.js';
 
 function sha256(data: Uint8Array | string): string {
   return createHash('sha256').update(data).digest('hex');
@@ -38,7 +39,7 @@ function containsSecret(text: string, secret: string): boolean {
   return text.includes(secret);
 }
 
-test('notes migrates over ssh, ffl and scp with identical data, fidelity, history, plan = run, no secret leaks', { timeout: 540_000 }, async (t) => {
+test('notes migrates over ssh (one session), ffl, scp and local with identical data, fidelity, history, plan = run, no secret leaks', { timeout: 600_000 }, async (t) => {
   await withLab({ hosts: 4 }, async (lab: Lab) => {
     const a = labShell(lab, 'a');
     const hostA = lab.host('a');
@@ -52,8 +53,10 @@ test('notes migrates over ssh, ffl and scp with identical data, fidelity, histor
       const target = lab.host(host);
       const shell = labShell(lab, host);
       assert.equal(result.ok, true, JSON.stringify(result.failure));
-      assert.equal(result.verification?.ok, true, JSON.stringify(result.verification?.problems));
-      assert.deepEqual(result.streams.map((s) => s.name).slice(0, 5), ['files', 'volume-uploads', 'volume-logs', 'roles', 'database']);
+      assert.equal(result.targetReport?.verification.ok, true, JSON.stringify(result.targetReport?.verification.problems));
+      assert.deepEqual(result.parts.map((part) => part.id).slice(0, 5), ['files', 'volume:uploads', 'volume:logs', 'roles', 'database']);
+      // Nothing of the run is left on the target but the app itself: no staging, database, lock or temp dir.
+      assert.deepEqual((await findRunLeftovers(lab, host, result.runId)).filter((line) => !line.startsWith('process')), []);
       const uploadsA = await treeFingerprint(a, uploads, { mtime: true });
       const uploadsB = await treeFingerprint(shell, `${target.appsRoot}/notes/data/uploads`, { mtime: true });
       const withoutMtime = (fingerprint: typeof uploadsA): typeof uploadsA => ({ ...fingerprint, entries: fingerprint.entries.map(({ mtime: _mtime, ...entry }) => entry) });
@@ -111,27 +114,47 @@ test('notes migrates over ssh, ffl and scp with identical data, fidelity, histor
       assert.ok(allocated * 512 < 1024 * 1024, `sparse.img on a is sparse (${allocated} blocks)`);
     });
 
-    await t.test('over ssh to b: --plan equals the executed steps; xattrs, ACL, 2050 mtime and sparseness arrive', async () => {
+    await t.test('over ssh to b: one ssh session; --plan equals the executed steps on both hosts; xattrs, ACL, 2050 mtime and sparseness arrive', async () => {
       const planRun = await deployOnA(lab, ['migrate', 'notes', '--to', 'b', '--transport', 'ssh', '--plan', '--json']);
       assertExit(planRun, 0, 'migrate --plan');
-      const planned = (JSON.parse(planRun.stdout) as { plan: { runId: string; archive: string; steps: { id: string; argv: string[] }[] } }).plan;
+      const planned = JSON.parse(planRun.stdout) as {
+        plan: { runId: string; archive: string; steps: { id: string; argv: string[] }[] };
+        target: { plan: { id: string; commands: string[][] }[] };
+      };
       assert.deepEqual(readdirSync(lab.host('b').appsRoot), [], '--plan changed nothing on b');
-      const run = await deployOnA(lab, ['migrate', 'notes', '--to', 'b', '--transport', 'ssh', '--json']);
+      const { result: run, sessions } = await countSessions(lab, 'b', () => deployOnA(lab, ['migrate', 'notes', '--to', 'b', '--transport', 'ssh', '--json']));
       assertExit(run, 0, 'migrate over ssh');
       const result = parseReport(run);
       await checkTarget('b', result);
-      assert.ok(result.verification?.checks.some((c) => c.name === 'metadata uploads' && c.ok), 'verification compared the carried metadata');
+      assert.deepEqual(
+        sessions.map((session) => isTargetRun(session, 'notes')),
+        [true],
+        `one ssh session carried the whole migration on b: ${sessions.map((session) => session.argv.join(' ')).join(' | ')}`,
+      );
+      assert.ok(result.targetReport?.verification.checks.some((c) => c.name === 'metadata uploads' && c.ok), 'verification compared the carried metadata');
 
-      const normalize = (text: string, runId: string, archive: string): string => text.split(runId).join('<run>').split(archive).join('<archive>');
-      const plannedSteps = planned.steps.map((step) => ({ id: step.id, argv: normalize(displayArgv(step.argv), planned.runId, planned.archive) }));
+      const normalize = (text: string, runId: string, archive: string): string => text.split(runId).join('<run>').split(runId.toLowerCase().replace(/[^a-z0-9]/g, '_')).join('<run>').split(archive).join('<archive>');
+      // The source: the run record's plan is --plan's, and the steps ran in that order with those commands.
+      const plannedSteps = planned.plan.steps.map((step) => ({ id: step.id, argv: normalize(displayArgv(step.argv), planned.plan.runId, planned.plan.archive) }));
       const journal = await readJournal(result.journal);
-      assert.equal(journal[0]?.step, 'plan');
-      const recorded = (journal[0]?.detail?.steps ?? []).map((step) => ({ id: step.id, argv: normalize(step.argv, result.runId, result.archive) }));
+      const planLine = journal.find((line) => line.step === 'plan');
+      const recorded = (planLine?.detail?.steps ?? []).map((step) => ({ id: step.id, argv: normalize(step.argv, result.runId, result.archive) }));
       assert.deepEqual(recorded, plannedSteps, 'the run record plan equals --plan');
       const executed = journal.filter((line) => line.status === 'start').map((line) => ({ id: line.step, argv: normalize(line.argv ?? '', result.runId, result.archive) }));
       assert.deepEqual(executed, plannedSteps, 'the steps ran in the planned order with the planned commands');
-      assert.deepEqual(journal.filter((line) => line.status === 'ok').map((line) => line.step), ['plan', ...plannedSteps.map((step) => step.id)]);
-      assert.ok(plannedSteps.some((step) => step.id === 'metadata:uploads'), 'the plan carries the metadata of uploads');
+      // The target: its run record holds the plan --plan showed, and every command it ran is in its step.
+      const targetPlanned = planned.target.plan.map((step) => ({ id: step.id, commands: step.commands.map((argv) => normalize(displayArgv(argv), planned.plan.runId, planned.plan.archive)) }));
+      const targetJournal = await readTargetJournal(result.targetReport!.journal!);
+      const targetPlan = targetJournal.find((line) => line.t === 'plan')!.steps!.map((step) => ({ id: step.id, commands: step.commands.map((command) => normalize(command, result.runId, result.archive)) }));
+      assert.deepEqual(targetPlan.map((step) => step.id), targetPlanned.map((step) => step.id), 'the target ran the steps --plan showed');
+      assert.ok(targetPlanned.some((step) => step.id === 'metadata:uploads'), 'the plan carries the metadata of uploads');
+      assert.deepEqual(targetJournal.filter((line) => line.t === 'step' && line.status === 'start').map((line) => line.step), targetPlan.map((step) => step.id), 'every target step ran, in order');
+      for (const command of targetJournal.filter((line) => line.t === 'command')) {
+        const step = targetPlan.find((candidate) => candidate.id === command.step);
+        assert.ok(step?.commands.includes(normalize(command.argv ?? '', result.runId, result.archive)), `${command.step} ran \`${command.argv}\`, which its plan lists`);
+      }
+      assert.ok(targetJournal.filter((line) => line.t === 'command').length >= 8, 'the target journaled the commands it ran');
+      assert.equal(targetJournal.at(-1)?.outcome, 'finished');
 
       const b = labShell(lab, 'b');
       const dir = `${lab.host('b').appsRoot}/notes/data/uploads`;
@@ -176,9 +199,9 @@ test('notes migrates over ssh, ffl and scp with identical data, fidelity, histor
       const processes = [...sampled.values()];
       const isFfl = (p: LabProcess): boolean => p.argv.some((word) => /(^|\/)ffl$|\/ffl\/main\.js$/.test(word));
       const downloads = processes.filter((p) => isFfl(p) && p.argv.includes('download'));
-      assert.ok(downloads.length >= 4, `sampled the ffl receivers of every stream (${downloads.length})`);
+      assert.equal(new Set(downloads.map((p) => p.pid)).size, 1, `one ffl transfer carried the whole bundle (${downloads.length})`);
       const pickupCodes = [...new Set(processes.filter(isFfl).flatMap((p) => (p.argv.includes('--pickup-code') ? [p.argv[p.argv.indexOf('--pickup-code') + 1]!] : [])))];
-      assert.ok(pickupCodes.length >= 4 && pickupCodes.every((code) => /^\d{6}$/.test(code)), `pickup codes seen: ${pickupCodes.join(', ')}`);
+      assert.ok(pickupCodes.length === 1 && pickupCodes.every((code) => /^\d{6}$/.test(code)), `pickup codes seen: ${pickupCodes.join(', ')}`);
       const all = [...secrets, ...pickupCodes];
       const carrying = processes.filter((p) => all.some((secret) => containsSecret(p.argv.join(' '), secret)));
       // ffl has no environment variable for the pickup code (reference §2/§4): only ffl's own argv may carry it.
@@ -205,8 +228,9 @@ test('notes migrates over ssh, ffl and scp with identical data, fidelity, histor
       assertExit(run, 0, 'migrate over scp with history');
       const result = parseReport(run);
       await checkTarget('d', result);
-      assert.ok(result.streams.some((s) => s.name === 'borg-history'));
-      assert.ok(result.verification?.checks.some((c) => c.name === 'borg history' && c.ok));
+      assert.ok(result.parts.some((part) => part.id === 'history'));
+      assert.ok(result.targetReport?.verification.checks.some((c) => c.name === 'borg history' && c.ok));
+      assert.ok(result.stagedBytes > 0, 'the legacy file mode reports the bytes it staged');
       const borgList = (host: string): Promise<string> => {
         const target = lab.host(host);
         return runOrThrow(
@@ -217,6 +241,16 @@ test('notes migrates over ssh, ffl and scp with identical data, fidelity, histor
       const listA = await borgList('a');
       assert.ok(listA.trim().split('\n').length >= 3, `a has the archives of three migrations:\n${listA}`);
       assert.equal(await borgList('d'), listA);
+    });
+
+    await t.test('over the local transport to b again (another apps root and cluster on this machine), replacing the copy there', async () => {
+      const { result: run, sessions } = await countSessions(lab, 'b', () => deployOnA(lab, ['migrate', 'notes', '--to', 'b', '--transport', 'local', '--replace', '--json']));
+      assertExit(run, 0, 'migrate over local with --replace');
+      const result = parseReport(run);
+      await checkTarget('b', result);
+      assert.equal(result.transport, 'local');
+      assert.deepEqual(sessions, [], 'no ssh session: the target-side run was a local process');
+      assert.deepEqual(result.parts.map((part) => part.path), result.parts.map(() => 'local'));
     });
   });
 });

@@ -23,6 +23,30 @@ export interface DeployEvent {
   readonly data?: Readonly<Record<string, unknown>>;
 }
 
+const LEVELS: readonly Level[] = ['debug', 'info', 'warn', 'error'];
+
+/**
+ * Parses one JSON line another `deploy` printed with --jsonl into the DeployEvent it emitted;
+ * undefined for anything that is not one (a stray line, a torn write).
+ */
+export function parseDeployEvent(line: string): DeployEvent | undefined {
+  if (!line.startsWith('{')) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const event = value as Record<string, unknown>;
+  if (typeof event.type !== 'string' || typeof event.time !== 'string' || !LEVELS.includes(event.level as Level)) return undefined;
+  for (const key of ['message', 'runId', 'app', 'host', 'phase', 'stream'] as const) {
+    if (event[key] !== undefined && typeof event[key] !== 'string') return undefined;
+  }
+  if (event.data !== undefined && (typeof event.data !== 'object' || event.data === null || Array.isArray(event.data))) return undefined;
+  return event as unknown as DeployEvent;
+}
+
 /** Receives events. */
 export type EventListener = (event: DeployEvent) => void;
 

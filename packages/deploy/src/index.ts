@@ -11,4 +11,3 @@ export { main } from './cli/main.js';
 export * from './database/engine.js';
 export * from './database/engines.js';
 export * from './database/sql-client.js';
-export * from './database/mariadb-staging.js';

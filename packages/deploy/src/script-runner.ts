@@ -51,6 +51,8 @@ export async function runPhase(options: {
   bus: EventBus;
   extraEnv?: Record<string, string>;
   timeoutSeconds?: number;
+  /** Aborting stops the script's whole process group (Ctrl+C of the command running it). */
+  signal?: AbortSignal;
 }): Promise<PhaseResult> {
   const { app, phase, host, bus } = options;
   const script = join(app.dir, 'bin', phase);
@@ -82,7 +84,9 @@ export async function runPhase(options: {
       lines.on('close', resolve);
     });
   const pumps = Promise.all([pump(proc.stdout, 'stdout'), pump(proc.stderr, 'stderr')]);
-  const result = await proc.wait();
+  const stop = (): void => proc.kill('SIGTERM');
+  options.signal?.addEventListener('abort', stop, { once: true });
+  const result = await proc.wait().finally(() => options.signal?.removeEventListener('abort', stop));
   await Promise.race([pumps, new Promise((r) => setTimeout(r, 250))]);
   const status = interpretExit(result.exitCode, result.signal);
   const stderrTail = redact(tailLines(result.stderr, 15), secrets);

@@ -22,7 +22,7 @@ function isJsonError(value: unknown): value is JsonErrorShape {
 
 /** Options of one `deploy` run on the client's host. */
 export interface DeployRunOptions {
-  readonly input?: string;
+  readonly input?: string | Buffer;
   readonly env?: CommandSpec['env'];
   readonly timeoutMs?: number;
   /** Exit codes whose JSON output is a result rather than an error (e.g. 1 from `deploy health`). */

@@ -5,3 +5,4 @@ export * from './recording-host.js';
 export * from './tail-buffer.js';
 export * from './process-groups.js';
 export * from './deploy-client.js';
+export * from './run-processes.js';

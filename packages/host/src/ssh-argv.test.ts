@@ -8,7 +8,7 @@ test('ssh base argv reuses one connection through a ControlMaster socket', () =>
     'ssh', '-F', '/lab/ssh_config',
     '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10',
     '-o', 'ServerAliveInterval=5', '-o', 'ServerAliveCountMax=3',
-    '-o', 'ControlMaster=auto', '-o', 'ControlPath=/tmp/cm/%C', '-o', 'ControlPersist=60',
+    '-o', 'ControlMaster=auto', '-o', 'ControlPath=/tmp/cm/m', '-o', 'ControlPersist=60',
     '-T', 'b',
   ]);
 });

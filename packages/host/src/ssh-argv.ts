@@ -15,6 +15,15 @@ export interface SshTarget {
 /** First stderr line of every remote command: lets us signal the remote process group later. */
 export const REMOTE_PID_MARKER = '@@deploykit-pid ';
 
+/**
+ * The ControlMaster socket of a control dir. One dir serves one destination, so a one-letter name
+ * does (not `%C`, 40 hex characters): ssh adds a 17-character suffix while it creates the socket,
+ * and a Unix socket path may not exceed 107 bytes, so every byte of a long TMPDIR counts.
+ */
+export function buildControlPath(controlDir: string): string {
+  return `${controlDir}/m`;
+}
+
 /** Builds the ssh client argv (without the remote command) for a target. */
 export function buildSshBaseArgv(target: SshTarget): string[] {
   const argv = ['ssh'];
@@ -22,7 +31,7 @@ export function buildSshBaseArgv(target: SshTarget): string[] {
   argv.push('-o', 'BatchMode=yes', '-o', `ConnectTimeout=${target.connectTimeoutSeconds ?? 10}`);
   argv.push('-o', 'ServerAliveInterval=5', '-o', 'ServerAliveCountMax=3');
   if (target.controlDir) {
-    argv.push('-o', 'ControlMaster=auto', '-o', `ControlPath=${target.controlDir}/%C`, '-o', 'ControlPersist=60');
+    argv.push('-o', 'ControlMaster=auto', '-o', `ControlPath=${buildControlPath(target.controlDir)}`, '-o', 'ControlPersist=60');
   }
   argv.push('-T', target.destination);
   return argv;

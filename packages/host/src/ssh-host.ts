@@ -75,7 +75,8 @@ export class SshHost implements Host {
   spawn(spec: CommandSpec): HostProcess {
     const preamble = buildSecretPreamble(spec);
     const needsStdin = spec.input !== undefined || spec.stdin === 'pipe' || preamble.length > 0;
-    const input = spec.input === undefined ? undefined : preamble + spec.input.toString();
+    // Bytes stay bytes: a binary input (a bundle header) must not go through a string.
+    const input = spec.input === undefined ? undefined : typeof spec.input === 'string' ? preamble + spec.input : Buffer.concat([Buffer.from(preamble), spec.input]);
     const proc = this.#local.spawn({
       argv: this.buildArgv(spec),
       ...(input !== undefined ? { input } : {}),

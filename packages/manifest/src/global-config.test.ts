@@ -36,7 +36,7 @@ test('global config errors come back with line:column, all at once', async (t) =
       'config.yaml:1:12: apps_root: must be an absolute path (got "srv/apps")',
       'config.yaml:3:12: defaults/retries: must be >= 0',
       "config.yaml:6:5: hosts/web2: must have required property 'ssh'",
-      'config.yaml:7:5: hosts/web2: unknown key "sshh" (known: ssh, ssh_config, apps_root, state_dir, address); did you mean "ssh"?',
+      'config.yaml:7:5: hosts/web2: unknown key "sshh" (known: ssh, ssh_config, apps_root, state_dir, address, env); did you mean "ssh"?',
     ],
   );
   assert.deepEqual(result.config, { defaults: { stall_seconds: 60, retries: 2 }, hosts: {} });

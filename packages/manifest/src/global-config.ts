@@ -15,6 +15,8 @@ export interface HostConfig {
   readonly state_dir?: string;
   /** Address apps are reached at there; fills {host_address}. */
   readonly address?: string;
+  /** Environment of deploy runs for that host under the local transport (its database connection). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** The global config after validation and defaults (config.schema.json describes it). */

@@ -49,9 +49,9 @@ test('known_hosts names port 22 by address and other ports in brackets', () => {
   assert.equal(text, '127.9.8.2 ssh-ed25519 AAAAkey1\n[127.9.8.3]:2222 ssh-ed25519 AAAAkey2\n');
 });
 
-test('deploy.yaml maps each host to its ssh alias, folders and address', () => {
+test('deploy.yaml maps each host to its ssh alias, folders, address and session environment (for the local transport)', () => {
   const parsed = parse(buildDeployConfig([host], '/lab/ssh_config', 'lab-1')) as unknown;
   assert.deepEqual(parsed, {
-    hosts: { b: { ssh: 'b', ssh_config: '/lab/ssh_config', apps_root: '/lab/b/apps', state_dir: '/lab/b/state', address: '127.9.8.3' } },
+    hosts: { b: { ssh: 'b', ssh_config: '/lab/ssh_config', apps_root: '/lab/b/apps', state_dir: '/lab/b/state', address: '127.9.8.3', env: host.env } },
   });
 });

@@ -78,7 +78,7 @@ export function buildKnownHosts(entries: readonly { address: string; port: numbe
 
 /** The global deploy config naming the lab hosts, for `deploy` on the controlling side. */
 export function buildDeployConfig(hosts: readonly LabHost[], sshConfigPath: string, labId: string): string {
-  const map: Record<string, Record<string, string>> = {};
+  const map: Record<string, Record<string, string | Record<string, string>>> = {};
   for (const host of hosts) {
     map[host.name] = {
       ssh: host.name,
@@ -86,6 +86,8 @@ export function buildDeployConfig(hosts: readonly LabHost[], sshConfigPath: stri
       apps_root: host.appsRoot,
       state_dir: host.stateDir,
       address: host.address,
+      // What an ssh session there gets: the local transport runs deploy for this host with it.
+      env: host.env,
     };
   }
   return `# Written by the deploykit lab ${labId}: export DEPLOY_CONFIG=<this file>\n${stringify({ hosts: map })}`;

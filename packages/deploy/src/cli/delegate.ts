@@ -15,7 +15,7 @@ export function stripHostOption(argv: readonly string[]): string[] {
 }
 
 /** Builds an SshHost for a named host of the global config; unknown names list the known ones. */
-export async function resolveNamedHost(name: string, configPath?: string): Promise<SshHost> {
+export async function resolveNamedHost(name: string, configPath?: string, controlDir?: string): Promise<SshHost> {
   const { config } = await loadGlobalConfig(configPath);
   const entry = config.hosts[name];
   if (entry === undefined) {
@@ -24,7 +24,7 @@ export async function resolveNamedHost(name: string, configPath?: string): Promi
       hint: known.length > 0 ? `Known hosts: ${known.join(', ')}.` : 'Add it under `hosts:` in the file DEPLOY_CONFIG names (docs/config.md).',
     });
   }
-  return new SshHost(name, { destination: entry.ssh, ...(entry.ssh_config ? { sshConfig: entry.ssh_config } : {}) });
+  return new SshHost(name, { destination: entry.ssh, ...(entry.ssh_config ? { sshConfig: entry.ssh_config } : {}), ...(controlDir ? { controlDir } : {}) });
 }
 
 /** Runs the same deploy command on a named host over ssh, streaming its output; returns its exit code. */

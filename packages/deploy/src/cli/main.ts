@@ -43,9 +43,10 @@ function reportError(error: unknown, json: boolean, verbose: boolean): number {
   return EXIT_CODES[deployError.kind];
 }
 
-function print(outcome: CommandOutcome, json: boolean): void {
+function print(outcome: CommandOutcome, json: boolean, jsonl: boolean): void {
   if (json && outcome.json !== undefined) process.stdout.write(`${JSON.stringify(outcome.json, null, 2)}\n`);
-  else if (outcome.text) process.stdout.write(outcome.text.endsWith('\n') ? outcome.text : `${outcome.text}\n`);
+  // In machine mode stdout carries JSON lines only (the events said it all).
+  else if (outcome.text && !jsonl) process.stdout.write(outcome.text.endsWith('\n') ? outcome.text : `${outcome.text}\n`);
 }
 
 /** The `deploy` entry point: parses argv, runs one command, maps errors to messages and exit codes. */
@@ -119,7 +120,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     await using context = await createCommandContext(options, abort.signal);
     const outcome = await selected.command.run(context, selected.args);
-    print(outcome, options.json);
+    print(outcome, options.json, options.jsonl);
     return abort.signal.aborted ? 130 : outcome.exitCode;
   } catch (error) {
     if (!(error instanceof DeployError)) signalAllProcessGroups('SIGTERM');

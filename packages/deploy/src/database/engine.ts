@@ -1,4 +1,3 @@
-import type { Transform } from 'node:stream';
 import type { SqlClient } from './sql-client.js';
 
 /** Which part of an app's roles SQL: accounts (and grants that need no table), or the grants on objects. */
@@ -7,9 +6,34 @@ export type RolesSqlPart = 'users' | 'grants' | 'all';
 /** The consumer restoring a database part on the target, under its staging name. */
 export interface RestoreConsumer {
   readonly argv: readonly string[];
-  /** A filter between the stream and the consumer (MariaDB: the dump names its database itself). */
-  readonly filter?: () => Transform;
 }
+
+/**
+ * How a database is kept invisible until it is proven. `rename` (PostgreSQL): restored under a staging
+ * name, renamed into place at the commit; a replaced database is renamed aside. `dump-file` (MariaDB,
+ * which cannot rename a database and whose triggers and routines may name their own schema): the dump
+ * is held as a file in staging until its part verified and restored under its own name at the commit;
+ * a replaced database is kept aside as a dump file.
+ */
+export type DatabaseStaging =
+  | {
+      readonly kind: 'rename';
+      /** Creates the (empty) staging database a restore goes into. */
+      createStaging(client: SqlClient, staging: string, settingsSql?: string): Promise<void>;
+      /** The consumer restoring a dump into `staging`. */
+      restoreConsumer(staging: string): RestoreConsumer;
+      /** Renames a database to a free name (connections are closed first). */
+      moveDatabase(client: SqlClient, from: string, to: string): Promise<void>;
+      /** Applies what the staging database could not have (settings naming the database) under its final name. */
+      finishDatabase(client: SqlClient, database: string, settingsSql?: string): Promise<void>;
+    }
+  | {
+      readonly kind: 'dump-file';
+      /** The client restoring a dump (on its stdin) under the name the dump gives. */
+      restoreArgv(): string[];
+      /** The dump of a database as it is (a replaced one, kept aside as a file). */
+      asideDumpArgv(database: string): string[];
+    };
 
 /**
  * One database engine, borgmatic-style: everything deploy does with a kind of database server, so
@@ -26,8 +50,8 @@ export interface DatabaseEngine {
   archivedDumpPath(database: string): string;
   /** The live dump producer, when the archive holds no dump. */
   liveDumpArgv(database: string): string[];
-  /** The consumer restoring a dump under `staging` (the dump itself names `final`). */
-  restoreConsumer(staging: string, final: string): RestoreConsumer;
+  /** How a restored database stays invisible until proven (see DatabaseStaging). */
+  readonly staging: DatabaseStaging;
   /**
    * Database-level settings a plain restore into another name would lose (PostgreSQL: CREATE
    * DATABASE options, owner, comment, ALTER DATABASE SET, grants on the database), read from a
@@ -41,12 +65,6 @@ export interface DatabaseEngine {
   databaseBytes(client: SqlClient, database: string): Promise<number>;
   /** Exact row count of every table (`schema.table` for PostgreSQL, `table` for MariaDB). */
   countRows(client: SqlClient, database: string): Promise<Record<string, number>>;
-  /** Creates the (empty) staging database a restore goes into, when the engine needs it made first. */
-  createStaging(client: SqlClient, staging: string, settingsSql?: string): Promise<void>;
-  /** Moves a database to a free name (PostgreSQL: rename; MariaDB: every object into a new schema). */
-  moveDatabase(client: SqlClient, from: string, to: string): Promise<void>;
-  /** Applies what `createStaging` could not (settings naming the database) once it has its final name. */
-  finishDatabase(client: SqlClient, database: string, settingsSql?: string): Promise<void>;
   /** Drops a database (connections are closed first). */
   dropDatabase(client: SqlClient, database: string): Promise<void>;
 

@@ -16,6 +16,11 @@ export function engineFor(manifest: AppManifest): DatabaseEngine | undefined {
   }
 }
 
+/** The engine of a kind as a run record names it. */
+export function engineOfKind(kind: DatabaseEngine['kind'] | undefined): DatabaseEngine | undefined {
+  return kind === 'postgres' ? postgresEngine : kind === 'mariadb' ? mariadbEngine : undefined;
+}
+
 /** The engine of an app's database; undefined when it has none. */
 export function engineOfApp(app: AppFolder): DatabaseEngine | undefined {
   return engineFor(app.manifest);

@@ -1,8 +1,22 @@
 import { checkIdentifier, quoteMysqlIdentifier, sqlLiteral } from './identifiers.js';
 import type { DatabaseEngine, RolesSqlPart } from './engine.js';
-import { createMysqldumpRenamer, moveMariadbSchema, MYSQL_ARGV, parseMysqlBatchRows } from './mariadb-staging.js';
 import { parseRowCounts } from './postgres.js';
 import type { SqlClient } from './sql-client.js';
+
+/**
+ * The admin client (socket from ~/.my.cnf or MYSQL_UNIX_PORT), SQL always on stdin. Not --raw: without
+ * it mysql escapes exactly \0, \t, \n and \\ in values, so multi-line values stay one row.
+ */
+export const MYSQL_ARGV = ['mysql', '--default-character-set=utf8mb4', '--batch', '--skip-column-names'];
+
+/** Splits mysql --batch output (not --raw) into rows of fields, undoing mysql's \0 \t \n \\ escapes. */
+export function parseMysqlBatchRows(text: string): string[][] {
+  const unescape = (field: string): string => field.replace(/\\(.)/gs, (_match, char: string) => ({ '0': '\0', t: '\t', n: '\n', '\\': '\\' })[char] ?? char);
+  return text
+    .split('\n')
+    .filter((line, index, lines) => !(index === lines.length - 1 && line === ''))
+    .map((line) => line.split('\t').map(unescape));
+}
 
 /** SQL (MariaDB) listing the accounts of the app's users as 'user'@'host' pairs. */
 export function buildMariadbAccountsQuery(users: readonly string[]): string {
@@ -29,13 +43,18 @@ async function column(client: SqlClient, sql: string, database?: string): Promis
 /** MariaDB/MySQL: the mysql client as admin through the socket (~/.my.cnf or MYSQL_UNIX_PORT). */
 export const mariadbEngine: DatabaseEngine = {
   kind: 'mariadb',
-  tools: ({ liveDump }) => ({ source: liveDump ? ['mysql', 'mysqldump'] : ['mysql'], target: ['mysql'] }),
+  tools: ({ liveDump }) => ({ source: liveDump ? ['mysql', 'mysqldump'] : ['mysql'], target: ['mysql', 'mysqldump'] }),
   clientArgv: (database) => [...MYSQL_ARGV, ...(database === undefined ? [] : [`--database=${database}`])],
   archivedDumpPath: (database) => `db/${database}.sql`,
   liveDumpArgv: (database) => ['mysqldump', '--single-transaction', '--routines', '--triggers', '--events', '--databases', checkIdentifier('database', database)],
-  // The dump creates and USEs its database by name: rewrite those statements to the staging name.
-  // --comments keeps comments inside routine, trigger and event bodies (the client strips them by default).
-  restoreConsumer: (staging, final) => ({ argv: ['mysql', '--batch', '--comments'], filter: () => createMysqldumpRenamer(final, staging) }),
+  // MariaDB cannot rename a database, and a trigger or routine may name its own schema in its body:
+  // the dump waits in staging as a file and is restored under its own name at the commit.
+  staging: {
+    kind: 'dump-file',
+    // --comments keeps comments inside routine, trigger and event bodies (the client strips them by default).
+    restoreArgv: () => ['mysql', '--batch', '--comments'],
+    asideDumpArgv: (database) => ['mysqldump', '--single-transaction', '--routines', '--triggers', '--events', '--databases', checkIdentifier('database', database)],
+  },
 
   async databaseExists(client, database) {
     return (await client.query(`SELECT 1 FROM information_schema.schemata WHERE schema_name = ${sqlLiteral(database)};`)).trim() === '1';
@@ -45,18 +64,12 @@ export const mariadbEngine: DatabaseEngine = {
     return Number(out.trim()) || 0;
   },
   async countRows(client, database) {
-    const names = await column(client, `SELECT table_name FROM information_schema.tables WHERE table_schema = ${sqlLiteral(database)} AND table_type = 'BASE TABLE' ORDER BY table_name;`);
+    const names = await column(client, `SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE' ORDER BY table_name;`, database);
     if (names.length === 0) return {};
     // information_schema's table_rows is an estimate for InnoDB: count exactly.
-    const statement = names.map((table) => `SELECT ${sqlLiteral(table)}, COUNT(*) FROM ${quoteMysqlIdentifier(database)}.${quoteMysqlIdentifier(table)}`).join(' UNION ALL ');
-    return parseRowCounts(await client.query(`${statement};`), '\t');
+    const statement = names.map((table) => `SELECT ${sqlLiteral(table)}, COUNT(*) FROM ${quoteMysqlIdentifier(table)}`).join(' UNION ALL ');
+    return parseRowCounts(await client.query(`${statement};`, database), '\t');
   },
-  // The dump's own CREATE DATABASE (renamed) makes the staging schema, with its charset and collation.
-  async createStaging() {},
-  async moveDatabase(client, from, to) {
-    await moveMariadbSchema(client.host, from, to);
-  },
-  async finishDatabase() {},
   async dropDatabase(client, database) {
     await client.query(`DROP DATABASE IF EXISTS ${quoteMysqlIdentifier(database)};`);
   },

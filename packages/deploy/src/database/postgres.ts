@@ -91,8 +91,35 @@ export const postgresEngine: DatabaseEngine = {
   clientArgv: (database) => ['psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '--no-password', '-d', database ?? 'postgres'],
   archivedDumpPath: (database) => `db/${database}.pgdump`,
   liveDumpArgv: (database) => ['pg_dump', '--format=custom', '--no-password', `--dbname=${checkIdentifier('database', database)}`],
-  // No --create: the dump's CREATE DATABASE names the final database; ours made the staging one.
-  restoreConsumer: (staging) => ({ argv: ['pg_restore', '--exit-on-error', '--no-password', `--dbname=${staging}`] }),
+  staging: {
+    kind: 'rename',
+    async createStaging(client, staging, settingsSql) {
+      const settings = settingsSql === undefined ? undefined : splitPostgresSettings(settingsSql);
+      const name = quotePgIdentifier(staging);
+      const statements = [`CREATE DATABASE ${name} WITH ${settings?.createOptions ?? 'TEMPLATE = template0'};`];
+      if (settings?.owner !== undefined) statements.push(`ALTER DATABASE ${name} OWNER TO ${settings.owner};`);
+      // CREATE DATABASE cannot run inside a transaction block: one statement per line, autocommit.
+      await client.query(`${statements.join('\n')}\n`);
+    },
+    // No --create: the dump's CREATE DATABASE names the final database; ours made the staging one.
+    restoreConsumer: (staging) => ({ argv: ['pg_restore', '--exit-on-error', '--no-password', `--dbname=${staging}`] }),
+    async moveDatabase(client, from, to) {
+      await client.query(
+        [
+          `ALTER DATABASE ${quotePgIdentifier(from)} ALLOW_CONNECTIONS false;`,
+          `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = ${sqlLiteral(from)} AND pid <> pg_backend_pid();`,
+          `ALTER DATABASE ${quotePgIdentifier(from)} RENAME TO ${quotePgIdentifier(to)};`,
+          `ALTER DATABASE ${quotePgIdentifier(to)} ALLOW_CONNECTIONS true;`,
+          '',
+        ].join('\n'),
+      );
+    },
+    async finishDatabase(client, _database, settingsSql) {
+      if (settingsSql === undefined) return;
+      const { statements } = splitPostgresSettings(settingsSql);
+      if (statements.length > 0) await client.query(`${statements.join('\n')}\n`);
+    },
+  },
   settings: {
     tocArgv: () => ['pg_restore', '--create', '-l'],
     filterToc: (toc) =>
@@ -113,30 +140,6 @@ export const postgresEngine: DatabaseEngine = {
   },
   async countRows(client, database) {
     return parseRowCounts(await client.query(POSTGRES_ROW_COUNTS_SQL, database), '|');
-  },
-  async createStaging(client, staging, settingsSql) {
-    const settings = settingsSql === undefined ? undefined : splitPostgresSettings(settingsSql);
-    const name = quotePgIdentifier(staging);
-    const statements = [`CREATE DATABASE ${name} WITH ${settings?.createOptions ?? 'TEMPLATE = template0'};`];
-    if (settings?.owner !== undefined) statements.push(`ALTER DATABASE ${name} OWNER TO ${settings.owner};`);
-    // CREATE DATABASE cannot run inside a transaction block: one statement per line, autocommit.
-    await client.query(`${statements.join('\n')}\n`);
-  },
-  async moveDatabase(client, from, to) {
-    await client.query(
-      [
-        `ALTER DATABASE ${quotePgIdentifier(from)} ALLOW_CONNECTIONS false;`,
-        `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = ${sqlLiteral(from)} AND pid <> pg_backend_pid();`,
-        `ALTER DATABASE ${quotePgIdentifier(from)} RENAME TO ${quotePgIdentifier(to)};`,
-        `ALTER DATABASE ${quotePgIdentifier(to)} ALLOW_CONNECTIONS true;`,
-        '',
-      ].join('\n'),
-    );
-  },
-  async finishDatabase(client, _database, settingsSql) {
-    if (settingsSql === undefined) return;
-    const { statements } = splitPostgresSettings(settingsSql);
-    if (statements.length > 0) await client.query(`${statements.join('\n')}\n`);
   },
   async dropDatabase(client, database) {
     await client.query(`DROP DATABASE IF EXISTS ${quotePgIdentifier(database)} WITH (FORCE);\n`);

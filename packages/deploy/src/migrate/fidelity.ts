@@ -1,3 +1,5 @@
+import { lstat, lutimes } from 'node:fs/promises';
+import { resolve, sep } from 'node:path';
 import type { Host } from '@deploykit/core';
 import { DependencyError } from '@deploykit/core';
 
@@ -89,7 +91,18 @@ export function isFidelityTrivial(metadata: FidelityMetadata): boolean {
   return metadata.xattrDump.trim() === '' && metadata.lateMtimes.length === 0 && metadata.sparseFiles.length === 0;
 }
 
-/** Applies carried metadata to an extracted volume: xattrs/ACLs, late mtimes, holes in sparse files. */
+/** The absolute path of `relative` inside `dir`; refuses paths that leave it. */
+function inside(dir: string, relative: string): string {
+  const full = resolve(dir, relative);
+  if (full !== resolve(dir) && !full.startsWith(`${resolve(dir)}${sep}`)) throw new DependencyError('METADATA_PATH_OUTSIDE', `carried metadata names ${JSON.stringify(relative)}, which is outside ${dir}`);
+  return full;
+}
+
+/**
+ * Applies carried metadata to an extracted volume: xattrs/ACLs (`setfattr --restore`, never
+ * following symlinks), holes punched again in sparse files (`fallocate --dig-holes`, keeping the
+ * mtime tar restored) and modification times after 2038 (set in-process, on the entry itself).
+ */
 export async function applyFidelity(host: Host, dir: string, metadata: FidelityMetadata): Promise<void> {
   if (metadata.xattrDump.trim() !== '') {
     const result = await host.run({ argv: ['setfattr', '-h', '--restore=-'], cwd: dir, input: metadata.xattrDump });
@@ -97,15 +110,14 @@ export async function applyFidelity(host: Host, dir: string, metadata: FidelityM
   }
   for (const path of metadata.sparseFiles) {
     // Digging holes counts as a write and moves the mtime tar restored: keep it and put it back.
-    const before = await host.run({ argv: ['stat', '-c', '%.9Y', '--', path], cwd: dir });
+    const before = await lstat(inside(dir, path));
     const result = await host.run({ argv: ['fallocate', '--dig-holes', '--', path], cwd: dir });
     if (result.exitCode !== 0) throw new DependencyError('SPARSE_FAILED', `fallocate --dig-holes ${path} failed: ${result.stderr.trim()}`);
-    const mtime = before.stdout.trim();
-    if (before.exitCode === 0 && mtime !== '') await host.run({ argv: ['touch', '-h', '-m', '-d', `@${mtime}`, '--', path], cwd: dir });
+    await lutimes(inside(dir, path), before.atime, before.mtime);
   }
   for (const [path, seconds] of metadata.lateMtimes) {
-    const result = await host.run({ argv: ['touch', '-h', '-m', '-d', `@${seconds}`, '--', path], cwd: dir });
-    if (result.exitCode !== 0) throw new DependencyError('MTIME_FAILED', `touch ${path} failed: ${result.stderr.trim()}`);
+    const full = inside(dir, path);
+    await lutimes(full, (await lstat(full)).atime, Number(seconds));
   }
 }
 

@@ -10,9 +10,14 @@ export interface JournalEntry {
   readonly detail?: Readonly<Record<string, unknown>>;
 }
 
+/** The folder of an app's migration run records on the source. */
+export function journalDir(stateDir: string, app: string): string {
+  return join(stateDir, 'apps', app, 'migrations');
+}
+
 /** Path of a migration's run record (JSON lines). */
 export function journalPath(stateDir: string, app: string, runId: string): string {
-  return join(stateDir, 'apps', app, 'migrations', `${runId}.jsonl`);
+  return join(journalDir(stateDir, app), `${runId}.jsonl`);
 }
 
 /** Appends to a run record; every step start and end lands on disk before the next one begins. */

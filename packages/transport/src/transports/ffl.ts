@@ -43,6 +43,7 @@ class TailKeeper extends Transform {
 export const fflTransport: Transport = {
   name: 'ffl',
   summary: 'FastFileLink: WebRTC direct path with relay fallback, end-to-end encrypted, no SSH trust for the data',
+  interactive: false,
   guarantees: {
     encryption: 'ffl --e2ee (AES-256-GCM end to end) + pickup code',
     needsSshTrust: false,
@@ -127,7 +128,7 @@ export const fflTransport: Transport = {
       const ticket = await Promise.race([link, senderExit.then(() => Promise.reject(new Error('ffl share ended before printing its link')))]);
       command = context.target.spawn({
         argv: context.targetArgv({ from: ticket }),
-        env: pickupCode === undefined ? {} : { [PICKUP_CODE_ENV]: pickupCode },
+        env: { ...context.targetEnv, ...(pickupCode === undefined ? {} : { [PICKUP_CODE_ENV]: pickupCode }) },
         label: `receiver ${context.stream}`,
         maxBuffer: 64 * 1024,
       });
@@ -161,6 +162,8 @@ export const fflTransport: Transport = {
       exited,
       interactive: false,
       transportBytes: () => transportBytes,
+      stagedBytes: () => 0,
+      interrupt: () => command?.kill('SIGINT'),
       abort() {
         aborted ??= (async () => {
           // SIGINT is ffl's clean stop (events, cache removed); SIGTERM/SIGKILL leave files behind.

@@ -7,6 +7,7 @@ import type { Transport } from './transport.js';
 export const localTransport: Transport = {
   name: 'local',
   summary: 'same-host pipe (another apps root or database cluster on this machine, tests)',
+  interactive: true,
   guarantees: {
     encryption: 'none (never leaves the host)',
     needsSshTrust: false,

@@ -16,7 +16,7 @@ export function startPipeChannel(
     classifyExit?: (result: RunResult) => Pick<StageFailure, 'stage' | 'code' | 'message' | 'hint'> | undefined;
   },
 ): SenderChannel {
-  const proc = options.host.spawn({ argv: context.targetArgv({ from: '-' }), stdin: 'pipe', label: `receiver ${context.stream}`, maxBuffer: 64 * 1024 });
+  const proc = options.host.spawn({ argv: context.targetArgv({ from: '-' }), ...(context.targetEnv ? { env: context.targetEnv } : {}), stdin: 'pipe', label: `receiver ${context.stream}`, maxBuffer: 64 * 1024 });
   const sink = proc.stdin;
   if (sink === null) throw new TypeError('the target command has no stdin pipe');
   sink.on('error', () => undefined);
@@ -34,6 +34,8 @@ export function startPipeChannel(
     interactive: true,
     path: options.path,
     transportBytes: () => 0,
+    stagedBytes: () => 0,
+    interrupt: () => proc.kill('SIGINT'),
     abort() {
       aborted ??= (async () => {
         sink.destroy();

@@ -87,7 +87,7 @@ export function followReceiver(context: SenderContext, channel: SenderChannel): 
   });
   const finished = (async (): Promise<ReceiverDone> => {
     const exit = await channel.exited;
-    await Promise.race([lines, new Promise((resolve) => setTimeout(resolve, 500))]);
+    await Promise.race([lines, new Promise((resolve) => setTimeout(resolve, 500).unref())]);
     const { result } = exit;
     if (result.exitCode === 0 && done !== undefined && failure === undefined && exit.failure === undefined) return done;
     if (failure === undefined) {

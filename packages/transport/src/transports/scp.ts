@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { DependencyError, UsageError, formatBytes, type Host, type HostProcess, type RunResult } from '@deploykit/core';
-import { SshHost } from '@deploykit/host';
+import { buildControlPath, SshHost } from '@deploykit/host';
 import { tailText } from '../pipeline/stage-failure.js';
 import { waitAtMost } from '../pipeline/timing.js';
 import { describeExit } from './receiver-process.js';
@@ -19,7 +19,7 @@ export function buildScpArgv(target: SshHost, file: string, remotePath: string):
   const { sshConfig, controlDir, destination } = target.target;
   const argv = ['scp', '-q', '-B'];
   if (sshConfig) argv.push('-F', sshConfig);
-  if (controlDir) argv.push('-o', 'ControlMaster=auto', '-o', `ControlPath=${controlDir}/%C`, '-o', 'ControlPersist=60');
+  if (controlDir) argv.push('-o', 'ControlMaster=auto', '-o', `ControlPath=${buildControlPath(controlDir)}`, '-o', 'ControlPersist=60');
   argv.push('--', file, `${destination}:${remotePath}`);
   return argv;
 }
@@ -54,6 +54,7 @@ export async function readTempDir(host: Host): Promise<string> {
 export const scpTransport: Transport = {
   name: 'scp',
   summary: 'legacy: a file on the source, scp, the target reads the file; needs the whole size free on both sides',
+  interactive: false,
   guarantees: {
     encryption: 'SSH (scp)',
     needsSshTrust: true,
@@ -132,7 +133,7 @@ export const scpTransport: Transport = {
         copied = sink.bytesWritten;
         await rm(localFile, { force: true });
         if (aborting) return ended(emptyResult('aborted'));
-        command = target.spawn({ argv: context.targetArgv({ from: remoteFile, deleteAfter: true }), label: `receiver ${context.stream}`, maxBuffer: 64 * 1024 });
+        command = target.spawn({ argv: context.targetArgv({ from: remoteFile, deleteAfter: true }), ...(context.targetEnv ? { env: context.targetEnv } : {}), label: `receiver ${context.stream}`, maxBuffer: 64 * 1024 });
         command.stdout.pipe(output);
         command.stderr.pipe(errors);
         const result = await command.wait();
@@ -151,6 +152,8 @@ export const scpTransport: Transport = {
       interactive: false,
       path: 'file',
       transportBytes: () => copied + sink.bytesWritten,
+      stagedBytes: () => sink.bytesWritten,
+      interrupt: () => command?.kill('SIGINT'),
       abort() {
         aborted ??= (async () => {
           aborting = true;

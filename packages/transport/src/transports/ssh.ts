@@ -38,6 +38,7 @@ export async function checkDeployOnHost(host: Host, deployCommand: readonly stri
 export const sshTransport: Transport = {
   name: 'ssh',
   summary: 'stream over an SSH channel (needs SSH trust from source to target)',
+  interactive: true,
   guarantees: {
     encryption: 'SSH channel encryption',
     needsSshTrust: true,

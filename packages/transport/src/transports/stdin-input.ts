@@ -15,8 +15,9 @@ export function openStdinInput(context: ReceiverInputContext, path: StreamPath):
     onEnded: () => undefined,
     complete: async () => undefined,
     async close() {
-      // Our stdin is not ours to destroy: the caller may still read what follows (nothing) or exit.
-      stream.pause();
+      // Nothing reads it after us: let go of it, so the process ends even while the sender keeps
+      // its end open (it learns the outcome from our events, not from our stdin).
+      stream.destroy();
     },
   };
 }

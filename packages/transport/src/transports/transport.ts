@@ -45,6 +45,8 @@ export interface SenderContext extends PreflightContext {
    * ...`), built for where this transport delivers the bytes.
    */
   targetArgv(input: TargetInputSpec): readonly string[];
+  /** Environment of the target command (no secrets: a transport adds its own credential as a Secret). */
+  readonly targetEnv?: Readonly<Record<string, string>>;
   /** Publishes an event of the transfer (connected, path...). */
   emit(event: StreamEvent): void;
   /** Reports a failure of a stage; the caller blames the first one and aborts everything. */
@@ -79,8 +81,15 @@ export interface SenderChannel {
   readonly path?: StreamPath;
   /** Bytes the transport itself reports moving (ffl hook counters, scp copy): feeds stall detection. */
   transportBytes(): number;
+  /** Bytes written to disk on the source for this transfer (scp's file); 0 for streaming transports. */
+  stagedBytes(): number;
   /** Kills every process of the transfer on both hosts and removes its files. Idempotent. */
   abort(): Promise<void>;
+  /**
+   * Asks the target command to stop and undo its work (SIGINT), keeping the channel open so its
+   * last events still arrive: what Ctrl+C on the source does once the bytes are all sent.
+   */
+  interrupt(): void;
 }
 
 /** What openReceiver() gets: where to read from (the target command's `--from`) and a temp dir. */
@@ -145,6 +154,12 @@ export interface Transport {
   readonly name: TransportName;
   readonly summary: string;
   readonly guarantees: TransportGuarantees;
+  /**
+   * True when the target command's answers reach the source before the first payload byte (a pipe
+   * into it: ssh, local); false when the target starts reading only once the bytes exist (scp's
+   * file, ffl's share), so the source asks it first with a separate check.
+   */
+  readonly interactive: boolean;
   /** Checks this transport's own tools on both hosts; throws DependencyError naming the host and where it looked. */
   preflight(context: PreflightContext): Promise<void>;
   /** Source half: starts the target command and the sender of one transfer. */

@@ -1,173 +1,197 @@
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { EXIT_CODES, formatBytes, formatDuration, ConfigError, displayArgv, type TransportName } from '@deploykit/core';
-import { expandPlaceholders } from '@deploykit/manifest';
+import { ConfigError, EXIT_CODES, formatBytes, formatDuration, displayArgv, type Host, type TransportName } from '@deploykit/core';
+import { DeployClient, LocalHost } from '@deploykit/host';
+import { loadGlobalConfig } from '@deploykit/manifest';
+import { listTransportNames, resolveTransport, type Transport } from '@deploykit/transport';
 import { loadApp } from '../../actions/load-app.js';
-import { resolveBaseUrl } from '../../health/run-checks.js';
 import { newArchiveName } from '../../phase-env.js';
 import { runPhase } from '../../script-runner.js';
-import { executeMigration, type MigrateReport } from '../../migrate/execute.js';
+import { readDeployVersion } from '../../migrate/host-facts.js';
 import { Journal, journalPath } from '../../migrate/journal.js';
-import { buildMigratePlan, type MigratePlan, type PlanInput } from '../../migrate/plan.js';
-import { runPreflight, type PreflightResult } from '../../migrate/preflight.js';
+import { runSourcePreflight } from '../../migrate/source-preflight.js';
+import { planMigration, runSourceMigration, runTempPath, type MigrateReport } from '../../migrate/source-run.js';
+import type { SourcePlan } from '../../migrate/source-plan.js';
+import { renderTargetAftermath, renderVerification } from '../../receive/render-target-report.js';
+import type { TargetReport } from '../../receive/target-run.js';
 import { resolveNamedHost } from '../delegate.js';
 import type { DeployCommand } from '../deploy-command.js';
 import { renderTable } from '../table.js';
 
-const TRANSPORTS: readonly TransportName[] = ['ssh', 'ffl', 'scp', 'local'];
-
-/** The argv that runs this very `deploy` (node + bin script), for child runs on the source. */
+/** The argv that runs this very `deploy` (node + bin script), for child runs on this host. */
 export function localDeployCommand(): string[] {
   return [process.execPath, fileURLToPath(new URL('../../../bin/deploy.js', import.meta.url))];
 }
 
-/** Renders a plan for humans: numbered steps, each with the exact command it runs (secrets masked). */
-export function renderPlan(plan: MigratePlan, preflight?: PreflightResult): string {
+/** Renders a plan for humans: the source's steps with their commands, then the target's. */
+export function renderPlan(plan: SourcePlan, target?: TargetReport, notes: readonly string[] = []): string {
   const lines = [`Plan: migrate ${plan.app} to ${plan.target} over ${plan.transport} (run ${plan.runId}, archive ${plan.archive})`];
-  if (preflight) {
-    lines.push(`  target ${preflight.target.hostName}: ${formatBytes(preflight.target.freeBytes)} free, needs ${formatBytes(preflight.neededBytes)}; source needs no staging space (streaming)`);
-    for (const note of preflight.notes) lines.push(`  note: ${note}`);
-  }
+  if (target?.layout) lines.push(`  ${plan.target}: ${formatBytes(target.layout.freeBytes)} free in ${target.layout.appsRoot}, needs ${formatBytes(target.layout.neededBytes)}; the source stages nothing`);
+  for (const note of notes) lines.push(`  note: ${note}`);
+  lines.push(`On this host:`);
   plan.steps.forEach((step, index) => {
     lines.push(`${String(index + 1).padStart(2)}. [${step.id}] ${step.title}`);
-    lines.push(`      $ ${displayArgv(step.argv)}`);
+    if (step.argv.length > 0) lines.push(`      $ ${displayArgv(step.argv)}`);
   });
+  if (target?.plan) {
+    lines.push(`On ${plan.target} (deploy receive ${plan.app}):`);
+    target.plan.forEach((step, index) => {
+      lines.push(`${String(index + 1).padStart(2)}. [${step.id}] ${step.title}`);
+      for (const argv of step.commands) lines.push(`      $ ${displayArgv(argv)}`);
+    });
+  }
   return lines.join('\n');
 }
 
-/** Renders the final report: streams, verification, and the cutover checklist. */
-export function renderReport(report: MigrateReport, baseUrl: string | undefined): string {
+/** Renders the final report: parts, verification, what the target did, and the cutover checklist. */
+export function renderReport(report: MigrateReport): string {
   const lines: string[] = [];
-  if (report.streams.length > 0) {
+  if (report.parts.length > 0) {
     lines.push(
       renderTable(
-        ['STREAM', 'BYTES', 'TIME', 'RATE', 'PATH', 'RETRIES'],
-        report.streams.map((s) => [s.name, formatBytes(s.bytes), formatDuration(s.elapsedMs), `${formatBytes(Math.round(s.rate))}/s`, s.path, String(s.retries)]),
+        ['PART', 'STATUS', 'BYTES', 'TIME', 'RATE', 'PATH', 'ATTEMPTS'],
+        report.parts.map((part) => [part.id, part.status, formatBytes(part.bytes), formatDuration(part.elapsedMs), part.status === 'reused' ? '-' : `${formatBytes(Math.round(part.rate))}/s`, part.path, String(part.attempts)]),
       ),
     );
   }
-  if (report.verification) {
-    lines.push('', renderTable(['VERIFY', 'RESULT', 'DETAIL'], report.verification.checks.map((c) => [c.name, c.ok ? 'ok' : 'FAILED', c.detail])));
-  }
+  const target = report.targetReport;
+  if (target && target.verification.checks.length > 0) lines.push('', renderVerification(target));
   if (report.ok) {
     lines.push(
       '',
-      `Migrated ${report.app} to ${report.target} in ${formatDuration(report.durationMs)}. Cutover checklist:`,
-      `  [x] health checks pass on ${report.target}${baseUrl ? ` (${baseUrl})` : ''}`,
+      `Migrated ${report.app} to ${report.target} in ${formatDuration(report.durationMs)}${report.attempts > 1 ? ` (${report.attempts} sessions)` : ''}${report.stagedBytes > 0 ? `; ${formatBytes(report.stagedBytes)} staged as a file on each side` : ''}. Cutover checklist:`,
+      `  [x] health checks pass on ${report.target}${target?.baseUrl ? ` (${target.baseUrl})` : ''}`,
       '  [x] files: every volume file matches the archive (count, bytes, SHA-256)',
-      '  [x] database: every table has the source row count; DB-backed pages answer',
+      '  [x] database: every table has the source row count at backup time; DB-backed pages answer',
       '  [x] login flow and log scan pass (see the health rows above)',
       `  [ ] stop writes on the source: deploy stop ${report.app} (on the source host)`,
       `  [ ] point DNS at ${report.target}, watch its logs, then retire the source copy`,
-      `Run record: ${report.journal}`,
     );
+    if (target) lines.push(...renderTargetAftermath(target));
   } else if (report.failure) {
-    lines.push(
-      '',
-      `Migration FAILED at step [${report.failure.step}]: ${report.failure.message}`,
-      ...(report.failure.hint ? [`  next: ${report.failure.hint}`] : []),
-      `  target rolled back: ${report.rolledBack && report.rolledBack.length > 0 ? report.rolledBack.join(', ') : 'nothing to undo'}; the source was not changed`,
-      `  run record: ${report.journal}`,
-    );
+    lines.push('', `Migration FAILED at step [${report.failure.step}]${report.failure.stage ? ` (${report.failure.stage})` : ''}: ${report.failure.message}`, ...(report.failure.hint ? [`  next: ${report.failure.hint}`] : []));
+    if (target) lines.push(...renderTargetAftermath(target));
+    else lines.push(`  ${report.target} did not report (it rolls back on its own when its input ends); the source was not changed`);
   }
+  lines.push(`Run record: ${report.journal}${target?.journal ? `; on ${report.target}: ${target.journal}` : ''}`);
   return lines.join('\n');
 }
 
-/** `deploy migrate <app> --to <host>`: move a running app to another host by streaming, then verify it. */
+/** The host to migrate to, and how `deploy` runs there: ssh, or (local) this machine with the host's roots and env. */
+async function resolveTarget(name: string, transport: Transport, configPath: string | undefined, runId: string): Promise<{ host: Host; deploy: DeployClient; cleanup: () => Promise<void> }> {
+  if (transport.name !== 'local') {
+    // The ssh master's socket dir carries the run id: a later run finds it if this one is killed.
+    const controlDir = runTempPath(runId, 'cm');
+    await mkdir(controlDir, { recursive: true, mode: 0o700 });
+    const host = await resolveNamedHost(name, configPath, controlDir);
+    return { host, deploy: new DeployClient(host), cleanup: () => rm(controlDir, { recursive: true, force: true }) };
+  }
+  const { config } = await loadGlobalConfig(configPath);
+  const entry = config.hosts[name];
+  if (entry === undefined) throw new ConfigError('HOST_UNKNOWN', `no host named "${name}" in the global config`, { hint: `Known hosts: ${Object.keys(config.hosts).join(', ') || 'none'}.` });
+  if (entry.apps_root === undefined || entry.state_dir === undefined) {
+    throw new ConfigError('LOCAL_TARGET_ROOTS', `host ${name} has no apps_root and state_dir in the config: the local transport needs them (another apps root on this machine)`, { hint: 'Add apps_root and state_dir (and env for its database connection) to that host entry, see docs/config.md.' });
+  }
+  const host = new LocalHost(name, { DEPLOY_HOST_NAME: name, ...(entry.address ? { DEPLOY_HOST_ADDRESS: entry.address } : {}), ...(entry.env ?? {}) });
+  return { host, deploy: new DeployClient(host, { command: localDeployCommand(), globalArgs: ['--apps-root', entry.apps_root, '--state-dir', entry.state_dir, ...(configPath ? ['--config', configPath] : [])] }), cleanup: async () => undefined };
+}
+
+/** `deploy migrate <app> --to <host>`: move a running app to another host by streaming, then verify it there. */
 export const migrateCommand: DeployCommand = {
   command: 'migrate <app>',
-  describe: 'Move an app to another host by streaming its backup, database and config; install, start and verify it there',
+  describe: 'Move an app to another host: one bundle (folder, volumes, database, roles) streamed into a target-side run that installs, verifies and starts it there',
   interruptible: true,
   builder: (y) =>
     y
       .positional('app', { type: 'string', describe: 'App name', demandOption: true })
       .option('to', { type: 'string', describe: 'Target host (named in the global config)', demandOption: true })
-      .option('transport', { type: 'string', choices: TRANSPORTS as unknown as string[], describe: "How the bytes travel [default: the app's migrate.transport]" })
+      .option('transport', { type: 'string', choices: listTransportNames(), describe: "How the bytes travel [default: the app's migrate.transport]" })
       .option('with-history', { type: 'boolean', describe: "Also carry the app's Borg repository with every archive [default: the app's migrate.with_history]" })
-      .option('plan', { type: 'boolean', default: false, describe: 'Print the exact steps and commands, change nothing' })
-      .option('replace', { type: 'boolean', default: false, describe: 'Allow replacing an existing app folder on the target' })
-      .option('stall-seconds', { type: 'number', describe: 'Abort a stream when no byte moved for this long [default 60]' })
-      .option('retries', { type: 'number', describe: 'Re-run a failed stream this many times [default 2]' }),
+      .option('plan', { type: 'boolean', default: false, describe: 'Print the exact steps and commands on both hosts, change nothing' })
+      .option('replace', { type: 'boolean', default: false, describe: 'Replace the app on the target: it is stopped and kept aside until the new copy is verified and healthy, and put back if not' })
+      .option('resume', { type: 'boolean', default: true, describe: 'Reuse verified parts an earlier failed run left on the target (and its archive); --no-resume starts afresh' })
+      .option('stall-seconds', { type: 'number', describe: 'Abort a transfer when no byte moved for this long [default 60]' })
+      .option('retries', { type: 'number', describe: 'After a transport failure, start this many new sessions, each resuming after the verified parts [default 2]' }),
   examples: [
-    ['deploy migrate notes --to b --plan', 'Show every step and command first'],
-    ['deploy migrate notes --to b', 'Move notes to host b over ssh, verify it there'],
-    ['deploy migrate notes --to b --transport ffl --with-history --json', 'Over FastFileLink, with the Borg history, report as JSON'],
+    ['deploy migrate notes --to b --plan', 'Show every step and command on both hosts first'],
+    ['deploy migrate notes --to b', 'Move notes to host b over one ssh session, verified there'],
+    ['deploy migrate notes --to b --replace', 'Replace the copy on b; the old one comes back if the new one fails'],
+    ['deploy migrate notes --to b --transport scp --with-history --json', 'The legacy file mode, with the Borg history, report as JSON'],
   ],
   async run(context, args) {
     const app = await loadApp(context.hostContext.appsRoot, String(args.app));
     const to = String(args.to);
-    if (to === context.hostContext.hostName) {
-      throw new ConfigError('MIGRATE_SAME_HOST', `${to} is this host`, { hint: 'Name another host as --to.' });
-    }
-    const transport = (typeof args.transport === 'string' ? args.transport : app.manifest.migrate.transport) as TransportName;
+    if (to === context.hostContext.hostName) throw new ConfigError('MIGRATE_SAME_HOST', `${to} is this host`, { hint: 'Name another host as --to (or another apps root on this machine as a host with the local transport).' });
+    const transport = resolveTransport(typeof args.transport === 'string' ? args.transport : (app.manifest.migrate.transport as TransportName));
     const withHistory = typeof args.withHistory === 'boolean' ? args.withHistory : app.manifest.migrate.with_history;
-    const targetHost = await resolveNamedHost(to, context.options.config);
+    const target = await resolveTarget(to, transport, context.configPath ?? context.options.config, context.runId);
     try {
-      const remoteDeploy = ['deploy'];
-      const preflight = await runPreflight({ app, source: context.hostContext, localHost: context.host, targetHost, remoteDeploy, transport, withHistory, replace: args.replace === true });
-      const targetBorgRepo = expandPlaceholders(app.manifest.borg?.repository ?? '{state_dir}/borg/{app}', { app: app.name, state_dir: preflight.target.stateDir, app_dir: preflight.target.app.dir });
-      const input: PlanInput = {
+      const preflight = await runSourcePreflight({ app, source: context.hostContext, host: context.host, withHistory });
+      const archive = newArchiveName(app);
+      const stallSeconds = typeof args.stallSeconds === 'number' ? args.stallSeconds : context.config.defaults.stall_seconds;
+      // Transports that start the target only once the bytes exist check their tools and space first;
+      // ssh and local learn all of it from the target-side run itself, in the one session.
+      if (!transport.interactive) {
+        await transport.preflight({ stream: app.name, source: context.host, target: target.host, deployCommand: target.deploy.command, estimatedBytes: Object.values(preflight.estimates).reduce((a, b) => a + b, 0), options: {} });
+      }
+      const options = {
         app,
+        manifestText: await readFile(app.manifestPath, 'utf8'),
         source: context.hostContext,
-        target: { name: to, facts: preflight.target },
-        runId: context.runId,
-        archive: newArchiveName(app),
+        localHost: context.host,
+        targetHost: target.host,
+        targetName: to,
+        targetDeploy: target.deploy,
         transport,
+        transportOptions: {},
+        runId: context.runId,
+        newArchive: archive,
         withHistory,
         replace: args.replace === true,
-        borgEnv: preflight.borgEnv,
-        archiveHasDump: preflight.archiveHasDump,
-        fidelity: preflight.fidelity,
-        stallSeconds: typeof args.stallSeconds === 'number' ? args.stallSeconds : context.config.defaults.stall_seconds,
+        resume: args.resume !== false,
+        stallSeconds,
         retries: typeof args.retries === 'number' ? args.retries : context.config.defaults.retries,
+        preflight,
+        deployVersion: await readDeployVersion(),
         deployCommand: localDeployCommand(),
-        remoteDeployCommand: remoteDeploy,
         ...(context.configPath ? { configPath: context.configPath } : {}),
-        estimatedBytes: preflight.volumeBytes,
-        dropLeftoverDatabase: preflight.targetDatabaseExists,
-        targetBorgRepo,
+        bus: context.bus,
+        journal: new Journal(journalPath(context.hostContext.stateDir, app.name, context.runId)),
+        signal: context.signal,
       };
-      const plan = buildMigratePlan(input);
       if (args.plan === true) {
-        return { exitCode: EXIT_CODES.ok, json: { plan, preflight: { ...preflight, fidelity: undefined, borgEnv: undefined } }, text: renderPlan(plan, preflight) };
+        const planned = await planMigration(options);
+        return { exitCode: planned.target.ok ? EXIT_CODES.ok : EXIT_CODES.conflict, json: { plan: planned.plan, target: planned.target, notes: preflight.notes }, text: renderPlan(planned.plan, planned.target, preflight.notes) };
       }
-      const journal = new Journal(journalPath(context.hostContext.stateDir, app.name, context.runId));
-      await journal.write({ step: 'plan', status: 'ok', detail: { steps: plan.steps.map((step) => ({ id: step.id, argv: displayArgv(step.argv) })) } });
-      // The full plan goes to the run log (debug); the terminal gets one line (`--plan` shows it all).
-      context.bus.emit('migrate.plan', { app: app.name, level: 'debug', message: renderPlan(plan, preflight) });
-      context.bus.emit('migrate.start', {
-        app: app.name,
-        message: `migrating ${app.name} to ${to} over ${transport}: ${plan.steps.length} steps, target has ${formatBytes(preflight.target.freeBytes)} free for ${formatBytes(preflight.neededBytes)}; run ${context.runId}`,
-      });
+      context.bus.emit('migrate.start', { app: app.name, message: `migrating ${app.name} to ${to} over ${transport.name}: about ${formatBytes(Object.values(preflight.estimates).reduce((a, b) => a + b, 0))}; run ${context.runId}` });
       for (const note of preflight.notes) context.bus.emit('migrate.note', { app: app.name, message: `note: ${note}` });
 
+      // The run record exists before the app's own bin/migrate runs (it gets its path).
+      await options.journal.write({ step: 'run', status: 'ok', detail: { app: app.name, target: to, transport: transport.name, archive, replace: options.replace } });
       // The app's own bin/migrate may replace the default steps (exit 0) or let them run (exit 75).
       const hook = await runPhase({
         app,
         phase: 'migrate',
         host: context.host,
         bus: context.bus,
-        context: { runId: context.runId, role: 'source', host: context.hostContext, archive: input.archive },
-        extraEnv: { DEPLOY_MIGRATE_TARGET: to, DEPLOY_MIGRATE_TRANSPORT: transport, DEPLOY_MIGRATE_RUN_RECORD: journal.path },
+        context: { runId: context.runId, role: 'source', host: context.hostContext, archive },
+        extraEnv: { DEPLOY_MIGRATE_TARGET: to, DEPLOY_MIGRATE_TRANSPORT: transport.name, DEPLOY_MIGRATE_RUN_RECORD: options.journal.path },
       });
       if (hook.status === 'failed') {
-        await journal.write({ step: 'bin/migrate', status: 'failed', detail: { exitCode: hook.exitCode } });
+        await options.journal.write({ step: 'bin/migrate', status: 'failed', detail: { exitCode: hook.exitCode } });
         return { exitCode: EXIT_CODES.script, json: { ok: false, hook }, text: `${app.name}:migrate (the app's own bin/migrate) failed: ${hook.reason}\n${hook.stderrTail}` };
       }
       if (hook.status === 'ok') {
-        await journal.write({ step: 'bin/migrate', status: 'ok', detail: { replacedDefaultSteps: true } });
+        await options.journal.write({ step: 'bin/migrate', status: 'ok', detail: { replacedDefaultSteps: true } });
         return { exitCode: EXIT_CODES.ok, json: { ok: true, replacedBy: 'bin/migrate' }, text: `${app.name}: bin/migrate did the migration itself (exit 0); default steps skipped` };
       }
-      const report = await executeMigration({ plan, input, app, source: context.hostContext, localHost: context.host, targetHost, bus: context.bus, journal, signal: context.signal });
-      let baseUrl: string | undefined;
-      try {
-        baseUrl = resolveBaseUrl({ app, host: context.host, hostContext: { ...context.hostContext, hostAddress: preflight.target.hostAddress } });
-      } catch {
-        baseUrl = undefined;
-      }
-      const exitCode = report.ok ? EXIT_CODES.ok : report.failure?.code === 'INTERRUPTED' ? 130 : report.failure?.kind === 'conflict' ? EXIT_CODES.conflict : report.failure?.kind === 'script' ? EXIT_CODES.script : EXIT_CODES.transport;
-      return { exitCode, json: report, text: renderReport(report, baseUrl) };
+      const { report } = await runSourceMigration(options);
+      const kind = report.failure?.kind as keyof typeof EXIT_CODES | undefined;
+      const exitCode = report.ok ? EXIT_CODES.ok : report.failure?.code === 'INTERRUPTED' ? 130 : kind !== undefined && kind in EXIT_CODES ? EXIT_CODES[kind] : EXIT_CODES.transport;
+      return { exitCode, json: report, text: renderReport(report) };
     } finally {
-      await targetHost.close();
+      await target.host.close();
+      await target.cleanup();
     }
   },
 };

@@ -1,101 +1,87 @@
-import { createInterface } from 'node:readline';
-import { EXIT_CODES, UsageError } from '@deploykit/core';
-import { acquireAppLock } from '../../migrate/app-lock.js';
-import { applyFidelity, scanFidelity, type FidelityMetadata } from '../../migrate/fidelity.js';
-import { collectHostFacts } from '../../migrate/host-facts.js';
-import { digestTree } from '../../migrate/checksums.js';
-import { abortTargetFolder, commitTargetFolder, finishIncoming, prepareTargetFolder } from '../../migrate/target-folder.js';
+import { EXIT_CODES, secret, type DeployEvent } from '@deploykit/core';
+import { LocalHost } from '@deploykit/host';
+import { PICKUP_CODE_ENV, resolveReceiverTransport } from '@deploykit/transport';
+import { renderTargetReport } from '../../receive/render-target-report.js';
+import { recoverTargetRuns, runTargetSide, type TargetReport } from '../../receive/target-run.js';
 import type { DeployCommand } from '../deploy-command.js';
 
-const ACTIONS = ['checksums', 'preflight', 'lock', 'prepare', 'apply-metadata', 'scan-metadata', 'commit', 'finish', 'abort'] as const;
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+/** Exit code of a target report: 0 ok, else by the failure's kind. */
+export function targetExitCode(report: TargetReport): number {
+  if (report.ok) return EXIT_CODES.ok;
+  if (report.failure?.code === 'INTERRUPTED') return 130;
+  const kind = report.failure?.kind as keyof typeof EXIT_CODES | undefined;
+  return kind !== undefined && kind in EXIT_CODES ? EXIT_CODES[kind] : EXIT_CODES.transport;
 }
 
-function requireArg(args: Record<string, unknown>, key: string, action: string): string {
-  const value = args[key];
-  if (typeof value !== 'string' || value === '') throw new UsageError('ARG_REQUIRED', `deploy receive ${action} needs --${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
-  return value;
+/** Writes events as JSON lines on stdout; a reader that went away (the source died) is not our failure. */
+function createJsonlWriter(): (event: DeployEvent) => void {
+  let open = true;
+  process.stdout.on('error', () => {
+    open = false;
+  });
+  return (event) => {
+    if (open) process.stdout.write(`${JSON.stringify(event)}\n`);
+  };
 }
 
 /**
- * `deploy receive <action>`: the target half of `deploy migrate`, run over ssh by the source. Each
- * action is small, idempotent where it can be, and answers in JSON on stdout.
+ * `deploy receive <app> --from -|FILE|LINK`: the target-side run of a migration, on the target. It
+ * reads a migration bundle (docs/bundle.md) and does every target step here, rolling back here.
  */
 export const receiveCommand: DeployCommand = {
-  command: 'receive <action> [app]',
-  describe: 'Target side of migrate (run by the source over ssh): preflight, lock, prepare, apply-metadata, scan-metadata, commit, finish, abort',
+  command: 'receive <app>',
+  describe: 'Target side of a migration: read a migration bundle and install, verify and start the app here (rolled back here on failure)',
+  interruptible: true,
   builder: (y) =>
     y
-      .positional('action', { type: 'string', choices: ACTIONS as unknown as string[], describe: 'Step to run' })
-      .positional('app', { type: 'string', describe: 'App name' })
-      .option('run-id', { type: 'string', describe: 'The migration run this step belongs to' })
-      .option('dir', { type: 'string', describe: 'Folder for apply-metadata / scan-metadata' })
-      .option('replace', { type: 'boolean', default: false, describe: 'prepare: allow replacing an existing app folder' })
-      .option('remove-app', { type: 'boolean', default: false, describe: 'abort: also remove the app folder this migration committed' }),
+      .positional('app', { type: 'string', describe: 'The app the bundle must carry', demandOption: true })
+      .option('from', { type: 'string', default: '-', requiresArg: true, describe: 'Where the bundle comes from: - (stdin, as deploy migrate sends it over ssh), a bundle file, or an ffl link (pickup code in env DEPLOY_PICKUP_CODE)' })
+      .option('replace', { type: 'boolean', default: false, describe: 'Replace the app if it is here already: it is stopped and kept aside until the new copy is verified and healthy, and put back if not' })
+      .option('check', { type: 'boolean', default: false, describe: 'Only read the header and say whether this host can take the app (space, tools, conflicts, parts kept for a resume); change nothing' })
+      .option('recover', { type: 'boolean', default: false, describe: 'No bundle: clean up after earlier runs of the app here that did not end (killed, input lost), keeping verified parts for a resume' })
+      .option('discard', { type: 'boolean', default: false, describe: 'With --recover: also remove the verified parts kept for a resume' })
+      .option('delete-after', { type: 'boolean', default: false, describe: 'Delete the bundle file afterwards, whatever happens (scp)' })
+      .option('ffl', { type: 'string', describe: 'The ffl binary for an ffl link (default: PATH, then /opt/ffl)' }),
   examples: [
-    ['deploy receive preflight notes --json', 'What this host has for a migration of notes'],
-    ['deploy receive lock notes --run-id R', 'Hold the notes lock until stdin closes'],
+    ['deploy migrate notes --to b', 'On the source: runs `deploy receive notes --from -` on b over one ssh session'],
+    ['deploy receive notes --from /tmp/notes.dkbundle --json', 'Take the app from a bundle file here; print the report as JSON'],
+    ['deploy receive notes --from - --check < notes.dkbundle', 'Would this host take it? Nothing changes'],
+    ['deploy receive notes --recover --discard', 'After a crash: undo what unfinished runs of notes left here, parts kept for a resume too'],
   ],
   async run(context, args) {
-    const action = String(args.action);
-    const host = context.hostContext;
-    const app = typeof args.app === 'string' ? args.app : undefined;
-    const needApp = (): string => {
-      if (!app) throw new UsageError('APP_REQUIRED', `deploy receive ${action} needs an app name`);
-      return app;
-    };
-    switch (action) {
-      case 'preflight': {
-        const facts = await collectHostFacts(host, needApp());
-        return { exitCode: EXIT_CODES.ok, json: facts, text: JSON.stringify(facts) };
-      }
-      case 'lock': {
-        // Held as long as our stdin (the source's ssh channel) stays open: a dead source frees it.
-        const lock = await acquireAppLock({ stateDir: host.stateDir, app: needApp(), runId: requireArg(args, 'runId', action), command: `deploy migrate ${needApp()} (incoming)` });
-        process.stdout.write(`${JSON.stringify({ locked: true, holder: lock.holder, replacedStale: lock.replacedStale ?? null })}\n`);
-        await new Promise<void>((resolve) => {
-          const lines = createInterface({ input: process.stdin });
-          lines.on('close', resolve);
-        });
-        await lock.release();
-        return { exitCode: EXIT_CODES.ok };
-      }
-      case 'prepare': {
-        const staging = await prepareTargetFolder(host, needApp(), requireArg(args, 'runId', action), { replace: args.replace === true });
-        return { exitCode: EXIT_CODES.ok, json: { staging }, text: JSON.stringify({ staging }) };
-      }
-      case 'apply-metadata': {
-        const metadata = JSON.parse(await readStdin()) as FidelityMetadata;
-        await applyFidelity(context.host, requireArg(args, 'dir', action), metadata);
-        return { exitCode: EXIT_CODES.ok, json: { applied: true }, text: '{"applied":true}' };
-      }
-      case 'scan-metadata': {
-        const metadata = await scanFidelity(context.host, requireArg(args, 'dir', action));
-        return { exitCode: EXIT_CODES.ok, json: metadata, text: JSON.stringify(metadata) };
-      }
-      case 'checksums': {
-        const files = await digestTree(requireArg(args, 'dir', action));
-        return { exitCode: EXIT_CODES.ok, json: { files }, text: JSON.stringify({ files }) };
-      }
-      case 'commit': {
-        await commitTargetFolder(host, needApp(), requireArg(args, 'runId', action));
-        return { exitCode: EXIT_CODES.ok, json: { committed: true }, text: '{"committed":true}' };
-      }
-      case 'finish': {
-        await finishIncoming(host, needApp());
-        return { exitCode: EXIT_CODES.ok, json: { finished: true }, text: '{"finished":true}' };
-      }
-      case 'abort': {
-        const removed = await abortTargetFolder(host, needApp(), requireArg(args, 'runId', action), { removeApp: args.removeApp === true });
-        return { exitCode: EXIT_CODES.ok, json: { removed }, text: JSON.stringify({ removed }) };
-      }
-      default:
-        throw new UsageError('RECEIVE_ACTION_UNKNOWN', `unknown receive action ${action}`, { hint: `Known: ${ACTIONS.join(', ')}.` });
+    if (args.recover === true) {
+      const recovered = await recoverTargetRuns({ app: String(args.app), host: new LocalHost(context.hostContext.hostName), hostContext: context.hostContext, bus: context.bus, runId: context.runId, discard: args.discard === true });
+      const lines = recovered.recovered.map((run) => `${run.runId}: ${run.outcome === 'kept' ? `kept ${run.keptParts.join(', ')} for a resume` : 'rolled back'}${run.undone.length > 0 ? ` (${run.undone.join('; ')})` : ''}${run.failed.length > 0 ? `; COULD NOT UNDO: ${run.failed.join('; ')}` : ''}`);
+      const text = recovered.failure ? `recovering ${recovered.app} failed: ${recovered.failure.message}` : lines.length > 0 ? lines.join('\n') : `nothing to recover for ${recovered.app} on ${recovered.host}`;
+      return { exitCode: recovered.ok ? EXIT_CODES.ok : EXIT_CODES.conflict, json: recovered, text };
     }
+    const from = typeof args.from === 'string' && args.from !== '' ? args.from : '-';
+    const host = new LocalHost(context.hostContext.hostName);
+    const code = process.env[PICKUP_CODE_ENV];
+    const input = await resolveReceiverTransport(from).openReceiver({
+      from,
+      deleteAfter: args.deleteAfter === true,
+      host,
+      runId: context.runId,
+      label: String(args.app),
+      ...(code ? { credential: secret(code) } : {}),
+      ...(typeof args.ffl === 'string' ? { binaryPath: args.ffl } : {}),
+    });
+    // The source sees our progress and verdict as JSON lines on our stdout (deploy migrate reads them).
+    if (context.options.jsonl) context.bus.on(createJsonlWriter());
+    // A dropped ssh connection sends no signal: our input ends and the run rolls back by itself.
+    process.on('SIGHUP', () => undefined);
+    process.on('SIGPIPE', () => undefined);
+    const report = await runTargetSide({
+      input,
+      host,
+      hostContext: context.hostContext,
+      bus: context.bus,
+      replace: args.replace === true,
+      signal: context.signal,
+      check: args.check === true,
+      expectApp: String(args.app),
+    });
+    return { exitCode: targetExitCode(report), json: report, text: renderTargetReport(report) };
   },
 };
-

@@ -1,0 +1,220 @@
+import { join, posix } from 'node:path';
+import type { AppFolder, TransportName } from '@deploykit/core';
+import type { DatabaseEngine } from '../database/engine.js';
+import type { HostContext } from '../host-context.js';
+import { resolveBorgRepo } from '../phase-env.js';
+import { buildArchiveListingArgv } from './archive-listing.js';
+import { isFidelityTrivial, type FidelityMetadata } from './fidelity.js';
+import type { MigrationDatabase, MigrationHeader, MigrationPart } from './migration-header.js';
+
+/** A part of the bundle and the producer on the source that makes its bytes. */
+export interface SourcePart {
+  readonly part: MigrationPart;
+  readonly producer: readonly string[];
+  /** Producer environment (no secret values: borg reads its passphrase file itself). */
+  readonly producerEnv: Readonly<Record<string, string>>;
+}
+
+/** One step of the source side of a migration, as data: `--plan` prints these, the run executes them. */
+export type SourceStep =
+  | { readonly id: 'lock'; readonly kind: 'lock'; readonly title: string; readonly argv: readonly string[] }
+  /** Ask the target whether it can take the app (a `--check` run; transports whose target answers only after the bytes). */
+  | { readonly id: 'check'; readonly kind: 'check'; readonly title: string; readonly argv: readonly string[] }
+  /** Start the target-side run and send it the header (interactive transports: before the backup). */
+  | { readonly id: 'connect'; readonly kind: 'connect'; readonly title: string; readonly argv: readonly string[] }
+  | { readonly id: 'backup'; readonly kind: 'backup'; readonly title: string; readonly argv: readonly string[] }
+  | { readonly id: 'backup'; readonly kind: 'reuse-archive'; readonly title: string; readonly argv: readonly string[]; readonly fromRun: string }
+  | { readonly id: 'contents'; readonly kind: 'contents'; readonly title: string; readonly argv: readonly string[] }
+  | { readonly id: string; readonly kind: 'send'; readonly title: string; readonly argv: readonly string[]; readonly source: SourcePart }
+  | { readonly id: string; readonly kind: 'skip'; readonly title: string; readonly argv: readonly string[]; readonly source: SourcePart; readonly sha256: string; readonly bytes: number }
+  | { readonly id: 'trailer'; readonly kind: 'trailer'; readonly title: string; readonly argv: readonly string[] }
+  | { readonly id: 'target'; readonly kind: 'target'; readonly title: string; readonly argv: readonly string[] };
+
+/** A migration plan of the source side: its steps, and the target's as the target planned them. */
+export interface SourcePlan {
+  readonly app: string;
+  readonly runId: string;
+  readonly archive: string;
+  readonly transport: TransportName;
+  readonly target: string;
+  readonly steps: readonly SourceStep[];
+}
+
+/** Paths of the app folder the files part does not carry (volumes, build output, runtime leftovers). */
+export function filesExcludes(app: AppFolder): string[] {
+  const excludes = app.manifest.volumes.map((volume) => `./${posix.normalize(volume.path).replace(/\/$/, '')}`);
+  return [...excludes, './node_modules', './app/node_modules', './db', './.state'];
+}
+
+/** Everything the part builder needs; it does no I/O. */
+export interface PartsInput {
+  readonly app: AppFolder;
+  readonly source: HostContext;
+  readonly engine?: DatabaseEngine;
+  readonly archive: string;
+  readonly withHistory: boolean;
+  readonly borgEnv: Readonly<Record<string, string>>;
+  /** Whether the archive holds the database dump (else a live dump is streamed). */
+  readonly archiveHasDump: boolean;
+  /** The `deploy` command on this host (for the roles building block) and the config path. */
+  readonly deployCommand: readonly string[];
+  readonly configPath?: string;
+  /** Estimated bytes per part id. */
+  readonly estimates: Readonly<Record<string, number>>;
+}
+
+/** The parts of an app's bundle, in bundle order, each with its producer (pure). */
+export function buildSourceParts(input: PartsInput): SourcePart[] {
+  const { app, archive, engine } = input;
+  const estimate = (id: string): number => input.estimates[id] ?? 0;
+  const deploy = (words: readonly string[]): string[] => [...input.deployCommand, ...words, ...(input.configPath ? ['--config', input.configPath] : [])];
+  const parts: SourcePart[] = [
+    {
+      part: { id: 'files', kind: 'app-folder', title: 'app folder: manifest, service definition, bin/, config, secrets (0600 kept)', expectedBytes: estimate('files'), fromArchive: false },
+      producer: ['tar', '-c', '--numeric-owner', '-C', app.dir, ...filesExcludes(app).map((path) => `--exclude=${path}`), '.'],
+      producerEnv: {},
+    },
+  ];
+  for (const volume of app.manifest.volumes) {
+    const path = posix.normalize(volume.path).replace(/\/$/, '');
+    const id = `volume:${volume.name}`;
+    parts.push({
+      part: { id, kind: 'volume', title: `volume ${volume.name} (${path}) from archive ${archive}`, expectedBytes: estimate(id), volume: { name: volume.name, path }, fromArchive: true },
+      producer: ['borg', 'export-tar', `--strip-components=${path.split('/').length}`, `::${archive}`, '-', path],
+      producerEnv: input.borgEnv,
+    });
+  }
+  const database = app.manifest.database;
+  if (engine !== undefined && database.name !== undefined) {
+    const roles = database.roles ?? [];
+    if (roles.length > 0) {
+      parts.push({
+        part: { id: 'roles', kind: 'db-roles', title: `database roles/users of ${app.name} with their grants (${roles.join(', ')})`, expectedBytes: estimate('roles'), fromArchive: false },
+        producer: deploy(['db', 'roles-sql', app.name, '--part', 'users']),
+        producerEnv: {},
+      });
+    }
+    const dumpPath = engine.archivedDumpPath(database.name);
+    parts.push({
+      part: { id: 'database', kind: 'database', title: `database ${database.name} (${input.archiveHasDump ? `${dumpPath} from the archive` : 'live dump'})`, expectedBytes: estimate('database'), fromArchive: input.archiveHasDump },
+      producer: input.archiveHasDump ? ['borg', 'extract', '--stdout', `::${archive}`, dumpPath] : engine.liveDumpArgv(database.name),
+      producerEnv: input.archiveHasDump ? input.borgEnv : {},
+    });
+    if (engine.kind === 'mariadb' && roles.length > 0) {
+      // Table, column and routine grants name objects that exist only after the restore.
+      parts.push({
+        part: { id: 'grants', kind: 'db-grants', title: `table-level grants of ${roles.join(', ')}`, expectedBytes: estimate('grants'), fromArchive: false },
+        producer: deploy(['db', 'roles-sql', app.name, '--part', 'grants']),
+        producerEnv: {},
+      });
+    }
+  }
+  if (input.withHistory) {
+    const repository = resolveBorgRepo(app, input.source);
+    parts.push({
+      part: { id: 'history', kind: 'borg-repo', title: `Borg history: the repository ${repository} with every archive`, expectedBytes: estimate('history'), fromArchive: false },
+      producer: ['tar', '-c', '--numeric-owner', '-C', repository, '.'],
+      producerEnv: {},
+    });
+  }
+  return parts;
+}
+
+/** The tools the target needs for these parts. */
+export function targetTools(parts: readonly SourcePart[], engine: DatabaseEngine | undefined, fidelity: Readonly<Record<string, FidelityMetadata>>): string[] {
+  const tools = new Set(['tar']);
+  if (engine !== undefined) for (const tool of engine.tools({ liveDump: false }).target) tools.add(tool);
+  if (parts.some((part) => part.part.kind === 'borg-repo')) tools.add('borg');
+  if (Object.values(fidelity).some((metadata) => !isFidelityTrivial(metadata))) for (const tool of ['setfattr', 'getfattr', 'fallocate']) tools.add(tool);
+  return [...tools];
+}
+
+/** Inputs of the header builder. */
+export interface HeaderInput {
+  readonly app: AppFolder;
+  readonly manifestText: string;
+  readonly runId: string;
+  readonly source: HostContext;
+  readonly deployVersion: string;
+  readonly parts: readonly SourcePart[];
+  readonly database?: MigrationDatabase;
+  readonly tools: readonly string[];
+  readonly withHistory: boolean;
+  readonly stallSeconds: number;
+  readonly targetPlan: readonly { readonly id: string; readonly title: string }[];
+  /** Bytes the target holds twice for a while (a dump file until its restore), on top of the parts. */
+  readonly heldBytes?: number;
+}
+
+/** The bundle's header record for a migration (pure). */
+export function buildMigrationHeader(input: HeaderInput): MigrationHeader {
+  return {
+    kind: 'deploykit-migration',
+    app: input.app.name,
+    runId: input.runId,
+    createdAt: new Date().toISOString(),
+    source: { host: input.source.hostName, address: input.source.hostAddress, deployVersion: input.deployVersion },
+    manifestText: input.manifestText,
+    parts: input.parts.map((part) => part.part),
+    ...(input.database ? { database: input.database } : {}),
+    // The database part's estimate is the database's size on the server: what its restore takes.
+    neededBytes: input.parts.reduce((sum, part) => sum + part.part.expectedBytes, 0) + (input.heldBytes ?? 0),
+    tools: input.tools,
+    options: { withHistory: input.withHistory, stallSeconds: input.stallSeconds },
+    plan: input.targetPlan,
+  };
+}
+
+/** Inputs of the source plan: the parts, the transport's shape, and a resume when the target offers one. */
+export interface SourcePlanInput {
+  readonly app: AppFolder;
+  readonly runId: string;
+  readonly archive: string;
+  readonly transport: TransportName;
+  readonly target: string;
+  /** The target command (for the plan display): `deploy receive <app> --from ...`. */
+  readonly targetArgv: readonly string[];
+  readonly checkArgv: readonly string[];
+  /** True when the target answers before the first payload byte (ssh, local): no separate check. */
+  readonly interactive: boolean;
+  readonly parts: readonly SourcePart[];
+  readonly borgEnv: Readonly<Record<string, string>>;
+  /** The archive exists already (made by this run's first session, or by the run a resume continues): no backup. */
+  readonly reuseArchiveOf?: string;
+  /** Parts the target holds verified from that archive: skipped, not sent. */
+  readonly resume?: { readonly fromRun: string; readonly parts: readonly { readonly id: string; readonly bytes: number; readonly sha256: string }[] };
+}
+
+/** Builds the source side of a migration as data (pure). */
+export function buildSourcePlan(input: SourcePlanInput): SourcePlan {
+  const { app } = input;
+  const steps: SourceStep[] = [{ id: 'lock', kind: 'lock', title: `lock ${app.name} on this host`, argv: [] }];
+  const connect: SourceStep = { id: 'connect', kind: 'connect', title: `start the target-side run on ${input.target} (${input.transport}) and send it the header`, argv: input.targetArgv };
+  if (input.interactive) steps.push(connect);
+  else steps.push({ id: 'check', kind: 'check', title: `ask ${input.target} whether it can take ${app.name} (space, tools, conflicts, parts kept for a resume)`, argv: input.checkArgv });
+  if (input.reuseArchiveOf !== undefined) {
+    const why = input.resume ? `the target keeps verified parts of it (run ${input.resume.fromRun})` : 'made by this run already';
+    steps.push({ id: 'backup', kind: 'reuse-archive', title: `reuse archive ${input.archive}: ${why}`, argv: [], fromRun: input.reuseArchiveOf });
+  } else {
+    steps.push({ id: 'backup', kind: 'backup', title: `fresh Borg archive ${input.archive} (bin/backup)`, argv: [join(app.dir, 'bin', 'backup')] });
+  }
+  const volumes = app.manifest.volumes.map((volume) => posix.normalize(volume.path).replace(/\/$/, ''));
+  steps.push({
+    id: 'contents',
+    kind: 'contents',
+    title: `what the target verifies against: each volume's listing with SHA-256 from the archive, row counts, metadata export-tar drops`,
+    argv: volumes.length > 0 ? buildArchiveListingArgv(input.archive, volumes[0]!) : [],
+  });
+  if (!input.interactive) steps.push(connect);
+  for (const source of input.parts) {
+    const reused = input.resume?.parts.find((part) => part.id === source.part.id);
+    if (reused !== undefined && source.part.fromArchive) {
+      steps.push({ id: `send:${source.part.id}`, kind: 'skip', title: `${source.part.title}: the target holds it verified (run ${input.resume!.fromRun})`, argv: [], source, sha256: reused.sha256, bytes: reused.bytes });
+    } else {
+      steps.push({ id: `send:${source.part.id}`, kind: 'send', title: source.part.title, argv: source.producer, source });
+    }
+  }
+  steps.push({ id: 'trailer', kind: 'trailer', title: 'bundle trailer: every part and the whole stream with length and SHA-256', argv: [] });
+  steps.push({ id: 'target', kind: 'target', title: `${input.target} verifies, commits, installs, starts and checks the app; its report`, argv: [] });
+  return { app: app.name, runId: input.runId, archive: input.archive, transport: input.transport, target: input.target, steps };
+}

@@ -1,0 +1,82 @@
+import { posix } from 'node:path';
+import { DependencyError, type AppFolder, type Host } from '@deploykit/core';
+import type { DatabaseEngine } from '../database/engine.js';
+import { engineOfApp } from '../database/engines.js';
+import { createSqlClient } from '../database/sql-client.js';
+import type { HostContext } from '../host-context.js';
+import { buildBorgEnv } from './borg-env.js';
+import { isFidelityTrivial, scanFidelity, type FidelityMetadata } from './fidelity.js';
+import { findOnPath } from './host-facts.js';
+
+/** What the source learnt before anything changes; the parts and the header are built from it. */
+export interface SourcePreflight {
+  readonly engine?: DatabaseEngine;
+  readonly borgEnv: Record<string, string>;
+  readonly latestArchive: string | null;
+  readonly archiveHasDump: boolean;
+  readonly fidelity: Record<string, FidelityMetadata>;
+  /** Estimated bytes per part id. */
+  readonly estimates: Record<string, number>;
+  readonly databaseBytes: number;
+  readonly notes: string[];
+}
+
+async function sizeOf(host: Host, dir: string): Promise<number> {
+  const result = await host.run({ argv: ['du', '-sb', '--', dir] });
+  return Number(result.stdout.split('\t')[0] ?? 0) || 0;
+}
+
+/**
+ * Checks the source side of a migration and measures what will move: tools here, the app's Borg
+ * repository and latest archive (does it hold the database dump?), volume and database sizes, and
+ * what `borg export-tar` would lose in each volume (carried beside it). Changes nothing.
+ */
+export async function runSourcePreflight(options: { app: AppFolder; source: HostContext; host: Host; withHistory: boolean }): Promise<SourcePreflight> {
+  const { app, host } = options;
+  const notes: string[] = [];
+  const engine = engineOfApp(app);
+  const borgEnv = await buildBorgEnv(app, options.source);
+  const last = await host.run({ argv: ['borg', 'list', '--short', '--last', '1'], env: borgEnv });
+  const latestArchive = last.exitCode === 0 ? last.stdout.trim() || null : null;
+  const databaseName = app.manifest.database.name;
+  let archiveHasDump = engine !== undefined;
+  if (latestArchive && engine && databaseName) {
+    const dump = engine.archivedDumpPath(databaseName);
+    const listed = await host.run({ argv: ['borg', 'list', '--short', `::${latestArchive}`, dump], env: borgEnv });
+    archiveHasDump = listed.exitCode === 0 && listed.stdout.split('\n').includes(dump);
+  } else if (!latestArchive) {
+    // The app's bin/backup puts the dump into the archive (the archive contract, docs/app-folder.md).
+    notes.push('no archive yet: sizes come from the volumes on disk; the backup step makes the first archive');
+  }
+  const tools = ['borg', 'tar', ...(engine ? engine.tools({ liveDump: !archiveHasDump }).source : [])];
+  const missing: string[] = [];
+  for (const tool of tools) if ((await findOnPath(tool)) === null) missing.push(tool);
+  if (missing.length > 0) {
+    throw new DependencyError('TOOLS_MISSING', `missing on the source (${options.source.hostName}): ${missing.join(', ')}`, {
+      hint: 'Install them (Debian: borgbackup, tar, postgresql-client, mariadb-client), then run migrate again.',
+    });
+  }
+  const estimates: Record<string, number> = {};
+  const fidelity: Record<string, FidelityMetadata> = {};
+  let volumeBytes = 0;
+  for (const volume of app.manifest.volumes) {
+    const dir = posix.join(app.dir, volume.path);
+    estimates[`volume:${volume.name}`] = await sizeOf(host, dir);
+    volumeBytes += estimates[`volume:${volume.name}`]!;
+    const scanned = await scanFidelity(host, dir);
+    fidelity[volume.name] = scanned;
+    if (!isFidelityTrivial(scanned)) {
+      notes.push(`volume ${volume.name}: borg export-tar would drop ${scanned.xattrFiles} files' xattrs, ${scanned.aclFiles} ACLs, clamp ${scanned.lateMtimes.length} mtimes after 2038 and fill ${scanned.sparseFiles.length} sparse files; a metadata side channel carries them`);
+    }
+  }
+  estimates.files = Math.max(0, (await sizeOf(host, app.dir)) - volumeBytes);
+  let databaseBytes = 0;
+  if (engine && databaseName) {
+    databaseBytes = await engine.databaseBytes(createSqlClient(host, engine.clientArgv), databaseName);
+    estimates.database = databaseBytes;
+    estimates.roles = 4096;
+    estimates.grants = 4096;
+  }
+  if (options.withHistory) estimates.history = await sizeOf(host, borgEnv.BORG_REPO ?? '');
+  return { ...(engine ? { engine } : {}), borgEnv, latestArchive, archiveHasDump, fidelity, estimates, databaseBytes, notes };
+}

@@ -1,0 +1,775 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import {
+  DeployError,
+  displayArgv,
+  formatBytes,
+  ScriptError,
+  TransportError,
+  type AppFolder,
+  parseDeployEvent,
+  type DeployEvent,
+  type EventBus,
+  type Host,
+  type HostProcess,
+} from '@deploykit/core';
+import { findProcessesByEnvironment, stopProcesses, type DeployClient } from '@deploykit/host';
+import { BundleWriter, ByteMeter, readLines, type SenderChannel, type StreamPath, type Transport, type TransportOptions } from '@deploykit/transport';
+import { createSqlClient } from '../database/sql-client.js';
+import { readDumpSettings } from '../database/dump-settings.js';
+import type { HostContext } from '../host-context.js';
+import type { RecoverReport, TargetReport } from '../receive/target-run.js';
+import { runPhase } from '../script-runner.js';
+import { acquireAppLock, type AppLock } from './app-lock.js';
+import { listArchivedVolume } from './archive-listing.js';
+import { Journal, journalDir } from './journal.js';
+import type { MigrationContents, MigrationDatabase, MigrationHeader } from './migration-header.js';
+import type { SourcePreflight } from './source-preflight.js';
+import { buildMigrationHeader, buildSourcePlan, buildSourceParts, targetTools, type SourcePart, type SourcePlan, type SourceStep } from './source-plan.js';
+
+/** Per part: what moved, how, and how long it took. */
+export interface PartReport {
+  readonly id: string;
+  readonly status: 'sent' | 'reused';
+  readonly bytes: number;
+  readonly elapsedMs: number;
+  readonly rate: number;
+  readonly path: string;
+  readonly attempts: number;
+  readonly sha256?: string;
+}
+
+/** The result of a migration run, as `deploy migrate --json` prints it. */
+export interface MigrateReport {
+  readonly ok: boolean;
+  readonly app: string;
+  readonly runId: string;
+  readonly target: string;
+  readonly transport: string;
+  readonly archive: string;
+  readonly journal: string;
+  /** Sessions with the target (1, or more after a transport failure resumed). */
+  readonly attempts: number;
+  readonly parts: readonly PartReport[];
+  /** Bytes written to disk on the source for the transfer (the scp file); 0 when streaming. */
+  readonly stagedBytes: number;
+  readonly reused?: { readonly fromRun: string; readonly parts: readonly string[] };
+  /** The target-side run's own report (verification, rollback, what it kept). */
+  readonly targetReport?: TargetReport;
+  /** When the target-side run ended without a report (killed, connection lost): the clean-up run there after it. */
+  readonly targetRecovery?: RecoverReport;
+  readonly failure?: { readonly step: string; readonly kind: string; readonly code: string; readonly message: string; readonly hint?: string; readonly stage?: string };
+  readonly durationMs: number;
+}
+
+/** Everything a migration run needs; built by `deploy migrate`. */
+export interface SourceRunOptions {
+  readonly app: AppFolder;
+  readonly manifestText: string;
+  readonly source: HostContext;
+  readonly localHost: Host;
+  readonly targetHost: Host;
+  readonly targetName: string;
+  /** Runs `deploy` on the target (the check; the target command's argv). */
+  readonly targetDeploy: DeployClient;
+  readonly transport: Transport;
+  readonly transportOptions: TransportOptions;
+  readonly runId: string;
+  readonly newArchive: string;
+  readonly withHistory: boolean;
+  readonly replace: boolean;
+  readonly resume: boolean;
+  readonly stallSeconds: number;
+  readonly retries: number;
+  readonly preflight: SourcePreflight;
+  readonly deployVersion: string;
+  /** The `deploy` command on this host (building blocks) and the config path. */
+  readonly deployCommand: readonly string[];
+  readonly configPath?: string;
+  readonly bus: EventBus;
+  readonly journal: Journal;
+  readonly signal?: AbortSignal;
+}
+
+/** A target-side run's answer to the header: it can take the app (with a resume offer), or why not. */
+interface Acceptance {
+  readonly accepted: boolean;
+  readonly resumable?: TargetReport['resumable'];
+  readonly report?: TargetReport;
+}
+
+/** Reads the target command's JSON lines into events, re-publishes them here, and keeps what the run needs. */
+class TargetSession {
+  readonly channel: SenderChannel;
+  readonly #bus: EventBus;
+  readonly #app: string;
+  readonly #target: string;
+  #accepted!: (acceptance: Acceptance) => void;
+  readonly accepted: Promise<Acceptance>;
+  report: TargetReport | undefined;
+  readonly finished: Promise<void>;
+  path: StreamPath | undefined;
+  #onReport: ((report: TargetReport) => void) | undefined;
+  readonly #stderr: string[] = [];
+
+  constructor(channel: SenderChannel, bus: EventBus, app: string, target: string) {
+    this.channel = channel;
+    this.#bus = bus;
+    this.#app = app;
+    this.#target = target;
+    this.path = channel.path;
+    this.accepted = new Promise((resolve) => (this.#accepted = resolve));
+    channel.errors.on('data', (chunk: Buffer) => {
+      this.#stderr.push(chunk.toString('utf8'));
+      if (this.#stderr.length > 64) this.#stderr.splice(0, this.#stderr.length - 64);
+    });
+    const lines = readLines(channel.output, (line) => this.#onLine(line));
+    this.finished = (async () => {
+      await channel.exited;
+      await within(lines, 1000);
+      this.#accepted({ accepted: false, ...(this.report ? { report: this.report } : {}) });
+    })();
+  }
+
+  /** Called once with the target's final report (to stop sending when it failed). */
+  onReport(listener: (report: TargetReport) => void): void {
+    this.#onReport = listener;
+  }
+
+  /** The last lines the target command printed on stderr (when it died without a report). */
+  stderrTail(): string {
+    return this.#stderr.join('').trim().split('\n').slice(-6).join('\n');
+  }
+
+  #onLine(line: string): void {
+    const event = parseDeployEvent(line);
+    if (event === undefined) return;
+    if (event.type === 'receive.accepted') this.#accepted({ accepted: true, ...(event.data?.resumable ? { resumable: event.data.resumable as TargetReport['resumable'] } : {}) });
+    if (event.type === 'receive.report' && event.data?.report !== undefined) {
+      this.report = event.data.report as TargetReport;
+      this.#accepted({ accepted: false, report: this.report });
+      this.#onReport?.(this.report);
+    }
+    this.#republish(event);
+  }
+
+  /** The target's events appear here as `<app>@<target>`; the final report only as data. */
+  #republish(event: DeployEvent): void {
+    const { type, time: _time, level, runId: _runId, app: _app, host: _host, ...rest } = event;
+    this.#bus.emit(type, { ...rest, level: type === 'receive.report' ? 'debug' : level, app: `${this.#app}@${this.#target}`, host: this.#target });
+  }
+}
+
+/** A failure of the source run: its kind and code, the step, and whether a new session may resume it. */
+class SourceFailure extends DeployError {
+  readonly step: string;
+  readonly retryable: boolean;
+  readonly stage: string | undefined;
+  constructor(error: DeployError, step: string, retryable: boolean, stage?: string) {
+    super(error.kind, error.code, error.message, { ...(error.hint ? { hint: error.hint } : {}), details: { ...error.details } });
+    this.step = step;
+    this.retryable = retryable;
+    this.stage = stage;
+  }
+}
+
+/** A temp path of a migration run on the source (`<tmp>/dk-<run id>-<what>`): a later run finds it by the run id. */
+export function runTempPath(runId: string, what: string): string {
+  return join(tmpdir(), `dk-${runId}-${what}`);
+}
+
+/**
+ * Cleans up after a migration run of this app that was killed on this host (its lock was stale):
+ * its processes (found by DEPLOY_RUN_ID and DEPLOY_ROLE=source, e.g. an ssh master) and its temp
+ * dirs (named with its run id). Returns what it did, for the run record.
+ */
+export async function recoverSourceRun(runId: string): Promise<string[]> {
+  const done: string[] = [];
+  const stopped = await stopProcesses(findProcessesByEnvironment({ DEPLOY_RUN_ID: runId, DEPLOY_ROLE: 'source' }));
+  if (stopped.length > 0) done.push(`stopped ${stopped.length} process(es)`);
+  for (const name of await readdir(tmpdir()).catch(() => [] as string[])) {
+    if (!name.startsWith(`dk-${runId}-`)) continue;
+    await rm(join(tmpdir(), name), { recursive: true, force: true });
+    done.push(`removed ${join(tmpdir(), name)}`);
+  }
+  return done;
+}
+
+/** The target command: `deploy receive <app> --from X --jsonl [--replace] [--delete-after]`. */
+function targetArgv(options: SourceRunOptions, from: string, deleteAfter: boolean): string[] {
+  return options.targetDeploy.argv(['receive', options.app.name, '--from', from, '--jsonl', ...(options.replace ? ['--replace'] : []), ...(deleteAfter ? ['--delete-after'] : [])]);
+}
+
+/** The `--check` run asking the target whether it can take the app (the header on its stdin). */
+export function buildCheckArgv(targetDeploy: DeployClient, app: string, replace: boolean): string[] {
+  return targetDeploy.argv(['receive', app, '--from', '-', '--check', '--json', '--quiet', ...(replace ? ['--replace'] : [])]);
+}
+
+/** The failure of a target report, as ours. */
+function fromTargetReport(report: TargetReport, target: string, interrupted: boolean): SourceFailure {
+  const failure = report.failure!;
+  return new SourceFailure(new DeployError(failure.kind as DeployError['kind'], failure.code, `${target}: ${failure.message}`, failure.hint ? { hint: failure.hint } : {}), `target:${failure.step}`, failure.retryable && !interrupted, failure.stage);
+}
+
+/** Waits for a promise, but at most `ms` (the timer does not keep the process alive). */
+async function within<T>(promise: Promise<T> | undefined, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(resolve, ms, undefined);
+  });
+  try {
+    return await Promise.race([promise ?? Promise.resolve(undefined), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** An archive the run uses without a new backup, and why. */
+interface ArchiveInUse {
+  readonly name: string;
+  readonly rowCounts: Record<string, number> | undefined;
+  /** The run that made it (this one, or the one a resume continues). */
+  readonly madeBy: string;
+}
+
+/**
+ * Runs a migration from this host: lock, the target-side run started with the bundle's header (it
+ * refuses in seconds when it cannot take the app), fresh backup, the contents the target verifies
+ * against, every part through one transfer, the trailer - then the target commits, installs, starts
+ * and checks the app and reports. A transport failure starts a new session that resumes after the
+ * parts the target kept verified. Never throws for a failed migration; the report says it.
+ */
+export async function runSourceMigration(options: SourceRunOptions): Promise<{ report: MigrateReport; plan?: SourcePlan }> {
+  return new SourceRun(options).run();
+}
+
+/**
+ * What a migration would do, changing nothing: the source's steps with their commands, and the
+ * target's answer to the header (its facts, its plan, what it keeps for a resume) from a `--check`.
+ */
+export async function planMigration(options: SourceRunOptions): Promise<{ plan: SourcePlan; target: TargetReport }> {
+  return new SourceRun(options).plan();
+}
+
+class SourceRun {
+  readonly #options: SourceRunOptions;
+  readonly #started = Date.now();
+  readonly #parts: PartReport[] = [];
+  readonly #sourceParts: SourcePart[];
+  #archive: ArchiveInUse | undefined;
+  #plan: SourcePlan | undefined;
+  #reused: MigrateReport['reused'];
+  #stagedBytes = 0;
+  #targetReport: TargetReport | undefined;
+  #targetRecovery: RecoverReport | undefined;
+  #attempts = 0;
+  #current = 'lock';
+
+  constructor(options: SourceRunOptions) {
+    this.#options = options;
+    this.#sourceParts = buildSourceParts({
+      app: options.app,
+      source: options.source,
+      ...(options.preflight.engine ? { engine: options.preflight.engine } : {}),
+      archive: options.newArchive,
+      withHistory: options.withHistory,
+      borgEnv: options.preflight.borgEnv,
+      archiveHasDump: options.preflight.archiveHasDump,
+      deployCommand: options.deployCommand,
+      ...(options.configPath ? { configPath: options.configPath } : {}),
+      estimates: options.preflight.estimates,
+    });
+  }
+
+  async plan(): Promise<{ plan: SourcePlan; target: TargetReport }> {
+    const options = this.#options;
+    const checkArgv = buildCheckArgv(options.targetDeploy, options.app.name, options.replace);
+    const acceptance = await checkTarget(options, this.#header(options.runId), checkArgv);
+    const offered = acceptance.accepted ? await this.#resumable(acceptance.resumable) : undefined;
+    const resume = offered && acceptance.resumable ? { fromRun: acceptance.resumable.runId, parts: acceptance.resumable.parts } : undefined;
+    return { plan: this.#planFor(options.runId, offered?.name ?? options.newArchive, offered?.madeBy, resume), target: acceptance.report! };
+  }
+
+  /** The bundle header of a session of this run. */
+  #header(runId: string): MigrationHeader {
+    const options = this.#options;
+    const { app } = options;
+    const engine = options.preflight.engine;
+    const database: MigrationDatabase | undefined =
+      engine && app.manifest.database.name ? { engine: engine.kind, name: app.manifest.database.name, roles: app.manifest.database.roles ?? [], bytes: options.preflight.databaseBytes } : undefined;
+    return buildMigrationHeader({
+      app,
+      manifestText: options.manifestText,
+      runId,
+      source: options.source,
+      deployVersion: options.deployVersion,
+      parts: this.#sourceParts,
+      ...(database ? { database } : {}),
+      tools: targetTools(this.#sourceParts, engine, options.preflight.fidelity),
+      withHistory: options.withHistory,
+      stallSeconds: options.stallSeconds,
+      targetPlan: [],
+      // A dump-file engine holds the dump as a file until the commit restores it: both for a while.
+      ...(engine?.staging.kind === 'dump-file' ? { heldBytes: options.preflight.estimates.database ?? 0 } : {}),
+    });
+  }
+
+  /** The source plan of a session: which archive it uses (a new one, or one that exists) and which parts it skips. */
+  #planFor(runId: string, archive: string, reuseArchiveOf: string | undefined, resume: SourcePlanResume | undefined): SourcePlan {
+    const options = this.#options;
+    return buildSourcePlan({
+      app: options.app,
+      runId,
+      archive,
+      transport: options.transport.name,
+      target: options.targetName,
+      targetArgv: targetArgv(options, '-', false),
+      checkArgv: buildCheckArgv(options.targetDeploy, options.app.name, options.replace),
+      interactive: options.transport.interactive,
+      parts: this.#sourceParts.map((part) => (part.part.fromArchive ? { ...part, producer: part.producer.map((word) => (word === `::${options.newArchive}` ? `::${archive}` : word)) } : part)),
+      borgEnv: options.preflight.borgEnv,
+      ...(reuseArchiveOf ? { reuseArchiveOf } : {}),
+      ...(resume ? { resume } : {}),
+    });
+  }
+
+  async run(): Promise<{ report: MigrateReport; plan?: SourcePlan }> {
+    const { app, journal, bus } = this.#options;
+    // Every process this run starts carries its id and role (leftovers are found by run id).
+    process.env.DEPLOY_RUN_ID = this.#options.runId;
+    process.env.DEPLOY_ROLE = 'source';
+    let lock: AppLock | undefined;
+    try {
+      let recovered: string[] = [];
+      lock = await this.#step(
+        { id: 'lock', kind: 'lock', title: `lock ${app.name} on this host`, argv: [] },
+        async () => {
+          const taken = await acquireAppLock({ stateDir: this.#options.source.stateDir, app: app.name, runId: this.#options.runId, command: `deploy migrate ${app.name} --to ${this.#options.targetName}` });
+          // A stale lock is a run that was killed here: its processes and temp dirs go now.
+          if (taken.replacedStale) {
+            recovered = await recoverSourceRun(taken.replacedStale.runId);
+            if (recovered.length > 0) bus.emit('migrate.recovered', { app: app.name, message: `killed run ${taken.replacedStale.runId} on this host: ${recovered.join(', ')}` });
+          }
+          return taken;
+        },
+        () => (recovered.length > 0 ? { recovered } : {}),
+      );
+      for (;;) {
+        this.#attempts += 1;
+        const failure = await this.#attempt(this.#attempts);
+        if (failure === undefined) break;
+        if (!failure.retryable || this.#attempts > this.#options.retries || this.#options.signal?.aborted) {
+          if (failure.stage === 'transport') await this.#recoverTarget();
+          throw failure;
+        }
+        await journal.write({ step: failure.step, status: 'failed', detail: { code: failure.code, message: failure.message, retry: this.#attempts + 1 } });
+        bus.emit('migrate.retry', { app: app.name, level: 'warn', message: `session ${this.#attempts} with ${this.#options.targetName} failed (${failure.message}); session ${this.#attempts + 1} resumes after the parts it verified` });
+      }
+      return { report: this.#report(), ...(this.#plan ? { plan: this.#plan } : {}) };
+    } catch (error) {
+      const failure = error instanceof SourceFailure ? error : new SourceFailure(error instanceof DeployError ? error : new DeployError('internal', 'INTERNAL', error instanceof Error ? error.message : String(error)), this.#current, false);
+      await journal.write({ step: failure.step, status: 'failed', detail: { code: failure.code, message: failure.message } });
+      bus.emit('migrate.failed', { app: app.name, level: 'error', message: `[${failure.step}] ${failure.message}${failure.hint ? `\n  next: ${failure.hint}` : ''}`, data: { step: failure.step, code: failure.code } });
+      return { report: this.#report(failure), ...(this.#plan ? { plan: this.#plan } : {}) };
+    } finally {
+      await lock?.release();
+    }
+  }
+
+  #report(failure?: SourceFailure): MigrateReport {
+    const options = this.#options;
+    return {
+      ok: failure === undefined,
+      app: options.app.name,
+      runId: options.runId,
+      target: options.targetName,
+      transport: options.transport.name,
+      archive: this.#archive?.name ?? options.newArchive,
+      journal: options.journal.path,
+      attempts: this.#attempts,
+      parts: this.#parts,
+      stagedBytes: this.#stagedBytes,
+      ...(this.#reused ? { reused: this.#reused } : {}),
+      ...(this.#targetReport ? { targetReport: this.#targetReport } : {}),
+      ...(this.#targetRecovery ? { targetRecovery: this.#targetRecovery } : {}),
+      ...(failure ? { failure: { step: failure.step, kind: failure.kind, code: failure.code, message: failure.message, ...(failure.hint ? { hint: failure.hint } : {}), ...(failure.stage ? { stage: failure.stage } : {}) } } : {}),
+      durationMs: Date.now() - this.#started,
+    };
+  }
+
+  /** Runs one step of the plan: journaled with its argv, announced; Ctrl+C interrupts it. */
+  async #step<T>(sourceStep: SourceStep, work: () => Promise<T>, detail?: () => Record<string, unknown>): Promise<T> {
+    const { journal, bus, app, signal } = this.#options;
+    this.#current = sourceStep.id;
+    bus.emit('migrate.step', { app: app.name, message: `[${sourceStep.id}] ${sourceStep.title}`, data: { step: sourceStep.id } });
+    await journal.write({ step: sourceStep.id, status: 'start', argv: displayArgv(sourceStep.argv) });
+    let onAbort: (() => void) | undefined;
+    const interrupted = new Promise<never>((_resolve, reject) => {
+      onAbort = (): void => reject(new DeployError('usage', 'INTERRUPTED', 'interrupted (Ctrl+C)'));
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    interrupted.catch(() => undefined);
+    const stepStarted = Date.now();
+    try {
+      const result = await Promise.race([work(), interrupted]);
+      await journal.write({ step: sourceStep.id, status: 'ok', detail: { ms: Date.now() - stepStarted, ...detail?.() } });
+      return result;
+    } finally {
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** The archive a resume may reuse, with the row counts taken right after its backup; undefined when it may not. */
+  async #resumable(offer: TargetReport['resumable']): Promise<ArchiveInUse | undefined> {
+    const options = this.#options;
+    if (offer === undefined || !options.resume) return undefined;
+    if (this.#archive !== undefined) return offer.archive === this.#archive.name ? this.#archive : undefined;
+    const listed = await options.localHost.run({ argv: ['borg', 'list', '--short', `::${offer.archive}`, '--last', '1'], env: options.preflight.borgEnv });
+    if (listed.exitCode !== 0) return undefined;
+    const rowCounts = await readRowCountsOfArchive(options, offer.archive);
+    if (options.preflight.engine !== undefined && rowCounts === undefined) return undefined;
+    return { name: offer.archive, rowCounts, madeBy: offer.runId };
+  }
+
+  /** One session with the target; returns its failure (retryable or not) instead of throwing it. */
+  async #attempt(attempt: number): Promise<SourceFailure | undefined> {
+    const options = this.#options;
+    const { app, bus } = options;
+    const runId = attempt === 1 ? options.runId : `${options.runId}-${attempt}`;
+    const attemptDir = await mkdtemp(`${runTempPath(options.runId, 'attempt')}-`);
+    const interactive = options.transport.interactive;
+    const engine = options.preflight.engine;
+    const checkArgv = buildCheckArgv(options.targetDeploy, app.name, options.replace);
+    let session: TargetSession | undefined;
+    let writer: BundleWriter | undefined;
+    let keepalive: NodeJS.Timeout | undefined;
+    let producer: HostProcess | undefined;
+    let targetFailed = false;
+    const fail = (error: DeployError, retryable: boolean, stage?: string): SourceFailure => new SourceFailure(error, this.#current, retryable, stage);
+    const header = this.#header(runId);
+    const database = header.database;
+    const planFor = (archive: string, reuseArchiveOf: string | undefined, resume: SourcePlanResume | undefined): SourcePlan => this.#planFor(runId, archive, reuseArchiveOf, resume);
+    const openChannel = async (): Promise<void> => {
+      const channel = await options.transport.openSender({
+        stream: app.name,
+        source: options.localHost,
+        target: options.targetHost,
+        deployCommand: options.targetDeploy.command,
+        estimatedBytes: header.neededBytes,
+        options: options.transportOptions,
+        runId,
+        attempt,
+        attemptDir,
+        secrets: [],
+        targetArgv: (spec) => targetArgv(options, spec.from, spec.deleteAfter === true),
+        // The target-side run's own process carries the run id from its start (its children get it anyway).
+        targetEnv: { DEPLOY_RUN_ID: runId, DEPLOY_ROLE: 'target' },
+        emit: (event) => {
+          if (event.kind === 'path' && session) session.path = event.path;
+          bus.emit(`stream.${event.kind}`, { app: app.name, level: 'debug', message: event.kind, data: { ...event } });
+        },
+        report: (failure) => bus.emit('stream.failed', { app: app.name, level: 'debug', message: failure.message, data: { ...failure } }),
+      });
+      session = new TargetSession(channel, bus, app.name, options.targetName);
+      session.onReport((report) => {
+        if (report.ok) return;
+        // The target failed and rolled back: stop producing for it.
+        targetFailed = true;
+        producer?.kill('SIGTERM');
+      });
+      // The target command ended (killed, or its connection dropped) while we may still be sending:
+      // stop at once rather than block on a pipe nobody reads.
+      void channel.exited.then(() => {
+        if (channel.sink.writableFinished) return;
+        targetFailed = true;
+        producer?.kill('SIGTERM');
+        channel.sink.destroy();
+      });
+      writer = new BundleWriter(channel.sink);
+      await channel.ready;
+      await writer.writeHeader(header);
+    };
+    try {
+      // 1. The target's answer to the header: in the session itself (ssh, local), or a check first.
+      const draft = planFor(this.#archive?.name ?? options.newArchive, this.#archive?.madeBy, undefined);
+      const acceptance = interactive
+        ? await this.#step(draft.steps.find((s) => s.id === 'connect')!, async () => {
+            await openChannel();
+            return session!.accepted;
+          })
+        : await this.#step(draft.steps.find((s) => s.id === 'check')!, () => checkTarget(options, header, checkArgv));
+      if (!acceptance.accepted) {
+        session?.channel.sink.end();
+        if (session) await within(session.finished, 10_000);
+        const report = acceptance.report ?? session?.report;
+        if (report) this.#targetReport = report;
+        if (report?.failure) return fromTargetReport(report, options.targetName, false);
+        return fail(new TransportError('TARGET_NO_ANSWER', `the target-side run on ${options.targetName} ended without an answer${session ? `: ${session.stderrTail()}` : ''}`, { hint: `Check that deploy runs there: deploy --host ${options.targetName} --help` }), session !== undefined, 'transport');
+      }
+
+      // 2. The plan, now that the target said what it holds: a resume reuses the archive its parts came from.
+      const offered = await this.#resumable(acceptance.resumable);
+      if (offered && this.#archive === undefined) this.#archive = offered;
+      const resume = offered && acceptance.resumable ? { fromRun: acceptance.resumable.runId, parts: acceptance.resumable.parts } : undefined;
+      const plan = planFor(this.#archive?.name ?? options.newArchive, this.#archive?.madeBy, resume);
+      this.#plan = plan;
+      const planLine = plan.steps.map((s) => ({ id: s.id, argv: displayArgv(s.argv) }));
+      await options.journal.write(attempt === 1 ? { step: 'plan', status: 'ok', detail: { steps: planLine } } : { step: 'attempt', status: 'start', detail: { attempt, runId, steps: planLine } });
+      const stepOf = (id: string): SourceStep => plan.steps.find((s) => s.id === id)!;
+      if (writer) {
+        // The target waits for the contents while we back up: keepalives tell it we are alive.
+        const w = writer;
+        keepalive = setInterval(() => void w.keepalive().catch(() => undefined), Math.min(5000, (options.stallSeconds * 1000) / 4));
+      }
+
+      // 3. Backup (or the archive in use), then what the target verifies against.
+      const backup = stepOf('backup');
+      await this.#step(backup, async () => {
+        if (backup.kind === 'reuse-archive') return;
+        const result = await runPhase({ app, phase: 'backup', host: options.localHost, bus, context: { runId: options.runId, role: 'source', host: options.source, archive: options.newArchive }, ...(options.signal ? { signal: options.signal } : {}) });
+        if (result.status === 'failed') throw fail(new ScriptError('SOURCE_BACKUP_FAILED', `${app.name}:backup failed on the source: ${result.reason ?? ''}`, { details: { stderrTail: result.stderrTail }, hint: 'Fix the backup (see its output above); nothing was changed on the target.' }), false, 'source');
+        const rowCounts = engine && database ? await engine.countRows(createSqlClient(options.localHost, engine.clientArgv), database.name) : undefined;
+        this.#archive = { name: options.newArchive, rowCounts, madeBy: options.runId };
+      },
+      // What the archive holds, as near as we can see it: the target compares with these; a resume finds them here.
+      () => ({ archive: this.#archive?.name, ...(this.#archive?.rowCounts ? { sourceRowsAtBackup: this.#archive.rowCounts } : {}) }),
+      );
+      const archive = this.#archive!;
+      const contents = await this.#step(stepOf('contents'), () => buildContents(options, archive.name, archive.rowCounts, resume?.fromRun, attemptDir));
+
+      // 4. The transfer: a non-interactive transport starts now, with the whole bundle.
+      if (!interactive) await this.#step(stepOf('connect'), openChannel);
+      clearInterval(keepalive);
+      const active = session!;
+      const bundle = writer!;
+      await bundle.writeContents(contents);
+      for (const sendStep of plan.steps.filter((s): s is Extract<SourceStep, { kind: 'send' | 'skip' }> => s.kind === 'send' || s.kind === 'skip')) {
+        if (targetFailed) break;
+        await this.#step(sendStep, async () => {
+          if (sendStep.kind === 'skip') {
+            await bundle.skipPart({ part: sendStep.source.part.id, bytes: sendStep.bytes, sha256: sendStep.sha256, reason: `verified by run ${resume?.fromRun ?? '?'}` });
+            this.#parts.push({ id: sendStep.source.part.id, status: 'reused', bytes: sendStep.bytes, elapsedMs: 0, rate: 0, path: 'reused', attempts: 0, sha256: sendStep.sha256 });
+            return;
+          }
+          await sendPart(options, sendStep.source, bundle, active, this.#parts, (proc) => (producer = proc), () => targetFailed);
+        });
+      }
+      if (!targetFailed) {
+        await this.#step(stepOf('trailer'), async () => {
+          await bundle.finish();
+          active.channel.sink.end();
+        });
+      }
+      if (resume) this.#reused = { fromRun: resume.fromRun, parts: resume.parts.map((part) => part.id) };
+
+      // 5. The target's verdict.
+      await this.#step(stepOf('target'), () => active.finished);
+      this.#stagedBytes += active.channel.stagedBytes();
+      return this.#verdict(active);
+    } catch (error) {
+      clearInterval(keepalive);
+      producer?.kill('SIGTERM');
+      const interrupted = options.signal?.aborted === true || (error instanceof DeployError && error.code === 'INTERRUPTED');
+      if (session?.report?.ok === false) return this.#verdict(session);
+      // Tell the target we stop (it rolls back, keeping verified parts when we were interrupted) and hear it out:
+      // an abort record while the bundle still flows, and SIGINT for a target past the trailer (committing, starting).
+      const cause = error instanceof DeployError ? error : new DeployError('internal', 'INTERNAL', error instanceof Error ? error.message : String(error));
+      await writer?.abort({ code: interrupted ? 'INTERRUPTED' : cause.code, reason: interrupted ? `interrupted on ${options.source.hostName}` : cause.message }).catch(() => undefined);
+      if (interrupted) session?.channel.interrupt();
+      session?.channel.sink.end();
+      await within(session?.finished, 120_000);
+      if (session?.report) this.#targetReport = session.report;
+      if (interrupted) {
+        return new SourceFailure(new DeployError('usage', 'INTERRUPTED', 'interrupted (Ctrl+C)', { hint: `${options.targetName} rolled back; run the same migrate again to finish the job (verified parts are reused).` }), this.#current, false);
+      }
+      if (error instanceof SourceFailure) return error;
+      // The report may have arrived while we waited: the target's own failure explains ours best;
+      // a target that ended without one (killed, connection lost) is a transport failure.
+      const late = session?.report as TargetReport | undefined;
+      if (session && late?.ok === false && late.failure?.code !== 'SOURCE_ABORTED') return this.#verdict(session);
+      if (session && late === undefined && targetFailed) return this.#verdict(session);
+      const sinkBroke = cause.code === 'BUNDLE_SINK_CLOSED';
+      return fail(cause, sinkBroke, sinkBroke ? 'transport' : 'source');
+    } finally {
+      clearInterval(keepalive);
+      producer?.kill('SIGKILL');
+      await session?.channel.abort();
+      await rm(attemptDir, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * The target-side run ended without a report (killed, or the connection dropped): nothing there
+   * undid its work yet. A short run there cleans it up now (by run id, keeping verified parts).
+   */
+  async #recoverTarget(): Promise<void> {
+    const options = this.#options;
+    try {
+      this.#targetRecovery = await options.targetDeploy.json<RecoverReport>(['receive', options.app.name, '--recover'], { acceptExitCodes: [7], timeoutMs: 10 * 60_000 });
+      for (const run of this.#targetRecovery.recovered) {
+        options.bus.emit('migrate.recovered', { app: options.app.name, message: `${options.targetName}: cleaned up after run ${run.runId}${run.outcome === 'kept' ? `, keeping ${run.keptParts.join(', ')} for a resume` : ''}` });
+      }
+    } catch (error) {
+      options.bus.emit('migrate.recovered', { app: options.app.name, level: 'warn', message: `could not clean up on ${options.targetName} (${(error as Error).message}); the next migration there does it` });
+    }
+  }
+
+  /** How the session ended, from the target's report (or its absence). */
+  async #verdict(session: TargetSession): Promise<SourceFailure | undefined> {
+    const options = this.#options;
+    const report = session.report;
+    if (report) this.#targetReport = report;
+    if (report?.ok) return undefined;
+    if (report) return fromTargetReport(report, options.targetName, options.signal?.aborted === true);
+    const exit = await session.channel.exited;
+    const connection = exit.failure;
+    return new SourceFailure(
+      new TransportError(connection?.code ?? 'TARGET_DIED', connection?.message ?? `the target-side run on ${options.targetName} ended without a report (${exit.result.signal ?? `exit ${String(exit.result.exitCode)}`}): ${session.stderrTail()}`, {
+        hint: connection?.hint ?? `Look at its run record on ${options.targetName} (<state dir>/apps/${options.app.name}/incoming/).`,
+      }),
+      this.#current,
+      options.signal?.aborted !== true,
+      'transport',
+    );
+  }
+}
+
+/** A resume as the source plan needs it. */
+type SourcePlanResume = NonNullable<Parameters<typeof buildSourcePlan>[0]['resume']>;
+
+/** Sends one part: its producer into the bundle, retried when the producer fails (the target discards the attempt). */
+async function sendPart(
+  options: SourceRunOptions,
+  source: SourcePart,
+  writer: BundleWriter,
+  session: TargetSession,
+  reports: PartReport[],
+  setProducer: (producer: HostProcess | undefined) => void,
+  targetFailed: () => boolean,
+): Promise<void> {
+  const { bus, app } = options;
+  for (let attempt = 1; ; attempt += 1) {
+    const started = Date.now();
+    const producer = options.localHost.spawn({ argv: source.producer, env: source.producerEnv, label: `producer ${source.part.id}`, maxBuffer: 64 * 1024 });
+    setProducer(producer);
+    const meter = new ByteMeter();
+    const stderr: string[] = [];
+    producer.stderr.on('data', (chunk: Buffer) => {
+      stderr.push(chunk.toString('utf8'));
+      if (stderr.length > 64) stderr.splice(0, stderr.length - 64);
+    });
+    let shownAt = 0;
+    meter.on('data', () => {
+      if (Date.now() - shownAt < 2000) return;
+      shownAt = Date.now();
+      const elapsed = Date.now() - started;
+      const rate = elapsed > 0 ? (meter.bytes * 1000) / elapsed : 0;
+      const eta = source.part.expectedBytes > meter.bytes && rate > 0 ? `, ETA ${Math.round((source.part.expectedBytes - meter.bytes) / rate)} s` : '';
+      bus.emit('stream.progress', { app: app.name, stream: source.part.id, message: `${source.part.id}: ${formatBytes(meter.bytes)} at ${formatBytes(rate)}/s${eta}`, data: { bytes: meter.bytes, rate, side: 'producer' } });
+    });
+    // No byte for the window: a producer that stopped writing, or a transfer that stopped taking bytes.
+    let stalled: 'producer' | 'transfer' | undefined;
+    const watchdog = setInterval(() => {
+      if (stalled !== undefined || Date.now() - Math.max(started, meter.lastMoveAt) < options.stallSeconds * 1000) return;
+      if (session.channel.sink.writableNeedDrain) {
+        stalled = 'transfer';
+        void session.channel.abort();
+      } else {
+        stalled = 'producer';
+      }
+      producer.kill('SIGTERM');
+    }, Math.min(1000, (options.stallSeconds * 1000) / 4));
+    producer.stdout.pipe(meter);
+    const status = producer.wait().then((result) => ({ exitCode: result.exitCode, signal: result.signal, stderrTail: stderr.join('').trim().split('\n').slice(-12).join('\n') }));
+    let trailer;
+    try {
+      trailer = await writer.writePart(source.part.id, meter, status);
+    } catch (error) {
+      // The bundle could not take the part (the target went away): the producer must not stay blocked on its pipe.
+      producer.kill('SIGKILL');
+      meter.destroy();
+      await producer.wait();
+      throw error;
+    } finally {
+      clearInterval(watchdog);
+      setProducer(undefined);
+    }
+    if (stalled === 'transfer') {
+      throw new TransportError('TRANSFER_STALLED', `${options.targetName} took no byte of ${source.part.id} for ${options.stallSeconds} s`, { hint: 'The connection hangs or the target stopped reading; the next session resumes after the verified parts.' });
+    }
+    if (trailer.producerExit === 0 && trailer.producerSignal === null) {
+      const elapsedMs = Date.now() - started;
+      const report: PartReport = { id: source.part.id, status: 'sent', bytes: trailer.bytes, elapsedMs, rate: elapsedMs > 0 ? (trailer.bytes * 1000) / elapsedMs : trailer.bytes, path: session.path ?? options.transport.name, attempts: attempt, sha256: trailer.sha256 };
+      reports.push(report);
+      bus.emit('migrate.part', { app: app.name, stream: source.part.id, message: `${source.part.id}: ${formatBytes(report.bytes)} in ${(elapsedMs / 1000).toFixed(1)} s (${formatBytes(report.rate)}/s, path ${report.path}${attempt > 1 ? `, attempt ${attempt}` : ''})`, data: { ...report } });
+      return;
+    }
+    if (targetFailed() || options.signal?.aborted) throw new DeployError('transport', 'TARGET_FAILED', `sending ${source.part.id} stopped: the target failed`);
+    const why = stalled === 'producer' ? `it wrote no byte for ${options.stallSeconds} s` : trailer.producerSignal ? `killed by ${trailer.producerSignal}` : `exit ${String(trailer.producerExit)}`;
+    if (attempt > options.retries) {
+      throw new TransportError('PRODUCER_FAILED', `the producer of ${source.part.id} (\`${displayArgv(source.producer.slice(0, 3))} ...\`) failed on ${options.source.hostName}: ${why}${trailer.producerStderrTail ? `\n  ${trailer.producerStderrTail.split('\n').slice(-3).join('\n  ')}` : ''}`, {
+        hint: 'See the producer stderr above; its output was incomplete and not used on the target. Fix the cause and run the migration again.',
+      });
+    }
+    bus.emit('migrate.retry', { app: app.name, level: 'warn', message: `${source.part.id}: the producer failed (${why}); sending the part again (attempt ${attempt + 1})` });
+  }
+}
+
+/** Runs `deploy receive --check` on the target with the header: its answer, without changing anything there. */
+async function checkTarget(options: SourceRunOptions, header: MigrationHeader, checkArgv: readonly string[]): Promise<Acceptance> {
+  const bytes = new PassThrough();
+  const chunks: Buffer[] = [];
+  bytes.on('data', (chunk: Buffer) => chunks.push(chunk));
+  const writer = new BundleWriter(bytes);
+  await writer.writeHeader(header);
+  // Draft contents: the metadata the volumes need carried (known before the backup), so the target plans every step.
+  const volumes = Object.fromEntries(options.app.manifest.volumes.map((volume) => [volume.name, { listing: [], fidelity: options.preflight.fidelity[volume.name]! }]));
+  await writer.writeContents({ archive: options.newArchive, volumes });
+  const args = checkArgv.slice(options.targetDeploy.command.length + options.targetDeploy.globalArgs.length).filter((word) => word !== '--json' && word !== '--quiet');
+  const report = await options.targetDeploy.json<TargetReport>(args, { input: Buffer.concat(chunks), acceptExitCodes: [1, 3, 4, 5, 6, 7] });
+  return report.ok ? { accepted: true, ...(report.resumable ? { resumable: report.resumable } : {}), report } : { accepted: false, report };
+}
+
+/** Row counts the source took right after the backup that made `archive` (from its run records). */
+async function readRowCountsOfArchive(options: SourceRunOptions, archive: string): Promise<Record<string, number> | undefined> {
+  const dir = journalDir(options.source.stateDir, options.app.name);
+  for (const name of (await readdir(dir).catch(() => [] as string[])).sort().reverse()) {
+    const lines = await Journal.read(join(dir, name)).catch(() => []);
+    const backup = lines.find((line) => line.step === 'backup' && line.status === 'ok' && line.detail?.archive === archive && line.detail?.sourceRowsAtBackup !== undefined);
+    if (backup) return backup.detail!.sourceRowsAtBackup as Record<string, number>;
+  }
+  return undefined;
+}
+
+/** The contents record: each volume's listing with SHA-256 from the archive, metadata, row counts, settings. */
+async function buildContents(options: SourceRunOptions, archive: string, rowCounts: Record<string, number> | undefined, reusedArchiveOf: string | undefined, tempDir: string): Promise<MigrationContents> {
+  const { app, preflight } = options;
+  const volumes: Record<string, MigrationContents['volumes'][string]> = {};
+  for (const volume of app.manifest.volumes) {
+    const path = volume.path.replace(/\/$/, '');
+    volumes[volume.name] = { listing: await listArchivedVolume(options.localHost, preflight.borgEnv, archive, path), fidelity: preflight.fidelity[volume.name]! };
+  }
+  let databaseSettings: string | undefined;
+  const engine = preflight.engine;
+  const name = app.manifest.database.name;
+  if (engine?.settings && name) {
+    const producer = preflight.archiveHasDump ? { argv: ['borg', 'extract', '--stdout', `::${archive}`, engine.archivedDumpPath(name)], env: preflight.borgEnv } : { argv: ['pg_dump', '--format=custom', '--schema-only', '--no-password', `--dbname=${name}`] };
+    databaseSettings = await readDumpSettings(options.localHost, producer, engine.settings, tempDir);
+  }
+  let historyArchives: string[] | undefined;
+  if (options.withHistory) {
+    const listed = await options.localHost.run({ argv: ['borg', 'list', '--short'], env: preflight.borgEnv });
+    historyArchives = listed.stdout.split('\n').filter(Boolean);
+  }
+  return {
+    archive,
+    ...(reusedArchiveOf ? { reusedArchiveOf } : {}),
+    volumes,
+    ...(rowCounts ? { rowCounts } : {}),
+    ...(databaseSettings !== undefined ? { databaseSettings } : {}),
+    ...(historyArchives ? { historyArchives } : {}),
+  };
+}
