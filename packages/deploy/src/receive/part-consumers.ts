@@ -169,10 +169,10 @@ export async function receiveTarPart(host: Host, attempt: PartAttempt, dir: stri
   return outcome;
 }
 
-/** Restores a database part by piping it (through `filter`) into `argv`. */
-export async function receiveCommandPart(host: Host, attempt: PartAttempt, argv: readonly string[], filter: Transform | undefined, where: string, onBytes?: PartMeter, signal?: AbortSignal): Promise<PartOutcome> {
+/** Restores a database part by piping it into `argv`. */
+export async function receiveCommandPart(host: Host, attempt: PartAttempt, argv: readonly string[], where: string, onBytes?: PartMeter, signal?: AbortSignal): Promise<PartOutcome> {
   const consumer = host.spawn({ argv, stdin: 'pipe', label: `${attempt.part} consumer` });
-  return feedProcess(attempt, consumer, filter === undefined ? [] : [filter], where, onBytes, signal);
+  return feedProcess(attempt, consumer, [], where, onBytes, signal);
 }
 
 /** Writes a part to a file (0600) in a fresh 0700 dir: a database dump held until the commit. */

@@ -598,7 +598,7 @@ class TargetRun {
           this.#journal!.undo({ kind: 'drop-database', name: layout.stageDatabase, resumable: true });
           await engine.dropDatabase(sql, layout.stageDatabase).catch(() => undefined);
           await staging.createStaging(sql, layout.stageDatabase, this.#contents!.databaseSettings);
-          const outcome = await receiveCommandPart(host, attempt, staging.restoreConsumer(layout.stageDatabase).argv, undefined, layout.appsRoot, onBytes, stall.signal);
+          const outcome = await receiveCommandPart(host, attempt, staging.restoreConsumer(layout.stageDatabase).argv, layout.appsRoot, onBytes, stall.signal);
           if (!outcome.ok) await engine.dropDatabase(sql, layout.stageDatabase);
           return outcome;
         }
