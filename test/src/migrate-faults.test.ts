@@ -138,9 +138,24 @@ test('a migration interrupted in every step, or killed on either side mid-part, 
       await interrupt('start', /notes@b > \[start\]/, { pause: 'b', script: 'start' });
     });
 
+    await t.test('the connection drops in the database part (the bundle is cut off there): no database on b, the verified volumes kept', async () => {
+      const run = startMigrate(lab, ['--retries', '0']);
+      await run.waitFor(/notes@b > \[receive:database\]/);
+      // The ssh client carrying the session on a: killing it cuts the bundle off mid-part.
+      const session = listLabProcesses(lab).find((p) => p.host === 'a' && p.argv[0] === 'ssh' && (p.argv.at(-1) ?? '').includes('deploy receive notes --from -'));
+      assert.ok(session, `the ssh session of the migration on a: ${listLabProcesses(lab).filter((p) => p.host === 'a' && p.argv[0] === 'ssh').map((p) => p.argv.join(' ')).join(' | ')}`);
+      process.kill(session.pid, 'SIGKILL');
+      const report = await assertCleanAfter(await run.done, 5, 'the connection cut off in the database part');
+      assert.equal(report.failure?.stage, 'transport');
+      const kept = report.targetRecovery?.recovered.flatMap((recovered) => recovered.keptParts) ?? [];
+      assert.ok(!kept.includes('database'), 'the cut-off database part is not kept');
+      assert.equal((await runOrThrow(b, `psql -X -At -d postgres -c "SELECT count(*) FROM pg_database WHERE datname = 'notes' OR datname LIKE 'dk\\_%'"`)).trim(), '0', 'no database of the run on b, under any name');
+    });
+
     let killedTarget = '';
     await t.test('SIGKILL of the target-side run in the third part: the source has b cleaned up, the verified uploads kept', async () => {
-      const run = startMigrate(lab, ['--retries', '0']);
+      // Afresh (the parts kept by the run before are dropped), so the third part really streams.
+      const run = startMigrate(lab, ['--retries', '0', '--no-resume']);
       await run.waitFor(/notes@b > \[receive:volume:logs\]/);
       const receiver = await waitForProcess(lab, (p) => p.host === 'b' && isTargetRun(p, 'notes'), 10_000, 'deploy receive notes on b');
       process.kill(receiver.pid, 'SIGKILL');

@@ -12,6 +12,7 @@ import {
   GUESTBOOK_DIR,
   assertExit,
   deployOnA,
+  countSessions,
   findRunLeftovers,
   isTargetRun,
   parseReport,
@@ -129,10 +130,11 @@ test('guestbook (MariaDB) migrate: refusals, target-side run killed mid-part, re
       assert.equal(existsSync(`${hostA.stateDir}/locks/guestbook.lock`), false, 'the source lock was released');
     });
 
-    await t.test('re-run completes: user logs in with its password on b, same grants, identical rows and volume', async () => {
+    await t.test('re-run completes over one ssh session: user logs in with its password on b, same grants, identical rows and volume', async () => {
       await mysql(a, "INSERT INTO guestbook.entries (author, message) VALUES ('after', 'written between the runs')");
-      const run = await deployOnA(lab, ['migrate', 'guestbook', '--to', 'b', '--json']);
+      const { result: run, sessions } = await countSessions(lab, 'b', () => deployOnA(lab, ['migrate', 'guestbook', '--to', 'b', '--json']));
       assertExit(run, 0, 're-run of migrate');
+      assert.deepEqual(sessions.map((session) => isTargetRun(session, 'guestbook')), [true], 'one ssh session carried the migration');
       const report = parseReport(run);
       assert.equal(report.ok, true);
       assert.notEqual(report.runId, killedRunId);
@@ -186,6 +188,21 @@ test('guestbook (MariaDB) migrate: refusals, target-side run killed mid-part, re
       assert.deepEqual((await mysql(c, GRANTS_SQL)).split('\n').filter(Boolean).sort(), (await mysql(a, GRANTS_SQL)).split('\n').filter(Boolean).sort());
       assert.deepEqual(await findRunLeftovers(lab, 'c', report.runId, { postgres: false, mariadb: true }).then((found) => found.filter((line) => !line.startsWith('process'))), []);
       assert.deepEqual(await findRunLeftovers(lab, 'a', report.runId, { postgres: false }), [], 'the staged file on the source is gone');
+    });
+
+    await t.test('over the local transport to c again, replacing the copy there: the replaced database was kept aside as a dump and dropped after', async () => {
+      const c = labShell(lab, 'c');
+      await mysql(c, "INSERT INTO guestbook.entries (author, message) VALUES ('only on c', 'replaced')");
+      await mysql(a, "INSERT INTO guestbook.entries (author, message) VALUES ('local', 'over the local transport')");
+      const run = await deployOnA(lab, ['migrate', 'guestbook', '--to', 'c', '--transport', 'local', '--replace', '--json']);
+      assertExit(run, 0, 'migrate over local with --replace');
+      const report = parseReport(run);
+      assert.equal(report.transport, 'local');
+      assert.equal(report.targetReport?.verification.ok, true, JSON.stringify(report.targetReport?.verification));
+      assert.equal(await mysql(c, ENTRIES_SQL), await mysql(a, ENTRIES_SQL));
+      assert.doesNotMatch(await mysql(c, ENTRIES_SQL), /only on c/);
+      assert.deepEqual((await mysql(c, GRANTS_SQL)).split('\n').filter(Boolean).sort(), (await mysql(a, GRANTS_SQL)).split('\n').filter(Boolean).sort());
+      assert.deepEqual(await findRunLeftovers(lab, 'c', report.runId, { postgres: false, mariadb: true }).then((found) => found.filter((line) => !line.startsWith('process'))), []);
     });
   });
 });

@@ -1,5 +1,6 @@
 import { TransportError, type AppManifest } from '@deploykit/core';
 import { formatIssue, validateManifestText } from '@deploykit/manifest';
+import type { DatabaseEngine } from '../database/engine.js';
 import type { FileDigest } from './checksums.js';
 import type { FidelityMetadata } from './fidelity.js';
 
@@ -22,7 +23,7 @@ export interface MigrationPart {
 
 /** The database of the app being moved, as the target needs it before any part arrives. */
 export interface MigrationDatabase {
-  readonly engine: 'postgres' | 'mariadb';
+  readonly engine: DatabaseEngine['kind'];
   readonly name: string;
   readonly roles: readonly string[];
   readonly bytes: number;

@@ -668,7 +668,7 @@ async function sendPart(
       const elapsed = Date.now() - started;
       const rate = elapsed > 0 ? (meter.bytes * 1000) / elapsed : 0;
       const eta = source.part.expectedBytes > meter.bytes && rate > 0 ? `, ETA ${Math.round((source.part.expectedBytes - meter.bytes) / rate)} s` : '';
-      bus.emit('stream.progress', { app: app.name, stream: source.part.id, message: `${source.part.id}: ${formatBytes(meter.bytes)} at ${formatBytes(rate)}/s${eta}`, data: { bytes: meter.bytes, rate, side: 'producer' } });
+      bus.emit('stream.progress', { app: app.name, stream: source.part.id, message: `${source.part.id}: ${formatBytes(meter.bytes)} at ${formatBytes(Math.round(rate))}/s${eta}`, data: { bytes: meter.bytes, rate, side: 'producer' } });
     });
     // No byte for the window: a producer that stopped writing, or a transfer that stopped taking bytes.
     let stalled: 'producer' | 'transfer' | undefined;
@@ -704,7 +704,7 @@ async function sendPart(
       const elapsedMs = Date.now() - started;
       const report: PartReport = { id: source.part.id, status: 'sent', bytes: trailer.bytes, elapsedMs, rate: elapsedMs > 0 ? (trailer.bytes * 1000) / elapsedMs : trailer.bytes, path: session.path ?? options.transport.name, attempts: attempt, sha256: trailer.sha256 };
       reports.push(report);
-      bus.emit('migrate.part', { app: app.name, stream: source.part.id, message: `${source.part.id}: ${formatBytes(report.bytes)} in ${(elapsedMs / 1000).toFixed(1)} s (${formatBytes(report.rate)}/s, path ${report.path}${attempt > 1 ? `, attempt ${attempt}` : ''})`, data: { ...report } });
+      bus.emit('migrate.part', { app: app.name, stream: source.part.id, message: `${source.part.id}: ${formatBytes(report.bytes)} in ${(elapsedMs / 1000).toFixed(1)} s (${formatBytes(Math.round(report.rate))}/s, path ${report.path}${attempt > 1 ? `, attempt ${attempt}` : ''})`, data: { ...report } });
       return;
     }
     if (targetFailed() || options.signal?.aborted) throw new DeployError('transport', 'TARGET_FAILED', `sending ${source.part.id} stopped: the target failed`);

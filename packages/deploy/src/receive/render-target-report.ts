@@ -40,7 +40,14 @@ export function renderTargetReport(report: TargetReport): string {
     return lines.join('\n');
   }
   if (report.ok) {
-    lines.push('', `Received ${report.app} from ${report.source ?? '?'} in ${formatDuration(report.durationMs)}: verified, installed, started and healthy${report.baseUrl ? ` at ${report.baseUrl}` : ''}.`);
+    lines.push(
+      '',
+      `Received ${report.app} from ${report.source ?? '?'} in ${formatDuration(report.durationMs)}: verified, installed, started and healthy${report.baseUrl ? ` at ${report.baseUrl}` : ''}. Cutover checklist:`,
+      '  [x] files: every volume file matches the archive (count, bytes, SHA-256); database rows as at the backup',
+      `  [x] health checks pass here${report.baseUrl ? ` (${report.baseUrl})` : ''}`,
+      `  [ ] stop writes on the source: deploy stop ${report.app} (on ${report.source ?? 'the source host'})`,
+      `  [ ] point DNS here, watch the logs, then retire the source copy`,
+    );
   } else if (report.failure) {
     lines.push('', `Receiving ${report.app} FAILED at step [${report.failure.step}] (${report.failure.stage}): ${report.failure.message}`, ...(report.failure.hint ? [`  next: ${report.failure.hint}`] : []));
   }

@@ -1,6 +1,7 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import type { DatabaseEngine } from '../database/engine.js';
 
 /**
  * One thing a target-side run did, as the action that undoes it. Written to the run record BEFORE
@@ -32,7 +33,7 @@ export type TargetOutcome = 'finished' | 'rolled-back' | 'kept-for-resume' | 're
 
 /** One line of a target-side run record (`<state>/apps/<app>/incoming/<run id>.jsonl`). */
 export type TargetJournalLine =
-  | { readonly t: 'run'; readonly app: string; readonly runId: string; readonly source: string; readonly pid: number; readonly startTicks: number; readonly parts: readonly string[]; readonly engine?: 'postgres' | 'mariadb' }
+  | { readonly t: 'run'; readonly app: string; readonly runId: string; readonly source: string; readonly pid: number; readonly startTicks: number; readonly parts: readonly string[]; readonly engine?: DatabaseEngine['kind'] }
   | { readonly t: 'archive'; readonly archive: string }
   | { readonly t: 'plan'; readonly steps: readonly { readonly id: string; readonly kind: string; readonly title: string; readonly commands: readonly string[] }[] }
   | { readonly t: 'step'; readonly step: string; readonly status: 'start' | 'ok' | 'failed' | 'reused'; readonly detail?: Readonly<Record<string, unknown>> }
@@ -101,7 +102,7 @@ export interface RecordedRun {
   readonly pid: number;
   readonly startTicks: number;
   /** The database engine of the app (its undo actions need it). */
-  readonly engine?: 'postgres' | 'mariadb';
+  readonly engine?: DatabaseEngine['kind'];
   readonly outcome?: TargetOutcome;
   readonly archive?: string;
   /** Undo actions not yet undone nor cancelled, in the order they were recorded. */

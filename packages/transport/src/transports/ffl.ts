@@ -89,6 +89,7 @@ export const fflTransport: Transport = {
     const errors = new PassThrough();
     let command: HostProcess | undefined;
     let delivered = false;
+    let commandEnded = false;
     let connected = false;
     let transportBytes = 0;
     let resolveLink!: (link: string) => void;
@@ -147,6 +148,7 @@ export const fflTransport: Transport = {
         return { result, failure: senderFailure(result) };
       }
       const result = await command!.wait();
+      commandEnded = true;
       // The sender exits a few seconds after the last byte (ACK wait); give it that, then SIGINT.
       await waitAtMost(senderExit, SENDER_EXIT_GRACE_MS);
       if (!delivered) sender.kill('SIGINT');
@@ -168,10 +170,10 @@ export const fflTransport: Transport = {
         aborted ??= (async () => {
           // SIGINT is ffl's clean stop (events, cache removed); SIGTERM/SIGKILL leave files behind.
           sender.kill('SIGINT');
-          command?.kill('SIGTERM');
+          if (!commandEnded) command?.kill('SIGTERM');
           await Promise.all([waitAtMost(senderExit, 3000), waitAtMost(command?.wait() ?? Promise.resolve(), 3000)]);
           sender.kill('SIGKILL');
-          command?.kill('SIGKILL');
+          if (!commandEnded) command?.kill('SIGKILL');
           await stopTail();
         })();
         return aborted;

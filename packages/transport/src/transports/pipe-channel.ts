@@ -20,7 +20,9 @@ export function startPipeChannel(
   const sink = proc.stdin;
   if (sink === null) throw new TypeError('the target command has no stdin pipe');
   sink.on('error', () => undefined);
+  let ended = false;
   const exited = proc.wait().then((result) => {
+    ended = true;
     const failure = options.classifyExit?.(result);
     return { result, ...(failure === undefined ? {} : { failure }) };
   });
@@ -39,6 +41,8 @@ export function startPipeChannel(
     abort() {
       aborted ??= (async () => {
         sink.destroy();
+        // A command that ended needs no signal (over ssh that would cost another session).
+        if (ended) return;
         proc.kill('SIGTERM');
         await waitAtMost(exited, 3000);
         proc.kill('SIGKILL');

@@ -88,6 +88,7 @@ export const scpTransport: Transport = {
     let command: HostProcess | undefined;
     let copied = 0;
     let aborting = false;
+    let commandEnded = false;
     sink.on('error', (error) =>
       context.report({ stage: 'sender', code: 'SCP_STAGING_WRITE', message: `cannot write the staged file ${localFile}: ${error.message}`, at: Date.now(), hint: 'Free space on the source, or use a streaming transport.' }),
     );
@@ -137,6 +138,7 @@ export const scpTransport: Transport = {
         command.stdout.pipe(output);
         command.stderr.pipe(errors);
         const result = await command.wait();
+        commandEnded = true;
         return { result };
       } finally {
         await removeCopies();
@@ -158,7 +160,7 @@ export const scpTransport: Transport = {
         aborted ??= (async () => {
           aborting = true;
           if (!sink.writableFinished) sink.destroy();
-          if (command !== undefined) {
+          if (command !== undefined && !commandEnded) {
             command.kill('SIGTERM');
             await waitAtMost(command.wait(), 3000);
             command.kill('SIGKILL');
