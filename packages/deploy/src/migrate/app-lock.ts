@@ -58,13 +58,13 @@ export interface AppLock extends AsyncDisposable {
 /**
  * Takes an app's lock (O_EXCL file with the holder's pid, start time, host and run id). A lock whose
  * holder is dead (or whose pid now belongs to another process) is stale and replaced; a live one
- * is refused with a ConflictError naming the holder. `pid` lets a remote `deploy receive lock` hold
- * the lock on behalf of a longer-lived process.
+ * is refused with a ConflictError naming the holder, after waiting up to `waitMs` for it to let go
+ * (a target-side run that lost its input rolls back on its own before it releases the lock).
  */
-export async function acquireAppLock(options: { stateDir: string; app: string; runId: string; command: string; pid?: number }): Promise<AppLock> {
+export async function acquireAppLock(options: { stateDir: string; app: string; runId: string; command: string; waitMs?: number }): Promise<AppLock> {
   const path = lockPath(options.stateDir, options.app);
   await mkdir(dirname(path), { recursive: true });
-  const pid = options.pid ?? process.pid;
+  const pid = process.pid;
   const holder: LockHolder = {
     app: options.app,
     pid,
@@ -75,6 +75,7 @@ export async function acquireAppLock(options: { stateDir: string; app: string; r
     since: new Date().toISOString(),
   };
   let replacedStale: LockHolder | undefined;
+  const deadline = Date.now() + (options.waitMs ?? 0);
   for (let attempt = 0; attempt < 3; attempt += 1) {
     try {
       const handle = await open(path, 'wx', 0o644);
@@ -94,6 +95,12 @@ export async function acquireAppLock(options: { stateDir: string; app: string; r
         return { holder: current, release, [Symbol.asyncDispose]: release };
       }
       if (current && isHolderAlive(current)) {
+        if (Date.now() < deadline) {
+          // Waiting for a live holder to finish: not an attempt lost to a race.
+          attempt -= 1;
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          continue;
+        }
         throw new ConflictError('APP_LOCKED', `${options.app} is locked by "${current.command}" (run ${current.runId}, pid ${current.pid} on ${current.host}, since ${current.since})`, {
           hint: `Wait for that run to finish, or stop it (kill ${current.pid}); a lock of a dead process is released automatically.`,
           details: { holder: current },

@@ -609,6 +609,8 @@ class SourceRun {
     const options = this.#options;
     try {
       this.#targetRecovery = await options.targetDeploy.json<RecoverReport>(['receive', options.app.name, '--recover'], { acceptExitCodes: [7], timeoutMs: 10 * 60_000 });
+      const failure = this.#targetRecovery.failure;
+      if (failure) options.bus.emit('migrate.recovered', { app: options.app.name, level: 'warn', message: `could not clean up on ${options.targetName}: ${failure.message}${failure.hint ? ` (${failure.hint})` : ''}` });
       for (const run of this.#targetRecovery.recovered) {
         options.bus.emit('migrate.recovered', { app: options.app.name, message: `${options.targetName}: cleaned up after run ${run.runId}${run.outcome === 'kept' ? `, keeping ${run.keptParts.join(', ')} for a resume` : ''}` });
       }

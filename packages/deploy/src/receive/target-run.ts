@@ -121,6 +121,9 @@ export async function runTargetSide(options: TargetRunOptions): Promise<TargetRe
   return new TargetRun(options).run();
 }
 
+/** How long `--recover` waits for a run that still holds the app's lock (rolling back on its own) to end. */
+const RECOVER_LOCK_WAIT_MS = 120_000;
+
 /** What `deploy receive <app> --recover` did: earlier runs of the app on this host, cleaned up or kept for a resume. */
 export interface RecoverReport {
   readonly ok: boolean;
@@ -139,7 +142,8 @@ export async function recoverTargetRuns(options: { app: string; host: Host; host
   const { app, hostContext } = options;
   let lock: AppLock | undefined;
   try {
-    lock = await acquireAppLock({ stateDir: hostContext.stateDir, app, runId: options.runId, command: `deploy receive ${app} --recover` });
+    // A run that lost its input (the source's connection dropped) is still rolling back: wait for it.
+    lock = await acquireAppLock({ stateDir: hostContext.stateDir, app, runId: options.runId, command: `deploy receive ${app} --recover`, waitMs: RECOVER_LOCK_WAIT_MS });
     // The Borg repository path (for the layout) comes from the app's manifest where one is here.
     const manifest = await newestManifest(hostContext, app);
     const environment = { host: options.host, hostContext, bus: options.bus };
