@@ -1,16 +1,20 @@
 #!/usr/bin/env node
 // The deploykit demo (`npm run demo`, which builds first): a two-host lab on loopback, the notes sample app
 // installed, used, backed up, damaged and restored on host a, then migrated to host b by streaming and
-// verified there - every step through the real `deploy` CLI.
+// verified there, then once more in pairing mode (b no longer trusts a's ssh key) - every step through the
+// real `deploy` CLI.
 //
 // Structure: STEPS is a list of small async functions sharing one `demo` object. To extend the demo (e.g. a
 // migration from host a to host b), write another step and add it to STEPS; `deploy(host, ...args)` runs a
 // command the way a user would type it and `say()` narrates.
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { labStatus, startLab } from '@deploykit/testlab';
 import { NotesClient, REPO_ROOT, parseCredentials, labShell, runDeploy, runOrThrow } from '../test/dist/helpers/index.js';
+import { openTerminal } from '../test/dist/migrate-lab.js';
 
 // The lab lives in <repo>/.lab like `npm run lab -- up`'s; DEPLOY_DEMO_LAB_DIR picks another dir (e.g. while a lab runs there).
 const LAB_DIR = process.env.DEPLOY_DEMO_LAB_DIR ?? join(REPO_ROOT, '.lab');
@@ -165,7 +169,52 @@ async function checkOnB() {
   const there = demo.notes.filter((title) => page.includes(title));
   say(`b: notes on the page: ${there.map((t) => `"${t}"`).join(', ') || 'none'}`);
   if (!same || there.length !== demo.notes.length) throw new Error('the migrated app on b does not match host a');
-  say('Cutover: stop the app on a, point DNS at b. (The demo stops here and tears the lab down.)');
+  say('Cutover: stop the app on a, point DNS at b.');
+}
+
+/** Prints a terminal's output line by line, each line marked with the host it came from. */
+function terminalEcho(host) {
+  let rest = '';
+  return (chunk) => {
+    const lines = (rest + chunk.replace(/\r/g, '')).split('\n');
+    rest = lines.pop() ?? '';
+    for (const line of lines) process.stdout.write(`${color('2', `[${host}]`)} ${line}\n`);
+    // A prompt waits without a newline: show it at once.
+    if (/: $/.test(rest)) {
+      process.stdout.write(`${color('2', `[${host}]`)} ${rest}\n`);
+      rest = '';
+    }
+  };
+}
+
+async function pairIt() {
+  const lab = demo.lab;
+  say('Pairing mode is for a fresh host that a cannot SSH into. To show it, b stops trusting a\'s key:');
+  say('only b\'s own operator (a key of their own) logs in there from now on.');
+  const operatorKey = join(lab.dir, 'operator_ed25519');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'operator-of-b', '-f', operatorKey]);
+  writeFileSync(lab.host('b').authorizedKeysPath, readFileSync(`${operatorKey}.pub`, 'utf8'), { mode: 0o600 });
+  const probe = await labShell(lab, 'a').run(`ssh -F ${lab.sshConfigPath} b true`);
+  process.stdout.write(`\n${color('1', '[host a]$ ssh b true')}\n${probe.stderr.trim()} (exit ${probe.exitCode})\n`);
+  if (probe.exitCode === 0) throw new Error('a can still ssh into b');
+
+  say('On a\'s terminal: back up, share the bundle with ffl (the stand-in here, with ffl\'s real delays),');
+  say('print the command for b and the pickup code - the code only on this terminal, never in a log.');
+  process.stdout.write(`\n${color('1', '[host a]$ deploy migrate notes --pair')}\n`);
+  const source = openTerminal(lab, 'a', 'deploy migrate notes --pair --wait 600', { echo: terminalEcho('a') });
+  const [, link] = await source.waitFor(/Link:\s+(\S+)/);
+  const [, code] = await source.waitFor(/Pickup code:\s+(\d{6})/);
+
+  say('On b\'s terminal, its operator runs the printed command (with --replace: b runs notes already) and');
+  say('types the code from a\'s screen at the prompt (no echo). b pulls the bundle and does every step itself.');
+  process.stdout.write(`\n${color('1', `[host b]$ deploy receive notes --from ${link} --replace`)}\n`);
+  const target = openTerminal(lab, 'b', `deploy receive notes --from ${link} --replace`, { identity: operatorKey, echo: terminalEcho('b') });
+  await target.waitFor(/Pickup code \(shown on the source's terminal\): /);
+  target.type(`${code}\r`);
+  const [targetExit, sourceExit] = [await target.done, await source.done];
+  if (targetExit !== 0 || sourceExit !== 0) throw new Error(`pairing failed: deploy receive on b exited ${targetExit}, deploy migrate --pair on a ${sourceExit}`);
+  say('a exits once ffl reports the bundle delivered; b\'s report above is the verdict. Same app on b:');
+  await checkOnB();
 }
 
 /** The demo, in order. Add steps here. */
@@ -180,6 +229,7 @@ const STEPS = [
   ['Plan the migration of notes from host a to host b', planTheMigration],
   ['Migrate notes to host b', migrateIt],
   ['Use the app on host b', checkOnB],
+  ['Pairing mode: migrate again to b, which a cannot SSH into', pairIt],
 ];
 
 // ---- runner -----------------------------------------------------------------------------------------

@@ -1,12 +1,14 @@
 // Shared by the migrate end-to-end tests: run `deploy migrate` on lab host a, read its report and both
 // run records, find the lab's processes per host through /proc (all lab hosts share this kernel), and
 // find everything a run left on a host by its run id.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import type { Lab } from '@deploykit/testlab';
-import { labShell, runDeploy, runOrThrow, type DeployRun } from './helpers/index.js';
+import { labShell, runDeploy, runOrThrow, type DbFingerprint, type DeployRun, type Shell } from './helpers/index.js';
 
 /** The guestbook fixture app (MariaDB) in the source tree. */
 export const GUESTBOOK_DIR = fileURLToPath(new URL('../fixtures/guestbook', import.meta.url));
@@ -189,7 +191,7 @@ function databaseRunTag(runId: string): string {
  * state dir and temp dir whose names carry it, PostgreSQL databases named after it, and a lock held
  * in its name. Kept verified parts (a resume) show up as their staging root and database.
  */
-export async function findRunLeftovers(lab: Lab, host: string, runId: string, options: { postgres?: boolean; mariadb?: boolean } = {}): Promise<string[]> {
+export async function findRunLeftovers(lab: Lab, host: string, runId: string, options: { postgres?: boolean; mariadb?: boolean; shell?: Shell } = {}): Promise<string[]> {
   const target = lab.host(host);
   const found: string[] = [];
   const ofRun = (text: string): boolean => text.includes(runId);
@@ -216,12 +218,104 @@ export async function findRunLeftovers(lab: Lab, host: string, runId: string, op
   }
   const tag = databaseRunTag(runId);
   if (options.postgres !== false) {
-    const databases = await runOrThrow(labShell(lab, host), `psql -X -At -d postgres -c "SELECT datname FROM pg_database WHERE datname LIKE 'dk\\_%'"`);
+    const databases = await runOrThrow(options.shell ?? labShell(lab, host), `psql -X -At -d postgres -c "SELECT datname FROM pg_database WHERE datname LIKE 'dk\\_%'"`);
     for (const name of databases.split('\n').filter(Boolean)) if (name.includes(tag)) found.push(`database ${name}`);
   }
   if (options.mariadb === true) {
-    const schemas = await runOrThrow(labShell(lab, host), `mysql --batch --skip-column-names -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'dk\\_%'"`);
+    const schemas = await runOrThrow(options.shell ?? labShell(lab, host), `mysql --batch --skip-column-names -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'dk\\_%'"`);
     for (const name of schemas.split('\n').filter(Boolean)) if (name.includes(tag)) found.push(`database ${name}`);
   }
   return found;
+}
+
+/** Every text file under `dir` except Borg repositories and caches (encrypted or binary chunk stores). */
+export function readStateFiles(dir: string): { path: string; text: string }[] {
+  const files: { path: string; text: string }[] = [];
+  const walk = (current: string): void => {
+    for (const entry of readdirSync(current, { withFileTypes: true })) {
+      const path = join(current, entry.name);
+      if (entry.isDirectory()) {
+        if (entry.name !== 'borg') walk(path);
+      } else if (entry.isFile() && statSync(path).size < 32 * 1024 * 1024) files.push({ path, text: readFileSync(path, 'latin1') });
+    }
+  };
+  if (existsSync(dir)) walk(dir);
+  return files;
+}
+
+/** True when `text` holds `secret`; a 6-digit pickup code counts only where it is not part of a longer number. */
+export function containsSecret(text: string, secret: string): boolean {
+  if (/^\d+$/.test(secret)) return new RegExp(`(^|[^0-9:])${secret}($|[^0-9])`).test(text);
+  return text.includes(secret);
+}
+
+/** An operator's terminal on a lab host: `ssh -tt` (a pty there), what it printed, keys typed into it. */
+export interface TerminalSession {
+  /** Resolves with the first match of `pattern` in the output (ANSI colours and CRs removed). */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** Types into the terminal (`\r` is Enter, `\u0003` Ctrl+C). */
+  type(text: string): void;
+  output(): string;
+  /** The remote command's exit code (ssh passes it on). */
+  readonly done: Promise<number>;
+  /** Hangs up (the local ssh client killed; the remote side sees its terminal go) and waits for the end. */
+  hangUp(): Promise<number>;
+}
+
+/** Opens `ssh -tt` to a lab host running `command` in a pty (with the lab's key, or `identity`). */
+export function openTerminal(lab: Lab, host: string, command: string, options: { identity?: string; echo?: (text: string) => void } = {}): TerminalSession {
+  lab.host(host);
+  const child = spawn('ssh', ['-F', lab.sshConfigPath, '-tt', ...(options.identity ? ['-i', options.identity] : []), host, '--', command], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let text = '';
+  const waiters: { pattern: RegExp; resolve: (match: RegExpMatchArray) => void }[] = [];
+  const clean = (raw: string): string => raw.replace(/\u001b\[[0-9;]*[A-Za-z]/g, '').replace(/\r/g, '');
+  const onData = (chunk: Buffer): void => {
+    options.echo?.(chunk.toString('utf8'));
+    text += clean(chunk.toString('utf8'));
+    for (const waiter of [...waiters]) {
+      const match = text.match(waiter.pattern);
+      if (match) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve(match);
+      }
+    }
+  };
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
+  child.stdin.on('error', () => undefined);
+  const done = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? 255)));
+  return {
+    waitFor(pattern, timeoutMs = 180_000) {
+      const match = text.match(pattern);
+      if (match) return Promise.resolve(match);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no output matching ${pattern} within ${timeoutMs} ms on ${host}; so far:\n${text.slice(-3000)}`)), timeoutMs);
+        waiters.push({ pattern, resolve: (found) => (clearTimeout(timer), resolve(found)) });
+        void done.then(() => setTimeout(() => {
+          const at = waiters.findIndex((waiter) => waiter.pattern === pattern);
+          if (at < 0) return;
+          waiters.splice(at, 1);
+          clearTimeout(timer);
+          reject(new Error(`the session on ${host} ended without output matching ${pattern}; it printed:\n${text.slice(-3000)}`));
+        }, 200));
+      });
+    },
+    type: (keys) => void child.stdin.write(keys),
+    output: () => text,
+    done,
+    hangUp() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return done;
+    },
+  };
+}
+
+/**
+ * The notes database as a migration must carry it: the app's own health check logs in on the target
+ * (a session row, a fresh scrypt salt in users.password_hash, a users_id_seq value used by its upsert),
+ * so users are compared by count and sessions not at all; everything else must be identical.
+ */
+export function comparableNotesDb(fingerprint: DbFingerprint): unknown {
+  const { 'public.sessions': _sessions, 'public.users': users, ...tables } = fingerprint.tables;
+  return { columns: fingerprint.columnsMd5, tables, users: users?.rows, notesSequence: fingerprint.sequences['public.notes_id_seq'] };
 }

@@ -7,36 +7,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { displayArgv, quoteWord } from '@deploykit/core';
 import type { Lab } from '@deploykit/testlab';
 import { NotesClient, dbFingerprint, diffTreeFingerprints, labShell, parseCredentials, runOrThrow, treeFingerprint, withLab } from './helpers/index.js';
-import { assertExit, countSessions, deployOnA, findRunLeftovers, isTargetRun, listLabProcesses, parseReport, readJournal, readTargetJournal, type LabProcess, type MigrateReportJson } from './migrate-lab.js';
+import { assertExit, comparableNotesDb, containsSecret, countSessions, deployOnA, findRunLeftovers, isTargetRun, listLabProcesses, parseReport, readJournal, readStateFiles, readTargetJournal, type LabProcess, type MigrateReportJson } from './migrate-lab.js';
 
 function sha256(data: Uint8Array | string): string {
   return createHash('sha256').update(data).digest('hex');
-}
-
-/** Every text file under `dir` except Borg repositories and caches (encrypted or binary chunk stores). */
-function readStateFiles(dir: string): { path: string; text: string }[] {
-  const files: { path: string; text: string }[] = [];
-  const walk = (current: string): void => {
-    for (const entry of readdirSync(current, { withFileTypes: true })) {
-      const path = join(current, entry.name);
-      if (entry.isDirectory()) {
-        if (entry.name !== 'borg') walk(path);
-      } else if (entry.isFile() && statSync(path).size < 32 * 1024 * 1024) files.push({ path, text: readFileSync(path, 'latin1') });
-    }
-  };
-  walk(dir);
-  return files;
-}
-
-/** True when `text` holds `secret`; a 6-digit pickup code counts only where it is not part of a longer number. */
-function containsSecret(text: string, secret: string): boolean {
-  if (/^\d+$/.test(secret)) return new RegExp(`(^|[^0-9:])${secret}($|[^0-9])`).test(text);
-  return text.includes(secret);
 }
 
 test('notes migrates over ssh (one session), ffl, scp and local with identical data, fidelity, history, plan = run, no secret leaks', { timeout: 600_000 }, async (t) => {
@@ -65,15 +44,9 @@ test('notes migrates over ssh (one session), ffl, scp and local with identical d
       const seconds = (fingerprint: typeof uploadsA): string[] =>
         fingerprint.entries.filter((entry) => entry.type !== 'd').map((entry) => `${entry.path} ${Math.floor(Number(entry.mtime))}`);
       assert.deepEqual(seconds(uploadsB), seconds(uploadsA), `mtimes on ${host} differ`);
-      // Both copies run: health login checks add sessions on each, and bin/install on the target re-seeds the
-      // admin (a fresh scrypt salt in users.password_hash, a users_id_seq value used by its upsert). Users are
-      // compared by count (the login below proves the password); everything else must be identical.
-      const comparable = (fingerprint: Awaited<ReturnType<typeof dbFingerprint>>): unknown => {
-        const { 'public.sessions': _sessions, 'public.users': users, ...tables } = fingerprint.tables;
-        return { columns: fingerprint.columnsMd5, tables, users: users?.rows, notesSequence: fingerprint.sequences['public.notes_id_seq'] };
-      };
+      // Both copies run: health login checks and bin/install change users and sessions (comparableNotesDb says how).
       const dbTarget = await dbFingerprint(shell, 'notes');
-      assert.deepEqual(comparable(dbTarget), comparable(await dbFingerprint(a, 'notes')));
+      assert.deepEqual(comparableNotesDb(dbTarget), comparableNotesDb(await dbFingerprint(a, 'notes')));
       assert.equal(dbTarget.tables['public.notes']?.rows, 2, 'the welcome note and the added one');
       const client = new NotesClient(`http://${target.address}:8080`);
       const css = await client.get('/static/style.css');
@@ -199,7 +172,7 @@ test('notes migrates over ssh (one session), ffl, scp and local with identical d
       const processes = [...sampled.values()];
       const isFfl = (p: LabProcess): boolean => p.argv.some((word) => /(^|\/)ffl$|\/ffl\/main\.js$/.test(word));
       const downloads = processes.filter((p) => isFfl(p) && p.argv.includes('download'));
-      assert.equal(new Set(downloads.map((p) => p.pid)).size, 1, `one ffl transfer carried the whole bundle (${downloads.length})`);
+      assert.equal(new Set(downloads.map((p) => p.pid)).size, 1, `one ffl transfer carried the whole bundle: ${downloads.map((p) => `${p.host} ${p.pid} ${p.argv.join(' ')}`).join(' | ')}\n${run.stderr.slice(-3000)}`);
       const pickupCodes = [...new Set(processes.filter(isFfl).flatMap((p) => (p.argv.includes('--pickup-code') ? [p.argv[p.argv.indexOf('--pickup-code') + 1]!] : [])))];
       assert.ok(pickupCodes.length === 1 && pickupCodes.every((code) => /^\d{6}$/.test(code)), `pickup codes seen: ${pickupCodes.join(', ')}`);
       const all = [...secrets, ...pickupCodes];

@@ -10,6 +10,7 @@ const host: LabHost = {
   address: '127.9.8.3',
   sshPort: 22,
   root: '/lab/b',
+  authorizedKeysPath: '/lab/b/keys/authorized_keys',
   appsRoot: '/lab/b/apps',
   stateDir: '/lab/b/state',
   pgSocketDir: '/lab/b/pg/run',

@@ -21,9 +21,9 @@ export function createLabHandle(record: LabRecord): Lab {
       }
       return found;
     },
-    ssh(hostName: string, command: string, opts: { input?: string } = {}): Promise<LabCommandResult> {
+    ssh(hostName: string, command: string, opts: { input?: string; identity?: string } = {}): Promise<LabCommandResult> {
       lab.host(hostName);
-      return runLabCommand([LAB_TOOLS.ssh, '-F', record.sshConfigPath, hostName, '--', command], {
+      return runLabCommand([LAB_TOOLS.ssh, '-F', record.sshConfigPath, ...(opts.identity === undefined ? [] : ['-i', opts.identity]), hostName, '--', command], {
         ...(opts.input === undefined ? {} : { input: opts.input }),
         timeoutMs: 120_000,
       });

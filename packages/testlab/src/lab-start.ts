@@ -72,7 +72,6 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
   const keysDir = join(dir, 'keys');
   const paths = {
     clientKey: join(keysDir, 'id_ed25519'),
-    authorizedKeys: join(keysDir, 'authorized_keys'),
     knownHosts: join(dir, 'known_hosts'),
     sshConfig: join(dir, 'ssh_config'),
     deployConfig: join(dir, 'deploy.yaml'),
@@ -87,6 +86,7 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
       sshPort: plan.sshPort,
       root,
       appsRoot: join(root, 'apps'),
+      authorizedKeysPath: join(root, 'keys', 'authorized_keys'),
       stateDir: join(root, 'state'),
       pgSocketDir: withPostgres ? join(root, 'pg', 'run') : '',
       pgPort: plan.pgPort,
@@ -135,7 +135,8 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
       withMariadb ? ensureMariadbTemplate() : Promise.resolve(''),
       ...hosts.map((host) => createHostTree(host, withPostgres, withMariadb)),
     ]);
-    await writeFile(paths.authorizedKeys, `${clientPublicKey}\n`, { mode: 0o600 });
+    // Each host trusts the client key through a file of its own, so a test can take that trust away from one host.
+    await Promise.all(hosts.map((host) => writeFile(host.authorizedKeysPath, `${clientPublicKey}\n`, { mode: 0o600 })));
     const hostKeys = await Promise.all(hosts.map((host) => generateSshKey(join(host.root, 'keys', 'ssh_host_ed25519_key'), `deploykit-${id}-${host.name}`)));
     await writeFile(paths.knownHosts, buildKnownHosts(hosts.map((host, index) => ({ address: host.address, port: host.sshPort, publicKey: hostKeys[index] ?? '' }))));
     await writeFile(paths.sshConfig, buildSshConfig(hosts, paths));
@@ -149,7 +150,7 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
         const sshdConfig = join(host.root, 'sshd_config');
         await writeFile(
           sshdConfig,
-          buildSshdConfig(host, { hostKey: join(host.root, 'keys', 'ssh_host_ed25519_key'), pidFile: join(host.root, 'sshd.pid'), authorizedKeys: paths.authorizedKeys }),
+          buildSshdConfig(host, { hostKey: join(host.root, 'keys', 'ssh_host_ed25519_key'), pidFile: join(host.root, 'sshd.pid'), authorizedKeys: host.authorizedKeysPath }),
         );
         if (host.mysqlSocket !== undefined) {
           // /etc/mysql/my.cnf names the system socket, and option files beat MYSQL_UNIX_PORT; the

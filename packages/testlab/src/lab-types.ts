@@ -9,6 +9,8 @@ export interface LabHost {
   root: string;
   appsRoot: string;
   stateDir: string;
+  /** The public keys this host's sshd accepts (the lab's client key; a test may replace it). */
+  authorizedKeysPath: string;
   /** Directory holding PostgreSQL's unix socket (PGHOST); empty when the lab runs without PostgreSQL. */
   pgSocketDir: string;
   pgPort: number;
@@ -30,8 +32,8 @@ export interface Lab extends AsyncDisposable {
   deployConfigPath: string;
   /** The host called `name`; throws UsageError for an unknown name. */
   host(name: string): LabHost;
-  /** Runs `command` through the host's shell over ssh; never throws for a non-zero exit. */
-  ssh(hostName: string, command: string, opts?: { input?: string }): Promise<LabCommandResult>;
+  /** Runs `command` through the host's shell over ssh (with the lab's key, or `identity`); never throws for a non-zero exit. */
+  ssh(hostName: string, command: string, opts?: { input?: string; identity?: string }): Promise<LabCommandResult>;
   down(): Promise<void>;
 }
 

@@ -47,7 +47,8 @@ export interface MigrationHeader {
   readonly neededBytes: number;
   /** Programs the target needs for these parts. */
   readonly tools: readonly string[];
-  readonly options: { readonly withHistory: boolean; readonly stallSeconds: number };
+  /** `pairing`: no source can resume this run (one share, pulled once): the target keeps no parts when its input is lost. */
+  readonly options: { readonly withHistory: boolean; readonly stallSeconds: number; readonly pairing?: boolean };
   /** The target's steps as the source planned them (ids and titles): what the target will show. */
   readonly plan: readonly { readonly id: string; readonly title: string }[];
 }
@@ -149,7 +150,7 @@ export function parseMigrationHeader(value: Record<string, unknown>): MigrationH
     ...(parsedDatabase === undefined ? {} : { database: parsedDatabase }),
     neededBytes: count(value.neededBytes, 'needed space'),
     tools: Array.isArray(value.tools) ? value.tools.filter((tool): tool is string => typeof tool === 'string') : [],
-    options: { withHistory: options.withHistory === true, stallSeconds: typeof options.stallSeconds === 'number' && options.stallSeconds > 0 ? options.stallSeconds : 60 },
+    options: { withHistory: options.withHistory === true, stallSeconds: typeof options.stallSeconds === 'number' && options.stallSeconds > 0 ? options.stallSeconds : 60, ...(options.pairing === true ? { pairing: true } : {}) },
     plan: Array.isArray(value.plan) ? value.plan.filter(isRecord).map((step) => ({ id: String(step.id), title: String(step.title ?? step.id) })) : [],
   };
 }

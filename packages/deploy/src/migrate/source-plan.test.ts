@@ -89,6 +89,28 @@ test('the source plan: ssh connects before the backup, scp checks first and conn
   );
 });
 
+test('the pairing plan: backup, contents, then one ffl share the new host pulls; the source waits for the delivery, not for a report', () => {
+  const folder = app({ kind: 'postgres', name: 'shop', roles: ['shop_app'] });
+  const parts = buildSourceParts(partsInput(folder));
+  const plan = buildSourcePlan({
+    app: folder,
+    runId: 'R1',
+    archive: 'shop-X',
+    target: 'the new host',
+    targetArgv: ['deploy', 'receive', 'shop', '--from', '<link>'],
+    checkArgv: [],
+    parts,
+    borgEnv: {},
+    transport: 'ffl',
+    interactive: false,
+    pairing: { shareArgv: ['ffl', '-', '--e2ee'] },
+  });
+  assert.deepEqual(plan.steps.map((step) => `${step.id}:${step.kind}`), ['lock:lock', 'backup:backup', 'contents:contents', 'share:share', 'send:files:send', 'send:volume:uploads:send', 'send:roles:send', 'send:database:send', 'trailer:trailer', 'delivered:delivered']);
+  const share = plan.steps.find((step) => step.id === 'share')!;
+  assert.deepEqual(share.argv, ['ffl', '-', '--e2ee']);
+  assert.match(share.title, /deploy receive shop --from <link>/);
+});
+
 test('a header round-trips through its parser; a bad one is refused naming what is wrong', () => {
   const folder = app({ kind: 'postgres', name: 'shop', roles: ['shop_app'] });
   const parts = buildSourceParts(partsInput(folder));

@@ -28,7 +28,11 @@ export type SourceStep =
   | { readonly id: string; readonly kind: 'send'; readonly title: string; readonly argv: readonly string[]; readonly source: SourcePart }
   | { readonly id: string; readonly kind: 'skip'; readonly title: string; readonly argv: readonly string[]; readonly source: SourcePart; readonly sha256: string; readonly bytes: number }
   | { readonly id: 'trailer'; readonly kind: 'trailer'; readonly title: string; readonly argv: readonly string[] }
-  | { readonly id: 'target'; readonly kind: 'target'; readonly title: string; readonly argv: readonly string[] };
+  | { readonly id: 'target'; readonly kind: 'target'; readonly title: string; readonly argv: readonly string[] }
+  /** Pairing: share the bundle with ffl; the new host's operator starts the target-side run with the link. */
+  | { readonly id: 'share'; readonly kind: 'share'; readonly title: string; readonly argv: readonly string[] }
+  /** Pairing: wait until ffl reports the bundle delivered (the new host reports on its own screen). */
+  | { readonly id: 'delivered'; readonly kind: 'delivered'; readonly title: string; readonly argv: readonly string[] };
 
 /** A migration plan of the source side: its steps, and the target's as the target planned them. */
 export interface SourcePlan {
@@ -141,6 +145,8 @@ export interface HeaderInput {
   readonly tools: readonly string[];
   readonly withHistory: boolean;
   readonly stallSeconds: number;
+  /** Pairing mode: the run cannot be resumed (see MigrationHeader.options). */
+  readonly pairing?: boolean;
   readonly targetPlan: readonly { readonly id: string; readonly title: string }[];
   /** Bytes the target holds twice for a while (a dump file until its restore), on top of the parts. */
   readonly heldBytes?: number;
@@ -160,7 +166,7 @@ export function buildMigrationHeader(input: HeaderInput): MigrationHeader {
     // The database part's estimate is the database's size on the server: what its restore takes.
     neededBytes: input.parts.reduce((sum, part) => sum + part.part.expectedBytes, 0) + (input.heldBytes ?? 0),
     tools: input.tools,
-    options: { withHistory: input.withHistory, stallSeconds: input.stallSeconds },
+    options: { withHistory: input.withHistory, stallSeconds: input.stallSeconds, ...(input.pairing ? { pairing: true } : {}) },
     plan: input.targetPlan,
   };
 }
@@ -183,15 +189,19 @@ export interface SourcePlanInput {
   readonly reuseArchiveOf?: string;
   /** Parts the target holds verified from that archive: skipped, not sent. */
   readonly resume?: { readonly fromRun: string; readonly parts: readonly { readonly id: string; readonly bytes: number; readonly sha256: string }[] };
+  /** Pairing mode: no session with the target; the bundle is shared with ffl (this argv) and pulled by the new host. */
+  readonly pairing?: { readonly shareArgv: readonly string[] };
 }
 
 /** Builds the source side of a migration as data (pure). */
 export function buildSourcePlan(input: SourcePlanInput): SourcePlan {
   const { app } = input;
   const steps: SourceStep[] = [{ id: 'lock', kind: 'lock', title: `lock ${app.name} on this host`, argv: [] }];
-  const connect: SourceStep = { id: 'connect', kind: 'connect', title: `start the target-side run on ${input.target} (${input.transport}) and send it the header`, argv: input.targetArgv };
+  const connect: SourceStep = input.pairing
+    ? { id: 'share', kind: 'share', title: `share the bundle with ffl: one link, one pickup code (shown only on this terminal); on the new host: ${input.targetArgv.join(' ')}`, argv: input.pairing.shareArgv }
+    : { id: 'connect', kind: 'connect', title: `start the target-side run on ${input.target} (${input.transport}) and send it the header`, argv: input.targetArgv };
   if (input.interactive) steps.push(connect);
-  else steps.push({ id: 'check', kind: 'check', title: `ask ${input.target} whether it can take ${app.name} (space, tools, conflicts, parts kept for a resume)`, argv: input.checkArgv });
+  else if (!input.pairing) steps.push({ id: 'check', kind: 'check', title: `ask ${input.target} whether it can take ${app.name} (space, tools, conflicts, parts kept for a resume)`, argv: input.checkArgv });
   if (input.reuseArchiveOf !== undefined) {
     const why = input.resume ? `the target keeps verified parts of it (run ${input.resume.fromRun})` : 'made by this run already';
     steps.push({ id: 'backup', kind: 'reuse-archive', title: `reuse archive ${input.archive}: ${why}`, argv: [], fromRun: input.reuseArchiveOf });
@@ -215,6 +225,7 @@ export function buildSourcePlan(input: SourcePlanInput): SourcePlan {
     }
   }
   steps.push({ id: 'trailer', kind: 'trailer', title: 'bundle trailer: every part and the whole stream with length and SHA-256', argv: [] });
-  steps.push({ id: 'target', kind: 'target', title: `${input.target} verifies, commits, installs, starts and checks the app; its report`, argv: [] });
+  if (input.pairing) steps.push({ id: 'delivered', kind: 'delivered', title: `wait until ffl reports the bundle delivered; ${input.target} verifies, commits, installs, starts and checks the app and shows its report there`, argv: [] });
+  else steps.push({ id: 'target', kind: 'target', title: `${input.target} verifies, commits, installs, starts and checks the app; its report`, argv: [] });
   return { app: app.name, runId: input.runId, archive: input.archive, transport: input.transport, target: input.target, steps };
 }

@@ -1,7 +1,7 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
+import { PassThrough, type Writable } from 'node:stream';
 import {
   DeployError,
   displayArgv,
@@ -14,9 +14,10 @@ import {
   type EventBus,
   type Host,
   type HostProcess,
+  type Secret,
 } from '@deploykit/core';
 import { findProcessesByEnvironment, stopProcesses, type DeployClient } from '@deploykit/host';
-import { BundleWriter, ByteMeter, readLines, type SenderChannel, type StreamPath, type Transport, type TransportOptions } from '@deploykit/transport';
+import { BundleWriter, ByteMeter, buildFflShareArgv, describeExit, readLines, startFflShare, type FflShare, type SenderChannel, type StreamPath, type Transport, type TransportOptions } from '@deploykit/transport';
 import { createSqlClient } from '../database/sql-client.js';
 import { readDumpSettings } from '../database/dump-settings.js';
 import type { HostContext } from '../host-context.js';
@@ -60,6 +61,8 @@ export interface MigrateReport {
   readonly targetReport?: TargetReport;
   /** When the target-side run ended without a report (killed, connection lost): the clean-up run there after it. */
   readonly targetRecovery?: RecoverReport;
+  /** Pairing mode: the link, the command the new host runs, and whether ffl reported the bundle delivered. */
+  readonly pairing?: { readonly link?: string; readonly command?: string; readonly delivered: boolean; readonly path?: string };
   readonly failure?: { readonly step: string; readonly kind: string; readonly code: string; readonly message: string; readonly hint?: string; readonly stage?: string };
   readonly durationMs: number;
 }
@@ -70,10 +73,13 @@ export interface SourceRunOptions {
   readonly manifestText: string;
   readonly source: HostContext;
   readonly localHost: Host;
-  readonly targetHost: Host;
+  /** The target host, reached by the transport (absent in pairing mode: no session with the new host). */
+  readonly targetHost?: Host;
   readonly targetName: string;
-  /** Runs `deploy` on the target (the check; the target command's argv). */
-  readonly targetDeploy: DeployClient;
+  /** Runs `deploy` on the target (the check; the target command's argv); absent in pairing mode. */
+  readonly targetDeploy?: DeployClient;
+  /** Pairing mode: the bundle is shared with ffl and the new host's operator pulls it (no SSH to it). */
+  readonly pairing?: PairingOptions;
   readonly transport: Transport;
   readonly transportOptions: TransportOptions;
   readonly runId: string;
@@ -82,6 +88,8 @@ export interface SourceRunOptions {
   readonly replace: boolean;
   readonly resume: boolean;
   readonly stallSeconds: number;
+  /** How long a transfer may take before its first byte is taken (default DEFAULT_READINESS_SECONDS; pairing: its wait). */
+  readonly readinessSeconds?: number;
   readonly retries: number;
   readonly preflight: SourcePreflight;
   readonly deployVersion: string;
@@ -91,6 +99,23 @@ export interface SourceRunOptions {
   readonly bus: EventBus;
   readonly journal: Journal;
   readonly signal?: AbortSignal;
+}
+
+/** How a pairing run hands out its link and code, and how long it waits for the new host. */
+export interface PairingOptions {
+  /** How long the share waits for the new host to start pulling; then it stops and cleans up. */
+  readonly waitSeconds: number;
+  /**
+   * Hands the pickup code to the operator - on this terminal or in a 0600 file the operator named,
+   * never through the event bus (its listeners write logs). Called once the link exists.
+   */
+  deliverCode(code: Secret, link: string, command: string): Promise<void>;
+}
+
+/** The target of a session-mode run: its host and how `deploy` runs there. */
+function hostTarget(options: SourceRunOptions): { host: Host; deploy: DeployClient } {
+  if (options.targetHost === undefined || options.targetDeploy === undefined) throw new DeployError('internal', 'INTERNAL', 'a session with the target needs its host (not in pairing mode)');
+  return { host: options.targetHost, deploy: options.targetDeploy };
 }
 
 /** A target-side run's answer to the header: it can take the app (with a resume offer), or why not. */
@@ -113,9 +138,14 @@ class TargetSession {
   path: StreamPath | undefined;
   #onReport: ((report: TargetReport) => void) | undefined;
   readonly #stderr: string[] = [];
+  readonly openedAt = Date.now();
+  /** When the receiving side first took bytes: at once for a pipe, when a receiver connected for ffl. */
+  receivingSince: number | undefined;
 
   constructor(channel: SenderChannel, bus: EventBus, app: string, target: string) {
     this.channel = channel;
+    if (channel.connected === undefined) this.receivingSince = this.openedAt;
+    else void channel.connected.then(() => (this.receivingSince ??= Date.now()));
     this.#bus = bus;
     this.#app = app;
     this.#target = target;
@@ -131,6 +161,11 @@ class TargetSession {
       await within(lines, 1000);
       this.#accepted({ accepted: false, ...(this.report ? { report: this.report } : {}) });
     })();
+  }
+
+  /** The session as the part sender sees it. */
+  outlet(): PartOutlet {
+    return { sink: this.channel.sink, openedAt: this.openedAt, receivingSince: () => this.receivingSince, path: () => this.path, abort: () => this.channel.abort() };
   }
 
   /** Called once with the target's final report (to stop sending when it failed). */
@@ -199,7 +234,9 @@ export async function recoverSourceRun(runId: string): Promise<string[]> {
 
 /** The target command: `deploy receive <app> --from X --jsonl [--replace] [--delete-after]`. */
 function targetArgv(options: SourceRunOptions, from: string, deleteAfter: boolean): string[] {
-  return options.targetDeploy.argv(['receive', options.app.name, '--from', from, '--jsonl', ...(options.replace ? ['--replace'] : []), ...(deleteAfter ? ['--delete-after'] : [])]);
+  // Pairing: what the new host's operator types (its own deploy, its own config).
+  if (options.pairing) return ['deploy', 'receive', options.app.name, '--from', from];
+  return hostTarget(options).deploy.argv(['receive', options.app.name, '--from', from, '--jsonl', ...(options.replace ? ['--replace'] : []), ...(deleteAfter ? ['--delete-after'] : [])]);
 }
 
 /** The `--check` run asking the target whether it can take the app (the header on its stdin). */
@@ -249,7 +286,7 @@ export async function runSourceMigration(options: SourceRunOptions): Promise<{ r
  * What a migration would do, changing nothing: the source's steps with their commands, and the
  * target's answer to the header (its facts, its plan, what it keeps for a resume) from a `--check`.
  */
-export async function planMigration(options: SourceRunOptions): Promise<{ plan: SourcePlan; target: TargetReport }> {
+export async function planMigration(options: SourceRunOptions): Promise<{ plan: SourcePlan; target?: TargetReport }> {
   return new SourceRun(options).plan();
 }
 
@@ -266,9 +303,11 @@ class SourceRun {
   #targetRecovery: RecoverReport | undefined;
   #attempts = 0;
   #current = 'lock';
+  #pairing: MigrateReport['pairing'];
 
   constructor(options: SourceRunOptions) {
     this.#options = options;
+    if (options.pairing) this.#pairing = { delivered: false };
     this.#sourceParts = buildSourceParts({
       app: options.app,
       source: options.source,
@@ -283,9 +322,11 @@ class SourceRun {
     });
   }
 
-  async plan(): Promise<{ plan: SourcePlan; target: TargetReport }> {
+  async plan(): Promise<{ plan: SourcePlan; target?: TargetReport }> {
     const options = this.#options;
-    const checkArgv = buildCheckArgv(options.targetDeploy, options.app.name, options.replace);
+    // Pairing: nobody to ask; the new host plans its side when it reads the header.
+    if (options.pairing) return { plan: this.#planFor(options.runId, options.newArchive, undefined, undefined) };
+    const checkArgv = buildCheckArgv(hostTarget(options).deploy, options.app.name, options.replace);
     const acceptance = await checkTarget(options, this.#header(options.runId), checkArgv);
     const offered = acceptance.accepted ? await this.#resumable(acceptance.resumable) : undefined;
     const resume = offered && acceptance.resumable ? { fromRun: acceptance.resumable.runId, parts: acceptance.resumable.parts } : undefined;
@@ -310,6 +351,7 @@ class SourceRun {
       tools: targetTools(this.#sourceParts, engine, options.preflight.fidelity),
       withHistory: options.withHistory,
       stallSeconds: options.stallSeconds,
+      ...(options.pairing ? { pairing: true } : {}),
       targetPlan: [],
       // A dump-file engine holds the dump as a file until the commit restores it: both for a while.
       ...(engine?.staging.kind === 'dump-file' ? { heldBytes: options.preflight.estimates.database ?? 0 } : {}),
@@ -325,9 +367,10 @@ class SourceRun {
       archive,
       transport: options.transport.name,
       target: options.targetName,
-      targetArgv: targetArgv(options, '-', false),
-      checkArgv: buildCheckArgv(options.targetDeploy, options.app.name, options.replace),
-      interactive: options.transport.interactive,
+      targetArgv: targetArgv(options, options.pairing ? '<link>' : '-', false),
+      checkArgv: options.pairing ? [] : buildCheckArgv(hostTarget(options).deploy, options.app.name, options.replace),
+      interactive: options.transport.interactive && !options.pairing,
+      ...(options.pairing ? { pairing: { shareArgv: buildFflShareArgv({ binary: 'ffl', hookFile: `${runTempPath(runId, 'pair')}-*/ffl-hook.jsonl`, jsonFile: `${runTempPath(runId, 'pair')}-*/ffl-share.json`, name: `${options.app.name}.dkbundle` }).map(String) } } : {}),
       parts: this.#sourceParts.map((part) => (part.part.fromArchive ? { ...part, producer: part.producer.map((word) => (word === `::${options.newArchive}` ? `::${archive}` : word)) } : part)),
       borgEnv: options.preflight.borgEnv,
       ...(reuseArchiveOf ? { reuseArchiveOf } : {}),
@@ -346,7 +389,7 @@ class SourceRun {
       lock = await this.#step(
         { id: 'lock', kind: 'lock', title: `lock ${app.name} on this host`, argv: [] },
         async () => {
-          const taken = await acquireAppLock({ stateDir: this.#options.source.stateDir, app: app.name, runId: this.#options.runId, command: `deploy migrate ${app.name} --to ${this.#options.targetName}` });
+          const taken = await acquireAppLock({ stateDir: this.#options.source.stateDir, app: app.name, runId: this.#options.runId, command: `deploy migrate ${app.name} ${this.#options.pairing ? '--pair' : `--to ${this.#options.targetName}`}` });
           // A stale lock is a run that was killed here: its processes and temp dirs go now.
           if (taken.replacedStale) {
             recovered = await recoverSourceRun(taken.replacedStale.runId);
@@ -356,6 +399,11 @@ class SourceRun {
         },
         () => (recovered.length > 0 ? { recovered } : {}),
       );
+      if (this.#options.pairing) {
+        const failure = await this.#pairSession(this.#options.pairing);
+        if (failure) throw failure;
+        return { report: this.#report(), ...(this.#plan ? { plan: this.#plan } : {}) };
+      }
       for (;;) {
         this.#attempts += 1;
         const failure = await this.#attempt(this.#attempts);
@@ -394,6 +442,7 @@ class SourceRun {
       ...(this.#reused ? { reused: this.#reused } : {}),
       ...(this.#targetReport ? { targetReport: this.#targetReport } : {}),
       ...(this.#targetRecovery ? { targetRecovery: this.#targetRecovery } : {}),
+      ...(this.#pairing ? { pairing: this.#pairing } : {}),
       ...(failure ? { failure: { step: failure.step, kind: failure.kind, code: failure.code, message: failure.message, ...(failure.hint ? { hint: failure.hint } : {}), ...(failure.stage ? { stage: failure.stage } : {}) } } : {}),
       durationMs: Date.now() - this.#started,
     };
@@ -422,6 +471,28 @@ class SourceRun {
     }
   }
 
+  /** The backup step: a fresh archive and the row counts right after it (or the archive in use). */
+  async #backup(backup: SourceStep, database: MigrationDatabase | undefined): Promise<ArchiveInUse> {
+    const options = this.#options;
+    const { app, bus } = options;
+    const engine = options.preflight.engine;
+    await this.#step(
+      backup,
+      async () => {
+        if (backup.kind === 'reuse-archive') return;
+        const result = await runPhase({ app, phase: 'backup', host: options.localHost, bus, context: { runId: options.runId, role: 'source', host: options.source, archive: options.newArchive }, ...(options.signal ? { signal: options.signal } : {}) });
+        if (result.status === 'failed') {
+          throw new SourceFailure(new ScriptError('SOURCE_BACKUP_FAILED', `${app.name}:backup failed on the source: ${result.reason ?? ''}`, { details: { stderrTail: result.stderrTail }, hint: 'Fix the backup (see its output above); nothing was changed on the target.' }), backup.id, false, 'source');
+        }
+        const rowCounts = engine && database ? await engine.countRows(createSqlClient(options.localHost, engine.clientArgv), database.name) : undefined;
+        this.#archive = { name: options.newArchive, rowCounts, madeBy: options.runId };
+      },
+      // What the archive holds, as near as we can see it: the target compares with these; a resume finds them here.
+      () => ({ archive: this.#archive?.name, ...(this.#archive?.rowCounts ? { sourceRowsAtBackup: this.#archive.rowCounts } : {}) }),
+    );
+    return this.#archive!;
+  }
+
   /** The archive a resume may reuse, with the row counts taken right after its backup; undefined when it may not. */
   async #resumable(offer: TargetReport['resumable']): Promise<ArchiveInUse | undefined> {
     const options = this.#options;
@@ -434,6 +505,140 @@ class SourceRun {
     return { name: offer.archive, rowCounts, madeBy: offer.runId };
   }
 
+  /**
+   * Pairing: the whole bundle in one ffl share that the new host's operator pulls with the link and
+   * the pickup code (no session with it: it verifies and reports on its own screen). Backup first,
+   * so the bytes flow without a pause once the new host connects; the link stays open for the
+   * pairing's wait. Returns its failure instead of throwing it.
+   */
+  async #pairSession(pairing: PairingOptions): Promise<SourceFailure | undefined> {
+    const options = this.#options;
+    const { app, bus } = options;
+    this.#attempts = 1;
+    const dir = await mkdtemp(`${runTempPath(options.runId, 'pair')}-`);
+    const header = this.#header(options.runId);
+    const plan = this.#planFor(options.runId, options.newArchive, undefined, undefined);
+    this.#plan = plan;
+    await options.journal.write({ step: 'plan', status: 'ok', detail: { steps: plan.steps.map((s) => ({ id: s.id, argv: displayArgv(s.argv) })) } });
+    const stepOf = (id: string): SourceStep => plan.steps.find((s) => s.id === id)!;
+    const waitMs = pairing.waitSeconds * 1000;
+    let share: FflShare | undefined;
+    let writer: BundleWriter | undefined;
+    let producer: HostProcess | undefined;
+    let path: string | undefined;
+    let connectedAt: number | undefined;
+    let notPickedUp = false;
+    let waitTimer: NodeJS.Timeout | undefined;
+    const notPickedUpFailure = (): SourceFailure =>
+      new SourceFailure(
+        new TransportError('PAIRING_NOT_PICKED_UP', `nobody started pulling the bundle within ${formatSeconds(pairing.waitSeconds)} (a wrong pickup code is refused on the new host and never reaches here)`, {
+          hint: `Start a new pairing (deploy migrate ${app.name} --pair) and run the printed command on the new host in time; --wait sets how long the link stays open.`,
+        }),
+        this.#current,
+        false,
+        'transport',
+      );
+    try {
+      const archive = await this.#backup(stepOf('backup'), header.database);
+      const contents = await this.#step(stepOf('contents'), () => buildContents(options, archive.name, archive.rowCounts, undefined, dir));
+      const started = await this.#step(stepOf('share'), async () => {
+        const secrets: Secret[] = [];
+        const opened = await startFflShare({
+          host: options.localHost,
+          dir,
+          name: `${app.name}.dkbundle`,
+          ...(options.transportOptions.ffl ? { ffl: options.transportOptions.ffl } : {}),
+          secrets,
+          emit: (event) => {
+            if (event.kind === 'path') path = event.path;
+            bus.emit(`stream.${event.kind}`, { app: app.name, level: 'debug', message: event.kind, data: { ...event } });
+          },
+          report: (failure) => bus.emit('stream.failed', { app: app.name, level: 'debug', message: failure.message, data: { ...failure } }),
+        });
+        share = opened;
+        const link = await opened.link;
+        const code = opened.pickupCode();
+        if (code === undefined) throw new DeployError('internal', 'FFL_NO_PICKUP_CODE', 'ffl printed its link but no pickup code (it was started with --recipient-auth pickup)');
+        const command = targetArgv(options, link, false).join(' ');
+        bus.emit('migrate.pair', {
+          app: app.name,
+          message: `on the new host, run:\n\n    ${command}\n\n  and type the pickup code when it asks (the code is shown only on this terminal). The link stays open for ${formatSeconds(pairing.waitSeconds)}.`,
+          data: { link, command, waitSeconds: pairing.waitSeconds },
+        });
+        await pairing.deliverCode(code, link, command);
+        this.#pairing = { link, command, delivered: false };
+        void opened.connected.then(() => {
+          connectedAt = Date.now();
+          bus.emit('migrate.paired', { app: app.name, message: 'the new host is pulling the bundle; its verification shows on its own screen' });
+        });
+        // ffl reads nothing before a receiver starts (reference/ffl.md §5): the writes below wait for
+        // that, so the wait for the new host is a timer of its own.
+        waitTimer = setTimeout(() => {
+          if (connectedAt !== undefined) return;
+          notPickedUp = true;
+          producer?.kill('SIGTERM');
+          void opened.stop();
+        }, waitMs);
+        writer = new BundleWriter(opened.sink);
+        await writer.writeHeader(header);
+        await writer.writeContents(contents);
+        return { share: opened, openedAt: Date.now() };
+      });
+      const active = started.share;
+      const outlet: PartOutlet = { sink: active.sink, openedAt: started.openedAt, receivingSince: () => connectedAt, path: () => path, abort: () => active.stop() };
+      const bundle = writer!;
+      for (const sendStep of plan.steps.filter((s): s is Extract<SourceStep, { kind: 'send' }> => s.kind === 'send')) {
+        await this.#step(sendStep, () => sendPart({ ...options, readinessSeconds: pairing.waitSeconds }, sendStep.source, bundle, outlet, this.#parts, (proc) => (producer = proc), () => notPickedUp));
+      }
+      await this.#step(stepOf('trailer'), async () => {
+        await bundle.finish();
+        active.sink.end();
+      });
+      // ffl exits a few seconds after the last byte, once the download counts as complete (§8).
+      await this.#step(stepOf('delivered'), async () => {
+        await within(active.exit, Math.max(60, options.stallSeconds) * 1000);
+        if (!active.delivered()) {
+          throw new TransportError('PAIRING_NOT_DELIVERED', `ffl did not report the bundle delivered to the new host (${active.outputTail().split('\n').filter(Boolean).at(-1) ?? 'no output'})`, {
+            hint: 'See the new host\'s screen: its deploy receive says what happened there (it rolls back on its own). Start a new pairing when it is fixed.',
+          });
+        }
+        this.#pairing = { ...this.#pairing!, delivered: true, ...(path ? { path } : {}) };
+      });
+      return undefined;
+    } catch (error) {
+      producer?.kill('SIGTERM');
+      const interrupted = options.signal?.aborted === true || (error instanceof DeployError && error.code === 'INTERRUPTED');
+      // A connected new host hears that we stop (it rolls back at once instead of waiting for ffl to notice).
+      if (connectedAt !== undefined) await within(writer?.abort({ code: interrupted ? 'INTERRUPTED' : 'SOURCE_FAILED', reason: interrupted ? `interrupted on ${options.source.hostName}` : error instanceof Error ? error.message : String(error) }).catch(() => undefined), 2000);
+      if (interrupted) {
+        return new SourceFailure(new DeployError('usage', 'INTERRUPTED', 'interrupted (Ctrl+C)', { hint: 'The link is closed; the new host rolls back on its own when its input ends. Start a new pairing to migrate.' }), this.#current, false);
+      }
+      if (notPickedUp) return notPickedUpFailure();
+      if (error instanceof SourceFailure) return error;
+      // Writes failing because ffl ended (the new host stopped pulling, or ffl itself died): ffl's end explains it.
+      const ended = share === undefined ? undefined : await within(share.exit, 3000);
+      if (ended !== undefined && (!(error instanceof DeployError) || error.code === 'BUNDLE_SINK_CLOSED')) {
+        const last = share!.outputTail().split('\n').map((line) => line.trim()).filter(Boolean).at(-1);
+        return new SourceFailure(
+          new TransportError('FFL_SHARE_ENDED', `ffl share ended (${describeExit(ended)}) before the new host took the whole bundle${last ? `: ${last}` : ''}`, {
+            hint: "If the new host stopped pulling, its screen says why (it rolls back on its own); else see ffl's output above. Start a new pairing when it is fixed.",
+          }),
+          this.#current,
+          false,
+          'transport',
+        );
+      }
+      const cause = error instanceof DeployError ? error : new DeployError('internal', 'INTERNAL', error instanceof Error ? error.message : String(error));
+      return new SourceFailure(cause, this.#current, false, cause.kind === 'transport' ? 'transport' : 'source');
+    } finally {
+      clearTimeout(waitTimer);
+      producer?.kill('SIGKILL');
+      await share?.stop();
+      // The dir holds ffl's hook and --json files, which carry the pickup code.
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
   /** One session with the target; returns its failure (retryable or not) instead of throwing it. */
   async #attempt(attempt: number): Promise<SourceFailure | undefined> {
     const options = this.#options;
@@ -441,8 +646,8 @@ class SourceRun {
     const runId = attempt === 1 ? options.runId : `${options.runId}-${attempt}`;
     const attemptDir = await mkdtemp(`${runTempPath(options.runId, 'attempt')}-`);
     const interactive = options.transport.interactive;
-    const engine = options.preflight.engine;
-    const checkArgv = buildCheckArgv(options.targetDeploy, app.name, options.replace);
+    const target = hostTarget(options);
+    const checkArgv = buildCheckArgv(target.deploy, app.name, options.replace);
     let session: TargetSession | undefined;
     let writer: BundleWriter | undefined;
     let keepalive: NodeJS.Timeout | undefined;
@@ -456,8 +661,8 @@ class SourceRun {
       const channel = await options.transport.openSender({
         stream: app.name,
         source: options.localHost,
-        target: options.targetHost,
-        deployCommand: options.targetDeploy.command,
+        target: target.host,
+        deployCommand: target.deploy.command,
         estimatedBytes: header.neededBytes,
         options: options.transportOptions,
         runId,
@@ -526,18 +731,7 @@ class SourceRun {
       }
 
       // 3. Backup (or the archive in use), then what the target verifies against.
-      const backup = stepOf('backup');
-      await this.#step(backup, async () => {
-        if (backup.kind === 'reuse-archive') return;
-        const result = await runPhase({ app, phase: 'backup', host: options.localHost, bus, context: { runId: options.runId, role: 'source', host: options.source, archive: options.newArchive }, ...(options.signal ? { signal: options.signal } : {}) });
-        if (result.status === 'failed') throw fail(new ScriptError('SOURCE_BACKUP_FAILED', `${app.name}:backup failed on the source: ${result.reason ?? ''}`, { details: { stderrTail: result.stderrTail }, hint: 'Fix the backup (see its output above); nothing was changed on the target.' }), false, 'source');
-        const rowCounts = engine && database ? await engine.countRows(createSqlClient(options.localHost, engine.clientArgv), database.name) : undefined;
-        this.#archive = { name: options.newArchive, rowCounts, madeBy: options.runId };
-      },
-      // What the archive holds, as near as we can see it: the target compares with these; a resume finds them here.
-      () => ({ archive: this.#archive?.name, ...(this.#archive?.rowCounts ? { sourceRowsAtBackup: this.#archive.rowCounts } : {}) }),
-      );
-      const archive = this.#archive!;
+      const archive = await this.#backup(stepOf('backup'), database);
       const contents = await this.#step(stepOf('contents'), () => buildContents(options, archive.name, archive.rowCounts, resume?.fromRun, attemptDir));
 
       // 4. The transfer: a non-interactive transport starts now, with the whole bundle.
@@ -554,7 +748,7 @@ class SourceRun {
             this.#parts.push({ id: sendStep.source.part.id, status: 'reused', bytes: sendStep.bytes, elapsedMs: 0, rate: 0, path: 'reused', attempts: 0, sha256: sendStep.sha256 });
             return;
           }
-          await sendPart(options, sendStep.source, bundle, active, this.#parts, (proc) => (producer = proc), () => targetFailed);
+          await sendPart(options, sendStep.source, bundle, active.outlet(), this.#parts, (proc) => (producer = proc), () => targetFailed);
         });
       }
       if (!targetFailed) {
@@ -608,7 +802,7 @@ class SourceRun {
   async #recoverTarget(): Promise<void> {
     const options = this.#options;
     try {
-      this.#targetRecovery = await options.targetDeploy.json<RecoverReport>(['receive', options.app.name, '--recover'], { acceptExitCodes: [7], timeoutMs: 10 * 60_000 });
+      this.#targetRecovery = await hostTarget(options).deploy.json<RecoverReport>(['receive', options.app.name, '--recover'], { acceptExitCodes: [7], timeoutMs: 10 * 60_000 });
       const failure = this.#targetRecovery.failure;
       if (failure) options.bus.emit('migrate.recovered', { app: options.app.name, level: 'warn', message: `could not clean up on ${options.targetName}: ${failure.message}${failure.hint ? ` (${failure.hint})` : ''}` });
       for (const run of this.#targetRecovery.recovered) {
@@ -639,6 +833,26 @@ class SourceRun {
   }
 }
 
+/** How long a transfer may take to start taking bytes when the caller does not say (ffl: link hand-over + WebRTC setup). */
+export const DEFAULT_READINESS_SECONDS = 120;
+
+/** "90 s", "30 min": a window for messages. */
+function formatSeconds(seconds: number): string {
+  return seconds >= 120 && seconds % 60 === 0 ? `${seconds / 60} min` : `${Math.round(seconds)} s`;
+}
+
+/** Where a part's bytes go, and what the stall watchdog needs to know about it. */
+interface PartOutlet {
+  readonly sink: Writable;
+  /** When the channel opened (the readiness window counts from here). */
+  readonly openedAt: number;
+  /** When the receiving side first took bytes (ffl: a receiver connected); undefined before. */
+  receivingSince(): number | undefined;
+  /** The path the bytes take, once known (for the report). */
+  path(): string | undefined;
+  abort(): Promise<void>;
+}
+
 /** A resume as the source plan needs it. */
 type SourcePlanResume = NonNullable<Parameters<typeof buildSourcePlan>[0]['resume']>;
 
@@ -647,7 +861,7 @@ async function sendPart(
   options: SourceRunOptions,
   source: SourcePart,
   writer: BundleWriter,
-  session: TargetSession,
+  outlet: PartOutlet,
   reports: PartReport[],
   setProducer: (producer: HostProcess | undefined) => void,
   targetFailed: () => boolean,
@@ -673,14 +887,25 @@ async function sendPart(
       bus.emit('stream.progress', { app: app.name, stream: source.part.id, message: `${source.part.id}: ${formatBytes(meter.bytes)} at ${formatBytes(Math.round(rate))}/s${eta}`, data: { bytes: meter.bytes, rate, side: 'producer' } });
     });
     // No byte for the window: a producer that stopped writing, or a transfer that stopped taking bytes.
-    let stalled: 'producer' | 'transfer' | undefined;
+    // The window starts when the receiving side first took bytes (ffl: after its link hand-over and
+    // WebRTC setup, reference/ffl.md §8); before that only the readiness window runs.
+    let stalled: 'producer' | 'transfer' | 'not-ready' | undefined;
+    const readinessMs = (options.readinessSeconds ?? DEFAULT_READINESS_SECONDS) * 1000;
     const watchdog = setInterval(() => {
-      if (stalled !== undefined || Date.now() - Math.max(started, meter.lastMoveAt) < options.stallSeconds * 1000) return;
-      if (session.channel.sink.writableNeedDrain) {
-        stalled = 'transfer';
-        void session.channel.abort();
+      if (stalled !== undefined) return;
+      const since = outlet.receivingSince();
+      if (since === undefined) {
+        if (Date.now() - outlet.openedAt < readinessMs) return;
+        stalled = 'not-ready';
+        void outlet.abort();
       } else {
-        stalled = 'producer';
+        if (Date.now() - Math.max(started, since, meter.lastMoveAt) < options.stallSeconds * 1000) return;
+        if (outlet.sink.writableNeedDrain) {
+          stalled = 'transfer';
+          void outlet.abort();
+        } else {
+          stalled = 'producer';
+        }
       }
       producer.kill('SIGTERM');
     }, Math.min(1000, (options.stallSeconds * 1000) / 4));
@@ -700,11 +925,22 @@ async function sendPart(
       setProducer(undefined);
     }
     if (stalled === 'transfer') {
-      throw new TransportError('TRANSFER_STALLED', `${options.targetName} took no byte of ${source.part.id} for ${options.stallSeconds} s`, { hint: 'The connection hangs or the target stopped reading; the next session resumes after the verified parts.' });
+      throw new TransportError('TRANSFER_STALLED', `${options.targetName} took no byte of ${source.part.id} for ${options.stallSeconds} s`, {
+        hint: options.pairing ? "The new host stopped taking the bundle: its screen says why. Start a new pairing when it is fixed." : 'The connection hangs or the target stopped reading; the next session resumes after the verified parts.',
+      });
+    }
+    if (stalled === 'not-ready') {
+      throw new TransportError(
+        options.pairing ? 'PAIRING_NOT_PICKED_UP' : 'TRANSFER_NOT_READY',
+        options.pairing
+          ? `nobody started pulling the bundle within ${formatSeconds(readinessMs / 1000)} (a wrong pickup code is refused there and never reaches here)`
+          : `${options.targetName} did not start taking the bundle within ${formatSeconds(readinessMs / 1000)}`,
+        { hint: options.pairing ? 'Start a new pairing (deploy migrate <app> --pair) and run the printed command on the new host in time; --wait sets how long the link stays open.' : 'The transport could not connect the two hosts; see its output, then run the migration again.' },
+      );
     }
     if (trailer.producerExit === 0 && trailer.producerSignal === null) {
       const elapsedMs = Date.now() - started;
-      const report: PartReport = { id: source.part.id, status: 'sent', bytes: trailer.bytes, elapsedMs, rate: elapsedMs > 0 ? (trailer.bytes * 1000) / elapsedMs : trailer.bytes, path: session.path ?? options.transport.name, attempts: attempt, sha256: trailer.sha256 };
+      const report: PartReport = { id: source.part.id, status: 'sent', bytes: trailer.bytes, elapsedMs, rate: elapsedMs > 0 ? (trailer.bytes * 1000) / elapsedMs : trailer.bytes, path: outlet.path() ?? options.transport.name, attempts: attempt, sha256: trailer.sha256 };
       reports.push(report);
       bus.emit('migrate.part', { app: app.name, stream: source.part.id, message: `${source.part.id}: ${formatBytes(report.bytes)} in ${(elapsedMs / 1000).toFixed(1)} s (${formatBytes(Math.round(report.rate))}/s, path ${report.path}${attempt > 1 ? `, attempt ${attempt}` : ''})`, data: { ...report } });
       return;
@@ -730,8 +966,9 @@ async function checkTarget(options: SourceRunOptions, header: MigrationHeader, c
   // Draft contents: the metadata the volumes need carried (known before the backup), so the target plans every step.
   const volumes = Object.fromEntries(options.app.manifest.volumes.map((volume) => [volume.name, { listing: [], fidelity: options.preflight.fidelity[volume.name]! }]));
   await writer.writeContents({ archive: options.newArchive, volumes });
-  const args = checkArgv.slice(options.targetDeploy.command.length + options.targetDeploy.globalArgs.length).filter((word) => word !== '--json' && word !== '--quiet');
-  const report = await options.targetDeploy.json<TargetReport>(args, { input: Buffer.concat(chunks), acceptExitCodes: [1, 3, 4, 5, 6, 7] });
+  const { deploy } = hostTarget(options);
+  const args = checkArgv.slice(deploy.command.length + deploy.globalArgs.length).filter((word) => word !== '--json' && word !== '--quiet');
+  const report = await deploy.json<TargetReport>(args, { input: Buffer.concat(chunks), acceptExitCodes: [1, 3, 4, 5, 6, 7] });
   return report.ok ? { accepted: true, ...(report.resumable ? { resumable: report.resumable } : {}), report } : { accepted: false, report };
 }
 

@@ -111,7 +111,10 @@ export async function recoverEarlierRuns(
     if (live(run)) continue;
     const journal = new TargetJournal(run.path);
     const runEnvironment = withEngineOf(environment, run);
-    const processesStopped = await stopRunProcesses(run.runId);
+    // The input's processes carry the receiving command's own id when the run's was not known yet (pairing).
+    let processesStopped = await stopRunProcesses(run.runId);
+    if (run.input !== undefined && run.input.runId !== run.runId) processesStopped += await stopRunProcesses(run.input.runId);
+    for (const path of run.input?.paths ?? []) await rm(path, { recursive: true, force: true });
     const keep = run === candidate ? reusableParts(run).map((part) => part.part) : [];
     const layout = layoutOf(run.runId);
     if (keep.length > 0) await pruneStaging(layout, keep);

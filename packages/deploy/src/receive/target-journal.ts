@@ -34,6 +34,11 @@ export type TargetOutcome = 'finished' | 'rolled-back' | 'kept-for-resume' | 're
 /** One line of a target-side run record (`<state>/apps/<app>/incoming/<run id>.jsonl`). */
 export type TargetJournalLine =
   | { readonly t: 'run'; readonly app: string; readonly runId: string; readonly source: string; readonly pid: number; readonly startTicks: number; readonly parts: readonly string[]; readonly engine?: DatabaseEngine['kind'] }
+  /**
+   * What the input of the run made before the run knew its id (an ffl download and its temp dir, found
+   * by the receiving command's own run id): a later run stops and removes them if this one is killed.
+   */
+  | { readonly t: 'input'; readonly runId: string; readonly paths: readonly string[] }
   | { readonly t: 'archive'; readonly archive: string }
   | { readonly t: 'plan'; readonly steps: readonly { readonly id: string; readonly kind: string; readonly title: string; readonly commands: readonly string[] }[] }
   | { readonly t: 'step'; readonly step: string; readonly status: 'start' | 'ok' | 'failed' | 'reused'; readonly detail?: Readonly<Record<string, unknown>> }
@@ -109,6 +114,8 @@ export interface RecordedRun {
   readonly pending: readonly { readonly id: number; readonly action: UndoAction }[];
   /** Parts verified in staging (the last record per part wins). */
   readonly verifiedParts: readonly Extract<TargetJournalLine, { t: 'part' }>[];
+  /** The input's own processes (by this run id) and temp paths, when they differ from the run's. */
+  readonly input?: { readonly runId: string; readonly paths: readonly string[] };
 }
 
 /** Summarises a run record. */
@@ -121,6 +128,7 @@ export function summariseRun(path: string, lines: readonly StoredLine[]): Record
   for (const line of lines) if (line.t === 'part') parts.set(line.part, line);
   if (lines.some((line) => line.t === 'assembled')) parts.clear();
   const archive = [...lines].reverse().find((line): line is Extract<StoredLine, { t: 'archive' }> => line.t === 'archive')?.archive;
+  const input = lines.find((line): line is Extract<StoredLine, { t: 'input' }> => line.t === 'input');
   return {
     runId: run?.runId ?? path.replace(/^.*\//, '').replace(/\.jsonl$/, ''),
     path,
@@ -129,6 +137,7 @@ export function summariseRun(path: string, lines: readonly StoredLine[]): Record
     ...(run?.engine ? { engine: run.engine } : {}),
     ...(ends.length > 0 ? { outcome: ends.at(-1)!.outcome } : {}),
     ...(archive === undefined ? {} : { archive }),
+    ...(input === undefined ? {} : { input: { runId: input.runId, paths: input.paths } }),
     pending,
     verifiedParts: [...parts.values()],
   };

@@ -12,7 +12,7 @@ import {
   type Host,
 } from '@deploykit/core';
 import { signalAllProcessGroups } from '@deploykit/host';
-import { BundleReader, type BundleItem, type ReceiverInput } from '@deploykit/transport';
+import { BundleError, BundleReader, type BundleItem, type ReceiverInput } from '@deploykit/transport';
 import type { DatabaseEngine } from '../database/engine.js';
 import { engineFor } from '../database/engines.js';
 import { createSqlClient, type SqlClient } from '../database/sql-client.js';
@@ -196,6 +196,7 @@ class TargetRun {
   #candidate: RecordedRun | undefined;
   #reused: { fromRun: string; parts: string[] } | undefined;
   #recovered: RecoveredRun[] = [];
+  #inputRunId: string | undefined;
   readonly #parts = new Map<string, TargetPartReport & { fromArchive: boolean }>();
   readonly #held = new Map<string, string>();
   readonly #checks: TargetCheck[] = [];
@@ -267,10 +268,12 @@ class TargetRun {
   /** When the bundle broke off, the transport may know why (ffl exited with its message). */
   async #explainInputError(error: unknown): Promise<unknown> {
     const failure = toTargetFailure(error, 'transfer');
-    if (failure.class !== 'input') return failure;
+    // A malformed bundle may be the transport's doing too: ffl appends its error text to the payload
+    // (reference/ffl.md §2.2), so a refused pickup code arrives as "Oops, ..." where the magic should be.
+    if (failure.class !== 'input' && !(error instanceof BundleError)) return failure;
     const transport = await this.#options.input.transportFailure(3000);
     if (transport === undefined) return failure;
-    return new TargetFailure(new TransportError(transport.code, `${transport.message} (${failure.message})`, { hint: failure.hint ?? 'Run the migration again: verified parts are reused.', details: { stderrTail: transport.stderrTail ?? '' } }), 'input', 'transfer');
+    return new TargetFailure(new TransportError(transport.code, `${transport.message} (${failure.message})`, { hint: transport.hint ?? failure.hint ?? 'Run the migration again: verified parts are reused.', details: { stderrTail: transport.stderrTail ?? '' } }), 'input', 'transfer');
   }
 
   #emit(type: string, message: string, data: Record<string, unknown> = {}, level: 'debug' | 'info' | 'warn' | 'error' = 'info'): void {
@@ -322,7 +325,9 @@ class TargetRun {
     }
     this.#header = header;
     // Every process of this run (consumers, scripts, the app they start) carries its id and role:
-    // that is how a later run finds them again if this one is killed.
+    // that is how a later run finds them again if this one is killed. The input started before the
+    // id was known (pairing: its ffl download carries the receiving command's own id): recorded below.
+    this.#inputRunId = process.env.DEPLOY_RUN_ID;
     process.env.DEPLOY_RUN_ID = header.runId;
     process.env.DEPLOY_ROLE = 'target';
     this.#engine = engineFor(header.manifest);
@@ -332,6 +337,8 @@ class TargetRun {
     if (!this.#options.check) {
       this.#journal = new TargetJournal(this.#layout.journal);
       this.#journal.write({ t: 'run', app: header.app, runId: header.runId, source: header.source.host, pid: process.pid, startTicks: processStartTicks(process.pid), parts: header.parts.map((part) => part.id), ...(this.#engine ? { engine: this.#engine.kind } : {}) });
+      const paths = this.#options.input.paths ?? [];
+      if ((this.#inputRunId !== undefined && this.#inputRunId !== header.runId) || paths.length > 0) this.#journal.write({ t: 'input', runId: this.#inputRunId ?? header.runId, paths });
     }
     this.#emit('receive.start', `receiving ${header.app} from ${header.source.host} (run ${header.runId}, ${header.parts.length} parts, ${formatBytes(header.neededBytes)})`, { source: header.source.host, parts: header.parts.map((part) => part.id) });
 
@@ -878,7 +885,8 @@ class TargetRun {
   async #rollback(failure: TargetFailure): Promise<{ undone: string[]; failed: string[]; kept: string[] }> {
     const journal = this.#journal;
     if (journal === undefined) return { undone: [], failed: [], kept: [] };
-    const keep = failure.class === 'input' && !this.#assembled ? [...this.#parts.values()].filter((part) => part.fromArchive).map((part) => part.id) : [];
+    // Verified parts wait for a resume when only the input was lost; a pairing run has no resume (one share, pulled once).
+    const keep = failure.class === 'input' && !this.#assembled && this.#header?.options.pairing !== true ? [...this.#parts.values()].filter((part) => part.fromArchive).map((part) => part.id) : [];
     const layout = this.#layout!;
     if (keep.length > 0) await pruneStaging(layout, keep);
     const run = (await listRecordedRuns(this.#options.hostContext.stateDir, this.#header!.app)).find((candidate) => candidate.runId === this.#runId);

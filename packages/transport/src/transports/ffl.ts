@@ -2,12 +2,12 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Transform, type TransformCallback } from 'node:stream';
-import { secret, type Arg, type HostProcess, type RunResult, type Secret } from '@deploykit/core';
-import { tailText, type StageFailure } from '../pipeline/stage-failure.js';
+import type { Arg, HostProcess, RunResult, Secret } from '@deploykit/core';
+import { tailText } from '../pipeline/stage-failure.js';
 import { settlesWithin, waitAtMost } from '../pipeline/timing.js';
-import { buildFflEnv, buildFflShareArgv } from './ffl-argv.js';
-import { locateFflBinary, resolveFflBinary } from './ffl-binary.js';
-import { mapFflHookEvent, tailFflHookFile } from './ffl-hook.js';
+import { buildFflEnv } from './ffl-argv.js';
+import { locateFflBinary } from './ffl-binary.js';
+import { startFflShare } from './ffl-share.js';
 import { describeExit } from './receiver-process.js';
 import { checkDeployOnHost } from './ssh.js';
 import type { InputFailure, ReceiverInput, SenderChannel, SenderChannelExit, Transport } from './transport.js';
@@ -29,6 +29,20 @@ export function fflFailureLine(stdoutTail: Buffer): string | undefined {
   return /Oops, something went wrong:[^\n]*/.exec(stdoutTail.toString('latin1'))?.[0];
 }
 
+/**
+ * A refused pickup code in ffl's failure line (reference/ffl.md §4): 401 for a wrong or missing code,
+ * 429 once 5 failed checks (2 per attempt, so the 3rd wrong attempt) locked the share for 300 s.
+ */
+export function classifyPickupFailure(line: string): { code: string; message: string; hint: string } | undefined {
+  if (/\b429\b/.test(line)) {
+    return { code: 'FFL_PICKUP_LOCKED', message: 'ffl locked the link after repeated wrong pickup codes (HTTP 429)', hint: 'Wait 5 minutes and enter the right code, or start a new pairing on the source for a new link and code.' };
+  }
+  if (/\b401\b/.test(line)) {
+    return { code: 'FFL_PICKUP_REFUSED', message: 'the pickup code was refused (HTTP 401)', hint: "Check the code on the source's terminal and run again; the 3rd wrong code locks the link for 5 minutes." };
+  }
+  return undefined;
+}
+
 /** Passes bytes through unchanged and keeps the last few KiB (ffl appends its error text to the payload). */
 class TailKeeper extends Transform {
   tail: Buffer = Buffer.alloc(0);
@@ -44,6 +58,8 @@ export const fflTransport: Transport = {
   name: 'ffl',
   summary: 'FastFileLink: WebRTC direct path with relay fallback, end-to-end encrypted, no SSH trust for the data',
   interactive: false,
+  // ffl reads the code only from its argv (reference §1: no environment variable), so ours comes by env, file or prompt.
+  receiverCredential: { label: 'pickup code', envName: PICKUP_CODE_ENV, pattern: /^\d{6}$/, shape: '6 digits' },
   guarantees: {
     encryption: 'ffl --e2ee (AES-256-GCM end to end) + pickup code',
     needsSshTrust: false,
@@ -59,74 +75,22 @@ export const fflTransport: Transport = {
     await checkDeployOnHost(context.target, context.deployCommand);
   },
   async openSender(context): Promise<SenderChannel> {
-    // ffl generates the code (CSPRNG, reference §1 --recipient-auth); we learn it with the link.
-    let pickupCode: Secret | undefined;
-    const cwd = join(context.attemptDir, 'ffl-cwd');
-    const storage = join(context.attemptDir, 'ffl-storage');
-    const downloads = join(context.attemptDir, 'ffl-bin');
-    await Promise.all([mkdir(cwd), mkdir(storage), mkdir(downloads)]);
-    const binary = await resolveFflBinary(context.source, context.options.ffl ?? {}, downloads);
-    const hookFile = join(context.attemptDir, 'ffl-hook.jsonl');
-    const sender = context.source.spawn({
-      argv: buildFflShareArgv({ binary: binary.path, hookFile, jsonFile: join(context.attemptDir, 'ffl-share.json'), name: context.stream }),
-      cwd,
-      env: buildFflEnv(storage, context.options.ffl?.env),
-      stdin: 'pipe',
-      label: `ffl share ${context.stream}`,
-      maxBuffer: 64 * 1024,
+    const share = await startFflShare({
+      host: context.source,
+      dir: context.attemptDir,
+      name: context.stream,
+      ...(context.options.ffl ? { ffl: context.options.ffl } : {}),
+      secrets: context.secrets,
+      emit: context.emit,
+      report: context.report,
     });
-    const sink = sender.stdin!;
-    sink.on('error', () => undefined);
-    // ffl prints its errors on stdout (reference §1.1), so both streams feed the tail.
-    const senderOutput: string[] = [];
-    const keep = (chunk: Buffer): void => {
-      senderOutput.push(chunk.toString('utf8'));
-      if (senderOutput.length > 64) senderOutput.splice(0, senderOutput.length - 64);
-    };
-    sender.stdout.on('data', keep);
-    sender.stderr.on('data', keep);
     const output = new PassThrough();
     const errors = new PassThrough();
     let command: HostProcess | undefined;
-    let delivered = false;
     let commandEnded = false;
-    let connected = false;
-    let transportBytes = 0;
-    let resolveLink!: (link: string) => void;
-    const link = new Promise<string>((resolve) => (resolveLink = resolve));
-    const report = (failure: Omit<StageFailure, 'at'>): void => context.report({ ...failure, at: Date.now() });
-    const stopTail = tailFflHookFile(hookFile, (event) => {
-      for (const signal of mapFflHookEvent(event)) {
-        if (signal.kind === 'link') {
-          if (signal.pickupCode !== undefined && pickupCode === undefined) {
-            pickupCode = secret(signal.pickupCode);
-            context.secrets.push(pickupCode);
-          }
-          resolveLink(signal.link);
-        } else if (signal.kind === 'connected' && !connected) {
-          connected = true;
-          context.emit({ kind: 'connected', stream: context.stream });
-        } else if (signal.kind === 'path') context.emit({ kind: 'path', stream: context.stream, path: signal.path });
-        else if (signal.kind === 'progress') transportBytes = Math.max(transportBytes, signal.bytes);
-        else if (signal.kind === 'delivered') delivered = true;
-        else if (signal.kind === 'failed') report({ stage: 'sender', code: signal.code, message: signal.message, hint: 'See the ffl output tail; retry, or choose --transport ssh where SSH trust exists.' });
-      }
-    });
-    const senderFailure = (result: RunResult): Omit<StageFailure, 'at'> => ({
-      stage: 'sender',
-      code: 'FFL_SENDER_FAILED',
-      message: `ffl share on ${context.source.name} ended with ${describeExit(result)}`,
-      exitCode: result.exitCode,
-      signal: result.signal,
-      stderrTail: tailText(senderOutput.join(''), context.secrets),
-      hint: 'See the ffl output tail (tunnel, network or flags); retry, or choose --transport ssh.',
-    });
-    const senderExit = sender.wait().then((result) => {
-      if (result.exitCode !== 0 || result.signal !== null) report(senderFailure(result));
-      return result;
-    });
     const ready = (async () => {
-      const ticket = await Promise.race([link, senderExit.then(() => Promise.reject(new Error('ffl share ended before printing its link')))]);
+      const ticket = await share.link;
+      const pickupCode = share.pickupCode();
       command = context.target.spawn({
         argv: context.targetArgv({ from: ticket }),
         env: { ...context.targetEnv, ...(pickupCode === undefined ? {} : { [PICKUP_CODE_ENV]: pickupCode }) },
@@ -142,39 +106,36 @@ export const fflTransport: Transport = {
       try {
         await ready;
       } catch {
-        const result = await senderExit;
+        const result = await share.exit;
         output.end();
         errors.end();
-        return { result, failure: senderFailure(result) };
+        return { result, failure: { stage: 'sender', code: 'FFL_SENDER_FAILED', message: `ffl share on ${context.source.name} ended with ${describeExit(result)}`, hint: 'See the ffl output tail (tunnel, network or flags); retry, or choose --transport ssh.' } };
       }
       const result = await command!.wait();
       commandEnded = true;
       // The sender exits a few seconds after the last byte (ACK wait); give it that, then SIGINT.
-      await waitAtMost(senderExit, SENDER_EXIT_GRACE_MS);
-      if (!delivered) sender.kill('SIGINT');
-      await stopTail();
+      await waitAtMost(share.exit, SENDER_EXIT_GRACE_MS);
+      if (!share.delivered()) await share.stop();
       return { result };
     })();
     let aborted: Promise<void> | undefined;
     return {
-      sink,
+      sink: share.sink,
       output,
       errors,
       ready,
+      connected: share.connected,
       exited,
       interactive: false,
-      transportBytes: () => transportBytes,
+      transportBytes: share.transportBytes,
       stagedBytes: () => 0,
       interrupt: () => command?.kill('SIGINT'),
       abort() {
         aborted ??= (async () => {
           // SIGINT is ffl's clean stop (events, cache removed); SIGTERM/SIGKILL leave files behind.
-          sender.kill('SIGINT');
           if (!commandEnded) command?.kill('SIGTERM');
-          await Promise.all([waitAtMost(senderExit, 3000), waitAtMost(command?.wait() ?? Promise.resolve(), 3000)]);
-          sender.kill('SIGKILL');
+          await Promise.all([share.stop(), waitAtMost(command?.wait() ?? Promise.resolve(), 3000)]);
           if (!commandEnded) command?.kill('SIGKILL');
-          await stopTail();
         })();
         return aborted;
       },
@@ -203,9 +164,11 @@ export const fflTransport: Transport = {
       if (result.exitCode === 0 && result.signal === null) return undefined;
       const line = fflFailureLine(tail.tail);
       const status = result.signal ? `was killed by ${result.signal}` : `exited with code ${String(result.exitCode)}`;
+      const pickup = line === undefined ? undefined : classifyPickupFailure(line);
       return {
-        code: 'FFL_DOWNLOAD_FAILED',
-        message: `ffl download ${status}${line ? `: ${line}` : ''}`,
+        code: pickup?.code ?? 'FFL_DOWNLOAD_FAILED',
+        message: `${pickup ? `${pickup.message}: ` : ''}ffl download ${status}${line ? `: ${line}` : ''}`,
+        ...(pickup ? { hint: pickup.hint } : {}),
         exitCode: result.exitCode,
         stderrTail: tailText(result.stderr + (line ? `\n${line}` : ''), secrets, 20),
       };
@@ -213,6 +176,7 @@ export const fflTransport: Transport = {
     let closed: Promise<void> | undefined;
     return {
       stream: tail,
+      paths: [root],
       secrets,
       async transportFailure(graceMs) {
         if (!(await settlesWithin(exit, graceMs))) return undefined;

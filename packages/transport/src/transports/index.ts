@@ -7,6 +7,7 @@ export * from './stdin-input.js';
 export * from './ssh.js';
 export * from './local.js';
 export * from './ffl.js';
+export * from './ffl-share.js';
 export * from './ffl-argv.js';
 export * from './ffl-binary.js';
 export * from './ffl-hook.js';

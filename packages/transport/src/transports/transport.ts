@@ -75,6 +75,11 @@ export interface SenderChannel {
   readonly ready: Promise<void>;
   /** Resolves when the target command ended (never rejects). */
   readonly exited: Promise<SenderChannelExit>;
+  /**
+   * Resolves when the receiving side first takes bytes, for transports where that comes well after
+   * `ready` (ffl: link hand-over and WebRTC setup); absent when bytes flow from `ready` on.
+   */
+  readonly connected?: Promise<void>;
   /** True when the target's answers reach us before the first byte is sent (a pipe into the target command). */
   readonly interactive: boolean;
   /** How the bytes travel when the sending side knows it up front (ffl learns it later, from its hook). */
@@ -112,6 +117,8 @@ export interface ReceiverInputContext {
 export interface InputFailure {
   readonly code: string;
   readonly message: string;
+  /** What to do next, when the transport knows better than "run it again". */
+  readonly hint?: string;
   readonly exitCode?: number | null;
   readonly stderrTail?: string;
 }
@@ -119,6 +126,8 @@ export interface InputFailure {
 /** The target half of one transfer: the incoming bytes, and the transport's own verdict. */
 export interface ReceiverInput {
   readonly stream: Readable;
+  /** Temp paths the input made (close() removes them; a later run does when this one was killed). */
+  readonly paths?: readonly string[];
   /** How the bytes travel, when the receiving side can tell. */
   readonly path?: StreamPath;
   /** Secrets the input knows (masked in messages). */
@@ -134,6 +143,18 @@ export interface ReceiverInput {
   complete(graceMs: number): Promise<void>;
   /** Stops the transport's processes and removes its temp files (and a consumed file with deleteAfter). Idempotent. */
   close(): Promise<void>;
+}
+
+/** A credential of a transport's target half. */
+export interface ReceiverCredentialSpec {
+  /** What to call it in prompts and messages ("pickup code"). */
+  readonly label: string;
+  /** The environment variable that may carry it. */
+  readonly envName: string;
+  /** Its shape; a value that does not match is refused before anything starts. */
+  readonly pattern: RegExp;
+  /** The shape in words, for the message ("6 digits"). */
+  readonly shape: string;
 }
 
 /** What a transport promises, for docs and `--help`. */
@@ -160,6 +181,11 @@ export interface Transport {
    * file, ffl's share), so the source asks it first with a separate check.
    */
   readonly interactive: boolean;
+  /**
+   * The credential the target half needs besides `--from` (ffl: the pickup code), how it is passed
+   * (an environment variable, a 0600 file or a prompt, never argv) and what it looks like.
+   */
+  readonly receiverCredential?: ReceiverCredentialSpec;
   /** Checks this transport's own tools on both hosts; throws DependencyError naming the host and where it looked. */
   preflight(context: PreflightContext): Promise<void>;
   /** Source half: starts the target command and the sender of one transfer. */

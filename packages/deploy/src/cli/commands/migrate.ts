@@ -1,16 +1,16 @@
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, EXIT_CODES, formatBytes, formatDuration, displayArgv, type Host, type TransportName } from '@deploykit/core';
+import { ConfigError, EXIT_CODES, formatBytes, formatDuration, displayArgv, revealValue, UsageError, type Host, type TransportName } from '@deploykit/core';
 import { DeployClient, LocalHost } from '@deploykit/host';
 import { loadGlobalConfig } from '@deploykit/manifest';
-import { listTransportNames, resolveTransport, type Transport } from '@deploykit/transport';
+import { listTransportNames, locateFflBinary, resolveTransport, type Transport } from '@deploykit/transport';
 import { loadApp } from '../../actions/load-app.js';
 import { newArchiveName } from '../../phase-env.js';
 import { runPhase } from '../../script-runner.js';
 import { readDeployVersion } from '../../migrate/host-facts.js';
 import { Journal, journalPath } from '../../migrate/journal.js';
 import { runSourcePreflight } from '../../migrate/source-preflight.js';
-import { planMigration, runSourceMigration, runTempPath, type MigrateReport } from '../../migrate/source-run.js';
+import { planMigration, runSourceMigration, runTempPath, type MigrateReport, type PairingOptions, type SourceRunOptions } from '../../migrate/source-run.js';
 import type { SourcePlan } from '../../migrate/source-plan.js';
 import { renderTargetAftermath, renderVerification } from '../../receive/render-target-report.js';
 import type { TargetReport } from '../../receive/target-run.js';
@@ -56,7 +56,16 @@ export function renderReport(report: MigrateReport): string {
   }
   const target = report.targetReport;
   if (target && target.verification.checks.length > 0) lines.push('', renderVerification(target));
-  if (report.ok) {
+  if (report.ok && report.pairing) {
+    lines.push(
+      '',
+      `Delivered the bundle of ${report.app} to ${report.target} in ${formatDuration(report.durationMs)}${report.pairing.path ? ` (path ${report.pairing.path})` : ''}; this host was not changed.`,
+      `The verification is on the new host's screen: its deploy receive checks every file and row, installs, starts and health-checks the app, rolls back there on failure, and ends with its report and the cutover checklist.`,
+      `  [ ] read that report on the new host (exit 0 = the app serves there)`,
+      `  [ ] stop writes here: deploy stop ${report.app}`,
+      `  [ ] point DNS at the new host, watch its logs, then retire this copy`,
+    );
+  } else if (report.ok) {
     lines.push(
       '',
       `Migrated ${report.app} to ${report.target} in ${formatDuration(report.durationMs)}${report.attempts > 1 ? ` (${report.attempts} sessions)` : ''}${report.stagedBytes > 0 ? `; ${formatBytes(report.stagedBytes)} staged as a file on each side` : ''}. Cutover checklist:`,
@@ -71,6 +80,7 @@ export function renderReport(report: MigrateReport): string {
   } else if (report.failure) {
     lines.push('', `Migration FAILED at step [${report.failure.step}]${report.failure.stage ? ` (${report.failure.stage})` : ''}: ${report.failure.message}`, ...(report.failure.hint ? [`  next: ${report.failure.hint}`] : []));
     if (target) lines.push(...renderTargetAftermath(target));
+    else if (report.pairing) lines.push(`  the new host's deploy receive says what happened there (it rolls back on its own when its input ends); this host was not changed`);
     else lines.push(`  ${report.target} did not report (it rolls back on its own when its input ends); the source was not changed`);
   }
   lines.push(`Run record: ${report.journal}${target?.journal ? `; on ${report.target}: ${target.journal}` : ''}`);
@@ -96,6 +106,50 @@ async function resolveTarget(name: string, transport: Transport, configPath: str
   return { host, deploy: new DeployClient(host, { command: localDeployCommand(), globalArgs: ['--apps-root', entry.apps_root, '--state-dir', entry.state_dir, ...(configPath ? ['--config', configPath] : [])] }), cleanup: async () => undefined };
 }
 
+/** Session mode (--to): the target host, and no pairing-only flag. */
+function checkSessionArgs(args: Record<string, unknown>, thisHost: string): string {
+  if (typeof args.to !== 'string' || args.to === '') throw new UsageError('MIGRATE_NO_TARGET', 'name the host to migrate to with --to HOST', { hint: 'Or, for a new host this one cannot SSH into, use --pair (see deploy migrate --help).' });
+  for (const [key, flag] of [['wait', '--wait'], ['codeFile', '--code-file']] as const) {
+    if (args[key] !== undefined) throw new UsageError('MIGRATE_PAIR_ONLY', `${flag} belongs to pairing mode`, { hint: `Add --pair, or drop ${flag}.` });
+  }
+  if (args.to === thisHost) throw new ConfigError('MIGRATE_SAME_HOST', `${args.to} is this host`, { hint: 'Name another host as --to (or another apps root on this machine as a host with the local transport).' });
+  return args.to;
+}
+
+/** Default of --wait: how long a pairing link waits for the new host. */
+const DEFAULT_PAIR_WAIT_SECONDS = 1800;
+
+/**
+ * Pairing mode's checks and its code hand-over, before anything runs: ffl here, flags that make
+ * sense, and a place for the pickup code (this terminal, or a new 0600 file) - never the event bus.
+ */
+async function preparePairing(args: Record<string, unknown>, host: Host): Promise<PairingOptions> {
+  if (typeof args.transport === 'string' && args.transport !== 'ffl') throw new UsageError('MIGRATE_PAIR_TRANSPORT', `--pair shares the bundle with ffl; --transport ${args.transport} needs a session with the target`, { hint: 'Drop --transport, or drop --pair and name the target with --to.' });
+  if (args.replace === true) throw new UsageError('MIGRATE_PAIR_REPLACE', 'with --pair, replacing is the new host\'s choice', { hint: 'Run `deploy receive <app> --from <link> --replace` there instead.' });
+  if (args.plan !== true) await locateFflBinary(host);
+  const waitSeconds = typeof args.wait === 'number' ? args.wait : DEFAULT_PAIR_WAIT_SECONDS;
+  if (!(waitSeconds > 0)) throw new UsageError('MIGRATE_PAIR_WAIT', `--wait must be a number of seconds above 0 (got ${String(args.wait)})`, { hint: 'E.g. --wait 600 keeps the link open for 10 minutes.' });
+  const codeFile = typeof args.codeFile === 'string' && args.codeFile !== '' ? args.codeFile : undefined;
+  if (codeFile === undefined && !process.stderr.isTTY && args.plan !== true) {
+    throw new UsageError('MIGRATE_PAIR_NO_TERMINAL', 'pairing mode shows the pickup code on this terminal, and there is none', { hint: 'Run it in a terminal, or pass --code-file FILE (a new file, mode 0600) and hand the code over from there.' });
+  }
+  return {
+    waitSeconds,
+    async deliverCode(code, link, command) {
+      if (codeFile !== undefined) {
+        // A new file only: an existing one may be readable by others or be someone else's.
+        await writeFile(codeFile, `${revealValue(code)}\n`, { mode: 0o600, flag: 'wx' }).catch((error: NodeJS.ErrnoException) => {
+          throw new UsageError('MIGRATE_CODE_FILE', `cannot create the code file ${codeFile}: ${error.code === 'EEXIST' ? 'it exists' : error.message}`, { hint: 'Name a new file in a directory only you can read.' });
+        });
+        process.stderr.write(`\nPickup code written to ${codeFile} (mode 0600). On the new host run:\n\n    ${command}\n\n`);
+        return;
+      }
+      // Straight to the terminal: not an event (the run log and --events files would keep it).
+      process.stderr.write(`\n  Link:         ${link}\n  Pickup code:  ${revealValue(code)}   (type it on the new host when deploy receive asks; shown only here)\n\n`);
+    },
+  };
+}
+
 /** `deploy migrate <app> --to <host>`: move a running app to another host by streaming, then verify it there. */
 export const migrateCommand: DeployCommand = {
   command: 'migrate <app>',
@@ -104,7 +158,10 @@ export const migrateCommand: DeployCommand = {
   builder: (y) =>
     y
       .positional('app', { type: 'string', describe: 'App name', demandOption: true })
-      .option('to', { type: 'string', describe: 'Target host (named in the global config)', demandOption: true })
+      .option('to', { type: 'string', describe: 'Target host (named in the global config); with --pair only a name for the new host in messages' })
+      .option('pair', { type: 'boolean', default: false, describe: 'Pairing mode, for a new host this one cannot SSH into: share the bundle with ffl (one link, one pickup code shown only on this terminal) and print the command to run there' })
+      .option('wait', { type: 'number', describe: 'With --pair: how long the link waits for the new host to start pulling, in seconds [default 1800]' })
+      .option('code-file', { type: 'string', describe: 'With --pair: write the pickup code to this new file (mode 0600) instead of showing it on the terminal' })
       .option('transport', { type: 'string', choices: listTransportNames(), describe: "How the bytes travel [default: the app's migrate.transport]" })
       .option('with-history', { type: 'boolean', describe: "Also carry the app's Borg repository with every archive [default: the app's migrate.with_history]" })
       .option('plan', { type: 'boolean', default: false, describe: 'Print the exact steps and commands on both hosts, change nothing' })
@@ -117,40 +174,42 @@ export const migrateCommand: DeployCommand = {
     ['deploy migrate notes --to b', 'Move notes to host b over one ssh session, verified there'],
     ['deploy migrate notes --to b --replace', 'Replace the copy on b; the old one comes back if the new one fails'],
     ['deploy migrate notes --to b --transport scp --with-history --json', 'The legacy file mode, with the Borg history, report as JSON'],
+    ['deploy migrate notes --pair', 'To a fresh host without SSH trust: prints `deploy receive notes --from <link>` to run there, and the pickup code'],
   ],
   async run(context, args) {
+    const pair = args.pair === true;
     const app = await loadApp(context.hostContext.appsRoot, String(args.app));
-    const to = String(args.to);
-    if (to === context.hostContext.hostName) throw new ConfigError('MIGRATE_SAME_HOST', `${to} is this host`, { hint: 'Name another host as --to (or another apps root on this machine as a host with the local transport).' });
-    const transport = resolveTransport(typeof args.transport === 'string' ? args.transport : (app.manifest.migrate.transport as TransportName));
+    const transport = resolveTransport(pair ? 'ffl' : typeof args.transport === 'string' ? args.transport : (app.manifest.migrate.transport as TransportName));
+    const to = pair ? (typeof args.to === 'string' && args.to !== '' ? args.to : 'the new host') : checkSessionArgs(args, context.hostContext.hostName);
+    const pairing = pair ? await preparePairing(args, context.host) : undefined;
     const withHistory = typeof args.withHistory === 'boolean' ? args.withHistory : app.manifest.migrate.with_history;
-    const target = await resolveTarget(to, transport, context.configPath ?? context.options.config, context.runId);
+    const target = pair ? undefined : await resolveTarget(to, transport, context.configPath ?? context.options.config, context.runId);
     try {
       const preflight = await runSourcePreflight({ app, source: context.hostContext, host: context.host, withHistory });
       const archive = newArchiveName(app);
       const stallSeconds = typeof args.stallSeconds === 'number' ? args.stallSeconds : context.config.defaults.stall_seconds;
       // Transports that start the target only once the bytes exist check their tools and space first;
       // ssh and local learn all of it from the target-side run itself, in the one session.
-      if (!transport.interactive) {
+      if (target && !transport.interactive) {
         await transport.preflight({ stream: app.name, source: context.host, target: target.host, deployCommand: target.deploy.command, estimatedBytes: Object.values(preflight.estimates).reduce((a, b) => a + b, 0), options: {} });
       }
-      const options = {
+      const options: SourceRunOptions = {
         app,
         manifestText: await readFile(app.manifestPath, 'utf8'),
         source: context.hostContext,
         localHost: context.host,
-        targetHost: target.host,
+        ...(target ? { targetHost: target.host, targetDeploy: target.deploy } : {}),
+        ...(pairing ? { pairing, readinessSeconds: pairing.waitSeconds } : {}),
         targetName: to,
-        targetDeploy: target.deploy,
         transport,
         transportOptions: {},
         runId: context.runId,
         newArchive: archive,
         withHistory,
         replace: args.replace === true,
-        resume: args.resume !== false,
+        resume: args.resume !== false && !pair,
         stallSeconds,
-        retries: typeof args.retries === 'number' ? args.retries : context.config.defaults.retries,
+        retries: pair ? 0 : typeof args.retries === 'number' ? args.retries : context.config.defaults.retries,
         preflight,
         deployVersion: await readDeployVersion(),
         deployCommand: localDeployCommand(),
@@ -161,13 +220,14 @@ export const migrateCommand: DeployCommand = {
       };
       if (args.plan === true) {
         const planned = await planMigration(options);
-        return { exitCode: planned.target.ok ? EXIT_CODES.ok : EXIT_CODES.conflict, json: { plan: planned.plan, target: planned.target, notes: preflight.notes }, text: renderPlan(planned.plan, planned.target, preflight.notes) };
+        return { exitCode: planned.target?.ok === false ? EXIT_CODES.conflict : EXIT_CODES.ok, json: { plan: planned.plan, target: planned.target, notes: preflight.notes }, text: renderPlan(planned.plan, planned.target, preflight.notes) };
       }
-      context.bus.emit('migrate.start', { app: app.name, message: `migrating ${app.name} to ${to} over ${transport.name}: about ${formatBytes(Object.values(preflight.estimates).reduce((a, b) => a + b, 0))}; run ${context.runId}` });
+      const size = formatBytes(Object.values(preflight.estimates).reduce((a, b) => a + b, 0));
+      context.bus.emit('migrate.start', { app: app.name, message: pair ? `pairing ${app.name} with a new host over ffl: about ${size}; run ${context.runId}` : `migrating ${app.name} to ${to} over ${transport.name}: about ${size}; run ${context.runId}` });
       for (const note of preflight.notes) context.bus.emit('migrate.note', { app: app.name, message: `note: ${note}` });
 
       // The run record exists before the app's own bin/migrate runs (it gets its path).
-      await options.journal.write({ step: 'run', status: 'ok', detail: { app: app.name, target: to, transport: transport.name, archive, replace: options.replace } });
+      await options.journal.write({ step: 'run', status: 'ok', detail: { app: app.name, target: to, transport: transport.name, archive, replace: options.replace, pairing: pair } });
       // The app's own bin/migrate may replace the default steps (exit 0) or let them run (exit 75).
       const hook = await runPhase({
         app,
@@ -175,7 +235,7 @@ export const migrateCommand: DeployCommand = {
         host: context.host,
         bus: context.bus,
         context: { runId: context.runId, role: 'source', host: context.hostContext, archive },
-        extraEnv: { DEPLOY_MIGRATE_TARGET: to, DEPLOY_MIGRATE_TRANSPORT: transport.name, DEPLOY_MIGRATE_RUN_RECORD: options.journal.path },
+        extraEnv: { DEPLOY_MIGRATE_TARGET: pair ? '' : to, DEPLOY_MIGRATE_TRANSPORT: transport.name, DEPLOY_MIGRATE_RUN_RECORD: options.journal.path, ...(pair ? { DEPLOY_MIGRATE_PAIRING: '1' } : {}) },
       });
       if (hook.status === 'failed') {
         await options.journal.write({ step: 'bin/migrate', status: 'failed', detail: { exitCode: hook.exitCode } });
@@ -190,8 +250,8 @@ export const migrateCommand: DeployCommand = {
       const exitCode = report.ok ? EXIT_CODES.ok : report.failure?.code === 'INTERRUPTED' ? 130 : kind !== undefined && kind in EXIT_CODES ? EXIT_CODES[kind] : EXIT_CODES.transport;
       return { exitCode, json: report, text: renderReport(report) };
     } finally {
-      await target.host.close();
-      await target.cleanup();
+      await target?.host.close();
+      await target?.cleanup();
     }
   },
 };

@@ -1,6 +1,7 @@
-import { EXIT_CODES, secret, type DeployEvent } from '@deploykit/core';
+import { EXIT_CODES, UsageError, type DeployEvent } from '@deploykit/core';
 import { LocalHost } from '@deploykit/host';
-import { PICKUP_CODE_ENV, resolveReceiverTransport } from '@deploykit/transport';
+import { resolveReceiverTransport } from '@deploykit/transport';
+import { readReceiverCredential, terminalPrompt } from '../receiver-credential.js';
 import { renderTargetReport } from '../../receive/render-target-report.js';
 import { recoverTargetRuns, runTargetSide, type TargetReport } from '../../receive/target-run.js';
 import type { DeployCommand } from '../deploy-command.js';
@@ -41,11 +42,13 @@ export const receiveCommand: DeployCommand = {
       .option('recover', { type: 'boolean', default: false, describe: 'No bundle: clean up after earlier runs of the app here that did not end (killed, input lost), keeping verified parts for a resume' })
       .option('discard', { type: 'boolean', default: false, describe: 'With --recover: also remove the verified parts kept for a resume' })
       .option('delete-after', { type: 'boolean', default: false, describe: 'Delete the bundle file afterwards, whatever happens (scp)' })
+      .option('code-file', { type: 'string', describe: 'The pickup code of an ffl link, from this file (mode 0600); else env DEPLOY_PICKUP_CODE, else a prompt' })
       .option('ffl', { type: 'string', describe: 'The ffl binary for an ffl link (default: PATH, then /opt/ffl)' }),
   examples: [
     ['deploy migrate notes --to b', 'On the source: runs `deploy receive notes --from -` on b over one ssh session'],
     ['deploy receive notes --from /tmp/notes.dkbundle --json', 'Take the app from a bundle file here; print the report as JSON'],
     ['deploy receive notes --from - --check < notes.dkbundle', 'Would this host take it? Nothing changes'],
+    ['deploy receive notes --from https://xyz.fastfilelink.com/AbC123', 'Pairing: take the app from the link the source printed; asks for the pickup code (no echo)'],
     ['deploy receive notes --recover --discard', 'After a crash: undo what unfinished runs of notes left here, parts kept for a resume too'],
   ],
   async run(context, args) {
@@ -57,14 +60,23 @@ export const receiveCommand: DeployCommand = {
     }
     const from = typeof args.from === 'string' && args.from !== '' ? args.from : '-';
     const host = new LocalHost(context.hostContext.hostName);
-    const code = process.env[PICKUP_CODE_ENV];
-    const input = await resolveReceiverTransport(from).openReceiver({
+    const transport = resolveReceiverTransport(from);
+    if (typeof args.codeFile === 'string' && transport.receiverCredential === undefined) throw new UsageError('CODE_FILE_UNUSED', `--from ${from} needs no code`, { hint: 'Drop --code-file: it is for ffl links.' });
+    // An ffl link's pickup code: env, a 0600 file or a prompt without echo - never argv.
+    const credential = transport.receiverCredential
+      ? await readReceiverCredential(transport.receiverCredential, { environment: process.env, ...(typeof args.codeFile === 'string' ? { file: args.codeFile } : {}), ...(terminalPrompt() ? { prompt: terminalPrompt()! } : {}) })
+      : undefined;
+    // The input's processes carry a run id from their start: the migration's when the source gave it
+    // (DEPLOY_RUN_ID), else this command's own (pairing; the run record names it once the header is read).
+    process.env.DEPLOY_RUN_ID ??= context.runId;
+    process.env.DEPLOY_ROLE ??= 'target';
+    const input = await transport.openReceiver({
       from,
       deleteAfter: args.deleteAfter === true,
       host,
-      runId: context.runId,
+      runId: process.env.DEPLOY_RUN_ID,
       label: String(args.app),
-      ...(code ? { credential: secret(code) } : {}),
+      ...(credential ? { credential } : {}),
       ...(typeof args.ffl === 'string' ? { binaryPath: args.ffl } : {}),
     });
     // The source sees our progress and verdict as JSON lines on our stdout (deploy migrate reads them).

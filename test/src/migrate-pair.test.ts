@@ -1,0 +1,259 @@
+// End to end: pairing mode. Host b has no SSH trust from a (a's key is taken off b's authorized keys);
+// an operator drives each host through a terminal of their own (ssh -tt, a pty there): on a
+// `deploy migrate notes --pair` prints the link and the pickup code, on b `deploy receive notes
+// --from <link>` asks for the code without echo. ffl is the stand-in (docs/ffl-standin.md); everything
+// else is real. Then the faults: a wrong code (ffl's lockout), the target run killed mid-volume, the
+// sending ffl killed, Ctrl+C on either side - after each, nothing of the run is left on either host
+// (found by run id), and a new pairing succeeds.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { quoteWord } from '@deploykit/core';
+import type { Lab } from '@deploykit/testlab';
+import { dbFingerprint, labShell, runOrThrow, withLab, type Shell } from './helpers/index.js';
+import {
+  comparableNotesDb,
+  containsSecret,
+  findRunLeftovers,
+  isTargetRun,
+  listLabProcesses,
+  openTerminal,
+  readStateFiles,
+  readTargetJournal,
+  waitForProcess,
+  type LabProcess,
+  type TerminalSession,
+} from './migrate-lab.js';
+
+const RUN_ID = /run (\d{8}T\d{6}Z-[0-9a-f]{6})/;
+
+/** True for an ffl (stand-in) process: `node .../ffl/main.js ...` or `ffl`. */
+function isFfl(process: LabProcess): boolean {
+  return process.argv.some((word) => /(^|\/)ffl$|\/ffl\/main\.js$/.test(word));
+}
+
+test('pairing mode: b takes notes with a link and a code and no SSH from a; faults on either side leave nothing of the run', { timeout: 900_000 }, async (t) => {
+  await withLab({ hosts: 2 }, async (lab: Lab) => {
+    const a = labShell(lab, 'a');
+    const hostA = lab.host('a');
+    const hostB = lab.host('b');
+    const appDir = `${hostA.appsRoot}/notes`;
+    const operatorKey = join(lab.dir, 'operator_ed25519');
+    /** b as its own operator reaches it: with the operator's key, not a's. */
+    const b: Shell = { where: 'host b (operator)', run: (command, input) => lab.ssh('b', command, { identity: operatorKey, ...(input === undefined ? {} : { input }) }) };
+    const failedRuns: { runId: string; inputRunId?: string }[] = [];
+    const terminals: TerminalSession[] = [];
+    /** A subtest that failed halfway may leave its terminals open: hang them up before the next one starts. */
+    const hangUpAll = async (): Promise<void> => {
+      await Promise.all(terminals.splice(0).map((terminal) => terminal.hangUp()));
+    };
+
+    /** Starts `deploy migrate notes --pair` on a's terminal; resolves with the link, the code and the run id. */
+    const startPairing = async (flags = '', env = ''): Promise<{ source: TerminalSession; link: string; code: string; runId: string }> => {
+      await hangUpAll();
+      const source = openTerminal(lab, 'a', `${env} deploy migrate notes --pair --stall-seconds 10 ${flags}`);
+      terminals.push(source);
+      const [, runId] = await source.waitFor(RUN_ID);
+      const [, link] = await source.waitFor(/Link:\s+(\S+)/);
+      const [, code] = await source.waitFor(/Pickup code:\s+(\d{6})/);
+      return { source, link: link!, code: code!, runId: runId! };
+    };
+    /** Starts `deploy receive notes --from <link>` on b's terminal and types the code at its prompt. */
+    const receiveOnB = async (link: string, code: string, flags = ''): Promise<TerminalSession> => {
+      const target = openTerminal(lab, 'b', `deploy receive notes --from ${quoteWord(link)} ${flags}`, { identity: operatorKey });
+      terminals.push(target);
+      await target.waitFor(/Pickup code \(shown on the source's terminal\): /);
+      target.type(`${code}\r`);
+      return target;
+    };
+    /** The receiving command's own run id (its ffl download carries it), from b's run record of `runId`. */
+    const inputRunIdOf = async (runId: string): Promise<string | undefined> => {
+      const lines = await readTargetJournal(`${hostB.stateDir}/apps/notes/incoming/${runId}.jsonl`).catch(() => []);
+      const input = (lines as unknown as { t: string; runId?: string }[]).find((line) => line.t === 'input');
+      return input?.runId;
+    };
+    /** Everything of a run on both hosts, by its id and by the id its input's processes carried. */
+    const leftovers = async (run: { runId: string; inputRunId?: string }): Promise<string[]> => {
+      const ids = [run.runId, ...(run.inputRunId ? [run.inputRunId] : [])];
+      const found: string[] = [];
+      for (const id of ids) found.push(...(await findRunLeftovers(lab, 'a', id)), ...(await findRunLeftovers(lab, 'b', id, { shell: b })));
+      return found;
+    };
+    /** b as a failed run must leave it: no app, no notes database or role. */
+    const bIsEmpty = async (): Promise<void> => {
+      assert.deepEqual((await runOrThrow(b, `ls -A ${quoteWord(hostB.appsRoot)}`)).trim(), '', 'nothing in b\'s apps root');
+      assert.equal((await runOrThrow(b, `psql -X -At -d postgres -c "SELECT count(*) FROM pg_database WHERE datname = 'notes' OR datname LIKE 'dk\\_%'"`)).trim(), '0', 'no database of the app on b');
+      assert.equal((await runOrThrow(b, `psql -X -At -d postgres -c "SELECT count(*) FROM pg_roles WHERE rolname = 'notes_app'"`)).trim(), '0', 'no role of the app on b');
+    };
+    /** After a failed pairing: its exits, and nothing of it on either host (by run id); no ffl left. */
+    const assertCleanAfter = async (what: string, runId: string): Promise<void> => {
+      const run = { runId, inputRunId: await inputRunIdOf(runId) };
+      failedRuns.push(run);
+      assert.deepEqual(await leftovers(run), [], `${what}: nothing of run ${runId} is left on a or b`);
+      await bIsEmpty();
+      assert.deepEqual(listLabProcesses(lab).filter((p) => isFfl(p) || isTargetRun(p, 'notes')).map((p) => `${p.host} ${p.pid}: ${p.argv.join(' ')}`), [], `${what}: no ffl and no deploy receive left running`);
+    };
+
+    await t.test('set up: b trusts only its operator\'s key, not a\'s; notes runs on a with an upload and rows', async () => {
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'operator-of-b', '-f', operatorKey]);
+      writeFileSync(hostB.authorizedKeysPath, readFileSync(`${operatorKey}.pub`, 'utf8'), { mode: 0o600 });
+      const fromA = await a.run(`ssh -F ${quoteWord(lab.sshConfigPath)} b true`);
+      assert.equal(fromA.exitCode, 255, `a cannot ssh into b any more: ${fromA.stderr}`);
+      assert.match(fromA.stderr, /Permission denied/);
+      assert.equal((await lab.ssh('b', 'true')).exitCode, 255, 'the lab key is refused on b too');
+      await runOrThrow(b, 'true');
+      await runOrThrow(a, 'deploy init notes && deploy install notes && deploy start notes');
+      await runOrThrow(a, `head -c 16M /dev/urandom > ${quoteWord(`${appDir}/data/uploads/photo.bin`)}`);
+      await runOrThrow(a, `psql -X -q -d notes -c "INSERT INTO notes (title, body) SELECT 'paired ' || g, md5(g::text) FROM generate_series(1, 500) g"`);
+    });
+
+    await t.test('pairing: the link and code move notes to b; files, rows, roles identical, healthy; the code only on a\'s terminal and in ffl\'s own argv', async () => {
+      const eventsFile = join(hostA.root, 'tmp', 'pair-events.jsonl');
+      const sampled = new Map<string, LabProcess>();
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          for (const process of listLabProcesses(lab)) sampled.set(`${process.pid} ${process.argv.join(' ')}`, process);
+          await new Promise((resolve) => setTimeout(resolve, 40));
+        }
+      })();
+      let source: TerminalSession | undefined;
+      let target: TerminalSession | undefined;
+      let code = '';
+      let runId = '';
+      try {
+        const pairing = await startPairing(`--wait 300 --events ${quoteWord(eventsFile)}`);
+        ({ source, code, runId } = pairing);
+        target = await receiveOnB(pairing.link, code);
+        assert.equal(await target.done, 0, `deploy receive on b:\n${target.output().slice(-4000)}`);
+        assert.equal(await source.done, 0, `deploy migrate --pair on a:\n${source.output().slice(-4000)}`);
+      } finally {
+        sampling = false;
+        await sampler;
+      }
+      assert.match(source.output(), /Delivered the bundle of notes to the new host/);
+      assert.match(source.output(), /deploy receive notes --from http:\/\/127\.0\.0\.1:\d+\/\w+/, 'a prints the command to run on b');
+      assert.match(target.output(), /Received notes from a in [\d.]+ s: verified, installed, started and healthy/);
+
+      // The copy on b: uploads byte-identical, database identical, the role there, health passing.
+      const sum = async (shell: Shell, host: string): Promise<string> => (await runOrThrow(shell, `cd ${quoteWord(`${lab.host(host).appsRoot}/notes/data/uploads`)} && find . -type f -print0 | sort -z | xargs -0 sha256sum`)).trim();
+      assert.equal(await sum(b, 'b'), await sum(a, 'a'));
+      assert.deepEqual(comparableNotesDb(await dbFingerprint(b, 'notes')), comparableNotesDb(await dbFingerprint(a, 'notes')));
+      assert.equal((await runOrThrow(b, `psql -X -At -d postgres -c "SELECT count(*) FROM pg_roles WHERE rolname = 'notes_app'"`)).trim(), '1');
+      await runOrThrow(b, 'deploy health notes');
+
+      // The code: on a's terminal (that is where it is shown), in ffl's own argv on b (ffl takes it no other way), nowhere else.
+      assert.ok(containsSecret(source.output(), code), 'a\'s terminal shows the code');
+      assert.ok(!containsSecret(target.output(), code), 'b\'s prompt does not echo the code');
+      const carrying = [...sampled.values()].filter((p) => containsSecret(p.argv.join(' '), code));
+      assert.deepEqual(carrying.filter((p) => !(isFfl(p) && p.argv.includes('download'))).map((p) => `${p.host} ${p.pid}: ${p.argv.join(' ')}`), [], 'no process of ours has the code in its argv');
+      const places = [
+        ...readStateFiles(hostA.stateDir),
+        ...readStateFiles(hostB.stateDir),
+        ...readStateFiles(join(hostA.root, 'tmp')),
+        ...readStateFiles(join(hostB.root, 'tmp')),
+        ...readStateFiles(join(hostA.root, 'home')),
+        ...readStateFiles(join(hostB.root, 'home')),
+      ];
+      assert.ok(places.some((place) => place.path === eventsFile) && places.some((place) => place.path.includes('/logs/')), 'the events file and the run logs are among the files searched');
+      assert.deepEqual(places.filter((place) => containsSecret(place.text, code)).map((place) => place.path), [], 'no file of ours holds the code');
+      // Nothing of the run is left but the app on b.
+      const inputRunId = await inputRunIdOf(runId);
+      assert.ok(inputRunId !== undefined && inputRunId !== runId, 'b\'s run record names the id its ffl download carried');
+      assert.deepEqual((await leftovers({ runId, inputRunId })).filter((line) => !line.startsWith('process')), []);
+    });
+
+    await t.test('reset: b empty again for the faults', async () => {
+      await hangUpAll();
+      await runOrThrow(b, `${quoteWord(`${hostB.appsRoot}/notes/bin/stop`)}; rm -rf ${quoteWord(`${hostB.appsRoot}/notes`)} ${quoteWord(`${hostB.stateDir}/borg/notes`)}; psql -X -q -d postgres -c "DROP DATABASE IF EXISTS notes WITH (FORCE)" -c "DROP ROLE IF EXISTS notes_app"`);
+      await bIsEmpty();
+    });
+
+    await t.test('a wrong code is refused on b and ffl\'s lockout is reported; a waits out --wait, then stops and cleans up', async () => {
+      const { source, link, code, runId } = await startPairing('--wait 40');
+      const wrong = String((Number(code) + 1) % 1_000_000).padStart(6, '0');
+      const attempts: string[] = [];
+      for (let attempt = 1; attempt <= 3; attempt += 1) {
+        const result = await b.run(`DEPLOY_PICKUP_CODE=${wrong} deploy receive notes --from ${quoteWord(link)}`);
+        assert.equal(result.exitCode, 5, `attempt ${attempt}: ${result.stderr}`);
+        attempts.push(result.stderr);
+      }
+      assert.match(attempts[0]!, /pickup code was refused/);
+      assert.match(attempts[2]!, /locked/, 'the third wrong code finds the link locked');
+      assert.ok(attempts.every((text) => !text.includes(wrong) && !text.includes(code)), 'no code in the messages');
+      assert.equal(await source.done, 5, source.output().slice(-3000));
+      assert.match(source.output(), /nobody started pulling the bundle within 40 s/);
+      await assertCleanAfter('a wrong code', runId);
+    });
+
+    /** A pairing whose volume takes a while (the sending ffl throttled), stopped by `fault` once b receives the upload. */
+    const interruptedPairing = async (what: string, fault: (sessions: { source: TerminalSession; target: TerminalSession }) => Promise<void>, exits: { source: number; target: number | 'killed' }): Promise<string> => {
+      const { source, link, code, runId } = await startPairing('--wait 120', 'FFL_STANDIN_THROTTLE_BYTES_PER_SEC=2000000');
+      const target = await receiveOnB(link, code);
+      await target.waitFor(/\[receive:volume:uploads\]/);
+      await fault({ source, target });
+      assert.equal(await source.done, exits.source, `${what}: a\n${source.output().slice(-3000)}`);
+      const targetExit = await target.done;
+      if (exits.target === 'killed') assert.notEqual(targetExit, 0, `${what}: b`);
+      else assert.equal(targetExit, exits.target, `${what}: b\n${target.output().slice(-3000)}`);
+      return runId;
+    };
+
+    await t.test('Ctrl+C on a mid-volume: a stops (130), b hears it and rolls back; nothing of the run left', async () => {
+      const runId = await interruptedPairing('Ctrl+C on a', async ({ source }) => source.type('\u0003'), { source: 130, target: 5 });
+      await assertCleanAfter('Ctrl+C on a', runId);
+    });
+
+    await t.test('Ctrl+C on b mid-volume: b rolls back (130); a sees the new host stop taking the bundle; nothing of the run left', async () => {
+      const runId = await interruptedPairing('Ctrl+C on b', async ({ target }) => target.type('\u0003'), { source: 5, target: 130 });
+      await assertCleanAfter('Ctrl+C on b', runId);
+    });
+
+    await t.test('the sending ffl killed mid-volume: both sides fail naming the sender; nothing of the run left', async () => {
+      let targetOutput: () => string = () => '';
+      let sourceOutput: () => string = () => '';
+      const runId = await interruptedPairing(
+        'ffl share killed',
+        async ({ source, target }) => {
+          targetOutput = target.output;
+          sourceOutput = source.output;
+          const share = await waitForProcess(lab, (p) => p.host === 'a' && isFfl(p) && p.argv.includes('-'), 10_000, 'the ffl share on a');
+          process.kill(share.pid, 'SIGKILL');
+        },
+        { source: 5, target: 5 },
+      );
+      assert.match(sourceOutput(), /ffl share ended \(killed by SIGKILL\) before the new host took the whole bundle/);
+      // b blames its input (the sending side), never its own consumers.
+      assert.match(targetOutput(), /FAILED at step \[receive:volume:uploads\] \(transfer\): (the input ended|ffl download|no byte of volume:uploads arrived from the source)/);
+      await assertCleanAfter('the sending ffl killed', runId);
+    });
+
+    let killed = '';
+    await t.test('the target run killed mid-volume: a stops when b stops taking bytes; b keeps the killed run\'s leftovers for the next run', async () => {
+      killed = await interruptedPairing(
+        'deploy receive killed',
+        async () => {
+          const receiver = await waitForProcess(lab, (p) => p.host === 'b' && isTargetRun(p, 'notes'), 10_000, 'deploy receive on b');
+          process.kill(receiver.pid, 'SIGKILL');
+        },
+        { source: 5, target: 'killed' },
+      );
+      assert.deepEqual(await findRunLeftovers(lab, 'a', killed), [], 'nothing of the run on a');
+      assert.notDeepEqual(await findRunLeftovers(lab, 'b', killed, { shell: b }), [], 'the killed run left its staging on b (nobody could clean up yet)');
+    });
+
+    await t.test('a new pairing succeeds, and cleans up after the killed run; nothing of any failed run is left', async () => {
+      const { source, link, code, runId } = await startPairing('--wait 300');
+      const target = await receiveOnB(link, code);
+      assert.equal(await target.done, 0, target.output().slice(-4000));
+      assert.equal(await source.done, 0, source.output().slice(-4000));
+      assert.match(target.output(), new RegExp(`earlier run ${killed}: rolled back`));
+      failedRuns.push({ runId: killed, ...((await inputRunIdOf(killed)) ? { inputRunId: (await inputRunIdOf(killed))! } : {}) });
+      for (const run of failedRuns) assert.deepEqual(await leftovers(run), [], `nothing of failed run ${run.runId} is left`);
+      assert.ok(runId !== killed);
+      await runOrThrow(b, 'deploy health notes');
+    });
+  });
+});
