@@ -62,7 +62,7 @@ export interface MigrateReport {
   /** When the target-side run ended without a report (killed, connection lost): the clean-up run there after it. */
   readonly targetRecovery?: RecoverReport;
   /** Pairing mode: the link, the command the new host runs, and whether ffl reported the bundle delivered. */
-  readonly pairing?: { readonly link?: string; readonly command?: string; readonly delivered: boolean; readonly path?: string };
+  readonly pairing?: { readonly link?: string; readonly command?: string; readonly delivered: boolean; readonly path?: string; readonly pullMs?: number };
   readonly failure?: { readonly step: string; readonly kind: string; readonly code: string; readonly message: string; readonly hint?: string; readonly stage?: string };
   readonly durationMs: number;
 }
@@ -550,7 +550,10 @@ class SourceRun {
           ...(options.transportOptions.ffl ? { ffl: options.transportOptions.ffl } : {}),
           secrets,
           emit: (event) => {
-            if (event.kind === 'path') path = event.path;
+            if (event.kind === 'path' && path !== event.path) {
+              path = event.path;
+              bus.emit('migrate.path', { app: app.name, message: `the new host pulls over the ${event.path === 'direct' ? 'direct path (WebRTC, peer to peer)' : `${event.path} path (through ffl's relay)`}`, data: { path: event.path } });
+            }
             bus.emit(`stream.${event.kind}`, { app: app.name, level: 'debug', message: event.kind, data: { ...event } });
           },
           report: (failure) => bus.emit('stream.failed', { app: app.name, level: 'debug', message: failure.message, data: { ...failure } }),
@@ -602,7 +605,7 @@ class SourceRun {
             hint: 'See the new host\'s screen: its deploy receive says what happened there (it rolls back on its own). Start a new pairing when it is fixed.',
           });
         }
-        this.#pairing = { ...this.#pairing!, delivered: true, ...(path ? { path } : {}) };
+        this.#pairing = { ...this.#pairing!, delivered: true, ...(path ? { path } : {}), ...(connectedAt !== undefined ? { pullMs: Date.now() - connectedAt } : {}) };
       });
       return undefined;
     } catch (error) {

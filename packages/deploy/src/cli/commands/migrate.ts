@@ -59,7 +59,7 @@ export function renderReport(report: MigrateReport): string {
   if (report.ok && report.pairing) {
     lines.push(
       '',
-      `Delivered the bundle of ${report.app} to ${report.target} in ${formatDuration(report.durationMs)}${report.pairing.path ? ` (path ${report.pairing.path})` : ''}; this host was not changed.`,
+      `Delivered the bundle of ${report.app} to ${report.target} in ${formatDuration(report.durationMs)}${report.pairing.pullMs !== undefined ? ` (pulled in ${formatDuration(report.pairing.pullMs)}${report.pairing.path ? `, path ${report.pairing.path}` : ''})` : ''}; this host was not changed.`,
       `The verification is on the new host's screen: its deploy receive checks every file and row, installs, starts and health-checks the app, rolls back there on failure, and ends with its report and the cutover checklist.`,
       `  [ ] read that report on the new host (exit 0 = the app serves there)`,
       `  [ ] stop writes here: deploy stop ${report.app}`,
