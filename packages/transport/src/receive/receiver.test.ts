@@ -14,7 +14,8 @@ import { FrameEncoder, type ProducerStatus } from '../framing/frame-encoder.js';
 import { resolveReceiverTransport } from '../transports/registry.js';
 import { runReceiver, type ReceiverOptions, type ReceiveResult } from './receiver.js';
 
-const host = new LocalHost();
+// These cases test behaviour, not timing: the ffl stand-in (sender and receiver) adds no delays.
+const host = new LocalHost('local', { FFL_STANDIN_TIME_SCALE: '0' });
 let work = '';
 
 /** Runs a bash script in the work dir; fails the test on a non-zero exit. */
