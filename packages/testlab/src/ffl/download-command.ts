@@ -12,6 +12,7 @@ import type { DownloadArguments } from './parse-argv.js';
 import { readIntegerSwitch } from './standin-env.js';
 import { resolveTiming } from './standin-timing.js';
 import { ProgressBar } from './progress-bar.js';
+import { exitFlushed } from './exit-flushed.js';
 import { openShareDatabase, resolveStorageDirectory } from './storage.js';
 
 const USER_AGENT = 'python-requests/2.28.1';
@@ -138,7 +139,7 @@ export async function runDownload(args: DownloadArguments, hook: HookSink, env: 
   process.on('exit', () => history.close());
   process.on('SIGINT', () => {
     process.stdout.write('Exiting on user request (Ctrl+C)...\n');
-    process.exit(0);
+    exitFlushed(0);
   });
   const status = (line: string): void => {
     (args.stdout ? process.stderr : process.stdout).write(`${line}\n`);

@@ -88,7 +88,7 @@ describe('ffl stand-in', { concurrency: 4 }, () => {
       assert.equal(received.code, 0, received.stderr);
       assert.equal(sent.code, 0);
       const input = readFileSync(workspace.path('input.bin'));
-      assert.equal(received.stdout.length, 3_000_000 + 24);
+      assert.equal(received.stdout.length, 3_000_000 + 24, received.stderr);
       assert.ok(received.stdout.subarray(0, 3_000_000).equals(input), 'payload differs');
       assert.equal(received.stdout.subarray(3_000_000).toString(), COMPLETED_LINE);
       assert.match(received.stderr, /🔒 End-to-end encryption detected\n/);
@@ -144,6 +144,8 @@ describe('ffl stand-in', { concurrency: 4 }, () => {
       const json = workspace.path('share.json');
       const sender = workspace.startShell(
         `head -c 3000000 /dev/urandom | tee input.bin | ${FFL} - --force-relay --max-downloads 1 --pickup-code 654321 --stdin-cache off --hook ${hook} --json ${json}`,
+        // --force-relay forbids the ACK, so the sender always waits its full ACK wait: keep it short.
+        { [FFL_STANDIN_ENV.ackWaitMs]: '300' },
       );
       const link = String((await readShareJson(json))['link']);
       const received = await workspace.receive([link, '--stdout', '--pickup-code', '654321']);
@@ -295,6 +297,7 @@ describe('ffl stand-in', { concurrency: 4 }, () => {
       const json = workspace.path('share.json');
       const sender = workspace.startShell(`head -c 2000000 /dev/urandom | tee input.bin | ${FFL} - --force-relay --max-downloads 1 --hook ${hook} --json ${json}`, {
         [FFL_STANDIN_ENV.httpDropAfterBytes]: '500000',
+        [FFL_STANDIN_ENV.ackWaitMs]: '300',
       });
       const link = String((await readShareJson(json))['link']);
       const received = await workspace.receive(['download', link, '-o', workspace.path('out.bin')]);

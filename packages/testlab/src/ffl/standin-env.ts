@@ -17,7 +17,7 @@ export const FFL_STANDIN_ENV = {
   tunnelFail: 'FFL_STANDIN_TUNNEL_FAIL',
   /** Sender pacing in payload bytes per second (0 = unthrottled; unscaled). Default: 3 MiB/s divided by the scale. */
   throttleBytesPerSecond: 'FFL_STANDIN_THROTTLE_BYTES_PER_SEC',
-  /** Longest wait for the receiver's `/complete` ACK after the last byte, both paths (unscaled). Default: 30 s WebRTC, 5 s HTTP, times the scale, at least 1 s. */
+  /** Longest wait for the receiver's `/complete` ACK after the last byte, both paths (unscaled). Default: 30 s WebRTC, 5 s HTTP, times the scale, at least 5 s. */
   ackWaitMs: 'FFL_STANDIN_ACK_WAIT_MS',
   /** Pickup lock duration after 5 failed checks (real tool: 300). */
   pickupLockSeconds: 'FFL_STANDIN_PICKUP_LOCK_SECONDS',

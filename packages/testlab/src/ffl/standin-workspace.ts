@@ -49,8 +49,8 @@ export class Workspace {
   constructor(options: WorkspaceOptions = {}) {
     mkdirSync(this.tmp);
     const scale = options.timeScale ?? 0;
-    // Behaviour cases: no added delays and a short ACK wait; timing cases: the stand-in's defaults.
-    this.timing = scale === 'real' ? {} : { [FFL_STANDIN_ENV.timeScale]: String(scale), ...(scale === 0 ? { [FFL_STANDIN_ENV.ackWaitMs]: '300' } : {}) };
+    // Behaviour cases: no added delays; timing cases: the stand-in's defaults.
+    this.timing = scale === 'real' ? {} : { [FFL_STANDIN_ENV.timeScale]: String(scale) };
   }
 
   env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
