@@ -26,7 +26,18 @@ export function buildFflDownloadArgv(fflPath: string, link: string, pickupCode?:
 
 /** Picks ffl's own failure line out of the text it appended to stdout. */
 export function fflFailureLine(stdoutTail: Buffer): string | undefined {
-  return /Oops, something went wrong:[^\n]*/.exec(stdoutTail.toString('latin1'))?.[0];
+  const found = /Oops, something went wrong:[^\n]*/.exec(stdoutTail.toString('latin1'))?.[0];
+  // Read as latin1 to survive binary payload before it; the line itself is UTF-8 text.
+  return found === undefined ? undefined : Buffer.from(found, 'latin1').toString('utf8');
+}
+
+/**
+ * True when ffl's failure line says the *sending* ffl is gone: its WebRTC connection broke and the
+ * HTTP fallback could not even fetch the share's metadata (reference §2.4, §8: `WebRTC connection
+ * failed before download completed. HTTP: Failed to get file metadata: ... Connection refused`).
+ */
+export function isFflSenderGone(failureLine: string): boolean {
+  return /WebRTC connection failed before download completed\. HTTP: Failed to get file metadata: /.test(failureLine);
 }
 
 /** Passes bytes through unchanged and keeps the last few KiB (ffl appends its error text to the payload). */
@@ -125,8 +136,11 @@ export const fflTransport: Transport = {
       if (result.exitCode !== 0 || result.signal !== null) report(senderFailure(result));
       return result;
     });
+    let aborted: Promise<void> | undefined;
     const ready = (async () => {
       const ticket = await Promise.race([link, senderExit.then(() => Promise.reject(new Error('ffl share ended before printing its link')))]);
+      // Aborted while waiting for the link (the readiness window ran out): start nothing on the target.
+      if (aborted !== undefined) throw new Error('the stream was aborted before the link was shared');
       command = context.target.spawn({
         argv: context.targetArgv({ from: ticket }),
         env: { ...context.targetEnv, ...(pickupCode === undefined ? {} : { [PICKUP_CODE_ENV]: pickupCode }) },
@@ -155,7 +169,6 @@ export const fflTransport: Transport = {
       await stopTail();
       return { result };
     })();
-    let aborted: Promise<void> | undefined;
     return {
       sink,
       output,
@@ -201,11 +214,15 @@ export const fflTransport: Transport = {
     const secrets = context.credential === undefined ? [] : [context.credential];
     const failureOf = (result: RunResult): InputFailure | undefined => {
       if (result.exitCode === 0 && result.signal === null) return undefined;
+      // ffl prints its error on stdout (after the payload); its stderr is status lines and tqdm
+      // frames, which tailText drops, so the tail ends with the error line itself.
       const line = fflFailureLine(tail.tail);
       const status = result.signal ? `was killed by ${result.signal}` : `exited with code ${String(result.exitCode)}`;
+      const senderGone = line !== undefined && isFflSenderGone(line);
       return {
-        code: 'FFL_DOWNLOAD_FAILED',
-        message: `ffl download ${status}${line ? `: ${line}` : ''}`,
+        ...(senderGone ? { stage: 'sender' as const } : {}),
+        code: senderGone ? 'FFL_SENDER_GONE' : 'FFL_DOWNLOAD_FAILED',
+        message: `${senderGone ? 'the sending ffl is gone: ' : ''}ffl download ${status}${line ? `: ${line}` : ''}`,
         exitCode: result.exitCode,
         stderrTail: tailText(result.stderr + (line ? `\n${line}` : ''), secrets, 20),
       };

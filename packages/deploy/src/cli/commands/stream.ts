@@ -1,4 +1,4 @@
-import { DEFAULT_RETRIES, DEFAULT_STALL_SECONDS, describeFailure, listTransportNames, resolveTransport, type ConsumerSpec, type StreamEvent } from '@deploykit/transport';
+import { DEFAULT_READY_SECONDS, DEFAULT_RETRIES, DEFAULT_STALL_SECONDS, describeFailure, listTransportNames, resolveTransport, type ConsumerSpec, type StreamEvent } from '@deploykit/transport';
 import { EXIT_CODES, formatBytes, formatDuration, TransportError, UsageError } from '@deploykit/core';
 import { cleanupStream, receiveStream } from '../../actions/stream-receive.js';
 import { createStreamEventPublisher, createTtyProgress } from '../../actions/stream-events.js';
@@ -63,6 +63,7 @@ async function runSend(context: CommandContext, args: Record<string, unknown>): 
   }
   const sink = createEventSink(context);
   const stallSeconds = readNumber(args, 'stallSeconds');
+  const readySeconds = readNumber(args, 'readySeconds');
   const retries = readNumber(args, 'retries');
   const estimatedBytes = readNumber(args, 'estimatedBytes');
   const fflPath = typeof args.fflPath === 'string' ? args.fflPath : undefined;
@@ -75,6 +76,7 @@ async function runSend(context: CommandContext, args: Record<string, unknown>): 
     ...(producer === undefined ? { producerStream: process.stdin } : { producer }),
     consumer: readConsumer(args),
     ...(stallSeconds === undefined ? {} : { stallSeconds }),
+    ...(readySeconds === undefined ? {} : { readySeconds }),
     ...(retries === undefined ? {} : { retries }),
     ...(estimatedBytes === undefined ? {} : { estimatedBytes }),
     transportOptions: { ffl: { ...(fflPath ? { path: fflPath } : {}), ...(fflUrl ? { url: fflUrl } : {}), ...(fflSha256 ? { sha256: fflSha256 } : {}) } },
@@ -103,6 +105,7 @@ async function runReceive(context: CommandContext, args: Record<string, unknown>
       runId: typeof args.runId === 'string' ? args.runId : context.runId,
       consumer: readConsumer(args),
       stallSeconds: readNumber(args, 'stallSeconds') ?? DEFAULT_STALL_SECONDS,
+      readySeconds: readNumber(args, 'readySeconds') ?? DEFAULT_READY_SECONDS,
       from: typeof args.from === 'string' && args.from !== '' ? args.from : '-',
       ...(typeof args.ffl === 'string' ? { fflPath: args.ffl } : {}),
       deleteAfter: args.deleteAfter === true,
@@ -138,7 +141,8 @@ export const streamCommand: DeployCommand = {
       .option('transport', { type: 'string', default: 'ssh', describe: `send: how the bytes travel: ${listTransportNames().join(', ')}`, group: 'Send:' })
       .option('into', { type: 'string', describe: 'Consumer: extract a tar stream into DIR (staging dir beside it, swapped in only after success)', group: 'Stream:' })
       .option('consumer', { type: 'string', describe: 'Consumer: command reading the payload on stdin, as a JSON argv array', group: 'Stream:' })
-      .option('stall-seconds', { type: 'number', describe: `Abort when no byte moved for this long [default ${DEFAULT_STALL_SECONDS}]`, group: 'Stream:' })
+      .option('stall-seconds', { type: 'number', describe: `Abort when no byte moved for this long, counted from the first payload byte [default ${DEFAULT_STALL_SECONDS}]`, group: 'Stream:' })
+      .option('ready-seconds', { type: 'number', describe: `Abort when the first payload byte has not reached the receiver this long after the start (target start, ffl link and WebRTC setup; send passes it to receive) [default ${DEFAULT_READY_SECONDS}]`, group: 'Stream:' })
       .option('run-id', { type: 'string', describe: 'Run id (names staging dirs; cleanup removes those of this run)', group: 'Stream:' })
       .option('to', { type: 'string', describe: 'send: target host, named in the global config', group: 'Send:' })
       .option('producer', { type: 'string', describe: 'send: producer command as a JSON argv array (default: read the payload from stdin)', group: 'Send:' })
