@@ -217,6 +217,8 @@ class TargetRun {
   async run(): Promise<TargetReport> {
     const onSignal = (): void => this.#stop.abort(new TargetFailure(new DeployError('usage', 'INTERRUPTED', `interrupted on ${this.#options.hostContext.hostName}`, { hint: 'Run the migration again: verified parts are reused.' }), 'input', 'receiver'));
     this.#options.signal?.addEventListener('abort', onSignal, { once: true });
+    // A signal that came while the input was being opened (ffl starting) fires no listener any more.
+    if (this.#options.signal?.aborted) onSignal();
     let failure: TargetFailure | undefined;
     try {
       await this.#receiveAndCommit();
@@ -267,7 +269,9 @@ class TargetRun {
   /** When the bundle broke off, the transport may know why (ffl exited with its message). */
   async #explainInputError(error: unknown): Promise<unknown> {
     const failure = toTargetFailure(error, 'transfer');
-    if (failure.class !== 'input') return failure;
+    // A stop here (SIGTERM from the source's abort, Ctrl+C) is no input error: waiting up to 3 s for
+    // the transport's verdict would outlast the source's grace before SIGKILL and skip our cleanup.
+    if (failure.class !== 'input' || (this.#stop.signal.aborted && error === this.#stop.signal.reason)) return failure;
     const transport = await this.#options.input.transportFailure(3000);
     if (transport === undefined) return failure;
     return new TargetFailure(new TransportError(transport.code, `${transport.message} (${failure.message})`, { hint: failure.hint ?? 'Run the migration again: verified parts are reused.', details: { stderrTail: transport.stderrTail ?? '' } }), 'input', 'transfer');

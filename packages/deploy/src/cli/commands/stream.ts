@@ -95,33 +95,27 @@ async function runSend(context: CommandContext, args: Record<string, unknown>): 
 
 async function runReceive(context: CommandContext, args: Record<string, unknown>): Promise<CommandOutcome> {
   const sink = createEventSink(context);
-  const abort = new AbortController();
-  // The sender stops us with SIGTERM on abort: let the receiver kill its consumer and remove staging.
-  const onTerm = (): void => abort.abort();
-  process.prependOnceListener('SIGTERM', onTerm);
-  try {
-    const result = await receiveStream(context, {
-      name: String(args.name),
-      runId: typeof args.runId === 'string' ? args.runId : context.runId,
-      consumer: readConsumer(args),
-      stallSeconds: readNumber(args, 'stallSeconds') ?? DEFAULT_STALL_SECONDS,
-      readySeconds: readNumber(args, 'readySeconds') ?? DEFAULT_READY_SECONDS,
-      from: typeof args.from === 'string' && args.from !== '' ? args.from : '-',
-      ...(typeof args.ffl === 'string' ? { fflPath: args.ffl } : {}),
-      deleteAfter: args.deleteAfter === true,
-      onEvent: sink.onEvent,
-      signal: abort.signal,
-    }).finally(sink.close);
-    if (!result.ok) {
-      throw new TransportError(result.code, `receiving ${String(args.name)} failed: ${result.stage} failed: ${result.message}`, {
-        hint: 'Nothing was swapped into place; the sending side names the first failing stage.',
-        details: { ...result },
-      });
-    }
-    return { exitCode: EXIT_CODES.ok, json: result, text: `${String(args.name)}: received ${formatBytes(result.bytes)} in ${formatDuration(result.elapsedMs)}, sha256 ${result.sha256}` };
-  } finally {
-    process.removeListener('SIGTERM', onTerm);
+  // The sending side stops us with SIGTERM on abort (then SIGKILL 3 s later): context.signal lets the
+  // receiver kill its consumer and its transport (ffl), and remove staging and temp dirs, before we exit.
+  const result = await receiveStream(context, {
+    name: String(args.name),
+    runId: typeof args.runId === 'string' ? args.runId : context.runId,
+    consumer: readConsumer(args),
+    stallSeconds: readNumber(args, 'stallSeconds') ?? DEFAULT_STALL_SECONDS,
+    readySeconds: readNumber(args, 'readySeconds') ?? DEFAULT_READY_SECONDS,
+    from: typeof args.from === 'string' && args.from !== '' ? args.from : '-',
+    ...(typeof args.ffl === 'string' ? { fflPath: args.ffl } : {}),
+    deleteAfter: args.deleteAfter === true,
+    onEvent: sink.onEvent,
+    signal: context.signal,
+  }).finally(sink.close);
+  if (!result.ok) {
+    throw new TransportError(result.code, `receiving ${String(args.name)} failed: ${result.stage} failed: ${result.message}`, {
+      hint: 'Nothing was swapped into place; the sending side names the first failing stage.',
+      details: { ...result },
+    });
   }
+  return { exitCode: EXIT_CODES.ok, json: result, text: `${String(args.name)}: received ${formatBytes(result.bytes)} in ${formatDuration(result.elapsedMs)}, sha256 ${result.sha256}` };
 }
 
 async function runCleanup(args: Record<string, unknown>): Promise<CommandOutcome> {
@@ -134,6 +128,8 @@ async function runCleanup(args: Record<string, unknown>): Promise<CommandOutcome
 export const streamCommand: DeployCommand = {
   command: 'stream <action>',
   describe: 'Send a framed stream to another host, receive one, or clean up after a failed one (docs/transports.md)',
+  // receive cleans up on SIGTERM/Ctrl+C (the sending side's abort); send and cleanup stop at once.
+  interruptible: (args) => args.action === 'receive',
   builder: (y) =>
     y
       .positional('action', { choices: ['send', 'receive', 'cleanup'] as const, describe: 'send (source side), receive (target side), cleanup (target side)' })
