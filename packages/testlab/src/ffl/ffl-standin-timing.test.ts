@@ -201,8 +201,9 @@ describe('ffl stand-in at real timings (reference §8)', { concurrency: true }, 
         const complete = await waitForEvent(hook, '/webrtc/transfer/complete', 0);
         const rate = Number(complete.data['averageSpeed']);
         t.diagnostic(`throughput: ${(rate / MiB).toFixed(2)} MiB/s`);
-        // Above the real 3 MiB/s (scaled), at most the 30 MiB/s pacing (a loaded machine may not reach it).
-        assert.ok(rate >= 6 * MiB && rate <= 40 * MiB, `throughput ${(rate / MiB).toFixed(1)} MiB/s, expected 6-40 (paced at 30)`);
+        // Paced at 30 MiB/s: never faster than that, and clearly above the real 3 MiB/s pacing (a
+        // loaded machine may not reach 30, but the 12 MiB would take 4 s at the real pace).
+        assert.ok(rate > 3.3 * MiB && rate <= 40 * MiB, `throughput ${(rate / MiB).toFixed(1)} MiB/s, expected above 3.3 and at most 40 (paced at 30 in 3 MiB slices)`);
         assertWithin(t, sent.exitedAt - eventTime(complete), 400, 600, 'sender exit after the last byte');
       },
       { timeScale: 0.1 },
