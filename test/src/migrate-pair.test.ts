@@ -34,8 +34,11 @@ function isFfl(process: LabProcess): boolean {
   return process.argv.some((word) => /(^|\/)ffl$|\/ffl\/main\.js$/.test(word));
 }
 
+const REAL_FFL_TIMINGS = 'FFL_STANDIN_TIME_SCALE=1';
+
 test('pairing mode: b takes notes with a link and a code and no SSH from a; faults on either side leave nothing of the run', { timeout: 900_000 }, async (t) => {
-  await withLab({ hosts: 2 }, async (lab: Lab) => {
+  // The ffl stand-in at time scale 0 for the faults; the main pairing runs it at the real ffl timings.
+  await withLab({ hosts: 2, fflTimeScale: 0 }, async (lab: Lab) => {
     const a = labShell(lab, 'a');
     const hostA = lab.host('a');
     const hostB = lab.host('b');
@@ -61,8 +64,8 @@ test('pairing mode: b takes notes with a link and a code and no SSH from a; faul
       return { source, link: link!, code: code!, runId: runId! };
     };
     /** Starts `deploy receive notes --from <link>` on b's terminal and types the code at its prompt. */
-    const receiveOnB = async (link: string, code: string, flags = ''): Promise<TerminalSession> => {
-      const target = openTerminal(lab, 'b', `deploy receive notes --from ${quoteWord(link)} ${flags}`, { identity: operatorKey });
+    const receiveOnB = async (link: string, code: string, flags = '', env = ''): Promise<TerminalSession> => {
+      const target = openTerminal(lab, 'b', `${env} deploy receive notes --from ${quoteWord(link)} ${flags}`, { identity: operatorKey });
       terminals.push(target);
       await target.waitFor(/Pickup code \(shown on the source's terminal\): /);
       target.type(`${code}\r`);
@@ -124,9 +127,10 @@ test('pairing mode: b takes notes with a link and a code and no SSH from a; faul
       let code = '';
       let runId = '';
       try {
-        const pairing = await startPairing(`--wait 300 --events ${quoteWord(eventsFile)}`);
+        // At the real ffl timings (reference §8): the link after 1-3 s, the first byte 8-13 s after b starts, ~3 MiB/s.
+        const pairing = await startPairing(`--wait 300 --events ${quoteWord(eventsFile)}`, REAL_FFL_TIMINGS);
         ({ source, code, runId } = pairing);
-        target = await receiveOnB(pairing.link, code);
+        target = await receiveOnB(pairing.link, code, '', REAL_FFL_TIMINGS);
         assert.equal(await target.done, 0, `deploy receive on b:\n${target.output().slice(-4000)}`);
         assert.equal(await source.done, 0, `deploy migrate --pair on a:\n${source.output().slice(-4000)}`);
       } finally {

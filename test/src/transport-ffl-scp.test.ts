@@ -23,7 +23,8 @@ describe('ffl and scp transports', { concurrency: false }, () => {
   let fixtures: TransportFixtures;
   let b: string;
   before(async () => {
-    lab = await startLab({ hosts: 2 });
+    // These cases test behaviour, not timing (transport-ffl-timing.test.ts does): no stand-in delays.
+    lab = await startLab({ hosts: 2, fflTimeScale: 0 });
     fixtures = await createFixtures(lab);
     b = lab.host('b').root;
     await runOrThrow(labShell(lab, 'b'), 'createdb dst_ffl && createdb dst_scp');

@@ -21,6 +21,9 @@ Options:
   --hosts N       number of hosts for up (default 2; names a, b, c, ...)
   --mariadb       also start a MariaDB server per host (up)
   --no-postgres   start no PostgreSQL clusters (up)
+  --ffl-time-scale X
+                  the ffl stand-in's delays times X on every host (up; default the
+                  real timings, 0 = none; docs/ffl-standin.md)
   --dir DIR       lab dir (default <repo>/.lab)
   --json          status as JSON
   -h, --help      this help
@@ -32,13 +35,14 @@ interface CliOptions {
   hosts: number;
   mariadb: boolean;
   postgres: boolean;
+  fflTimeScale: number | undefined;
   dir: string;
   json: boolean;
   help: boolean;
 }
 
 function parseArgs(argv: readonly string[]): CliOptions {
-  const options: CliOptions = { command: undefined, hosts: 2, mariadb: false, postgres: true, dir: join(findRepoRoot(), '.lab'), json: false, help: false };
+  const options: CliOptions = { command: undefined, hosts: 2, mariadb: false, postgres: true, fflTimeScale: undefined, dir: join(findRepoRoot(), '.lab'), json: false, help: false };
   for (let index = 0; index < argv.length; index += 1) {
     const arg = argv[index] ?? '';
     const value = (): string => {
@@ -53,6 +57,7 @@ function parseArgs(argv: readonly string[]): CliOptions {
     else if (arg === '--json') options.json = true;
     else if (arg === '--hosts') options.hosts = Number(value());
     else if (arg.startsWith('--hosts=')) options.hosts = Number(arg.slice('--hosts='.length));
+    else if (arg === '--ffl-time-scale') options.fflTimeScale = Number(value());
     else if (arg === '--dir') options.dir = resolve(value());
     else if (arg.startsWith('--dir=')) options.dir = resolve(arg.slice('--dir='.length));
     else if (!arg.startsWith('-') && options.command === undefined) options.command = arg;
@@ -71,7 +76,7 @@ function describeHost(host: LabHost): string {
 
 async function runUp(options: CliOptions): Promise<void> {
   const started = Date.now();
-  const lab = await startLab({ hosts: options.hosts, dir: options.dir, mariadb: options.mariadb, postgres: options.postgres });
+  const lab = await startLab({ hosts: options.hosts, dir: options.dir, mariadb: options.mariadb, postgres: options.postgres, ...(options.fflTimeScale === undefined ? {} : { fflTimeScale: options.fflTimeScale }) });
   const first = lab.hosts[0]?.name ?? 'a';
   console.log(`lab ${lab.id} up in ${((Date.now() - started) / 1000).toFixed(1)} s, dir ${lab.dir}`);
   for (const host of lab.hosts) console.log(describeHost(host));

@@ -11,6 +11,7 @@ import { ensurePostgresTemplate, startLabPostgres } from './lab-postgres.js';
 import { ensureMariadbTemplate, startLabMariadb } from './lab-mariadb.js';
 import { buildDeployConfig, buildKnownHosts, buildSshConfig, buildSshdConfig } from './lab-files.js';
 import { LAB_ID_VARIABLE } from './lab-processes.js';
+import { FFL_STANDIN_ENV } from './ffl/standin-env.js';
 import { readLabRecord, writeLabRecord } from './lab-record.js';
 import { labStatus } from './lab-status.js';
 import { stopRecordedLab } from './lab-stop.js';
@@ -51,6 +52,9 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
   const hostCount = options.hosts ?? 2;
   if (!Number.isInteger(hostCount) || hostCount < 1 || hostCount > MAX_HOSTS) {
     throw new UsageError('LAB_HOST_COUNT', `a lab has 1 to ${MAX_HOSTS} hosts, not ${hostCount}`, { hint: 'Pass hosts: 2 (the default) or another count up to 26.' });
+  }
+  if (options.fflTimeScale !== undefined && !(Number.isFinite(options.fflTimeScale) && options.fflTimeScale >= 0)) {
+    throw new UsageError('LAB_FFL_TIME_SCALE', `fflTimeScale must be a non-negative number, not ${options.fflTimeScale}`, { hint: 'Pass 0 (no added delays), 1 (real timings) or a factor in between.' });
   }
   const withPostgres = options.postgres ?? true;
   const withMariadb = options.mariadb ?? false;
@@ -108,6 +112,7 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
       TMPDIR: join(root, 'tmp'),
       ...(withPostgres ? { PGHOST: host.pgSocketDir, PGPORT: String(plan.pgPort), PGUSER: 'postgres' } : {}),
       ...(host.mysqlSocket === undefined ? {} : { MYSQL_UNIX_PORT: host.mysqlSocket }),
+      ...(options.fflTimeScale === undefined ? {} : { [FFL_STANDIN_ENV.timeScale]: String(options.fflTimeScale) }),
     };
     return host;
   });

@@ -56,6 +56,12 @@ export interface LabOptions {
   postgres?: boolean;
   /** Remove the lab dir on down() (default true). */
   removeDir?: boolean;
+  /**
+   * `FFL_STANDIN_TIME_SCALE` in every host's environment (sshd SetEnv and deploy.yaml `env`), so the
+   * ffl stand-in of every session adds its real delays times this (docs/ffl-standin.md). Tests that do
+   * not test timing pass 0; unset (the default) means the real tool's timings, as `npm run demo` sees.
+   */
+  fflTimeScale?: number;
 }
 
 /** A process the lab started: pid plus start time (clock ticks after boot), so a reused pid is never taken for it. */

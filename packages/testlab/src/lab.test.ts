@@ -4,8 +4,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { quoteArgv } from '@deploykit/core';
 import { findLabProcesses, isLabProcess, isSameProcess, labStatus, startLab, stopLab, type LabRecord } from './index.js';
 
-test('a two-host lab: identity by SetEnv, PostgreSQL by socket and password, nothing left after down', async () => {
-  const lab = await startLab({ hosts: 2 });
+test('a two-host lab: identity by SetEnv, PostgreSQL by socket and password, the ffl time scale, nothing left after down', async () => {
+  const lab = await startLab({ hosts: 2, fflTimeScale: 0.25 });
   const record = JSON.parse(readFileSync(`${lab.dir}/lab.json`, 'utf8')) as LabRecord;
   try {
     assert.deepEqual(
@@ -17,9 +17,10 @@ test('a two-host lab: identity by SetEnv, PostgreSQL by socket and password, not
     assert.throws(() => lab.host('z'), /no host z/);
 
     for (const host of lab.hosts) {
-      const result = await lab.ssh(host.name, 'printf "%s|%s|%s|%s|%s\\n" "$DEPLOY_HOST_NAME" "$DEPLOY_HOST_ADDRESS" "$DEPLOY_APPS_ROOT" "$DEPLOY_LAB_ID" "$PATH"; command -v psql; psql -Atc "select 1"');
+      const result = await lab.ssh(host.name, 'printf "%s|%s|%s|%s|%s\\n" "$DEPLOY_HOST_NAME" "$DEPLOY_HOST_ADDRESS" "$DEPLOY_APPS_ROOT" "$DEPLOY_LAB_ID" "$PATH"; command -v psql; psql -Atc "select 1"; echo "$FFL_STANDIN_TIME_SCALE"');
       assert.equal(result.exitCode, 0, result.stderr);
-      const [identity, psqlPath, selectOne] = result.stdout.trim().split('\n');
+      const [identity, psqlPath, selectOne, fflTimeScale] = result.stdout.trim().split('\n');
+      assert.equal(fflTimeScale, '0.25', 'every session gets the ffl stand-in time scale');
       assert.equal(identity, [host.name, host.address, host.appsRoot, lab.id, host.env.PATH].join('|'));
       assert.match(host.env.PATH ?? '', /packages\/deploy\/bin:.*packages\/testlab\/bin:/);
       assert.equal(psqlPath, '/usr/bin/psql');
@@ -42,6 +43,8 @@ test('a two-host lab: identity by SetEnv, PostgreSQL by socket and password, not
     // ssh_config works for a plain ssh client, with strict host key checking.
     assert.match(readFileSync(lab.sshConfigPath, 'utf8'), /Host b\n {2}HostName 127\./);
     assert.match(readFileSync(lab.deployConfigPath, 'utf8'), new RegExp(`address: ${a.address.replace(/\./g, '\\.')}`));
+    // The local transport runs deploy for a host with its deploy.yaml env: the scale travels there too.
+    assert.match(readFileSync(lab.deployConfigPath, 'utf8'), /FFL_STANDIN_TIME_SCALE: "0\.25"/);
 
     // An app-like process started over ssh outlives its session; down must still find and stop it.
     const started = await lab.ssh('b', 'nohup sleep 300 >/dev/null 2>&1 & echo $!');

@@ -26,6 +26,8 @@ export type StreamEvent =
   | { kind: 'progress'; stream: string; side: 'producer' | 'consumer'; bytes: number; rate: number; elapsedMs: number; etaMs?: number }
   | { kind: 'stalled'; stream: string; idleMs: number; windowMs: number }
   | { kind: 'retry'; stream: string; attempt: number; reason: string }
+  /** The receiver has the whole stream and its trailer checked; the consumer and the transport are finishing. */
+  | { kind: 'received'; stream: string; bytes: number }
   | { kind: 'done'; stream: string; bytes: number; sha256: string; elapsedMs: number }
   | {
       kind: 'failed';
@@ -65,7 +67,16 @@ export interface StreamTrailer {
 export const FRAME_MAGIC = Buffer.from('DKSTRM1\n', 'ascii');
 export const MAX_CHUNK = 4 * 1024 * 1024;
 
-/** Default stall window: no byte moved on either side for this long aborts the stream. */
+/**
+ * Default stall window: once the first payload byte reached the receiver, no byte moved on either
+ * side for this long aborts the stream.
+ */
 export const DEFAULT_STALL_SECONDS = 60;
+/**
+ * Default readiness window: from the start of an attempt to the first payload byte at the receiver
+ * (the target command starting, ffl's link hand-over and WebRTC setup: 10-20 s with the real ffl,
+ * reference §8, and up to ~75 s when WebRTC fails and ffl falls back to its relay after 60 s).
+ */
+export const DEFAULT_READY_SECONDS = 120;
 /** Default retries: the whole stream re-runs from the producer this many times. */
 export const DEFAULT_RETRIES = 2;

@@ -18,6 +18,8 @@ export function describeStreamEvent(event: StreamEvent): string {
       return `${event.stream}: stalled, no byte moved for ${formatDuration(event.idleMs)}`;
     case 'retry':
       return `${event.stream}: retry ${event.attempt} after: ${event.reason}`;
+    case 'received':
+      return `${event.stream}: all ${formatBytes(event.bytes)} received, trailer checked; finishing`;
     case 'done':
       return `${event.stream}: done, ${formatBytes(event.bytes)} in ${formatDuration(event.elapsedMs)} (sha256 ${event.sha256.slice(0, 12)}...)`;
     case 'failed':

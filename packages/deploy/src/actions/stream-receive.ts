@@ -9,6 +9,8 @@ export interface ReceiveStreamOptions {
   readonly runId: string;
   readonly consumer: ConsumerSpec;
   readonly stallSeconds: number;
+  /** Readiness window: no input byte within this long of the start fails the receive. */
+  readonly readySeconds: number;
   /** Where the bytes come from: `-` (stdin), a file, an ffl link. */
   readonly from: string;
   /** The ffl binary, when not on PATH or in /opt/ffl. */
@@ -37,6 +39,7 @@ export async function receiveStream(context: CommandContext, options: ReceiveStr
     consumer: options.consumer,
     input,
     stallSeconds: options.stallSeconds,
+    readySeconds: options.readySeconds,
     emit: options.onEvent,
     host,
     ...(options.signal === undefined ? {} : { signal: options.signal }),

@@ -14,6 +14,8 @@ export interface SendStreamOptions {
   readonly producerStream?: NodeJS.ReadStream;
   readonly consumer: ConsumerSpec;
   readonly stallSeconds?: number;
+  /** Readiness window: start -> first payload byte at the receiver (see RunStreamOptions.readySeconds). */
+  readonly readySeconds?: number;
   readonly retries?: number;
   readonly estimatedBytes?: number;
   readonly transportOptions?: TransportOptions;
@@ -42,6 +44,7 @@ export async function sendStream(context: CommandContext, options: SendStreamOpt
       consumer: options.consumer,
       runId: context.runId,
       ...(options.stallSeconds === undefined ? {} : { stallSeconds: options.stallSeconds }),
+      ...(options.readySeconds === undefined ? {} : { readySeconds: options.readySeconds }),
       ...(options.retries === undefined ? {} : { retries: options.retries }),
       ...(options.estimatedBytes === undefined ? {} : { estimatedBytes: options.estimatedBytes }),
       ...(options.transportOptions === undefined ? {} : { transportOptions: options.transportOptions }),

@@ -19,9 +19,10 @@ export interface DeployCommand {
   /** False for commands that must run where they are invoked (they name hosts themselves). */
   readonly remote?: boolean;
   /**
-   * True when the command cleans up itself on Ctrl+C (it watches `context.signal`); the first
-   * interrupt then aborts it instead of exiting at once, a second one exits immediately.
+   * True when the command cleans up itself on Ctrl+C/SIGTERM (it watches `context.signal`); the
+   * first signal then aborts it instead of exiting at once, a second one exits immediately. A
+   * function decides per invocation (`deploy stream receive` cleans up, `stream send` not yet).
    */
-  readonly interruptible?: boolean;
+  readonly interruptible?: boolean | ((args: Readonly<Record<string, unknown>>) => boolean);
   run(context: CommandContext, args: Record<string, unknown>): Promise<CommandOutcome>;
 }

@@ -103,7 +103,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
   }
   const abort = new AbortController();
-  const interruptible = selected.command.interruptible === true;
+  const declared = selected.command.interruptible;
+  const interruptible = typeof declared === 'function' ? declared(selected.args) : declared === true;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (interruptible && !abort.signal.aborted) {
       process.stderr.write(`\ndeploy: ${signal}: stopping and undoing what this run changed (${signal} again to exit at once)\n`);
@@ -124,7 +125,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     return abort.signal.aborted ? 130 : outcome.exitCode;
   } catch (error) {
     if (!(error instanceof DeployError)) signalAllProcessGroups('SIGTERM');
-    return reportError(error, options.json, options.verbose);
+    const code = reportError(error, options.json, options.verbose);
+    // An interrupted command that cleaned up and then failed was still interrupted.
+    return abort.signal.aborted ? 130 : code;
   } finally {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);

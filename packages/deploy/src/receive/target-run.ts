@@ -218,6 +218,8 @@ class TargetRun {
   async run(): Promise<TargetReport> {
     const onSignal = (): void => this.#stop.abort(new TargetFailure(new DeployError('usage', 'INTERRUPTED', `interrupted on ${this.#options.hostContext.hostName}`, { hint: 'Run the migration again: verified parts are reused.' }), 'input', 'receiver'));
     this.#options.signal?.addEventListener('abort', onSignal, { once: true });
+    // A signal that came while the input was being opened (ffl starting) fires no listener any more.
+    if (this.#options.signal?.aborted) onSignal();
     let failure: TargetFailure | undefined;
     try {
       await this.#receiveAndCommit();
@@ -268,6 +270,9 @@ class TargetRun {
   /** When the bundle broke off, the transport may know why (ffl exited with its message). */
   async #explainInputError(error: unknown): Promise<unknown> {
     const failure = toTargetFailure(error, 'transfer');
+    // A stop here (SIGTERM from the source's abort, Ctrl+C) is no input error: waiting up to 3 s for
+    // the transport's verdict would outlast the source's grace before SIGKILL and skip our cleanup.
+    if (this.#stop.signal.aborted && error === this.#stop.signal.reason) return failure;
     // A malformed bundle may be the transport's doing too: ffl appends its error text to the payload
     // (reference/ffl.md §2.2), so a refused pickup code arrives as "Oops, ..." where the magic should be.
     if (failure.class !== 'input' && !(error instanceof BundleError)) return failure;

@@ -10,6 +10,10 @@ import type { HookSink } from './hook-sink.js';
 import { formatOops } from './messages.js';
 import type { DownloadArguments } from './parse-argv.js';
 import { readIntegerSwitch } from './standin-env.js';
+import { resolveTiming } from './standin-timing.js';
+import { ProgressBar } from './progress-bar.js';
+import { exitFlushed } from './exit-flushed.js';
+import { openShareDatabase, resolveStorageDirectory } from './storage.js';
 
 const USER_AGENT = 'python-requests/2.28.1';
 
@@ -86,6 +90,28 @@ function describeStatus(status: number, url: URL): string {
   return `${status} ${kind}: ${STATUS_CODES[status] ?? 'Unknown'} for url: ${url.href}`;
 }
 
+/**
+ * What python-requests says when nothing listens at `url` any more, as ffl quotes it after
+ * `Failed to get file metadata:` (reference §8).
+ */
+function describeRefusedConnection(url: URL): string {
+  const scheme = url.protocol === 'https:' ? 'HTTPS' : 'HTTP';
+  const port = url.port === '' ? (url.protocol === 'https:' ? '443' : '80') : url.port;
+  const object = `<urllib3.connection.${scheme}Connection object at 0x7f${Math.floor(Math.random() * 0xffffffffff).toString(16).padStart(10, '0')}>`;
+  return `${scheme}ConnectionPool(host='${url.hostname}', port=${port}): Max retries exceeded with url: ${url.pathname} (Caused by NewConnectionError('${object}: Failed to establish a new connection: [Errno 111] Connection refused'))`;
+}
+
+/** True when nothing accepts connections at the link's host and port any more (the sender process is gone). */
+async function isSenderGone(url: URL): Promise<boolean> {
+  try {
+    const probe = await openRequest('HEAD', url, {}, 5000);
+    probe.response.resume();
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ECONNREFUSED';
+  }
+}
+
 function describeNetworkError(error: unknown): string {
   if (error instanceof Error) {
     const code = (error as NodeJS.ErrnoException).code;
@@ -107,9 +133,13 @@ type LegResult =
 export async function runDownload(args: DownloadArguments, hook: HookSink, env: NodeJS.ProcessEnv): Promise<number> {
   await hook.emit('/cli/arguments/global/options/get', { argPolicy: { exitCode: null } });
   hook.close();
+  const timing = resolveTiming(env);
+  // The receiving ffl keeps its history too (reference §8); -wal/-shm stay behind when it is killed.
+  const history = openShareDatabase(resolveStorageDirectory(env));
+  process.on('exit', () => history.close());
   process.on('SIGINT', () => {
     process.stdout.write('Exiting on user request (Ctrl+C)...\n');
-    process.exit(0);
+    exitFlushed(0);
   });
   const status = (line: string): void => {
     (args.stdout ? process.stderr : process.stdout).write(`${line}\n`);
@@ -203,14 +233,19 @@ export async function runDownload(args: DownloadArguments, hook: HookSink, env: 
     }
     const id = String(opened.response.headers['ffl-download-id'] ?? opened.response.headers['ffl-peer-id'] ?? '');
     const decipher: Cipher | undefined = key !== undefined && nonce !== undefined ? createOffsetCipher(key, nonce, sink.position) : undefined;
+    // tqdm's bar on stderr, `\r`-separated frames (reference §8), whatever goes to stdout.
+    const bar = new ProgressBar(process.stderr);
     try {
       for await (const chunk of opened.response) {
         const wire = chunk as Buffer;
         hash?.update(wire);
         await sink.write(decipher === undefined ? wire : decipher.update(wire));
+        bar.update(sink.position);
       }
     } catch (error) {
       return { kind: 'network', text: describeNetworkError(error) };
+    } finally {
+      bar.close();
     }
     if (!opened.response.complete) return { kind: 'network', text: 'Connection broken: response ended prematurely' };
     return { kind: 'complete', id };
@@ -274,7 +309,7 @@ export async function runDownload(args: DownloadArguments, hook: HookSink, env: 
       retries += 1;
       anyResume = true;
       status(`Resuming HTTP download from ${sink.position} after connection error (${retries}/${maxResumes})`);
-      await sleep(Math.min(2 ** (retries - 1), 30) * 1000);
+      await sleep(timing.resumeBackoffMs(retries));
     }
   };
 
@@ -290,6 +325,8 @@ export async function runDownload(args: DownloadArguments, hook: HookSink, env: 
   status(`Downloading ${fileName} (${fileSize >= 0 ? `${fileSize} bytes` : 'unknown bytes'})`);
   let webrtcError = 'WebRTC offer failed';
   let offer: OpenedResponse | undefined;
+  // Python start-up and ICE gathering before the offer: /webrtc/offer/create comes ~7 s in (reference §8).
+  await sleep(timing.offerDelayMs());
   try {
     offer = await openRequest('POST', at('offer'), pickupHeaders, readTimeoutMs, JSON.stringify({ client: 'cli' }));
   } catch (error) {
@@ -297,6 +334,8 @@ export async function runDownload(args: DownloadArguments, hook: HookSink, env: 
   }
   if (offer !== undefined && offer.status === 200) {
     const { peerId } = JSON.parse(await readText(offer.response)) as { peerId: string };
+    // ICE checks, DTLS and SCTP before the data channel opens: the first byte 8-13 s after start.
+    await sleep(timing.connectDelayMs());
     const hash = initialPosition === 0 ? createHash('blake2b512') : undefined;
     const result = await receiveLeg(at(`webrtc/${peerId}?offset=${initialPosition}`), authHeaders, hash);
     if (result.kind === 'complete') {
@@ -310,11 +349,22 @@ export async function runDownload(args: DownloadArguments, hook: HookSink, env: 
       await postReceipt(peerId, 'webrtc');
       return finishSuccess();
     }
+    // A sender that died sends no SCTP abort: the real receiver learns it only when the ICE consent
+    // checks time out, 29-33 s later; a leg cut with the sender alive falls back at once.
+    if (await isSenderGone(link)) await sleep(timing.senderGoneNoticeMs());
     webrtcError = 'WebRTC connection failed before download completed';
     status(webrtcError);
   } else if (offer !== undefined) {
     offer.response.resume();
     webrtcError = describeStatus(offer.status, at('offer'));
+  }
+  // The HTTP fallback starts with the metadata request; a vanished sender fails right there.
+  try {
+    const metadata = await openRequest('HEAD', link, {}, readTimeoutMs);
+    metadata.response.resume();
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ECONNREFUSED' ? describeRefusedConnection(link) : describeNetworkError(error);
+    return fail(`Both WebRTC and HTTP downloads failed. WebRTC: ${webrtcError}. HTTP: Failed to get file metadata: ${reason}`);
   }
   const fallback = await downloadOverHttp(sink.position > initialPosition);
   if (!fallback.ok) return fail(`Both WebRTC and HTTP downloads failed. WebRTC: ${webrtcError}. HTTP: HTTP download failed: ${fallback.reason}`);

@@ -1,102 +1,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FFL_STANDIN_ENV, fflStandinPath, readHookEventFile, startHookEndpoint } from './index.js';
+import { waitForFile, withWorkspace } from './standin-workspace.js';
 
 const FFL = fflStandinPath;
 const COMPLETED_LINE = 'File transfer completed\n';
-
-interface Finished {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: Buffer;
-  readonly stderr: string;
-}
-
-interface Running {
-  readonly child: ChildProcess;
-  readonly done: Promise<Finished>;
-}
-
-/** A temp dir with storage + TMPDIR, and every process started in it, all removed by `close()`. */
-class Workspace {
-  readonly dir = mkdtempSync(join(tmpdir(), 'ffl-standin-test-'));
-  readonly tmp = join(this.dir, 'tmp');
-  private readonly children: ChildProcess[] = [];
-
-  constructor() {
-    mkdirSync(this.tmp);
-  }
-
-  env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-    return { ...process.env, FFL_STORAGE_LOCATION: this.dir, TMPDIR: this.tmp, FFL_LANGUAGE: 'en', [FFL_STANDIN_ENV.ackWaitMs]: '300', ...extra };
-  }
-
-  path(name: string): string {
-    return join(this.dir, name);
-  }
-
-  /** Starts `command` in bash in its own process group (so cleanup reaches the whole pipeline). */
-  startShell(command: string, extra: Record<string, string> = {}, cwd = this.dir): Running {
-    return this.track(spawn('bash', ['-c', command], { cwd, env: this.env(extra), detached: true, stdio: ['ignore', 'pipe', 'pipe'] }));
-  }
-
-  /** Starts the stand-in directly (stdin a pipe the test controls). */
-  startFfl(args: readonly string[], extra: Record<string, string> = {}, cwd = this.dir): Running {
-    return this.track(spawn(FFL, args, { cwd, env: this.env(extra), detached: true, stdio: ['pipe', 'pipe', 'pipe'] }));
-  }
-
-  /** Runs a receiver with stdin = /dev/null, as an adapter should. */
-  receive(args: readonly string[], extra: Record<string, string> = {}, cwd = this.dir): Promise<Finished> {
-    return this.track(spawn(FFL, args, { cwd, env: this.env(extra), detached: true, stdio: ['ignore', 'pipe', 'pipe'] })).done;
-  }
-
-  async close(): Promise<void> {
-    for (const child of this.children) {
-      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-        try {
-          process.kill(-child.pid, 'SIGKILL');
-        } catch {
-          // Already gone.
-        }
-      }
-    }
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-
-  private track(child: ChildProcess): Running {
-    this.children.push(child);
-    const stdout: Buffer[] = [];
-    let stderr = '';
-    child.stdout?.on('data', (chunk: Buffer) => stdout.push(chunk));
-    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-    const done = new Promise<Finished>((resolve) => {
-      child.on('close', (code, signal) => resolve({ code, signal, stdout: Buffer.concat(stdout), stderr }));
-    });
-    return { child, done };
-  }
-}
-
-async function withWorkspace(body: (workspace: Workspace) => Promise<void>): Promise<void> {
-  const workspace = new Workspace();
-  try {
-    await body(workspace);
-  } finally {
-    await workspace.close();
-  }
-}
-
-async function waitForFile(path: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!existsSync(path)) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${path}`);
-    await sleep(30);
-  }
-}
 
 /** Waits for the atomically written `--json` file and returns its parsed content. */
 async function readShareJson(path: string): Promise<Record<string, unknown>> {
@@ -177,7 +88,7 @@ describe('ffl stand-in', { concurrency: 4 }, () => {
       assert.equal(received.code, 0, received.stderr);
       assert.equal(sent.code, 0);
       const input = readFileSync(workspace.path('input.bin'));
-      assert.equal(received.stdout.length, 3_000_000 + 24);
+      assert.equal(received.stdout.length, 3_000_000 + 24, received.stderr);
       assert.ok(received.stdout.subarray(0, 3_000_000).equals(input), 'payload differs');
       assert.equal(received.stdout.subarray(3_000_000).toString(), COMPLETED_LINE);
       assert.match(received.stderr, /🔒 End-to-end encryption detected\n/);
@@ -233,6 +144,8 @@ describe('ffl stand-in', { concurrency: 4 }, () => {
       const json = workspace.path('share.json');
       const sender = workspace.startShell(
         `head -c 3000000 /dev/urandom | tee input.bin | ${FFL} - --force-relay --max-downloads 1 --pickup-code 654321 --stdin-cache off --hook ${hook} --json ${json}`,
+        // --force-relay forbids the ACK, so the sender always waits its full ACK wait: keep it short.
+        { [FFL_STANDIN_ENV.ackWaitMs]: '300' },
       );
       const link = String((await readShareJson(json))['link']);
       const received = await workspace.receive([link, '--stdout', '--pickup-code', '654321']);
@@ -384,6 +297,7 @@ describe('ffl stand-in', { concurrency: 4 }, () => {
       const json = workspace.path('share.json');
       const sender = workspace.startShell(`head -c 2000000 /dev/urandom | tee input.bin | ${FFL} - --force-relay --max-downloads 1 --hook ${hook} --json ${json}`, {
         [FFL_STANDIN_ENV.httpDropAfterBytes]: '500000',
+        [FFL_STANDIN_ENV.ackWaitMs]: '300',
       });
       const link = String((await readShareJson(json))['link']);
       const received = await workspace.receive(['download', link, '-o', workspace.path('out.bin')]);

@@ -10,6 +10,7 @@ import { parseFflArgv } from './parse-argv.js';
 import { runShare } from './share-command.js';
 import { FFL_STANDIN_ENV, readIntegerSwitch } from './standin-env.js';
 import { loadDotEnv } from './storage.js';
+import { exitFlushed } from './exit-flushed.js';
 
 function openHook(target: string | undefined, env: NodeJS.ProcessEnv): HookSink {
   if (target === undefined) return createNullHookSink();
@@ -43,9 +44,9 @@ async function main(): Promise<number> {
 }
 
 main().then(
-  (code) => process.exit(code),
+  (code) => exitFlushed(code),
   (error: unknown) => {
     process.stdout.write(formatOops(error instanceof Error ? error.message : String(error)));
-    process.exit(1);
+    exitFlushed(1);
   },
 );

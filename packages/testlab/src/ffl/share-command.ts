@@ -10,7 +10,9 @@ import { formatOops } from './messages.js';
 import type { ShareArguments } from './parse-argv.js';
 import { SourceGoneError, StdinSource } from './stdin-source.js';
 import { FFL_STANDIN_ENV, readIntegerSwitch } from './standin-env.js';
-import { ensureTunnelsFile, resolveStorageDirectory } from './storage.js';
+import { resolveTiming, type StandinTiming } from './standin-timing.js';
+import { ProgressBar } from './progress-bar.js';
+import { ensureTunnelsFile, openShareDatabase, resolveStorageDirectory } from './storage.js';
 
 /** Body of the 410 answer once a `--stdin-cache off` stream left the replay window (reference §5). */
 export const GONE_BODY = 'This resource has already been downloaded and is no longer available (single-use only).';
@@ -24,12 +26,10 @@ interface ShareSwitches {
   readonly killAfterBytes: number;
   readonly httpDropAfterBytes: number;
   readonly webrtcDropAfterBytes: number;
-  readonly linkDelayMs: number;
   readonly tunnelFail: boolean;
-  readonly throttleBytesPerSecond: number;
-  readonly ackWaitMs: number;
   readonly pickupLockMs: number;
   readonly windowBytes: number;
+  readonly timing: StandinTiming;
 }
 
 function readSwitches(env: NodeJS.ProcessEnv): ShareSwitches {
@@ -37,12 +37,10 @@ function readSwitches(env: NodeJS.ProcessEnv): ShareSwitches {
     killAfterBytes: readIntegerSwitch(env, FFL_STANDIN_ENV.killAfterBytes, 0),
     httpDropAfterBytes: readIntegerSwitch(env, FFL_STANDIN_ENV.httpDropAfterBytes, 0),
     webrtcDropAfterBytes: readIntegerSwitch(env, FFL_STANDIN_ENV.webrtcDropAfterBytes, 0),
-    linkDelayMs: readIntegerSwitch(env, FFL_STANDIN_ENV.linkDelayMs, 0),
     tunnelFail: ['1', 'true', 'yes'].includes((env[FFL_STANDIN_ENV.tunnelFail] ?? '').toLowerCase()),
-    throttleBytesPerSecond: readIntegerSwitch(env, FFL_STANDIN_ENV.throttleBytesPerSecond, 0),
-    ackWaitMs: readIntegerSwitch(env, FFL_STANDIN_ENV.ackWaitMs, 1000),
     pickupLockMs: readIntegerSwitch(env, FFL_STANDIN_ENV.pickupLockSeconds, 300) * 1000,
     windowBytes: readIntegerSwitch(env, 'READER_STDIN_HANDOFF_WINDOW_MB', 32) * 1024 * 1024,
+    timing: resolveTiming(env),
   };
 }
 
@@ -91,6 +89,7 @@ type LegOutcome =
  */
 export async function runShare(args: ShareArguments, hook: HookSink, env: NodeJS.ProcessEnv): Promise<number> {
   const switches = readSwitches(env);
+  const { timing } = switches;
   const uid = generateUid();
   const contentName = args.name ?? formatStdinName();
   const pickupCode = args.pickupCode ?? (args.recipientAuth === 'pickup' ? String(randomInt(1_000_000)).padStart(6, '0') : undefined);
@@ -103,10 +102,13 @@ export async function runShare(args: ShareArguments, hook: HookSink, env: NodeJS
   const state = {
     shuttingDown: false,
     interrupted: false,
+    hardExit: false,
     downloadCount: 0,
     totalWireBytes: 0,
     httpDropUsed: false,
     webrtcDropUsed: false,
+    /** Counts HTTP legs started, so a stalled direct leg knows whether the receiver handed off. */
+    httpLegs: 0,
     pickupFailures: 0,
     pickupLockedUntil: 0,
     checksum: undefined as { checksum: string; size: number; transport: string; updatedAt: string } | undefined,
@@ -130,7 +132,14 @@ export async function runShare(args: ShareArguments, hook: HookSink, env: NodeJS
     proxyConfig: args.proxy === undefined ? null : { proxy: args.proxy },
     shareSubparser: "ArgumentParser(prog='FFL.py share', usage=None, description=None, formatter_class=<class 'argparse.HelpFormatter'>, conflict_handler='error', add_help=True)",
   });
-  ensureTunnelsFile(resolveStorageDirectory(env), args.preferredTunnel);
+  const storage = resolveStorageDirectory(env);
+  ensureTunnelsFile(storage, args.preferredTunnel);
+  const history = openShareDatabase(storage);
+  // A clean exit closes the database (SQLite removes -wal/-shm); SIGTERM/SIGKILL and the second
+  // Ctrl+C (os._exit) leave them, as reference §8 observed after SIGKILL.
+  process.on('exit', () => {
+    if (!state.hardExit) history.close();
+  });
 
   const source = new StdinSource({
     cache: args.stdinCache,
@@ -172,7 +181,10 @@ export async function runShare(args: ShareArguments, hook: HookSink, env: NodeJS
 
   process.on('SIGINT', () => {
     // A second Ctrl+C exits at once, like FFL.py setupGracefulShutdown's os._exit(0).
-    if (state.interrupted) process.exit(0);
+    if (state.interrupted) {
+      state.hardExit = true;
+      process.exit(0);
+    }
     state.interrupted = true;
     void shutdown('interrupt');
   });
@@ -182,14 +194,14 @@ export async function runShare(args: ShareArguments, hook: HookSink, env: NodeJS
     if (args.maxDownloads > 0 && state.downloadCount >= args.maxDownloads) void shutdown('max');
   };
 
-  const waitForReceipt = async (id: string, fullWait: boolean): Promise<void> => {
+  const waitForReceipt = async (id: string, path: 'webrtc' | 'http', fullWait: boolean): Promise<void> => {
     if (fullWait) {
-      await sleep(switches.ackWaitMs);
+      await sleep(timing.ackWaitMs(path));
       return;
     }
     if (state.receiptsSeen.has(id)) return;
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, switches.ackWaitMs);
+      const timer = setTimeout(resolve, timing.ackWaitMs(path));
       state.receipts.set(id, () => {
         clearTimeout(timer);
         resolve();
@@ -201,14 +213,17 @@ export async function runShare(args: ShareArguments, hook: HookSink, env: NodeJS
     response: ServerResponse,
     offset: number,
     dropAfter: number,
+    bar: ProgressBar,
     reportProgress: (sentIncludingOffset: number, speed: number, elapsedSeconds: number) => Promise<void>,
+    transport: 'http' | 'webrtc',
   ): Promise<LegOutcome> => {
     const cipher = args.e2ee ? createOffsetCipher(e2eeKey, e2eeNonce, offset) : undefined;
     const hash = offset === 0 ? createHash('blake2b512') : undefined;
     const legStart = Date.now();
     let sent = 0;
     let lastProgress = 0;
-    const sliceSize = switches.throttleBytesPerSecond > 0 ? Math.max(1024, Math.floor(switches.throttleBytesPerSecond / 10)) : Number.MAX_SAFE_INTEGER;
+    const rate = timing.bytesPerSecond;
+    const sliceSize = rate > 0 ? Math.max(1024, Math.floor(rate / 10)) : Number.MAX_SAFE_INTEGER;
     try {
       for await (const plain of source.readFrom(offset)) {
         const wire = cipher === undefined ? plain : cipher.update(plain);
@@ -229,6 +244,7 @@ export async function runShare(args: ShareArguments, hook: HookSink, env: NodeJS
           }
           sent += slice.length;
           state.totalWireBytes += slice.length;
+          bar.update(offset + sent);
           if (killNow) {
             // Die like a crashed sender: no events, no cleanup, stdin cache left behind.
             await sleep(50);
@@ -239,8 +255,8 @@ export async function runShare(args: ShareArguments, hook: HookSink, env: NodeJS
             return { kind: 'dropped', sent };
           }
           if (!flowing) await waitForDrainOrClose(response);
-          if (switches.throttleBytesPerSecond > 0) {
-            const due = legStart + (sent / switches.throttleBytesPerSecond) * 1000;
+          if (rate > 0) {
+            const due = legStart + (sent / rate) * 1000;
             if (due > Date.now()) await sleep(due - Date.now());
           }
           const now = Date.now();
@@ -256,8 +272,13 @@ export async function runShare(args: ShareArguments, hook: HookSink, env: NodeJS
       return { kind: 'read-error', sent, error: error instanceof Error ? error.message : String(error) };
     }
     if (response.destroyed || state.shuttingDown) return { kind: 'broken', sent };
+    // Published with the last byte, before the end of the response: the receiver polls /checksum
+    // for only 2 s after its EOF and skips the check silently when it is not ready (§2.3), so a
+    // checksum published after our own end callback went unchecked on a loaded machine.
+    const outcome: LegOutcome = { kind: 'complete', sent, checksum: hash?.digest('hex') };
+    publishChecksum(outcome, offset, transport);
     await new Promise<void>((resolve) => response.end(resolve));
-    return { kind: 'complete', sent, checksum: hash?.digest('hex') };
+    return outcome;
   };
 
   const publishChecksum = (outcome: LegOutcome, offset: number, transport: string): void => {
@@ -345,6 +366,7 @@ export async function runShare(args: ShareArguments, hook: HookSink, env: NodeJS
       return;
     }
     say(`[${formatLocalSeconds()}] Downloading by user`);
+    state.httpLegs += 1;
     const downloadId = randomUUID();
     const clientInfo = { userAgent: request.headers['user-agent'] ?? '', domain: request.headers.host ?? domain };
     await hook.emit('/download/create', {
@@ -361,7 +383,8 @@ export async function runShare(args: ShareArguments, hook: HookSink, env: NodeJS
     const legStart = Date.now();
     const dropAfter = !state.httpDropUsed && switches.httpDropAfterBytes > 0 ? switches.httpDropAfterBytes : 0;
     if (dropAfter > 0) state.httpDropUsed = true;
-    const outcome = await streamLeg(response, offset, dropAfter, (bytes, speed, elapsed) =>
+    const bar = new ProgressBar(process.stderr);
+    const outcome = await streamLeg(response, offset, dropAfter, bar, (bytes, speed, elapsed) =>
       hook.emit('/download/progress', {
         shareId: uid,
         downloadId,
@@ -373,7 +396,9 @@ export async function runShare(args: ShareArguments, hook: HookSink, env: NodeJS
         elapsedTime: elapsed,
         estimatedRemaining: null,
       }),
+      'http',
     );
+    bar.close();
     if (state.shuttingDown) return;
     const duration = (Date.now() - legStart) / 1000;
     if (outcome.kind !== 'complete') {
@@ -391,9 +416,8 @@ export async function runShare(args: ShareArguments, hook: HookSink, env: NodeJS
       if (!response.destroyed) response.destroy();
       return;
     }
-    publishChecksum(outcome, offset, 'http');
     say('File sending is complete. Please wait for the recipient to finish downloading before you close the application.');
-    await waitForReceipt(downloadId, args.forceRelay);
+    await waitForReceipt(downloadId, 'http', args.forceRelay);
     if (state.shuttingDown) return;
     await hook.emit('/download/complete', {
       shareId: uid,
@@ -428,7 +452,7 @@ export async function runShare(args: ShareArguments, hook: HookSink, env: NodeJS
     await hook.emit('/webrtc/connect/complete', {
       peerId,
       connectionType: 'remote',
-      clientInfo: { browser: 'cli', domain: request.headers.host ?? domain, platform: 'linux' },
+      clientInfo: { browser: 'cli', domain: 'cli', platform: 'fastfilelink-cli' },
     });
     if (!source.canServe(offset)) {
       await hook.emit('/download/fail', {
@@ -457,7 +481,8 @@ export async function runShare(args: ShareArguments, hook: HookSink, env: NodeJS
     const dropAfter = !state.webrtcDropUsed && switches.webrtcDropAfterBytes > 0 ? switches.webrtcDropAfterBytes : 0;
     if (dropAfter > 0) state.webrtcDropUsed = true;
     let plainBytes = offset;
-    const outcome = await streamLeg(response, offset, dropAfter, (bytes, speed) => {
+    const bar = new ProgressBar(process.stderr, ' P2P direct');
+    const outcome = await streamLeg(response, offset, dropAfter, bar, (bytes, speed) => {
       plainBytes = bytes;
       return hook.emit('/webrtc/transfer/progress', {
         shareId: uid,
@@ -467,7 +492,8 @@ export async function runShare(args: ShareArguments, hook: HookSink, env: NodeJS
         percentage: 0,
         speed,
       });
-    });
+    }, 'webrtc');
+    bar.close();
     if (state.shuttingDown) return;
     if (outcome.kind === 'read-error') {
       await hook.emit('/download/fail', {
@@ -483,7 +509,26 @@ export async function runShare(args: ShareArguments, hook: HookSink, env: NodeJS
       return;
     }
     // A dropped data channel emits nothing; the receiver hands off to HTTP (sequence C).
-    if (outcome.kind !== 'complete') return;
+    if (outcome.kind === 'dropped') return;
+    if (outcome.kind === 'broken') {
+      // The receiver went away: the real sender's data channel send buffer stops draining and
+      // sendFile raises after WEBRTC_SEND_BUFFER_DRAIN_TIMEOUT (bases/WebRTC.py); the share itself
+      // keeps waiting for another receiver (reference §8). A handoff to HTTP emits nothing.
+      const legsBefore = state.httpLegs;
+      const sentBefore = offset + outcome.sent;
+      await sleep(timing.sendBufferStallMs);
+      if (state.shuttingDown || state.httpLegs !== legsBefore) return;
+      await hook.emit('/download/fail', {
+        shareId: uid,
+        downloadId: peerId,
+        reason: 'unknown',
+        error: `WebRTC send buffer stalled during chunk send after sending ${sentBefore} bytes for peer ${peerId} (waited ${timing.sendBufferStallSeconds}s)`,
+        bytesTransferred: 0,
+        totalBytes: null,
+        duration: (Date.now() - legStart) / 1000,
+      });
+      return;
+    }
     plainBytes = offset + outcome.sent;
     const duration = Math.max((Date.now() - legStart) / 1000, 0.0001);
     await hook.emit('/webrtc/transfer/complete', {
@@ -493,9 +538,10 @@ export async function runShare(args: ShareArguments, hook: HookSink, env: NodeJS
       duration,
       averageSpeed: Math.round(outcome.sent / duration),
     });
-    publishChecksum(outcome, offset, 'webrtc');
     say(`Finish transfer ${formatSize(plainBytes)} for [#${peerId.slice(0, 5)}], please wait for the recipient to finish downloading before you close the application..`);
-    await waitForReceipt(peerId, false);
+    await waitForReceipt(peerId, 'webrtc', false);
+    // The WebRTC teardown stall: the real sender exits 4-6 s after /webrtc/transfer/complete.
+    await sleep(timing.teardownMs());
     if (state.shuttingDown) return;
     completeDownload();
   };
@@ -576,7 +622,8 @@ export async function runShare(args: ShareArguments, hook: HookSink, env: NodeJS
       excludeFilter: null,
       progressReporter: pythonRepr('bases.Progress.CLIProgressReporter'),
       stdinCache: args.stdinCache,
-      readerPolicy: pythonRepr('bases.Readers.ReaderPolicy'),
+      // An object in the real events (reference §8); its fields were not recorded.
+      readerPolicy: {},
     });
     await hook.emit('/share/create', { uid, name: contentName, fileSize: 0, shareMode: 'p2p', occurredAt: formatUtcIso() });
     if (args.e2ee) {
@@ -587,7 +634,8 @@ export async function runShare(args: ShareArguments, hook: HookSink, env: NodeJS
     say(args.proxy === undefined ? 'Establishing tunnel connection...' : `Establishing tunnel connection via proxy ${args.proxy}...`);
     say('');
     await hook.emit('/tunnel/start', { tunnelType: 'default', proxyInfo: args.proxy ?? null });
-    if (switches.linkDelayMs > 0) await sleep(switches.linkDelayMs);
+    const linkDelay = timing.linkDelayMs();
+    if (linkDelay > 0) await sleep(linkDelay);
     if (state.shuttingDown) return await exitCode;
     if (switches.tunnelFail) {
       await hook.emit('/tunnel/fail', { tunnelType: 'default', error: 'Cannot connect to any FastFileLink server.', willRetry: false, retryCount: 0 });

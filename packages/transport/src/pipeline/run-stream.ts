@@ -3,7 +3,7 @@ import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { newRunId, type Arg, type Host, type RunResult, type Secret } from '@deploykit/core';
-import { DEFAULT_RETRIES, DEFAULT_STALL_SECONDS, type ConsumerSpec, type StreamEvent, type StreamPath, type TransportName } from '../contract.js';
+import { DEFAULT_READY_SECONDS, DEFAULT_RETRIES, DEFAULT_STALL_SECONDS, type ConsumerSpec, type StreamEvent, type StreamPath, type TransportName } from '../contract.js';
 import { FrameEncoder } from '../framing/frame-encoder.js';
 import { buildCleanupArgv, buildReceiverArgv } from '../transports/receiver-argv.js';
 import { followReceiver, type ReceiverDone } from '../transports/receiver-process.js';
@@ -33,6 +33,7 @@ export interface RunStreamOptions {
   readonly producerCwd?: string;
   readonly consumer: ConsumerSpec;
   readonly runId?: string;
+  /** Stall window: after the first payload byte reached the receiver, no byte moved for this long fails the attempt (default 60). */
   readonly stallSeconds?: number;
   readonly retries?: number;
   /** Expected payload size: ETA in progress events and the scp space check. */
@@ -48,7 +49,11 @@ export interface RunStreamOptions {
   readonly onEvent?: (event: StreamEvent) => void;
   /** Aborts the stream (every stage, both hosts). */
   readonly signal?: AbortSignal;
-  /** How long the receiver may take to become ready (default: max(stall window, 30 s)). */
+  /**
+   * Readiness window: how long an attempt may take from its start to the first payload byte at the
+   * receiver (target command start, ffl's link and WebRTC setup); the stall window starts at that
+   * byte (default DEFAULT_READY_SECONDS, 120). Also sent to the target as `--ready-seconds`.
+   */
   readonly readySeconds?: number;
 }
 
@@ -88,6 +93,8 @@ interface SenderSession {
   readonly ready: Promise<unknown>;
   readonly finished: Promise<ReceiverDone>;
   consumerBytes(): number;
+  /** The receiver has every byte and the trailer: what is left is finishing, not moving bytes. */
+  received(): boolean;
   abort(): Promise<void>;
 }
 
@@ -96,7 +103,15 @@ async function openSession(options: AttemptOptions, context: Omit<SenderContext,
   const full: SenderContext = {
     ...context,
     targetArgv: (input) =>
-      buildReceiverArgv({ deployCommand: options.deployCommand, stream: options.name, runId: options.runId, consumer: options.consumer, stallSeconds: options.stallSeconds, input }),
+      buildReceiverArgv({
+        deployCommand: options.deployCommand,
+        stream: options.name,
+        runId: options.runId,
+        consumer: options.consumer,
+        stallSeconds: options.stallSeconds,
+        readySeconds: options.readySeconds,
+        input,
+      }),
   };
   const channel = await options.transport.openSender(full);
   const receiver = followReceiver(full, channel);
@@ -106,6 +121,7 @@ async function openSession(options: AttemptOptions, context: Omit<SenderContext,
     ready: channel.interactive ? Promise.all([channel.ready, receiver.ready]) : channel.ready,
     finished: receiver.finished,
     consumerBytes: () => receiver.consumerBytes() + channel.transportBytes(),
+    received: () => receiver.received(),
     abort: () => channel.abort(),
   };
 }
@@ -121,6 +137,7 @@ type AttemptOutcome = { ok: true; done: ReceiverDone; producerBytes: number; ela
 export async function runStream(options: RunStreamOptions): Promise<StreamResult> {
   const transport = typeof options.transport === 'string' ? resolveTransport(options.transport) : options.transport;
   const stallSeconds = options.stallSeconds ?? DEFAULT_STALL_SECONDS;
+  const readySeconds = options.readySeconds ?? DEFAULT_READY_SECONDS;
   const retries = options.producerStream !== undefined ? 0 : (options.retries ?? DEFAULT_RETRIES);
   const runId = options.runId ?? newRunId();
   const deployCommand = options.deployCommand ?? ['deploy'];
@@ -142,7 +159,7 @@ export async function runStream(options: RunStreamOptions): Promise<StreamResult
       const reason = failures.at(-1);
       emit({ kind: 'retry', stream: options.name, attempt, reason: reason === undefined ? 'previous attempt failed' : describeFailure(reason as unknown as StageFailure) });
     }
-    const outcome = await runAttempt({ ...options, transport, stallSeconds, runId, deployCommand, preflight, attempt, emit });
+    const outcome = await runAttempt({ ...options, transport, stallSeconds, readySeconds, runId, deployCommand, preflight, attempt, emit });
     if (outcome.ok) {
       emit({ kind: 'done', stream: options.name, bytes: outcome.done.bytes, sha256: outcome.done.sha256, elapsedMs: outcome.elapsedMs });
       return {
@@ -191,6 +208,7 @@ export async function runStream(options: RunStreamOptions): Promise<StreamResult
 interface AttemptOptions extends RunStreamOptions {
   readonly transport: Transport;
   readonly stallSeconds: number;
+  readonly readySeconds: number;
   readonly runId: string;
   readonly deployCommand: readonly string[];
   readonly preflight: PreflightContext;
@@ -228,14 +246,21 @@ async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
       report(toStageFailure(error, 'sender'));
       throw error;
     }
-    const readyMs = (options.readySeconds ?? Math.max(options.stallSeconds, 30)) * 1000;
+    // The readiness window runs from the attempt's start to the first payload byte at the receiver.
+    const readyMs = options.readySeconds * 1000;
+    const reportNotReady = (): void =>
+      report({
+        stage: 'receiver',
+        code: 'RECEIVER_NOT_READY',
+        message: `no payload byte reached the receiver on ${options.target.name} within ${options.readySeconds} s (the readiness window: the target command starting, the transport's link hand-over and connection setup)`,
+        at: Date.now(),
+        hint: `Check the target host (load, deploy installed) and its connectivity; raise --ready-seconds if the connection is just slow to set up (ffl: WebRTC takes 10-20 s, a relay fallback over 60 s).`,
+      });
     let readyTimer: NodeJS.Timeout | undefined;
     const readyTimeout = new Promise<'timeout'>((resolve) => (readyTimer = setTimeout(() => resolve('timeout'), readyMs)));
     const readyOutcome = await Promise.race([session.ready.then(() => 'ready' as const, () => 'failed' as const), failed.then(() => 'failed' as const), readyTimeout]);
     clearTimeout(readyTimer);
-    if (readyOutcome === 'timeout') {
-      report({ stage: 'receiver', code: 'RECEIVER_NOT_READY', message: `the receiver on ${options.target.name} did not get ready within ${readyMs / 1000} s`, at: Date.now(), hint: 'Check the target host (load, deploy installed) and retry.' });
-    }
+    if (readyOutcome === 'timeout') reportNotReady();
     if (readyOutcome !== 'ready') throw new Error('not ready');
 
     const encoder = new FrameEncoder();
@@ -284,9 +309,13 @@ async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
       }
     });
 
-    // Watchdog: progress at most 1/s, and a stall when no byte moved on either side for the window.
+    // Watchdog: progress at most 1/s; before the first payload byte reached the receiver, the
+    // readiness window (and a producer that writes nothing for the stall window); after it, a stall
+    // when no byte moved on either side for the stall window.
     let lastConsumer = 0;
-    let lastConsumerMoveAt = Date.now();
+    const watchStarted = Date.now();
+    let lastConsumerMoveAt = watchStarted;
+    let firstByteAt: number | undefined;
     let lastProgressAt = 0;
     const windowMs = options.stallSeconds * 1000;
     watchdog = setInterval(() => {
@@ -295,6 +324,7 @@ async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
       if (consumer !== lastConsumer) {
         lastConsumer = consumer;
         lastConsumerMoveAt = now;
+        firstByteAt ??= now;
       }
       if (now - lastProgressAt >= PROGRESS_INTERVAL_MS) {
         lastProgressAt = now;
@@ -303,8 +333,28 @@ async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
         const etaMs = options.estimatedBytes !== undefined && rate > 0 ? Math.max(0, Math.round(((options.estimatedBytes - producerMeter.bytes) * 1000) / rate)) : undefined;
         emit({ kind: 'progress', stream: options.name, side: 'producer', bytes: producerMeter.bytes, rate, elapsedMs, ...(etaMs === undefined ? {} : { etaMs }) });
       }
-      const idleMs = now - Math.max(producerMeter.lastMoveAt, lastConsumerMoveAt, started);
-      if (idleMs >= windowMs && failures.length === 0) {
+      // Once the receiver has the whole stream, no byte is left to move: its consumer and transport
+      // finishing (ffl's checksum check and ACK, pg_restore's indexes) is bounded on the target.
+      if (failures.length > 0 || session!.received()) return;
+      if (firstByteAt === undefined) {
+        const blockedEarly = encoder.writableNeedDrain || sink.writableNeedDrain || producerMeter.writableNeedDrain;
+        // The producer started only now (after the target got ready): its idle time counts from here.
+        const producerIdleMs = now - Math.max(producerMeter.lastMoveAt, watchStarted);
+        if (now - started >= readyMs) reportNotReady();
+        else if (producerMeter.bytes === 0 && !producerDone && !blockedEarly && producerIdleMs >= windowMs) {
+          emit({ kind: 'stalled', stream: options.name, idleMs: producerIdleMs, windowMs });
+          report({
+            stage: 'producer',
+            code: 'STREAM_STALLED',
+            message: `no byte moved for ${Math.round(producerIdleMs / 1000)} s (window ${options.stallSeconds} s): the producer stopped writing; producer ${producerMeter.bytes} bytes, consumer 0 bytes`,
+            at: now,
+            hint: `Look at the producer on ${options.source.name}; raise --stall-seconds if it is just slow.`,
+          });
+        }
+        return;
+      }
+      const idleMs = now - Math.max(producerMeter.lastMoveAt, lastConsumerMoveAt, firstByteAt);
+      if (idleMs >= windowMs) {
         emit({ kind: 'stalled', stream: options.name, idleMs, windowMs });
         const blocked = encoder.writableNeedDrain || sink.writableNeedDrain || producerMeter.writableNeedDrain;
         const stage = producerDone ? 'receiver' : blocked ? 'consumer' : 'producer';

@@ -20,9 +20,28 @@ export interface StageFailure {
   readonly hint?: string;
 }
 
-/** Keeps the last `lines` lines (at most 2000 characters) of a stderr text, secrets masked. */
+/** tqdm's `[elapsed<remaining, rate]` / `[elapsed, rate]` block: what marks a progress-bar frame. */
+const PROGRESS_FRAME = /\[\d+:\d\d(?::\d\d)?(?:<[^,\]]*)?, [^\]]*\]|\d+%\|/;
+
+/**
+ * Removes progress bars from a terminal text: of a line redrawn with `\r` only what a terminal
+ * would show last is kept, and dropped when that is a progress-bar frame (tqdm, as ffl prints on
+ * stderr, reference §8) or blank. So an error tail shows the error, not hundreds of bar frames.
+ */
+export function stripProgressFrames(text: string): string {
+  return text
+    .split('\n')
+    .flatMap((line) => {
+      if (!line.includes('\r')) return [line];
+      const shown = (line.split('\r').filter((frame) => frame.trim() !== '').at(-1) ?? '').trimEnd();
+      return shown === '' || PROGRESS_FRAME.test(shown) ? [] : [shown];
+    })
+    .join('\n');
+}
+
+/** Keeps the last `lines` lines (at most 2000 characters) of a stderr text, progress bars removed, secrets masked. */
 export function tailText(text: string, secrets: readonly (Secret | string)[] = [], lines = 12): string {
-  const kept = tailLines(text, lines);
+  const kept = tailLines(stripProgressFrames(text), lines);
   return redact(kept.length > 2000 ? kept.slice(-2000) : kept, secrets);
 }
 

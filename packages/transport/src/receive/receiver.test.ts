@@ -14,7 +14,8 @@ import { FrameEncoder, type ProducerStatus } from '../framing/frame-encoder.js';
 import { resolveReceiverTransport } from '../transports/registry.js';
 import { runReceiver, type ReceiverOptions, type ReceiveResult } from './receiver.js';
 
-const host = new LocalHost();
+// These cases test behaviour, not timing: the ffl stand-in (sender and receiver) adds no delays.
+const host = new LocalHost('local', { FFL_STANDIN_TIME_SCALE: '0' });
 let work = '';
 
 /** Runs a bash script in the work dir; fails the test on a non-zero exit. */
@@ -284,11 +285,15 @@ test('ffl source (stand-in): direct path with its trailing "File transfer comple
   }
 });
 
-test('ffl source (stand-in): a sender dying mid-stream fails as stage receiver, pickup code never shown', async () => {
+test('ffl source (stand-in): a sender dying mid-stream is named as the sender, with ffl error line and no progress bar in the tail, pickup code never shown', async () => {
   const sender = await startFflSender(await frame(randomBytes(2 * 1024 * 1024)), { FFL_STANDIN_KILL_AFTER_BYTES: '500000' });
   try {
     const { result, events } = await receive(sender.link, { kind: 'command', argv: ['sh', '-c', 'cat > /dev/null'] }, { credential: secret('246810'), binaryPath: fflPath });
-    assert.deepEqual(!result.ok && [result.stage, result.code, result.exitCode], ['receiver', 'FFL_DOWNLOAD_FAILED', 1]);
+    assert.deepEqual(!result.ok && [result.stage, result.code, result.exitCode], ['sender', 'FFL_SENDER_GONE', 1]);
+    const failed = !result.ok ? result : undefined;
+    assert.match(failed?.message ?? '', /^the sending ffl is gone: ffl download exited with code 1: Oops, something went wrong: Download failed: Both WebRTC and HTTP downloads failed\. WebRTC: WebRTC connection failed before download completed\. HTTP: Failed to get file metadata: /);
+    assert.match(failed?.stderrTail ?? '', /Oops, something went wrong: Download failed:/);
+    assert.doesNotMatch(failed?.stderrTail ?? '', /Progress: |\r/);
     assert.doesNotMatch(JSON.stringify({ result, events }), /246810/);
   } finally {
     await sender.stop();

@@ -15,7 +15,7 @@ import {
   type Secret,
 } from '@deploykit/core';
 import { LocalHost, tailLines } from '@deploykit/host';
-import type { ConsumerSpec, StreamEvent, StreamStage } from '../contract.js';
+import { DEFAULT_READY_SECONDS, type ConsumerSpec, type StreamEvent, type StreamStage } from '../contract.js';
 import type { InputFailure, ReceiverInput } from '../transports/transport.js';
 import { FrameDecoder } from '../framing/frame-decoder.js';
 import { TarGuard } from './tar-guard.js';
@@ -28,8 +28,13 @@ export interface ReceiverOptions {
   consumer: ConsumerSpec;
   /** The incoming bytes, opened by the transport's target half (see resolveReceiverTransport). */
   input: ReceiverInput;
-  /** No byte moved for this long -> `stalled`, then abort. */
+  /** After the first input byte: no byte moved for this long -> `stalled`, then abort. */
   stallSeconds: number;
+  /**
+   * Readiness window: no input byte within this long of the start fails the receive (the
+   * transport's connection setup: ffl's WebRTC takes 10-20 s). Default DEFAULT_READY_SECONDS.
+   */
+  readySeconds?: number;
   emit: (event: StreamEvent) => void;
   /** Abort -> kill the consumer's process group, close the input, remove staging. */
   signal?: AbortSignal;
@@ -89,7 +94,8 @@ class Receiver {
   #staging: string | undefined;
   #inputBytes = 0;
   #consumerBytes = 0;
-  #lastByteAt = Date.now();
+  /** Undefined until the first input byte: the readiness window applies until then, the stall window after. */
+  #lastByteAt: number | undefined;
   #connected = false;
 
   constructor(options: ReceiverOptions) {
@@ -212,7 +218,7 @@ class Receiver {
   }
 
   #failInput(failure: InputFailure): void {
-    this.#fail('receiver', failure.code, failure.message, {
+    this.#fail(failure.stage ?? 'receiver', failure.code, failure.message, {
       ...(failure.exitCode === undefined ? {} : { exitCode: failure.exitCode }),
       ...(failure.stderrTail === undefined ? {} : { stderrTail: this.#tail(failure.stderrTail) }),
     });
@@ -265,6 +271,9 @@ class Receiver {
       if (this.#decoder.complete) resolve();
       else this.#decoder.once('trailer', () => resolve());
     });
+    // The sender's stall window ends here: no byte is left to move, only the consumer and the
+    // transport finishing (pg_restore's indexes, ffl's checksum check and ACK).
+    this.#options.emit({ kind: 'received', stream: this.#options.stream, bytes: this.#decoder.trailer!.bytes });
     // The guard may still be checking headers the consumer never needed (it exited 0 early).
     if (this.#guard) await Promise.race([finished(this.#guard).catch(() => undefined), this.#consumerResult!.then(() => undefined)]);
     const result = await this.#consumerResult!;
@@ -276,6 +285,7 @@ class Receiver {
 
   #startWatchdog(): NodeJS.Timeout {
     const windowMs = this.#options.stallSeconds * 1000;
+    const readySeconds = this.#options.readySeconds ?? DEFAULT_READY_SECONDS;
     let reported = { at: Date.now(), bytes: 0 };
     return setInterval(() => {
       const now = Date.now();
@@ -286,6 +296,15 @@ class Receiver {
       }
       // Once the consumer has every byte, waiting for it to finish (pg_restore building indexes) is no stall.
       if (this.#consumer?.stdin?.writableFinished) return;
+      if (this.#lastByteAt === undefined) {
+        if (now - this.#started < readySeconds * 1000) return;
+        this.#fail(
+          'receiver',
+          'RECEIVER_NOT_READY',
+          `no byte arrived within ${readySeconds} s of the start (the readiness window: the transport's link hand-over and connection setup); raise --ready-seconds if the connection is just slow to set up`,
+        );
+        return;
+      }
       const idleMs = now - this.#lastByteAt;
       if (idleMs < windowMs) return;
       this.#options.emit({ kind: 'stalled', stream: this.#options.stream, idleMs, windowMs });
@@ -299,7 +318,7 @@ class Receiver {
       } else {
         this.#fail('sender', 'STALLED', `no byte arrived from the sender for ${seconds} s (${this.#inputBytes} bytes so far)`);
       }
-    }, Math.min(1000, windowMs / 4));
+    }, Math.min(1000, windowMs / 4, (readySeconds * 1000) / 4));
   }
 
   /** Records the first failure only and stops everything. */

@@ -26,7 +26,18 @@ export function buildFflDownloadArgv(fflPath: string, link: string, pickupCode?:
 
 /** Picks ffl's own failure line out of the text it appended to stdout. */
 export function fflFailureLine(stdoutTail: Buffer): string | undefined {
-  return /Oops, something went wrong:[^\n]*/.exec(stdoutTail.toString('latin1'))?.[0];
+  const found = /Oops, something went wrong:[^\n]*/.exec(stdoutTail.toString('latin1'))?.[0];
+  // Read as latin1 to survive binary payload before it; the line itself is UTF-8 text.
+  return found === undefined ? undefined : Buffer.from(found, 'latin1').toString('utf8');
+}
+
+/**
+ * True when ffl's failure line says the *sending* ffl is gone: its WebRTC connection broke and the
+ * HTTP fallback could not even fetch the share's metadata (reference §2.4, §8: `WebRTC connection
+ * failed before download completed. HTTP: Failed to get file metadata: ... Connection refused`).
+ */
+export function isFflSenderGone(failureLine: string): boolean {
+  return /WebRTC connection failed before download completed\. HTTP: Failed to get file metadata: /.test(failureLine);
 }
 
 /**
@@ -88,8 +99,11 @@ export const fflTransport: Transport = {
     const errors = new PassThrough();
     let command: HostProcess | undefined;
     let commandEnded = false;
+    let aborted: Promise<void> | undefined;
     const ready = (async () => {
       const ticket = await share.link;
+      // Aborted while waiting for the link (the readiness window ran out): start nothing on the target.
+      if (aborted !== undefined) throw new Error('the stream was aborted before the link was shared');
       const pickupCode = share.pickupCode();
       command = context.target.spawn({
         argv: context.targetArgv({ from: ticket }),
@@ -118,7 +132,6 @@ export const fflTransport: Transport = {
       if (!share.delivered()) await share.stop();
       return { result };
     })();
-    let aborted: Promise<void> | undefined;
     return {
       sink: share.sink,
       output,
@@ -162,12 +175,16 @@ export const fflTransport: Transport = {
     const secrets = context.credential === undefined ? [] : [context.credential];
     const failureOf = (result: RunResult): InputFailure | undefined => {
       if (result.exitCode === 0 && result.signal === null) return undefined;
+      // ffl prints its error on stdout (after the payload); its stderr is status lines and tqdm
+      // frames, which tailText drops, so the tail ends with the error line itself.
       const line = fflFailureLine(tail.tail);
       const status = result.signal ? `was killed by ${result.signal}` : `exited with code ${String(result.exitCode)}`;
-      const pickup = line === undefined ? undefined : classifyPickupFailure(line);
+      const senderGone = line !== undefined && isFflSenderGone(line);
+      const pickup = line === undefined || senderGone ? undefined : classifyPickupFailure(line);
       return {
-        code: pickup?.code ?? 'FFL_DOWNLOAD_FAILED',
-        message: `${pickup ? `${pickup.message}: ` : ''}ffl download ${status}${line ? `: ${line}` : ''}`,
+        ...(senderGone ? { stage: 'sender' as const } : {}),
+        code: senderGone ? 'FFL_SENDER_GONE' : (pickup?.code ?? 'FFL_DOWNLOAD_FAILED'),
+        message: `${senderGone ? 'the sending ffl is gone: ' : pickup ? `${pickup.message}: ` : ''}ffl download ${status}${line ? `: ${line}` : ''}`,
         ...(pickup ? { hint: pickup.hint } : {}),
         exitCode: result.exitCode,
         stderrTail: tailText(result.stderr + (line ? `\n${line}` : ''), secrets, 20),

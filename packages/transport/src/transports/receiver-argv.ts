@@ -8,6 +8,7 @@ export interface ReceiverArgvOptions {
   readonly runId: string;
   readonly consumer: ConsumerSpec;
   readonly stallSeconds?: number;
+  readonly readySeconds?: number;
   /** Where the receiver reads: `-` (stdin), a file on the target, an ffl link. */
   readonly input: TargetInputSpec;
 }
@@ -25,6 +26,7 @@ export function buildReceiverArgv(options: ReceiverArgvOptions): string[] {
     argv.push('--consumer', JSON.stringify(words));
   }
   if (options.stallSeconds !== undefined) argv.push('--stall-seconds', String(options.stallSeconds));
+  if (options.readySeconds !== undefined) argv.push('--ready-seconds', String(options.readySeconds));
   if (options.input.deleteAfter === true) argv.push('--delete-after');
   return argv;
 }

@@ -18,6 +18,8 @@ export interface FollowedReceiver {
   /** Resolves with its `done` event once it exited 0; rejects with StageFailureError otherwise. */
   readonly finished: Promise<ReceiverDone>;
   consumerBytes(): number;
+  /** True once the receiver said it has the whole stream (its `received` event). */
+  received(): boolean;
 }
 
 /** Parses one JSONL line of the receiver protocol; undefined for anything else. */
@@ -37,6 +39,7 @@ export function parseReceiverEvent(line: string): StreamEvent | undefined {
  */
 export function followReceiver(context: SenderContext, channel: SenderChannel): FollowedReceiver {
   let consumerBytes = 0;
+  let received = false;
   let done: ReceiverDone | undefined;
   let failure: StageFailure | undefined;
   let markReady!: () => void;
@@ -63,6 +66,10 @@ export function followReceiver(context: SenderContext, channel: SenderChannel): 
       case 'progress':
         consumerBytes = event.bytes;
         context.emit({ ...event, stream: context.stream, side: 'consumer' });
+        return;
+      case 'received':
+        received = true;
+        context.emit({ ...event, stream: context.stream });
         return;
       case 'done':
         done = { bytes: event.bytes, sha256: event.sha256, elapsedMs: event.elapsedMs };
@@ -110,7 +117,7 @@ export function followReceiver(context: SenderContext, channel: SenderChannel): 
     throw new StageFailureError(failure);
   })();
   finished.catch(() => undefined);
-  return { ready, finished, consumerBytes: () => consumerBytes };
+  return { ready, finished, consumerBytes: () => consumerBytes, received: () => received };
 }
 
 /** `exit 3` / `killed by SIGKILL`, for messages. */

@@ -1,6 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Host, RunResult, Secret } from '@deploykit/core';
-import type { StreamEvent, StreamPath, TransportName } from '../contract.js';
+import type { StreamEvent, StreamPath, StreamStage, TransportName } from '../contract.js';
 import type { StageFailure } from '../pipeline/stage-failure.js';
 import type { FflBinaryOptions } from './ffl-binary.js';
 
@@ -115,6 +115,11 @@ export interface ReceiverInputContext {
 
 /** What a transport says about a failed input after the payload broke off. */
 export interface InputFailure {
+  /**
+   * Whose failure it is when the transport can tell (ffl: the sending ffl vanished, so the
+   * receiving one failed); default `receiver`.
+   */
+  readonly stage?: Extract<StreamStage, 'sender' | 'receiver'>;
   readonly code: string;
   readonly message: string;
   /** What to do next, when the transport knows better than "run it again". */

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DeployError, displayArgv, secret } from '@deploykit/core';
 import { LocalHost } from '@deploykit/host';
-import { pickFirstFailure } from '../pipeline/stage-failure.js';
+import { pickFirstFailure, stripProgressFrames, tailText } from '../pipeline/stage-failure.js';
+import { fflFailureLine, isFflSenderGone } from './ffl.js';
 import { buildFflShareArgv } from './ffl-argv.js';
 import { downloadFflBinary, locateFflBinary, resolveFflBinary } from './ffl-binary.js';
 import { mapFflHookEvent, tailFflHookFile, type FflHookEvent } from './ffl-hook.js';
@@ -42,8 +43,8 @@ test('the receiver argv carries the consumer as one JSON word and never a secret
     ['deploy', 'stream', 'receive', '--jsonl', '--quiet', '--name', 'db', '--run-id', 'r1', '--from', 'http://l/u', '--consumer', '["pg_restore","-d","x y"]'],
   );
   assert.deepEqual(
-    buildReceiverArgv({ deployCommand: ['deploy'], stream: 'v', runId: 'r1', consumer: { kind: 'into', dir: '/srv/x' }, input: { from: '/tmp/f.dk', deleteAfter: true }, stallSeconds: 9 }).slice(5),
-    ['--name', 'v', '--run-id', 'r1', '--from', '/tmp/f.dk', '--into', '/srv/x', '--stall-seconds', '9', '--delete-after'],
+    buildReceiverArgv({ deployCommand: ['deploy'], stream: 'v', runId: 'r1', consumer: { kind: 'into', dir: '/srv/x' }, input: { from: '/tmp/f.dk', deleteAfter: true }, stallSeconds: 9, readySeconds: 90 }).slice(5),
+    ['--name', 'v', '--run-id', 'r1', '--from', '/tmp/f.dk', '--into', '/srv/x', '--stall-seconds', '9', '--ready-seconds', '90', '--delete-after'],
   );
   assert.throws(() => buildReceiverArgv({ deployCommand: ['deploy'], stream: 'db', runId: 'r', consumer: { kind: 'command', argv: [secret('pw')] }, input: { from: '-' } }), /secret/);
 });
@@ -145,4 +146,32 @@ test('ssh exit 255 is a dropped connection only when ssh says so or was killed',
   assert.equal(classifySshExit({ exitCode: null, signal: 'SIGKILL', stderr: '' }, 'b')?.stage, 'sender');
   // Anything else is the target command's own end: its answer (or its missing answer) explains it.
   assert.equal(classifySshExit({ exitCode: 255, signal: null, stderr: '' }, 'b'), undefined);
+});
+
+test('an error tail drops tqdm progress frames (ffl writes them on stderr) and keeps status and error lines', () => {
+  const stderr = [
+    'Attempting WebRTC download...',
+    'Downloading volumes (unknown bytes)',
+    `${['63.72 KB [00:00, 6.91 MB/sec]', '1.23 MB [00:00, 5.65 MB/sec]  ', '2.86 MB [00:01, 2.67 MB/sec]'].map((frame) => `\rProgress: ${frame}`).join('')}`,
+    '\r 45%|████▌     | 9.00M/20.0M [00:03<00:04, 2.95MB/s]',
+    `\r${' '.repeat(40)}\rWebRTC connection failed before download completed`,
+    'Oops, something went wrong: Download failed: Both WebRTC and HTTP downloads failed.',
+  ].join('\n');
+  assert.equal(
+    stripProgressFrames(stderr),
+    ['Attempting WebRTC download...', 'Downloading volumes (unknown bytes)', 'WebRTC connection failed before download completed', 'Oops, something went wrong: Download failed: Both WebRTC and HTTP downloads failed.'].join('\n'),
+  );
+  // 500 frames on one line would otherwise be the whole tail.
+  const flood = `status\n${Array.from({ length: 500 }, (_unused, index) => `\rProgress: ${index}.00 MB [00:${String(index % 60).padStart(2, '0')}, 3.00 MB/sec]`).join('')}\nthe error\n`;
+  assert.equal(tailText(flood), 'status\nthe error');
+});
+
+test("ffl's failure line is read from its stdout tail, and a dead sender is told apart from the receiver's own failures", () => {
+  const payload = Buffer.concat([Buffer.from([0xff, 0x00, 0x81]), Buffer.from('Oops, something went wrong: Download failed: x ✓\nPlease try again or try later.\n')]);
+  assert.equal(fflFailureLine(payload), 'Oops, something went wrong: Download failed: x ✓');
+  const gone =
+    "Oops, something went wrong: Download failed: Both WebRTC and HTTP downloads failed. WebRTC: WebRTC connection failed before download completed. HTTP: Failed to get file metadata: HTTPConnectionPool(host='127.0.0.1', port=4000): Max retries exceeded with url: /abcd1234 (Caused by NewConnectionError('<urllib3.connection.HTTPConnection object at 0x7f0>: Failed to establish a new connection: [Errno 111] Connection refused'))";
+  assert.equal(isFflSenderGone(gone), true);
+  assert.equal(isFflSenderGone('Oops, something went wrong: Download failed: Both WebRTC and HTTP downloads failed. WebRTC: 401 Client Error: Unauthorized for url: http://x/offer. HTTP: HTTP download failed: HTTP download failed: 401'), false);
+  assert.equal(isFflSenderGone('Oops, something went wrong: Download failed: Checksum verification failed: local=a, remote=b'), false);
 });

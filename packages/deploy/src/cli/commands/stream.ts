@@ -1,4 +1,4 @@
-import { DEFAULT_RETRIES, DEFAULT_STALL_SECONDS, describeFailure, listTransportNames, resolveTransport, type ConsumerSpec, type StreamEvent } from '@deploykit/transport';
+import { DEFAULT_READY_SECONDS, DEFAULT_RETRIES, DEFAULT_STALL_SECONDS, describeFailure, listTransportNames, resolveTransport, type ConsumerSpec, type StreamEvent } from '@deploykit/transport';
 import { EXIT_CODES, formatBytes, formatDuration, TransportError, UsageError } from '@deploykit/core';
 import { cleanupStream, receiveStream } from '../../actions/stream-receive.js';
 import { createStreamEventPublisher, createTtyProgress } from '../../actions/stream-events.js';
@@ -63,6 +63,7 @@ async function runSend(context: CommandContext, args: Record<string, unknown>): 
   }
   const sink = createEventSink(context);
   const stallSeconds = readNumber(args, 'stallSeconds');
+  const readySeconds = readNumber(args, 'readySeconds');
   const retries = readNumber(args, 'retries');
   const estimatedBytes = readNumber(args, 'estimatedBytes');
   const fflPath = typeof args.fflPath === 'string' ? args.fflPath : undefined;
@@ -75,6 +76,7 @@ async function runSend(context: CommandContext, args: Record<string, unknown>): 
     ...(producer === undefined ? { producerStream: process.stdin } : { producer }),
     consumer: readConsumer(args),
     ...(stallSeconds === undefined ? {} : { stallSeconds }),
+    ...(readySeconds === undefined ? {} : { readySeconds }),
     ...(retries === undefined ? {} : { retries }),
     ...(estimatedBytes === undefined ? {} : { estimatedBytes }),
     transportOptions: { ffl: { ...(fflPath ? { path: fflPath } : {}), ...(fflUrl ? { url: fflUrl } : {}), ...(fflSha256 ? { sha256: fflSha256 } : {}) } },
@@ -93,32 +95,27 @@ async function runSend(context: CommandContext, args: Record<string, unknown>): 
 
 async function runReceive(context: CommandContext, args: Record<string, unknown>): Promise<CommandOutcome> {
   const sink = createEventSink(context);
-  const abort = new AbortController();
-  // The sender stops us with SIGTERM on abort: let the receiver kill its consumer and remove staging.
-  const onTerm = (): void => abort.abort();
-  process.prependOnceListener('SIGTERM', onTerm);
-  try {
-    const result = await receiveStream(context, {
-      name: String(args.name),
-      runId: typeof args.runId === 'string' ? args.runId : context.runId,
-      consumer: readConsumer(args),
-      stallSeconds: readNumber(args, 'stallSeconds') ?? DEFAULT_STALL_SECONDS,
-      from: typeof args.from === 'string' && args.from !== '' ? args.from : '-',
-      ...(typeof args.ffl === 'string' ? { fflPath: args.ffl } : {}),
-      deleteAfter: args.deleteAfter === true,
-      onEvent: sink.onEvent,
-      signal: abort.signal,
-    }).finally(sink.close);
-    if (!result.ok) {
-      throw new TransportError(result.code, `receiving ${String(args.name)} failed: ${result.stage} failed: ${result.message}`, {
-        hint: 'Nothing was swapped into place; the sending side names the first failing stage.',
-        details: { ...result },
-      });
-    }
-    return { exitCode: EXIT_CODES.ok, json: result, text: `${String(args.name)}: received ${formatBytes(result.bytes)} in ${formatDuration(result.elapsedMs)}, sha256 ${result.sha256}` };
-  } finally {
-    process.removeListener('SIGTERM', onTerm);
+  // The sending side stops us with SIGTERM on abort (then SIGKILL 3 s later): context.signal lets the
+  // receiver kill its consumer and its transport (ffl), and remove staging and temp dirs, before we exit.
+  const result = await receiveStream(context, {
+    name: String(args.name),
+    runId: typeof args.runId === 'string' ? args.runId : context.runId,
+    consumer: readConsumer(args),
+    stallSeconds: readNumber(args, 'stallSeconds') ?? DEFAULT_STALL_SECONDS,
+    readySeconds: readNumber(args, 'readySeconds') ?? DEFAULT_READY_SECONDS,
+    from: typeof args.from === 'string' && args.from !== '' ? args.from : '-',
+    ...(typeof args.ffl === 'string' ? { fflPath: args.ffl } : {}),
+    deleteAfter: args.deleteAfter === true,
+    onEvent: sink.onEvent,
+    signal: context.signal,
+  }).finally(sink.close);
+  if (!result.ok) {
+    throw new TransportError(result.code, `receiving ${String(args.name)} failed: ${result.stage} failed: ${result.message}`, {
+      hint: 'Nothing was swapped into place; the sending side names the first failing stage.',
+      details: { ...result },
+    });
   }
+  return { exitCode: EXIT_CODES.ok, json: result, text: `${String(args.name)}: received ${formatBytes(result.bytes)} in ${formatDuration(result.elapsedMs)}, sha256 ${result.sha256}` };
 }
 
 async function runCleanup(args: Record<string, unknown>): Promise<CommandOutcome> {
@@ -131,6 +128,8 @@ async function runCleanup(args: Record<string, unknown>): Promise<CommandOutcome
 export const streamCommand: DeployCommand = {
   command: 'stream <action>',
   describe: 'Send a framed stream to another host, receive one, or clean up after a failed one (docs/transports.md)',
+  // receive cleans up on SIGTERM/Ctrl+C (the sending side's abort); send and cleanup stop at once.
+  interruptible: (args) => args.action === 'receive',
   builder: (y) =>
     y
       .positional('action', { choices: ['send', 'receive', 'cleanup'] as const, describe: 'send (source side), receive (target side), cleanup (target side)' })
@@ -138,7 +137,8 @@ export const streamCommand: DeployCommand = {
       .option('transport', { type: 'string', default: 'ssh', describe: `send: how the bytes travel: ${listTransportNames().join(', ')}`, group: 'Send:' })
       .option('into', { type: 'string', describe: 'Consumer: extract a tar stream into DIR (staging dir beside it, swapped in only after success)', group: 'Stream:' })
       .option('consumer', { type: 'string', describe: 'Consumer: command reading the payload on stdin, as a JSON argv array', group: 'Stream:' })
-      .option('stall-seconds', { type: 'number', describe: `Abort when no byte moved for this long [default ${DEFAULT_STALL_SECONDS}]`, group: 'Stream:' })
+      .option('stall-seconds', { type: 'number', describe: `Abort when no byte moved for this long, counted from the first payload byte [default ${DEFAULT_STALL_SECONDS}]`, group: 'Stream:' })
+      .option('ready-seconds', { type: 'number', describe: `Abort when the first payload byte has not reached the receiver this long after the start (target start, ffl link and WebRTC setup; send passes it to receive) [default ${DEFAULT_READY_SECONDS}]`, group: 'Stream:' })
       .option('run-id', { type: 'string', describe: 'Run id (names staging dirs; cleanup removes those of this run)', group: 'Stream:' })
       .option('to', { type: 'string', describe: 'send: target host, named in the global config', group: 'Send:' })
       .option('producer', { type: 'string', describe: 'send: producer command as a JSON argv array (default: read the payload from stdin)', group: 'Send:' })
