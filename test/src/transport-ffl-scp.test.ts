@@ -90,7 +90,7 @@ echo $!`,
       assert.notEqual(link, '');
       const run = await lab.ssh('b', `DEPLOY_PICKUP_CODE=654321 deploy stream receive --name x --run-id wrongcode --from ${quoteWord(link)} --into ${quoteWord(into)}`);
       assert.equal(run.exitCode, 5);
-      assert.match(run.stderr, /receiver failed: ffl download exited with code 1.*401/);
+      assert.match(run.stderr, /receiver failed: the pickup code was refused \(HTTP 401\): ffl download exited with code 1.*401/);
       assert.doesNotMatch(run.stderr, /654321/);
       await untouched();
       await assertNoLeftovers(lab, into);

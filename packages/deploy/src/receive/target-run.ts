@@ -619,6 +619,10 @@ class TargetRun {
           return outcome;
         }
       }
+    } catch (error) {
+      // The input broke off inside the part: the transport may know why (a dead sending ffl).
+      const lostInput = error instanceof BundleError || (error instanceof TargetFailure && error.class === 'input');
+      throw lostInput ? await this.#explainInputError(error) : error;
     } finally {
       clearInterval(watchdog);
     }
