@@ -137,7 +137,8 @@ test('pairing mode: b takes notes with a link and a code and no SSH from a; faul
         sampling = false;
         await sampler;
       }
-      assert.match(source.output(), /Delivered the bundle of notes to the new host/);
+      assert.match(source.output(), /Delivered the bundle of notes to the new host in [\d.]+ s \(pulled in [\d.]+ s, path direct\)/);
+      assert.match(source.output(), /the new host pulls over the direct path/, 'a says the path as soon as it is known');
       assert.match(source.output(), /deploy receive notes --from http:\/\/127\.0\.0\.1:\d+\/\w+/, 'a prints the command to run on b');
       assert.match(target.output(), /Received notes from a in [\d.]+ s: verified, installed, started and healthy/);
 
@@ -250,10 +251,13 @@ test('pairing mode: b takes notes with a link and a code and no SSH from a; faul
     });
 
     await t.test('a new pairing succeeds, and cleans up after the killed run; nothing of any failed run is left', async () => {
+      // b pulls through ffl's relay this time (WebRTC off, as where UDP is blocked): still one bundle, one link, one code.
       const { source, link, code, runId } = await startPairing('--wait 300');
-      const target = await receiveOnB(link, code);
+      const target = await receiveOnB(link, code, '', 'DISABLE_WEBRTC=true');
       assert.equal(await target.done, 0, target.output().slice(-4000));
       assert.equal(await source.done, 0, source.output().slice(-4000));
+      assert.match(source.output(), /the new host pulls over the relay path \(through ffl's relay\)/);
+      assert.match(source.output(), /\(pulled in [\d.]+ s, path relay\)/);
       assert.match(target.output(), new RegExp(`earlier run ${killed}: rolled back`));
       failedRuns.push({ runId: killed, ...((await inputRunIdOf(killed)) ? { inputRunId: (await inputRunIdOf(killed))! } : {}) });
       for (const run of failedRuns) assert.deepEqual(await leftovers(run), [], `nothing of failed run ${run.runId} is left`);

@@ -86,6 +86,8 @@ const TICK_MS = 250;
 const PROGRESS_INTERVAL_MS = 1000;
 /** After the first failure, how long other stages get to report theirs (for attribution). */
 const SETTLE_MS = 1500;
+/** How much longer to wait for the cause when only consequential failures (EPIPE) were reported. */
+const CAUSE_WAIT_MS = 5000;
 
 /** A started transfer of one attempt: the transport's channel and the receiver followed through it. */
 interface SenderSession {
@@ -222,9 +224,12 @@ async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
   const failures: StageFailure[] = [];
   let onFailure: () => void = () => undefined;
   const failed = new Promise<void>((resolve) => (onFailure = resolve));
+  let onCause: () => void = () => undefined;
+  const causeReported = new Promise<void>((resolve) => (onCause = resolve));
   const report = (failure: StageFailure): void => {
     failures.push(failure);
     onFailure();
+    if (failure.consequential !== true) onCause();
   };
   const secrets: Secret[] = [...(options.secrets ?? [])];
   let path: StreamPath | undefined;
@@ -390,6 +395,9 @@ async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
   } catch {
     // Let the other stages report what they saw before blaming one.
     await waitAtMost(Promise.all([session?.finished, producer?.wait()]), SETTLE_MS);
+    // Only consequences so far (a broken pipe to a transport that died): its own report names the
+    // cause, but on a loaded machine it may come later than the settle time.
+    if (failures.length > 0 && failures.every((failure) => failure.consequential === true)) await waitAtMost(causeReported, CAUSE_WAIT_MS);
     const failure = pickFirstFailure(failures) ?? { stage: 'sender' as const, code: 'STREAM_FAILED', message: 'the stream failed', at: Date.now() };
     return { ok: false, failure, producerBytes: producerMeter.bytes };
   } finally {

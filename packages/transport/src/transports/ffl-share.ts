@@ -107,8 +107,8 @@ export async function startFflShare(options: FflShareOptions): Promise<FflShare>
   });
   const outputTail = (): string => tailText(output.join(''), options.secrets);
   const exit = sender.wait().then(async (result) => {
-    // The hook's last events (a delivery, a failure) are read before anyone looks at the exit.
-    await stopTail();
+    // A crashed ffl is reported at once: on a loaded machine the broken pipe it caused otherwise
+    // outran this report, and the source blamed its own write instead of the dead share.
     if (result.exitCode !== 0 || result.signal !== null) {
       report({
         stage: 'sender',
@@ -120,6 +120,8 @@ export async function startFflShare(options: FflShareOptions): Promise<FflShare>
         hint: 'See the ffl output tail (tunnel, network or flags); retry, or choose --transport ssh.',
       });
     }
+    // The hook's last events (a delivery, a failure) are read before anyone looks at the exit.
+    await stopTail();
     return result;
   });
   let stopping: Promise<void> | undefined;
