@@ -44,6 +44,11 @@ export async function locateFflBinary(host: Host, options: FflBinaryOptions = {}
   const probe = await host.run({ argv: buildFflProbe(searchDirs), timeoutMs: 30_000 });
   const found = probe.stdout.trim().split('\n')[0];
   if (probe.exitCode === 0 && found) return { path: found, source: 'path' };
+  if (probe.timedOut || probe.signal !== null) {
+    throw new DependencyError('FFL_PROBE_FAILED', `could not look for ffl on host ${host.name}: the probe ${probe.timedOut ? 'took over 30 s' : `was killed by ${probe.signal}`}`, {
+      hint: `Check that ${host.name} answers (load, disk); then run again.`,
+    });
+  }
   throw new DependencyError('FFL_MISSING', `ffl is not installed on host ${host.name} (looked in PATH and ${searchDirs.join(', ')})`, {
     hint: `Install the FastFileLink CLI on ${host.name} (https://github.com/nuwainfo/ffl), configure its path, or choose --transport ssh.`,
   });

@@ -103,6 +103,15 @@ test('ffl binary resolution: configured path, PATH, /opt-style search dirs, and 
       return error.kind === 'dependency';
     });
     await assert.rejects(locateFflBinary(host, { path: join(dir, 'nope') }), /configured path/);
+    // A probe that dies (here a `sh` that kills itself) is not "ffl is not installed".
+    const broken = join(dir, 'broken');
+    await mkdir(broken);
+    await writeFile(join(broken, 'sh'), '#!/bin/bash\nkill -KILL $$\n');
+    await chmod(join(broken, 'sh'), 0o755);
+    await assert.rejects(locateFflBinary(new LocalHost('b', { PATH: `${broken}:/usr/bin:/bin` }), { searchDirs: [bin] }), (error: DeployError) => {
+      assert.equal(error.message, 'could not look for ffl on host b: the probe was killed by SIGKILL');
+      return error.code === 'FFL_PROBE_FAILED';
+    });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
