@@ -18,6 +18,23 @@ import { readSecretValues } from './secret-values.js';
 /** Phases whose script must exist (validation enforces it); the rest are skipped when absent. */
 export const REQUIRED_PHASES: readonly Phase[] = ['install', 'start', 'stop', 'backup', 'restore'];
 
+/**
+ * How long output may keep arriving after the script exited. A script's own last lines are in the
+ * pipe by then; what is still open after it belongs to a process the script left behind.
+ */
+const OUTPUT_GRACE_MS = 250;
+
+/** True when `promise` settles within `ms` milliseconds; the timer never outlives the answer. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([promise.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Outcome of one bin/<phase> run: a union, never an exception for a failing script. */
 export interface PhaseResult {
   readonly app: string;
@@ -87,7 +104,18 @@ export async function runPhase(options: {
   const stop = (): void => proc.kill('SIGTERM');
   options.signal?.addEventListener('abort', stop, { once: true });
   const result = await proc.wait().finally(() => options.signal?.removeEventListener('abort', stop));
-  await Promise.race([pumps, new Promise((r) => setTimeout(r, 250))]);
+  if (!(await settlesWithin(pumps, OUTPUT_GRACE_MS))) {
+    // The script exited but something it left behind (a daemon bin/start did not detach) still holds
+    // its stdout/stderr. Reading on would keep deploy alive for the daemon's whole life: stop here.
+    proc.stdout.destroy();
+    proc.stderr.destroy();
+    bus.emit('script.detach', {
+      phase,
+      app: app.name,
+      level: 'warn',
+      message: `${app.name}:${phase}: bin/${phase} exited but left a process holding its stdout/stderr; deploy stopped reading them (a later write there fails). Detach it: setsid ... </dev/null >>log 2>&1 &`,
+    });
+  }
   const status = interpretExit(result.exitCode, result.signal);
   const stderrTail = redact(tailLines(result.stderr, 15), secrets);
   let reason: string | undefined;
