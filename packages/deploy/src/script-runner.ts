@@ -113,7 +113,7 @@ export async function runPhase(options: {
       phase,
       app: app.name,
       level: 'warn',
-      message: `${app.name}:${phase}: bin/${phase} exited but left a process holding its stdout/stderr; deploy stopped reading them (a later write there fails). Detach it: setsid ... </dev/null >>log 2>&1 &`,
+      message: `${app.name}:${phase}: bin/${phase} exited but left a process holding its stdout/stderr; deploy stopped reading them, so its next write there kills it (SIGPIPE). Detach it: setsid CMD </dev/null >>LOG 2>&1 &`,
     });
   }
   const status = interpretExit(result.exitCode, result.signal);
