@@ -128,7 +128,7 @@ test('a missing required script fails, a missing optional one is skipped', async
 });
 
 test("a daemon holding the script's stdout/stderr does not hold the phase: its pipes are released with a warning", async () => {
-  const { app, dir } = await makeApp({ start: `echo "before"; sleep 300 & echo $! > "${'$'}DEPLOY_APP_DIR/daemon.pid"; echo "after" >&2` });
+  const { app, dir } = await makeApp({ start: `echo "before"; sleep 300 & echo $! > "${'$'}DEPLOY_APP_DIR/daemon.pid"; echo "after" >&2; printf "last words without a newline"` });
   let daemon = 0;
   try {
     const { bus, context } = setup(dir);
@@ -137,7 +137,7 @@ test("a daemon holding the script's stdout/stderr does not hold the phase: its p
     daemon = Number((await readFile(join(app.dir, 'daemon.pid'), 'utf8')).trim());
     assert.equal(result.status, 'ok');
     assert.ok(Date.now() - started < 5000, 'runPhase waited for the daemon');
-    assert.deepEqual(bus.events.filter((e) => e.type === 'script.output').map((e) => e.message).sort(), ['after', 'before']);
+    assert.deepEqual(bus.events.filter((e) => e.type === 'script.output').map((e) => e.message).sort(), ['after', 'before', 'last words without a newline']);
     const warning = bus.events.find((e) => e.type === 'script.detach');
     assert.equal(warning?.level, 'warn');
     assert.match(warning?.message ?? '', /left a process holding its stdout\/stderr/);
@@ -148,13 +148,13 @@ test("a daemon holding the script's stdout/stderr does not hold the phase: its p
   }
 });
 
-test('a script that exits normally gives no detach warning', async () => {
-  const { app, dir } = await makeApp({ stop: 'echo "stopping"; echo "stopped" >&2' });
+test('a script that exits normally gives no detach warning, and every line, CRLF or unfinished, is shown', async () => {
+  const { app, dir } = await makeApp({ stop: 'echo "stopping"; printf "crlf\\r\\n"; printf "stopped" >&2' });
   try {
     const { bus, context } = setup(dir);
     const result = await runPhase({ app, phase: 'stop', host: new LocalHost(), context, bus });
     assert.equal(result.status, 'ok');
-    assert.equal(bus.events.filter((e) => e.type === 'script.output').length, 2);
+    assert.deepEqual(bus.events.filter((e) => e.type === 'script.output').map((e) => e.message).sort(), ['crlf', 'stopped', 'stopping']);
     assert.equal(bus.events.some((e) => e.type === 'script.detach'), false);
   } finally {
     await rm(dir, { recursive: true, force: true });
