@@ -7,3 +7,4 @@ export * from './run-id.js';
 export * from './script-status.js';
 export * from './manifest-types.js';
 export * from './format.js';
+export * from './database-identifier.js';

@@ -1,5 +1,5 @@
 import type { AppFolder, Phase } from '@deploykit/core';
-import { expandPlaceholders } from '@deploykit/manifest';
+import { expandPlaceholders, formatNowPlaceholder } from '@deploykit/manifest';
 import { appStateDir, type HostContext } from './host-context.js';
 
 /** What a phase run is for: rendered as DEPLOY_* env for scripts and as metadata on events. */
@@ -17,11 +17,10 @@ export function resolveBorgRepo(app: AppFolder, host: HostContext): string {
   return expandPlaceholders(template, { app: app.name, state_dir: host.stateDir, app_dir: app.dir });
 }
 
-/** A new archive name from the app's pattern ({app}, {now} as UTC yyyymmddThhmmssZ). */
+/** A new archive name from the app's pattern ({app}, {now} as formatNowPlaceholder: UTC yyyymmddThhmmssZ). */
 export function newArchiveName(app: AppFolder, now: Date = new Date()): string {
   const template = app.manifest.borg?.archive ?? '{app}-{now}';
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
-  return expandPlaceholders(template, { app: app.name, now: stamp });
+  return expandPlaceholders(template, { app: app.name, now: formatNowPlaceholder(now) });
 }
 
 /** Renders the documented DEPLOY_* environment of a bin/<phase> script (docs/app-folder.md). */

@@ -126,3 +126,37 @@ test('a missing required script fails, a missing optional one is skipped', async
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test("a daemon holding the script's stdout/stderr does not hold the phase: its pipes are released with a warning", async () => {
+  const { app, dir } = await makeApp({ start: `echo "before"; sleep 300 & echo $! > "${'$'}DEPLOY_APP_DIR/daemon.pid"; echo "after" >&2; printf "last words without a newline"` });
+  let daemon = 0;
+  try {
+    const { bus, context } = setup(dir);
+    const started = Date.now();
+    const result = await runPhase({ app, phase: 'start', host: new LocalHost(), context, bus });
+    daemon = Number((await readFile(join(app.dir, 'daemon.pid'), 'utf8')).trim());
+    assert.equal(result.status, 'ok');
+    assert.ok(Date.now() - started < 5000, 'runPhase waited for the daemon');
+    assert.deepEqual(bus.events.filter((e) => e.type === 'script.output').map((e) => e.message).sort(), ['after', 'before', 'last words without a newline']);
+    const warning = bus.events.find((e) => e.type === 'script.detach');
+    assert.equal(warning?.level, 'warn');
+    assert.match(warning?.message ?? '', /left a process holding its stdout\/stderr/);
+    assert.equal(isProcessRunning(daemon), true, 'the daemon is the app, it must survive');
+  } finally {
+    if (daemon > 1) process.kill(daemon, 'SIGTERM');
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a script that exits normally gives no detach warning, and every line, CRLF or unfinished, is shown', async () => {
+  const { app, dir } = await makeApp({ stop: 'echo "stopping"; printf "crlf\\r\\n"; printf "stopped" >&2' });
+  try {
+    const { bus, context } = setup(dir);
+    const result = await runPhase({ app, phase: 'stop', host: new LocalHost(), context, bus });
+    assert.equal(result.status, 'ok');
+    assert.deepEqual(bus.events.filter((e) => e.type === 'script.output').map((e) => e.message).sort(), ['crlf', 'stopped', 'stopping']);
+    assert.equal(bus.events.some((e) => e.type === 'script.detach'), false);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { StringDecoder } from 'node:string_decoder';
 import {
   interpretExit,
   redact,
@@ -17,6 +17,57 @@ import { readSecretValues } from './secret-values.js';
 
 /** Phases whose script must exist (validation enforces it); the rest are skipped when absent. */
 export const REQUIRED_PHASES: readonly Phase[] = ['install', 'start', 'stop', 'backup', 'restore'];
+
+/**
+ * How long output may keep arriving after the script exited. A script's own last lines are in the
+ * pipe by then; what is still open after it belongs to a process the script left behind.
+ */
+const OUTPUT_GRACE_MS = 250;
+
+/** True when `promise` settles within `ms` milliseconds; the timer never outlives the answer. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([promise.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Splits a stream into lines (LF or CRLF) as it arrives. `ended` resolves at its end, after the last
+ * line, also one without a newline; `flush()` hands out that unfinished line early, for a stream
+ * deploy stops reading before its end (readline keeps it until an end that may never come).
+ */
+function readLines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): { ended: Promise<void>; flush(): void } {
+  const decoder = new StringDecoder('utf8');
+  let rest = '';
+  let flushed = false;
+  const take = (text: string): void => {
+    const parts = (rest + text).split('\n');
+    rest = parts.pop() ?? '';
+    for (const part of parts) onLine(part.endsWith('\r') ? part.slice(0, -1) : part);
+  };
+  const flush = (): void => {
+    if (flushed) return;
+    flushed = true;
+    take(decoder.end());
+    if (rest !== '') onLine(rest);
+    rest = '';
+  };
+  stream.on('data', (chunk: Buffer) => {
+    if (!flushed) take(decoder.write(chunk));
+  });
+  const ended = new Promise<void>((resolve) => {
+    stream.once('end', () => {
+      flush();
+      resolve();
+    });
+    stream.once('close', resolve);
+  });
+  return { ended, flush };
+}
 
 /** Outcome of one bin/<phase> run: a union, never an exception for a failing script. */
 export interface PhaseResult {
@@ -75,19 +126,27 @@ export async function runPhase(options: {
     timeoutMs: timeoutSeconds * 1000,
     label: `${app.name}:${phase}`,
   });
-  const pump = (stream: NodeJS.ReadableStream, channel: 'stdout' | 'stderr'): Promise<void> =>
-    new Promise((resolve) => {
-      const lines = createInterface({ input: stream, crlfDelay: Infinity });
-      lines.on('line', (line) => {
-        bus.emit('script.output', { phase, app: app.name, level: 'info', message: redact(line, secrets), data: { channel } });
-      });
-      lines.on('close', resolve);
-    });
-  const pumps = Promise.all([pump(proc.stdout, 'stdout'), pump(proc.stderr, 'stderr')]);
+  const emitLine = (channel: 'stdout' | 'stderr') => (line: string): void => {
+    bus.emit('script.output', { phase, app: app.name, level: 'info', message: redact(line, secrets), data: { channel } });
+  };
+  const outputs = [readLines(proc.stdout, emitLine('stdout')), readLines(proc.stderr, emitLine('stderr'))];
+  const pumps = Promise.all(outputs.map((output) => output.ended));
   const stop = (): void => proc.kill('SIGTERM');
   options.signal?.addEventListener('abort', stop, { once: true });
   const result = await proc.wait().finally(() => options.signal?.removeEventListener('abort', stop));
-  await Promise.race([pumps, new Promise((r) => setTimeout(r, 250))]);
+  if (!(await settlesWithin(pumps, OUTPUT_GRACE_MS))) {
+    // The script exited but something it left behind (a daemon bin/start did not detach) still holds
+    // its stdout/stderr. Reading on would keep deploy alive for the daemon's whole life: stop here.
+    for (const output of outputs) output.flush();
+    proc.stdout.destroy();
+    proc.stderr.destroy();
+    bus.emit('script.detach', {
+      phase,
+      app: app.name,
+      level: 'warn',
+      message: `${app.name}:${phase}: bin/${phase} exited but left a process holding its stdout/stderr; deploy stopped reading them, so its next write there kills it (SIGPIPE). Detach it: setsid CMD </dev/null >>LOG 2>&1 &`,
+    });
+  }
   const status = interpretExit(result.exitCode, result.signal);
   const stderrTail = redact(tailLines(result.stderr, 15), secrets);
   let reason: string | undefined;

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { secret } from '@deploykit/core';
 import { LocalHost } from './local-host.js';
@@ -38,6 +39,23 @@ test('run does not hang on a daemon that keeps our pipes open', async () => {
   const result = await host.run({ argv: ['bash', '-c', 'sleep 5 & echo $!'] });
   assert.ok(Date.now() - started < 2000);
   process.kill(Number(result.stdout.trim()));
+});
+
+test('a node process that ran such a command can exit: run releases the pipes the daemon holds', () => {
+  // Resolving is not enough: an open pipe keeps node's event loop (and so `deploy`) alive (issue 10).
+  const module = new URL('./local-host.js', import.meta.url).href;
+  const script = `const { LocalHost } = await import(${JSON.stringify(module)}); const r = await new LocalHost().run({ argv: ['bash', '-c', 'sleep 300 & echo $!'] }); console.log(r.stdout.trim());`;
+  const started = Date.now();
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+  const seconds = (Date.now() - started) / 1000;
+  const daemon = Number(child.stdout.trim());
+  try {
+    assert.equal(child.status, 0, `node did not exit by itself within ${seconds.toFixed(1)} s: ${child.stderr}`);
+    assert.ok(seconds < 10, `node took ${seconds.toFixed(1)} s to exit`);
+    assert.equal(isProcessRunning(daemon), true, 'the daemon itself is left running');
+  } finally {
+    if (daemon > 1) process.kill(daemon, 'SIGTERM');
+  }
 });
 
 test('secret env reaches the child but not its argv', async () => {

@@ -126,6 +126,10 @@ export class LocalHost implements Host {
     const out = new TailBuffer(spec.maxBuffer ?? DEFAULT_MAX_BUFFER);
     proc.stdout.on('data', (chunk: Buffer) => out.push(chunk));
     const result = await proc.wait();
+    // wait() gave the pipes their drain time; one still open is held by a process the command left
+    // behind, and an open pipe would keep this (node) process alive for that process's whole life.
+    proc.stdout.destroy();
+    proc.stderr.destroy();
     return { ...result, stdout: out.text() };
   }
 

@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
-import type { AppManifest } from '@deploykit/core';
+import { DATABASE_IDENTIFIER_RULE, isDatabaseIdentifier, type AppManifest } from '@deploykit/core';
 import type { Issue } from './issue.js';
 import type { YamlSource } from './yaml-source.js';
 
@@ -183,6 +183,23 @@ export const databaseNameRequired: AppFolderRule = async (context) => {
   return [findingAt(context, 'error', 'database-name-required', ['database'], `database kind "${database.kind}" needs a name: add database.name`)];
 };
 
+/**
+ * `database-identifier-invalid`: the database name and roles must be names migrate can put into SQL
+ * and dump commands (the same isDatabaseIdentifier that migrate's checkIdentifier applies).
+ */
+export const databaseIdentifiers: AppFolderRule = async (context) => {
+  const database = context.manifest.database;
+  if (database.kind === 'none') return [];
+  const findings: RuleFinding[] = [];
+  const check = (segments: readonly (string | number)[], label: string, name: string | undefined): void => {
+    if (name === undefined || name === '' || isDatabaseIdentifier(name)) return;
+    findings.push(findingAt(context, 'error', 'database-identifier-invalid', segments, `${label} "${name}" is not a plain identifier: it must ${DATABASE_IDENTIFIER_RULE}`));
+  };
+  check(['database', 'name'], 'database name', database.name);
+  (database.roles ?? []).forEach((role, index) => check(['database', 'roles', index], 'role name', role));
+  return findings;
+};
+
 /** `duplicate-volume-name` and `duplicate-check-name`: names that checks and reports refer to must be unique. */
 export const duplicateNames: AppFolderRule = async (context) => {
   const findings: RuleFinding[] = [];
@@ -205,6 +222,7 @@ export const APP_FOLDER_RULES: readonly AppFolderRule[] = [
   volumePathEscapes,
   duplicateNames,
   databaseNameRequired,
+  databaseIdentifiers,
   checkConfigFiles,
   checkSecretFiles,
   checkBinScripts,

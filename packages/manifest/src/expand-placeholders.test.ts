@@ -31,6 +31,6 @@ test('a known placeholder without a value is a ConfigError too', () => {
   });
 });
 
-test('{now} is UTC without colons', () => {
-  assert.equal(formatNowPlaceholder(new Date(Date.UTC(2026, 10, 21, 9, 5, 7, 123))), '2026-11-21T09-05-07');
+test('{now} is UTC in the ISO 8601 basic format, without dashes or colons', () => {
+  assert.equal(formatNowPlaceholder(new Date(Date.UTC(2026, 10, 21, 9, 5, 7, 123))), '20261121T090507Z');
 });

@@ -26,7 +26,11 @@ export function expandPlaceholders(template: string, values: Readonly<Record<str
   });
 }
 
-/** Formats a time as the `{now}` value: UTC `YYYY-MM-DDTHH-MM-SS`, safe in file and archive names. */
+/**
+ * Formats a time as the `{now}` value: UTC ISO 8601 basic format `YYYYMMDDTHHMMSSZ`
+ * (`20261201T190908Z`), safe in file and archive names and sorting by time. Archive names have
+ * always used this form; keep it, or `deploy restore --archive` examples and old archives disagree.
+ */
 export function formatNowPlaceholder(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, '').replace(/:/g, '-');
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
 }

@@ -132,6 +132,20 @@ test('a database without a name, duplicate volume names and a folder-name mismat
   ]);
 });
 
+test('database and role names migrate would refuse are errors here already', async (t) => {
+  const tree = await createTempTree();
+  t.after(() => tree.dispose());
+  const manifest = ['name: wiki', 'database:', '  kind: postgres', '  name: "wiki db"', '  roles: [wiki, 9lives, "wiki;drop"]', ''].join('\n');
+  const dir = await writeAppFolder(tree, 'wiki', manifest);
+  const result = await validateAppFolder(dir);
+  const rule = 'start with a letter or _, then letters, digits, _, $ or -, at most 63 characters';
+  assert.deepEqual(formatAll(result.errors, tree.root), [
+    `database-identifier-invalid wiki/app.yaml:4:9: database/name: database name "wiki db" is not a plain identifier: it must ${rule}`,
+    `database-identifier-invalid wiki/app.yaml:5:17: database/roles/1: role name "9lives" is not a plain identifier: it must ${rule}`,
+    `database-identifier-invalid wiki/app.yaml:5:25: database/roles/2: role name "wiki;drop" is not a plain identifier: it must ${rule}`,
+  ]);
+});
+
 test('schema errors stop before the folder rules run', async (t) => {
   const tree = await createTempTree();
   t.after(() => tree.dispose());

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // deploykit-lab: start, stop and inspect the lab from a shell (`npm run lab -- up|down|status`).
 // The only place in the package that prints and exits; the lab API returns data or throws.
-import { join, resolve } from 'node:path';
-import { DeployError, EXIT_CODES, UsageError, toDeployError } from '@deploykit/core';
-import { findRepoRoot } from './lab-paths.js';
+import { resolve } from 'node:path';
+import { DeployError, EXIT_CODES, UsageError, quoteArgv, quoteWord, toDeployError } from '@deploykit/core';
+import { buildLabDownCommand, defaultLabDir } from './lab-paths.js';
 import { startLab } from './lab-start.js';
 import { stopLab } from './lab-stop.js';
 import { labStatus } from './lab-status.js';
@@ -42,7 +42,7 @@ interface CliOptions {
 }
 
 function parseArgs(argv: readonly string[]): CliOptions {
-  const options: CliOptions = { command: undefined, hosts: 2, mariadb: false, postgres: true, fflTimeScale: undefined, dir: join(findRepoRoot(), '.lab'), json: false, help: false };
+  const options: CliOptions = { command: undefined, hosts: 2, mariadb: false, postgres: true, fflTimeScale: undefined, dir: defaultLabDir(), json: false, help: false };
   for (let index = 0; index < argv.length; index += 1) {
     const arg = argv[index] ?? '';
     const value = (): string => {
@@ -81,10 +81,10 @@ async function runUp(options: CliOptions): Promise<void> {
   console.log(`lab ${lab.id} up in ${((Date.now() - started) / 1000).toFixed(1)} s, dir ${lab.dir}`);
   for (const host of lab.hosts) console.log(describeHost(host));
   console.log(`ssh_config: ${lab.sshConfigPath}`);
-  console.log(`  try: ssh -F ${lab.sshConfigPath} ${first} -- 'env | grep ^DEPLOY_'`);
+  console.log(`  try: ${quoteArgv(['ssh', '-F', lab.sshConfigPath, first, '--', 'env | grep ^DEPLOY_'])}`);
   console.log('for deploy on this side, paste:');
-  console.log(`export DEPLOY_CONFIG=${lab.deployConfigPath}`);
-  console.log('stop it with: npm run lab -- down');
+  console.log(`export DEPLOY_CONFIG=${quoteWord(lab.deployConfigPath)}`);
+  console.log(`stop it with: ${buildLabDownCommand(lab.dir)}`);
 }
 
 async function runDown(options: CliOptions): Promise<void> {

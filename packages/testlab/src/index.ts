@@ -5,6 +5,6 @@ export { stopLab } from './lab-stop.js';
 export { labStatus } from './lab-status.js';
 export { findLabProcesses, isLabProcess, isSameProcess, LAB_ID_VARIABLE, type LabProcessRef } from './lab-processes.js';
 export { buildSshConfig, buildDeployConfig, buildKnownHosts, buildSshdConfig } from './lab-files.js';
-export { findRepoRoot, buildLabPath } from './lab-paths.js';
+export { findRepoRoot, buildLabPath, buildLabDownCommand, defaultLabDir } from './lab-paths.js';
 // The ffl stand-in's exports follow.
 export * from './ffl/index.js';

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DependencyError } from '@deploykit/core';
+import { DependencyError, quoteArgv } from '@deploykit/core';
 
 /** Where the Debian packages put the tools the lab runs. */
 export const LAB_TOOLS = {
@@ -50,4 +50,23 @@ export function listMissingLabTools(options: { postgres: boolean; mariadb: boole
   if (options.postgres) needed.push(join(LAB_TOOLS.pgBin, 'postgres'), join(LAB_TOOLS.pgBin, 'initdb'));
   if (options.mariadb) needed.push(LAB_TOOLS.mariadbd, LAB_TOOLS.mariadbInstallDb);
   return needed.filter((path) => !existsSync(path));
+}
+
+/** The lab dir `npm run lab` uses without --dir: `<repo>/.lab`. */
+export function defaultLabDir(): string {
+  return join(findRepoRoot(), '.lab');
+}
+
+/**
+ * The shell command that stops the lab in `dir`: with `--dir` unless it is the default dir, since
+ * `down` without it looks only there (and would answer "no lab" while this one keeps running).
+ */
+export function buildLabDownCommand(dir: string): string {
+  let inDefaultDir = false;
+  try {
+    inDefaultDir = dir === defaultLabDir();
+  } catch {
+    // Not inside the repo (a lab started through the API): the dir must be named.
+  }
+  return quoteArgv(['npm', 'run', 'lab', '--', 'down', ...(inDefaultDir ? [] : ['--dir', dir])]);
 }

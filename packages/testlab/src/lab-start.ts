@@ -3,7 +3,7 @@ import { chmod, mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ConflictError, UsageError } from '@deploykit/core';
-import { buildLabPath, findRepoRoot } from './lab-paths.js';
+import { buildLabDownCommand, buildLabPath, findRepoRoot } from './lab-paths.js';
 import { ensureLabTools } from './lab-setup.js';
 import { pickLabAddresses } from './lab-addresses.js';
 import { generateSshKey, startLabSshd } from './lab-sshd.js';
@@ -30,7 +30,7 @@ async function prepareLabDir(dir: string): Promise<void> {
   const status = await labStatus(dir);
   if (status.state === 'running' || status.state === 'degraded') {
     throw new ConflictError('LAB_ALREADY_UP', `a lab (${status.record.id}) is already up in ${dir}`, {
-      hint: 'Stop it first: `npm run lab -- down` (or stopLab(dir)).',
+      hint: `Stop it first: \`${buildLabDownCommand(dir)}\` (or stopLab(dir)).`,
     });
   }
   if (status.state === 'stopped') await stopRecordedLab({ ...status.record, dir, removeDir: true });

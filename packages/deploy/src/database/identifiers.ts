@@ -1,11 +1,9 @@
-import { ConfigError } from '@deploykit/core';
+import { ConfigError, DATABASE_IDENTIFIER_RULE, isDatabaseIdentifier } from '@deploykit/core';
 
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_$-]{0,62}$/;
-
-/** Refuses names that are not plain identifiers (they end up in SQL text). */
+/** Refuses names that are not plain identifiers (they end up in SQL text); `deploy validate` applies the same rule. */
 export function checkIdentifier(kind: string, name: string): string {
-  if (!IDENTIFIER.test(name)) {
-    throw new ConfigError('DB_IDENTIFIER_INVALID', `${kind} name "${name}" is not a plain identifier`, { hint: 'Use letters, digits, _ and - only.' });
+  if (!isDatabaseIdentifier(name)) {
+    throw new ConfigError('DB_IDENTIFIER_INVALID', `${kind} name "${name}" is not a plain identifier`, { hint: `A name must ${DATABASE_IDENTIFIER_RULE}.` });
   }
   return name;
 }
