@@ -3,14 +3,16 @@
 // a chain 1,000 deep, the exponential pattern - carried verbatim; nothing outside the app on b is
 // touched (a canary's mode, ACL, xattr and mtime). Then a volume that changes between the metadata
 // scan and the backup (a dir with an ACL becomes a symlink to a root-only dir on b) fails in the
-// metadata step without putting the ACL outside; and a FIFO / device node is refused on the source
-// before any byte moves.
+// metadata step without putting the ACL outside; `deploy stream send/receive --into` (the same guard)
+// carries the links too and refuses a FIFO once, without retrying; and a FIFO / device node in a
+// migrated volume is refused on the source before any byte moves.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { quoteWord } from '@deploykit/core';
 import type { Lab } from '@deploykit/testlab';
 import { labShell, runOrThrow, treeFingerprint, diffTreeFingerprints, withLab } from './helpers/index.js';
 import { assertExit, deployOnA, findRunLeftovers, parseReport } from './migrate-lab.js';
+import { sendFromA } from './transport-helpers.js';
 
 const APP_YAML = `name: links
 runtime: process
@@ -125,6 +127,27 @@ test('symlinks of every kind migrate verbatim over ssh; nothing outside the app 
       assert.equal(await canaryState(lab, outside), canaryBefore, 'the ACL and xattr were not put on the canary outside');
       assert.equal((await lab.ssh('b', `test -e ${appOnB} && echo present || echo absent`)).stdout.trim(), 'absent');
       assert.deepEqual((await findRunLeftovers(lab, 'b', report.runId, { postgres: false })).filter((line) => !line.startsWith('process')), []);
+    });
+
+    await t.test('deploy stream send/receive --into (the same tar guard): links verbatim; a FIFO refused once, never retried', async () => {
+      const volume = `${lab.host('a').appsRoot}/links/data/files`;
+      await makeApp(lab, `mkdir -p real && echo data > real/file && ln -s /etc/hostname current && ln -s ${outside}/canary canary-link && ln -s gone dangling && ln -s ../../../../x real/climb`);
+      const into = `${lab.host('b').root}/stream-copy/data`;
+      const run = await sendFromA(lab, ['--name', 'volume', '--to', 'b', '--transport', 'ssh', '--producer', JSON.stringify(['tar', '-C', volume, '-c', '.']), '--into', into]);
+      assert.equal(run.exitCode, 0, run.stderr);
+      assert.deepEqual(diffTreeFingerprints(await treeFingerprint(lab, 'a', volume), await treeFingerprint(lab, 'b', into)), []);
+      await runOrThrow(labShell(lab, 'a'), `mkfifo ${volume}/real/queue`);
+      const refused = await sendFromA(lab, ['--name', 'volume', '--to', 'b', '--transport', 'ssh', '--retries', '2', '--producer', JSON.stringify(['tar', '-C', volume, '-c', '.']), '--into', into]);
+      assert.equal(refused.exitCode, 5, refused.stderr);
+      assert.match(refused.stderr, /refusing tar entry "\.\/real\/queue": a FIFO/);
+      const { error } = refused.json as { error: { code: string; hint: string; details: { result: { retries: number; failures: unknown[] } } } };
+      assert.equal(error.code, 'TAR_SPECIAL_FILE');
+      assert.deepEqual([error.details.result.retries, error.details.result.failures.length], [0, 1], `one attempt only: ${refused.stdout}`);
+      assert.match(error.hint, /retrying cannot help/);
+      assert.doesNotMatch(refused.stderr, /volume: retry \d/);
+      // The copy received before stays as it was.
+      assert.equal((await runOrThrow(labShell(lab, 'b'), `readlink ${into}/current`)).trim(), '/etc/hostname');
+      assert.equal(await canaryState(lab, outside), canaryBefore);
     });
 
     for (const [what, make, named] of [
