@@ -1,5 +1,5 @@
 import type { Host } from '@deploykit/core';
-import { DependencyError } from '@deploykit/core';
+import { ConfigError, DependencyError } from '@deploykit/core';
 import type { FileDigest } from './checksums.js';
 
 /** One item of `borg list --json-lines` with the keys we ask for. */
@@ -34,11 +34,37 @@ export function parseArchiveListing(output: string, prefix: string): FileDigest[
   return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
-/** Lists the regular files of one volume as stored in an archive. */
+/** Entry types (borg list `type`, find `%y`) a volume never carries: the target's tar guard refuses them. */
+export const SPECIAL_FILE_TYPES: Readonly<Record<string, string>> = { c: 'character device', b: 'block device', p: 'FIFO' };
+
+/** [type, path relative to `prefix`] of the device nodes and FIFOs in a listing. */
+export function parseSpecialEntries(output: string, prefix: string): [string, string][] {
+  const strip = prefix.replace(/\/$/, '') + '/';
+  return output
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as BorgItem)
+    .filter((item) => SPECIAL_FILE_TYPES[item.type] !== undefined && item.path.startsWith(strip))
+    .map((item) => [item.type, item.path.slice(strip.length)]);
+}
+
+/** The error naming a volume's device nodes and FIFOs (at most 10), raised before any byte moves. */
+export function specialFilesError(volume: string, where: string, entries: readonly (readonly [string, string])[]): ConfigError {
+  const named = entries.slice(0, 10).map(([type, path]) => `${JSON.stringify(path)} (${SPECIAL_FILE_TYPES[type] ?? type})`);
+  const more = entries.length > 10 ? ` and ${entries.length - 10} more` : '';
+  return new ConfigError('VOLUME_SPECIAL_FILES', `volume ${volume} holds device nodes or FIFOs, which a migration does not carry (${where}): ${named.join(', ')}${more}`, {
+    hint: 'An app cannot declare device nodes or FIFOs; the target refuses them. Remove them from the volume (let bin/start create what the app needs at run time), make a new backup, then migrate again.',
+    details: { volume, entries: entries.map(([type, path]) => ({ type, path })) },
+  });
+}
+
+/** Lists the regular files of one volume as stored in an archive; refuses device nodes and FIFOs. */
 export async function listArchivedVolume(host: Host, env: Record<string, string>, archive: string, volumePath: string): Promise<FileDigest[]> {
   const result = await host.run({ argv: buildArchiveListingArgv(archive, volumePath), env, maxBuffer: 512 * 1024 * 1024 });
   if (result.exitCode !== 0 && result.exitCode !== 1) {
     throw new DependencyError('BORG_LIST_FAILED', `borg list ::${archive} ${volumePath} failed: ${result.stderr.trim()}`);
   }
+  const special = parseSpecialEntries(result.stdout, volumePath);
+  if (special.length > 0) throw specialFilesError(volumePath, `archive ${archive}`, special);
   return parseArchiveListing(result.stdout, volumePath);
 }

@@ -54,3 +54,49 @@ test('what borg export-tar loses is found, carried and proven: xattrs, ACLs, mti
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('carried metadata is never applied through a symlink: ACLs, xattrs, holes and mtimes stay inside the volume', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'dk-fidelity-'));
+  try {
+    // The target volume as the tar guard let it through: links carried verbatim, one of them to a
+    // root-only directory outside, one to a file outside.
+    await sh(
+      [
+        'mkdir -p outside vol/real && echo secret > outside/secret && chmod 0600 outside/secret outside && chmod 0700 outside',
+        "printf 'x%.0s' {1..10} > outside/big && touch -d '2001-02-03 04:05:06' outside/secret outside/big outside",
+        'echo ok > vol/real/file',
+        `ln -s ${join(dir, 'outside')} vol/away && ln -s ${join(dir, 'outside', 'secret')} vol/secret-link && ln -s ../outside vol/up`,
+      ].join(' && '),
+      dir,
+    );
+    const outsideBefore = await host.run({ argv: ['bash', '-c', 'stat -c "%n %a %Y %s %b" outside outside/*; getfattr -R -d -m - -h outside'], cwd: dir });
+    const volume = join(dir, 'vol');
+    const acl = (path: string): string => `# file: ${path}\nsystem.posix_acl_access=0sAgAAAAEABgD/////AgAEAGUAAAAEAAQA/////xAABAD/////IAAAAP////8=\nuser.owned=0sMQ==\n`;
+    const base = { xattrDump: '', xattrFiles: 0, aclFiles: 0, lateMtimes: [], sparseFiles: [] };
+    const hostile: [string, Parameters<typeof applyFidelity>[2], RegExp][] = [
+      ['an ACL through a symlinked dir', { ...base, xattrDump: `${acl('real/file')}\n${acl('away/secret')}`, aclFiles: 2 }, /"away\/secret", a path through the symlink "away"/],
+      ['an ACL through a relative link climbing out', { ...base, xattrDump: acl('up/secret'), aclFiles: 1 }, /a path through the symlink "up"/],
+      ['an escaped path through a link', { ...base, xattrDump: acl('aw\\141y/secret'), aclFiles: 1 }, /a path through the symlink "away"/],
+      ['a late mtime through a symlink', { ...base, lateMtimes: [['away/secret', '2600000000']] }, /a path through the symlink "away"/],
+      ['a late mtime with ..', { ...base, lateMtimes: [['../outside/secret', '2600000000']] }, /a "\.\." component/],
+      ['a sparse file through a symlink', { ...base, sparseFiles: ['away/big'] }, /a path through the symlink "away"/],
+      ['a sparse file that is a symlink', { ...base, sparseFiles: ['secret-link'] }, /not a regular file here/],
+    ];
+    for (const [what, metadata, message] of hostile) {
+      await assert.rejects(applyFidelity(host, volume, metadata), (error: Error & { code?: string }) => {
+        assert.equal(error.code, 'METADATA_PATH_UNSAFE', what);
+        assert.match(error.message, message, what);
+        return true;
+      });
+    }
+    // A late mtime on a link itself changes the link, not what it points at.
+    await applyFidelity(host, volume, { ...base, lateMtimes: [['secret-link', '2600000000']] });
+    const linkTime = await host.run({ argv: ['stat', '-c', '%Y', 'vol/secret-link'], cwd: dir });
+    assert.equal(linkTime.stdout.trim(), '2600000000');
+    const outsideAfter = await host.run({ argv: ['bash', '-c', 'stat -c "%n %a %Y %s %b" outside outside/*; getfattr -R -d -m - -h outside'], cwd: dir });
+    assert.equal(outsideAfter.stdout, outsideBefore.stdout);
+    assert.equal((await stat(join(dir, 'outside', 'secret'))).mode & 0o7777, 0o600);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

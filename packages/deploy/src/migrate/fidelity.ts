@@ -1,5 +1,5 @@
+import type { Stats } from 'node:fs';
 import { lstat, lutimes } from 'node:fs/promises';
-import { resolve, sep } from 'node:path';
 import type { Host } from '@deploykit/core';
 import { DependencyError } from '@deploykit/core';
 
@@ -91,33 +91,89 @@ export function isFidelityTrivial(metadata: FidelityMetadata): boolean {
   return metadata.xattrDump.trim() === '' && metadata.lateMtimes.length === 0 && metadata.sparseFiles.length === 0;
 }
 
-/** The absolute path of `relative` inside `dir`; refuses paths that leave it. */
-function inside(dir: string, relative: string): string {
-  const full = resolve(dir, relative);
-  if (full !== resolve(dir) && !full.startsWith(`${resolve(dir)}${sep}`)) throw new DependencyError('METADATA_PATH_OUTSIDE', `carried metadata names ${JSON.stringify(relative)}, which is outside ${dir}`);
-  return full;
+/** Decodes a `# file:` path of a getfattr dump (getfattr writes `\ooo` octal for backslash and control bytes). */
+export function decodeDumpPath(text: string): Buffer {
+  const pieces: Buffer[] = [];
+  let last = 0;
+  for (const match of text.matchAll(/\\([0-7]{3})/g)) {
+    pieces.push(Buffer.from(text.slice(last, match.index), 'utf8'), Buffer.from([parseInt(match[1]!, 8) & 0xff]));
+    last = match.index! + match[0].length;
+  }
+  pieces.push(Buffer.from(text.slice(last), 'utf8'));
+  return Buffer.concat(pieces);
+}
+
+/** The paths a getfattr dump names (its `# file:` lines), decoded. */
+export function dumpPaths(dump: string): Buffer[] {
+  return dump
+    .split('\n')
+    .filter((line) => line.startsWith('# file: '))
+    .map((line) => decodeDumpPath(line.slice('# file: '.length)));
+}
+
+const SLASH = 0x2f;
+
+/**
+ * lstat of `relative` inside `dir`, reached through real directories only: refuses an absolute or
+ * `..` path and any parent component that is a symlink or not a directory, so whatever the carried
+ * metadata names, nothing outside `dir` is ever reached (the last component is not followed either:
+ * callers use no-follow operations on it).
+ */
+export async function lstatInside(dir: string, relative: string | Buffer): Promise<{ path: Buffer; stats: Stats }> {
+  const bytes = typeof relative === 'string' ? Buffer.from(relative, 'utf8') : relative;
+  const shown = JSON.stringify(bytes.toString('utf8'));
+  const unsafe = (reason: string): DependencyError =>
+    new DependencyError('METADATA_PATH_UNSAFE', `carried metadata names ${shown}, ${reason}; nothing of it was applied outside ${dir}`, {
+      hint: 'The metadata scanned on the source does not match the archive (the volume changed between the scan and the backup?); run the migration again.',
+    });
+  if (bytes[0] === SLASH) throw unsafe('an absolute path');
+  const parts: Buffer[] = [];
+  let start = 0;
+  for (let index = 0; index <= bytes.length; index += 1) {
+    if (index === bytes.length || bytes[index] === SLASH) {
+      const part = bytes.subarray(start, index);
+      start = index + 1;
+      if (part.length === 0 || part.equals(Buffer.from('.'))) continue;
+      if (part.equals(Buffer.from('..'))) throw unsafe('a path with a ".." component');
+      parts.push(part);
+    }
+  }
+  let path = Buffer.from(dir, 'utf8');
+  for (const [index, part] of parts.entries()) {
+    path = Buffer.concat([path, Buffer.from('/'), part]);
+    const stats = await lstat(path).catch(() => undefined);
+    if (stats === undefined) throw unsafe('which does not exist here');
+    if (index === parts.length - 1) return { path, stats };
+    if (stats.isSymbolicLink()) throw unsafe(`a path through the symlink ${JSON.stringify(path.subarray(Buffer.byteLength(dir) + 1).toString('utf8'))}`);
+    if (!stats.isDirectory()) throw unsafe('a path through something that is not a directory');
+  }
+  return { path, stats: await lstat(path) };
 }
 
 /**
- * Applies carried metadata to an extracted volume: xattrs/ACLs (`setfattr --restore`, never
- * following symlinks), holes punched again in sparse files (`fallocate --dig-holes`, keeping the
- * mtime tar restored) and modification times after 2038 (set in-process, on the entry itself).
+ * Applies carried metadata to an extracted volume, never through a symlink: every path named is
+ * first checked to be reached through real directories of the volume (lstatInside); xattrs/ACLs
+ * then go to the entry itself (`setfattr -h --restore`, lsetxattr), holes are punched again only in
+ * regular files (`fallocate --dig-holes`, keeping the mtime tar restored) and modification times
+ * after 2038 are set with lutimes.
  */
 export async function applyFidelity(host: Host, dir: string, metadata: FidelityMetadata): Promise<void> {
   if (metadata.xattrDump.trim() !== '') {
+    for (const path of dumpPaths(metadata.xattrDump)) await lstatInside(dir, path);
     const result = await host.run({ argv: ['setfattr', '-h', '--restore=-'], cwd: dir, input: metadata.xattrDump });
     if (result.exitCode !== 0) throw new DependencyError('XATTR_RESTORE_FAILED', `setfattr --restore failed in ${dir}: ${result.stderr.trim()}`, { hint: 'Does the target filesystem support xattrs and ACLs (mount option user_xattr, acl)?' });
   }
   for (const path of metadata.sparseFiles) {
     // Digging holes counts as a write and moves the mtime tar restored: keep it and put it back.
-    const before = await lstat(inside(dir, path));
+    const { path: full, stats: before } = await lstatInside(dir, path);
+    if (!before.isFile()) throw new DependencyError('METADATA_PATH_UNSAFE', `carried metadata names ${JSON.stringify(path)} as a sparse file, but it is not a regular file here`);
     const result = await host.run({ argv: ['fallocate', '--dig-holes', '--', path], cwd: dir });
     if (result.exitCode !== 0) throw new DependencyError('SPARSE_FAILED', `fallocate --dig-holes ${path} failed: ${result.stderr.trim()}`);
-    await lutimes(inside(dir, path), before.atime, before.mtime);
+    await lutimes(full, before.atime, before.mtime);
   }
   for (const [path, seconds] of metadata.lateMtimes) {
-    const full = inside(dir, path);
-    await lutimes(full, (await lstat(full)).atime, Number(seconds));
+    const { path: full, stats } = await lstatInside(dir, path);
+    await lutimes(full, stats.atime, Number(seconds));
   }
 }
 

@@ -4,6 +4,7 @@ import type { DatabaseEngine } from '../database/engine.js';
 import { engineOfApp } from '../database/engines.js';
 import { createSqlClient } from '../database/sql-client.js';
 import type { HostContext } from '../host-context.js';
+import { specialFilesError } from './archive-listing.js';
 import { buildBorgEnv } from './borg-env.js';
 import { isFidelityTrivial, scanFidelity, type FidelityMetadata } from './fidelity.js';
 import { findOnPath } from './host-facts.js';
@@ -29,7 +30,8 @@ async function sizeOf(host: Host, dir: string): Promise<number> {
 /**
  * Checks the source side of a migration and measures what will move: tools here, the app's Borg
  * repository and latest archive (does it hold the database dump?), volume and database sizes, and
- * what `borg export-tar` would lose in each volume (carried beside it). Changes nothing.
+ * what `borg export-tar` would lose in each volume (carried beside it). Refuses a volume holding
+ * device nodes or FIFOs (named), which the target's tar guard would refuse. Changes nothing.
  */
 export async function runSourcePreflight(options: { app: AppFolder; source: HostContext; host: Host; withHistory: boolean }): Promise<SourcePreflight> {
   const { app, host } = options;
@@ -63,6 +65,9 @@ export async function runSourcePreflight(options: { app: AppFolder; source: Host
     const dir = posix.join(app.dir, volume.path);
     estimates[`volume:${volume.name}`] = await sizeOf(host, dir);
     volumeBytes += estimates[`volume:${volume.name}`]!;
+    const special = await host.run({ argv: ['find', dir, '(', '-type', 'b', '-o', '-type', 'c', '-o', '-type', 'p', ')', '-printf', '%y\\t%P\\0'] });
+    const entries = special.stdout.split('\0').filter((record) => record.includes('\t')).map((record) => [record.slice(0, 1), record.slice(2)] as [string, string]);
+    if (entries.length > 0) throw specialFilesError(volume.name, `on ${options.source.hostName}`, entries);
     const scanned = await scanFidelity(host, dir);
     fidelity[volume.name] = scanned;
     if (!isFidelityTrivial(scanned)) {

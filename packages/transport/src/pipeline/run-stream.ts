@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { newRunId, type Arg, type Host, type RunResult, type Secret } from '@deploykit/core';
 import { DEFAULT_READY_SECONDS, DEFAULT_RETRIES, DEFAULT_STALL_SECONDS, type ConsumerSpec, type StreamEvent, type StreamPath, type TransportName } from '../contract.js';
 import { FrameEncoder } from '../framing/frame-encoder.js';
+import { TAR_ERROR_CODES } from '../receive/tar-guard.js';
 import { buildCleanupArgv, buildReceiverArgv } from '../transports/receiver-argv.js';
 import { followReceiver, type ReceiverDone } from '../transports/receiver-process.js';
 import { resolveTransport } from '../transports/registry.js';
@@ -130,6 +131,9 @@ async function openSession(options: AttemptOptions, context: Omit<SenderContext,
 
 type AttemptOutcome = { ok: true; done: ReceiverDone; producerBytes: number; elapsedMs: number; path?: StreamPath } | { ok: false; failure: StageFailure; producerBytes: number };
 
+/** Failure codes that are properties of the payload itself: another attempt cannot succeed. */
+const NOT_RETRIED = new Set<string>([TAR_ERROR_CODES.unsafe, TAR_ERROR_CODES.special]);
+
 /**
  * Runs one stream on the source side: producer (on `source`) -> FrameEncoder -> transport ->
  * `deploy stream receive` on `target` -> consumer. Meters both ends, aborts everything on a stall,
@@ -179,7 +183,8 @@ export async function runStream(options: RunStreamOptions): Promise<StreamResult
     }
     lastBytes = outcome.producerBytes;
     const { at, ...rest } = outcome.failure;
-    const failure: AttemptFailure = { ...rest, attempt, at: new Date(at).toISOString() };
+    const refused = NOT_RETRIED.has(rest.code) && rest.hint === undefined ? { hint: 'The target refuses an entry the producer writes (named above); retrying cannot help: remove it from what is streamed.' } : {};
+    const failure: AttemptFailure = { ...rest, ...refused, attempt, at: new Date(at).toISOString() };
     failures.push(failure);
     emit({
       kind: 'failed',
@@ -192,6 +197,8 @@ export async function runStream(options: RunStreamOptions): Promise<StreamResult
       firstFailureAt: failure.at,
     });
     if (options.signal?.aborted) break;
+    // The tar guard refused what the producer wrote: the same producer writes it again.
+    if (NOT_RETRIED.has(failure.code)) break;
   }
   const last = failures.at(-1);
   return {

@@ -4,13 +4,13 @@ import { TransportError } from '@deploykit/core';
 const BLOCK = 512;
 /** Largest GNU long-name or pax record we accept; real ones are a few KiB at most. */
 const MAX_META_BYTES = 1024 * 1024;
-/** Symlink chains longer than this count as escaping (the kernel's own limit is 40). */
-const MAX_LINK_DEPTH = 40;
+/** Entry types that would create a device node or a FIFO, which a volume never carries. */
+const SPECIAL_TYPES: Record<string, string> = { '3': 'character device', '4': 'block device', '6': 'FIFO' };
 /** Entry types whose size field counts data blocks that follow the header. */
 const TYPES_WITHOUT_DATA = new Set(['1', '2', '3', '4', '5', '6']);
 
 /** Stable error codes of the tar guard (TransportError.code). */
-export const TAR_ERROR_CODES = { unsafe: 'TAR_UNSAFE_ENTRY', garbage: 'TAR_GARBAGE' } as const;
+export const TAR_ERROR_CODES = { unsafe: 'TAR_UNSAFE_ENTRY', special: 'TAR_SPECIAL_FILE', garbage: 'TAR_GARBAGE' } as const;
 
 type GuardState = 'header' | 'data' | 'meta' | 'sparse-extension' | 'end';
 
@@ -40,10 +40,13 @@ function padded(size: number): number {
  * Passes a tar stream through unchanged while checking every entry header on the fly (ustar, GNU
  * long names 'L'/'K', pax 'x'/'g' path/linkpath, octal and base-256 sizes). Fails with
  * TAR_UNSAFE_ENTRY before the offending header is passed on when an entry has an absolute path or a
- * `..` component, is written through a symlink from the same archive, is a hard link to an absolute
- * or `..` target, or is a symlink whose target is absolute or resolves outside the extraction root.
- * Fails with TAR_GARBAGE when a header checksum is wrong. Everything after the end-of-archive
- * block passes unchecked (tar stops reading there).
+ * `..` component, has a parent that is a symlink from the same archive (nothing is ever written
+ * through a link), lands on the path of an earlier symlink entry, or is a hard link to an absolute
+ * or `..` target or through a symlink. Symlinks themselves are carried verbatim whatever they point
+ * at (absolute, dangling, chained): since no path through one is ever used, their targets do not
+ * matter, and the check is O(path depth) per entry. Fails with TAR_SPECIAL_FILE on a device node or
+ * FIFO, and with TAR_GARBAGE when a header checksum is wrong. Everything after the end-of-archive
+ * block passes unchecked (tar stops reading there). Decision record: docs/decisions/0006-*.md.
  */
 export class TarGuard extends Transform {
   #state: GuardState = 'header';
@@ -58,7 +61,9 @@ export class TarGuard extends Transform {
   #longName: string | undefined;
   #longLink: string | undefined;
   #pax: Overrides = {};
-  readonly #symlinks = new Map<string, string>();
+  /** Every path that is a symlink entry of this archive (or a hard link to one); never shrinks. */
+  readonly #symlinks = new Set<string>();
+  #symlinkEntries = 0;
   #entries = 0;
   #bytes = 0;
   #sawRootEntry = false;
@@ -66,6 +71,11 @@ export class TarGuard extends Transform {
   /** Archive entries checked so far (metadata headers not counted). */
   get entries(): number {
     return this.#entries;
+  }
+
+  /** Symlink entries checked so far (carried verbatim). */
+  get symlinks(): number {
+    return this.#symlinkEntries;
   }
 
   /** Bytes passed through so far. */
@@ -248,61 +258,50 @@ export class TarGuard extends Transform {
     if (name.startsWith('/')) throw this.#unsafe(name, 'absolute path');
     const parts = name.split('/');
     if (parts.includes('..')) throw this.#unsafe(name, 'path has a ".." component');
+    const special = SPECIAL_TYPES[type];
+    if (special !== undefined) throw this.#refusedSpecial(name, special);
     const clean = splitPath(name);
     if (clean.length === 0) {
+      if (type !== '5' && type !== 'D') throw this.#unsafe(name, 'the archive root is not a directory');
       this.#sawRootEntry = true;
       return;
     }
-    const through = this.#symlinkPrefix(clean.slice(0, -1));
+    const through = this.#symlinkParent(clean);
     if (through !== undefined) throw this.#unsafe(name, `path goes through the symlink ${JSON.stringify(through)} from the same archive`);
     const key = clean.join('/');
+    // A regular archive names each path once; a second entry on a symlink's path would make tar
+    // replace (or write through) it depending on the entry type: refused rather than reasoned about.
+    if (this.#symlinks.has(key)) throw this.#unsafe(name, 'the archive already holds a symlink at this path');
     if (type === '1') {
       if (linkName.startsWith('/')) throw this.#unsafe(name, `hard link to absolute path ${JSON.stringify(linkName)}`);
       if (linkName.split('/').includes('..')) throw this.#unsafe(name, `hard link target ${JSON.stringify(linkName)} has a ".." component`);
-      const linkThrough = this.#symlinkPrefix(splitPath(linkName).slice(0, -1));
+      const target = splitPath(linkName);
+      const linkThrough = this.#symlinkParent(target);
       if (linkThrough !== undefined) throw this.#unsafe(name, `hard link target goes through the symlink ${JSON.stringify(linkThrough)}`);
+      // link(2) does not follow a symlink: the new name is a second name of the symlink itself.
+      if (this.#symlinks.has(target.join('/'))) this.#symlinks.add(key);
     } else if (type === '2') {
-      if (linkName.startsWith('/')) throw this.#unsafe(name, `symlink to absolute path ${JSON.stringify(linkName)}`);
-      if (this.#resolve(clean.slice(0, -1), linkName, 0) === null)
-        throw this.#unsafe(name, `symlink target ${JSON.stringify(linkName)} resolves outside the target folder`);
-      this.#symlinks.set(key, linkName);
-      return;
+      // The link itself is carried verbatim, whatever it points at: nothing is ever written through it.
+      this.#symlinks.add(key);
+      this.#symlinkEntries += 1;
     }
-    // A later non-symlink entry replaces a symlink of the same name.
-    this.#symlinks.delete(key);
   }
 
-  /** Returns the first leading part of `parts` that is a symlink from this archive. */
-  #symlinkPrefix(parts: readonly string[]): string | undefined {
-    for (let length = 1; length <= parts.length; length += 1) {
-      const prefix = parts.slice(0, length).join('/');
+  /** The first proper prefix of `parts` (a parent directory of the entry) that is a symlink from this archive. */
+  #symlinkParent(parts: readonly string[]): string | undefined {
+    if (this.#symlinks.size === 0) return undefined;
+    let prefix = '';
+    for (let index = 0; index < parts.length - 1; index += 1) {
+      prefix = index === 0 ? parts[0]! : `${prefix}/${parts[index]!}`;
       if (this.#symlinks.has(prefix)) return prefix;
     }
     return undefined;
   }
 
-  /**
-   * Resolves a relative symlink target from `directory` (components below the root), following
-   * symlinks seen earlier in the archive; returns null when it climbs above the root.
-   */
-  #resolve(directory: readonly string[], target: string, depth: number): string[] | null {
-    if (depth > MAX_LINK_DEPTH || target.startsWith('/')) return null;
-    let stack = [...directory];
-    for (const part of target.split('/')) {
-      if (part === '' || part === '.') continue;
-      if (part === '..') {
-        if (stack.length === 0) return null;
-        stack.pop();
-        continue;
-      }
-      stack.push(part);
-      const inner = this.#symlinks.get(stack.join('/'));
-      if (inner !== undefined) {
-        const resolved = this.#resolve(stack.slice(0, -1), inner, depth + 1);
-        if (resolved === null) return null;
-        stack = resolved;
-      }
-    }
-    return stack;
+  #refusedSpecial(name: string, what: string): TransportError {
+    return new TransportError(TAR_ERROR_CODES.special, `refusing tar entry ${JSON.stringify(name)}: a ${what} (device nodes and FIFOs are not carried)`, {
+      hint: 'An app volume holds regular files, directories and links only; an app cannot declare device nodes or FIFOs. Remove the entry from the volume on the source (bin/start can create it), then run the migration again.',
+      details: { entry: name, reason: what },
+    });
   }
 }
