@@ -826,7 +826,7 @@ class SourceRun {
     const exit = await session.channel.exited;
     const connection = exit.failure;
     return new SourceFailure(
-      new TransportError(connection?.code ?? 'TARGET_DIED', connection?.message ?? `the target-side run on ${options.targetName} ended without a report (${exit.result.signal ?? `exit ${String(exit.result.exitCode)}`}): ${session.stderrTail()}`, {
+      new TransportError(connection?.code ?? 'TARGET_DIED', connection?.message ?? `the target-side run on ${options.targetName} ended without a report (${describeExit(exit.result)}): ${session.stderrTail()}`, {
         hint: connection?.hint ?? `Look at its run record on ${options.targetName} (<state dir>/apps/${options.app.name}/incoming/).`,
       }),
       this.#current,
