@@ -1,9 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { PassThrough, Transform, type TransformCallback } from 'node:stream';
 import type { CommandSpec, Host, HostProcess, RunResult } from '@deploykit/core';
 import { LocalHost } from './local-host.js';
+import { makeControlDir } from './control-dir.js';
 import { TailBuffer } from './tail-buffer.js';
 import {
   buildRemoteCommand,
@@ -63,7 +62,7 @@ export class SshHost implements Host {
     this.#ownsControlDir = target.controlDir === undefined;
     this.target = {
       ...target,
-      controlDir: target.controlDir ?? mkdtempSync(join(tmpdir(), 'dk-cm-')),
+      controlDir: target.controlDir ?? makeControlDir('dk-cm-'),
     };
   }
 

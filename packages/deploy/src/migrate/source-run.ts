@@ -16,7 +16,7 @@ import {
   type HostProcess,
   type Secret,
 } from '@deploykit/core';
-import { findProcessesByEnvironment, stopProcesses, type DeployClient } from '@deploykit/host';
+import { controlDirParents, findProcessesByEnvironment, stopProcesses, type DeployClient } from '@deploykit/host';
 import { BundleWriter, ByteMeter, buildFflShareArgv, describeExit, readLines, startFflShare, type FflShare, type SenderChannel, type StreamPath, type Transport, type TransportOptions } from '@deploykit/transport';
 import { createSqlClient } from '../database/sql-client.js';
 import { readDumpSettings } from '../database/dump-settings.js';
@@ -224,10 +224,13 @@ export async function recoverSourceRun(runId: string): Promise<string[]> {
   const done: string[] = [];
   const stopped = await stopProcesses(findProcessesByEnvironment({ DEPLOY_RUN_ID: runId, DEPLOY_ROLE: 'source' }));
   if (stopped.length > 0) done.push(`stopped ${stopped.length} process(es)`);
-  for (const name of await readdir(tmpdir()).catch(() => [] as string[])) {
-    if (!name.startsWith(`dk-${runId}-`)) continue;
-    await rm(join(tmpdir(), name), { recursive: true, force: true });
-    done.push(`removed ${join(tmpdir(), name)}`);
+  // Its temp dirs are in TMPDIR; its ssh control dir may be in /tmp or /run/user/<uid> (a long TMPDIR).
+  for (const parent of new Set([tmpdir(), ...controlDirParents()])) {
+    for (const name of await readdir(parent).catch(() => [] as string[])) {
+      if (!name.startsWith(`dk-${runId}-`)) continue;
+      await rm(join(parent, name), { recursive: true, force: true });
+      done.push(`removed ${join(parent, name)}`);
+    }
   }
   return done;
 }
