@@ -952,7 +952,7 @@ async function sendPart(
       return;
     }
     if (targetFailed() || options.signal?.aborted) throw new DeployError('transport', 'TARGET_FAILED', `sending ${source.part.id} stopped: the target failed`);
-    const why = stalled === 'producer' ? `it wrote no byte for ${options.stallSeconds} s` : trailer.producerSignal ? `killed by ${trailer.producerSignal}` : `exit ${String(trailer.producerExit)}`;
+    const why = stalled === 'producer' ? `it wrote no byte for ${options.stallSeconds} s` : describeExit({ exitCode: trailer.producerExit, signal: trailer.producerSignal });
     if (attempt > options.retries) {
       throw new TransportError('PRODUCER_FAILED', `the producer of ${source.part.id} (\`${displayArgv(source.producer.slice(0, 3))} ...\`) failed on ${options.source.hostName}: ${why}${trailer.producerStderrTail ? `\n  ${trailer.producerStderrTail.split('\n').slice(-3).join('\n  ')}` : ''}`, {
         hint: 'See the producer stderr above; its output was incomplete and not used on the target. Fix the cause and run the migration again.',
