@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import type { Lab } from '@deploykit/testlab';
+import { controlDirFits, controlDirParents } from '@deploykit/host';
 import { labShell, runDeploy, runOrThrow, type DbFingerprint, type DeployRun, type Shell } from './helpers/index.js';
 
 /** The guestbook fixture app (MariaDB) in the source tree. */
@@ -210,6 +211,8 @@ export async function findRunLeftovers(lab: Lab, host: string, runId: string, op
   };
   walk(target.appsRoot, 1);
   walk(`${target.root}/tmp`, 1);
+  // This host's ssh control dirs go to /tmp or /run/user/<uid> when its TMPDIR is too long for a socket path.
+  if (!controlDirFits(`${target.root}/tmp/dk-${runId}-cm-XXXXXX`)) for (const dir of controlDirParents()) walk(dir, 0);
   walk(`${target.stateDir}/borg`, 1);
   walk(`${target.stateDir}/apps`, 2);
   const lockDir = `${target.stateDir}/locks`;

@@ -18,3 +18,13 @@ export function formatDuration(ms: number): string {
   const seconds = Math.round((ms % 60_000) / 1000);
   return `${minutes}m${String(seconds).padStart(2, '0')}s`;
 }
+
+/**
+ * How a process ended, for messages: `exit 3`, or `killed by SIGTERM` when a signal ended it (its
+ * exit code is then null: never print `exit null`).
+ */
+export function describeExit(result: { readonly exitCode: number | null; readonly signal?: string | null }): string {
+  if (result.signal != null) return `killed by ${result.signal}`;
+  if (result.exitCode === null) return 'ended without an exit status';
+  return `exit ${result.exitCode}`;
+}

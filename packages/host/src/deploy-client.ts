@@ -1,4 +1,4 @@
-import { DeployError, EXIT_CODES, type CommandSpec, type ErrorKind, type Host, type HostProcess, type RunResult } from '@deploykit/core';
+import { DeployError, describeExit, EXIT_CODES, type CommandSpec, type ErrorKind, type Host, type HostProcess, type RunResult } from '@deploykit/core';
 import { tailLines } from './tail-buffer.js';
 
 /** Exit status of the OpenSSH client when the connection itself failed. */
@@ -100,7 +100,7 @@ export class DeployClient {
     }
     const kind = KIND_BY_EXIT.get(result.exitCode ?? -1) ?? 'internal';
     const remote = printed?.error;
-    const message = remote?.message ?? (tailLines(stderr.replace(/^deploy: /gm, ''), 4).trim() || (result.signal ? `killed by ${result.signal}` : `exit ${String(result.exitCode)}`));
+    const message = remote?.message ?? (tailLines(stderr.replace(/^deploy: /gm, ''), 4).trim() || describeExit(result));
     return new DeployError(
       remote?.kind !== undefined && (Object.keys(EXIT_CODES) as string[]).includes(remote.kind) ? (remote.kind as ErrorKind) : kind,
       remote?.code ?? 'REMOTE_DEPLOY_FAILED',

@@ -1,6 +1,7 @@
 export * from './local-host.js';
 export * from './ssh-host.js';
 export * from './ssh-argv.js';
+export * from './control-dir.js';
 export * from './recording-host.js';
 export * from './tail-buffer.js';
 export * from './process-groups.js';

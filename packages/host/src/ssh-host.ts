@@ -1,9 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { PassThrough, Transform, type TransformCallback } from 'node:stream';
 import type { CommandSpec, Host, HostProcess, RunResult } from '@deploykit/core';
 import { LocalHost } from './local-host.js';
+import { makeControlDir } from './control-dir.js';
 import { TailBuffer } from './tail-buffer.js';
 import {
   buildRemoteCommand,
@@ -16,38 +15,54 @@ import {
 /** Exit status of the OpenSSH client when the connection itself failed. */
 export const SSH_CONNECTION_FAILED = 255;
 
-/** Strips the remote pid marker line from the start of stderr and reports the pid. */
-class PidMarkerFilter extends Transform {
-  #head: Buffer | null = Buffer.alloc(0);
+/**
+ * Takes the remote pid marker line out of stderr and reports the pid. The marker is the remote
+ * command's first output, but ssh's own messages can come before it (`Warning: Permanently added
+ * ... to the list of known hosts.`, a ProxyCommand's words), so every line is looked at until the
+ * marker was found; lines before it are passed on as they complete, everything after it untouched.
+ */
+export class PidMarkerFilter extends Transform {
+  /** The incomplete line seen so far, while the marker is not found yet; null afterwards. */
+  #pending: Buffer | null = Buffer.alloc(0);
   readonly #onPid: (pid: number) => void;
   constructor(onPid: (pid: number) => void) {
     super();
     this.#onPid = onPid;
   }
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    if (this.#head === null) {
+    if (this.#pending === null) {
       callback(null, chunk);
       return;
     }
-    const head: Buffer = Buffer.concat([this.#head, chunk]);
-    const newline = head.indexOf(10);
-    if (newline === -1 && head.length < 256) {
-      this.#head = head;
-      callback();
+    let data: Buffer = Buffer.concat([this.#pending, chunk]);
+    let start = 0;
+    for (let newline = data.indexOf(10); newline !== -1; newline = data.indexOf(10, start)) {
+      const line = data.subarray(start, newline).toString('utf8').replace(/\r$/, '');
+      const match = line.startsWith(REMOTE_PID_MARKER) ? /^(\d+)$/.exec(line.slice(REMOTE_PID_MARKER.length)) : null;
+      if (match) {
+        const pid = Number(match[1]);
+        if (pid > 1) this.#onPid(pid);
+        // Everything before the marker line, and everything after it, goes on; the marker does not.
+        const rest = Buffer.concat([data.subarray(0, start), data.subarray(newline + 1)]);
+        this.#pending = null;
+        callback(null, rest.length > 0 ? rest : undefined);
+        return;
+      }
+      start = newline + 1;
+    }
+    if (data.length - start > 64 * 1024) {
+      // 64 KiB without a line end is no ssh message and no marker: stop looking, pass it all on.
+      this.#pending = null;
+      callback(null, data);
       return;
     }
-    this.#head = null;
-    const line = head.subarray(0, newline === -1 ? head.length : newline).toString('utf8');
-    if (line.startsWith(REMOTE_PID_MARKER)) {
-      const pid = Number(line.slice(REMOTE_PID_MARKER.length));
-      if (Number.isInteger(pid) && pid > 1) this.#onPid(pid);
-      callback(null, head.subarray(newline + 1));
-    } else {
-      callback(null, head);
-    }
+    // Complete lines (not the marker) go on now; an incomplete one waits for its end.
+    this.#pending = data.subarray(start);
+    data = data.subarray(0, start);
+    callback(null, data.length > 0 ? data : undefined);
   }
   override _flush(callback: TransformCallback): void {
-    callback(null, this.#head && this.#head.length > 0 ? this.#head : undefined);
+    callback(null, this.#pending && this.#pending.length > 0 ? this.#pending : undefined);
   }
 }
 
@@ -63,7 +78,7 @@ export class SshHost implements Host {
     this.#ownsControlDir = target.controlDir === undefined;
     this.target = {
       ...target,
-      controlDir: target.controlDir ?? mkdtempSync(join(tmpdir(), 'dk-cm-')),
+      controlDir: target.controlDir ?? makeControlDir('dk-cm-'),
     };
   }
 

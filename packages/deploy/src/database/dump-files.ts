@@ -1,7 +1,7 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { DependencyError, type Host } from '@deploykit/core';
+import { DependencyError, describeExit, type Host } from '@deploykit/core';
 import { tailLines } from '@deploykit/host';
 
 /**
@@ -15,7 +15,7 @@ export async function dumpToFile(host: Host, argv: readonly string[], file: stri
   const [result] = await Promise.all([dump.wait(), written.catch((error: unknown) => error)]);
   if (result.exitCode !== 0) {
     await rm(partial, { force: true });
-    throw new DependencyError('DUMP_FAILED', `${argv[0]} failed on ${host.name} (exit ${String(result.exitCode)}): ${tailLines(result.stderr, 3)}`, { hint: 'Check the database server and the admin connection, then run the migration again.' });
+    throw new DependencyError('DUMP_FAILED', `${argv[0]} failed on ${host.name} (${describeExit(result)}): ${tailLines(result.stderr, 3)}`, { hint: 'Check the database server and the admin connection, then run the migration again.' });
   }
   await written;
   await rename(partial, file);
@@ -30,7 +30,7 @@ export async function restoreFromFile(host: Host, argv: readonly string[], file:
   const result = await client.wait();
   await fed;
   if (result.exitCode !== 0) {
-    throw new DependencyError('RESTORE_FAILED', `${argv[0]} failed on ${host.name} restoring ${file} (exit ${String(result.exitCode)}): ${tailLines(result.stderr, 3).replace(/\n/g, ' | ')}`, {
+    throw new DependencyError('RESTORE_FAILED', `${argv[0]} failed on ${host.name} restoring ${file} (${describeExit(result)}): ${tailLines(result.stderr, 3).replace(/\n/g, ' | ')}`, {
       hint: 'See the client error; fix its cause on this host, then run the migration again.',
     });
   }

@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DependencyError, type Host } from '@deploykit/core';
+import { DependencyError, describeExit, type Host } from '@deploykit/core';
 import { tailLines } from '@deploykit/host';
 import type { DatabaseSettingsSupport } from './engine.js';
 
@@ -25,7 +25,7 @@ async function pipeInto(host: Host, producer: DumpProducer, consumer: readonly s
   const produced = await source.wait();
   if (result.exitCode !== 0) {
     const cause = produced.exitCode !== 0 && produced.signal === null ? ` (the producer ${String(producer.argv[0])} exited ${String(produced.exitCode)}: ${tailLines(produced.stderr, 2)})` : '';
-    throw new DependencyError('DUMP_SETTINGS_FAILED', `${consumer.join(' ')} failed on ${host.name} (exit ${String(result.exitCode)}): ${tailLines(result.stderr, 3)}${cause}`, {
+    throw new DependencyError('DUMP_SETTINGS_FAILED', `${consumer.join(' ')} failed on ${host.name} (${describeExit(result)}): ${tailLines(result.stderr, 3)}${cause}`, {
       hint: 'Check that the archive holds a custom-format dump (pg_dump -Fc) and that pg_restore is installed.',
     });
   }

@@ -1,4 +1,4 @@
-import { DependencyError, type Host } from '@deploykit/core';
+import { DependencyError, describeExit, type Host } from '@deploykit/core';
 
 /** Runs SQL as the host's database admin: the one way engine code reaches a database server. */
 export interface SqlClient {
@@ -8,7 +8,7 @@ export interface SqlClient {
 }
 
 /** Runs one client command; a step runner uses it to check the command is in its plan. */
-export type CommandRunner = (argv: readonly string[], input: string) => Promise<{ exitCode: number | null; stdout: string; stderr: string }>;
+export type CommandRunner = (argv: readonly string[], input: string) => Promise<{ exitCode: number | null; signal?: string | null; stdout: string; stderr: string }>;
 
 /**
  * An SqlClient over a Host: `clientArgv(database)` is the engine's admin client with SQL on stdin
@@ -23,7 +23,7 @@ export function createSqlClient(host: Host, clientArgv: (database?: string) => s
       const argv = clientArgv(database);
       const result = await run(argv, sql);
       if (result.exitCode !== 0) {
-        throw new DependencyError('DB_QUERY_FAILED', `${argv[0]} on ${host.name} failed (exit ${String(result.exitCode)}): ${result.stderr.trim().split('\n').slice(-3).join(' ')}`, {
+        throw new DependencyError('DB_QUERY_FAILED', `${argv[0]} on ${host.name} failed (${describeExit(result)}): ${result.stderr.trim().split('\n').slice(-3).join(' ')}`, {
           hint: 'Check that the database server runs and that the admin connection (PGHOST/PGUSER, or the MariaDB socket) works for deploy.',
         });
       }

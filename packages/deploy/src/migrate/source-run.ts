@@ -16,7 +16,7 @@ import {
   type HostProcess,
   type Secret,
 } from '@deploykit/core';
-import { findProcessesByEnvironment, stopProcesses, type DeployClient } from '@deploykit/host';
+import { controlDirParents, findProcessesByEnvironment, stopProcesses, type DeployClient } from '@deploykit/host';
 import { BundleWriter, ByteMeter, buildFflShareArgv, describeExit, readLines, startFflShare, type FflShare, type SenderChannel, type StreamPath, type Transport, type TransportOptions } from '@deploykit/transport';
 import { createSqlClient } from '../database/sql-client.js';
 import { readDumpSettings } from '../database/dump-settings.js';
@@ -224,10 +224,13 @@ export async function recoverSourceRun(runId: string): Promise<string[]> {
   const done: string[] = [];
   const stopped = await stopProcesses(findProcessesByEnvironment({ DEPLOY_RUN_ID: runId, DEPLOY_ROLE: 'source' }));
   if (stopped.length > 0) done.push(`stopped ${stopped.length} process(es)`);
-  for (const name of await readdir(tmpdir()).catch(() => [] as string[])) {
-    if (!name.startsWith(`dk-${runId}-`)) continue;
-    await rm(join(tmpdir(), name), { recursive: true, force: true });
-    done.push(`removed ${join(tmpdir(), name)}`);
+  // Its temp dirs are in TMPDIR; its ssh control dir may be in /tmp or /run/user/<uid> (a long TMPDIR).
+  for (const parent of new Set([tmpdir(), ...controlDirParents()])) {
+    for (const name of await readdir(parent).catch(() => [] as string[])) {
+      if (!name.startsWith(`dk-${runId}-`)) continue;
+      await rm(join(parent, name), { recursive: true, force: true });
+      done.push(`removed ${join(parent, name)}`);
+    }
   }
   return done;
 }
@@ -826,7 +829,7 @@ class SourceRun {
     const exit = await session.channel.exited;
     const connection = exit.failure;
     return new SourceFailure(
-      new TransportError(connection?.code ?? 'TARGET_DIED', connection?.message ?? `the target-side run on ${options.targetName} ended without a report (${exit.result.signal ?? `exit ${String(exit.result.exitCode)}`}): ${session.stderrTail()}`, {
+      new TransportError(connection?.code ?? 'TARGET_DIED', connection?.message ?? `the target-side run on ${options.targetName} ended without a report (${describeExit(exit.result)}): ${session.stderrTail()}`, {
         hint: connection?.hint ?? `Look at its run record on ${options.targetName} (<state dir>/apps/${options.app.name}/incoming/).`,
       }),
       this.#current,
@@ -949,7 +952,7 @@ async function sendPart(
       return;
     }
     if (targetFailed() || options.signal?.aborted) throw new DeployError('transport', 'TARGET_FAILED', `sending ${source.part.id} stopped: the target failed`);
-    const why = stalled === 'producer' ? `it wrote no byte for ${options.stallSeconds} s` : trailer.producerSignal ? `killed by ${trailer.producerSignal}` : `exit ${String(trailer.producerExit)}`;
+    const why = stalled === 'producer' ? `it wrote no byte for ${options.stallSeconds} s` : describeExit({ exitCode: trailer.producerExit, signal: trailer.producerSignal });
     if (attempt > options.retries) {
       throw new TransportError('PRODUCER_FAILED', `the producer of ${source.part.id} (\`${displayArgv(source.producer.slice(0, 3))} ...\`) failed on ${options.source.hostName}: ${why}${trailer.producerStderrTail ? `\n  ${trailer.producerStderrTail.split('\n').slice(-3).join('\n  ')}` : ''}`, {
         hint: 'See the producer stderr above; its output was incomplete and not used on the target. Fix the cause and run the migration again.',

@@ -4,6 +4,7 @@ import {
   ConflictError,
   DependencyError,
   DeployError,
+  describeExit,
   displayArgv,
   formatBytes,
   TransportError,
@@ -776,9 +777,9 @@ class TargetRun {
     const names = list.stdout.split('\n').filter(Boolean);
     const expected = this.#contents!.historyArchives ?? [];
     const same = list.exitCode === 0 && JSON.stringify(names) === JSON.stringify(expected);
-    this.#check({ name: 'borg history', ok: same, detail: same ? `${names.length} archives listed, as on the source` : `archive lists differ (source ${expected.length}, here ${names.length}; borg list exit ${String(list.exitCode)}: ${list.stderr.trim().split('\n').pop() ?? ''})` });
+    this.#check({ name: 'borg history', ok: same, detail: same ? `${names.length} archives listed, as on the source` : `archive lists differ (source ${expected.length}, here ${names.length}; borg list ${describeExit(list)}: ${list.stderr.trim().split('\n').pop() ?? ''})` });
     const check = await host.run({ argv: [...BORG_CHECK_ARGV], env, timeoutMs: 6 * 3600_000 });
-    this.#check({ name: 'borg check', ok: check.exitCode === 0, detail: check.exitCode === 0 ? 'repository and archives consistent here' : `borg check exit ${String(check.exitCode)}: ${check.stderr.trim().split('\n').slice(-2).join(' ')}` });
+    this.#check({ name: 'borg check', ok: check.exitCode === 0, detail: check.exitCode === 0 ? 'repository and archives consistent here' : `borg check ${describeExit(check)}: ${check.stderr.trim().split('\n').slice(-2).join(' ')}` });
   }
 
   // ---- commit -------------------------------------------------------------------------------------

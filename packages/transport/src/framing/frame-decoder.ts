@@ -41,7 +41,8 @@ function isTrailer(value: unknown): value is StreamTrailer {
 /** Describes how the producer ended, for messages. */
 export function describeProducerStatus(trailer: Pick<StreamTrailer, 'producerExit' | 'producerSignal'>): string {
   if (trailer.producerSignal !== null) return `producer was killed by ${trailer.producerSignal}`;
-  return `producer exited with code ${String(trailer.producerExit)}`;
+  if (trailer.producerExit === null) return 'producer ended without an exit code';
+  return `producer exited with code ${trailer.producerExit}`;
 }
 
 /**

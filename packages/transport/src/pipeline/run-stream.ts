@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { newRunId, type Arg, type Host, type RunResult, type Secret } from '@deploykit/core';
+import { describeExit, newRunId, type Arg, type Host, type RunResult, type Secret } from '@deploykit/core';
 import { DEFAULT_READY_SECONDS, DEFAULT_RETRIES, DEFAULT_STALL_SECONDS, type ConsumerSpec, type StreamEvent, type StreamPath, type TransportName } from '../contract.js';
 import { FrameEncoder } from '../framing/frame-encoder.js';
 import { TAR_ERROR_CODES } from '../receive/tar-guard.js';
@@ -310,7 +310,7 @@ async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
         report({
           stage: 'producer',
           code: 'PRODUCER_FAILED',
-          message: `the producer \`${String(options.producer[0])}\` on ${options.source.name} ended with ${result.signal !== null ? `signal ${result.signal}` : `exit ${String(result.exitCode)}`} after ${producerMeter.bytes} bytes`,
+          message: `the producer \`${String(options.producer[0])}\` on ${options.source.name} ended with ${describeExit(result)} after ${producerMeter.bytes} bytes`,
           exitCode: result.exitCode,
           signal: result.signal,
           stderrTail: tailText(producerStderr.join('') || result.stderr, secrets),

@@ -1,4 +1,4 @@
-import type { RunResult } from '@deploykit/core';
+import { describeExit } from '@deploykit/core';
 import type { StreamEvent, StreamStage } from '../contract.js';
 import { readLines } from '../pipeline/jsonl-lines.js';
 import { StageFailureError, tailText, type StageFailure } from '../pipeline/stage-failure.js';
@@ -120,8 +120,5 @@ export function followReceiver(context: SenderContext, channel: SenderChannel): 
   return { ready, finished, consumerBytes: () => consumerBytes, received: () => received };
 }
 
-/** `exit 3` / `killed by SIGKILL`, for messages. */
-export function describeExit(result: Pick<RunResult, 'exitCode' | 'signal'>): string {
-  if (result.signal !== null) return `killed by ${result.signal}`;
-  return `exit ${String(result.exitCode)}`;
-}
+/** `exit 3` / `killed by SIGKILL`, for messages (one wording everywhere: it lives in core). */
+export { describeExit };

@@ -1,7 +1,7 @@
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, EXIT_CODES, formatBytes, formatDuration, displayArgv, revealValue, UsageError, type Host, type TransportName } from '@deploykit/core';
-import { DeployClient, LocalHost } from '@deploykit/host';
+import { DeployClient, LocalHost, makeControlDir } from '@deploykit/host';
 import { loadGlobalConfig } from '@deploykit/manifest';
 import { listTransportNames, locateFflBinary, resolveTransport, type Transport } from '@deploykit/transport';
 import { loadApp } from '../../actions/load-app.js';
@@ -10,7 +10,7 @@ import { runPhase } from '../../script-runner.js';
 import { readDeployVersion } from '../../migrate/host-facts.js';
 import { Journal, journalPath } from '../../migrate/journal.js';
 import { runSourcePreflight } from '../../migrate/source-preflight.js';
-import { planMigration, runSourceMigration, runTempPath, type MigrateReport, type PairingOptions, type SourceRunOptions } from '../../migrate/source-run.js';
+import { planMigration, runSourceMigration, type MigrateReport, type PairingOptions, type SourceRunOptions } from '../../migrate/source-run.js';
 import type { SourcePlan } from '../../migrate/source-plan.js';
 import { renderTargetAftermath, renderVerification } from '../../receive/render-target-report.js';
 import type { TargetReport } from '../../receive/target-run.js';
@@ -91,8 +91,8 @@ export function renderReport(report: MigrateReport): string {
 async function resolveTarget(name: string, transport: Transport, configPath: string | undefined, runId: string): Promise<{ host: Host; deploy: DeployClient; cleanup: () => Promise<void> }> {
   if (transport.name !== 'local') {
     // The ssh master's socket dir carries the run id: a later run finds it if this one is killed.
-    const controlDir = runTempPath(runId, 'cm');
-    await mkdir(controlDir, { recursive: true, mode: 0o700 });
+    // It is short enough for a socket path whatever TMPDIR is (then under /tmp or /run/user/<uid>).
+    const controlDir = makeControlDir(`dk-${runId}-cm-`);
     const host = await resolveNamedHost(name, configPath, controlDir);
     return { host, deploy: new DeployClient(host), cleanup: () => rm(controlDir, { recursive: true, force: true }) };
   }
