@@ -8,3 +8,4 @@ export * from './script-status.js';
 export * from './manifest-types.js';
 export * from './format.js';
 export * from './database-identifier.js';
+export * from './event-loop.js';

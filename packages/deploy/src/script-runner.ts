@@ -5,6 +5,7 @@ import { StringDecoder } from 'node:string_decoder';
 import {
   interpretExit,
   redact,
+  settlesWithinIo,
   type AppFolder,
   type EventBus,
   type Host,
@@ -23,17 +24,6 @@ export const REQUIRED_PHASES: readonly Phase[] = ['install', 'start', 'stop', 'b
  * pipe by then; what is still open after it belongs to a process the script left behind.
  */
 const OUTPUT_GRACE_MS = 250;
-
-/** True when `promise` settles within `ms` milliseconds; the timer never outlives the answer. */
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  try {
-    return await Promise.race([promise.then(() => true), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /**
  * Splits a stream into lines (LF or CRLF) as it arrives. `ended` resolves at its end, after the last
@@ -134,7 +124,7 @@ export async function runPhase(options: {
   const stop = (): void => proc.kill('SIGTERM');
   options.signal?.addEventListener('abort', stop, { once: true });
   const result = await proc.wait().finally(() => options.signal?.removeEventListener('abort', stop));
-  if (!(await settlesWithin(pumps, OUTPUT_GRACE_MS))) {
+  if (!(await settlesWithinIo(pumps, OUTPUT_GRACE_MS))) {
     // The script exited but something it left behind (a daemon bin/start did not detach) still holds
     // its stdout/stderr. Reading on would keep deploy alive for the daemon's whole life: stop here.
     for (const output of outputs) output.flush();

@@ -1,6 +1,6 @@
 import { spawn as spawnChild } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import { revealValue, type CommandSpec, type Host, type HostProcess, type RunResult } from '@deploykit/core';
+import { revealValue, settlesWithinIo, type CommandSpec, type Host, type HostProcess, type RunResult } from '@deploykit/core';
 import { TailBuffer } from './tail-buffer.js';
 import { signalProcessGroup, trackProcessGroup, untrackProcessGroup } from './process-groups.js';
 
@@ -13,22 +13,11 @@ export const KILL_GRACE_MS = 2000;
  */
 const STREAM_DRAIN_MS = 200;
 
-/** Waits until every stream closed, or at most `ms` milliseconds. */
-function waitClosed(streams: readonly Readable[], ms: number): Promise<void> {
+/** Waits until every stream closed, or at most `ms` milliseconds plus the I/O already waiting then. */
+async function waitClosed(streams: readonly Readable[], ms: number): Promise<void> {
   const open = streams.filter((s) => !s.closed && !s.destroyed);
-  if (open.length === 0) return Promise.resolve();
-  return new Promise((resolve) => {
-    let left = open.length;
-    const timer = setTimeout(resolve, ms);
-    for (const s of open)
-      s.once('close', () => {
-        left -= 1;
-        if (left === 0) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-  });
+  if (open.length === 0) return;
+  await settlesWithinIo(Promise.all(open.map((s) => new Promise<void>((resolve) => s.once('close', () => resolve())))), ms);
 }
 
 /** Resolves Secret values in an env map to strings (they go to the child's environment, never argv). */
