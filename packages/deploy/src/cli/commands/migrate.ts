@@ -23,10 +23,16 @@ export function localDeployCommand(): string[] {
   return [process.execPath, fileURLToPath(new URL('../../../bin/deploy.js', import.meta.url))];
 }
 
+/** The health checks the target ran, by name (the app declares them): only what really ran is ticked. */
+function describeHealthRows(target: TargetReport | undefined): string {
+  const names = (target?.verification.checks ?? []).filter((check) => check.name.startsWith('health ')).map((check) => check.name.slice('health '.length));
+  return names.length > 0 ? `: ${names.join(', ')}` : '';
+}
+
 /** Renders a plan for humans: the source's steps with their commands, then the target's. */
 export function renderPlan(plan: SourcePlan, target?: TargetReport, notes: readonly string[] = []): string {
   const lines = [`Plan: migrate ${plan.app} to ${plan.target} over ${plan.transport} (run ${plan.runId}, archive ${plan.archive})`];
-  if (target?.layout) lines.push(`  ${plan.target}: ${formatBytes(target.layout.freeBytes)} free in ${target.layout.appsRoot}, needs ${formatBytes(target.layout.neededBytes)}; the source stages nothing`);
+  if (target?.layout) lines.push(`  ${plan.target}: ${formatBytes(target.layout.freeBytes)} free in ${target.layout.appsRoot}, needs ${formatBytes(target.layout.neededBytes)}; ${plan.transport === 'scp' ? 'the bundle is staged as a file on both hosts (scp copies a file)' : 'nothing is staged on either host'}`);
   for (const note of notes) lines.push(`  note: ${note}`);
   lines.push(`On this host:`);
   plan.steps.forEach((step, index) => {
@@ -69,10 +75,9 @@ export function renderReport(report: MigrateReport): string {
     lines.push(
       '',
       `Migrated ${report.app} to ${report.target} in ${formatDuration(report.durationMs)}${report.attempts > 1 ? ` (${report.attempts} sessions)` : ''}${report.stagedBytes > 0 ? `; ${formatBytes(report.stagedBytes)} staged as a file on each side` : ''}. Cutover checklist:`,
-      `  [x] health checks pass on ${report.target}${target?.baseUrl ? ` (${target.baseUrl})` : ''}`,
+      `  [x] health checks pass on ${report.target}${target?.baseUrl ? ` (${target.baseUrl})` : ''}${describeHealthRows(target)}`,
       '  [x] files: every volume file matches the archive (count, bytes, SHA-256)',
-      '  [x] database: every table has the source row count at backup time; DB-backed pages answer',
-      '  [x] login flow and log scan pass (see the health rows above)',
+      '  [x] database: every table has the source row count at backup time',
       `  [ ] stop writes on the source: deploy stop ${report.app} (on the source host)`,
       `  [ ] point DNS at ${report.target}, watch its logs, then retire the source copy`,
     );
