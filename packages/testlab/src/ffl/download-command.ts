@@ -101,14 +101,21 @@ function describeRefusedConnection(url: URL): string {
   return `${scheme}ConnectionPool(host='${url.hostname}', port=${port}): Max retries exceeded with url: ${url.pathname} (Caused by NewConnectionError('${object}: Failed to establish a new connection: [Errno 111] Connection refused'))`;
 }
 
-/** True when nothing accepts connections at the link's host and port any more (the sender process is gone). */
+/**
+ * True when nothing answers at the link's host and port any more (the sender process is gone). A
+ * probe made while the killed sender's sockets are being torn down can be accepted by its listening
+ * socket and then reset: only an answer means alive, and a reset is looked at again.
+ */
 async function isSenderGone(url: URL): Promise<boolean> {
-  try {
-    const probe = await openRequest('HEAD', url, {}, 5000);
-    probe.response.resume();
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ECONNREFUSED';
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      const probe = await openRequest('HEAD', url, {}, 5000);
+      probe.response.resume();
+      return false;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ECONNREFUSED' || attempt === 3) return true;
+      await sleep(100);
+    }
   }
 }
 
