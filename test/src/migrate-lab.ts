@@ -145,6 +145,33 @@ export async function waitForProcess(lab: Lab, find: (process: LabProcess) => bo
   throw new Error(`no ${what} appeared within ${timeoutMs} ms`);
 }
 
+/** True for an ffl process: the real `ffl`, or the stand-in (`node .../ffl/main.js`, or its bash wrapper). */
+export function isFfl(process: LabProcess): boolean {
+  return process.argv.some((word) => /(^|\/)ffl$|\/ffl\/main\.js$/.test(word));
+}
+
+/**
+ * Samples the lab's processes every 40 ms until `stop()`, which resolves with every distinct
+ * (pid, argv) seen: short-lived processes (an ffl download, a psql) are caught while they run.
+ */
+export function sampleLabProcesses(lab: Lab): { stop(): Promise<LabProcess[]> } {
+  const sampled = new Map<string, LabProcess>();
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      for (const process of listLabProcesses(lab)) sampled.set(`${process.pid} ${process.argv.join(' ')}`, process);
+      await new Promise((resolve) => setTimeout(resolve, 40));
+    }
+  })();
+  return {
+    async stop() {
+      sampling = false;
+      await sampler;
+      return [...sampled.values()];
+    },
+  };
+}
+
 /** True for the target-side run `deploy receive <app>` (the node process: `node .../deploy receive <app> ...`). */
 export function isTargetRun(process: LabProcess, app: string): boolean {
   const at = process.argv.indexOf('receive');

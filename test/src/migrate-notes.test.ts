@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { displayArgv, quoteWord } from '@deploykit/core';
 import type { Lab } from '@deploykit/testlab';
 import { NotesClient, dbFingerprint, diffTreeFingerprints, labShell, parseCredentials, runOrThrow, treeFingerprint, withLab } from './helpers/index.js';
-import { assertExit, comparableNotesDb, containsSecret, countSessions, deployOnA, findRunLeftovers, isTargetRun, listLabProcesses, parseReport, readJournal, readStateFiles, readTargetJournal, type LabProcess, type MigrateReportJson } from './migrate-lab.js';
+import { assertExit, comparableNotesDb, containsSecret, countSessions, deployOnA, findRunLeftovers, isFfl, isTargetRun, sampleLabProcesses, parseReport, readJournal, readStateFiles, readTargetJournal, type LabProcess, type MigrateReportJson } from './migrate-lab.js';
 
 function sha256(data: Uint8Array | string): string {
   return createHash('sha256').update(data).digest('hex');
@@ -150,28 +150,19 @@ test('notes migrates over ssh (one session), ffl, scp and local with identical d
       assert.equal(secrets.length, 4);
       assert.ok(secrets.every((s) => s.length >= 16));
       const eventsFile = join(hostA.root, 'tmp', 'migrate-ffl-events.jsonl');
-      const sampled = new Map<string, LabProcess>();
-      let sampling = true;
-      const sampler = (async () => {
-        while (sampling) {
-          for (const process of listLabProcesses(lab)) sampled.set(`${process.pid} ${process.argv.join(' ')}`, process);
-          await new Promise((resolve) => setTimeout(resolve, 40));
-        }
-      })();
+      const sampler = sampleLabProcesses(lab);
+      let processes: LabProcess[] = [];
       let run;
       try {
         run = await deployOnA(lab, ['--events', eventsFile, 'migrate', 'notes', '--to', 'c', '--transport', 'ffl', '--json']);
       } finally {
-        sampling = false;
-        await sampler;
+        processes = await sampler.stop();
       }
       assertExit(run, 0, 'migrate over ffl');
       const result = parseReport(run);
       await checkTarget('c', result);
       assert.equal(result.transport, 'ffl');
 
-      const processes = [...sampled.values()];
-      const isFfl = (p: LabProcess): boolean => p.argv.some((word) => /(^|\/)ffl$|\/ffl\/main\.js$/.test(word));
       const downloads = processes.filter((p) => isFfl(p) && p.argv.includes('download'));
       // Counted by the program that transfers (the stand-in's node process): its bash wrapper's `$(...)`
       // forks a short-lived subshell with the same argv, which the sampler sometimes catches.

@@ -17,22 +17,19 @@ import {
   comparableNotesDb,
   containsSecret,
   findRunLeftovers,
+  isFfl,
   isTargetRun,
   listLabProcesses,
   openTerminal,
   readStateFiles,
   readTargetJournal,
+  sampleLabProcesses,
   waitForProcess,
   type LabProcess,
   type TerminalSession,
 } from './migrate-lab.js';
 
 const RUN_ID = /run (\d{8}T\d{6}Z-[0-9a-f]{6})/;
-
-/** True for an ffl (stand-in) process: `node .../ffl/main.js ...` or `ffl`. */
-function isFfl(process: LabProcess): boolean {
-  return process.argv.some((word) => /(^|\/)ffl$|\/ffl\/main\.js$/.test(word));
-}
 
 const REAL_FFL_TIMINGS = 'FFL_STANDIN_TIME_SCALE=1';
 
@@ -114,14 +111,8 @@ test('pairing mode: b takes notes with a link and a code and no SSH from a; faul
 
     await t.test('pairing: the link and code move notes to b; files, rows, roles identical, healthy; the code only on a\'s terminal and in ffl\'s own argv', async () => {
       const eventsFile = join(hostA.root, 'tmp', 'pair-events.jsonl');
-      const sampled = new Map<string, LabProcess>();
-      let sampling = true;
-      const sampler = (async () => {
-        while (sampling) {
-          for (const process of listLabProcesses(lab)) sampled.set(`${process.pid} ${process.argv.join(' ')}`, process);
-          await new Promise((resolve) => setTimeout(resolve, 40));
-        }
-      })();
+      const sampler = sampleLabProcesses(lab);
+      let sampled: LabProcess[] = [];
       let source: TerminalSession | undefined;
       let target: TerminalSession | undefined;
       let code = '';
@@ -134,8 +125,7 @@ test('pairing mode: b takes notes with a link and a code and no SSH from a; faul
         assert.equal(await target.done, 0, `deploy receive on b:\n${target.output().slice(-4000)}`);
         assert.equal(await source.done, 0, `deploy migrate --pair on a:\n${source.output().slice(-4000)}`);
       } finally {
-        sampling = false;
-        await sampler;
+        sampled = await sampler.stop();
       }
       assert.match(source.output(), /Delivered the bundle of notes to the new host in [\d.]+ s \(pulled in [\d.]+ s, path direct\)/);
       assert.match(source.output(), /the new host pulls over the direct path/, 'a says the path as soon as it is known');
@@ -152,7 +142,7 @@ test('pairing mode: b takes notes with a link and a code and no SSH from a; faul
       // The code: on a's terminal (that is where it is shown), in ffl's own argv on b (ffl takes it no other way), nowhere else.
       assert.ok(containsSecret(source.output(), code), 'a\'s terminal shows the code');
       assert.ok(!containsSecret(target.output(), code), 'b\'s prompt does not echo the code');
-      const carrying = [...sampled.values()].filter((p) => containsSecret(p.argv.join(' '), code));
+      const carrying = sampled.filter((p) => containsSecret(p.argv.join(' '), code));
       assert.deepEqual(carrying.filter((p) => !(isFfl(p) && p.argv.includes('download'))).map((p) => `${p.host} ${p.pid}: ${p.argv.join(' ')}`), [], 'no process of ours has the code in its argv');
       const places = [
         ...readStateFiles(hostA.stateDir),

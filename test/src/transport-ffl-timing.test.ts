@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { HostProcess } from '@deploykit/core';
 import { FFL_STANDIN_ENV } from '@deploykit/testlab';
 import {
   collectOutput,
@@ -25,7 +26,16 @@ import {
   startShare,
   waitForHookEvent,
   withSandbox,
+  type Sandbox,
 } from './ffl-sandbox.js';
+
+/** `deploy stream receive` of the run pulling `link` (code in its env) into a consumer that drops the bytes. */
+function receiveFromLink(sandbox: Sandbox, link: string): HostProcess {
+  return sandbox.host.spawn({
+    argv: [...DEPLOY, 'stream', 'receive', '--jsonl', '--quiet', '--name', 'x', '--run-id', sandbox.runId, '--from', link, '--consumer', JSON.stringify(['sh', '-c', 'cat > /dev/null'])],
+    env: { DEPLOY_PICKUP_CODE: PICKUP_CODE },
+  });
+}
 
 describe('ffl transport at the real ffl timings (stand-in, reference §8)', { concurrency: true }, () => {
   test('default windows: a stream over ffl completes although its first byte comes ~10 s after the link', async (t) => {
@@ -70,10 +80,7 @@ describe('ffl transport at the real ffl timings (stand-in, reference §8)', { co
     await withSandbox(async (sandbox) => {
       const { share, link, stop } = await startShare(sandbox, { input: await frame(randomBytes(4 * MiB)), env: { [FFL_STANDIN_ENV.killAfterBytes]: String(MiB) } });
       try {
-        const receive = sandbox.host.spawn({
-          argv: [...DEPLOY, 'stream', 'receive', '--jsonl', '--quiet', '--name', 'x', '--run-id', sandbox.runId, '--from', link, '--consumer', JSON.stringify(['sh', '-c', 'cat > /dev/null'])],
-          env: { DEPLOY_PICKUP_CODE: PICKUP_CODE },
-        });
+        const receive = receiveFromLink(sandbox, link);
         const stdout = collectOutput(receive);
         await share.wait();
         const diedAt = Date.now();
@@ -99,10 +106,7 @@ describe('ffl transport at the real ffl timings (stand-in, reference §8)', { co
     await withSandbox(async (sandbox) => {
       const { share, link, stop } = await startShare(sandbox, { input: await frame(randomBytes(4 * MiB)), env: { [FFL_STANDIN_ENV.killAfterBytes]: String(MiB) } });
       try {
-        const receive = sandbox.host.spawn({
-          argv: [...DEPLOY, 'stream', 'receive', '--jsonl', '--quiet', '--name', 'x', '--run-id', sandbox.runId, '--from', link, '--consumer', JSON.stringify(['sh', '-c', 'cat > /dev/null'])],
-          env: { DEPLOY_PICKUP_CODE: PICKUP_CODE },
-        });
+        const receive = receiveFromLink(sandbox, link);
         const stdout = collectOutput(receive);
         await share.wait();
         // The receiving ffl now sits in its ~30 s before it notices; the source gives up long before.
