@@ -56,11 +56,16 @@ export async function isSameProcess(ref: LabProcessRef): Promise<boolean> {
 
 /** Reads /proc/<pid>/environ as a map; undefined when the process is gone or unreadable. */
 export async function readProcessEnvironment(pid: number): Promise<Record<string, string> | undefined> {
-  let raw: string;
-  try {
-    raw = await readFile(`/proc/${pid}/environ`, 'utf8');
-  } catch {
-    return undefined;
+  let raw = '';
+  // A process in the middle of execve (`cmd &` forking, then exec'ing) reads back an empty environ for
+  // a moment: look again before calling it a process without one (seen as a stray that escaped).
+  for (let attempt = 0; attempt < 5 && raw === ''; attempt += 1) {
+    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    try {
+      raw = await readFile(`/proc/${pid}/environ`, 'utf8');
+    } catch {
+      return undefined;
+    }
   }
   const env: Record<string, string> = {};
   for (const entry of raw.split('\0')) {
