@@ -3,16 +3,53 @@
 // must serve the app (static files, DB pages, login) with byte-identical uploads and an identical database.
 // The ssh run is carried by one ssh session, carries what borg export-tar drops (xattrs, an ACL, a 2050
 // mtime, a sparse file) and is compared with its --plan on both hosts; the ffl run is watched for secrets
-// in process lists, logs, events, report and both run records.
+// in process lists, logs, events, report and both run records. The ssh run also carries the PostgreSQL
+// catalog state pg_dump alone loses (role settings, expiry, comment, extension owner, explicit ACLs).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { displayArgv, quoteWord } from '@deploykit/core';
+import { POSTGRES_FIDELITY_SQL } from '@deploykit/deploy';
 import type { Lab } from '@deploykit/testlab';
-import { NotesClient, dbFingerprint, diffTreeFingerprints, labShell, parseCredentials, runOrThrow, treeFingerprint, withLab } from './helpers/index.js';
+import { NotesClient, dbFingerprint, diffTreeFingerprints, labShell, parseCredentials, runOrThrow, treeFingerprint, withLab, type Shell } from './helpers/index.js';
 import { assertExit, comparableNotesDb, containsSecret, countSessions, deployOnA, findRunLeftovers, isFfl, isTargetRun, sampleLabProcesses, parseReport, readJournal, readStateFiles, readTargetJournal, type LabProcess, type MigrateReportJson } from './migrate-lab.js';
+
+/**
+ * The app's roles and database as the catalogs show them (POSTGRES_FIDELITY_SQL, one line per row). bin/install
+ * on the target sets the role's password again (same password, new SCRAM salt): the verifier is left out.
+ */
+async function pgCatalogs(shell: Shell): Promise<Record<string, string[]>> {
+  const result: Record<string, string[]> = {};
+  const psql = (database: string): string => `psql -X -q -At -v ON_ERROR_STOP=1 -d ${database}`;
+  for (const [name, query] of Object.entries(POSTGRES_FIDELITY_SQL.server)) result[name] = (await runOrThrow(shell, psql('postgres'), `${query}\n`)).split('\n').filter(Boolean);
+  for (const [name, query] of Object.entries(POSTGRES_FIDELITY_SQL.database)) result[name] = (await runOrThrow(shell, psql('notes'), `${query}\n`)).split('\n').filter(Boolean);
+  result.roles = result.roles!.map((line) => line.replace(/\|SCRAM-SHA-256\$[^|]*$/, '|<scram>'));
+  return result;
+}
+
+/** What pg_dump alone loses, given to notes on the source: run as the lab's admin on host a. */
+const PG_FIDELITY_FIXTURE = String.raw`
+ALTER ROLE notes_app SET statement_timeout = '7s';
+ALTER ROLE notes_app SET search_path = "$user", public;
+ALTER ROLE notes_app VALID UNTIL '2099-01-02 03:04:05+00';
+COMMENT ON ROLE notes_app IS 'the notes app''s role';
+ALTER ROLE notes_app IN DATABASE notes SET work_mem = '6MB';
+GRANT pg_read_all_stats TO notes_app WITH ADMIN OPTION;
+\connect notes
+SET ROLE notes_app;
+CREATE EXTENSION pgcrypto;
+CREATE TABLE fidelity_probe (id serial, v text);
+REVOKE ALL ON fidelity_probe FROM notes_app;
+GRANT SELECT ON fidelity_probe TO notes_app;
+CREATE TABLE fidelity_full (id int, v text);
+GRANT ALL ON fidelity_full TO notes_app;
+GRANT SELECT (id), UPDATE (v) ON fidelity_full TO PUBLIC;
+GRANT USAGE ON SEQUENCE fidelity_probe_id_seq TO PUBLIC;
+ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC;
+RESET ROLE;
+`;
 
 function sha256(data: Uint8Array | string): string {
   return createHash('sha256').update(data).digest('hex');
@@ -84,6 +121,7 @@ test('notes migrates over ssh (one session), ffl, scp and local with identical d
           "truncate -s 96M sparse.img && printf head | dd of=sparse.img conv=notrunc status=none && printf tail | dd of=sparse.img bs=1 seek=$((80*1024*1024)) conv=notrunc status=none",
         ].join(' && '),
       );
+      await runOrThrow(a, 'psql -X -q -v ON_ERROR_STOP=1 -d postgres', PG_FIDELITY_FIXTURE);
       const allocated = Number((await runOrThrow(a, `stat -c %b ${quoteWord(`${uploads}/sparse.img`)}`)).trim());
       assert.ok(allocated * 512 < 1024 * 1024, `sparse.img on a is sparse (${allocated} blocks)`);
     });
@@ -141,6 +179,14 @@ test('notes migrates over ssh (one session), ffl, scp and local with identical d
       assert.equal(size, 96 * 1024 * 1024);
       assert.ok(blocks! * 512 < 1024 * 1024, `sparse.img on b allocates ${blocks} blocks`);
       assert.equal(await runOrThrow(b, `dd if=${quoteWord(`${dir}/sparse.img`)} bs=1 skip=$((80*1024*1024)) count=4 status=none`), 'tail');
+
+      // PostgreSQL: the catalogs of the app's roles and database, field by field.
+      const [pgA, pgB] = [await pgCatalogs(a), await pgCatalogs(b)];
+      for (const name of Object.keys(pgA)) assert.deepEqual(pgB[name], pgA[name], `PostgreSQL ${name} differs between a and b`);
+      assert.match(pgA.roles!.join('\n'), /^notes_app\|.*\|2099-01-02 03:04:05\+00\|\{statement_timeout=7s,/m, 'the fixture is on a');
+      assert.match(pgA.extensions!.join('\n'), /^pgcrypto\|notes_app\|/m);
+      assert.match(pgA.relationAcls!.join('\n'), /^public\.fidelity_full\|r\|notes_app\|\{notes_app=arwdDxt\/notes_app\}$/m);
+      assert.match(pgA.roleSettingsInDatabase!.join('\n'), /^notes\|notes_app\|\{work_mem=6MB\}$/m);
     });
 
     await t.test('over ffl (stand-in) to c: no secret in process lists, logs, events, report or run record', async () => {

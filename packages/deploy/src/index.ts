@@ -11,3 +11,4 @@ export { main } from './cli/main.js';
 export * from './database/engine.js';
 export * from './database/engines.js';
 export * from './database/sql-client.js';
+export { POSTGRES_FIDELITY_SQL } from './database/postgres.js';

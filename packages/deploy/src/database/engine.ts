@@ -22,6 +22,8 @@ export type DatabaseStaging =
       createStaging(client: SqlClient, staging: string, settingsSql?: string): Promise<void>;
       /** The consumer restoring a dump into `staging`. */
       restoreConsumer(staging: string): RestoreConsumer;
+      /** Applies, inside the restored staging database, what the dump could not express (the source's exportObjectFixups). */
+      fixRestored?(client: SqlClient, staging: string, fixupsSql: string): Promise<void>;
       /** Renames a database to a free name (connections are closed first). */
       moveDatabase(client: SqlClient, from: string, to: string): Promise<void>;
       /** Applies what the staging database could not have (settings naming the database) under its final name. */
@@ -70,6 +72,11 @@ export interface DatabaseEngine {
 
   /** SQL recreating the named roles/users (with password verifiers, never passwords) on another server. */
   exportRolesSql(client: SqlClient, roles: readonly string[], part: RolesSqlPart): Promise<string>;
+  /**
+   * SQL (from the source's live database) for what the engine's dump leaves out and `staging.fixRestored`
+   * applies in the restored database (PostgreSQL: extension owners, explicit owner-default ACLs).
+   */
+  exportObjectFixups?(client: SqlClient, database: string): Promise<string>;
   /** The accounts that exist for these role names (PostgreSQL: the names; MariaDB: 'user'@'host'). */
   listAccounts(client: SqlClient, roles: readonly string[]): Promise<string[]>;
   /** Creates bare, login-less roles for names that do not exist, so a restore can give them objects; returns the ones made. */

@@ -12,26 +12,122 @@ const DATABASE_LEVEL_TOC = /^\d+; \d+ \d+ (DATABASE - |DATABASE PROPERTIES - |CO
 /** An identifier as pg_dump prints it: bare, or double-quoted with "" inside. */
 const DUMPED_NAME = String.raw`(?:"(?:[^"]|"")+"|[^\s;]+)`;
 
+/** Settings whose value is a list of quoted items (pg_dumpall's list): each item is carried as its own literal. */
+const LIST_SETTINGS = ['local_preload_libraries', 'search_path', 'session_preload_libraries', 'shared_preload_libraries', 'temp_tablespaces', 'unix_socket_directories'];
+
 /**
  * SQL run on the source's PostgreSQL (psql -At) that prints SQL recreating the app's roles on the
  * target: created when missing (an existing role is not an error), then altered to the same
- * attributes and password verifier (SCRAM hash, never the plain password), plus memberships.
+ * attributes (every flag, connection limit, expiry) and password verifier (SCRAM hash, never the
+ * plain password), role-wide settings (ALTER ROLE SET, the target's own reset first), the comment,
+ * and memberships (with ADMIN OPTION). Per-database settings (ALTER ROLE IN DATABASE) travel with
+ * the database's own settings (DATABASE PROPERTIES of the dump), so they follow its final name.
  */
 export function buildPostgresRolesQuery(roles: readonly string[]): string {
   const list = roles.map((role) => sqlLiteral(checkIdentifier('role', role))).join(', ');
+  const lists = LIST_SETTINGS.map((name) => sqlLiteral(name)).join(', ');
   return `SELECT format('DO $do$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = %L) THEN CREATE ROLE %I; END IF; END $do$;', rolname, rolname)
-  || E'\\n' || format('ALTER ROLE %I WITH %s %s %s %s CONNECTION LIMIT %s PASSWORD %L;', rolname,
+  || E'\\n' || format('ALTER ROLE %I WITH %s %s %s %s %s %s %s CONNECTION LIMIT %s PASSWORD %L;', rolname,
+       CASE WHEN rolsuper THEN 'SUPERUSER' ELSE 'NOSUPERUSER' END,
        CASE WHEN rolcanlogin THEN 'LOGIN' ELSE 'NOLOGIN' END,
        CASE WHEN rolcreatedb THEN 'CREATEDB' ELSE 'NOCREATEDB' END,
        CASE WHEN rolcreaterole THEN 'CREATEROLE' ELSE 'NOCREATEROLE' END,
        CASE WHEN rolinherit THEN 'INHERIT' ELSE 'NOINHERIT' END,
+       CASE WHEN rolreplication THEN 'REPLICATION' ELSE 'NOREPLICATION' END,
+       CASE WHEN rolbypassrls THEN 'BYPASSRLS' ELSE 'NOBYPASSRLS' END,
        rolconnlimit, rolpassword)
+  -- No expiry cannot be set back once a role has one: 'infinity' is the nearest (only when the target's role has one).
+  || E'\\n' || CASE WHEN rolvaliduntil IS NULL
+       THEN format('DO $do$ BEGIN IF (SELECT rolvaliduntil FROM pg_authid WHERE rolname = %L) IS NOT NULL THEN ALTER ROLE %I VALID UNTIL ''infinity''; END IF; END $do$;', rolname, rolname)
+       ELSE format('ALTER ROLE %I VALID UNTIL %L;', rolname, CASE WHEN isfinite(rolvaliduntil) THEN to_char(rolvaliduntil AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00"') ELSE rolvaliduntil::text END) END
+  || E'\\n' || format('ALTER ROLE %I RESET ALL;', rolname)
+  || COALESCE((SELECT string_agg(E'\\n' || format('ALTER ROLE %I SET %I TO %s;', rolname, setting.name,
+       CASE WHEN lower(setting.name) IN (${lists})
+         THEN COALESCE((SELECT string_agg(format('%L', CASE WHEN item[1] LIKE '"%' THEN replace(substr(item[1], 2, length(item[1]) - 2), '""', '"') ELSE item[1] END), ', ' ORDER BY n)
+                        FROM regexp_matches(setting.value, '("(?:[^"]|"")*"|[^\\s,]+)', 'g') WITH ORDINALITY AS items(item, n)), '''''')
+         ELSE format('%L', setting.value) END), '' ORDER BY setting.n)
+     FROM (SELECT split_part(entry, '=', 1) AS name, substr(entry, strpos(entry, '=') + 1) AS value, n FROM unnest((SELECT setconfig FROM pg_db_role_setting WHERE setdatabase = 0 AND setrole = pg_authid.oid)) WITH ORDINALITY AS config(entry, n)) AS setting), '')
+  || E'\n' || format('COMMENT ON ROLE %I IS %L;', rolname, shobj_description(oid, 'pg_authid'))
 FROM pg_authid WHERE rolname IN (${list})
 UNION ALL
-SELECT format('GRANT %I TO %I;', g.rolname, m.rolname)
+SELECT format('GRANT %I TO %I%s;', g.rolname, m.rolname, CASE WHEN am.admin_option THEN ' WITH ADMIN OPTION' ELSE '' END)
 FROM pg_auth_members am JOIN pg_roles g ON g.oid = am.roleid JOIN pg_roles m ON m.oid = am.member
 WHERE m.rolname IN (${list});`;
 }
+
+/** Schemas deploy never touches: the system's own. */
+const SYSTEM_SCHEMAS = `('pg_catalog', 'information_schema', 'pg_toast')`;
+/** Objects an extension made: its script makes them again on the target. */
+const NOT_EXTENSION_MEMBER = (catalog: string, oid: string): string =>
+  `NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = '${catalog}'::regclass AND d.objid = ${oid} AND d.deptype = 'e')`;
+
+/**
+ * SQL run on the source's app database (psql -At) that prints SQL for what pg_dump cannot express,
+ * to run in the restored (staging) database as the target's admin:
+ * - extension owners: pg_dump's CREATE EXTENSION makes the restoring admin the owner, and PostgreSQL
+ *   has no ALTER EXTENSION ... OWNER TO; the owner is set in pg_extension and its owner dependency in
+ *   pg_shdepend as CREATE EXTENSION run by that role records them. A missing owner role stops the run.
+ * - ACLs that equal the owner's default but are explicit (e.g. after GRANT ALL ON t TO its owner):
+ *   pg_dump leaves them out, the target would show NULL; a GRANT ALL to the owner makes them explicit.
+ * Every statement is a DO block whose body is one quoted literal, so no name can end it early.
+ */
+export const POSTGRES_OBJECT_FIXUPS_SQL = `SELECT format('DO %L;', format($b$DECLARE ext oid; owner oid; BEGIN
+SELECT oid INTO ext FROM pg_catalog.pg_extension WHERE extname = %L;
+SELECT oid INTO owner FROM pg_catalog.pg_roles WHERE rolname = %L;
+IF ext IS NULL THEN RETURN; END IF;
+IF owner IS NULL THEN RAISE EXCEPTION 'extension %% is owned by role %% on the source, and this server has no such role', %L, %L USING HINT = 'Add the role to database.roles in app.yaml (or create it here), then migrate again.'; END IF;
+UPDATE pg_catalog.pg_extension SET extowner = owner WHERE oid = ext;
+DELETE FROM pg_catalog.pg_shdepend WHERE dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()) AND classid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND objid = ext AND deptype = 'o';
+IF owner >= 16384 THEN
+  INSERT INTO pg_catalog.pg_shdepend (dbid, classid, objid, objsubid, refclassid, refobjid, deptype)
+  SELECT oid, 'pg_catalog.pg_extension'::pg_catalog.regclass, ext, 0, 'pg_catalog.pg_authid'::pg_catalog.regclass, owner, 'o' FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database();
+END IF; END$b$, e.extname, r.rolname, e.extname, r.rolname))
+FROM pg_extension e JOIN pg_roles r ON r.oid = e.extowner WHERE e.extowner <> 10
+UNION ALL
+SELECT format('DO %L;', format('BEGIN IF pg_catalog.to_regclass(%L) IS NOT NULL THEN GRANT ALL ON %s %s TO %I; END IF; END', q, CASE WHEN c.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, q, pg_get_userbyid(c.relowner)))
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, LATERAL (SELECT format('%I.%I', n.nspname, c.relname) AS q) AS name
+WHERE n.nspname NOT IN ${SYSTEM_SCHEMAS} AND c.relacl = acldefault((CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END)::"char", c.relowner) AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')}
+UNION ALL
+SELECT format('DO %L;', format('BEGIN IF pg_catalog.to_regprocedure(%L) IS NOT NULL THEN GRANT ALL ON ROUTINE %s TO %I; END IF; END', q, q, pg_get_userbyid(p.proowner)))
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace, LATERAL (SELECT format('%I.%I(%s)', n.nspname, p.proname, oidvectortypes(p.proargtypes)) AS q) AS name
+WHERE n.nspname NOT IN ${SYSTEM_SCHEMAS} AND p.proacl = acldefault('f', p.proowner) AND ${NOT_EXTENSION_MEMBER('pg_proc', 'p.oid')}
+UNION ALL
+SELECT format('DO %L;', format('BEGIN IF pg_catalog.to_regtype(%L) IS NOT NULL THEN GRANT ALL ON TYPE %s TO %I; END IF; END', q, q, pg_get_userbyid(t.typowner)))
+FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace, LATERAL (SELECT format('%I.%I', n.nspname, t.typname) AS q) AS name
+WHERE n.nspname NOT IN ${SYSTEM_SCHEMAS} AND t.typacl = acldefault('T', t.typowner) AND ${NOT_EXTENSION_MEMBER('pg_type', 't.oid')}
+UNION ALL
+SELECT format('DO %L;', format('BEGIN IF pg_catalog.to_regnamespace(%L) IS NOT NULL THEN GRANT ALL ON SCHEMA %I TO %I; END IF; END', n.nspname, n.nspname, pg_get_userbyid(n.nspowner)))
+FROM pg_namespace n
+WHERE n.nspname NOT IN ${SYSTEM_SCHEMAS} AND n.nspname NOT LIKE 'pg\\_%' AND n.nspacl = acldefault('n', n.nspowner) AND ${NOT_EXTENSION_MEMBER('pg_namespace', 'n.oid')}
+UNION ALL
+-- The database itself: the grant names the database this runs in (the staging one), so it follows the rename.
+SELECT format('DO %L;', format('BEGIN EXECUTE format(%L, pg_catalog.current_database()); END', format('GRANT ALL ON DATABASE %%I TO %I', pg_get_userbyid(d.datdba))))
+FROM pg_database d WHERE d.datname = current_database() AND d.datacl = acldefault('d', d.datdba);
+`;
+
+/**
+ * The catalog fields a migration carries for an app's PostgreSQL roles and database, as queries
+ * (one text line per row; names, never OIDs) that read the same on a source and a faithful target:
+ * `server` ones over the non-built-in roles, `database` ones inside the app's database. The tests
+ * compare them field by field (docs/verification.md).
+ */
+export const POSTGRES_FIDELITY_SQL = {
+  server: {
+    roles: `SELECT rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, rolbypassrls, rolconnlimit, rolvaliduntil, rolconfig, (SELECT rolpassword FROM pg_authid a WHERE a.oid = r.oid) FROM pg_roles r WHERE rolname !~ '^pg_' AND oid <> 10 ORDER BY rolname;`,
+    memberships: `SELECT g.rolname, m.rolname, am.admin_option, pg_get_userbyid(am.grantor) FROM pg_auth_members am JOIN pg_roles g ON g.oid = am.roleid JOIN pg_roles m ON m.oid = am.member WHERE m.rolname !~ '^pg_' ORDER BY 1, 2;`,
+    roleComments: `SELECT rolname, shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname !~ '^pg_' AND oid <> 10 ORDER BY rolname;`,
+    roleSettingsInDatabase: `SELECT COALESCE(d.datname, ''), COALESCE(r.rolname, ''), s.setconfig FROM pg_db_role_setting s LEFT JOIN pg_database d ON d.oid = s.setdatabase LEFT JOIN pg_roles r ON r.oid = s.setrole WHERE d.datname IS NULL OR d.datname !~ '^dk_' ORDER BY 1, 2;`,
+    databases: `SELECT datname, pg_get_userbyid(datdba), datacl, shobj_description(oid, 'pg_database'), datallowconn, datconnlimit FROM pg_database WHERE datname NOT IN ('postgres', 'template0', 'template1') AND datname !~ '^dk_' ORDER BY datname;`,
+  },
+  database: {
+    extensions: `SELECT e.extname, pg_get_userbyid(e.extowner), e.extversion, n.nspname, (SELECT string_agg(s.deptype::text || ':' || pg_get_userbyid(s.refobjid), ',') FROM pg_shdepend s WHERE s.classid = 'pg_extension'::regclass AND s.objid = e.oid AND s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())) FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace ORDER BY 1;`,
+    schemas: `SELECT nspname, pg_get_userbyid(nspowner), nspacl FROM pg_namespace WHERE nspname NOT IN ${SYSTEM_SCHEMAS} AND nspname NOT LIKE 'pg\\_%' ORDER BY 1;`,
+    relationAcls: `SELECT format('%s.%s', n.nspname, c.relname), c.relkind, pg_get_userbyid(c.relowner), c.relacl FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ${SYSTEM_SCHEMAS} ORDER BY 1;`,
+    columnAcls: `SELECT format('%s.%s', n.nspname, c.relname), a.attname, a.attacl FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ${SYSTEM_SCHEMAS} AND a.attacl IS NOT NULL ORDER BY 1, 2;`,
+    routineAcls: `SELECT format('%s.%s(%s)', n.nspname, p.proname, oidvectortypes(p.proargtypes)), pg_get_userbyid(p.proowner), p.proacl FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname NOT IN ${SYSTEM_SCHEMAS} ORDER BY 1;`,
+    defaultAcls: `SELECT pg_get_userbyid(a.defaclrole), COALESCE(n.nspname, ''), a.defaclobjtype, a.defaclacl FROM pg_default_acl a LEFT JOIN pg_namespace n ON n.oid = a.defaclnamespace ORDER BY 1, 2, 3;`,
+  },
+} as const;
 
 /** Parses `name|count` (psql -At) or `name\tcount` (mysql -NB) lines into a map. */
 export function parseRowCounts(text: string, separator: string): Record<string, number> {
@@ -114,6 +210,9 @@ export const postgresEngine: DatabaseEngine = {
         ].join('\n'),
       );
     },
+    async fixRestored(client, staging, fixupsSql) {
+      if (fixupsSql.trim() !== '') await client.query(fixupsSql, staging);
+    },
     async finishDatabase(client, _database, settingsSql) {
       if (settingsSql === undefined) return;
       const { statements } = splitPostgresSettings(settingsSql);
@@ -148,6 +247,10 @@ export const postgresEngine: DatabaseEngine = {
   async exportRolesSql(client, roles, part) {
     if (roles.length === 0 || part === 'grants') return ''; // object grants travel inside the dump
     const sql = await client.query(buildPostgresRolesQuery(roles));
+    return sql.trim() === '' ? '' : `${sql.trim()}\n`;
+  },
+  async exportObjectFixups(client, database) {
+    const sql = await client.query(POSTGRES_OBJECT_FIXUPS_SQL, checkIdentifier('database', database));
     return sql.trim() === '' ? '' : `${sql.trim()}\n`;
   },
   async listAccounts(client, roles) {

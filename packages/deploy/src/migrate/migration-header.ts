@@ -69,6 +69,8 @@ export interface MigrationContents {
   readonly rowCounts?: Readonly<Record<string, number>>;
   /** PostgreSQL: the dump's database-level settings SQL (CREATE DATABASE options, owner, comment, SET, grants). */
   readonly databaseSettings?: string;
+  /** PostgreSQL: SQL for what the dump cannot express (extension owners, explicit owner-default ACLs), run in the restored database. */
+  readonly databaseFixups?: string;
   /** With history: the archive names the repository holds, for the target's check. */
   readonly historyArchives?: readonly string[];
 }
@@ -187,6 +189,7 @@ export function parseMigrationContents(value: Record<string, unknown>, header: M
     volumes,
     ...(rowCounts === undefined ? {} : { rowCounts }),
     ...(typeof value.databaseSettings === 'string' ? { databaseSettings: value.databaseSettings } : {}),
+    ...(typeof value.databaseFixups === 'string' ? { databaseFixups: value.databaseFixups } : {}),
     ...(Array.isArray(value.historyArchives) ? { historyArchives: value.historyArchives.filter((name): name is string => typeof name === 'string') } : {}),
   };
 }

@@ -1004,6 +1004,8 @@ async function buildContents(options: SourceRunOptions, archive: string, rowCoun
     const producer = preflight.archiveHasDump ? { argv: ['borg', 'extract', '--stdout', `::${archive}`, engine.archivedDumpPath(name)], env: preflight.borgEnv } : { argv: ['pg_dump', '--format=custom', '--schema-only', '--no-password', `--dbname=${name}`] };
     databaseSettings = await readDumpSettings(options.localHost, producer, engine.settings, tempDir);
   }
+  // Read from the live database (the archive's dump was made from it moments ago by the backup step).
+  const databaseFixups = engine?.exportObjectFixups && name ? await engine.exportObjectFixups(createSqlClient(options.localHost, engine.clientArgv), name) : undefined;
   let historyArchives: string[] | undefined;
   if (options.withHistory) {
     const listed = await options.localHost.run({ argv: ['borg', 'list', '--short'], env: preflight.borgEnv });
@@ -1015,6 +1017,7 @@ async function buildContents(options: SourceRunOptions, archive: string, rowCoun
     volumes,
     ...(rowCounts ? { rowCounts } : {}),
     ...(databaseSettings !== undefined ? { databaseSettings } : {}),
+    ...(databaseFixups ? { databaseFixups } : {}),
     ...(historyArchives ? { historyArchives } : {}),
   };
 }

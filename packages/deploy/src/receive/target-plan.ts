@@ -144,7 +144,8 @@ export function buildTargetPlan(input: TargetPlanInput): TargetStep[] {
       case 'database': {
         const staging = engine!.staging;
         if (staging.kind === 'rename') {
-          commands.push(engine!.clientArgv(), [...staging.restoreConsumer(layout.stageDatabase).argv]);
+          // The admin client makes the staging database; in it, after the restore, it applies the source's fixups.
+          commands.push(engine!.clientArgv(), engine!.clientArgv(layout.stageDatabase), [...staging.restoreConsumer(layout.stageDatabase).argv]);
           title = `${part.title} -> staging database ${layout.stageDatabase}`;
         } else {
           title = `${part.title} -> ${databaseDumpFile(layout)}, held until the commit`;

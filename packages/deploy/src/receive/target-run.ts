@@ -617,6 +617,7 @@ class TargetRun {
           await staging.createStaging(sql, layout.stageDatabase, this.#contents!.databaseSettings);
           const outcome = await receiveCommandPart(host, attempt, staging.restoreConsumer(layout.stageDatabase).argv, layout.appsRoot, onBytes, stall.signal);
           if (!outcome.ok) await engine.dropDatabase(sql, layout.stageDatabase);
+          else if (staging.fixRestored && this.#contents!.databaseFixups) await staging.fixRestored(sql, layout.stageDatabase, this.#contents!.databaseFixups);
           return outcome;
         }
       }
