@@ -41,7 +41,7 @@ function withoutSessions(fingerprint: TargetSnapshot['database']): unknown {
   return { ...fingerprint, tables, sequences: { ...fingerprint.sequences, 'public.sessions_id_seq': undefined } };
 }
 
-test('--replace: a failing new copy leaves the previous app, data, role and process as they were; a good one replaces it', { timeout: 480_000 }, async (t) => {
+test('--replace: a failing new copy leaves the previous app, data, role and process as they were; a good one replaces it; then remove', { timeout: 720_000 }, async (t) => {
   await withLab({ hosts: 2 }, async (lab) => {
     const a = labShell(lab, 'a');
     const b = labShell(lab, 'b');
