@@ -44,6 +44,7 @@ export interface MigrateReportJson {
   targetReport?: TargetReportJson;
   targetRecovery?: { ok: boolean; recovered: { runId: string; outcome: string; keptParts: string[] }[] };
   failure?: { step: string; kind: string; code: string; message: string; hint?: string; stage?: string };
+  archives?: { keep: number; pruned: string[]; kept: string[]; protected: string[]; compacted: boolean; error?: string };
 }
 
 /** One line of a source run record. */

@@ -5,6 +5,8 @@
 // mtime, a sparse file) and is compared with its --plan on both hosts; the ffl run is watched for secrets
 // in process lists, logs, events, report and both run records. The ssh run also carries the PostgreSQL
 // catalog state pg_dump alone loses (role settings, expiry, comment, extension owner, explicit ACLs).
+// With keep_archives: 2, the fourth migration prunes the first one's archive on a and keeps the app's
+// own backup and c's (the newest finished there).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -64,6 +66,16 @@ test('notes migrates over ssh (one session), ffl, scp and local with identical d
     const uploads = `${appDir}/data/uploads`;
     const report = randomBytes(200_000);
     let credentials = { username: '', password: '' };
+    /** The archive each migration used (the retention's subject), and the app's own backup (never pruned). */
+    const archivesOf: Record<string, string> = {};
+    let ownBackup = '';
+    const borgList = (host: string): Promise<string> => {
+      const target = lab.host(host);
+      return runOrThrow(
+        labShell(lab, host),
+        `export BORG_REPO=${quoteWord(`${target.stateDir}/borg/notes`)} BORG_PASSCOMMAND="cat ${target.appsRoot}/notes/secrets/borg.pass" BORG_BASE_DIR=${quoteWord(`${target.stateDir}/apps/notes/borg-test`)} BORG_RELOCATED_REPO_ACCESS_IS_OK=yes; borg list --format '{archive} {id}{NL}'`,
+      );
+    };
 
     /** Checks a migrated copy on `host`: uploads byte-identical, database identical, the app usable over HTTP. */
     const checkTarget = async (host: string, result: MigrateReportJson): Promise<void> => {
@@ -124,6 +136,11 @@ test('notes migrates over ssh (one session), ffl, scp and local with identical d
       await runOrThrow(a, 'psql -X -q -v ON_ERROR_STOP=1 -d postgres', PG_FIDELITY_FIXTURE);
       const allocated = Number((await runOrThrow(a, `stat -c %b ${quoteWord(`${uploads}/sparse.img`)}`)).trim());
       assert.ok(allocated * 512 < 1024 * 1024, `sparse.img on a is sparse (${allocated} blocks)`);
+      // Migration archives beyond the newest 2 are pruned (app.yaml migrate.keep_archives); an own backup is not one.
+      await runOrThrow(a, `printf '  keep_archives: 2\\n' >> ${quoteWord(`${appDir}/app.yaml`)}`);
+      const backup = await deployOnA(lab, ['backup', 'notes', '--json']);
+      assertExit(backup, 0, 'backup notes');
+      ownBackup = (JSON.parse(backup.stdout) as { results: { archive: string }[] }).results[0]!.archive;
     });
 
     await t.test('over ssh to b: one ssh session; --plan equals the executed steps on both hosts; xattrs, ACL, 2050 mtime and sparseness arrive', async () => {
@@ -138,6 +155,7 @@ test('notes migrates over ssh (one session), ffl, scp and local with identical d
       assertExit(run, 0, 'migrate over ssh');
       const result = parseReport(run);
       await checkTarget('b', result);
+      archivesOf.sshB = result.archive;
       assert.deepEqual(
         sessions.map((session) => isTargetRun(session, 'notes')),
         [true],
@@ -207,6 +225,7 @@ test('notes migrates over ssh (one session), ffl, scp and local with identical d
       assertExit(run, 0, 'migrate over ffl');
       const result = parseReport(run);
       await checkTarget('c', result);
+      archivesOf.fflC = result.archive;
       assert.equal(result.transport, 'ffl');
 
       const downloads = processes.filter((p) => isFfl(p) && p.argv.includes('download'));
@@ -242,19 +261,15 @@ test('notes migrates over ssh (one session), ffl, scp and local with identical d
       assertExit(run, 0, 'migrate over scp with history');
       const result = parseReport(run);
       await checkTarget('d', result);
+      archivesOf.scpD = result.archive;
       assert.ok(result.parts.some((part) => part.id === 'history'));
       assert.ok(result.targetReport?.verification.checks.some((c) => c.name === 'borg history' && c.ok));
       assert.ok(result.stagedBytes > 0, 'the legacy file mode reports the bytes it staged');
-      const borgList = (host: string): Promise<string> => {
-        const target = lab.host(host);
-        return runOrThrow(
-          labShell(lab, host),
-          `export BORG_REPO=${quoteWord(`${target.stateDir}/borg/notes`)} BORG_PASSCOMMAND="cat ${target.appsRoot}/notes/secrets/borg.pass" BORG_BASE_DIR=${quoteWord(`${target.stateDir}/apps/notes/borg-test`)} BORG_RELOCATED_REPO_ACCESS_IS_OK=yes; borg list --format '{archive} {id}{NL}'`,
-        );
-      };
       const listA = await borgList('a');
       assert.ok(listA.trim().split('\n').length >= 3, `a has the archives of three migrations:\n${listA}`);
       assert.equal(await borgList('d'), listA);
+      // Retention (keep_archives: 2): the two newest migration archives, plus b's, the newest finished migration there.
+      assert.deepEqual(result.archives, { keep: 2, pruned: [], kept: [archivesOf.scpD, archivesOf.fflC, archivesOf.sshB], protected: [archivesOf.sshB], compacted: false });
     });
 
     await t.test('over the local transport to b again (another apps root and cluster on this machine), replacing the copy there', async () => {
@@ -262,9 +277,15 @@ test('notes migrates over ssh (one session), ffl, scp and local with identical d
       assertExit(run, 0, 'migrate over local with --replace');
       const result = parseReport(run);
       await checkTarget('b', result);
+      archivesOf.localB = result.archive;
       assert.equal(result.transport, 'local');
       assert.deepEqual(sessions, [], 'no ssh session: the target-side run was a local process');
       assert.deepEqual(result.parts.map((part) => part.path), result.parts.map(() => 'local'));
+      // A fourth migration: the first one's archive (to b, now superseded there) is pruned; c's stays for a
+      // cutover to c though it is not among the newest two; the app's own backup is never touched.
+      assert.deepEqual(result.archives, { keep: 2, pruned: [archivesOf.sshB], kept: [archivesOf.localB, archivesOf.scpD, archivesOf.fflC], protected: [archivesOf.fflC], compacted: true });
+      assert.deepEqual((await borgList('a')).trim().split('\n').map((line) => line.split(' ')[0]), [ownBackup, archivesOf.fflC, archivesOf.scpD, archivesOf.localB]);
+      assert.match(run.stdout, new RegExp(`"pruned": \\[\\s*"${archivesOf.sshB}"`));
     });
   });
 });

@@ -2,11 +2,11 @@
 // earlier, written to since). When the new copy fails on b - its health checks fail, or its port is
 // taken so it cannot start - the previous folder, database, roles and process are back and serving,
 // byte- and row-identical, and nothing of the failed run is left on b. When nothing stands in the way,
-// b then serves the source's current app.
+// b then serves the source's current app. Last, `deploy remove` takes notes off a (refused without --yes).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { quoteWord } from '@deploykit/core';
 import type { Lab } from '@deploykit/testlab';
 import { NotesClient, dbFingerprint, diffTreeFingerprints, labShell, parseCredentials, runOrThrow, treeFingerprint, withLab, type TreeFingerprint } from './helpers/index.js';
@@ -41,7 +41,7 @@ function withoutSessions(fingerprint: TargetSnapshot['database']): unknown {
   return { ...fingerprint, tables, sequences: { ...fingerprint.sequences, 'public.sessions_id_seq': undefined } };
 }
 
-test('--replace: a failing new copy leaves the previous app, data, role and process as they were; a good one replaces it', { timeout: 480_000 }, async (t) => {
+test('--replace: a failing new copy leaves the previous app, data, role and process as they were; a good one replaces it; then remove', { timeout: 720_000 }, async (t) => {
   await withLab({ hosts: 2 }, async (lab) => {
     const a = labShell(lab, 'a');
     const b = labShell(lab, 'b');
@@ -135,6 +135,54 @@ test('--replace: a failing new copy leaves the previous app, data, role and proc
       assert.equal((await runOrThrow(b, `psql -X -At -d postgres -c "SELECT rolconnlimit FROM pg_authid WHERE rolname = 'notes_app'"`)).trim(), '-1', 'the role as on the source');
       assert.deepEqual(await findRunLeftovers(lab, 'b', report.runId).then((found) => found.filter((line) => !line.startsWith('process'))), [], 'nothing set aside is left');
       assert.deepEqual((await runOrThrow(b, `ls -A ${quoteWord(lab.host('b').appsRoot)}`)).trim().split('\n'), ['notes']);
+    });
+
+    await t.test('deploy remove on a: refuses without --yes (nothing changes); with --yes the last archive is kept, process, database, role, folder and state are gone', async () => {
+      const hostA = lab.host('a');
+      const repo = `${hostA.stateDir}/borg/notes`;
+      const sql = (query: string): Promise<string> => runOrThrow(a, `psql -X -At -d postgres -c ${quoteWord(query)}`).then((out) => out.trim());
+      const appProcesses = (): Promise<string> => runOrThrow(a, `grep -lzx ${quoteWord(`DEPLOY_APP_DIR=${appDir}`)} /proc/[0-9]*/environ 2>/dev/null || true`).then((out) => out.trim());
+      const borgList = (passphraseFile: string): Promise<string[]> =>
+        runOrThrow(a, `BORG_REPO=${quoteWord(repo)} BORG_PASSCOMMAND=${quoteWord(`cat ${passphraseFile}`)} BORG_BASE_DIR=${quoteWord(`${hostA.stateDir}/borg-test`)} BORG_RELOCATED_REPO_ACCESS_IS_OK=yes borg list --short`).then((out) => out.trim().split('\n'));
+      const archivesBefore = await borgList(`${appDir}/secrets/borg.pass`);
+      assert.notEqual(await appProcesses(), '', 'notes runs on a');
+
+      const refused = await deployOnA(lab, ['remove', 'notes']);
+      assertExit(refused, 2, 'remove without --yes');
+      assert.match(refused.stderr, /nothing was removed: .* needs --yes/);
+      for (const shown of [appDir, 'drop the postgres database notes', 'drop role notes_app', `keep the Borg repository ${repo} (${archivesBefore.length} archive(s)`]) assert.ok(refused.stdout.includes(shown), `the plan shows "${shown}":\n${refused.stdout}`);
+      const planned = JSON.parse((await deployOnA(lab, ['remove', 'notes', '--plan', '--json'])).stdout) as { ok: boolean; removed: boolean; plan: { folder: { bytes: number }; database: { name: string; action: string }; roles: { name: string; action: string }[]; repository: { archives: number } } };
+      assert.equal(planned.removed, false);
+      assert.ok(planned.plan.folder.bytes > 0);
+      assert.deepEqual([planned.plan.database.action, planned.plan.roles, planned.plan.repository.archives], ['drop', [{ name: 'notes_app', action: 'drop' }], archivesBefore.length]);
+      // Nothing changed: still serving, database, role and folder there, no new archive.
+      assert.equal((await new NotesClient(`http://${hostA.address}:8080`).get('/healthz')).status, 200);
+      assert.equal(await sql(`SELECT count(*) FROM pg_database WHERE datname = 'notes'`), '1');
+      assert.equal(await sql(`SELECT count(*) FROM pg_roles WHERE rolname = 'notes_app'`), '1');
+      assert.deepEqual(await borgList(`${appDir}/secrets/borg.pass`), archivesBefore);
+
+      const run = await deployOnA(lab, ['remove', 'notes', '--yes', '--json']);
+      assertExit(run, 0, 'remove --yes');
+      const report = JSON.parse(run.stdout) as { ok: boolean; runId: string; backup: { archive: string }; databaseDropped: boolean; rolesDropped: string[]; repository: string; record: string };
+      assert.deepEqual([report.ok, report.databaseDropped, report.rolesDropped, report.repository], [true, true, ['notes_app'], 'kept']);
+      // The last archive is in the kept repository, readable with the passphrase kept in the record's folder copy.
+      const archivesAfter = await borgList(`${report.record}/folder/secrets/borg.pass`);
+      assert.deepEqual(archivesAfter, [...archivesBefore, report.backup.archive]);
+      const dumped = await runOrThrow(a, `cd ${quoteWord(hostA.stateDir)} && BORG_REPO=${quoteWord(repo)} BORG_PASSCOMMAND=${quoteWord(`cat ${report.record}/folder/secrets/borg.pass`)} BORG_BASE_DIR=borg-test borg list ::${report.backup.archive} --short`);
+      assert.match(dumped, /data\/uploads/);
+      assert.match(dumped, /db\/notes\.pgdump/);
+      assert.equal(await appProcesses(), '', 'no process of notes is left');
+      await assert.rejects(new NotesClient(`http://${hostA.address}:8080`).get('/healthz'));
+      assert.equal(await sql(`SELECT count(*) FROM pg_database WHERE datname = 'notes'`), '0');
+      assert.equal(await sql(`SELECT count(*) FROM pg_roles WHERE rolname = 'notes_app'`), '0');
+      const left = (await runOrThrow(a, `cd ${quoteWord(hostA.stateDir)} && find apps locks -mindepth 1 2>/dev/null; ls -A ${quoteWord(hostA.appsRoot)}`)).trim();
+      assert.equal(left, '', 'no folder, state, lock or leftover of notes is left');
+      assert.ok(!existsSync(`${report.record}/folder/data/uploads`), 'the folder copy holds no volume (they are in the archive)');
+
+      const again = await deployOnA(lab, ['remove', 'notes', '--yes']);
+      assertExit(again, 3, 'second remove');
+      assert.match(again.stderr, new RegExp(`notes is not on a: removed by run ${report.runId}`));
+      assert.match(again.stderr, new RegExp(`backups are in ${repo}`));
     });
   });
 });

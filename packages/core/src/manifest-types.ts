@@ -103,6 +103,8 @@ export interface HealthSpec {
 export interface MigrateSpec {
   readonly transport: TransportName;
   readonly with_history: boolean;
+  /** Migration archives the source keeps (absent: the global config's defaults.keep_migration_archives). */
+  readonly keep_archives?: number;
 }
 
 export interface AppManifest {

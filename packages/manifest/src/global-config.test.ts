@@ -17,7 +17,7 @@ test('a complete global config loads with defaults applied', async (t) => {
   assert.deepEqual(result.config, {
     apps_root: '/srv/apps',
     state_dir: '/var/lib/deploy',
-    defaults: { transport: 'ffl', stall_seconds: 60, retries: 2 },
+    defaults: { transport: 'ffl', stall_seconds: 60, retries: 2, keep_migration_archives: 3 },
     hosts: { web2: { ssh: 'deploy@127.0.0.3', address: '127.0.0.3', apps_root: '/data/apps' } },
   });
 });
@@ -39,7 +39,7 @@ test('global config errors come back with line:column, all at once', async (t) =
       'config.yaml:7:5: hosts/web2: unknown key "sshh" (known: ssh, ssh_config, apps_root, state_dir, address, env); did you mean "ssh"?',
     ],
   );
-  assert.deepEqual(result.config, { defaults: { stall_seconds: 60, retries: 2 }, hosts: {} });
+  assert.deepEqual(result.config, { defaults: { stall_seconds: 60, retries: 2, keep_migration_archives: 3 }, hosts: {} });
 });
 
 test('DEPLOY_CONFIG naming a missing file is an error; unset means the empty config', async (t) => {
@@ -55,7 +55,7 @@ test('DEPLOY_CONFIG naming a missing file is an error; unset means the empty con
   ]);
   delete process.env.DEPLOY_CONFIG;
   const empty = await loadGlobalConfig();
-  assert.deepEqual(empty, { config: { defaults: { stall_seconds: 60, retries: 2 }, hosts: {} }, errors: [], warnings: [] });
+  assert.deepEqual(empty, { config: { defaults: { stall_seconds: 60, retries: 2, keep_migration_archives: 3 }, hosts: {} }, errors: [], warnings: [] });
 });
 
 test('an empty config file means nothing is set', async (t) => {
@@ -64,5 +64,5 @@ test('an empty config file means nothing is set', async (t) => {
   const path = await tree.write('config.yaml', '# nothing yet\n');
   const result = await loadGlobalConfig(path);
   assert.deepEqual(result.errors, []);
-  assert.deepEqual(result.config, { defaults: { stall_seconds: 60, retries: 2 }, hosts: {} });
+  assert.deepEqual(result.config, { defaults: { stall_seconds: 60, retries: 2, keep_migration_archives: 3 }, hosts: {} });
 });

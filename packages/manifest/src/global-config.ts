@@ -23,7 +23,7 @@ export interface HostConfig {
 export interface GlobalConfig {
   readonly apps_root?: string;
   readonly state_dir?: string;
-  readonly defaults: { readonly transport?: TransportName; readonly stall_seconds: number; readonly retries: number };
+  readonly defaults: { readonly transport?: TransportName; readonly stall_seconds: number; readonly retries: number; readonly keep_migration_archives: number };
   readonly hosts: Readonly<Record<string, HostConfig>>;
 }
 
@@ -40,7 +40,7 @@ let validator: SchemaValidator | undefined;
 
 /** The config every run starts from when no file sets anything. */
 export function createEmptyGlobalConfig(): GlobalConfig {
-  return { defaults: { stall_seconds: 60, retries: 2 }, hosts: {} };
+  return { defaults: { stall_seconds: 60, retries: 2, keep_migration_archives: 3 }, hosts: {} };
 }
 
 /** Loads the global config from `path`, else from DEPLOY_CONFIG, else returns the empty config; never throws for bad content. */

@@ -83,6 +83,12 @@ export interface DatabaseEngine {
   createMissingRoles(client: SqlClient, roles: readonly string[]): Promise<string[]>;
   /** Drops accounts (as listAccounts names them); used to undo what a run created. */
   dropAccounts(client: SqlClient, accounts: readonly string[]): Promise<void>;
+  /**
+   * What ties these accounts to anything but `database` (objects owned or privileges held in other
+   * databases, other roles that are members of them): account -> reasons. `deploy remove` keeps
+   * such an account rather than break what uses it.
+   */
+  accountsUsedElsewhere(client: SqlClient, accounts: readonly string[], database: string | undefined): Promise<Record<string, string[]>>;
 }
 
 /** PostgreSQL's database-level settings, carried beside the dump (see DatabaseEngine.settings). */

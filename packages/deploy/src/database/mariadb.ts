@@ -99,4 +99,22 @@ export const mariadbEngine: DatabaseEngine = {
   async dropAccounts(client, accounts) {
     if (accounts.length > 0) await client.query(`${accounts.map((account) => `DROP USER IF EXISTS ${account};`).join('\n')}\n`);
   },
+  async accountsUsedElsewhere(client, accounts, database) {
+    if (accounts.length === 0) return {};
+    const users = [...new Set(accounts.map((account) => /^'((?:[^']|'')*)'@/.exec(account)?.[1]?.replace(/''/g, "'") ?? account))];
+    const list = users.map((user) => sqlLiteral(checkIdentifier('user', user))).join(', ');
+    const other = database === undefined ? '' : ` AND Db <> ${sqlLiteral(database)}`;
+    const rows = parseMysqlBatchRows(
+      await client.query(
+        [
+          `SELECT CONCAT(QUOTE(User), '@', QUOTE(Host)), CONCAT('holds privileges on database ', Db) FROM mysql.db WHERE User IN (${list})${other}`,
+          `SELECT CONCAT(QUOTE(User), '@', QUOTE(Host)), CONCAT('holds privileges on table ', Db, '.', Table_name) FROM mysql.tables_priv WHERE User IN (${list})${other}`,
+          `SELECT CONCAT(QUOTE(User), '@', QUOTE(Host)), CONCAT('holds privileges on routine ', Db, '.', Routine_name) FROM mysql.procs_priv WHERE User IN (${list})${other}`,
+        ].join(' UNION ALL ') + ';',
+      ),
+    );
+    const usage: Record<string, string[]> = {};
+    for (const [account, reason] of rows) if (account && reason) (usage[account] ??= []).push(reason);
+    return usage;
+  },
 };

@@ -267,4 +267,37 @@ export const postgresEngine: DatabaseEngine = {
   async dropAccounts(client, accounts) {
     if (accounts.length > 0) await client.query(`${accounts.map((role) => `DROP ROLE IF EXISTS ${quotePgIdentifier(role)};`).join('\n')}\n`);
   },
+  async accountsUsedElsewhere(client, accounts, database) {
+    if (accounts.length === 0) return {};
+    const out = await client.query(buildPostgresRoleUsageQuery(accounts, database));
+    const usage: Record<string, string[]> = {};
+    for (const line of out.split('\n').filter(Boolean)) {
+      const at = line.indexOf('|');
+      (usage[line.slice(0, at)] ??= []).push(line.slice(at + 1));
+    }
+    return usage;
+  },
 };
+
+/**
+ * SQL (psql -At) naming, per role, what ties it to anything but `database`: pg_shdepend rows of
+ * other databases (owned objects, privileges, policies), databases or tablespaces it owns, and
+ * roles outside the list that are members of it. One `role|reason` line each.
+ */
+export function buildPostgresRoleUsageQuery(roles: readonly string[], database: string | undefined): string {
+  const list = roles.map((role) => sqlLiteral(checkIdentifier('role', role))).join(', ');
+  const own = database === undefined ? 'NULL' : `(SELECT oid FROM pg_database WHERE datname = ${sqlLiteral(database)})`;
+  return `SELECT DISTINCT r.rolname || '|' || CASE
+    WHEN s.dbid <> 0 THEN 'owns objects or holds privileges in database ' || d.datname
+    WHEN s.classid = 'pg_database'::regclass THEN 'owns database ' || (SELECT datname FROM pg_database WHERE oid = s.objid) || ' or holds privileges on it'
+    WHEN s.classid = 'pg_tablespace'::regclass THEN 'owns tablespace ' || (SELECT spcname FROM pg_tablespace WHERE oid = s.objid) || ' or holds privileges on it'
+    ELSE 'owns a shared object' END
+FROM pg_shdepend s JOIN pg_roles r ON r.oid = s.refobjid LEFT JOIN pg_database d ON d.oid = s.dbid
+WHERE s.refclassid = 'pg_authid'::regclass AND r.rolname IN (${list})
+  AND s.dbid IS DISTINCT FROM ${own}
+  AND NOT (s.dbid = 0 AND s.classid = 'pg_database'::regclass AND s.objid IS NOT DISTINCT FROM ${own})
+UNION ALL
+SELECT DISTINCT g.rolname || '|role ' || m.rolname || ' is a member of it'
+FROM pg_auth_members am JOIN pg_roles g ON g.oid = am.roleid JOIN pg_roles m ON m.oid = am.member
+WHERE g.rolname IN (${list}) AND m.rolname NOT IN (${list});`;
+}

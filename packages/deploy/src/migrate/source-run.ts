@@ -24,6 +24,7 @@ import type { HostContext } from '../host-context.js';
 import type { RecoverReport, TargetReport } from '../receive/target-run.js';
 import { runPhase } from '../script-runner.js';
 import { acquireAppLock, type AppLock } from './app-lock.js';
+import { pruneMigrationArchives, type PruneReport } from './archive-retention.js';
 import { listArchivedVolume } from './archive-listing.js';
 import { Journal, journalDir } from './journal.js';
 import type { MigrationContents, MigrationDatabase, MigrationHeader } from './migration-header.js';
@@ -61,6 +62,8 @@ export interface MigrateReport {
   readonly targetReport?: TargetReport;
   /** When the target-side run ended without a report (killed, connection lost): the clean-up run there after it. */
   readonly targetRecovery?: RecoverReport;
+  /** After a successful migration: the migration archives pruned on this host by the retention (docs/migrate.md). */
+  readonly archives?: PruneReport;
   /** Pairing mode: the link, the command the new host runs, and whether ffl reported the bundle delivered. */
   readonly pairing?: { readonly link?: string; readonly command?: string; readonly delivered: boolean; readonly path?: string; readonly pullMs?: number };
   readonly failure?: { readonly step: string; readonly kind: string; readonly code: string; readonly message: string; readonly hint?: string; readonly stage?: string };
@@ -91,6 +94,8 @@ export interface SourceRunOptions {
   /** How long a transfer may take before its first byte is taken (default DEFAULT_READINESS_SECONDS; pairing: its wait). */
   readonly readinessSeconds?: number;
   readonly retries: number;
+  /** Migration archives to keep on this host after a successful run (the app's migrate.keep_archives, else the config's). */
+  readonly keepArchives: number;
   readonly preflight: SourcePreflight;
   readonly deployVersion: string;
   /** The `deploy` command on this host (building blocks) and the config path. */
@@ -307,6 +312,7 @@ class SourceRun {
   #attempts = 0;
   #current = 'lock';
   #pairing: MigrateReport['pairing'];
+  #pruned: PruneReport | undefined;
 
   constructor(options: SourceRunOptions) {
     this.#options = options;
@@ -405,6 +411,7 @@ class SourceRun {
       if (this.#options.pairing) {
         const failure = await this.#pairSession(this.#options.pairing);
         if (failure) throw failure;
+        await this.#finish();
         return { report: this.#report(), ...(this.#plan ? { plan: this.#plan } : {}) };
       }
       for (;;) {
@@ -418,6 +425,7 @@ class SourceRun {
         await journal.write({ step: failure.step, status: 'failed', detail: { code: failure.code, message: failure.message, retry: this.#attempts + 1 } });
         bus.emit('migrate.retry', { app: app.name, level: 'warn', message: `session ${this.#attempts} with ${this.#options.targetName} failed (${failure.message}); session ${this.#attempts + 1} resumes after the parts it verified` });
       }
+      await this.#finish();
       return { report: this.#report(), ...(this.#plan ? { plan: this.#plan } : {}) };
     } catch (error) {
       const failure = error instanceof SourceFailure ? error : new SourceFailure(error instanceof DeployError ? error : new DeployError('internal', 'INTERNAL', error instanceof Error ? error.message : String(error)), this.#current, false);
@@ -427,6 +435,23 @@ class SourceRun {
     } finally {
       await lock?.release();
     }
+  }
+
+  /**
+   * After a successful run, still under the app's lock: records which archive this finished
+   * migration to its target used (the retention keeps it, a later cutover reads it), then prunes
+   * the migration archives beyond the retention. A failed prune is a warning, not a failed migration.
+   */
+  async #finish(): Promise<void> {
+    const options = this.#options;
+    const { app, bus } = options;
+    const archive = this.#archive?.name ?? options.newArchive;
+    await options.journal.write({ step: 'finished', status: 'ok', detail: { target: options.targetName, archive } });
+    this.#pruned = await pruneMigrationArchives({ host: options.localHost, borgEnv: options.preflight.borgEnv, stateDir: options.source.stateDir, app: app.name, keep: options.keepArchives });
+    const pruned = this.#pruned;
+    await options.journal.write({ step: 'prune', status: pruned.error ? 'failed' : 'ok', detail: { ...pruned } });
+    if (pruned.error) bus.emit('migrate.pruned', { app: app.name, level: 'warn', message: `could not prune old migration archives (${pruned.error}); the next migration tries again`, data: { ...pruned } });
+    else if (pruned.pruned.length > 0) bus.emit('migrate.pruned', { app: app.name, message: `pruned ${pruned.pruned.length} old migration archive(s) (keeping ${pruned.keep}${pruned.protected.length > 0 ? ` and ${pruned.protected.join(', ')} of the newest finished migration to a target` : ''}): ${pruned.pruned.join(', ')}`, data: { ...pruned } });
   }
 
   #report(failure?: SourceFailure): MigrateReport {
@@ -445,6 +470,7 @@ class SourceRun {
       ...(this.#reused ? { reused: this.#reused } : {}),
       ...(this.#targetReport ? { targetReport: this.#targetReport } : {}),
       ...(this.#targetRecovery ? { targetRecovery: this.#targetRecovery } : {}),
+      ...(this.#pruned ? { archives: this.#pruned } : {}),
       ...(this.#pairing ? { pairing: this.#pairing } : {}),
       ...(failure ? { failure: { step: failure.step, kind: failure.kind, code: failure.code, message: failure.message, ...(failure.hint ? { hint: failure.hint } : {}), ...(failure.stage ? { stage: failure.stage } : {}) } } : {}),
       durationMs: Date.now() - this.#started,

@@ -2,6 +2,7 @@ import type { DeployCommand } from '../deploy-command.js';
 import { dbCommand } from './db.js';
 import { healthCommand } from './health.js';
 import { receiveCommand } from './receive.js';
+import { removeCommand } from './remove.js';
 import { updateCommand } from './update.js';
 import { factsCommand, verifyCommand } from './verify.js';
 import { initCommand } from './init.js';
@@ -22,6 +23,7 @@ export const COMMANDS: readonly DeployCommand[] = [
   ...phaseCommands,
   restoreCommand,
   migrateCommand,
+  removeCommand,
   healthCommand,
   factsCommand,
   verifyCommand,

@@ -9,6 +9,7 @@ import { newArchiveName } from '../../phase-env.js';
 import { runPhase } from '../../script-runner.js';
 import { readDeployVersion } from '../../migrate/host-facts.js';
 import { Journal, journalPath } from '../../migrate/journal.js';
+import { DEFAULT_KEEP_MIGRATION_ARCHIVES } from '../../migrate/archive-retention.js';
 import { runSourcePreflight } from '../../migrate/source-preflight.js';
 import { planMigration, runSourceMigration, type MigrateReport, type PairingOptions, type SourceRunOptions } from '../../migrate/source-run.js';
 import type { SourcePlan } from '../../migrate/source-plan.js';
@@ -88,6 +89,8 @@ export function renderReport(report: MigrateReport): string {
     else if (report.pairing) lines.push(`  the new host's deploy receive says what happened there (it rolls back on its own when its input ends); this host was not changed`);
     else lines.push(`  ${report.target} did not report (it rolls back on its own when its input ends); the source was not changed`);
   }
+  if (report.archives?.error) lines.push(`  warning: old migration archives were not pruned: ${report.archives.error}`);
+  else if (report.archives && report.archives.pruned.length > 0) lines.push(`Pruned ${report.archives.pruned.length} old migration archive(s) on this host (keeping the newest ${report.archives.keep}${report.archives.protected.length > 0 ? `, and ${report.archives.protected.join(', ')} for a cutover` : ''}): ${report.archives.pruned.join(', ')}`);
   lines.push(`Run record: ${report.journal}${target?.journal ? `; on ${report.target}: ${target.journal}` : ''}`);
   return lines.join('\n');
 }
@@ -215,6 +218,7 @@ export const migrateCommand: DeployCommand = {
         resume: args.resume !== false && !pair,
         stallSeconds,
         retries: pair ? 0 : typeof args.retries === 'number' ? args.retries : context.config.defaults.retries,
+        keepArchives: app.manifest.migrate.keep_archives ?? context.config.defaults.keep_migration_archives ?? DEFAULT_KEEP_MIGRATION_ARCHIVES,
         preflight,
         deployVersion: await readDeployVersion(),
         deployCommand: localDeployCommand(),
