@@ -24,7 +24,7 @@ import type { HostContext } from '../host-context.js';
 import type { RecoverReport, TargetReport } from '../receive/target-run.js';
 import { runPhase } from '../script-runner.js';
 import { acquireAppLock, type AppLock } from './app-lock.js';
-import { listArchivedVolume } from './archive-listing.js';
+import { listArchivedVolumeEntries } from './archive-listing.js';
 import { Journal, journalDir } from './journal.js';
 import type { MigrationContents, MigrationDatabase, MigrationHeader } from './migration-header.js';
 import type { SourcePreflight } from './source-preflight.js';
@@ -997,7 +997,8 @@ async function buildContents(options: SourceRunOptions, archive: string, rowCoun
   const volumes: Record<string, MigrationContents['volumes'][string]> = {};
   for (const volume of app.manifest.volumes) {
     const path = volume.path.replace(/\/$/, '');
-    volumes[volume.name] = { listing: await listArchivedVolume(options.localHost, preflight.borgEnv, archive, path), fidelity: preflight.fidelity[volume.name]! };
+    const entries = await listArchivedVolumeEntries(options.localHost, preflight.borgEnv, archive, path);
+    volumes[volume.name] = { listing: entries.files, symlinks: entries.symlinks, fidelity: preflight.fidelity[volume.name]! };
   }
   let databaseSettings: string | undefined;
   const engine = preflight.engine;
