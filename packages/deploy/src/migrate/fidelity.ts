@@ -153,6 +153,11 @@ except Unsafe as error:
     sys.exit(3)
 `;
 
+/** argv of MTIME_SCRIPT: `scan` (sub-second mtimes and the root), `scan-all` (every entry's mtime), `apply` (JSON on stdin). */
+export function mtimeArgv(mode: 'scan' | 'scan-all' | 'apply'): string[] {
+  return ['python3', '-c', MTIME_SCRIPT, mode];
+}
+
 /** Parses a getfattr dump: counts files with plain xattrs and with ACLs. */
 export function countXattrFiles(dump: string): { xattrFiles: number; aclFiles: number } {
   let xattrFiles = 0;
@@ -200,7 +205,7 @@ async function runIn(host: Host, dir: string, argv: readonly string[]): Promise<
 
 /** Scans ns mtimes (sub-second ones, or every entry's with `all`) and the root's metadata with MTIME_SCRIPT. */
 export async function scanMtimes(host: Host, dir: string, all = false): Promise<{ mtimes: [string, string][]; root: RootMetadata }> {
-  const output = await runIn(host, dir, ['python3', '-c', MTIME_SCRIPT, all ? 'scan-all' : 'scan']);
+  const output = await runIn(host, dir, mtimeArgv(all ? 'scan-all' : 'scan'));
   try {
     return JSON.parse(output) as { mtimes: [string, string][]; root: RootMetadata };
   } catch {
@@ -236,7 +241,7 @@ export async function applyMtimes(host: Host, dir: string, metadata: Pick<Fideli
   const empty = { applied: 0, skippedNewer: 0, newer: [], missing: 0 };
   if ((metadata.subsecondMtimes ?? []).length === 0 && metadata.root === undefined) return empty;
   const input = JSON.stringify({ mtimes: metadata.subsecondMtimes ?? [], root: metadata.root ?? null });
-  const result = await host.run({ argv: ['python3', '-c', MTIME_SCRIPT, 'apply'], cwd: dir, input, maxBuffer: 1024 * 1024 });
+  const result = await host.run({ argv: mtimeArgv('apply'), cwd: dir, input, maxBuffer: 1024 * 1024 });
   if (result.exitCode === 3) {
     throw new DependencyError('METADATA_PATH_UNSAFE', `carried metadata names ${result.stderr.trim()}; nothing was applied through it, outside ${dir}`, {
       hint: 'The metadata scanned on the source does not match the archive (the volume changed between the scan and the backup?); run the migration again.',
