@@ -39,7 +39,7 @@ export interface MigrateReportJson {
   transport: string;
   attempts: number;
   stagedBytes: number;
-  parts: { id: string; status: 'sent' | 'reused'; bytes: number; elapsedMs: number; rate: number; path: string; attempts: number }[];
+  parts: { id: string; status: 'sent' | 'reused'; bytes: number; wireBytes?: number; elapsedMs: number; rate: number; path: string; attempts: number }[];
   reused?: { fromRun: string; parts: string[] };
   targetReport?: TargetReportJson;
   targetRecovery?: { ok: boolean; recovered: { runId: string; outcome: string; keptParts: string[] }[] };

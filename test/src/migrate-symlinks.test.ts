@@ -1,7 +1,10 @@
 // End to end: `deploy migrate` over ssh of a minimal app (no database, one volume) whose volume holds
 // every kind of symlink the tar guard used to refuse or choke on - absolute, dangling, climbing out,
-// a chain 1,000 deep, the exponential pattern - carried verbatim; nothing outside the app on b is
-// touched (a canary's mode, ACL, xattr and mtime). Then a volume that changes between the metadata
+// a chain 1,000 deep, the exponential pattern - carried verbatim, together with what export-tar drops
+// (issue 10): sub-second mtimes of files, dirs and symlinks, the volume root's own mode, owner and
+// mtime, and a 256 MiB sparse file that must cost about its data on the wire and arrive sparse; every
+// entry compared field by field with its mtime in ns; nothing outside the app on b is touched (a
+// canary's mode, ACL, xattr and mtime). Then a volume that changes between the metadata
 // scan and the backup (a dir with an ACL becomes a symlink to a root-only dir on b) fails in the
 // metadata step without putting the ACL outside; `deploy stream send/receive --into` (the same guard)
 // carries the links too and refuses a FIFO once, without retrying; and a FIFO / device node in a
@@ -10,7 +13,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { quoteWord } from '@deploykit/core';
 import type { Lab } from '@deploykit/testlab';
-import { labShell, runOrThrow, treeFingerprint, diffTreeFingerprints, withLab } from './helpers/index.js';
+import { labShell, runOrThrow, treeFingerprint, diffTreeFingerprints, withLab, type TreeEntry } from './helpers/index.js';
 import { assertExit, deployOnA, findRunLeftovers, parseReport } from './migrate-lab.js';
 import { sendFromA } from './transport-helpers.js';
 
@@ -49,6 +52,16 @@ async function makeApp(lab: Lab, volumeScript: string, beforeBackup?: string): P
   await runOrThrow(a, `cd ${dir}/data/files && ${volumeScript}`);
 }
 
+const MiB = 1024 * 1024;
+/** The sparse file's size: big against its 5 MiB of data, small enough to hash twice in a few seconds. */
+const SPARSE_SIZE = 256 * MiB;
+
+/** A sparse file's size and allocated bytes (`stat` %b blocks of %B bytes). */
+async function allocation(lab: Lab, host: string, path: string): Promise<{ size: number; allocated: number }> {
+  const [blocks, blockSize, size] = (await runOrThrow(labShell(lab, host), `stat -c '%b %B %s' ${quoteWord(path)}`)).trim().split(' ').map(Number) as [number, number, number];
+  return { size, allocated: blocks * blockSize };
+}
+
 /** Everything a canary outside the app shows: mode, owner, size, mtime, ctime, ACL and xattrs. */
 function canaryState(lab: Lab, dir: string): Promise<string> {
   return runOrThrow(labShell(lab, 'b'), `cd ${quoteWord(dir)} && stat -c '%n %a %u:%g %s %Y %Z' . * && getfacl -Rp . && getfattr -R -d -m - -h .`);
@@ -69,7 +82,7 @@ test('symlinks of every kind migrate verbatim over ssh; nothing outside the app 
     );
     const canaryBefore = await canaryState(lab, outside);
 
-    await t.test('absolute, dangling, climbing, 1,000-deep and exponential symlinks arrive as the same links', async () => {
+    await t.test('absolute, dangling, climbing, 1,000-deep and exponential symlinks arrive as the same links, with ns mtimes, the root\'s metadata and a sparse file', async () => {
       const exponential = Array.from({ length: 20 }, (_, index) => (index === 0 ? 'ln -s . e0' : `ln -s ${Array.from({ length: Math.floor(200 / String(`e${index - 1}/`).length) }, () => `e${index - 1}`).join('/')} e${index}`)).join(' && ');
       await makeApp(
         lab,
@@ -81,8 +94,22 @@ test('symlinks of every kind migrate verbatim over ssh; nothing outside the app 
           `ln -s . c0 && python3 -c 'import os; [os.symlink(f"c{i - 1}", f"c{i}") for i in range(1, 1001)]'`,
           exponential,
           'ln -s real/file to-file && ln to-file hard-to-link',
+          // 256 MiB, 5 MiB of it data at two offsets, ending in a hole.
+          `truncate -s ${SPARSE_SIZE} sparse.img`,
+          'dd if=/dev/urandom of=sparse.img bs=1M count=3 seek=16 conv=notrunc iflag=fullblock status=none',
+          'dd if=/dev/urandom of=sparse.img bs=1M count=2 seek=200 conv=notrunc iflag=fullblock status=none',
+          'chown 4321:4322 real/file',
+          // Distinct sub-second mtimes (export-tar keeps whole seconds), children before their dirs, the root last.
+          'touch -h -d @1500000001.111111111 real/file && touch -h -d @1500000002.222222222 current && touch -h -d @1500000003.333333333 dangling',
+          'touch -h -d @1500000004.444444444 sparse.img && touch -h -d @1500000005.555555555 real/deeper/climb',
+          'touch -h -d @1500000006.666666666 real/deeper && touch -h -d @1500000007.777777777 real',
+          'chmod 2750 . && chown 4321:4322 . && touch -h -d @1500000008.888888888 .',
         ].join(' && '),
       );
+      const sparsePath = 'data/files/sparse.img';
+      const sparseOnA = await allocation(lab, 'a', `${lab.host('a').appsRoot}/links/${sparsePath}`);
+      assert.equal(sparseOnA.size, SPARSE_SIZE);
+      assert.ok(sparseOnA.allocated >= 5 * MiB && sparseOnA.allocated < 16 * MiB, `allocated on a: ${sparseOnA.allocated}`);
       const started = Date.now();
       const run = await deployOnA(lab, ['migrate', 'links', '--to', 'b', '--transport', 'ssh', '--json']);
       const elapsed = Date.now() - started;
@@ -93,12 +120,36 @@ test('symlinks of every kind migrate verbatim over ssh; nothing outside the app 
       assert.equal(report.targetReport?.verification.ok, true, JSON.stringify(report.targetReport?.verification.problems));
       // The old guard's resolver doubled its work per exponential link: 20 of them never finished.
       assert.ok(elapsed < 180_000, `took ${elapsed} ms`);
-      const source = await treeFingerprint(lab, 'a', `${lab.host('a').appsRoot}/links/data/files`);
-      const target = await treeFingerprint(lab, 'b', `${appOnB}/data/files`);
-      // Every entry equal field by field (type, mode, owner, size, SHA-256, link target, hard links) but
-      // one: borg 1.2 archives hard links of regular files only, so two names of one symlink arrive as
-      // two symlinks with the same target (backup/restore does the same).
+      // The sparse file's holes travelled as zero-run counts: the volume part counts its full size, but
+      // took about its data on the wire (plus tar headers of ~1,100 entries).
+      const volumePart = report.parts.find((part) => part.id === 'volume:files');
+      assert.ok(volumePart, JSON.stringify(report.parts));
+      console.log(`volume part: ${volumePart.bytes} bytes, ${volumePart.wireBytes} on the wire; sparse file allocated ${sparseOnA.allocated} on a`);
+      assert.ok(volumePart.bytes > SPARSE_SIZE, `part bytes ${volumePart.bytes}`);
+      assert.ok(volumePart.wireBytes !== undefined && volumePart.wireBytes < sparseOnA.allocated + 16 * MiB, `wire bytes ${volumePart.wireBytes}`);
+      // ... and arrived sparse (fallocate --dig-holes), not as 256 MiB of written zeros.
+      const sparseOnB = await allocation(lab, 'b', `${appOnB}/${sparsePath}`);
+      assert.equal(sparseOnB.size, SPARSE_SIZE);
+      assert.ok(sparseOnB.allocated <= sparseOnA.allocated + MiB, `allocated on b: ${sparseOnB.allocated}, on a: ${sparseOnA.allocated}`);
+      const source = await treeFingerprint(lab, 'a', `${lab.host('a').appsRoot}/links/data/files`, { mtime: true });
+      const target = await treeFingerprint(lab, 'b', `${appOnB}/data/files`, { mtime: true });
+      // Every entry (the root `.` included) equal field by field (type, mode, owner, size, SHA-256, link
+      // target, mtime in ns as find's %T@ prints it, hard links) but one: borg 1.2 archives hard links
+      // of regular files only, so two names of one symlink arrive as two symlinks with the same target
+      // (backup/restore does the same).
       assert.deepEqual(diffTreeFingerprints(source, target), ['~ hard-to-link: hardLinks ["hard-to-link","to-file"] -> undefined', '~ to-file: hardLinks ["hard-to-link","to-file"] -> undefined']);
+      // Not equal by accident: the target holds what the script set (find's %T@ prints 10 fraction digits).
+      const entry = (path: string): TreeEntry | undefined => target.entries.find((candidate) => candidate.path === path);
+      const fields = (path: string): unknown[] => { const found = entry(path); return [found?.type, found?.mode, found?.uid, found?.gid, found?.mtime]; };
+      assert.deepEqual(fields('.'), ['d', '2750', 4321, 4322, '1500000008.8888888880']);
+      assert.deepEqual(fields('real'), ['d', '755', 0, 0, '1500000007.7777777770']);
+      assert.deepEqual(fields('real/deeper'), ['d', '755', 0, 0, '1500000006.6666666660']);
+      assert.deepEqual(fields('real/file'), ['f', '640', 4321, 4322, '1500000001.1111111110']);
+      assert.deepEqual(fields('current'), ['l', '777', 0, 0, '1500000002.2222222220']);
+      assert.deepEqual(fields('dangling'), ['l', '777', 0, 0, '1500000003.3333333330']);
+      assert.deepEqual(fields('real/deeper/climb'), ['l', '777', 0, 0, '1500000005.5555555550']);
+      assert.deepEqual([entry('sparse.img')?.size, entry('sparse.img')?.mtime], [SPARSE_SIZE, '1500000004.4444444440']);
+      assert.equal(entry('sparse.img')?.sha256, source.entries.find((candidate) => candidate.path === 'sparse.img')?.sha256);
       const link = (path: string): string | undefined => target.entries.find((entry) => entry.path === path && entry.type === 'l')?.target;
       assert.equal(link('current'), '/etc/hostname');
       assert.equal(link('canary-link'), `${outside}/canary`);

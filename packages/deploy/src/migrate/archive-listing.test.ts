@@ -4,7 +4,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalHost } from '@deploykit/host';
-import { listArchivedVolume } from './archive-listing.js';
+import { listArchivedVolume, listArchivedVolumeEntries } from './archive-listing.js';
+import { compareSymlinks, listSymlinks } from './checksums.js';
 
 const host = new LocalHost();
 
@@ -30,6 +31,32 @@ test('a volume archived with a FIFO and device nodes is refused at the listing, 
     const cleaned = await host.run({ argv: ['bash', '-euo', 'pipefail', '-c', 'rm app/data/sub/pipe app/data/null app/data/loop && borg create repo::b app'], cwd: dir, env });
     assert.equal(cleaned.exitCode, 0, cleaned.stderr);
     assert.deepEqual((await listArchivedVolume(host, env, 'b', 'app/data')).map((file) => file.path), ['file']);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('the archive listing names every symlink with its target, and a missing or re-pointed link is a verification difference', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'dk-listing-'));
+  const env = { BORG_REPO: join(dir, 'repo'), BORG_PASSPHRASE: '', BORG_BASE_DIR: join(dir, '.borg') };
+  try {
+    const made = await host.run({
+      argv: ['bash', '-euo', 'pipefail', '-c', 'mkdir -p app/data/sub && echo x > app/data/file && ln -s /etc/hostname app/data/current && ln -s ../nowhere app/data/sub/dangling && ln -s current app/data/chain && borg init -e none repo && borg create repo::a app && mkdir out && borg export-tar --strip-components=2 ::a - app/data | tar -x -C out'],
+      cwd: dir,
+      env,
+    });
+    assert.equal(made.exitCode, 0, made.stderr);
+    const { files, symlinks } = await listArchivedVolumeEntries(host, env, 'a', 'app/data');
+    assert.deepEqual(files.map((file) => file.path), ['file']);
+    assert.deepEqual(symlinks, [['chain', 'current'], ['current', '/etc/hostname'], ['sub/dangling', '../nowhere']]);
+    const out = join(dir, 'out');
+    assert.deepEqual(compareSymlinks(symlinks, await listSymlinks(out)), []);
+    await host.run({ argv: ['bash', '-c', 'rm out/chain && ln -sfn /etc/passwd out/current && ln -s file out/extra'], cwd: dir });
+    assert.deepEqual(compareSymlinks(symlinks, await listSymlinks(out)), [
+      'missing symlink chain',
+      'symlink current points to "/etc/passwd", expected "/etc/hostname"',
+      'unexpected symlink extra',
+    ]);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

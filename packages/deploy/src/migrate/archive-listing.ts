@@ -34,6 +34,18 @@ export function parseArchiveListing(output: string, prefix: string): FileDigest[
   return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
+/** [path relative to `prefix`, link target] of the symlinks in a listing, sorted by path. */
+export function parseArchiveSymlinks(output: string, prefix: string): [string, string][] {
+  const strip = prefix.replace(/\/$/, '') + '/';
+  return output
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as BorgItem)
+    .filter((item) => item.type === 'l' && item.path.startsWith(strip))
+    .map((item): [string, string] => [item.path.slice(strip.length), item.source])
+    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+}
+
 /** Entry types (borg list `type`, find `%y`) a volume never carries: the target's tar guard refuses them. */
 export const SPECIAL_FILE_TYPES: Readonly<Record<string, string>> = { c: 'character device', b: 'block device', p: 'FIFO' };
 
@@ -60,11 +72,16 @@ export function specialFilesError(volume: string, where: string, entries: readon
 
 /** Lists the regular files of one volume as stored in an archive; refuses device nodes and FIFOs. */
 export async function listArchivedVolume(host: Host, env: Record<string, string>, archive: string, volumePath: string): Promise<FileDigest[]> {
+  return (await listArchivedVolumeEntries(host, env, archive, volumePath)).files;
+}
+
+/** Lists the regular files and the symlinks of one volume as stored in an archive; refuses device nodes and FIFOs. */
+export async function listArchivedVolumeEntries(host: Host, env: Record<string, string>, archive: string, volumePath: string): Promise<{ files: FileDigest[]; symlinks: [string, string][] }> {
   const result = await host.run({ argv: buildArchiveListingArgv(archive, volumePath), env, maxBuffer: 512 * 1024 * 1024 });
   if (result.exitCode !== 0 && result.exitCode !== 1) {
     throw new DependencyError('BORG_LIST_FAILED', `borg list ::${archive} ${volumePath} failed: ${result.stderr.trim()}`);
   }
   const special = parseSpecialEntries(result.stdout, volumePath);
   if (special.length > 0) throw specialFilesError(volumePath, `archive ${archive}`, special);
-  return parseArchiveListing(result.stdout, volumePath);
+  return { files: parseArchiveListing(result.stdout, volumePath), symlinks: parseArchiveSymlinks(result.stdout, volumePath) };
 }

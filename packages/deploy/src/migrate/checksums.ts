@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, readdir } from 'node:fs/promises';
+import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** One regular file of a tree: size and SHA-256. */
@@ -51,5 +51,33 @@ export function compareDigests(expected: readonly FileDigest[], actual: readonly
     byPath.delete(file.path);
   }
   for (const path of byPath.keys()) problems.push(`unexpected ${path}`);
+  return problems.length > limit ? [...problems.slice(0, limit), `... and ${problems.length - limit} more`] : problems;
+}
+
+/** [path, target] of every symlink under `dir` (never followed), sorted by path. */
+export async function listSymlinks(dir: string): Promise<[string, string][]> {
+  const out: [string, string][] = [];
+  const walk = async (relative: string): Promise<void> => {
+    for (const entry of await readdir(join(dir, relative), { withFileTypes: true })) {
+      const path = relative === '' ? entry.name : `${relative}/${entry.name}`;
+      if (entry.isDirectory()) await walk(path);
+      else if (entry.isSymbolicLink()) out.push([path, await readlink(join(dir, path))]);
+    }
+  };
+  await walk('');
+  return out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+}
+
+/** Differences between expected and actual symlinks (path and target), in words (at most `limit` listed). */
+export function compareSymlinks(expected: readonly (readonly [string, string])[], actual: readonly (readonly [string, string])[], limit = 10): string[] {
+  const byPath = new Map(actual.map(([path, target]) => [path, target]));
+  const problems: string[] = [];
+  for (const [path, target] of expected) {
+    const got = byPath.get(path);
+    if (got === undefined) problems.push(`missing symlink ${path}`);
+    else if (got !== target) problems.push(`symlink ${path} points to ${JSON.stringify(got)}, expected ${JSON.stringify(target)}`);
+    byPath.delete(path);
+  }
+  for (const path of byPath.keys()) problems.push(`unexpected symlink ${path}`);
   return problems.length > limit ? [...problems.slice(0, limit), `... and ${problems.length - limit} more`] : problems;
 }

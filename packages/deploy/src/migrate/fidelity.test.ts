@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalHost } from '@deploykit/host';
-import { applyFidelity, compareFidelity, isFidelityTrivial, scanFidelity } from './fidelity.js';
+import { applyFidelity, applyMtimes, compareFidelity, compareMtimes, isFidelityTrivial, scanFidelity, scanMtimes } from './fidelity.js';
 
 const host = new LocalHost();
 
@@ -96,6 +96,75 @@ test('carried metadata is never applied through a symlink: ACLs, xattrs, holes a
     const outsideAfter = await host.run({ argv: ['bash', '-c', 'stat -c "%n %a %Y %s %b" outside outside/*; getfattr -R -d -m - -h outside'], cwd: dir });
     assert.equal(outsideAfter.stdout, outsideBefore.stdout);
     assert.equal((await stat(join(dir, 'outside', 'secret'))).mode & 0o7777, 0o600);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('sub-second mtimes of files, directories and symlinks and the volume root (mode, owner, mtime, xattr) survive export-tar, exactly', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'dk-fidelity-'));
+  try {
+    await sh(
+      [
+        'mkdir -p v/sub/deeper outside && printf a > v/a.txt && printf b > v/sub/deeper/b.txt && printf o > outside/target.txt',
+        'ln -s /etc/hostname v/abs && ln -s sub/deeper v/rel && ln -s ../outside/target.txt v/escape',
+        "touch -d '2024-01-02 03:04:05.123456789' v/a.txt v/sub/deeper/b.txt",
+        "touch -h -d '2024-01-02 03:04:06.987654321' v/abs v/rel v/escape",
+        "touch -d '2024-01-03 00:00:00.000000001' v/sub/deeper && touch -d '2024-01-03 00:00:01.5' v/sub",
+        "chmod 2751 v && setfattr -n user.root -v yes v && touch -d '2023-06-07 08:09:10.111222333' v",
+        "touch -d '2022-02-02 02:02:02.999999999' outside/target.txt",
+        'borg init -e none repo && borg create repo::a v',
+        'mkdir out && borg export-tar --strip-components=1 repo::a - v | tar -x -C out --numeric-owner -p',
+      ].join(' && '),
+      dir,
+    );
+    const volume = join(dir, 'v');
+    const out = join(dir, 'out');
+    const source = await scanFidelity(host, volume);
+    const ns = new Map(source.subsecondMtimes);
+    assert.equal(ns.get('a.txt'), '1704164645123456789');
+    assert.equal(ns.get('abs'), '1704164646987654321', 'symlinks carry their own mtime');
+    assert.equal(ns.get('sub/deeper'), '1704240000000000001');
+    assert.deepEqual(source.root, { mode: 0o2751, uid: 0, gid: 0, mtimeNs: '1686125350111222333' });
+    assert.match(source.xattrDump, /# file: \.\nuser\.root=/, 'the root\'s xattrs are in the dump');
+
+    // The loss is real: tar restored whole seconds and nothing of the root.
+    const lost = await scanMtimes(host, out, true);
+    assert.equal(new Map(lost.mtimes).get('a.txt'), '1704164645000000000');
+    assert.ok(compareMtimes(source, lost, { owner: true }).length >= 2, compareMtimes(source, lost, { owner: true }).join('; '));
+
+    // The archive holds a newer a.txt than the scan saw (changed between scan and backup): tar's time stays.
+    await sh("touch -d '2024-01-02 03:04:09' out/a.txt", dir);
+    await applyFidelity(host, out, source);
+    const after = await scanMtimes(host, out, true);
+    const got = new Map(after.mtimes);
+    assert.equal(got.get('a.txt'), '1704164649000000000', 'a carried mtime whose seconds differ from the archive\'s is not applied');
+    for (const path of ['sub/deeper/b.txt', 'abs', 'rel', 'escape', 'sub', 'sub/deeper']) assert.equal(got.get(path), ns.get(path), path);
+    assert.deepEqual(after.root, source.root);
+    assert.deepEqual(compareMtimes(source, after, { owner: true }), [], 'a.txt (seconds differ) is not a difference');
+    const outsideAfter = await stat(join(dir, 'outside', 'target.txt'), { bigint: true });
+    assert.equal(outsideAfter.mtimeNs, 1643767322999999999n, 'the symlink "escape" was never followed');
+    assert.deepEqual(compareFidelity(source, await scanFidelity(host, out)), []);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('ns mtimes are never applied through a symlinked parent, and a wrong sub-second mtime is a verification difference', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'dk-fidelity-'));
+  try {
+    await sh("mkdir -p v outside && printf x > outside/f && ln -s ../outside v/link && touch -d '2020-01-01 00:00:00' outside/f", dir);
+    const before = await stat(join(dir, 'outside', 'f'), { bigint: true });
+    await assert.rejects(applyMtimes(host, join(dir, 'v'), { subsecondMtimes: [['link/f', '1577836800500000000']] }), (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'METADATA_PATH_UNSAFE');
+      assert.match(error.message, /a path through "link", which is a symlink/);
+      return true;
+    });
+    assert.equal((await stat(join(dir, 'outside', 'f'), { bigint: true })).mtimeNs, before.mtimeNs);
+    await assert.rejects(applyMtimes(host, join(dir, 'v'), { subsecondMtimes: [['../outside/f', '1577836800500000000']] }), /not a relative path below the volume/);
+    const source = { subsecondMtimes: [['f', '1577836800500000000']] as [string, string][] };
+    const target = { mtimes: [['f', '1577836800400000000']] as [string, string][], root: { mode: 0o755, uid: 0, gid: 0, mtimeNs: '0' } };
+    assert.match(compareMtimes(source, target, { owner: true }).join(), /1 modification times differ below the second \("f"\)/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -3,11 +3,22 @@ import { lstat, lutimes } from 'node:fs/promises';
 import type { Host } from '@deploykit/core';
 import { DependencyError } from '@deploykit/core';
 
+/** The volume root's own metadata: export-tar strips its entry (`--strip-components`), so tar never sets it. */
+export interface RootMetadata {
+  /** Permission bits with setuid/setgid/sticky (`st_mode & 0o7777`). */
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  /** Modification time in nanoseconds since the epoch, as a decimal string (exact; a JS number is not). */
+  readonly mtimeNs: string;
+}
+
 /**
  * What `borg export-tar | tar -x` loses (measured on borg 1.2.4: DESIGN §6), found on a volume and
- * carried by a side channel: xattrs and ACLs (getfattr dump, ACLs are system.posix_acl_* xattrs),
- * modification times after 2038-01-19 (clamped by export-tar), and sparse files (written out in
- * full). Paths are relative to the volume root.
+ * carried by a side channel: xattrs and ACLs (getfattr dump, ACLs are system.posix_acl_* xattrs;
+ * the dump covers the root `.` too), modification times after 2038-01-19 (clamped by export-tar),
+ * sparse files (written out in full), sub-second modification times (export-tar keeps whole
+ * seconds) and the volume root's own mode, owner and mtime. Paths are relative to the volume root.
  */
 export interface FidelityMetadata {
   /** `getfattr -R -d -m - -h` text dump (setfattr --restore format); empty when no file has xattrs. */
@@ -20,6 +31,13 @@ export interface FidelityMetadata {
   readonly lateMtimes: readonly (readonly [string, string])[];
   /** Regular files that are sparse (allocated less than their size). */
   readonly sparseFiles: readonly string[];
+  /**
+   * [path, mtime in ns as a decimal string] of every entry below the root (files, directories,
+   * symlinks...) whose mtime has a sub-second part. Absent in contents from a deploykit before 0.1.x.
+   */
+  readonly subsecondMtimes?: readonly (readonly [string, string])[];
+  /** The root's own metadata; absent in contents from an older deploykit. */
+  readonly root?: RootMetadata;
 }
 
 /** Seconds since the epoch of 2038-01-19T03:14:07Z, the last second a signed 32-bit time holds. */
@@ -31,6 +49,114 @@ export const GETFATTR_ARGV = ['getfattr', '-R', '-d', '-m', '-', '-h', '-e', 'ba
 export const LATE_MTIME_ARGV = ['find', '.', '-newermt', `@${Y2038_SECONDS}`, '-printf', '%P\\t%T@\\0'] as const;
 /** argv listing regular non-empty files with their sparseness (allocated/size). */
 export const SPARSE_ARGV = ['find', '.', '-type', 'f', '-size', '+0', '-printf', '%S\\t%P\\0'] as const;
+
+/**
+ * One python3 process per volume (python3 is always there with borg) scans or applies modification
+ * times in nanoseconds, exactly (Node's lutimes takes a double and loses ~100 ns), and the root's
+ * metadata. Paths travel as JSON strings; names that are not UTF-8 round-trip as lone surrogates
+ * (surrogateescape). Applying never passes through a symlink: each parent is opened with
+ * O_NOFOLLOW|O_DIRECTORY relative to the previous one, the entry itself is changed with
+ * follow_symlinks=False. A carried mtime is applied only when its whole seconds equal what tar
+ * restored (otherwise the archive holds a newer version of the entry than the scan saw: tar's time
+ * stays). Directories get theirs after every other entry, the root last. Exit 3 = an unsafe path.
+ */
+export const MTIME_SCRIPT = String.raw`
+import json, os, stat, sys
+def ns_list(all_entries):
+    out = []
+    stack = ['']
+    while stack:
+        rel = stack.pop()
+        with os.scandir(rel or '.') as it:
+            for e in it:
+                path = rel + '/' + e.name if rel else e.name
+                st = e.stat(follow_symlinks=False)
+                if all_entries or st.st_mtime_ns % 1000000000:
+                    out.append([path, str(st.st_mtime_ns)])
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(path)
+    return out
+def root_meta():
+    st = os.lstat('.')
+    return {'mode': stat.S_IMODE(st.st_mode), 'uid': st.st_uid, 'gid': st.st_gid, 'mtimeNs': str(st.st_mtime_ns)}
+class Unsafe(Exception):
+    pass
+FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
+fds = {}
+def parent_fd(parts):
+    # The directory holding an entry, reached through real directories only; None when it is gone.
+    key = '/'.join(parts)
+    if key in fds:
+        return fds[key]
+    if len(fds) > 1000:
+        for value in fds.values():
+            if value is not None: os.close(value)
+        fds.clear()
+    fd = parent_fd(parts[:-1]) if parts else None
+    if parts and fd is None:
+        fds[key] = None
+        return None
+    try:
+        child = os.open(parts[-1], FLAGS, dir_fd=fd) if parts else os.open('.', FLAGS)
+    except FileNotFoundError:
+        child = None
+    except OSError as error:
+        raise Unsafe('a path through ' + json.dumps(key) + ', which is a symlink or not a directory (' + error.strerror + ')')
+    fds[key] = child
+    return child
+def apply(doc):
+    applied = skipped_newer = missing = 0
+    newer = []
+    dirs = []
+    for path, ns in doc['mtimes']:
+        parts = [p for p in path.split('/') if p not in ('', '.')]
+        if not parts or path.startswith('/') or '..' in parts:
+            raise Unsafe(json.dumps(path) + ' is not a relative path below the volume')
+        fd = parent_fd(parts[:-1])
+        if fd is None:
+            missing += 1
+            continue
+        try:
+            st = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            missing += 1
+            continue
+        ns = int(ns)
+        if st.st_mtime_ns // 1000000000 != ns // 1000000000:
+            skipped_newer += 1
+            if len(newer) < 5: newer.append(path)
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            dirs.append((parts, st.st_atime_ns, ns))
+            continue
+        os.utime(parts[-1], ns=(st.st_atime_ns, ns), dir_fd=fd, follow_symlinks=False)
+        applied += 1
+    for parts, atime, ns in sorted(dirs, key=lambda d: -len(d[0])):
+        os.utime(parts[-1], ns=(atime, ns), dir_fd=parent_fd(parts[:-1]), follow_symlinks=False)
+        applied += 1
+    root = doc.get('root')
+    if root is not None:
+        st = os.lstat('.')
+        if not stat.S_ISDIR(st.st_mode): raise Unsafe('the volume root is not a directory')
+        if os.geteuid() == 0 and (st.st_uid, st.st_gid) != (root['uid'], root['gid']):
+            os.chown('.', root['uid'], root['gid'], follow_symlinks=False)
+        os.chmod('.', root['mode'])
+        os.utime('.', ns=(st.st_atime_ns, int(root['mtimeNs'])))
+    return {'applied': applied, 'skippedNewer': skipped_newer, 'newer': newer, 'missing': missing}
+try:
+    if sys.argv[1] == 'apply':
+        print(json.dumps(apply(json.load(sys.stdin))))
+    else:
+        print(json.dumps({'mtimes': ns_list(sys.argv[1] == 'scan-all'), 'root': root_meta()}))
+except Unsafe as error:
+    print(str(error), file=sys.stderr)
+    sys.exit(3)
+`;
+
+/** argv of MTIME_SCRIPT: `scan` (sub-second mtimes and the root), `scan-all` (every entry's mtime), `apply` (JSON on stdin). */
+export function mtimeArgv(mode: 'scan' | 'scan-all' | 'apply'): string[] {
+  return ['python3', '-c', MTIME_SCRIPT, mode];
+}
 
 /** Parses a getfattr dump: counts files with plain xattrs and with ACLs. */
 export function countXattrFiles(dump: string): { xattrFiles: number; aclFiles: number } {
@@ -77,18 +203,53 @@ async function runIn(host: Host, dir: string, argv: readonly string[]): Promise<
   return result.stdout;
 }
 
+/** Scans ns mtimes (sub-second ones, or every entry's with `all`) and the root's metadata with MTIME_SCRIPT. */
+export async function scanMtimes(host: Host, dir: string, all = false): Promise<{ mtimes: [string, string][]; root: RootMetadata }> {
+  const output = await runIn(host, dir, mtimeArgv(all ? 'scan-all' : 'scan'));
+  try {
+    return JSON.parse(output) as { mtimes: [string, string][]; root: RootMetadata };
+  } catch {
+    throw new DependencyError('SCAN_FAILED', `the mtime scan of ${dir} on ${host.name} printed no result${output.trim() === '' ? '' : `: ${output.trim().slice(0, 200)}`}`);
+  }
+}
+
 /** Scans a volume on a host for what export-tar would lose. */
 export async function scanFidelity(host: Host, dir: string): Promise<FidelityMetadata> {
   const xattrDump = await runIn(host, dir, GETFATTR_ARGV);
   const { xattrFiles, aclFiles } = countXattrFiles(xattrDump);
   const lateMtimes = parseLateMtimes(await runIn(host, dir, LATE_MTIME_ARGV));
   const sparseFiles = parseSparseFiles(await runIn(host, dir, SPARSE_ARGV));
-  return { xattrDump, xattrFiles, aclFiles, lateMtimes, sparseFiles };
+  const { mtimes: subsecondMtimes, root } = await scanMtimes(host, dir);
+  return { xattrDump, xattrFiles, aclFiles, lateMtimes, sparseFiles, subsecondMtimes, root };
 }
 
-/** True when nothing needs carrying beside the tar stream. */
+/** True when nothing needs carrying beside the tar stream (never for a scan that saw the root: its metadata always travels). */
 export function isFidelityTrivial(metadata: FidelityMetadata): boolean {
-  return metadata.xattrDump.trim() === '' && metadata.lateMtimes.length === 0 && metadata.sparseFiles.length === 0;
+  return metadata.xattrDump.trim() === '' && metadata.lateMtimes.length === 0 && metadata.sparseFiles.length === 0 && (metadata.subsecondMtimes ?? []).length === 0 && metadata.root === undefined;
+}
+
+/** What applying ns mtimes did: entries set, entries whose archived version is newer than the scan (tar's time kept), entries gone. */
+export interface MtimeApplyResult {
+  readonly applied: number;
+  readonly skippedNewer: number;
+  readonly newer: readonly string[];
+  readonly missing: number;
+}
+
+/** Applies carried ns mtimes and the root's metadata (MTIME_SCRIPT): after everything else that writes to the volume. */
+export async function applyMtimes(host: Host, dir: string, metadata: Pick<FidelityMetadata, 'subsecondMtimes' | 'root'>): Promise<MtimeApplyResult> {
+  const empty = { applied: 0, skippedNewer: 0, newer: [], missing: 0 };
+  if ((metadata.subsecondMtimes ?? []).length === 0 && metadata.root === undefined) return empty;
+  const input = JSON.stringify({ mtimes: metadata.subsecondMtimes ?? [], root: metadata.root ?? null });
+  const result = await host.run({ argv: mtimeArgv('apply'), cwd: dir, input, maxBuffer: 1024 * 1024 });
+  if (result.exitCode === 3) {
+    throw new DependencyError('METADATA_PATH_UNSAFE', `carried metadata names ${result.stderr.trim()}; nothing was applied through it, outside ${dir}`, {
+      hint: 'The metadata scanned on the source does not match the archive (the volume changed between the scan and the backup?); run the migration again.',
+    });
+  }
+  if (result.exitCode === 127) throw new DependencyError('TOOL_MISSING', `python3 is not installed on ${host.name}`, { hint: 'Install python3 (borg depends on it).' });
+  if (result.exitCode !== 0) throw new DependencyError('MTIME_APPLY_FAILED', `setting modification times in ${dir} failed: ${result.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  return JSON.parse(result.stdout) as MtimeApplyResult;
 }
 
 /** Decodes a `# file:` path of a getfattr dump (getfattr writes `\ooo` octal for backslash and control bytes). */
@@ -175,9 +336,36 @@ export async function applyFidelity(host: Host, dir: string, metadata: FidelityM
     const { path: full, stats } = await lstatInside(dir, path);
     await lutimes(full, stats.atime, Number(seconds));
   }
+  // Last: nothing may write into a directory after its mtime is set.
+  await applyMtimes(host, dir, metadata);
 }
 
-/** Compares source and target metadata; returns human differences (empty = identical). */
+/**
+ * Differences between carried ns mtimes and a target scan of every entry (scanMtimes all): an entry
+ * whose whole seconds match must match to the nanosecond; one whose seconds differ was newer in the
+ * archive than in the scan (tar's time is right) and one that is gone is the file listing's business.
+ */
+export function compareMtimes(source: Pick<FidelityMetadata, 'subsecondMtimes' | 'root'>, target: { mtimes: readonly (readonly [string, string])[]; root: RootMetadata }, options: { owner: boolean }): string[] {
+  const differences: string[] = [];
+  const got = new Map(target.mtimes.map(([path, ns]) => [path, ns]));
+  const wrong: string[] = [];
+  for (const [path, ns] of source.subsecondMtimes ?? []) {
+    const there = got.get(path);
+    if (there === undefined || there.slice(0, -9) !== ns.slice(0, -9)) continue;
+    if (there !== ns) wrong.push(path);
+  }
+  if (wrong.length > 0) differences.push(`${wrong.length} modification times differ below the second (${wrong.slice(0, 5).map((path) => JSON.stringify(path)).join(', ')}${wrong.length > 5 ? ', ...' : ''})`);
+  const root = source.root;
+  if (root !== undefined) {
+    const fields: (keyof RootMetadata)[] = options.owner ? ['mode', 'uid', 'gid', 'mtimeNs'] : ['mode', 'mtimeNs'];
+    for (const field of fields) {
+      if (root[field] !== target.root[field]) differences.push(`the volume root's ${field} is ${field === 'mode' ? target.root.mode.toString(8) : target.root[field]}, the source's ${field === 'mode' ? root.mode.toString(8) : root[field]}`);
+    }
+  }
+  return differences;
+}
+
+/** Compares source and target metadata; returns human differences (empty = identical). Sub-second mtimes and the root: compareMtimes. */
 export function compareFidelity(source: FidelityMetadata, target: FidelityMetadata): string[] {
   const differences: string[] = [];
   if (source.xattrDump.trim() !== target.xattrDump.trim()) differences.push(`xattrs/ACLs differ (source ${source.xattrFiles} files with xattrs, ${source.aclFiles} with ACLs; target ${target.xattrFiles}, ${target.aclFiles})`);

@@ -56,6 +56,8 @@ export interface MigrationHeader {
 /** Per volume: the archive's listing (path, size, SHA-256 of every regular file) and what export-tar drops. */
 export interface VolumeContents {
   readonly listing: readonly FileDigest[];
+  /** [path, target] of every symlink of the volume in the archive, sorted by path; absent from an older deploykit. */
+  readonly symlinks?: readonly (readonly [string, string])[];
   readonly fidelity: FidelityMetadata;
 }
 
@@ -179,7 +181,12 @@ export function parseMigrationContents(value: Record<string, unknown>, header: M
         aclFiles: typeof fidelity.aclFiles === 'number' ? fidelity.aclFiles : 0,
         lateMtimes: Array.isArray(fidelity.lateMtimes) ? fidelity.lateMtimes.filter((pair): pair is [string, string] => Array.isArray(pair) && pair.length === 2 && pair.every((x) => typeof x === 'string')) : [],
         sparseFiles: Array.isArray(fidelity.sparseFiles) ? fidelity.sparseFiles.filter((path): path is string => typeof path === 'string') : [],
+        ...(Array.isArray(fidelity.subsecondMtimes) ? { subsecondMtimes: fidelity.subsecondMtimes.filter((pair): pair is [string, string] => Array.isArray(pair) && pair.length === 2 && typeof pair[0] === 'string' && typeof pair[1] === 'string' && /^\d+$/.test(pair[1])) } : {}),
+        ...(isRecord(fidelity.root) && typeof fidelity.root.mode === 'number' && typeof fidelity.root.uid === 'number' && typeof fidelity.root.gid === 'number' && typeof fidelity.root.mtimeNs === 'string' && /^\d+$/.test(fidelity.root.mtimeNs)
+          ? { root: { mode: fidelity.root.mode, uid: fidelity.root.uid, gid: fidelity.root.gid, mtimeNs: fidelity.root.mtimeNs } }
+          : {}),
       },
+      ...(Array.isArray(raw.symlinks) ? { symlinks: raw.symlinks.filter((pair): pair is [string, string] => Array.isArray(pair) && pair.length === 2 && typeof pair[0] === 'string' && typeof pair[1] === 'string') } : {}),
     };
   }
   const rowCounts = isRecord(value.rowCounts) ? Object.fromEntries(Object.entries(value.rowCounts).filter((entry): entry is [string, number] => typeof entry[1] === 'number')) : undefined;

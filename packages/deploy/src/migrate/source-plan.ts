@@ -129,7 +129,7 @@ export function targetTools(parts: readonly SourcePart[], engine: DatabaseEngine
   const tools = new Set(['tar']);
   if (engine !== undefined) for (const tool of engine.tools({ liveDump: false }).target) tools.add(tool);
   if (parts.some((part) => part.part.kind === 'borg-repo')) tools.add('borg');
-  if (Object.values(fidelity).some((metadata) => !isFidelityTrivial(metadata))) for (const tool of ['setfattr', 'getfattr', 'fallocate']) tools.add(tool);
+  if (Object.values(fidelity).some((metadata) => !isFidelityTrivial(metadata))) for (const tool of ['setfattr', 'getfattr', 'fallocate', 'python3']) tools.add(tool);
   return [...tools];
 }
 

@@ -25,7 +25,7 @@ import type { RecoverReport, TargetReport } from '../receive/target-run.js';
 import { runPhase } from '../script-runner.js';
 import { acquireAppLock, type AppLock } from './app-lock.js';
 import { pruneMigrationArchives, type PruneReport } from './archive-retention.js';
-import { listArchivedVolume } from './archive-listing.js';
+import { listArchivedVolumeEntries } from './archive-listing.js';
 import { Journal, journalDir } from './journal.js';
 import type { MigrationContents, MigrationDatabase, MigrationHeader } from './migration-header.js';
 import type { SourcePreflight } from './source-preflight.js';
@@ -36,6 +36,8 @@ export interface PartReport {
   readonly id: string;
   readonly status: 'sent' | 'reused';
   readonly bytes: number;
+  /** Bundle bytes the part took (runs of zeros, e.g. a sparse file's holes, travel as counts); absent for a reused part. */
+  readonly wireBytes?: number;
   readonly elapsedMs: number;
   readonly rate: number;
   readonly path: string;
@@ -972,9 +974,9 @@ async function sendPart(
     }
     if (trailer.producerExit === 0 && trailer.producerSignal === null) {
       const elapsedMs = Date.now() - started;
-      const report: PartReport = { id: source.part.id, status: 'sent', bytes: trailer.bytes, elapsedMs, rate: elapsedMs > 0 ? (trailer.bytes * 1000) / elapsedMs : trailer.bytes, path: outlet.path() ?? options.transport.name, attempts: attempt, sha256: trailer.sha256 };
+      const report: PartReport = { id: source.part.id, status: 'sent', bytes: trailer.bytes, wireBytes: writer.lastPartWireBytes, elapsedMs, rate: elapsedMs > 0 ? (trailer.bytes * 1000) / elapsedMs : trailer.bytes, path: outlet.path() ?? options.transport.name, attempts: attempt, sha256: trailer.sha256 };
       reports.push(report);
-      bus.emit('migrate.part', { app: app.name, stream: source.part.id, message: `${source.part.id}: ${formatBytes(report.bytes)} in ${(elapsedMs / 1000).toFixed(1)} s (${formatBytes(Math.round(report.rate))}/s, path ${report.path}${attempt > 1 ? `, attempt ${attempt}` : ''})`, data: { ...report } });
+      bus.emit('migrate.part', { app: app.name, stream: source.part.id, message: `${source.part.id}: ${formatBytes(report.bytes)}${report.wireBytes !== undefined && report.wireBytes < report.bytes * 0.9 ? ` (${formatBytes(report.wireBytes)} on the wire)` : ''} in ${(elapsedMs / 1000).toFixed(1)} s (${formatBytes(Math.round(report.rate))}/s, path ${report.path}${attempt > 1 ? `, attempt ${attempt}` : ''})`, data: { ...report } });
       return;
     }
     if (targetFailed() || options.signal?.aborted) throw new DeployError('transport', 'TARGET_FAILED', `sending ${source.part.id} stopped: the target failed`);
@@ -1021,7 +1023,8 @@ async function buildContents(options: SourceRunOptions, archive: string, rowCoun
   const volumes: Record<string, MigrationContents['volumes'][string]> = {};
   for (const volume of app.manifest.volumes) {
     const path = volume.path.replace(/\/$/, '');
-    volumes[volume.name] = { listing: await listArchivedVolume(options.localHost, preflight.borgEnv, archive, path), fidelity: preflight.fidelity[volume.name]! };
+    const entries = await listArchivedVolumeEntries(options.localHost, preflight.borgEnv, archive, path);
+    volumes[volume.name] = { listing: entries.files, symlinks: entries.symlinks, fidelity: preflight.fidelity[volume.name]! };
   }
   let databaseSettings: string | undefined;
   const engine = preflight.engine;

@@ -3,7 +3,7 @@ import { expandPlaceholders } from '@deploykit/manifest';
 import { buildExtractArgv } from '@deploykit/transport';
 import type { DatabaseEngine } from '../database/engine.js';
 import { runDatabaseName } from '../database/identifiers.js';
-import { GETFATTR_ARGV, LATE_MTIME_ARGV, SPARSE_ARGV } from '../migrate/fidelity.js';
+import { GETFATTR_ARGV, LATE_MTIME_ARGV, SPARSE_ARGV, mtimeArgv } from '../migrate/fidelity.js';
 import type { MigrationContents, MigrationHeader, MigrationPart } from '../migrate/migration-header.js';
 import { isFidelityTrivial } from '../migrate/fidelity.js';
 
@@ -112,6 +112,7 @@ export function metadataCommands(contents: MigrationContents, volume: string): s
   const commands: string[][] = [];
   if (fidelity.xattrDump.trim() !== '') commands.push(['setfattr', '-h', '--restore=-']);
   for (const path of fidelity.sparseFiles) commands.push(['fallocate', '--dig-holes', '--', path]);
+  if ((fidelity.subsecondMtimes ?? []).length > 0 || fidelity.root !== undefined) commands.push(mtimeArgv('apply'));
   return commands;
 }
 
@@ -168,7 +169,7 @@ export function buildTargetPlan(input: TargetPlanInput): TargetStep[] {
   }
   for (const part of volumes) {
     const fidelity = input.contents?.volumes[part.volume!.name]?.fidelity;
-    const scan = fidelity !== undefined && !isFidelityTrivial(fidelity) ? [[...GETFATTR_ARGV], [...LATE_MTIME_ARGV], [...SPARSE_ARGV]] : [];
+    const scan = fidelity !== undefined && !isFidelityTrivial(fidelity) ? [[...GETFATTR_ARGV], [...LATE_MTIME_ARGV], [...SPARSE_ARGV], mtimeArgv('scan'), mtimeArgv('scan-all')] : [];
     steps.push({
       id: `verify:${part.volume!.name}`,
       kind: 'verify-volume',

@@ -21,8 +21,8 @@ import type { CheckResult } from '../health/check-types.js';
 import { resolveBaseUrl, runChecks } from '../health/run-checks.js';
 import type { HostContext } from '../host-context.js';
 import { acquireAppLock, processStartTicks, type AppLock } from '../migrate/app-lock.js';
-import { compareDigests, digestTree } from '../migrate/checksums.js';
-import { applyFidelity, compareFidelity, isFidelityTrivial, scanFidelity } from '../migrate/fidelity.js';
+import { compareDigests, compareSymlinks, digestTree, listSymlinks } from '../migrate/checksums.js';
+import { applyFidelity, compareFidelity, compareMtimes, isFidelityTrivial, scanFidelity, scanMtimes } from '../migrate/fidelity.js';
 import { findOnPath, freeBytesAt, readDeployVersion } from '../migrate/host-facts.js';
 import { parseMigrationContents, parseMigrationHeader, type MigrationContents, type MigrationHeader, type MigrationPart } from '../migrate/migration-header.js';
 import { runPhase } from '../script-runner.js';
@@ -728,12 +728,18 @@ class TargetRun {
     const expected = this.#contents!.volumes[volume]!;
     const got = await digestTree(dir);
     const differences = compareDigests(expected.listing, got);
+    // Symlinks are content too: a missing or re-pointed link fails the volume (older sources send no symlink list).
+    if (expected.symlinks !== undefined) differences.push(...compareSymlinks(expected.symlinks, await listSymlinks(dir)));
     const bytes = expected.listing.reduce((sum, file) => sum + file.size, 0);
-    this.#check({ name: `volume ${volume}`, ok: differences.length === 0, detail: differences.length === 0 ? `${expected.listing.length} files, ${bytes} bytes, every SHA-256 equal to the archive` : differences.join('; ') });
+    const links = expected.symlinks === undefined ? '' : `, ${expected.symlinks.length} symlinks`;
+    this.#check({ name: `volume ${volume}`, ok: differences.length === 0, detail: differences.length === 0 ? `${expected.listing.length} files, ${bytes} bytes, every SHA-256 equal to the archive${links}${links ? ' with the same targets' : ''}` : differences.join('; ') });
     if (!isFidelityTrivial(expected.fidelity)) {
-      const diff = compareFidelity(expected.fidelity, await scanFidelity(host, dir));
       const fidelity = expected.fidelity;
-      this.#check({ name: `metadata ${volume}`, ok: diff.length === 0, detail: diff.length === 0 ? `${fidelity.xattrFiles} xattr files, ${fidelity.aclFiles} ACL files, ${fidelity.lateMtimes.length} late mtimes, ${fidelity.sparseFiles.length} sparse files match` : diff.join('; ') });
+      const diff = compareFidelity(fidelity, await scanFidelity(host, dir));
+      // Owners can only be given by root (tar does the same); the mode and the mtimes are always checked.
+      diff.push(...compareMtimes(fidelity, await scanMtimes(host, dir, true), { owner: process.getuid?.() === 0 }));
+      const extra = `${(fidelity.subsecondMtimes ?? []).length} sub-second mtimes${fidelity.root ? ', the root\'s mode, owner and mtime' : ''}`;
+      this.#check({ name: `metadata ${volume}`, ok: diff.length === 0, detail: diff.length === 0 ? `${fidelity.xattrFiles} xattr files, ${fidelity.aclFiles} ACL files, ${fidelity.lateMtimes.length} late mtimes, ${fidelity.sparseFiles.length} sparse files, ${extra} match` : diff.join('; ') });
     }
   }
 

@@ -1,8 +1,9 @@
 /**
- * The migration bundle format v1.0: constants, record shapes, errors and encoding helpers shared by
+ * The migration bundle format v1.1: constants, record shapes, errors and encoding helpers shared by
  * BundleWriter and BundleReader. docs/bundle.md is the specification; this file must agree with it.
  *
  * Layout: `DKBUNDLE`, u16 BE major, u16 BE minor, then records `[u8 type][u32 BE length][payload]`.
+ * 1.1 added the Z record (a run of zero bytes inside a part); 1.0 bundles are read as before.
  */
 import { TransportError } from '@deploykit/core';
 
@@ -22,7 +23,10 @@ export interface BundleVersion {
 }
 
 /** The version this code writes, and the major it reads. */
-export const BUNDLE_VERSION: BundleVersion = Object.freeze({ major: 1, minor: 0 });
+export const BUNDLE_VERSION: BundleVersion = Object.freeze({ major: 1, minor: 1 });
+
+/** Record types each minor version of major 1 added; a reader meeting a later one in a newer minor says so. */
+export const RECORD_TYPES_SINCE_MINOR: Readonly<Record<string, number>> = Object.freeze({ Z: 1 });
 
 /** Record types by name; the byte on the wire is the ASCII code of the letter. */
 export const RECORD_TYPES = {
@@ -30,6 +34,8 @@ export const RECORD_TYPES = {
   contents: 'C',
   partBegin: 'B',
   data: 'D',
+  /** A run of zero bytes of the open part (bundle 1.1): payload u64 BE count. */
+  zeros: 'Z',
   partEnd: 'E',
   partSkipped: 'S',
   keepalive: 'K',
@@ -42,6 +48,9 @@ export type BundleRecordType = (typeof RECORD_TYPES)[keyof typeof RECORD_TYPES];
 
 /** Largest payload of a D record. Bounds what a reader must hold of one record and keeps progress fine-grained. */
 export const MAX_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/** Payload size of a Z record: one u64 BE count of zero bytes. */
+export const ZERO_RUN_PAYLOAD_BYTES = 8;
 
 /** Largest payload of a JSON record (H, C, B, E, S, A, T). C may carry a volume listing, hence the generous size. */
 export const MAX_JSON_RECORD = 256 * 1024 * 1024;
@@ -159,6 +168,22 @@ export function encodeBundlePreamble(version: BundleVersion = BUNDLE_VERSION): B
   preamble.writeUInt16BE(version.major, BUNDLE_MAGIC.length);
   preamble.writeUInt16BE(version.minor, BUNDLE_MAGIC.length + 2);
   return preamble;
+}
+
+/** Encodes a record header: type byte and u32 BE payload length. */
+export function encodeRecordHeader(type: BundleRecordType, length: number): Buffer {
+  const header = Buffer.allocUnsafe(RECORD_HEADER_BYTES);
+  header[0] = type.charCodeAt(0);
+  header.writeUInt32BE(length, 1);
+  return header;
+}
+
+/** Encodes the payload of a Z record: `count` zero bytes (1 .. 2^53 - 1) as u64 BE. */
+export function encodeZeroRun(count: number): Buffer {
+  if (!Number.isSafeInteger(count) || count < 1) throw new RangeError(`a zero run of ${count} bytes`);
+  const payload = Buffer.allocUnsafe(ZERO_RUN_PAYLOAD_BYTES);
+  payload.writeBigUInt64BE(BigInt(count));
+  return payload;
 }
 
 /** Encodes one record as [header] or [header, payload]; the payload buffer is passed through, not copied. */

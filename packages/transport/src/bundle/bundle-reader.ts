@@ -11,6 +11,8 @@ import {
   MAX_JSON_RECORD,
   RECORD_HEADER_BYTES,
   RECORD_TYPES,
+  RECORD_TYPES_SINCE_MINOR,
+  ZERO_RUN_PAYLOAD_BYTES,
   bundleProducerSucceeded,
   describeBundleProducer,
   describeRecordType,
@@ -30,6 +32,7 @@ import {
   type BundleTrailerPart,
   type BundleVersion,
 } from './bundle-format.js';
+import { ZERO_PIECE } from './zero-runs.js';
 
 /** What BundleReader.next() yields, in bundle order. */
 export type BundleItem =
@@ -53,7 +56,8 @@ export type BundleItem =
  */
 const PART_DATA_HIGH_WATER_MARK = 256 * 1024;
 
-type ParseState = 'preamble' | 'record-header' | 'json' | 'data';
+/** 'zero-count': reading a Z record's count; 'zeros': handing out that many zero bytes (no input needed). */
+type ParseState = 'preamble' | 'record-header' | 'json' | 'data' | 'zero-count' | 'zeros';
 
 /** The part between its B and E records. */
 interface OpenPart {
@@ -126,6 +130,8 @@ export class BundleReader {
   #recordType = 0;
   #recordStart = 0;
   #recordLeft = 0;
+  /** Zero bytes of the current Z record not yet handed to the open part. */
+  #zerosLeft = 0;
   #jsonPieces: Buffer[] = [];
 
   #version: BundleVersion | undefined;
@@ -257,6 +263,10 @@ export class BundleReader {
 
   #parseAvailable(): void {
     while (!this.#stopped && this.#mayParse()) {
+      if (this.#state === 'zeros') {
+        this.#emitZeros();
+        continue;
+      }
       const chunk = this.#chunks[0];
       if (chunk === undefined) {
         if (this.#inputEnded) {
@@ -276,7 +286,7 @@ export class BundleReader {
 
   /** Whether the parser may consume more bytes now. */
   #mayParse(): boolean {
-    if (this.#state === 'data') {
+    if (this.#state === 'data' || this.#state === 'zeros') {
       const data = this.#open!.data;
       return data.destroyed || this.#dataWanted;
     }
@@ -299,6 +309,19 @@ export class BundleReader {
     switch (this.#state) {
       case 'data':
         return this.#parseData(chunk, offset);
+      case 'zeros':
+        return offset;
+      case 'zero-count': {
+        const take = Math.min(ZERO_RUN_PAYLOAD_BYTES - this.#fieldFill, chunk.length - offset);
+        chunk.copy(this.#field, this.#fieldFill, offset, offset + take);
+        this.#fieldFill += take;
+        this.#position += take;
+        if (this.#fieldFill === ZERO_RUN_PAYLOAD_BYTES) {
+          this.#fieldFill = 0;
+          this.#completeZeroCount();
+        }
+        return offset + take;
+      }
       case 'json': {
         const take = Math.min(this.#recordLeft, chunk.length - offset);
         this.#jsonPieces.push(chunk.subarray(offset, offset + take));
@@ -338,6 +361,28 @@ export class BundleReader {
     // A consumer that destroyed `data` does not want the rest: it is still hashed and verified, not queued.
     if (!open.data.destroyed && !open.data.push(piece)) this.#dataWanted = false;
     return offset + take;
+  }
+
+  /** A Z record's count read: the part's payload goes on with that many zero bytes. */
+  #completeZeroCount(): void {
+    const field = this.#field.subarray(0, ZERO_RUN_PAYLOAD_BYTES);
+    this.#streamHash.update(field);
+    const count = field.readBigUInt64BE(0);
+    if (count === 0n || count > BigInt(Number.MAX_SAFE_INTEGER)) throw this.#garbage(`a Z record of ${count} zero bytes (allowed: 1..2^53-1)`);
+    this.#zerosLeft = Number(count);
+    this.#state = 'zeros';
+  }
+
+  /** Hands the next piece of a zero run to the open part, hashed like received bytes (they are its payload). */
+  #emitZeros(): void {
+    const open = this.#open!;
+    const take = Math.min(this.#zerosLeft, ZERO_PIECE.length);
+    const piece = ZERO_PIECE.subarray(0, take);
+    open.hash.update(piece);
+    open.bytes += take;
+    this.#zerosLeft -= take;
+    if (this.#zerosLeft === 0) this.#state = 'record-header';
+    if (!open.data.destroyed && !open.data.push(piece)) this.#dataWanted = false;
   }
 
   /** Fails as soon as the bytes read so far differ from the magic; the message shows them with what follows. */
@@ -401,6 +446,11 @@ export class BundleReader {
         if (!open) throw this.#garbage('a D record outside a part');
         if (length === 0 || length > MAX_CHUNK_BYTES) throw this.#garbage(`a D record of ${length} bytes (allowed: 1..${MAX_CHUNK_BYTES})`);
         break;
+      case RECORD_TYPES.zeros:
+        if (this.#version!.minor < RECORD_TYPES_SINCE_MINOR[RECORD_TYPES.zeros]!) throw this.#garbage(`a Z record in a bundle of format ${formatBundleVersion(this.#version!)} (Z exists since 1.1)`);
+        if (!open) throw this.#garbage('a Z record outside a part');
+        if (length !== ZERO_RUN_PAYLOAD_BYTES) throw this.#garbage(`a Z record of ${length} bytes (must be ${ZERO_RUN_PAYLOAD_BYTES})`);
+        break;
       case RECORD_TYPES.partEnd:
         if (!open) throw this.#garbage('an E record without an open part');
         break;
@@ -410,6 +460,14 @@ export class BundleReader {
       case RECORD_TYPES.abort:
         break;
       default:
+        if (this.#version!.minor > BUNDLE_VERSION.minor) {
+          const theirs = formatBundleVersion(this.#version!);
+          throw new BundleError(
+            BUNDLE_ERROR_CODES.versionUnsupported,
+            `this bundle is format ${theirs} and uses record type ${describeRecordType(type)}, which this deploy (format ${formatBundleVersion(BUNDLE_VERSION)}) does not know: install the same deploykit on both hosts`,
+            { hint: HINTS.versionUnsupported, details: { bundleVersion: theirs, readerVersion: formatBundleVersion(BUNDLE_VERSION), offset: this.#recordStart } },
+          );
+        }
         throw this.#garbage(`unknown record type ${describeRecordType(type)}`);
     }
     if (letter !== RECORD_TYPES.trailer) this.#streamHash.update(this.#field.subarray(0, RECORD_HEADER_BYTES));
@@ -417,6 +475,10 @@ export class BundleReader {
     this.#recordLeft = length;
     if (letter === RECORD_TYPES.data) {
       this.#state = 'data';
+      return;
+    }
+    if (letter === RECORD_TYPES.zeros) {
+      this.#state = 'zero-count';
       return;
     }
     if (length === 0 || length > MAX_JSON_RECORD) {

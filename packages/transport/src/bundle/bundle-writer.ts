@@ -4,11 +4,13 @@ import { DeployError } from '@deploykit/core';
 import {
   BUNDLE_ERROR_CODES,
   BundleError,
+  BUNDLE_VERSION,
   MAX_CHUNK_BYTES,
   RECORD_TYPES,
   encodeBundleJson,
   encodeBundlePreamble,
-  encodeRecord,
+  encodeRecordHeader,
+  encodeZeroRun,
   isBundleObject,
   isBundlePartId,
   bundleProducerSucceeded,
@@ -20,6 +22,7 @@ import {
   type BundleTrailer,
   type BundleTrailerPart,
 } from './bundle-format.js';
+import { ZeroRunSplitter, type PayloadSegment } from './zero-runs.js';
 
 /** Longest stderr tail put into an E record; a tail is for a message, not a log. */
 const MAX_STDERR_TAIL_CHARS = 16 * 1024;
@@ -32,6 +35,10 @@ interface OpenPart {
   readonly attempt: number;
   readonly hash: Hash;
   bytes: number;
+  /** Bytes of this attempt's records in the bundle (B, D, Z, E headers and payloads). */
+  wireBytes: number;
+  /** Finds the zero runs sent as Z records; undefined when the writer sends every byte as D. */
+  readonly zeroRuns: ZeroRunSplitter | undefined;
   /** Called by abort() or a sink failure: stops the source pump and the wait for the status. */
   readonly abandon: (error: Error) => void;
   /** Rejects with the reason once abandoned. */
@@ -67,6 +74,8 @@ export class BundleWriter {
   /** Final attempt of each part in order of first appearance; Map keeps the first insertion's position. */
   readonly #parts = new Map<string, BundleTrailerPart & { readonly attempt: number }>();
   #failure: Error | undefined;
+  readonly #zeroRuns: boolean;
+  #lastPartWireBytes = 0;
   readonly #drainWaiters = new Set<{ resolve: () => void; reject: (error: Error) => void }>();
   readonly #onDrain = (): void => {
     for (const waiter of this.#drainWaiters) waiter.resolve();
@@ -85,9 +94,13 @@ export class BundleWriter {
     );
   };
 
-  /** Writes into `sink`; never ends it. */
-  constructor(sink: Writable) {
+  /**
+   * Writes into `sink`; never ends it. `zeroRuns` (default true) sends runs of at least 64 KiB of zero
+   * bytes (whole 512-byte blocks) as Z records; false writes bundle 1.0 (every byte in D records).
+   */
+  constructor(sink: Writable, options: { zeroRuns?: boolean } = {}) {
     this.#sink = sink;
+    this.#zeroRuns = options.zeroRuns ?? true;
     sink.on('drain', this.#onDrain);
     sink.on('error', this.#onSinkError);
     sink.on('close', this.#onSinkClose);
@@ -101,6 +114,11 @@ export class BundleWriter {
   /** Bytes of the part being written so far (for progress meters), 0 between parts. */
   get partBytes(): number {
     return this.#open?.bytes ?? 0;
+  }
+
+  /** Bundle bytes the last part written took (its records, zero runs as Z records): what it cost on the wire. */
+  get lastPartWireBytes(): number {
+    return this.#lastPartWireBytes;
   }
 
   /** Writes the preamble and the H record; must be the first call (abort() aside). */
@@ -156,6 +174,8 @@ export class BundleWriter {
       attempt,
       hash: createHash('sha256'),
       bytes: 0,
+      wireBytes: 0,
+      zeroRuns: this.#zeroRuns ? new ZeroRunSplitter() : undefined,
       abandoned,
       abandonedWith: undefined,
       abandon: (error) => {
@@ -181,6 +201,7 @@ export class BundleWriter {
       ...(stderrTail === undefined ? {} : { producerStderrTail: stderrTail }),
     };
     this.#writeRecord(RECORD_TYPES.partEnd, encodeBundleJson(trailer));
+    this.#lastPartWireBytes = open.wireBytes;
     this.#open = undefined;
     const { producerExit, producerSignal } = trailer;
     this.#parts.set(part, { part, status: 'sent', bytes: trailer.bytes, sha256: trailer.sha256, producerExit, producerSignal, attempt });
@@ -273,21 +294,50 @@ export class BundleWriter {
   #writePreamble(): void {
     if (this.#phase !== 'new') return;
     this.#phase = 'open';
-    const preamble = encodeBundlePreamble();
+    const preamble = encodeBundlePreamble(this.#zeroRuns ? BUNDLE_VERSION : { major: BUNDLE_VERSION.major, minor: 0 });
     this.#streamHash.update(preamble);
     this.#write(preamble);
   }
 
   /** Writes one record synchronously, so records never interleave whatever the caller awaits. */
-  #writeRecord(type: BundleRecordType, payload: Buffer): void {
-    const buffers = encodeRecord(type, payload);
+  #writeRecord(type: BundleRecordType, payload: Buffer | readonly Buffer[]): void {
+    const pieces = Buffer.isBuffer(payload) ? [payload] : payload;
+    const length = pieces.reduce((sum, piece) => sum + piece.length, 0);
+    const buffers = [encodeRecordHeader(type, length), ...pieces.filter((piece) => piece.length > 0)];
     // cork/uncork lets a socket send header and payload in one writev.
     this.#sink.cork();
     for (const buffer of buffers) {
       if (type !== RECORD_TYPES.trailer) this.#streamHash.update(buffer);
       this.#write(buffer);
+      if (this.#open) this.#open.wireBytes += buffer.length;
     }
     this.#sink.uncork();
+  }
+
+  /** Writes payload segments: consecutive byte pieces as D records of at most MAX_CHUNK_BYTES, zero runs as Z records. */
+  #writeSegments(segments: readonly PayloadSegment[]): void {
+    let pieces: Buffer[] = [];
+    let length = 0;
+    const flush = (): void => {
+      if (length > 0) this.#writeRecord(RECORD_TYPES.data, pieces);
+      pieces = [];
+      length = 0;
+    };
+    for (const segment of segments) {
+      if (!Buffer.isBuffer(segment)) {
+        flush();
+        this.#writeRecord(RECORD_TYPES.zeros, encodeZeroRun(segment.zeros));
+        continue;
+      }
+      for (let offset = 0; offset < segment.length; ) {
+        const take = Math.min(MAX_CHUNK_BYTES - length, segment.length - offset);
+        pieces.push(offset === 0 && take === segment.length ? segment : segment.subarray(offset, offset + take));
+        length += take;
+        offset += take;
+        if (length === MAX_CHUNK_BYTES) flush();
+      }
+    }
+    flush();
   }
 
   #write(buffer: Buffer): void {
@@ -321,9 +371,13 @@ export class BundleWriter {
         }
         open.hash.update(chunk);
         open.bytes += chunk.length;
-        for (let offset = 0; offset < chunk.length; offset += MAX_CHUNK_BYTES) {
-          const piece = offset === 0 && chunk.length <= MAX_CHUNK_BYTES ? chunk : chunk.subarray(offset, offset + MAX_CHUNK_BYTES);
-          this.#writeRecord(RECORD_TYPES.data, piece);
+        if (open.zeroRuns) {
+          this.#writeSegments(open.zeroRuns.push(chunk));
+        } else {
+          for (let offset = 0; offset < chunk.length; offset += MAX_CHUNK_BYTES) {
+            const piece = offset === 0 && chunk.length <= MAX_CHUNK_BYTES ? chunk : chunk.subarray(offset, offset + MAX_CHUNK_BYTES);
+            this.#writeRecord(RECORD_TYPES.data, piece);
+          }
         }
         if (!this.#sink.writableNeedDrain) return;
         source.pause();
@@ -335,8 +389,10 @@ export class BundleWriter {
         );
       };
       const stopWatching = finished(source, { readable: true, writable: false }, (error) => {
-        if (error) settle(error);
-        else settle();
+        if (error) return settle(error);
+        // What the zero-run finder held back (a pending run, an incomplete block) ends the payload.
+        if (!settled && open.zeroRuns && !open.abandonedWith) this.#writeSegments(open.zeroRuns.end());
+        settle();
       });
       open.abandoned.catch((error: Error) => settle(error));
       source.on('data', onData);

@@ -15,6 +15,7 @@ import {
   RECORD_HEADER_BYTES,
   encodeBundlePreamble,
   encodeRecord,
+  encodeZeroRun,
   type BundlePartTrailer,
   type BundleProducerStatus,
   type BundleRecordType,
@@ -22,13 +23,14 @@ import {
 } from './bundle-format.js';
 import { BundleWriter } from './bundle-writer.js';
 import { BundleReader, type BundleItem } from './bundle-reader.js';
+import { MIN_ZERO_RUN_BYTES, ZeroRunSplitter, type PayloadSegment } from './zero-runs.js';
 
 const OK: BundleProducerStatus = { exitCode: 0, signal: null };
 const MiB = 1024 * 1024;
 
 /** The worked example of docs/bundle.md: header {app: 'demo'}, a keepalive, part "db" holding "hi\\n", the trailer. */
 const EXAMPLE_HEX = [
-  '444b42554e444c4500010000480000000e7b22617070223a2264656d6f227d4b0000000042000000197b227061727422',
+  '444b42554e444c4500010001480000000e7b22617070223a2264656d6f227d4b0000000042000000197b227061727422',
   '3a226462222c22617474656d7074223a317d440000000368690a45000000967b2270617274223a226462222c22617474',
   '656d7074223a312c226279746573223a332c22736861323536223a223938656136653466323136663266623462363966',
   '6666396233613434383432633338363836636136383566336635356463343863356433666231313037626534222c2270',
@@ -36,9 +38,9 @@ const EXAMPLE_HEX = [
   '73223a5b7b2270617274223a226462222c22737461747573223a2273656e74222c226279746573223a332c2273686132',
   '3536223a2239386561366534663231366632666234623639666666396233613434383432633338363836636136383566',
   '336635356463343863356433666231313037626534222c2270726f647563657245786974223a302c2270726f64756365',
-  '725369676e616c223a6e756c6c7d5d2c226279746573223a3232392c22736861323536223a2234623135346639363537',
-  '333239626335653133343534613065623433663236383962353631303462356161373830636330633932386266643535',
-  '316262313266227d',
+  '725369676e616c223a6e756c6c7d5d2c226279746573223a3232392c22736861323536223a2265653966643462666131',
+  '353336633061613134653863636437333461633562656135663630643065633237376635633731626262316434343161',
+  '613332303563227d',
 ].join('');
 
 function sha256(bytes: Buffer): string {
@@ -233,7 +235,7 @@ test('round trip: header, contents, parts of 0, 1, 4 MiB+1 and a few MiB in odd 
       ['header', 'contents', 'part', 'part', 'part', 'skip', 'part', 'end'],
     );
     const header = outcome.items[0] as Extract<BundleItem, { kind: 'header' }>;
-    assert.deepEqual(header.version, { major: 1, minor: 0 });
+    assert.deepEqual(header.version, { major: 1, minor: 1 });
     assert.equal(header.header['runId'], 'r1');
     assert.deepEqual((outcome.items[1] as Extract<BundleItem, { kind: 'contents' }>).contents['rowCounts'], { notes: 3 });
     assert.equal((outcome.items[5] as Extract<BundleItem, { kind: 'skip' }>).skip.reason, 'already there');
@@ -750,4 +752,143 @@ test('a consumer that destroys a part\'s data lets the reader skip the rest of i
   }
   assert.deepEqual(kinds, ['header', 'contents', 'part', 'part', 'skip', 'part', 'end']);
   assert.ok(files?.equals(payloads.files));
+});
+
+/** A tar-like payload with holes: data, zero runs of many lengths and alignments, data again. */
+function sparsePayload(): Buffer {
+  return Buffer.concat([
+    randomBytes(1000),
+    Buffer.alloc(300), // a short zero run, not block-aligned
+    randomBytes(212),
+    Buffer.alloc(8 * MiB), // a hole: starts at offset 1512, so the Z run starts at the next block (1536)
+    randomBytes(700),
+    Buffer.alloc(MIN_ZERO_RUN_BYTES - 512), // one block short of a Z run
+    Buffer.from([1]),
+    Buffer.alloc(MIN_ZERO_RUN_BYTES + 3000),
+    randomBytes(4 * MiB + 17),
+    Buffer.alloc(3 * MiB + 100), // the payload ends inside a zero block
+  ]);
+}
+
+/** Expands splitter segments back into bytes. */
+function expand(segments: readonly PayloadSegment[]): Buffer {
+  return Buffer.concat(segments.map((segment) => (Buffer.isBuffer(segment) ? segment : Buffer.alloc(segment.zeros))));
+}
+
+test('zero runs: the splitter gives back exactly its input, whole aligned zero runs of >= 64 KiB as counts, whatever the chunking', () => {
+  const payload = sparsePayload();
+  for (const sizes of [[payload.length], [1], [511, 513], [65536], [4093, 1, 100000, 7]]) {
+    if (sizes[0] === 1 && sizes.length === 1) {
+      // One byte at a time over 16 MiB is slow in a unit test: a 200 KiB slice shows the same.
+      const slice = Buffer.concat([randomBytes(10), Buffer.alloc(150 * 1024), randomBytes(10)]);
+      const splitter = new ZeroRunSplitter();
+      const segments: PayloadSegment[] = [];
+      for (let offset = 0; offset < slice.length; offset += 1) segments.push(...splitter.push(slice.subarray(offset, offset + 1)));
+      segments.push(...splitter.end());
+      assert.ok(expand(segments).equals(slice));
+      assert.deepEqual(segments.filter((segment) => !Buffer.isBuffer(segment)), [{ zeros: 150 * 1024 - 512 }]);
+      continue;
+    }
+    const splitter = new ZeroRunSplitter();
+    const segments: PayloadSegment[] = [];
+    let index = 0;
+    for (let offset = 0; offset < payload.length; index += 1) {
+      const size = sizes[index % sizes.length]!;
+      segments.push(...splitter.push(payload.subarray(offset, offset + size)));
+      offset += size;
+    }
+    segments.push(...splitter.end());
+    assert.ok(expand(segments).equals(payload), `chunks ${sizes.join(',')}: the output differs from the input`);
+    const runs = segments.filter((segment): segment is { zeros: number } => !Buffer.isBuffer(segment)).map((segment) => segment.zeros);
+    // 8 MiB hole from 1512: blocks from 1536 to 1512 + 8 MiB rounded down; then MIN+3000 from an odd offset; the tail.
+    assert.equal(runs.length, 3, `chunks ${sizes.join(',')}: runs ${runs.join(',')}`);
+    assert.ok(runs[0]! >= 8 * MiB - 1024 && runs[1]! >= MIN_ZERO_RUN_BYTES && runs[2]! >= 3 * MiB - 512, runs.join(','));
+    assert.ok(runs.every((run) => run % 512 === 0));
+    const bytes = segments.filter(Buffer.isBuffer).reduce((sum, piece) => sum + piece.length, 0);
+    assert.ok(bytes < 4 * MiB + 200 * 1024, `${bytes} bytes left as data`);
+  }
+});
+
+test('zero runs: a sparse payload costs about its data on the wire and reads back byte for byte, hashed over the real bytes', async () => {
+  const payload = sparsePayload();
+  const { sink, bytes } = collector();
+  const writer = new BundleWriter(sink);
+  await writer.writeHeader({ app: 'x' });
+  const trailer = await writer.writePart('volume:data', piecewise(payload, [65536, 4093]), Promise.resolve(OK));
+  assert.equal(trailer.bytes, payload.length);
+  assert.equal(trailer.sha256, sha256(payload));
+  assert.ok(writer.lastPartWireBytes < 4 * MiB + 250 * 1024, `the part took ${writer.lastPartWireBytes} bytes of the bundle for ${payload.length} bytes of payload`);
+  await writer.finish();
+  const bundle = bytes();
+  const records = walkRecords(bundle);
+  assert.equal(records.filter((record) => record.type === 'Z').length, 3);
+  assert.ok(records.filter((record) => record.type === 'Z').every((record) => record.end - record.payloadStart === 8));
+  // Odd piece sizes split Z headers and counts across input chunks.
+  for (const pieceSize of [509, 4093, 65536]) {
+    const outcome = await readBundle(bundle, pieceSize);
+    assert.equal(outcome.error, undefined, String(outcome.error));
+    assert.ok(outcome.parts[0]!.data.equals(payload), `pieces of ${pieceSize}: the payload read back differs`);
+    assert.equal(outcome.parts[0]!.trailer?.sha256, sha256(payload));
+  }
+});
+
+test('zero runs: a corrupted or cut Z record never yields a verified part', async () => {
+  const payload = Buffer.concat([randomBytes(600), Buffer.alloc(MiB), randomBytes(600)]);
+  const { sink, bytes } = collector();
+  const writer = new BundleWriter(sink);
+  await writer.writeHeader({ app: 'x' });
+  await writer.writePart('volume:data', piecewise(payload, [65536]), Promise.resolve(OK));
+  await writer.finish();
+  const bundle = bytes();
+  const z = walkRecords(bundle).find((record) => record.type === 'Z')!;
+  assert.ok(z, 'the writer sent the zero run as a Z record');
+  // A count changed by one (more zeros, fewer zeros): the part's size and hash differ, then the stream's.
+  for (const delta of [1, -1, 512]) {
+    const corrupt = Buffer.from(bundle);
+    corrupt.writeBigUInt64BE(corrupt.readBigUInt64BE(z.payloadStart) + BigInt(delta), z.payloadStart);
+    const outcome = await readBundle(corrupt, 4096);
+    assert.equal(outcome.parts[0]?.error?.code, BUNDLE_ERROR_CODES.partMismatch, `delta ${delta}`);
+    assert.equal(outcome.parts[0]?.trailer, undefined);
+    assert.equal(outcome.error?.code, BUNDLE_ERROR_CODES.streamMismatch, `delta ${delta}`);
+  }
+  // Cut inside the Z header, inside its count, right after it: truncated, the part unused.
+  for (const cut of [z.start + 2, z.payloadStart + 3, z.end]) {
+    const outcome = await readBundle(bundle.subarray(0, cut), 4096);
+    assert.equal(outcome.error?.code, BUNDLE_ERROR_CODES.truncated, `cut at ${cut}`);
+    assert.match(outcome.error.message, /inside part "volume:data"/);
+    assert.equal(outcome.parts[0]?.trailer, undefined);
+  }
+  // Malformed Z records: zero count, a count past 2^53, a wrong length, outside a part, in a 1.0 bundle.
+  const begin = ['B', { part: 'p', attempt: 1 }] as const;
+  const big = Buffer.alloc(8);
+  big.writeBigUInt64BE(2n ** 53n);
+  const cases: Array<[string, Buffer, RegExp]> = [
+    ['zero count', buildBundle([['H', {}], begin, ['Z', Buffer.alloc(8)]]), /Z record of 0 zero bytes/],
+    ['huge count', buildBundle([['H', {}], begin, ['Z', big]]), /Z record of 9007199254740992 zero bytes/],
+    ['short payload', buildBundle([['H', {}], begin, ['Z', Buffer.alloc(7)]]), /Z record of 7 bytes \(must be 8\)/],
+    ['outside a part', buildBundle([['H', {}], ['Z', encodeZeroRun(MiB)]]), /Z record outside a part/],
+    ['in a 1.0 bundle', buildBundle([['H', {}], begin, ['Z', encodeZeroRun(MiB)]], { version: { major: 1, minor: 0 } }), /Z record in a bundle of format 1\.0/],
+  ];
+  for (const [name, bundleBytes, message] of cases) {
+    const outcome = await readBundle(bundleBytes);
+    assert.equal(outcome.error?.code, BUNDLE_ERROR_CODES.garbage, name);
+    assert.match(outcome.error.message, message, name);
+  }
+});
+
+test('a record type of a newer minor version fails with BUNDLE_VERSION_UNSUPPORTED naming both versions; zeroRuns: false writes 1.0', async () => {
+  const outcome = await readBundle(buildBundle([['H', {}], ['B', { part: 'p', attempt: 1 }], ['Q' as BundleRecordType, Buffer.from('x')]], { version: { major: 1, minor: 2 } }));
+  assert.equal(outcome.error?.code, BUNDLE_ERROR_CODES.versionUnsupported);
+  assert.match(outcome.error.message, /this bundle is format 1\.2 and uses record type 'Q', which this deploy \(format 1\.1\) does not know/);
+  const { sink, bytes } = collector();
+  const writer = new BundleWriter(sink, { zeroRuns: false });
+  await writer.writeHeader({});
+  const payload = Buffer.alloc(2 * MiB);
+  await writer.writePart('p', piecewise(payload, [65536]), Promise.resolve(OK));
+  await writer.finish();
+  assert.equal(bytes().readUInt16BE(10), 0, 'minor version 0');
+  assert.ok(!walkRecords(bytes()).some((record) => record.type === 'Z'));
+  const read = await readBundle(bytes());
+  assert.equal(read.error, undefined);
+  assert.ok(read.parts[0]!.data.equals(payload));
 });
