@@ -16,7 +16,7 @@ import {
   type HostProcess,
   type Secret,
 } from '@deploykit/core';
-import { controlDirParents, findProcessesByEnvironment, stopProcesses, type DeployClient } from '@deploykit/host';
+import { controlDirParents, findProcessesByEnvironment, findSshMasters, stopProcesses, type DeployClient } from '@deploykit/host';
 import { BundleWriter, ByteMeter, buildFflShareArgv, describeExit, readLines, startFflShare, type FflShare, type SenderChannel, type StreamPath, type Transport, type TransportOptions } from '@deploykit/transport';
 import { createSqlClient } from '../database/sql-client.js';
 import { readDumpSettings } from '../database/dump-settings.js';
@@ -228,6 +228,9 @@ export async function recoverSourceRun(runId: string): Promise<string[]> {
   for (const parent of new Set([tmpdir(), ...controlDirParents()])) {
     for (const name of await readdir(parent).catch(() => [] as string[])) {
       if (!name.startsWith(`dk-${runId}-`)) continue;
+      // An ssh master's process title hides its environment: it is found by its control dir.
+      const masters = await stopProcesses(findSshMasters(join(parent, name)));
+      if (masters.length > 0) done.push(`stopped the ssh master of ${join(parent, name)}`);
       await rm(join(parent, name), { recursive: true, force: true });
       done.push(`removed ${join(parent, name)}`);
     }
