@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, type Writable } from 'node:stream';
 import {
+  DependencyError,
   DeployError,
   displayArgv,
   formatBytes,
@@ -25,6 +26,7 @@ import type { RecoverReport, TargetReport } from '../receive/target-run.js';
 import { runPhase } from '../script-runner.js';
 import { acquireAppLock, type AppLock } from './app-lock.js';
 import { listArchivedVolume } from './archive-listing.js';
+import { describeBorgFailure, runBorgList } from './borg-list.js';
 import { Journal, journalDir } from './journal.js';
 import type { MigrationContents, MigrationDatabase, MigrationHeader } from './migration-header.js';
 import type { SourcePreflight } from './source-preflight.js';
@@ -504,7 +506,8 @@ class SourceRun {
     const options = this.#options;
     if (offer === undefined || !options.resume) return undefined;
     if (this.#archive !== undefined) return offer.archive === this.#archive.name ? this.#archive : undefined;
-    const listed = await options.localHost.run({ argv: ['borg', 'list', '--short', `::${offer.archive}`, '--last', '1'], env: options.preflight.borgEnv });
+    // A locked repository throws (BORG_LOCKED): it does not mean the archive is gone.
+    const listed = await runBorgList(options.localHost, options.preflight.borgEnv, ['--short', `::${offer.archive}`, '--last', '1'], 'the resume check');
     if (listed.exitCode !== 0) return undefined;
     const rowCounts = await readRowCountsOfArchive(options, offer.archive);
     if (options.preflight.engine !== undefined && rowCounts === undefined) return undefined;
@@ -1009,7 +1012,12 @@ async function buildContents(options: SourceRunOptions, archive: string, rowCoun
   }
   let historyArchives: string[] | undefined;
   if (options.withHistory) {
-    const listed = await options.localHost.run({ argv: ['borg', 'list', '--short'], env: preflight.borgEnv });
+    const listed = await runBorgList(options.localHost, preflight.borgEnv, ['--short'], 'listing the archives to carry (--with-history)');
+    if (listed.exitCode !== 0) {
+      throw new DependencyError('BORG_LIST_FAILED', `borg list of ${preflight.borgEnv.BORG_REPO ?? 'the repository'} failed (${describeBorgFailure(listed)}): the archive history to carry is unknown`, {
+        hint: 'Run `borg list` on the repository by hand (with the app\'s passphrase) to see why, fix it, then run migrate again.',
+      });
+    }
     historyArchives = listed.stdout.split('\n').filter(Boolean);
   }
   return {
