@@ -124,7 +124,8 @@ export async function assertNoStreamProcesses(lab: Lab, ms = 8000): Promise<void
 /** Asserts no staging dir beside `dir` on host b and no stream temp files in either host's TMPDIR. */
 export async function assertNoLeftovers(lab: Lab, dir?: string): Promise<void> {
   const checks = [
-    lab.ssh('a', 'ls -A "$TMPDIR" | grep -E "^dk-(stream|scp)" || true'),
+    // Also a send's ssh control dir and attempt dir, named with its run id (dk-<run>-send<pid>-cm-*, dk-<run>-stream<pid>-*).
+    lab.ssh('a', 'ls -A "$TMPDIR" | grep -E "^dk-(stream|scp|cm-)|^dk-.*-(stream|send)[0-9]+-" || true'),
     lab.ssh('b', 'ls -A "$TMPDIR" | grep -E "^dk-(stream|scp)|dkstream" || true'),
     dir === undefined ? Promise.resolve({ stdout: '' }) : lab.ssh('b', `ls -A ${quoteWord(dir.replace(/\/[^/]+$/, ''))} | grep -E "\\.(staging|old)-" || true`),
   ];
@@ -168,4 +169,40 @@ async function listAllLabProcesses(lab: Lab): Promise<{ pid: number; command: st
     }
   }
   return out;
+}
+
+/**
+ * What a run left on this machine (both lab hosts live on it): processes carrying its run id in
+ * their environment (DEPLOY_RUN_ID) or command line, and entries named with it in both hosts'
+ * TMPDIR and in the parents an ssh control dir may fall back to (/tmp, /run/user/<uid>).
+ */
+export async function findRunTraces(lab: Lab, runId: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      const [environ, cmdline] = await Promise.all([readFile(`/proc/${name}/environ`, 'utf8'), readFile(`/proc/${name}/cmdline`, 'utf8')]);
+      const stat = await readFile(`/proc/${name}/stat`, 'utf8');
+      if (/^[ZX]$/.test(stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3))) continue;
+      if (environ.split('\0').includes(`DEPLOY_RUN_ID=${runId}`) || cmdline.includes(runId)) found.push(`process ${name}: ${cmdline.split('\0').join(' ').trim()}`);
+    } catch {
+      // gone
+    }
+  }
+  const dirs = [`${lab.host('a').root}/tmp`, `${lab.host('b').root}/tmp`, '/tmp', ...(typeof process.getuid === 'function' ? [`/run/user/${process.getuid()}`] : [])];
+  for (const dir of dirs) {
+    for (const entry of await readdir(dir).catch(() => [] as string[])) if (entry.includes(runId)) found.push(`${dir}/${entry}`);
+  }
+  return found;
+}
+
+/** Waits up to `ms` for `check` to return an empty list; returns the last list. */
+export async function settleEmpty(check: () => Promise<string[]>, ms = 10_000): Promise<string[]> {
+  const deadline = Date.now() + ms;
+  let left = await check();
+  while (left.length > 0 && Date.now() < deadline) {
+    await sleep(200);
+    left = await check();
+  }
+  return left;
 }

@@ -2,6 +2,8 @@
 // faults the pipeline must name and clean up after (docs/transports.md).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
 import { startLab, type Lab } from '@deploykit/testlab';
 import { quoteWord } from '@deploykit/core';
 import { FrameEncoder } from '@deploykit/transport';
@@ -13,7 +15,9 @@ import {
   assertSameTree,
   borgProducer,
   createFixtures,
+  findRunTraces,
   seedPreviousData,
+  settleEmpty,
   sendFromA,
   THROTTLE,
   waitForLabProcess,
@@ -161,6 +165,65 @@ describe('ssh and local transports', { concurrency: false }, () => {
     const run = await sending;
     assert.equal(run.exitCode, 5);
     assert.match(run.stderr, /sender failed \(killed by SIGKILL\): the ssh connection to b dropped/);
+    await untouched();
+    await assertNoStreamProcesses(lab);
+    await assertNoLeftovers(lab, into);
+  });
+
+  /** Starts a throttled send of run `runId` on host a; resolves once its temp dirs (named with the run id) exist and the receiver runs. */
+  async function startRunSend(runId: string, into: string): Promise<{ sending: ReturnType<typeof sendFromA>; pid: number }> {
+    const sending = sendFromA(lab, ['--run-id', runId, '--name', 'volumes', '--to', 'b', '--retries', '0', '--producer', JSON.stringify(borgProducer(fixtures, 1_000_000)), '--into', into]);
+    const pid = await waitForLabProcess(lab, new RegExp(`^node \\S+deploy stream send .*--run-id ${runId}`));
+    // The receiver on b runs under the same run id, and a's temp dirs (control socket, attempt) carry it.
+    await waitForLabProcess(lab, new RegExp(`deploy stream receive .*--run-id ${runId}`));
+    const tmpA = `${lab.host('a').root}/tmp`;
+    const deadline = Date.now() + 15_000;
+    let named: string[] = [];
+    while (named.length < 2 && Date.now() < deadline) {
+      named = (await readdir(tmpA)).filter((entry) => entry.startsWith(`dk-${runId}-`));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.equal(named.length, 2, `a send of run ${runId} names its control and attempt dirs with the run id: ${named.join(', ')}`);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    return { sending, pid };
+  }
+
+  test('stream send --run-id, SIGTERMed: it stops both sides and removes everything of the run before it exits', async () => {
+    const runId = `term-${randomBytes(3).toString('hex')}`;
+    const into = `${b}/fault-sigterm/data`;
+    const untouched = await seedPreviousData(lab, into);
+    const { sending, pid } = await startRunSend(runId, into);
+    process.kill(pid, 'SIGTERM');
+    const run = await sending;
+    assert.equal(run.exitCode, 130, run.stderr);
+    assert.match(run.stderr, /SIGTERM: stopping and undoing/);
+    assert.deepEqual(await settleEmpty(() => findRunTraces(lab, runId)), [], `nothing of run ${runId} is left`);
+    await untouched();
+    await assertNoStreamProcesses(lab);
+    await assertNoLeftovers(lab, into);
+  });
+
+  test('stream send --run-id, SIGKILLed: the next send of the run and `stream cleanup --run-id` remove what it left', async () => {
+    const runId = `kill-${randomBytes(3).toString('hex')}`;
+    const into = `${b}/fault-sigkill/data`;
+    const untouched = await seedPreviousData(lab, into);
+    for (const next of ['send', 'cleanup'] as const) {
+      const { sending, pid } = await startRunSend(runId, into);
+      process.kill(pid, 'SIGKILL');
+      await sending;
+      // A killed process cleans up nothing: its dirs (and its ssh master, ControlPersist) remain.
+      const left = await findRunTraces(lab, runId);
+      assert.ok(left.some((trace) => trace.includes(`dk-${runId}-send${pid}-cm-`)) && left.some((trace) => trace.includes(`dk-${runId}-stream${pid}-`)), `the killed send left its dirs: ${left.join(', ')}`);
+      if (next === 'send') {
+        const again = await sendFromA(lab, ['--run-id', runId, '--name', 'note', '--to', 'b', '--retries', '0', '--producer', JSON.stringify(['echo', 'hi']), '--consumer', JSON.stringify(['sh', '-c', 'cat >/dev/null'])]);
+        assert.equal(again.exitCode, 0, again.stderr);
+      } else {
+        const cleanup = await lab.ssh('a', `deploy stream cleanup --run-id ${runId}`);
+        assert.equal(cleanup.exitCode, 0, cleanup.stderr);
+        assert.match(cleanup.stdout, new RegExp(`removed \\S+/dk-${runId}-send${pid}-cm-`));
+      }
+      assert.deepEqual(await settleEmpty(() => findRunTraces(lab, runId)), [], `after the ${next}, nothing of run ${runId} is left`);
+    }
     await untouched();
     await assertNoStreamProcesses(lab);
     await assertNoLeftovers(lab, into);

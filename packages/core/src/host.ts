@@ -28,6 +28,12 @@ export interface RunResult {
   readonly stderr: string;
   readonly durationMs: number;
   readonly timedOut: boolean;
+  /**
+   * ssh only: whether the remote command started (its pid marker arrived). ssh exits 255 both when
+   * it could not connect and when the connection was lost or the remote command was killed after
+   * it started; this tells the two apart.
+   */
+  readonly remoteStarted?: boolean;
 }
 
 /** A running command whose streams the caller consumes. */

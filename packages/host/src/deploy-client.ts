@@ -1,7 +1,8 @@
 import { DeployError, describeExit, EXIT_CODES, type CommandSpec, type ErrorKind, type Host, type HostProcess, type RunResult } from '@deploykit/core';
+import { describeSshFailure } from './ssh-host.js';
 import { tailLines } from './tail-buffer.js';
 
-/** Exit status of the OpenSSH client when the connection itself failed. */
+/** Exit status of the OpenSSH client when the connection failed or was lost. */
 const SSH_UNREACHABLE = 255;
 /** What a shell answers when the command is not on PATH. */
 const COMMAND_NOT_FOUND = 127;
@@ -84,14 +85,16 @@ export class DeployClient {
    * dependency errors saying what to check; our exit codes keep their kind, with the message and
    * hint the remote printed (its `--json` error, else its `deploy: ...` stderr lines).
    */
-  errorFor(result: Pick<RunResult, 'exitCode' | 'signal' | 'stderr'>, args: readonly string[], printed?: JsonErrorShape): DeployError {
+  errorFor(result: Pick<RunResult, 'exitCode' | 'signal' | 'stderr' | 'remoteStarted'>, args: readonly string[], printed?: JsonErrorShape): DeployError {
     const what = `deploy ${args.slice(0, 2).join(' ')}`;
     const where = this.host.name;
     const stderr = result.stderr.trim();
     if (this.host.kind === 'ssh' && result.exitCode === SSH_UNREACHABLE && printed === undefined) {
-      return new DeployError('dependency', 'HOST_UNREACHABLE', `cannot reach host ${where} over ssh: ${stderr.split('\n').pop() ?? ''}`, {
-        hint: `Check that \`ssh ${where} true\` works (keys, known_hosts, sshd running).`,
-      });
+      // Never started (no pid marker): unreachable. Started, then 255: the connection was lost or the remote deploy was killed.
+      const failure = describeSshFailure(result, where, `\`${what}\``);
+      return failure.kind === 'lost'
+        ? new DeployError('transport', 'SSH_CONNECTION_LOST', failure.message, { hint: failure.hint, details: { exitCode: result.exitCode } })
+        : new DeployError('dependency', 'HOST_UNREACHABLE', failure.message, { hint: failure.hint });
     }
     if (result.exitCode === COMMAND_NOT_FOUND || /(^|: )deploy: (command )?not found/m.test(stderr)) {
       return new DeployError('dependency', 'DEPLOY_MISSING', `deploy is not installed on host ${where} (${this.command.join(' ')}: not found)`, {

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isProcessRunning } from './process-groups.js';
+import { buildControlPath } from './ssh-argv.js';
 
 /**
  * Pids of this machine's processes whose environment has every `KEY=value` of `match` (read from
@@ -16,6 +17,26 @@ export function findProcessesByEnvironment(match: Readonly<Record<string, string
     try {
       const environ = readFileSync(`/proc/${name}/environ`, 'utf8').split('\0');
       if (wanted.every((entry) => environ.includes(entry)) && isProcessRunning(Number(name))) found.push(Number(name));
+    } catch {
+      // Gone meanwhile, or not ours to read.
+    }
+  }
+  return found;
+}
+
+/**
+ * Pids of the ssh ControlMaster processes serving a control dir. A master rewrites its process
+ * title (`ssh: <dir>/m [mux]`), which also wipes what /proc shows of its environment, so
+ * findProcessesByEnvironment cannot see it: its command line names the control dir instead (a dir
+ * named with a run id finds the run's master).
+ */
+export function findSshMasters(controlDir: string): number[] {
+  const title = `ssh: ${buildControlPath(controlDir)} [mux]`;
+  const found: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').replace(/\0+$/, '') === title && isProcessRunning(Number(name))) found.push(Number(name));
     } catch {
       // Gone meanwhile, or not ours to read.
     }

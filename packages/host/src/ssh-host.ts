@@ -12,8 +12,37 @@ import {
   type SshTarget,
 } from './ssh-argv.js';
 
-/** Exit status of the OpenSSH client when the connection itself failed. */
+/** Exit status of the OpenSSH client when the connection failed or was lost (or the remote command was killed by a signal). */
 export const SSH_CONNECTION_FAILED = 255;
+
+/** How long a kill() asked for before the remote pid marker arrived waits for it before it stops only the local ssh. */
+export const KILL_MARKER_WAIT_MS = 10_000;
+
+/**
+ * Says what ssh's exit 255 means for a command on `hostName`: `unreachable` when the remote command
+ * never started (no pid marker: refused, unresolvable, no route, authentication failed), `lost` when
+ * it had started and then the connection dropped or the remote process was killed. The message names
+ * what happened and `what` was running; the hint says what to do next.
+ */
+export function describeSshFailure(result: Pick<RunResult, 'stderr' | 'remoteStarted'>, hostName: string, what: string): { kind: 'unreachable' | 'lost'; message: string; hint: string } {
+  const sshLine = result.stderr
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('Warning: Permanently added'))
+    .pop();
+  if (result.remoteStarted === true) {
+    return {
+      kind: 'lost',
+      message: `the connection to ${hostName} was lost or the remote process was killed while ${what} ran there (ssh exit 255${sshLine ? `: ${sshLine}` : ', no message: the remote command was killed by a signal'})`,
+      hint: `It had started on ${hostName}: check whether ${hostName} is up and something killed it there (OOM killer, a reboot, an operator, sshd restarted), then run it again.`,
+    };
+  }
+  return {
+    kind: 'unreachable',
+    message: `cannot reach host ${hostName} over ssh${sshLine ? `: ${sshLine}` : ''}`,
+    hint: `Check that \`ssh ${hostName} true\` works (keys, known_hosts, sshd running).`,
+  };
+}
 
 /**
  * Takes the remote pid marker line out of stderr and reports the pid. The marker is the remote
@@ -102,13 +131,42 @@ export class SshHost implements Host {
     if (input === undefined && preamble.length > 0 && proc.stdin) proc.stdin.write(preamble);
     if (input === undefined && spec.stdin !== 'pipe' && proc.stdin && preamble.length > 0) proc.stdin.end();
     let remotePid: number | undefined;
+    // A kill() asked for before the marker arrived: sent once it does (or given up, see kill()).
+    let pendingKill: NodeJS.Signals | undefined;
+    let markerWait: NodeJS.Timeout | undefined;
+    let exited = false;
     const stderrTail = new TailBuffer(spec.maxBuffer ?? 1024 * 1024);
-    const stderr = proc.stderr.pipe(new PidMarkerFilter((pid) => (remotePid = pid)));
+    const stderr = proc.stderr.pipe(
+      new PidMarkerFilter((pid) => {
+        remotePid = pid;
+        if (pendingKill !== undefined) {
+          const signal = pendingKill;
+          pendingKill = undefined;
+          clearTimeout(markerWait);
+          kill(signal);
+        }
+      }),
+    );
     const stderrOut = new PassThrough();
     stderr.on('data', (chunk: Buffer) => stderrTail.push(chunk));
     stderr.pipe(stderrOut);
-    const done = proc.wait().then((result) => ({ ...result, argv: spec.argv, stderr: stderrTail.text() }));
+    const done = proc.wait().then((result) => {
+      exited = true;
+      clearTimeout(markerWait);
+      return { ...result, argv: spec.argv, stderr: stderrTail.text(), remoteStarted: remotePid !== undefined };
+    });
     const kill = (signal: NodeJS.Signals = 'SIGTERM'): void => {
+      if (remotePid === undefined && !exited) {
+        // The remote command may run already with its marker still on its way (in ssh's pipe, or
+        // not read yet on a busy machine): killing only our ssh now would leave it running there
+        // (no pty, no SIGHUP). Wait for the marker and signal the remote group then; when none
+        // comes (the connection is not up yet or never will be), stop our ssh after a while.
+        pendingKill = pendingKill === 'SIGKILL' ? pendingKill : signal;
+        markerWait ??= setTimeout(() => {
+          if (pendingKill !== undefined) proc.kill(pendingKill === 'SIGINT' ? 'SIGTERM' : pendingKill);
+        }, KILL_MARKER_WAIT_MS);
+        return;
+      }
       // SIGINT asks the remote command to stop gracefully: keep our channel open so its last words
       // (and its cleanup, which a closed pipe would break) still come through. Other signals end both.
       const graceful = signal === 'SIGINT' && remotePid !== undefined;

@@ -1,5 +1,5 @@
 import { ConfigError, TransportError } from '@deploykit/core';
-import { SshHost, SSH_CONNECTION_FAILED } from '@deploykit/host';
+import { describeSshFailure, SshHost, SSH_CONNECTION_FAILED } from '@deploykit/host';
 import { loadGlobalConfig } from '@deploykit/manifest';
 import type { GlobalOptions } from './global-options.js';
 
@@ -48,8 +48,10 @@ export async function delegateToHost(options: GlobalOptions, argv: readonly stri
       process.removeListener('SIGTERM', forward);
     });
     if (result.exitCode === SSH_CONNECTION_FAILED) {
-      throw new TransportError('SSH_FAILED', `cannot reach host "${host.name}" over ssh (${host.target.destination})`, {
-        hint: 'Check `ssh ' + host.target.destination + ' true` works (keys, known_hosts, sshd running).',
+      // Unreachable only when the remote deploy never started; else the connection was lost or it was killed there.
+      const failure = describeSshFailure(result, host.name, `\`deploy ${stripHostOption(argv).slice(0, 2).join(' ')}\``);
+      throw new TransportError(failure.kind === 'lost' ? 'SSH_CONNECTION_LOST' : 'SSH_FAILED', failure.kind === 'lost' ? failure.message : `${failure.message} (${host.target.destination})`, {
+        hint: failure.kind === 'lost' ? failure.hint : 'Check `ssh ' + host.target.destination + ' true` works (keys, known_hosts, sshd running).',
       });
     }
     return result.exitCode ?? 1;

@@ -6,6 +6,7 @@ import { createSqlClient } from '../database/sql-client.js';
 import type { HostContext } from '../host-context.js';
 import { specialFilesError } from './archive-listing.js';
 import { buildBorgEnv } from './borg-env.js';
+import { describeBorgFailure, runBorgList } from './borg-list.js';
 import { isFidelityTrivial, scanFidelity, type FidelityMetadata } from './fidelity.js';
 import { findOnPath } from './host-facts.js';
 
@@ -38,14 +39,18 @@ export async function runSourcePreflight(options: { app: AppFolder; source: Host
   const notes: string[] = [];
   const engine = engineOfApp(app);
   const borgEnv = await buildBorgEnv(app, options.source);
-  const last = await host.run({ argv: ['borg', 'list', '--short', '--last', '1'], env: borgEnv });
+  // A locked repository throws (BORG_LOCKED, naming the lock): it is not "no archive yet".
+  const last = await runBorgList(host, borgEnv, ['--short', '--last', '1'], 'the migrate preflight');
   const latestArchive = last.exitCode === 0 ? last.stdout.trim() || null : null;
   const databaseName = app.manifest.database.name;
   let archiveHasDump = engine !== undefined;
   if (latestArchive && engine && databaseName) {
     const dump = engine.archivedDumpPath(databaseName);
-    const listed = await host.run({ argv: ['borg', 'list', '--short', `::${latestArchive}`, dump], env: borgEnv });
+    const listed = await runBorgList(host, borgEnv, ['--short', `::${latestArchive}`, dump], 'the migrate preflight');
     archiveHasDump = listed.exitCode === 0 && listed.stdout.split('\n').includes(dump);
+  } else if (last.exitCode !== 0) {
+    // E.g. a repository bin/backup has not made yet: say what borg said, not just "no archive".
+    notes.push(`borg list of ${borgEnv.BORG_REPO ?? 'the repository'} failed (${describeBorgFailure(last)}): no archive to read; sizes come from the volumes on disk; the backup step makes the first archive`);
   } else if (!latestArchive) {
     // The app's bin/backup puts the dump into the archive (the archive contract, docs/app-folder.md).
     notes.push('no archive yet: sizes come from the volumes on disk; the backup step makes the first archive');

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, type Writable } from 'node:stream';
 import {
+  DependencyError,
   DeployError,
   displayArgv,
   formatBytes,
@@ -16,7 +17,7 @@ import {
   type HostProcess,
   type Secret,
 } from '@deploykit/core';
-import { controlDirParents, findProcessesByEnvironment, stopProcesses, type DeployClient } from '@deploykit/host';
+import { controlDirParents, findProcessesByEnvironment, findSshMasters, stopProcesses, type DeployClient } from '@deploykit/host';
 import { BundleWriter, ByteMeter, buildFflShareArgv, describeExit, readLines, startFflShare, type FflShare, type SenderChannel, type StreamPath, type Transport, type TransportOptions } from '@deploykit/transport';
 import { createSqlClient } from '../database/sql-client.js';
 import { readDumpSettings } from '../database/dump-settings.js';
@@ -26,6 +27,7 @@ import { runPhase } from '../script-runner.js';
 import { acquireAppLock, type AppLock } from './app-lock.js';
 import { pruneMigrationArchives, type PruneReport } from './archive-retention.js';
 import { listArchivedVolumeEntries } from './archive-listing.js';
+import { describeBorgFailure, runBorgList } from './borg-list.js';
 import { Journal, journalDir } from './journal.js';
 import type { MigrationContents, MigrationDatabase, MigrationHeader } from './migration-header.js';
 import type { SourcePreflight } from './source-preflight.js';
@@ -235,6 +237,9 @@ export async function recoverSourceRun(runId: string): Promise<string[]> {
   for (const parent of new Set([tmpdir(), ...controlDirParents()])) {
     for (const name of await readdir(parent).catch(() => [] as string[])) {
       if (!name.startsWith(`dk-${runId}-`)) continue;
+      // An ssh master's process title hides its environment: it is found by its control dir.
+      const masters = await stopProcesses(findSshMasters(join(parent, name)));
+      if (masters.length > 0) done.push(`stopped the ssh master of ${join(parent, name)}`);
       await rm(join(parent, name), { recursive: true, force: true });
       done.push(`removed ${join(parent, name)}`);
     }
@@ -529,7 +534,8 @@ class SourceRun {
     const options = this.#options;
     if (offer === undefined || !options.resume) return undefined;
     if (this.#archive !== undefined) return offer.archive === this.#archive.name ? this.#archive : undefined;
-    const listed = await options.localHost.run({ argv: ['borg', 'list', '--short', `::${offer.archive}`, '--last', '1'], env: options.preflight.borgEnv });
+    // A locked repository throws (BORG_LOCKED): it does not mean the archive is gone.
+    const listed = await runBorgList(options.localHost, options.preflight.borgEnv, ['--short', `::${offer.archive}`, '--last', '1'], 'the resume check');
     if (listed.exitCode !== 0) return undefined;
     const rowCounts = await readRowCountsOfArchive(options, offer.archive);
     if (options.preflight.engine !== undefined && rowCounts === undefined) return undefined;
@@ -1037,7 +1043,12 @@ async function buildContents(options: SourceRunOptions, archive: string, rowCoun
   const databaseFixups = engine?.exportObjectFixups && name ? await engine.exportObjectFixups(createSqlClient(options.localHost, engine.clientArgv), name) : undefined;
   let historyArchives: string[] | undefined;
   if (options.withHistory) {
-    const listed = await options.localHost.run({ argv: ['borg', 'list', '--short'], env: preflight.borgEnv });
+    const listed = await runBorgList(options.localHost, preflight.borgEnv, ['--short'], 'listing the archives to carry (--with-history)');
+    if (listed.exitCode !== 0) {
+      throw new DependencyError('BORG_LIST_FAILED', `borg list of ${preflight.borgEnv.BORG_REPO ?? 'the repository'} failed (${describeBorgFailure(listed)}): the archive history to carry is unknown`, {
+        hint: 'Run `borg list` on the repository by hand (with the app\'s passphrase) to see why, fix it, then run migrate again.',
+      });
+    }
     historyArchives = listed.stdout.split('\n').filter(Boolean);
   }
   return {

@@ -227,7 +227,9 @@ interface AttemptOptions extends RunStreamOptions {
 
 /** Runs one attempt; always cleans up after itself. */
 async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
-  const attemptDir = await mkdtemp(join(tmpdir(), `dk-stream-${options.name}-`));
+  // Named with the run id and our pid (`dk-<run>-stream<pid>-<name>-*`): if this process is killed,
+  // a later send of the run or `deploy stream cleanup --run-id` finds it (packages/deploy recoverStreamSends).
+  const attemptDir = await mkdtemp(join(tmpdir(), `${streamTempPrefix(options.runId)}-${options.name}-`));
   const failures: StageFailure[] = [];
   let onFailure: () => void = () => undefined;
   const failed = new Promise<void>((resolve) => (onFailure = resolve));
@@ -420,6 +422,14 @@ async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
     }
     await rm(attemptDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The start of the name of every temp dir a stream sender of `runId` in this process makes:
+ * `dk-<run id>-stream<pid>`. The run id finds it, the pid tells whether its owner still runs.
+ */
+export function streamTempPrefix(runId: string, pid: number = process.pid): string {
+  return `dk-${runId}-stream${pid}`;
 }
 
 /** Presents a readable stream as a producer process: exit 0 at its end, 1 on an error. */

@@ -2,7 +2,7 @@ import { DEFAULT_READY_SECONDS, DEFAULT_RETRIES, DEFAULT_STALL_SECONDS, describe
 import { EXIT_CODES, formatBytes, formatDuration, TransportError, UsageError } from '@deploykit/core';
 import { cleanupStream, receiveStream } from '../../actions/stream-receive.js';
 import { createStreamEventPublisher, createTtyProgress } from '../../actions/stream-events.js';
-import { sendStream } from '../../actions/stream-send.js';
+import { recoverStreamSends, sendStream } from '../../actions/stream-send.js';
 import type { CommandContext } from '../command-context.js';
 import type { CommandOutcome, DeployCommand } from '../deploy-command.js';
 
@@ -33,6 +33,18 @@ function readConsumer(args: Record<string, unknown>): ConsumerSpec {
   return into !== undefined ? { kind: 'into', dir: into } : { kind: 'command', argv: argv! };
 }
 
+/** `--run-id`: it names temp and staging dirs, so only letters, digits, `.`, `_` and `-` (not first). */
+function readRunId(args: Record<string, unknown>): string | undefined {
+  if (args.runId === undefined || args.runId === '') return undefined;
+  const runId = String(args.runId);
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(runId)) {
+    throw new UsageError('STREAM_BAD_RUN_ID', `--run-id ${JSON.stringify(runId)} cannot name a directory: use up to 64 letters, digits, '.', '_' and '-', starting with a letter or digit`, {
+      hint: 'Pass the migration\'s run id as it is ($DEPLOY_RUN_ID in a bin/migrate), e.g. --run-id 20261121T202500Z-3fa9c1.',
+    });
+  }
+  return runId;
+}
+
 function readNumber(args: Record<string, unknown>, key: string): number | undefined {
   const value = args[key];
   if (value === undefined) return undefined;
@@ -45,10 +57,15 @@ function createEventSink(context: CommandContext): { onEvent: (event: StreamEven
   const tty = !context.options.quiet && !context.options.jsonl && !context.options.json && process.stderr.isTTY === true;
   const progress = tty ? createTtyProgress(process.stderr) : undefined;
   const publish = createStreamEventPublisher(context.bus, tty ? {} : { quietProgressEveryMs: 5000 });
+  // Our stdout is the ssh channel back to the sender (receive --jsonl): when the connection is lost
+  // or the sender was killed, writing to it fails with EPIPE. That must not kill us before we stop
+  // the consumer and remove staging: we stop writing and finish the cleanup.
+  let stdoutGone = false;
+  if (context.options.jsonl) process.stdout.on('error', () => (stdoutGone = true));
   return {
     onEvent(event) {
       progress?.update(event);
-      if (context.options.jsonl) process.stdout.write(`${JSON.stringify(event)}\n`);
+      if (context.options.jsonl && !stdoutGone) process.stdout.write(`${JSON.stringify(event)}\n`);
       publish(event);
     },
     close: () => progress?.clear(),
@@ -69,8 +86,12 @@ async function runSend(context: CommandContext, args: Record<string, unknown>): 
   const fflPath = typeof args.fflPath === 'string' ? args.fflPath : undefined;
   const fflUrl = typeof args.fflUrl === 'string' ? args.fflUrl : undefined;
   const fflSha256 = typeof args.fflSha256 === 'string' ? args.fflSha256 : undefined;
+  const runId = readRunId(args);
   const result = await sendStream(context, {
     name: String(args.name),
+    ...(runId === undefined ? {} : { runId }),
+    // SIGTERM/Ctrl+C abort the stream: both hosts' processes stop, temp and staging dirs go.
+    signal: context.signal,
     transport,
     ...(typeof args.to === 'string' ? { to: args.to } : {}),
     ...(producer === undefined ? { producerStream: process.stdin } : { producer }),
@@ -99,7 +120,7 @@ async function runReceive(context: CommandContext, args: Record<string, unknown>
   // receiver kill its consumer and its transport (ffl), and remove staging and temp dirs, before we exit.
   const result = await receiveStream(context, {
     name: String(args.name),
-    runId: typeof args.runId === 'string' ? args.runId : context.runId,
+    runId: readRunId(args) ?? context.runId,
     consumer: readConsumer(args),
     stallSeconds: readNumber(args, 'stallSeconds') ?? DEFAULT_STALL_SECONDS,
     readySeconds: readNumber(args, 'readySeconds') ?? DEFAULT_READY_SECONDS,
@@ -119,17 +140,25 @@ async function runReceive(context: CommandContext, args: Record<string, unknown>
 }
 
 async function runCleanup(args: Record<string, unknown>): Promise<CommandOutcome> {
-  if (typeof args.into !== 'string' || args.into === '') throw new UsageError('STREAM_CLEANUP_INTO', 'stream cleanup needs --into DIR', { hint: 'Name the folder whose staging dirs to remove.' });
-  const removed = await cleanupStream(args.into, typeof args.runId === 'string' ? args.runId : undefined);
-  return { exitCode: EXIT_CODES.ok, json: { removed }, text: removed.length === 0 ? 'nothing to clean up' : `removed:\n${removed.map((p) => `  ${p}`).join('\n')}` };
+  const runId = readRunId(args);
+  const into = typeof args.into === 'string' && args.into !== '' ? args.into : undefined;
+  if (into === undefined && runId === undefined) {
+    throw new UsageError('STREAM_CLEANUP_WHAT', 'stream cleanup needs --into DIR (target side) or --run-id ID (either side)', { hint: 'Name the folder whose staging dirs to remove, or the run whose killed sends to clean up.' });
+  }
+  // Source side: what a killed `stream send` of the run left here (temp dirs, ssh master, producer).
+  const recovered = runId === undefined ? [] : await recoverStreamSends(runId);
+  // Target side: the staging dirs beside DIR.
+  const removed = into === undefined ? [] : await cleanupStream(into, runId);
+  const lines = [...recovered, ...removed.map((path) => `removed ${path}`)];
+  return { exitCode: EXIT_CODES.ok, json: { removed, recovered }, text: lines.length === 0 ? 'nothing to clean up' : lines.join('\n') };
 }
 
 /** `deploy stream send|receive|cleanup`: the streaming building blocks a bin/migrate composes. */
 export const streamCommand: DeployCommand = {
   command: 'stream <action>',
   describe: 'Send a framed stream to another host, receive one, or clean up after a failed one (docs/transports.md)',
-  // receive cleans up on SIGTERM/Ctrl+C (the sending side's abort); send and cleanup stop at once.
-  interruptible: (args) => args.action === 'receive',
+  // send and receive clean up on SIGTERM/Ctrl+C (receive: the sending side's abort); cleanup stops at once.
+  interruptible: (args) => args.action === 'receive' || args.action === 'send',
   builder: (y) =>
     y
       .positional('action', { choices: ['send', 'receive', 'cleanup'] as const, describe: 'send (source side), receive (target side), cleanup (target side)' })
@@ -139,7 +168,7 @@ export const streamCommand: DeployCommand = {
       .option('consumer', { type: 'string', describe: 'Consumer: command reading the payload on stdin, as a JSON argv array', group: 'Stream:' })
       .option('stall-seconds', { type: 'number', describe: `Abort when no byte moved for this long, counted from the first payload byte [default ${DEFAULT_STALL_SECONDS}]`, group: 'Stream:' })
       .option('ready-seconds', { type: 'number', describe: `Abort when the first payload byte has not reached the receiver this long after the start (target start, ffl link and WebRTC setup; send passes it to receive) [default ${DEFAULT_READY_SECONDS}]`, group: 'Stream:' })
-      .option('run-id', { type: 'string', describe: 'Run id (names staging dirs; cleanup removes those of this run)', group: 'Stream:' })
+      .option('run-id', { type: 'string', describe: 'Run id (names temp and staging dirs; send: the migration\'s run id; cleanup removes what a killed run left)', group: 'Stream:' })
       .option('to', { type: 'string', describe: 'send: target host, named in the global config', group: 'Send:' })
       .option('producer', { type: 'string', describe: 'send: producer command as a JSON argv array (default: read the payload from stdin)', group: 'Send:' })
       .option('retries', { type: 'number', describe: `send: re-run the whole stream this many times [default ${DEFAULT_RETRIES}]`, group: 'Send:' })
@@ -157,6 +186,7 @@ export const streamCommand: DeployCommand = {
     [`deploy stream receive --name volumes --into /srv/apps/notes/data --jsonl < framed`, 'Target side (started by send over ssh; --from - is the default)'],
     [`DEPLOY_PICKUP_CODE=123456 deploy stream receive --name database --from https://x.fastfilelink.com/abcd1234 --consumer '["pg_restore","-d","notes"]'`, 'Target side of an ffl share'],
     [`deploy stream cleanup --into /srv/apps/notes/data --run-id 20261121T202500Z-3fa9c1`, 'Remove staging a failed run left'],
+    [`deploy stream cleanup --run-id 20261121T202500Z-3fa9c1`, 'Source side: remove what a killed stream send of that run left (temp dirs, ssh master)'],
   ],
   async run(context, args) {
     const action = String(args.action);
