@@ -3,6 +3,13 @@ import type { SqlClient } from './sql-client.js';
 /** Which part of an app's roles SQL: accounts (and grants that need no table), or the grants on objects. */
 export type RolesSqlPart = 'users' | 'grants' | 'all';
 
+/** An extension one of the app's roles owns on the source, which that role creates on the target before the restore. */
+export interface ExtensionOwner {
+  readonly name: string;
+  readonly schema: string;
+  readonly owner: string;
+}
+
 /** The consumer restoring a database part on the target, under its staging name. */
 export interface RestoreConsumer {
   readonly argv: readonly string[];
@@ -18,8 +25,11 @@ export interface RestoreConsumer {
 export type DatabaseStaging =
   | {
       readonly kind: 'rename';
-      /** Creates the (empty) staging database a restore goes into. */
-      createStaging(client: SqlClient, staging: string, settingsSql?: string): Promise<void>;
+      /**
+       * Creates the (empty) staging database a restore goes into; in it, each of `extensions` is created by
+       * its owner (the dump records no extension owner; the restore then finds it there and leaves it).
+       */
+      createStaging(client: SqlClient, staging: string, settingsSql?: string, extensions?: readonly ExtensionOwner[]): Promise<void>;
       /** The consumer restoring a dump into `staging`. */
       restoreConsumer(staging: string): RestoreConsumer;
       /** Applies, inside the restored staging database, what the dump could not express (the source's exportObjectFixups). */
@@ -74,9 +84,15 @@ export interface DatabaseEngine {
   exportRolesSql(client: SqlClient, roles: readonly string[], part: RolesSqlPart): Promise<string>;
   /**
    * SQL (from the source's live database) for what the engine's dump leaves out and `staging.fixRestored`
-   * applies in the restored database (PostgreSQL: extension owners, explicit owner-default ACLs).
+   * applies in the restored database (PostgreSQL: explicit owner-default ACLs).
    */
   exportObjectFixups?(client: SqlClient, database: string): Promise<string>;
+  /**
+   * The extensions not owned by a superuser in the source's live `database`: those `staging.createStaging`
+   * can have their owner create before the restore, and a note for each other one (which arrives owned
+   * by the target's admin) saying why. Read by the source preflight, before any byte moves.
+   */
+  readExtensionOwners?(client: SqlClient, database: string, roles: readonly string[]): Promise<{ extensions: ExtensionOwner[]; notes: string[] }>;
   /** The accounts that exist for these role names (PostgreSQL: the names; MariaDB: 'user'@'host'). */
   listAccounts(client: SqlClient, roles: readonly string[]): Promise<string[]>;
   /** Creates bare, login-less roles for names that do not exist, so a restore can give them objects; returns the ones made. */

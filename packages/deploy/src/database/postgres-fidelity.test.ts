@@ -10,8 +10,11 @@ import { POSTGRES_FIDELITY_SQL, postgresEngine } from './postgres.js';
 import { createSqlClient, type SqlClient } from './sql-client.js';
 
 // A round trip of an app's roles and database between two throwaway PostgreSQL clusters, doing what
-// `deploy migrate` does on each side (roles SQL, dump settings, object fixups, restore into the staging
-// name, roles at the commit, rename, database settings), then comparing the catalogs field by field.
+// `deploy migrate` does on each side (extension owners read by the preflight, roles SQL, dump settings,
+// object fixups; on the target: bare roles, staging database with the app role's extensions created by
+// it, restore, fixups, roles at the commit, rename, database settings), then comparing the catalogs
+// field by field. Two extensions cannot keep their owner (hstore in its own schema, untrusted
+// pgstattuple): the preflight names both, and they are the only difference.
 
 const PG_BIN = '/usr/lib/postgresql/15/bin';
 
@@ -57,6 +60,7 @@ GRANT ALL ON DATABASE notes TO app;
 SET ROLE app;
 CREATE EXTENSION pgcrypto;
 CREATE SCHEMA side;
+CREATE EXTENSION hstore WITH SCHEMA side;
 CREATE TABLE t (id int, secret text);
 CREATE TABLE u (id serial, v text);
 CREATE TABLE side.w (id int);
@@ -71,6 +75,12 @@ GRANT USAGE ON SEQUENCE u_id_seq TO reader;
 ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO reader;
 ALTER DEFAULT PRIVILEGES IN SCHEMA side GRANT EXECUTE ON FUNCTIONS TO reader;
 RESET ROLE;
+CREATE SCHEMA tools AUTHORIZATION app;
+ALTER ROLE app SUPERUSER;
+SET ROLE app;
+CREATE EXTENSION pgstattuple WITH SCHEMA tools;
+RESET ROLE;
+ALTER ROLE app NOSUPERUSER;
 `;
 
 /** The catalogs compared (server-wide ones for the app's roles; database ones inside notes), one text line per row. */
@@ -89,17 +99,25 @@ test('PostgreSQL roles and database round-trip between two clusters with every r
     const [a, b] = await startClusters(dir);
     await a.sql.query(FIXTURE);
     const roles = ['app', 'reader'];
-    // The source: roles SQL, the dump's database settings, the fixups pg_dump cannot express.
+    // The source: extension owners (preflight), roles SQL, the dump's database settings, the fixups pg_dump cannot express.
+    const owners = await postgresEngine.readExtensionOwners!(a.sql, 'notes', roles);
+    assert.deepEqual(owners.extensions, [{ name: 'pgcrypto', schema: 'public', owner: 'app' }]);
+    assert.deepEqual(owners.notes, [
+      "database: extension hstore is owned by app here but will be owned by the target's admin: PostgreSQL cannot change an extension's owner, and hstore lives in schema side, which the restore creates only after the extension would have to exist",
+      "database: extension pgstattuple is owned by app here but will be owned by the target's admin: PostgreSQL cannot change an extension's owner, and pgstattuple is not a trusted extension, so only a superuser can create it",
+    ]);
     const usersSql = await postgresEngine.exportRolesSql(a.sql, roles, 'users');
     const settings = await readDumpSettings(a.host, { argv: ['pg_dump', '--format=custom', '--schema-only', '--no-password', '--dbname=notes'] }, postgresEngine.settings!, dir);
     const fixups = await postgresEngine.exportObjectFixups!(a.sql, 'notes');
-    // The target, in migrate's order: bare roles, staging database, restore, fixups, roles at the commit, rename, settings.
+    assert.doesNotMatch(fixups, /pg_extension|pg_shdepend|pg_authid|UPDATE |INSERT |DELETE /, 'the fixups write no system catalog');
+    // The target, in migrate's order: bare roles, staging database (pgcrypto created in it by app), restore, fixups, roles at the commit, rename, settings.
     const staging = postgresEngine.staging;
     assert.equal(staging.kind, 'rename');
     if (staging.kind !== 'rename') return;
     await b.sql.query('CREATE ROLE outsider NOLOGIN;\n');
     await postgresEngine.createMissingRoles(b.sql, roles);
-    await staging.createStaging(b.sql, 'dk_run_stage', settings);
+    await staging.createStaging(b.sql, 'dk_run_stage', settings, owners.extensions);
+    assert.equal((await b.sql.query("SELECT e.extname || ' ' || pg_get_userbyid(e.extowner) || ' ' || pg_get_userbyid(d.datdba) FROM pg_extension e, pg_database d WHERE e.extname <> 'plpgsql' AND d.datname = current_database();\n", 'dk_run_stage')).trim(), 'pgcrypto app app', 'before the restore: pgcrypto made by app, the database owner put back');
     const dump = spawn('pg_dump', ['--format=custom', '--no-password', '--dbname=notes'], { env: { ...process.env, ...a.env }, stdio: ['ignore', 'pipe', 'inherit'] });
     const restore = spawn(staging.restoreConsumer('dk_run_stage').argv[0]!, staging.restoreConsumer('dk_run_stage').argv.slice(1), { env: { ...process.env, ...b.env }, stdio: ['pipe', 'inherit', 'inherit'] });
     dump.stdout.pipe(restore.stdin);
@@ -111,6 +129,12 @@ test('PostgreSQL roles and database round-trip between two clusters with every r
 
     const source = await catalogs(a.sql);
     const target = await catalogs(b.sql);
+    // What the notes named, and only that: hstore and pgstattuple (and pgstattuple's functions, which its untrusted
+    // script gave to the superuser that ran it) belong to the target's admin.
+    const named = (line: string): boolean => /^(hstore|pgstattuple)\|/.test(line) || line.startsWith('tools.');
+    for (const name of ['extensions', 'routineAcls'] as const) {
+      source[name] = source[name]!.map((line) => (named(line) ? line.replace(/\bapp\b/g, 'postgres').replace(/\|o:postgres$/, '|') : line));
+    }
     for (const name of Object.keys(source)) {
       await t.test(name, () => assert.deepEqual(target[name], source[name], `${name} differs between source and target`));
     }
@@ -119,7 +143,7 @@ test('PostgreSQL roles and database round-trip between two clusters with every r
     assert.match(source.roles!.join('\n'), /2031-02-03/);
     assert.match(source.roleComments!.join('\n'), /the app's own role/);
     assert.match(source.roleSettingsInDatabase!.join('\n'), /notes\|app\|\{work_mem=8MB\}/);
-    assert.match(source.extensions!.join('\n'), /pgcrypto\|app/);
+    assert.match(source.extensions!.join('\n'), /^pgcrypto\|app\|.*\|public\|o:app$/m);
     assert.match(source.relationAcls!.join('\n'), /public\.t\|r\|app\|\{app=r\/app\}/);
     assert.match(source.relationAcls!.join('\n'), /public\.u\|r\|app\|\{app=arwdDxt\/app\}/);
     assert.ok(source.defaultAcls!.length === 2 && source.columnAcls!.length === 2 && source.memberships!.length === 1);

@@ -1,5 +1,5 @@
 import { checkIdentifier, quotePgIdentifier, sqlLiteral } from './identifiers.js';
-import type { DatabaseEngine } from './engine.js';
+import type { DatabaseEngine, ExtensionOwner } from './engine.js';
 
 /** The SQL (fed to psql on stdin) that counts the rows of every user table, one `name|count` line each. */
 export const POSTGRES_ROW_COUNTS_SQL = `SELECT format('SELECT %L, count(*) FROM %I.%I', schemaname || '.' || tablename, schemaname, tablename)
@@ -62,29 +62,82 @@ const NOT_EXTENSION_MEMBER = (catalog: string, oid: string): string =>
   `NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = '${catalog}'::regclass AND d.objid = ${oid} AND d.deptype = 'e')`;
 
 /**
+ * SQL run on the source's app database (psql -At) printing one JSON list: every extension whose owner
+ * is not a superuser, with its schema, whether the source's PostgreSQL marks its version trusted, and
+ * the extensions it requires. pg_dump records no extension owner (the restore's CREATE EXTENSION makes
+ * the restoring admin the owner) and PostgreSQL has no ALTER EXTENSION ... OWNER TO; see
+ * planExtensionOwners for which ones the owner can create on the target before the restore.
+ */
+export const POSTGRES_EXTENSION_OWNERS_SQL = `SELECT COALESCE(json_agg(json_build_object('name', e.extname, 'schema', n.nspname, 'owner', r.rolname,
+    'trusted', COALESCE((SELECT bool_or(v.trusted) FROM pg_available_extension_versions v WHERE v.name = e.extname AND v.version = e.extversion), false),
+    'requires', COALESCE((SELECT json_agg(x.extname ORDER BY x.extname) FROM pg_depend d JOIN pg_extension x ON x.oid = d.refobjid
+       WHERE d.classid = 'pg_extension'::regclass AND d.objid = e.oid AND d.refclassid = 'pg_extension'::regclass), '[]'::json)) ORDER BY e.extname), '[]'::json)
+FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace JOIN pg_roles r ON r.oid = e.extowner WHERE NOT r.rolsuper;
+`;
+
+/** One row of POSTGRES_EXTENSION_OWNERS_SQL. */
+export interface SourceExtension {
+  readonly name: string;
+  readonly schema: string;
+  readonly owner: string;
+  readonly trusted: boolean;
+  readonly requires: readonly string[];
+}
+
+/**
+ * Which non-superuser-owned extensions keep their owner: the owner creates them in the fresh staging
+ * database before the restore (whose CREATE EXTENSION IF NOT EXISTS then leaves them), in the order
+ * their requirements need. That works only for an extension that is trusted (else only a superuser
+ * can create it), lives in public (the one schema a fresh database has: the restore creates the
+ * others only after the extension would have to exist), is owned by one of the app's roles (the
+ * roles the target has at that point) and requires only extensions kept the same way. Every other
+ * one arrives owned by the target's admin and gets a note saying so and why.
+ */
+export function planExtensionOwners(found: readonly SourceExtension[], roles: readonly string[]): { extensions: ExtensionOwner[]; notes: string[] } {
+  const byName = new Map(found.map((extension) => [extension.name, extension]));
+  const why = new Map<string, string | null>();
+  const reason = (extension: SourceExtension, seen: readonly string[]): string | null => {
+    if (why.has(extension.name)) return why.get(extension.name)!;
+    let because: string | null = null;
+    if (!roles.includes(extension.owner)) because = `${extension.owner} is not one of the app's roles (database.roles), so the target may not have it`;
+    else if (!extension.trusted) because = `${extension.name} is not a trusted extension, so only a superuser can create it`;
+    else if (extension.schema !== 'public') because = `${extension.name} lives in schema ${extension.schema}, which the restore creates only after the extension would have to exist`;
+    else {
+      for (const required of extension.requires) {
+        const other = byName.get(required);
+        if (other === undefined || seen.includes(required) || reason(other, [...seen, extension.name]) !== null) {
+          because = `${extension.name} requires extension ${required}, which only the restore creates`;
+          break;
+        }
+      }
+    }
+    why.set(extension.name, because);
+    return because;
+  };
+  const extensions: ExtensionOwner[] = [];
+  const notes: string[] = [];
+  const add = (extension: SourceExtension): void => {
+    if (extensions.some((kept) => kept.name === extension.name)) return;
+    for (const required of extension.requires) add(byName.get(required)!);
+    extensions.push({ name: extension.name, schema: extension.schema, owner: extension.owner });
+  };
+  for (const extension of found) {
+    const because = reason(extension, []);
+    if (because === null) add(extension);
+    else notes.push(`database: extension ${extension.name} is owned by ${extension.owner} here but will be owned by the target's admin: PostgreSQL cannot change an extension's owner, and ${because}`);
+  }
+  return { extensions, notes };
+}
+
+/**
  * SQL run on the source's app database (psql -At) that prints SQL for what pg_dump cannot express,
- * to run in the restored (staging) database as the target's admin:
- * - extension owners: pg_dump's CREATE EXTENSION makes the restoring admin the owner, and PostgreSQL
- *   has no ALTER EXTENSION ... OWNER TO; the owner is set in pg_extension and its owner dependency in
- *   pg_shdepend as CREATE EXTENSION run by that role records them. A missing owner role stops the run.
- * - ACLs that equal the owner's default but are explicit (e.g. after GRANT ALL ON t TO its owner):
- *   pg_dump leaves them out, the target would show NULL; a GRANT ALL to the owner makes them explicit.
+ * to run in the restored (staging) database as the target's admin: ACLs that equal the owner's
+ * default but are explicit (e.g. after GRANT ALL ON t TO its owner). pg_dump leaves them out, the
+ * target would show NULL; a GRANT ALL to the owner makes them explicit. (Extension owners are not
+ * fixed up afterwards: their owners create them before the restore, see planExtensionOwners.)
  * Every statement is a DO block whose body is one quoted literal, so no name can end it early.
  */
-export const POSTGRES_OBJECT_FIXUPS_SQL = `SELECT format('DO %L;', format($b$DECLARE ext oid; owner oid; BEGIN
-SELECT oid INTO ext FROM pg_catalog.pg_extension WHERE extname = %L;
-SELECT oid INTO owner FROM pg_catalog.pg_roles WHERE rolname = %L;
-IF ext IS NULL THEN RETURN; END IF;
-IF owner IS NULL THEN RAISE EXCEPTION 'extension %% is owned by role %% on the source, and this server has no such role', %L, %L USING HINT = 'Add the role to database.roles in app.yaml (or create it here), then migrate again.'; END IF;
-UPDATE pg_catalog.pg_extension SET extowner = owner WHERE oid = ext;
-DELETE FROM pg_catalog.pg_shdepend WHERE dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()) AND classid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND objid = ext AND deptype = 'o';
-IF owner >= 16384 THEN
-  INSERT INTO pg_catalog.pg_shdepend (dbid, classid, objid, objsubid, refclassid, refobjid, deptype)
-  SELECT oid, 'pg_catalog.pg_extension'::pg_catalog.regclass, ext, 0, 'pg_catalog.pg_authid'::pg_catalog.regclass, owner, 'o' FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database();
-END IF; END$b$, e.extname, r.rolname, e.extname, r.rolname))
-FROM pg_extension e JOIN pg_roles r ON r.oid = e.extowner WHERE e.extowner <> 10
-UNION ALL
-SELECT format('DO %L;', format('BEGIN IF pg_catalog.to_regclass(%L) IS NOT NULL THEN GRANT ALL ON %s %s TO %I; END IF; END', q, CASE WHEN c.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, q, pg_get_userbyid(c.relowner)))
+export const POSTGRES_OBJECT_FIXUPS_SQL = `SELECT format('DO %L;', format('BEGIN IF pg_catalog.to_regclass(%L) IS NOT NULL THEN GRANT ALL ON %s %s TO %I; END IF; END', q, CASE WHEN c.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, q, pg_get_userbyid(c.relowner)))
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, LATERAL (SELECT format('%I.%I', n.nspname, c.relname) AS q) AS name
 WHERE n.nspname NOT IN ${SYSTEM_SCHEMAS} AND c.relacl = acldefault((CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END)::"char", c.relowner) AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')}
 UNION ALL
@@ -189,13 +242,25 @@ export const postgresEngine: DatabaseEngine = {
   liveDumpArgv: (database) => ['pg_dump', '--format=custom', '--no-password', `--dbname=${checkIdentifier('database', database)}`],
   staging: {
     kind: 'rename',
-    async createStaging(client, staging, settingsSql) {
+    async createStaging(client, staging, settingsSql, extensions) {
       const settings = settingsSql === undefined ? undefined : splitPostgresSettings(settingsSql);
       const name = quotePgIdentifier(staging);
       const statements = [`CREATE DATABASE ${name} WITH ${settings?.createOptions ?? 'TEMPLATE = template0'};`];
       if (settings?.owner !== undefined) statements.push(`ALTER DATABASE ${name} OWNER TO ${settings.owner};`);
       // CREATE DATABASE cannot run inside a transaction block: one statement per line, autocommit.
       await client.query(`${statements.join('\n')}\n`);
+      if (extensions !== undefined && extensions.length > 0) {
+        // Each owner creates its extension here, as the database's owner for that moment (a trusted extension
+        // needs CREATE on the database; a grant would leave an explicit ACL behind). No catalog is written.
+        const create = extensions.flatMap((extension) => [
+          `ALTER DATABASE ${name} OWNER TO ${quotePgIdentifier(extension.owner)};`,
+          `SET ROLE ${quotePgIdentifier(extension.owner)};`,
+          `CREATE EXTENSION ${quotePgIdentifier(extension.name)} WITH SCHEMA ${quotePgIdentifier(extension.schema)};`,
+          'RESET ROLE;',
+        ]);
+        create.push(`ALTER DATABASE ${name} OWNER TO ${settings?.owner ?? 'CURRENT_USER'};`);
+        await client.query(`${create.join('\n')}\n`, staging);
+      }
     },
     // No --create: the dump's CREATE DATABASE names the final database; ours made the staging one.
     restoreConsumer: (staging) => ({ argv: ['pg_restore', '--exit-on-error', '--no-password', `--dbname=${staging}`] }),
@@ -252,6 +317,10 @@ export const postgresEngine: DatabaseEngine = {
   async exportObjectFixups(client, database) {
     const sql = await client.query(POSTGRES_OBJECT_FIXUPS_SQL, checkIdentifier('database', database));
     return sql.trim() === '' ? '' : `${sql.trim()}\n`;
+  },
+  async readExtensionOwners(client, database, roles) {
+    const found = JSON.parse((await client.query(POSTGRES_EXTENSION_OWNERS_SQL, checkIdentifier('database', database))).trim() || '[]') as SourceExtension[];
+    return planExtensionOwners(found, roles);
   },
   async listAccounts(client, roles) {
     if (roles.length === 0) return [];

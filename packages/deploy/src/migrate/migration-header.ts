@@ -1,6 +1,6 @@
 import { TransportError, type AppManifest } from '@deploykit/core';
 import { formatIssue, validateManifestText } from '@deploykit/manifest';
-import type { DatabaseEngine } from '../database/engine.js';
+import type { DatabaseEngine, ExtensionOwner } from '../database/engine.js';
 import type { FileDigest } from './checksums.js';
 import type { FidelityMetadata } from './fidelity.js';
 
@@ -71,8 +71,10 @@ export interface MigrationContents {
   readonly rowCounts?: Readonly<Record<string, number>>;
   /** PostgreSQL: the dump's database-level settings SQL (CREATE DATABASE options, owner, comment, SET, grants). */
   readonly databaseSettings?: string;
-  /** PostgreSQL: SQL for what the dump cannot express (extension owners, explicit owner-default ACLs), run in the restored database. */
+  /** PostgreSQL: SQL for what the dump cannot express (explicit owner-default ACLs), run in the restored database. */
   readonly databaseFixups?: string;
+  /** PostgreSQL: extensions an app role owns, which that role creates in the staging database before the restore. */
+  readonly databaseExtensions?: readonly ExtensionOwner[];
   /** With history: the archive names the repository holds, for the target's check. */
   readonly historyArchives?: readonly string[];
 }
@@ -90,6 +92,11 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 function string(value: unknown, what: string): string {
   if (typeof value !== 'string' || value === '') fail(`${what} is missing or not a string`);
   return value;
+}
+
+function parseExtensionOwners(value: unknown): ExtensionOwner[] {
+  if (!Array.isArray(value) || !value.every(isRecord)) fail("contents record's databaseExtensions is not a list of objects");
+  return value.map((extension) => ({ name: string(extension.name, 'extension name'), schema: string(extension.schema, 'extension schema'), owner: string(extension.owner, 'extension owner') }));
 }
 
 function count(value: unknown, what: string): number {
@@ -197,6 +204,7 @@ export function parseMigrationContents(value: Record<string, unknown>, header: M
     ...(rowCounts === undefined ? {} : { rowCounts }),
     ...(typeof value.databaseSettings === 'string' ? { databaseSettings: value.databaseSettings } : {}),
     ...(typeof value.databaseFixups === 'string' ? { databaseFixups: value.databaseFixups } : {}),
+    ...(value.databaseExtensions === undefined ? {} : { databaseExtensions: parseExtensionOwners(value.databaseExtensions) }),
     ...(Array.isArray(value.historyArchives) ? { historyArchives: value.historyArchives.filter((name): name is string => typeof name === 'string') } : {}),
   };
 }

@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import { DependencyError, type AppFolder, type Host } from '@deploykit/core';
-import type { DatabaseEngine } from '../database/engine.js';
+import type { DatabaseEngine, ExtensionOwner } from '../database/engine.js';
 import { engineOfApp } from '../database/engines.js';
 import { createSqlClient } from '../database/sql-client.js';
 import type { HostContext } from '../host-context.js';
@@ -20,6 +20,8 @@ export interface SourcePreflight {
   /** Estimated bytes per part id. */
   readonly estimates: Record<string, number>;
   readonly databaseBytes: number;
+  /** PostgreSQL: the extensions whose owner (an app role) creates them on the target before the restore. */
+  readonly databaseExtensions?: readonly ExtensionOwner[];
   readonly notes: string[];
 }
 
@@ -81,12 +83,20 @@ export async function runSourcePreflight(options: { app: AppFolder; source: Host
   }
   estimates.files = Math.max(0, (await sizeOf(host, app.dir)) - volumeBytes);
   let databaseBytes = 0;
+  let databaseExtensions: ExtensionOwner[] | undefined;
   if (engine && databaseName) {
-    databaseBytes = await engine.databaseBytes(createSqlClient(host, engine.clientArgv), databaseName);
+    const sql = createSqlClient(host, engine.clientArgv);
+    databaseBytes = await engine.databaseBytes(sql, databaseName);
+    // What cannot arrive as the source has it is named here, in --plan and the run, before any byte moves.
+    if (engine.readExtensionOwners && (await engine.databaseExists(sql, databaseName))) {
+      const read = await engine.readExtensionOwners(sql, databaseName, app.manifest.database.roles ?? []);
+      databaseExtensions = read.extensions;
+      notes.push(...read.notes);
+    }
     estimates.database = databaseBytes;
     estimates.roles = 4096;
     estimates.grants = 4096;
   }
   if (options.withHistory) estimates.history = await sizeOf(host, borgEnv.BORG_REPO ?? '');
-  return { ...(engine ? { engine } : {}), borgEnv, latestArchive, archiveHasDump, fidelity, estimates, databaseBytes, notes };
+  return { ...(engine ? { engine } : {}), borgEnv, latestArchive, archiveHasDump, fidelity, estimates, databaseBytes, ...(databaseExtensions ? { databaseExtensions } : {}), notes };
 }

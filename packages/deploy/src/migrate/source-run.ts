@@ -1058,6 +1058,7 @@ async function buildContents(options: SourceRunOptions, archive: string, rowCoun
     ...(rowCounts ? { rowCounts } : {}),
     ...(databaseSettings !== undefined ? { databaseSettings } : {}),
     ...(databaseFixups ? { databaseFixups } : {}),
+    ...(preflight.databaseExtensions && preflight.databaseExtensions.length > 0 ? { databaseExtensions: preflight.databaseExtensions } : {}),
     ...(historyArchives ? { historyArchives } : {}),
   };
 }

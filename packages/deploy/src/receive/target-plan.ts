@@ -145,7 +145,7 @@ export function buildTargetPlan(input: TargetPlanInput): TargetStep[] {
       case 'database': {
         const staging = engine!.staging;
         if (staging.kind === 'rename') {
-          // The admin client makes the staging database; in it, after the restore, it applies the source's fixups.
+          // The admin client makes the staging database; in it the extensions' owners create theirs before the restore, and it applies the source's fixups after it.
           commands.push(engine!.clientArgv(), engine!.clientArgv(layout.stageDatabase), [...staging.restoreConsumer(layout.stageDatabase).argv]);
           title = `${part.title} -> staging database ${layout.stageDatabase}`;
         } else {

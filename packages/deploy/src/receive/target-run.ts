@@ -614,7 +614,7 @@ class TargetRun {
           const sql = createSqlClient(host, engine.clientArgv);
           this.#journal!.undo({ kind: 'drop-database', name: layout.stageDatabase, resumable: true });
           await engine.dropDatabase(sql, layout.stageDatabase).catch(() => undefined);
-          await staging.createStaging(sql, layout.stageDatabase, this.#contents!.databaseSettings);
+          await staging.createStaging(sql, layout.stageDatabase, this.#contents!.databaseSettings, this.#contents!.databaseExtensions);
           const outcome = await receiveCommandPart(host, attempt, staging.restoreConsumer(layout.stageDatabase).argv, layout.appsRoot, onBytes, stall.signal);
           if (!outcome.ok) await engine.dropDatabase(sql, layout.stageDatabase);
           else if (staging.fixRestored && this.#contents!.databaseFixups) await staging.fixRestored(sql, layout.stageDatabase, this.#contents!.databaseFixups);
