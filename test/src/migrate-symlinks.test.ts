@@ -10,8 +10,10 @@
 // carries the links too and refuses a FIFO once, without retrying; and a FIFO / device node in a
 // migrated volume is refused on the source before any byte moves.
 import { test } from 'node:test';
+import { existsSync, readdirSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { quoteWord } from '@deploykit/core';
+import { controlDirParents } from '@deploykit/host';
 import type { Lab } from '@deploykit/testlab';
 import { labShell, runOrThrow, treeFingerprint, diffTreeFingerprints, withLab, type TreeEntry } from './helpers/index.js';
 import { assertExit, deployOnA, findRunLeftovers, parseReport } from './migrate-lab.js';
@@ -110,12 +112,20 @@ test('symlinks of every kind migrate verbatim over ssh; nothing outside the app 
       const sparseOnA = await allocation(lab, 'a', `${lab.host('a').appsRoot}/links/${sparsePath}`);
       assert.equal(sparseOnA.size, SPARSE_SIZE);
       assert.ok(sparseOnA.allocated >= 5 * MiB && sparseOnA.allocated < 16 * MiB, `allocated on a: ${sparseOnA.allocated}`);
+      // Run on a with a 100-character TMPDIR: ssh's control socket (<dir>/<40 hex>.<16 chars>) cannot
+      // live there (Unix socket paths hold 107 bytes), so deploy must put it elsewhere and still clean up.
+      const tmpBase = `${lab.host('a').root}/tmp/`;
+      const longTmp = `${tmpBase}${'t'.repeat(100 - tmpBase.length)}`;
+      assert.equal(longTmp.length, 100);
       const started = Date.now();
-      const run = await deployOnA(lab, ['migrate', 'links', '--to', 'b', '--transport', 'ssh', '--json']);
+      const run = await lab.ssh('a', `mkdir -p ${quoteWord(longTmp)} && TMPDIR=${quoteWord(longTmp)} deploy migrate links --to b --transport ssh --json`);
       const elapsed = Date.now() - started;
       console.log(`migrate of ${1000 + 20 + 7} symlinks over ssh: ${elapsed} ms`);
-      assertExit(run, 0, 'migrate links');
+      assertExit(run, 0, 'migrate links with a 100-character TMPDIR');
       const report = parseReport(run);
+      assert.deepEqual(await runOrThrow(labShell(lab, 'a'), `ls -A ${quoteWord(longTmp)}`), '', 'the run left nothing in its TMPDIR');
+      const controlLeftovers = controlDirParents().flatMap((dir) => (existsSync(dir) ? readdirSync(dir).filter((name) => name.includes(report.runId)) : []));
+      assert.deepEqual(controlLeftovers, [], 'no control dir of the run is left where it went instead');
       assert.equal(report.ok, true);
       assert.equal(report.targetReport?.verification.ok, true, JSON.stringify(report.targetReport?.verification.problems));
       // The old guard's resolver doubled its work per exponential link: 20 of them never finished.
