@@ -43,13 +43,13 @@ const SCRIPTS: Record<string, string> = {
   restore: 'exit 75',
 };
 
-async function makeApp(lab: Lab, volumeScript: string, beforeBackup?: string): Promise<void> {
+async function makeApp(lab: Lab, volumeScript: string, beforeBackup?: string, appYaml = APP_YAML): Promise<void> {
   const a = labShell(lab, 'a');
   const dir = `${lab.host('a').appsRoot}/links`;
   const files = Object.entries(SCRIPTS)
     .map(([phase, body]) => `printf '%s\\n' '#!/usr/bin/env bash' 'set -euo pipefail' ${quoteWord(body)} > bin/${phase} && chmod +x bin/${phase}`)
     .join(' && ');
-  await runOrThrow(a, `rm -rf ${dir} ${lab.host('a').stateDir}/borg/links && mkdir -p ${dir}/bin ${dir}/data/files && cd ${dir} && cat > app.yaml && ${files}`, APP_YAML);
+  await runOrThrow(a, `rm -rf ${dir} ${lab.host('a').stateDir}/borg/links && mkdir -p ${dir}/bin ${dir}/data/files && cd ${dir} && cat > app.yaml && ${files}`, appYaml);
   if (beforeBackup !== undefined) await runOrThrow(a, `cd ${dir} && printf '%s\\n' '#!/usr/bin/env bash' 'set -euo pipefail' ${quoteWord(beforeBackup)} > before-backup && chmod +x before-backup`);
   await runOrThrow(a, `cd ${dir}/data/files && ${volumeScript}`);
 }
@@ -225,13 +225,30 @@ test('symlinks of every kind migrate verbatim over ssh; nothing outside the app 
         assert.equal(ok, false);
         assert.deepEqual([error.kind, error.code], ['config', 'VOLUME_SPECIAL_FILES']);
         assert.ok(error.message.includes(named), error.message);
-        assert.match(error.message, /^volume files holds device nodes or FIFOs, which a migration does not carry \(on a\)/);
-        assert.match(error.hint, /cannot declare device nodes or FIFOs/);
+        assert.match(error.message, /^volume files holds device nodes or FIFOs it does not declare, which a migration does not carry \(on a\)/);
+        assert.match(error.hint, /declare each in app\.yaml under the volume - special_files: \[\{ path: "sub\/(queue|null)", type: (fifo|char) \}\]/);
         // Nothing was backed up or sent: the app's Borg repository was never made.
         assert.equal((await lab.ssh('a', `test -e ${lab.host('a').stateDir}/borg/links && echo made || echo none`)).stdout.trim(), 'none');
         assert.equal((await lab.ssh('b', `ls -A ${lab.host('b').appsRoot}`)).stdout.trim(), '');
       });
     }
+    await t.test('a declared FIFO and a declared char device arrive with their mode, owner and device number; an undeclared FIFO beside them is still refused', async () => {
+      await runOrThrow(labShell(lab, 'b'), `rm -rf ${appOnB}`);
+      const declared = APP_YAML.replace('    path: data/files\n', '    path: data/files\n    special_files:\n      - { path: sub/queue, type: fifo }\n      - { path: dev/null, type: char }\n');
+      const volume = 'mkdir sub dev && echo ok > sub/file && mkfifo -m 0620 sub/queue && chown 4001:4002 sub/queue && mknod -m 0640 dev/null c 1 3 && chown 4003:4004 dev/null';
+      await makeApp(lab, `${volume} && mkfifo sub/undeclared`, undefined, declared);
+      const refused = await deployOnA(lab, ['migrate', 'links', '--to', 'b', '--transport', 'ssh', '--json']);
+      assertExit(refused, 3, 'migrate with an undeclared FIFO beside declared ones');
+      const { error } = JSON.parse(refused.stdout) as { error: { code: string; message: string } };
+      assert.equal(error.code, 'VOLUME_SPECIAL_FILES');
+      assert.match(error.message, /\(on a\): "sub\/undeclared" \(FIFO\)$/, 'only the undeclared one is named');
+      await makeApp(lab, volume, undefined, declared);
+      const run = await deployOnA(lab, ['migrate', 'links', '--to', 'b', '--transport', 'ssh', '--json']);
+      const report = parseReport(run);
+      assert.equal(report.ok, true, JSON.stringify(report.failure));
+      const stat = await runOrThrow(labShell(lab, 'b'), `cd ${appOnB}/data/files && stat -c '%n|%F|%a|%u:%g|%t:%T' sub/queue dev/null && cat sub/file`);
+      assert.deepEqual(stat.trim().split('\n'), ['sub/queue|fifo|620|4001:4002|0:0', 'dev/null|character special file|640|4003:4004|1:3', 'ok']);
+    });
     assert.equal(await canaryState(lab, outside), canaryBefore);
   });
 });

@@ -12,6 +12,18 @@ export interface VolumeSpec {
   readonly name: string;
   /** Path relative to the app folder. */
   readonly path: string;
+  /** Device nodes and FIFOs the volume keeps, which migrate carries; any other one is refused. Defaults to []. */
+  readonly special_files?: readonly SpecialFileSpec[];
+}
+
+/** What a declared special file is: a FIFO, a character device or a block device. */
+export type SpecialFileType = 'fifo' | 'char' | 'block';
+
+/** One device node or FIFO a volume declares (docs/app-folder.md: a device node is access to that device). */
+export interface SpecialFileSpec {
+  /** Path relative to the volume, without `.`, `..` or empty components. */
+  readonly path: string;
+  readonly type: SpecialFileType;
 }
 
 export interface DatabaseSpec {

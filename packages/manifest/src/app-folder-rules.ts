@@ -200,7 +200,7 @@ export const databaseIdentifiers: AppFolderRule = async (context) => {
   return findings;
 };
 
-/** `duplicate-volume-name` and `duplicate-check-name`: names that checks and reports refer to must be unique. */
+/** `duplicate-volume-name`, `duplicate-check-name` and `duplicate-special-file`: names and paths must be unique. */
 export const duplicateNames: AppFolderRule = async (context) => {
   const findings: RuleFinding[] = [];
   const report = (rule: string, label: string, names: readonly string[], prefix: readonly string[]): void => {
@@ -212,6 +212,14 @@ export const duplicateNames: AppFolderRule = async (context) => {
     });
   };
   report('duplicate-volume-name', 'volume', context.manifest.volumes.map((volume) => volume.name), ['volumes']);
+  context.manifest.volumes.forEach((volume, index) => {
+    const seen = new Map<string, number>();
+    (volume.special_files ?? []).forEach((file, fileIndex) => {
+      const first = seen.get(file.path);
+      if (first === undefined) seen.set(file.path, fileIndex);
+      else findings.push(findingAt(context, 'error', 'duplicate-special-file', ['volumes', index, 'special_files', fileIndex, 'path'], `special file "${file.path}" is already declared by volumes/${index}/special_files/${first}: declare each path once, with its one type`));
+    });
+  });
   report('duplicate-check-name', 'check', context.manifest.health?.checks.map((check) => check.name) ?? [], ['health', 'checks']);
   return findings;
 };

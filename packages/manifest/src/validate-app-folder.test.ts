@@ -170,3 +170,26 @@ test('a secret named twice is reported once, and missing secrets can be downgrad
   ]);
   assert.equal(lenient.app?.manifest.borg?.passphrase_file, 'secrets/borg.pass');
 });
+
+test('special files: declared with a relative path and fifo|char|block; escaping paths, other types and duplicates are errors', async (t) => {
+  const tree = await createTempTree();
+  t.after(() => tree.dispose());
+  const volume = (files: string): string => ['name: wiki', 'volumes:', '  - name: data', '    path: data', `    special_files: ${files}`, ''].join('\n');
+  const good = await validateAppFolder(await writeAppFolder(tree, 'wiki', volume('[{ path: run/queue.fifo, type: fifo }, { path: dev/null, type: char }, { path: dev/loop0, type: block }]')));
+  assert.deepEqual(formatAll(good.errors, tree.root), []);
+  assert.deepEqual(good.app?.manifest.volumes[0]?.special_files, [{ path: 'run/queue.fifo', type: 'fifo' }, { path: 'dev/null', type: 'char' }, { path: 'dev/loop0', type: 'block' }]);
+  const plain = await validateAppFolder(await writeAppFolder(tree, 'wiki', ['name: wiki', 'volumes:', '  - { name: data, path: data }', ''].join('\n')));
+  assert.deepEqual(plain.app?.manifest.volumes[0]?.special_files, [], 'none declared by default');
+  for (const path of ['../etc/x', '/dev/null', 'a/../../b', './run/q', 'run//q', 'run/', '.']) {
+    const bad = await validateAppFolder(await writeAppFolder(tree, 'wiki', volume(`[{ path: "${path}", type: fifo }]`)));
+    assert.deepEqual(formatAll(bad.errors, tree.root), [
+      `schema wiki/app.yaml:5:29: volumes/0/special_files/0/path: must be a path relative to the volume, without a leading or trailing /, and without ".", ".." or empty components (got "${path}")`,
+    ]);
+  }
+  const socket = await validateAppFolder(await writeAppFolder(tree, 'wiki', volume('[{ path: run/s, type: socket }]')));
+  assert.deepEqual(formatAll(socket.errors, tree.root), ['schema wiki/app.yaml:5:42: volumes/0/special_files/0/type: must be one of: fifo, char, block (got "socket")']);
+  const twice = await validateAppFolder(await writeAppFolder(tree, 'wiki', volume('[{ path: dev/null, type: char }, { path: dev/null, type: fifo }]')));
+  assert.deepEqual(formatAll(twice.errors, tree.root), [
+    'duplicate-special-file wiki/app.yaml:5:61: volumes/0/special_files/1/path: special file "dev/null" is already declared by volumes/0/special_files/0: declare each path once, with its one type',
+  ]);
+});

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { SpecialFileEntry } from './archive-listing.js';
 
 /** One regular file of a tree: size and SHA-256. */
 export interface FileDigest {
@@ -66,6 +67,45 @@ export async function listSymlinks(dir: string): Promise<[string, string][]> {
   };
   await walk('');
   return out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+}
+
+/** Linux dev_t: major and minor of a device number (glibc's encoding). */
+function deviceNumbers(rdev: bigint): { major: number; minor: number } {
+  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn);
+  const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
+  return { major: Number(major), minor: Number(minor) };
+}
+
+/** Every FIFO and device node under `dir` (devices with major/minor), sorted by path; symlinks are not followed. */
+export async function listSpecialFiles(dir: string): Promise<SpecialFileEntry[]> {
+  const out: SpecialFileEntry[] = [];
+  const walk = async (relative: string): Promise<void> => {
+    for (const entry of await readdir(join(dir, relative), { withFileTypes: true })) {
+      const path = relative === '' ? entry.name : `${relative}/${entry.name}`;
+      if (entry.isDirectory()) await walk(path);
+      else if (entry.isFIFO()) out.push({ path, type: 'fifo' });
+      else if (entry.isCharacterDevice() || entry.isBlockDevice()) {
+        out.push({ path, type: entry.isCharacterDevice() ? 'char' : 'block', ...deviceNumbers((await lstat(join(dir, path), { bigint: true })).rdev) });
+      }
+    }
+  };
+  await walk('');
+  return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/** Differences between expected and actual special files (type, and a device's major/minor when known), in words. */
+export function compareSpecialFiles(expected: readonly SpecialFileEntry[], actual: readonly SpecialFileEntry[], limit = 10): string[] {
+  const byPath = new Map(actual.map((entry) => [entry.path, entry]));
+  const problems: string[] = [];
+  const device = (entry: SpecialFileEntry): string => (entry.major === undefined ? entry.type : `${entry.type} ${entry.major},${String(entry.minor)}`);
+  for (const entry of expected) {
+    const got = byPath.get(entry.path);
+    if (got === undefined) problems.push(`missing ${entry.type} ${entry.path}`);
+    else if (got.type !== entry.type || (entry.major !== undefined && (got.major !== entry.major || got.minor !== entry.minor))) problems.push(`${entry.path} is a ${device(got)}, expected a ${device(entry)}`);
+    byPath.delete(entry.path);
+  }
+  for (const entry of byPath.values()) problems.push(`unexpected ${entry.type} ${entry.path}`);
+  return problems.length > limit ? [...problems.slice(0, limit), `... and ${problems.length - limit} more`] : problems;
 }
 
 /** Differences between expected and actual symlinks (path and target), in words (at most `limit` listed). */

@@ -1,6 +1,7 @@
 import { TransportError, type AppManifest } from '@deploykit/core';
 import { formatIssue, validateManifestText } from '@deploykit/manifest';
 import type { DatabaseEngine, ExtensionOwner } from '../database/engine.js';
+import type { SpecialFileEntry } from './archive-listing.js';
 import type { FileDigest } from './checksums.js';
 import type { FidelityMetadata } from './fidelity.js';
 
@@ -58,6 +59,8 @@ export interface VolumeContents {
   readonly listing: readonly FileDigest[];
   /** [path, target] of every symlink of the volume in the archive, sorted by path; absent from an older deploykit. */
   readonly symlinks?: readonly (readonly [string, string])[];
+  /** The declared device nodes and FIFOs the archive holds (devices with major/minor), sorted by path; absent when none. */
+  readonly special?: readonly SpecialFileEntry[];
   readonly fidelity: FidelityMetadata;
 }
 
@@ -166,6 +169,12 @@ export function parseMigrationHeader(value: Record<string, unknown>): MigrationH
   };
 }
 
+function parseSpecialEntry(entry: unknown, volume: string): SpecialFileEntry {
+  if (!isRecord(entry) || typeof entry.path !== 'string' || (entry.type !== 'fifo' && entry.type !== 'char' && entry.type !== 'block')) fail(`special files of volume ${volume} have a malformed entry`);
+  const device = typeof entry.major === 'number' && typeof entry.minor === 'number' ? { major: count(entry.major, `major of ${entry.path}`), minor: count(entry.minor, `minor of ${entry.path}`) } : {};
+  return { path: entry.path, type: entry.type, ...device };
+}
+
 /** Parses and checks a contents record against its header; throws BUNDLE_HEADER_INVALID. */
 export function parseMigrationContents(value: Record<string, unknown>, header: MigrationHeader): MigrationContents {
   const archive = string(value.archive, 'archive name');
@@ -193,6 +202,7 @@ export function parseMigrationContents(value: Record<string, unknown>, header: M
           ? { root: { mode: fidelity.root.mode, uid: fidelity.root.uid, gid: fidelity.root.gid, mtimeNs: fidelity.root.mtimeNs } }
           : {}),
       },
+      ...(Array.isArray(raw.special) ? { special: raw.special.map((entry) => parseSpecialEntry(entry, part.volume!.name)) } : {}),
       ...(Array.isArray(raw.symlinks) ? { symlinks: raw.symlinks.filter((pair): pair is [string, string] => Array.isArray(pair) && pair.length === 2 && typeof pair[0] === 'string' && typeof pair[1] === 'string') } : {}),
     };
   }

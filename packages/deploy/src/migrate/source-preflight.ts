@@ -4,7 +4,7 @@ import type { DatabaseEngine, ExtensionOwner } from '../database/engine.js';
 import { engineOfApp } from '../database/engines.js';
 import { createSqlClient } from '../database/sql-client.js';
 import type { HostContext } from '../host-context.js';
-import { specialFilesError } from './archive-listing.js';
+import { SPECIAL_FILE_KINDS, specialFilesError, splitDeclared, type SpecialFileEntry } from './archive-listing.js';
 import { buildBorgEnv } from './borg-env.js';
 import { describeBorgFailure, runBorgList } from './borg-list.js';
 import { isFidelityTrivial, scanFidelity, type FidelityMetadata } from './fidelity.js';
@@ -17,6 +17,8 @@ export interface SourcePreflight {
   readonly latestArchive: string | null;
   readonly archiveHasDump: boolean;
   readonly fidelity: Record<string, FidelityMetadata>;
+  /** Per volume: the declared device nodes and FIFOs found on disk, devices with their major/minor. */
+  readonly special?: Record<string, SpecialFileEntry[]>;
   /** Estimated bytes per part id. */
   readonly estimates: Record<string, number>;
   readonly databaseBytes: number;
@@ -34,7 +36,8 @@ async function sizeOf(host: Host, dir: string): Promise<number> {
  * Checks the source side of a migration and measures what will move: tools here, the app's Borg
  * repository and latest archive (does it hold the database dump?), volume and database sizes, and
  * what `borg export-tar` would lose in each volume (carried beside it). Refuses a volume holding
- * device nodes or FIFOs (named), which the target's tar guard would refuse. Changes nothing.
+ * device nodes or FIFOs (named) that its `special_files` does not declare with that exact path and
+ * type, which the target's tar guard would refuse; reads the declared devices' major/minor. Changes nothing.
  */
 export async function runSourcePreflight(options: { app: AppFolder; source: HostContext; host: Host; withHistory: boolean }): Promise<SourcePreflight> {
   const { app, host } = options;
@@ -67,6 +70,7 @@ export async function runSourcePreflight(options: { app: AppFolder; source: Host
   }
   const estimates: Record<string, number> = {};
   const fidelity: Record<string, FidelityMetadata> = {};
+  const specialFiles: Record<string, SpecialFileEntry[]> = {};
   let volumeBytes = 0;
   for (const volume of app.manifest.volumes) {
     const dir = posix.join(app.dir, volume.path);
@@ -74,7 +78,20 @@ export async function runSourcePreflight(options: { app: AppFolder; source: Host
     volumeBytes += estimates[`volume:${volume.name}`]!;
     const special = await host.run({ argv: ['find', dir, '(', '-type', 'b', '-o', '-type', 'c', '-o', '-type', 'p', ')', '-printf', '%y\\t%P\\0'] });
     const entries = special.stdout.split('\0').filter((record) => record.includes('\t')).map((record) => [record.slice(0, 1), record.slice(2)] as [string, string]);
-    if (entries.length > 0) throw specialFilesError(volume.name, `on ${options.source.hostName}`, entries);
+    const split = splitDeclared(entries, volume.special_files);
+    if (split.undeclared.length > 0) throw specialFilesError(volume.name, `on ${options.source.hostName}`, split.undeclared);
+    specialFiles[volume.name] = [];
+    for (const [type, path] of split.declared) {
+      const kind = SPECIAL_FILE_KINDS[type]!;
+      if (kind === 'fifo') {
+        specialFiles[volume.name]!.push({ path, type: kind });
+        continue;
+      }
+      // stat prints a device's major and minor in hex.
+      const stat = await host.run({ argv: ['stat', '--printf', '%t %T', '--', posix.join(dir, path)] });
+      const [major, minor] = stat.stdout.split(' ').map((hex) => parseInt(hex, 16));
+      specialFiles[volume.name]!.push({ path, type: kind, ...(stat.exitCode === 0 && Number.isInteger(major) && Number.isInteger(minor) ? { major: major!, minor: minor! } : {}) });
+    }
     const scanned = await scanFidelity(host, dir);
     fidelity[volume.name] = scanned;
     if (!isFidelityTrivial(scanned)) {
@@ -98,5 +115,5 @@ export async function runSourcePreflight(options: { app: AppFolder; source: Host
     estimates.grants = 4096;
   }
   if (options.withHistory) estimates.history = await sizeOf(host, borgEnv.BORG_REPO ?? '');
-  return { ...(engine ? { engine } : {}), borgEnv, latestArchive, archiveHasDump, fidelity, estimates, databaseBytes, ...(databaseExtensions ? { databaseExtensions } : {}), notes };
+  return { ...(engine ? { engine } : {}), borgEnv, latestArchive, archiveHasDump, fidelity, special: specialFiles, estimates, databaseBytes, ...(databaseExtensions ? { databaseExtensions } : {}), notes };
 }

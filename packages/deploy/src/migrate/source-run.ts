@@ -1029,8 +1029,11 @@ async function buildContents(options: SourceRunOptions, archive: string, rowCoun
   const volumes: Record<string, MigrationContents['volumes'][string]> = {};
   for (const volume of app.manifest.volumes) {
     const path = volume.path.replace(/\/$/, '');
-    const entries = await listArchivedVolumeEntries(options.localHost, preflight.borgEnv, archive, path);
-    volumes[volume.name] = { listing: entries.files, symlinks: entries.symlinks, fidelity: preflight.fidelity[volume.name]! };
+    const entries = await listArchivedVolumeEntries(options.localHost, preflight.borgEnv, archive, path, volume.special_files);
+    // The archive says which declared entries travel; the preflight's scan of the disk adds the devices' major/minor.
+    const onDisk = preflight.special?.[volume.name] ?? [];
+    const special = entries.special.map((entry) => onDisk.find((found) => found.path === entry.path && found.type === entry.type) ?? entry);
+    volumes[volume.name] = { listing: entries.files, symlinks: entries.symlinks, ...(special.length > 0 ? { special } : {}), fidelity: preflight.fidelity[volume.name]! };
   }
   let databaseSettings: string | undefined;
   const engine = preflight.engine;

@@ -5,7 +5,7 @@ import { Writable, type Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DeployError, formatBytes, type Host, type HostProcess, type RunResult } from '@deploykit/core';
 import { tailLines } from '@deploykit/host';
-import { BundleError, buildExtractArgv, ByteMeter, TarGuard, type BundlePartTrailer } from '@deploykit/transport';
+import { BundleError, buildExtractArgv, ByteMeter, TarGuard, type BundlePartTrailer, type TarGuardOptions } from '@deploykit/transport';
 
 /** Most a part held in memory (roles, grants) may have; real ones are a few KiB. */
 const MAX_HELD_BYTES = 64 * 1024 * 1024;
@@ -156,13 +156,14 @@ async function consumerFailure(result: RunResult, where: string): Promise<Target
 
 /**
  * Extracts a tar part into a fresh 0700 dir through the TarGuard (no absolute paths, no `..`, no
- * links leaving the dir). The dir's own mode comes from the archive's root entry, else 0755.
+ * links leaving the dir; device nodes and FIFOs only as `guard` declares them). The dir's own mode
+ * comes from the archive's root entry, else 0755.
  */
-export async function receiveTarPart(host: Host, attempt: PartAttempt, dir: string, onBytes?: PartMeter, signal?: AbortSignal): Promise<PartOutcome> {
+export async function receiveTarPart(host: Host, attempt: PartAttempt, dir: string, onBytes?: PartMeter, signal?: AbortSignal, guardOptions: TarGuardOptions = {}): Promise<PartOutcome> {
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await chmod(dir, 0o700);
-  const guard = new TarGuard();
+  const guard = new TarGuard(guardOptions);
   const tar = host.spawn({ argv: buildExtractArgv(dir), stdin: 'pipe', label: `${attempt.part} consumer` });
   const outcome = await feedProcess(attempt, tar, [guard], dirname(dir), onBytes, signal);
   if (outcome.ok && !guard.sawRootEntry) await chmod(dir, 0o755);

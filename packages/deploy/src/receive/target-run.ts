@@ -11,6 +11,7 @@ import {
   type AppFolder,
   type EventBus,
   type Host,
+  type SpecialFileSpec,
 } from '@deploykit/core';
 import { signalAllProcessGroups } from '@deploykit/host';
 import { BundleError, BundleReader, type BundleItem, type ReceiverInput } from '@deploykit/transport';
@@ -21,7 +22,7 @@ import type { CheckResult } from '../health/check-types.js';
 import { resolveBaseUrl, runChecks } from '../health/run-checks.js';
 import type { HostContext } from '../host-context.js';
 import { acquireAppLock, processStartTicks, type AppLock } from '../migrate/app-lock.js';
-import { compareDigests, compareSymlinks, digestTree, listSymlinks } from '../migrate/checksums.js';
+import { compareDigests, compareSpecialFiles, compareSymlinks, digestTree, listSpecialFiles, listSymlinks } from '../migrate/checksums.js';
 import { applyFidelity, compareFidelity, compareMtimes, isFidelityTrivial, scanFidelity, scanMtimes } from '../migrate/fidelity.js';
 import { findOnPath, freeBytesAt, readDeployVersion } from '../migrate/host-facts.js';
 import { parseMigrationContents, parseMigrationHeader, type MigrationContents, type MigrationHeader, type MigrationPart } from '../migrate/migration-header.js';
@@ -398,6 +399,17 @@ class TargetRun {
     if (missing.length > 0) {
       throw new TargetFailure(new DependencyError('TOOLS_MISSING', `missing on ${context.hostName}: ${missing.join(', ')}`, { hint: 'Install them (Debian: borgbackup, tar, postgresql-client, mariadb-client, attr, acl, util-linux), then run the migration again.' }), 'fatal', 'preflight');
     }
+    // tar -x makes device nodes only as root: refuse a declared device now rather than after its bytes came.
+    const devices = header.manifest.volumes.flatMap((volume) => (volume.special_files ?? []).filter((file) => file.type !== 'fifo').map((file) => `${volume.name}:${file.path} (${file.type})`));
+    if (devices.length > 0 && process.getuid?.() !== 0) {
+      throw new TargetFailure(
+        new DependencyError('TARGET_DEVICES_NEED_ROOT', `${header.app} declares device nodes (${devices.join(', ')}), which only root can create; deploy runs as uid ${String(process.getuid?.())} on ${context.hostName}`, {
+          hint: 'Run deploy receive as root on the target, or remove the device nodes from the volume and from volumes[].special_files on the source.',
+        }),
+        'fatal',
+        'preflight',
+      );
+    }
     await mkdir(context.appsRoot, { recursive: true }).catch(() => undefined);
     this.#freeBytes = await freeBytesAt(context.appsRoot);
     const kept = await this.#keptBytes();
@@ -583,9 +595,11 @@ class TargetRun {
     try {
       switch (part.kind) {
         case 'app-folder':
-        case 'volume':
         case 'borg-repo':
           return await receiveTarPart(host, attempt, partDir(layout, part.id), onBytes, stall.signal);
+        case 'volume':
+          // The volume's declared device nodes and FIFOs (app.yaml from the header, validated here) pass the guard.
+          return await receiveTarPart(host, attempt, partDir(layout, part.id), onBytes, stall.signal, this.#specialFilesOf(part));
         case 'db-roles': {
           const outcome = await receiveHeldPart(attempt);
           if (outcome.ok) {
@@ -722,6 +736,12 @@ class TargetRun {
     this.#emit('receive.verify', `verify ${check.name}: ${check.ok ? 'ok' : 'FAILED'} - ${check.detail}`, { ...check }, check.ok ? 'info' : 'error');
   }
 
+  /** What the tar guard lets through for a volume part: its declared special files; devices only when running as root. */
+  #specialFilesOf(part: MigrationPart): { specialFiles: readonly SpecialFileSpec[]; allowDevices: boolean } {
+    const declared = this.#header!.manifest.volumes.find((volume) => volume.name === part.volume?.name)?.special_files ?? [];
+    return { specialFiles: declared, allowDevices: process.getuid?.() === 0 };
+  }
+
   async #verifyVolume(host: Host, volume: string): Promise<void> {
     const part = this.#header!.parts.find((candidate) => candidate.volume?.name === volume)!;
     const dir = join(this.#layout!.stagedApp, part.volume!.path);
@@ -730,9 +750,13 @@ class TargetRun {
     const differences = compareDigests(expected.listing, got);
     // Symlinks are content too: a missing or re-pointed link fails the volume (older sources send no symlink list).
     if (expected.symlinks !== undefined) differences.push(...compareSymlinks(expected.symlinks, await listSymlinks(dir)));
+    // Declared device nodes and FIFOs: the type, and a device's major/minor (an undeclared one never passed the guard).
+    const special = await listSpecialFiles(dir);
+    differences.push(...compareSpecialFiles(expected.special ?? [], special));
     const bytes = expected.listing.reduce((sum, file) => sum + file.size, 0);
     const links = expected.symlinks === undefined ? '' : `, ${expected.symlinks.length} symlinks`;
-    this.#check({ name: `volume ${volume}`, ok: differences.length === 0, detail: differences.length === 0 ? `${expected.listing.length} files, ${bytes} bytes, every SHA-256 equal to the archive${links}${links ? ' with the same targets' : ''}` : differences.join('; ') });
+    const specials = special.length === 0 ? '' : `, ${special.length} declared device nodes/FIFOs of the same type and device number`;
+    this.#check({ name: `volume ${volume}`, ok: differences.length === 0, detail: differences.length === 0 ? `${expected.listing.length} files, ${bytes} bytes, every SHA-256 equal to the archive${links}${links ? ' with the same targets' : ''}${specials}` : differences.join('; ') });
     if (!isFidelityTrivial(expected.fidelity)) {
       const fidelity = expected.fidelity;
       const diff = compareFidelity(fidelity, await scanFidelity(host, dir));

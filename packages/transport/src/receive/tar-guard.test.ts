@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { TransportError } from '@deploykit/core';
 import { LocalHost } from '@deploykit/host';
 import { buildExtractArgv } from './receiver.js';
-import { TarGuard } from './tar-guard.js';
+import { TarGuard, type TarGuardOptions } from './tar-guard.js';
 
 const host = new LocalHost();
 let work = '';
@@ -21,8 +21,8 @@ async function sh(script: string): Promise<string> {
 }
 
 /** Feeds bytes through a TarGuard in pieces; returns what came out and the error, if any. */
-async function guard(bytes: Buffer, pieceSize = 1000): Promise<{ out: Buffer; error?: TransportError; tarGuard: TarGuard }> {
-  const tarGuard = new TarGuard();
+async function guard(bytes: Buffer, pieceSize = 1000, options: TarGuardOptions = {}): Promise<{ out: Buffer; error?: TransportError; tarGuard: TarGuard }> {
+  const tarGuard = new TarGuard(options);
   const out: Buffer[] = [];
   const pieces: Buffer[] = [];
   for (let offset = 0; offset < bytes.length; offset += pieceSize) pieces.push(bytes.subarray(offset, offset + pieceSize));
@@ -199,7 +199,7 @@ for (const [name, { script, file, entry }] of Object.entries(hostile)) {
 }
 
 for (const [kind, make, expected] of [
-  ['a FIFO', 'mkfifo dv/fifo', /refusing tar entry "fifo": a FIFO \(device nodes and FIFOs are not carried\)/],
+  ['a FIFO', 'mkfifo dv/fifo', /refusing tar entry "fifo": a FIFO \(not declared; device nodes and FIFOs are carried only when the app declares them\)/],
   ['a character device', 'mknod dv/null c 1 3', /refusing tar entry "null": a character device/],
   ['a block device', 'mknod dv/loop b 7 200', /refusing tar entry "loop": a block device/],
 ] as const) {
@@ -208,7 +208,53 @@ for (const [kind, make, expected] of [
     const error = await verdict('true', 'dv.tar');
     assert.equal(error?.code, 'TAR_SPECIAL_FILE');
     assert.match(error?.message ?? '', expected);
-    assert.match(error?.hint ?? '', /cannot declare device nodes or FIFOs/);
+    assert.match(error?.hint ?? '', /declare it in app\.yaml under the volume: special_files: \[\{ path: "(fifo|null|loop)", type: (fifo|char|block) \}\]/);
+  });
+}
+
+/** A volume with a FIFO, a char device and a block device (odd modes and owners) archived like export-tar does (`./` names). */
+async function specialArchive(): Promise<void> {
+  await sh(`
+    rm -rf sp && mkdir -p sp/run sp/dev && echo x > sp/file
+    mkfifo -m 0620 sp/run/queue.fifo && chown 4001:4002 sp/run/queue.fifo
+    mknod -m 0640 sp/dev/null c 1 3 && chown 4003:4004 sp/dev/null
+    mknod -m 0600 sp/dev/loop b 7 200
+    tar -C sp -cf sp.tar .
+  `);
+}
+
+const DECLARED = [
+  { path: 'run/queue.fifo', type: 'fifo' },
+  { path: 'dev/null', type: 'char' },
+  { path: 'dev/loop', type: 'block' },
+] as const;
+
+test('declared special files (exact path and type) pass and tar -x creates them with mode, owner, major and minor', async () => {
+  await specialArchive();
+  const { out, error, tarGuard } = await guard(await readFile(join(work, 'sp.tar')), 777, { specialFiles: DECLARED, allowDevices: true });
+  assert.equal(error, undefined, error?.message);
+  assert.equal(tarGuard.specialFiles, 3);
+  await sh('rm -rf sp-out && mkdir sp-out');
+  const result = await host.run({ argv: buildExtractArgv(join(work, 'sp-out')), input: out });
+  assert.equal(result.exitCode, 0, result.stderr);
+  // %F type, %a mode, %u:%g owner, %t:%T major:minor in hex.
+  const stat = await sh("cd sp-out && stat -c '%n|%F|%a|%u:%g|%t:%T' run/queue.fifo dev/null dev/loop");
+  assert.deepEqual(stat.trim().split('\n'), ['run/queue.fifo|fifo|620|4001:4002|0:0', 'dev/null|character special file|640|4003:4004|1:3', 'dev/loop|block special file|600|0:0|7:c8']);
+});
+
+for (const [name, options, entry, reason] of [
+  ['an undeclared FIFO next to declared devices', { specialFiles: DECLARED.slice(1), allowDevices: true }, 'run/queue.fifo', /a FIFO \(not declared;/],
+  ['a FIFO declared as a char device', { specialFiles: [{ path: 'run/queue.fifo', type: 'char' }, ...DECLARED.slice(1)], allowDevices: true }, 'run/queue.fifo', /a FIFO \(declared as char;/],
+  ['a char device declared as a block device', { specialFiles: [DECLARED[0], { path: 'dev/null', type: 'block' }, DECLARED[2]], allowDevices: true }, 'dev/null', /a character device \(declared as block;/],
+  ['a declared device when the target does not run as root', { specialFiles: DECLARED }, 'dev/(null|loop)', /device \(declared, but devices are only created by root;/],
+  ['a declaration of another path (run/queue.fifo.bak)', { specialFiles: [{ path: 'run/queue.fifo.bak', type: 'fifo' }, ...DECLARED.slice(1)], allowDevices: true }, 'run/queue.fifo', /a FIFO \(not declared;/],
+] as const) {
+  test(`refuses ${name} with TAR_SPECIAL_FILE`, async () => {
+    await specialArchive();
+    const { error } = await guard(await readFile(join(work, 'sp.tar')), 1000, options as TarGuardOptions);
+    assert.equal(error?.code, 'TAR_SPECIAL_FILE');
+    assert.match(error?.message ?? '', new RegExp(`refusing tar entry "\\./${entry}": `));
+    assert.match(error?.message ?? '', reason);
   });
 }
 

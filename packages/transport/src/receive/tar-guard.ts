@@ -1,11 +1,23 @@
 import { Transform, type TransformCallback } from 'node:stream';
-import { TransportError } from '@deploykit/core';
+import { TransportError, type SpecialFileSpec, type SpecialFileType } from '@deploykit/core';
 
 const BLOCK = 512;
 /** Largest GNU long-name or pax record we accept; real ones are a few KiB at most. */
 const MAX_META_BYTES = 1024 * 1024;
-/** Entry types that would create a device node or a FIFO, which a volume never carries. */
-const SPECIAL_TYPES: Record<string, string> = { '3': 'character device', '4': 'block device', '6': 'FIFO' };
+/** Entry types that would create a device node or a FIFO: refused unless the app declares the entry. */
+const SPECIAL_TYPES: Record<string, { readonly what: string; readonly type: SpecialFileType }> = {
+  '3': { what: 'character device', type: 'char' },
+  '4': { what: 'block device', type: 'block' },
+  '6': { what: 'FIFO', type: 'fifo' },
+};
+
+/** Which special files a TarGuard lets through. */
+export interface TarGuardOptions {
+  /** Device nodes and FIFOs the app declares for this archive (path relative to the archive root, exact type). */
+  readonly specialFiles?: readonly SpecialFileSpec[];
+  /** Whether declared device nodes may pass: only when tar -x runs as root (it cannot mknod otherwise). */
+  readonly allowDevices?: boolean;
+}
 /** Entry types whose size field counts data blocks that follow the header. */
 const TYPES_WITHOUT_DATA = new Set(['1', '2', '3', '4', '5', '6']);
 
@@ -45,7 +57,8 @@ function padded(size: number): number {
  * or `..` target or through a symlink. Symlinks themselves are carried verbatim whatever they point
  * at (absolute, dangling, chained): since no path through one is ever used, their targets do not
  * matter, and the check is O(path depth) per entry. Fails with TAR_SPECIAL_FILE on a device node or
- * FIFO, and with TAR_GARBAGE when a header checksum is wrong. Everything after the end-of-archive
+ * FIFO unless `options.specialFiles` declares exactly that path with that type (and, for a device,
+ * `options.allowDevices` is set), and with TAR_GARBAGE when a header checksum is wrong. Everything after the end-of-archive
  * block passes unchecked (tar stops reading there). Decision record: docs/decisions/0006-*.md.
  */
 export class TarGuard extends Transform {
@@ -67,6 +80,21 @@ export class TarGuard extends Transform {
   #entries = 0;
   #bytes = 0;
   #sawRootEntry = false;
+  /** Declared special files: normalized path -> type. */
+  readonly #declared: ReadonlyMap<string, SpecialFileType>;
+  readonly #allowDevices: boolean;
+  #specialEntries = 0;
+
+  constructor(options: TarGuardOptions = {}) {
+    super();
+    this.#declared = new Map((options.specialFiles ?? []).map((file) => [splitPath(file.path).join('/'), file.type]));
+    this.#allowDevices = options.allowDevices === true;
+  }
+
+  /** Declared device nodes and FIFOs let through so far. */
+  get specialFiles(): number {
+    return this.#specialEntries;
+  }
 
   /** Archive entries checked so far (metadata headers not counted). */
   get entries(): number {
@@ -258,9 +286,9 @@ export class TarGuard extends Transform {
     if (name.startsWith('/')) throw this.#unsafe(name, 'absolute path');
     const parts = name.split('/');
     if (parts.includes('..')) throw this.#unsafe(name, 'path has a ".." component');
-    const special = SPECIAL_TYPES[type];
-    if (special !== undefined) throw this.#refusedSpecial(name, special);
     const clean = splitPath(name);
+    const special = SPECIAL_TYPES[type];
+    if (special !== undefined) this.#checkSpecial(name, clean.join('/'), special);
     if (clean.length === 0) {
       if (type !== '5' && type !== 'D') throw this.#unsafe(name, 'the archive root is not a directory');
       this.#sawRootEntry = true;
@@ -298,9 +326,24 @@ export class TarGuard extends Transform {
     return undefined;
   }
 
-  #refusedSpecial(name: string, what: string): TransportError {
-    return new TransportError(TAR_ERROR_CODES.special, `refusing tar entry ${JSON.stringify(name)}: a ${what} (device nodes and FIFOs are not carried)`, {
-      hint: 'An app volume holds regular files, directories and links only; an app cannot declare device nodes or FIFOs. Remove the entry from the volume on the source (bin/start can create it), then run the migration again.',
+  /** Lets a device node or FIFO through only when declared with this exact path and type (and devices only as root). */
+  #checkSpecial(name: string, key: string, special: { readonly what: string; readonly type: SpecialFileType }): void {
+    const declared = this.#declared.get(key);
+    if (declared === undefined) {
+      throw this.#refusedSpecial(name, special.what, 'not declared', `Remove it from the volume on the source (bin/start can create it), or declare it in app.yaml under the volume: special_files: [{ path: ${JSON.stringify(key)}, type: ${special.type} }] (docs/app-folder.md); then run the migration again.`);
+    }
+    if (declared !== special.type) {
+      throw this.#refusedSpecial(name, special.what, `declared as ${declared}`, `app.yaml declares ${JSON.stringify(key)} with type ${declared}, the archive holds a ${special.what}: correct the declaration or the entry on the source, then run the migration again.`);
+    }
+    if (special.type !== 'fifo' && !this.#allowDevices) {
+      throw this.#refusedSpecial(name, special.what, 'declared, but devices are only created by root', 'Only root can create device nodes: run deploy receive as root on the target, or remove the device from the volume and its declaration.');
+    }
+    this.#specialEntries += 1;
+  }
+
+  #refusedSpecial(name: string, what: string, why: string, hint: string): TransportError {
+    return new TransportError(TAR_ERROR_CODES.special, `refusing tar entry ${JSON.stringify(name)}: a ${what} (${why}; device nodes and FIFOs are carried only when the app declares them)`, {
+      hint,
       details: { entry: name, reason: what },
     });
   }
