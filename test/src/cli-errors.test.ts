@@ -6,7 +6,11 @@ import assert from 'node:assert/strict';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { runDeploy, type DeployRun } from './helpers/index.js';
+
+const DEPLOY_VERSION = (JSON.parse(readFileSync(fileURLToPath(new URL('../../packages/deploy/package.json', import.meta.url)), 'utf8')) as { version: string }).version;
 
 const SCRIPTS = ['install', 'start', 'stop', 'backup', 'restore'] as const;
 
@@ -115,6 +119,7 @@ test('an unknown app lists the known apps (exit 3), as text and as the --json er
   assert.deepEqual(JSON.parse(json.stdout), {
     ok: false,
     error: { kind: 'config', code: 'APP_UNKNOWN', message: `no app named "nope" under ${appsRoot}`, hint: 'Known apps: failing, fine.', details: {} },
+    deployVersion: DEPLOY_VERSION,
   });
 });
 

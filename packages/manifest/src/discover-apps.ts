@@ -2,8 +2,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ConfigError, type AppFolder } from '@deploykit/core';
 import { sortIssues, type Issue } from './issue.js';
-import { MANIFEST_FILE, validateAppFolder } from './validate-app-folder.js';
-import { parseYamlSource } from './yaml-source.js';
+import { MANIFEST_FILE } from './manifest-file.js';
 import type { ValidateOptions } from './app-folder-rules.js';
 
 /** One folder under the apps root that holds an app.yaml, valid or not. */
@@ -60,11 +59,14 @@ export async function discoverApps(appsRoot: string, options: ValidateOptions = 
     const manifest = await stat(join(root, name, MANIFEST_FILE)).catch(() => undefined);
     if (manifest !== undefined) candidates.push(name);
   }
+  // The validator (YAML, JSON Schema) loads only when there is an app to validate: `deploy list` on an
+  // empty apps root starts without it.
+  const { validateAppFolder } = candidates.length > 0 ? await import('./validate-app-folder.js') : { validateAppFolder: undefined };
   // One app's failure must not hide the others: each folder is validated on its own and every error kept.
   const validated = await Promise.all(
     candidates.map(async (folder) => {
       const dir = join(root, folder);
-      const result = await validateAppFolder(dir, options).catch((error: unknown): Awaited<ReturnType<typeof validateAppFolder>> => ({
+      const result = await validateAppFolder!(dir, options).catch((error: unknown): Awaited<ReturnType<NonNullable<typeof validateAppFolder>>> => ({
         warnings: [],
         errors: [{ file: join(dir, MANIFEST_FILE), line: 0, column: 0, path: '', message: `cannot be validated: ${(error as Error).message}`, rule: 'internal' }],
       }));
@@ -98,6 +100,7 @@ async function markDuplicateNames(entries: readonly DiscoveredApp[]): Promise<Di
     }
     const others = same.filter((other) => other !== entry).map((other) => other.folder);
     // Re-read only for the position of `name:`; the app was just validated, so this parses.
+    const { parseYamlSource } = await import('./yaml-source.js');
     const source = parseYamlSource(entry.app.manifestPath, await readFile(entry.app.manifestPath, 'utf8'));
     const issue: Issue = {
       file: entry.app.manifestPath,

@@ -3,9 +3,10 @@ import type { AppFolder } from '@deploykit/core';
 import { sortIssues, type Issue } from './issue.js';
 import { loadManifestWithSource } from './load-manifest.js';
 import { APP_FOLDER_RULES, type ValidateOptions } from './app-folder-rules.js';
+import { MANIFEST_FILE } from './manifest-file.js';
 
 /** Name of the manifest file inside every app folder. */
-export const MANIFEST_FILE = 'app.yaml';
+export { MANIFEST_FILE } from './manifest-file.js';
 
 /** What validating an app folder gives: the app when it has no errors, and every problem found. */
 export interface ValidationResult {

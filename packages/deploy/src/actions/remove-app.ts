@@ -1,4 +1,5 @@
 import { cp, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { DEPLOY_VERSION } from '../version.js';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { ConflictError, ConfigError, newRunId, ScriptError, type AppFolder, type EventBus, type Host } from '@deploykit/core';
 import { findProcessesByEnvironment } from '@deploykit/host';
@@ -199,7 +200,7 @@ export async function removeApp(options: RemoveOptions): Promise<RemoveReport> {
   const done: Record<string, unknown> = {};
   const writeRecord = async (status: string): Promise<void> => {
     await mkdir(plan.record, { recursive: true, mode: 0o700 });
-    await writeFile(join(plan.record, 'removal.json'), `${JSON.stringify({ status, time: new Date().toISOString(), runId: options.runId, plan, done }, null, 2)}\n`, { mode: 0o600 });
+    await writeFile(join(plan.record, 'removal.json'), `${JSON.stringify({ status, time: new Date().toISOString(), runId: options.runId, deployVersion: DEPLOY_VERSION, plan, done }, null, 2)}\n`, { mode: 0o600 });
   };
   await writeRecord('started');
   const context = { runId: options.runId, role: 'local' as const, host: hostContext };

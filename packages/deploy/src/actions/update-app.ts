@@ -1,4 +1,5 @@
 import { cp, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { DEPLOY_VERSION } from '../version.js';
 import { join, relative, sep } from 'node:path';
 import type { AppFolder, EventBus, Host, Phase } from '@deploykit/core';
 import type { CheckResult } from '../health/check-types.js';
@@ -134,7 +135,7 @@ export async function updateApp(context: UpdateContext, app: AppFolder, options:
   const snapped = await step('snapshot app folder', async () => {
     await mkdir(updatesDir, { recursive: true });
     await snapshotAppFolder(app, join(snapshotDir, 'app'));
-    await writeFile(join(snapshotDir, 'update.json'), `${JSON.stringify({ app: app.name, archive, runId: context.runId, startedAt: new Date().toISOString(), from: options.from ?? null }, null, 2)}\n`);
+    await writeFile(join(snapshotDir, 'update.json'), `${JSON.stringify({ app: app.name, archive, runId: context.runId, startedAt: new Date().toISOString(), from: options.from ?? null, deployVersion: DEPLOY_VERSION }, null, 2)}\n`);
     return snapshotDir;
   });
   if (!snapped) return { ...base, status: 'failed', steps, health: [], rollbackHealth: [], reason: 'the folder snapshot failed: nothing was changed' };

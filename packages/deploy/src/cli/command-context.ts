@@ -1,9 +1,13 @@
 import { join } from 'node:path';
 import { ConfigError, EventBus, newRunId, type EventListener, type Host } from '@deploykit/core';
-import { LocalHost } from '@deploykit/host';
-import { formatIssue, loadGlobalConfig, resolveAppsRoot, resolveStateDir, type GlobalConfig } from '@deploykit/manifest';
+// Subpath imports: the packages' index modules load ssh, YAML and JSON Schema code a light command
+// (`deploy list`) does not need; see bench/src/startup.ts.
+import { LocalHost } from '@deploykit/host/local-host';
+import { loadGlobalConfig, type GlobalConfig } from '@deploykit/manifest/global-config';
+import { formatIssue } from '@deploykit/manifest/issue';
+import { resolveAppsRoot, resolveStateDir } from '@deploykit/manifest/resolve-roots';
 import { resolveHostContext, type HostContext } from '../host-context.js';
-import { createJsonlListener, createRunLogListener, createTtyListener } from '../render/renderers.js';
+import { createJsonlListener, createRunLogListener, createTtyListener, useColor } from '../render/renderers.js';
 import type { GlobalOptions } from './global-options.js';
 
 /** Everything a command needs: config, host identity, the event bus and its renderers. Dispose to flush logs. */
@@ -52,7 +56,7 @@ export async function createCommandContext(options: GlobalOptions, signal: Abort
     closers.push(jsonl.close);
   }
   if (!options.quiet && !options.jsonl) {
-    attach(createTtyListener({ level: options.verbose ? 'debug' : 'info' }));
+    attach(createTtyListener({ level: options.verbose ? 'debug' : 'info', color: useColor(process.stderr, options.color) }));
   }
   return {
     runId,

@@ -18,6 +18,8 @@ export interface DeployCommand {
   readonly builder?: (yargs: Argv) => Argv;
   /** False for commands that must run where they are invoked (they name hosts themselves). */
   readonly remote?: boolean;
+  /** False when the --json result is a document rather than a report (a JSON Schema): no `deployVersion` is added to it. */
+  readonly versionInJson?: boolean;
   /**
    * True when the command cleans up itself on Ctrl+C/SIGTERM (it watches `context.signal`); the
    * first signal then aborts it instead of exiting at once, a second one exits immediately. A

@@ -10,6 +10,8 @@ export interface GlobalOptions {
   readonly verbose: boolean;
   readonly quiet: boolean;
   readonly dryRun: boolean;
+  /** False with `--no-color`; colour also needs a terminal and no NO_COLOR in the environment. */
+  readonly color: boolean;
   readonly events?: string;
   readonly logLevel: string;
   readonly logFile?: boolean;
@@ -29,6 +31,7 @@ export function readGlobalOptions(argv: Record<string, unknown>): GlobalOptions 
     verbose: argv.verbose === true,
     quiet: argv.quiet === true,
     dryRun: argv.dryRun === true,
+    color: argv.color !== false,
     logLevel: str('logLevel') ?? 'info',
   };
 }

@@ -1,11 +1,12 @@
 import yargs, { type Argv } from 'yargs';
-import { DeployError, EXIT_CODES, toDeployError, UsageError } from '@deploykit/core';
-import { signalAllProcessGroups } from '@deploykit/host';
-import { createCommandContext } from './command-context.js';
-import { COMMANDS } from './commands/index.js';
+import { DeployError, EXIT_CODES, toDeployError, UsageError } from '@deploykit/core/errors';
+// Only the process-group registry (the same module instance the commands' LocalHost uses), not the
+// package's index with ssh and the deploy client: start-up time (bench/src/startup.ts).
+import { signalAllProcessGroups } from '@deploykit/host/process-groups';
+import { COMMAND_SPECS } from './commands/index.js';
 import type { DeployCommand, CommandOutcome } from './deploy-command.js';
 import { readGlobalOptions } from './global-options.js';
-import { delegateToHost } from './delegate.js';
+import { DEPLOY_VERSION } from '../version.js';
 
 const EPILOGUE = `Exit codes: 0 ok, 1 a check or an app failed, 2 usage, 3 config, 4 script, 5 transport,
 6 dependency, 7 conflict (lock held, folder exists), 70 internal error (our bug), 130 interrupted.
@@ -23,6 +24,7 @@ function addGlobalOptions(y: Argv): Argv {
     .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'More detail, stack traces on errors', global: true })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only results and errors', global: true })
     .option('dry-run', { type: 'boolean', default: false, describe: 'Say what would run without running it', global: true })
+    .option('color', { type: 'boolean', default: true, describe: 'Colour on a terminal; --no-color (or env NO_COLOR) turns it off', global: true })
     .option('log-level', { type: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'], global: true, hidden: true });
 }
 
@@ -31,7 +33,7 @@ function reportError(error: unknown, json: boolean, verbose: boolean): number {
   const deployError = toDeployError(error);
   if (json) {
     process.stdout.write(
-      `${JSON.stringify({ ok: false, error: { kind: deployError.kind, code: deployError.code, message: deployError.message, hint: deployError.hint, details: deployError.details } }, null, 2)}\n`,
+      `${JSON.stringify({ ok: false, error: { kind: deployError.kind, code: deployError.code, message: deployError.message, hint: deployError.hint, details: deployError.details }, deployVersion: DEPLOY_VERSION }, null, 2)}\n`,
     );
   }
   process.stderr.write(`deploy: ${deployError.message}\n`);
@@ -43,8 +45,18 @@ function reportError(error: unknown, json: boolean, verbose: boolean): number {
   return EXIT_CODES[deployError.kind];
 }
 
-function print(outcome: CommandOutcome, json: boolean, jsonl: boolean): void {
-  if (json && outcome.json !== undefined) process.stdout.write(`${JSON.stringify(outcome.json, null, 2)}\n`);
+/**
+ * A command's --json result with the version of the deploy that made it: a top-level object gets a
+ * `deployVersion` field after its own (none of them has one of its own meaning); documents that are
+ * not reports (`deploy schema`, `versionInJson: false`) and arrays are printed as they are.
+ */
+export function withDeployVersion(json: unknown, command: Pick<DeployCommand, 'versionInJson'>): unknown {
+  if (command.versionInJson === false || json === null || typeof json !== 'object' || Array.isArray(json)) return json;
+  return { ...(json as Record<string, unknown>), deployVersion: DEPLOY_VERSION };
+}
+
+function print(outcome: CommandOutcome, command: DeployCommand, json: boolean, jsonl: boolean): void {
+  if (json && outcome.json !== undefined) process.stdout.write(`${JSON.stringify(withDeployVersion(outcome.json, command), null, 2)}\n`);
   // In machine mode stdout carries JSON lines only (the events said it all).
   else if (outcome.text && !jsonl) process.stdout.write(outcome.text.endsWith('\n') ? outcome.text : `${outcome.text}\n`);
 }
@@ -53,6 +65,7 @@ function print(outcome: CommandOutcome, json: boolean, jsonl: boolean): void {
 export async function main(argv: readonly string[]): Promise<number> {
   let selected: { command: DeployCommand; args: Record<string, unknown> } | undefined;
   let usageFailure: string | undefined;
+  let completion = false;
   const parser = addGlobalOptions(yargs([...argv]))
     .scriptName('deploy')
     .usage('deploy <command> [options]\n\nRun apps as app working folders on single hosts,\nand move them between hosts by streaming.')
@@ -68,21 +81,37 @@ export async function main(argv: readonly string[]): Promise<number> {
     })
     .help()
     .alias('help', 'h')
-    .version(false);
-  for (const command of COMMANDS) {
+    .version('version', 'Print the version of deploy', DEPLOY_VERSION);
+  for (const spec of COMMAND_SPECS) {
+    let loaded: DeployCommand | undefined;
     parser.command({
-      command: command.command,
-      describe: command.describe,
-      builder: (y: Argv) => {
-        let built = command.builder ? command.builder(y) : y;
-        for (const [example, description] of command.examples ?? []) built = built.example(example, description);
+      command: spec.command,
+      describe: spec.describe,
+      // The command's module loads here, when yargs picks this command (to run it or print its --help).
+      builder: async (y: Argv) => {
+        loaded = await spec.load();
+        let built = loaded.builder ? loaded.builder(y) : y;
+        for (const [example, description] of loaded.examples ?? []) built = built.example(example, description);
         return built;
       },
       handler: (args) => {
-        selected = { command, args: args as Record<string, unknown> };
+        selected = { command: loaded!, args: args as Record<string, unknown> };
       },
     });
   }
+  // Not yargs' .completion(): its command prints the script even for `completion --help`. Completions
+  // themselves (`deploy --get-yargs-completions ...`, what the script calls) are answered by yargs anyway.
+  parser.command({
+    command: 'completion',
+    describe: 'Print a shell completion script for deploy (bash; zsh when run from zsh)',
+    builder: (y: Argv) =>
+      y
+        .example('source <(deploy completion)', 'Complete commands and options in this shell')
+        .example('deploy completion >> ~/.bashrc', 'In every new bash (zsh: SHELL=/bin/zsh deploy completion >> ~/.zshrc)'),
+    handler: () => {
+      completion = true; // printed once the whole command line proved valid
+    },
+  });
   const wantsJson = argv.includes('--json');
   const verbose = argv.includes('--verbose') || argv.includes('-v');
   try {
@@ -93,10 +122,12 @@ export async function main(argv: readonly string[]): Promise<number> {
   if (usageFailure !== undefined) {
     return reportError(new UsageError('USAGE', usageFailure, { hint: 'See `deploy --help` or `deploy <command> --help`.' }), wantsJson, verbose);
   }
-  if (selected === undefined) return EXIT_CODES.ok; // --help printed
+  if (completion) parser.showCompletionScript();
+  if (selected === undefined) return EXIT_CODES.ok; // --help, --version or completion printed
   const options = readGlobalOptions(selected.args);
   if (options.host !== undefined && selected.command.remote !== false) {
     try {
+      const { delegateToHost } = await import('./delegate.js');
       return await delegateToHost(options, argv);
     } catch (error) {
       return reportError(error, options.json, options.verbose);
@@ -119,9 +150,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
+    const { createCommandContext } = await import('./command-context.js');
     await using context = await createCommandContext(options, abort.signal);
     const outcome = await selected.command.run(context, selected.args);
-    print(outcome, options.json, options.jsonl);
+    print(outcome, selected.command, options.json, options.jsonl);
     return abort.signal.aborted ? 130 : outcome.exitCode;
   } catch (error) {
     if (!(error instanceof DeployError)) signalAllProcessGroups('SIGTERM');

@@ -1,11 +1,11 @@
 import { constants } from 'node:fs';
-import { access, readFile, statfs } from 'node:fs/promises';
+import { access, statfs } from 'node:fs/promises';
 import { delimiter, dirname, join } from 'node:path';
+import { DEPLOY_VERSION } from '../version.js';
 
-/** The deploy version: the deploy package's version field. */
+/** The deploy version: the deploy package's version field (see version.ts). */
 export async function readDeployVersion(): Promise<string> {
-  const text = await readFile(new URL('../../package.json', import.meta.url), 'utf8');
-  return (JSON.parse(text) as { version: string }).version;
+  return DEPLOY_VERSION;
 }
 
 /** Finds a program on PATH (like `command -v`); null when absent. */

@@ -50,6 +50,8 @@ export interface PartReport {
 /** The result of a migration run, as `deploy migrate --json` prints it. */
 export interface MigrateReport {
   readonly ok: boolean;
+  /** The version of the deploy that ran the migration on the source (`targetReport.deployVersion`: the target's). */
+  readonly deployVersion?: string;
   readonly app: string;
   readonly runId: string;
   readonly target: string;
@@ -481,6 +483,7 @@ class SourceRun {
       ...(this.#pairing ? { pairing: this.#pairing } : {}),
       ...(failure ? { failure: { step: failure.step, kind: failure.kind, code: failure.code, message: failure.message, ...(failure.hint ? { hint: failure.hint } : {}), ...(failure.stage ? { stage: failure.stage } : {}) } } : {}),
       durationMs: Date.now() - this.#started,
+      deployVersion: options.deployVersion,
     };
   }
 

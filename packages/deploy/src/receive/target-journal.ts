@@ -33,7 +33,7 @@ export type TargetOutcome = 'finished' | 'rolled-back' | 'kept-for-resume' | 're
 
 /** One line of a target-side run record (`<state>/apps/<app>/incoming/<run id>.jsonl`). */
 export type TargetJournalLine =
-  | { readonly t: 'run'; readonly app: string; readonly runId: string; readonly source: string; readonly pid: number; readonly startTicks: number; readonly parts: readonly string[]; readonly engine?: DatabaseEngine['kind'] }
+  | { readonly t: 'run'; readonly deployVersion?: string; readonly app: string; readonly runId: string; readonly source: string; readonly pid: number; readonly startTicks: number; readonly parts: readonly string[]; readonly engine?: DatabaseEngine['kind'] }
   /**
    * What the input of the run made before the run knew its id (an ffl download and its temp dir, found
    * by the receiving command's own run id): a later run stops and removes them if this one is killed.

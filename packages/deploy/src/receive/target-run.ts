@@ -25,6 +25,7 @@ import { acquireAppLock, processStartTicks, type AppLock } from '../migrate/app-
 import { compareDigests, compareSpecialFiles, compareSymlinks, digestTree, listSpecialFiles, listSymlinks } from '../migrate/checksums.js';
 import { applyFidelity, compareFidelity, compareMtimes, isFidelityTrivial, scanFidelity, scanMtimes } from '../migrate/fidelity.js';
 import { findOnPath, freeBytesAt, readDeployVersion } from '../migrate/host-facts.js';
+import { DEPLOY_VERSION } from '../version.js';
 import { parseMigrationContents, parseMigrationHeader, type MigrationContents, type MigrationHeader, type MigrationPart } from '../migrate/migration-header.js';
 import { runPhase } from '../script-runner.js';
 import { dumpToFile, restoreFromFile } from '../database/dump-files.js';
@@ -81,6 +82,8 @@ export interface ResumeOffer {
 /** What a target-side run did: the report the source shows and `--json` prints. */
 export interface TargetReport {
   readonly ok: boolean;
+  /** The version of the deploy that ran this side (absent in reports of deploy before it was added). */
+  readonly deployVersion?: string;
   readonly app: string;
   readonly runId: string;
   readonly host: string;
@@ -343,7 +346,7 @@ class TargetRun {
     this.#layout = buildTargetLayout(header, { appsRoot, stateDir });
     if (!this.#options.check) {
       this.#journal = new TargetJournal(this.#layout.journal);
-      this.#journal.write({ t: 'run', app: header.app, runId: header.runId, source: header.source.host, pid: process.pid, startTicks: processStartTicks(process.pid), parts: header.parts.map((part) => part.id), ...(this.#engine ? { engine: this.#engine.kind } : {}) });
+      this.#journal.write({ t: 'run', deployVersion: DEPLOY_VERSION, app: header.app, runId: header.runId, source: header.source.host, pid: process.pid, startTicks: processStartTicks(process.pid), parts: header.parts.map((part) => part.id), ...(this.#engine ? { engine: this.#engine.kind } : {}) });
       const paths = this.#options.input.paths ?? [];
       if ((this.#inputRunId !== undefined && this.#inputRunId !== header.runId) || paths.length > 0) this.#journal.write({ t: 'input', runId: this.#inputRunId ?? header.runId, paths });
     }
@@ -981,6 +984,7 @@ class TargetRun {
       kept: rollback.kept,
       ...(this.#baseUrl ? { baseUrl: this.#baseUrl } : {}),
       durationMs: Date.now() - this.#started,
+      deployVersion: DEPLOY_VERSION,
     };
     this.#bus.emit('receive.report', { app: report.app, level: report.ok ? 'info' : 'error', message: report.ok ? `${report.app} received, verified and healthy on ${report.host}` : `receiving ${report.app} failed at [${report.failure?.step}]: ${report.failure?.message}`, data: { report } });
     return report;

@@ -1,6 +1,5 @@
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { closeSync, createWriteStream, mkdirSync, openSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
-import winston from 'winston';
 import type { DeployEvent, EventListener } from '@deploykit/core';
 
 /** Writes every event as one JSON line to a file (`--events FILE`). */
@@ -15,34 +14,71 @@ export function createJsonlListener(path: string): { listener: EventListener; cl
   };
 }
 
-/** Keeps every event in the per-run log file through winston (JSON lines with the run context). */
+/**
+ * Keeps every event in the per-run log file through winston (JSON lines with the run context). The
+ * file is created at once (mode 0600, so a read-only state dir shows here); winston itself loads
+ * with the first event, so a run that logs nothing (`deploy list`) does not pay for loading it.
+ * Events that arrive while it loads are kept in order and written once it is there.
+ */
 export function createRunLogListener(path: string, level: string): { listener: EventListener; close: () => Promise<void> } {
   mkdirSync(dirname(path), { recursive: true });
-  const logger = winston.createLogger({
-    level: level === 'warn' ? 'warn' : level,
-    format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
-    transports: [new winston.transports.File({ filename: path, options: { mode: 0o600 } })],
-  });
+  closeSync(openSync(path, 'a', 0o600));
+  type Logger = import('winston').Logger;
+  let logger: Logger | undefined;
+  let loading: Promise<Logger> | undefined;
+  const pending: DeployEvent[] = [];
+  const write = (target: Logger, event: DeployEvent): void => {
+    const { level: eventLevel, message, ...rest } = event;
+    target.log(eventLevel, message ?? event.type, rest);
+  };
+  const load = (): Promise<Logger> =>
+    (loading ??= import('winston').then(({ default: winston }) => {
+      logger = winston.createLogger({
+        level: level === 'warn' ? 'warn' : level,
+        // `timestamp` is when the event happened (its `time`), also for events kept while winston loaded.
+        format: winston.format.combine(
+          winston.format((info) => Object.assign(info, { timestamp: typeof info.time === 'string' ? info.time : new Date().toISOString() }))(),
+          winston.format.json(),
+        ),
+        transports: [new winston.transports.File({ filename: path, options: { mode: 0o600 } })],
+      });
+      for (const event of pending.splice(0)) write(logger, event);
+      return logger;
+    }));
   return {
     listener: (event) => {
-      const { level: eventLevel, message, ...rest } = event;
-      logger.log(eventLevel, message ?? event.type, rest);
+      if (logger !== undefined) return write(logger, event);
+      pending.push(event);
+      load().catch(() => undefined); // close() reports it
     },
-    close: () =>
-      new Promise((resolve) => {
-        logger.on('finish', () => resolve());
-        logger.end();
-      }),
+    close: async () => {
+      if (loading === undefined) return;
+      const loaded = await loading;
+      await new Promise<void>((resolve) => {
+        loaded.on('finish', () => resolve());
+        loaded.end();
+      });
+    },
   };
 }
 
 const LEVEL_ORDER = { debug: 0, info: 1, warn: 2, error: 3 } as const;
 
+/**
+ * Whether to colour what goes to `stream`: only on a terminal, and never when the NO_COLOR
+ * environment variable is set to anything but "" (https://no-color.org) or `--no-color` was given
+ * (`flag` false).
+ */
+export function useColor(stream: NodeJS.WritableStream, flag = true, env: NodeJS.ProcessEnv = process.env): boolean {
+  if (!flag || (env.NO_COLOR !== undefined && env.NO_COLOR !== '')) return false;
+  return Boolean((stream as NodeJS.WriteStream).isTTY);
+}
+
 /** Human progress on stderr: script output prefixed `app:phase |`, phase starts and ends, stream progress. */
 export function createTtyListener(options: { level: string; stream?: NodeJS.WritableStream; color?: boolean }): EventListener {
   const out = options.stream ?? process.stderr;
   const min = LEVEL_ORDER[(options.level as keyof typeof LEVEL_ORDER) ?? 'info'] ?? 1;
-  const color = options.color ?? Boolean((out as NodeJS.WriteStream).isTTY);
+  const color = options.color ?? useColor(out);
   const dim = (text: string): string => (color ? `\x1b[2m${text}\x1b[0m` : text);
   const red = (text: string): string => (color ? `\x1b[31m${text}\x1b[0m` : text);
   return (event: DeployEvent) => {

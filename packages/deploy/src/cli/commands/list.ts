@@ -1,5 +1,7 @@
 import { EXIT_CODES } from '@deploykit/core';
-import { discoverApps, formatIssue } from '@deploykit/manifest';
+// Subpaths, not the index: with no apps `deploy list` needs neither YAML nor the schema validator.
+import { discoverApps } from '@deploykit/manifest/discover-apps';
+import { formatIssue } from '@deploykit/manifest/issue';
 import type { DeployCommand } from '../deploy-command.js';
 import { renderTable } from '../table.js';
 

@@ -236,7 +236,7 @@ export const migrateCommand: DeployCommand = {
       for (const note of preflight.notes) context.bus.emit('migrate.note', { app: app.name, message: `note: ${note}` });
 
       // The run record exists before the app's own bin/migrate runs (it gets its path).
-      await options.journal.write({ step: 'run', status: 'ok', detail: { app: app.name, target: to, transport: transport.name, archive, replace: options.replace, pairing: pair } });
+      await options.journal.write({ step: 'run', status: 'ok', detail: { deployVersion: options.deployVersion, app: app.name, target: to, transport: transport.name, archive, replace: options.replace, pairing: pair } });
       // The app's own bin/migrate may replace the default steps (exit 0) or let them run (exit 75).
       const hook = await runPhase({
         app,

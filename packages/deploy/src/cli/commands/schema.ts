@@ -7,6 +7,7 @@ export const schemaCommand: DeployCommand = {
   command: 'schema',
   describe: 'Print the JSON Schema of app.yaml (point your editor at it)',
   remote: false,
+  versionInJson: false,
   builder: (y) =>
     y
       .option('config-file', { type: 'boolean', default: false, describe: 'The schema of the global config file instead' })
