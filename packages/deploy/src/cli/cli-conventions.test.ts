@@ -70,7 +70,8 @@ test('colour on a terminal only, never with NO_COLOR (non-empty) or --no-color',
   assert.equal(lines[1], 'a:stop > failed\n');
 });
 
-test('on a real terminal deploy colours its progress, and NO_COLOR or --no-color turn it off', { skip: spawnSync('script', ['--version']).status !== 0 && 'no script(1)' }, () => {
+test('on a real terminal deploy colours its progress, and NO_COLOR or --no-color turn it off', () => {
+  assert.equal(spawnSync('script', ['--version']).status, 0, 'script(1) (util-linux, Debian package bsdutils) is needed to give deploy a real terminal');
   const root = mkdtempSync(join(tmpdir(), 'deploy-color-'));
   try {
     mkdirSync(join(root, 'apps', 'fine', 'bin'), { recursive: true });
