@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalHost } from '@deploykit/host';
 import { digestTree, listSymlinks } from './checksums.js';
-import { buildExactPatterns, computeVolumeDelta, exactPatternLine, planVolumeDelta, type VolumeDelta, type VolumeEntry } from './volume-delta.js';
+import { buildExactPatterns, chooseDeltaHashing, computeVolumeDelta, exactPatternLine, planVolumeDelta, type VolumeDelta, type VolumeEntry } from './volume-delta.js';
 
 const host = new LocalHost();
 
@@ -79,13 +79,15 @@ test('the delta of a volume between two real borg archives: added, changed, remo
     const after = await host.run({ argv: ['bash', '-euo', 'pipefail', '-c', AFTER], cwd: dir, env });
     assert.equal(after.exitCode, 0, after.stderr);
 
-    const { delta, finalListing, stats } = await computeVolumeDelta(host, env, { base: 'base', final: 'final', volumePath: 'app/data' });
+    const { delta, finalListing, stats } = await computeVolumeDelta(host, env, { base: 'base', final: 'final', volumePath: 'app/data', hashing: 'candidates' });
     assert.deepEqual(shape(delta), EXPECTED);
     // Only files that are new or whose size, mtime or ctime moved were hashed: not "same".
     assert.equal(stats.hashed, 13);
     assert.equal(stats.finalEntries, finalListing.length);
-    // ...and that shortcut gives the same delta and hashes as hashing every file of the final archive.
-    const full = await computeVolumeDelta(host, env, { base: 'base', final: 'final', volumePath: 'app/data', hashAll: true });
+    // ...and that shortcut gives the same delta and hashes as hashing every file of the final
+    // archive, which is what a volume of small files gets by default.
+    const full = await computeVolumeDelta(host, env, { base: 'base', final: 'final', volumePath: 'app/data' });
+    assert.equal(full.stats.hashing, 'all');
     assert.deepEqual(full.delta, delta);
     assert.deepEqual(full.finalListing, finalListing);
     assert.equal(full.stats.hashed, finalListing.filter((entry) => entry.type === 'file').length);
@@ -125,6 +127,11 @@ test('two archives with no change between them have an empty delta; a path that 
   assert.deepEqual(shape(planVolumeDelta(base, base)), { added: [], changed: [], removed: [], metadata: [], bytes: 0 });
   const final = [entry('.', 'dir'), entry('a', 'file', { size: 5, sha256: '3'.repeat(64) }), entry('c', 'file', { size: 3, sha256: '2'.repeat(64), ctime: '2026-01-02T00:00:00.000000' })];
   assert.deepEqual(shape(planVolumeDelta(base, final)), { added: ['file a'], changed: [], removed: ['file a/b', 'dir a'], metadata: ['c: ctime'], bytes: 5 });
+  // Hashing: all in one listing for small files, only the candidates for large ones (hard-link followers count no bytes).
+  assert.equal(chooseDeltaHashing(base), 'all');
+  assert.equal(chooseDeltaHashing([entry('.', 'dir'), entry('big', 'file', { size: 128 * 1024 }), entry('small', 'file', { size: 10 })]), 'candidates');
+  assert.equal(chooseDeltaHashing([entry('.', 'dir'), entry('big', 'file', { size: 48 * 1024 }), entry('big2', 'file', { size: 48 * 1024, hardlinkOf: 'big' })]), 'all');
+  assert.equal(chooseDeltaHashing([]), 'all');
   // Same size, no hash on either side: size, mtime and ctime decide (borg's files-cache rule).
   assert.deepEqual(shape(planVolumeDelta([entry('f', 'file', { size: 1 })], [entry('f', 'file', { size: 1, mtime: 'x', ctime: 'y' })])).changed, ['f']);
 });
