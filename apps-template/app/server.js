@@ -10,6 +10,7 @@ import * as db from './lib/db.js';
 import { checkUploadName, resolveInside, sendFile, storeUpload } from './lib/files.js';
 import { HttpError, parseCookies, readForm, redirect, send, sendHtml, sendJson } from './lib/http.js';
 import { createLogger } from './lib/log.js';
+import { createMaintenance } from './lib/maintenance.js';
 import { renderHome, renderLogin, renderNotes, renderPublicNotes } from './lib/pages.js';
 
 const appDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -29,6 +30,8 @@ const log = createLogger(config.logDir, config.logLevel);
 const pool = db.createPool(config.db);
 pool.on('error', (error) => log.error(`database pool: ${error.message}`));
 const cookieName = 'notes_session';
+// bin/maintenance on|off flips this file; bin/start passes its path (outside the app folder).
+const maintenance = createMaintenance({ file: process.env.MAINTENANCE_FILE || join(appDir, '.state', 'maintenance'), log });
 
 await mkdir(config.uploadsDir, { recursive: true }).catch((error) => log.error(`uploads volume ${config.uploadsDir}: ${error.message}`));
 
@@ -64,9 +67,9 @@ async function handleHealth(response) {
   }
   if (problems.length > 0) {
     for (const problem of problems) log.error(`healthz: ${problem}`);
-    sendJson(response, 503, { status: 'failing', problems });
+    sendJson(response, 503, { status: 'failing', problems, maintenance: maintenance.on });
   } else {
-    sendJson(response, 200, { status: 'ok', database: 'ok', uploads: 'ok' });
+    sendJson(response, 200, { status: 'ok', database: 'ok', uploads: 'ok', maintenance: maintenance.on });
   }
 }
 
@@ -147,6 +150,7 @@ const server = createServer((request, response) => {
   response.on('finish', () => {
     log.access(request, response.statusCode, Date.now() - started, Number(response.getHeader('content-length') ?? 0));
   });
+  if (!maintenance.admit(request, response)) return;
   route(request, response).catch((error) => {
     if (error instanceof HttpError) {
       if (!response.headersSent) send(response, error.status, `${error.message}\n`, { 'Content-Type': 'text/plain; charset=utf-8' });
@@ -174,6 +178,7 @@ async function shutdown(reason) {
   log.info(`stopping (${reason})`);
   const force = setTimeout(() => process.exit(1), 5000);
   force.unref();
+  maintenance.stop();
   server.close();
   server.closeIdleConnections?.();
   await pool.end().catch(() => {});

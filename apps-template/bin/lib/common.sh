@@ -14,6 +14,8 @@ STATE_DIR="${DEPLOY_APP_STATE_DIR:-$APP_DIR/.state}"
 RUN_DIR="$STATE_DIR/run"
 SUPERVISOR_PID_FILE="$RUN_DIR/supervisor.pid"
 APP_PID_FILE="$RUN_DIR/app.pid"
+# bin/maintenance on creates it, the app answers 503 while it exists (kept across restarts, never migrated).
+MAINTENANCE_FILE="$STATE_DIR/maintenance"
 
 say() { printf '%s: %s\n' "$APP_NAME/$SCRIPT_NAME" "$*" >&2; }
 debug() { [[ "${DEPLOY_LOG_LEVEL:-info}" == debug ]] && say "$*"; return 0; }

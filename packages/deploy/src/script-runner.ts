@@ -91,6 +91,8 @@ export async function runPhase(options: {
   context: PhaseContext;
   bus: EventBus;
   extraEnv?: Record<string, string>;
+  /** Arguments after the script's path (`bin/maintenance on`); most phases take none. */
+  args?: readonly string[];
   timeoutSeconds?: number;
   /** Aborting stops the script's whole process group (Ctrl+C of the command running it). */
   signal?: AbortSignal;
@@ -110,7 +112,7 @@ export async function runPhase(options: {
   const timeoutSeconds = options.timeoutSeconds ?? phaseTimeoutSeconds(app, phase);
   bus.emit('phase.start', { phase, app: app.name, message: `${app.name}:${phase} started`, data: { timeoutSeconds } });
   const proc = host.spawn({
-    argv: [script],
+    argv: [script, ...(options.args ?? [])],
     cwd: app.dir,
     env: { ...buildPhaseEnv(app, phase, options.context), ...options.extraEnv },
     timeoutMs: timeoutSeconds * 1000,

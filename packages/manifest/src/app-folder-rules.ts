@@ -29,7 +29,7 @@ export type AppFolderRule = (context: RuleContext) => Promise<RuleFinding[]>;
 
 /** bin/ scripts every app must have, and those it may have. */
 export const REQUIRED_BIN_SCRIPTS = ['install', 'start', 'stop', 'backup', 'restore'] as const;
-export const OPTIONAL_BIN_SCRIPTS = ['health', 'migrate', 'update'] as const;
+export const OPTIONAL_BIN_SCRIPTS = ['health', 'migrate', 'update', 'maintenance'] as const;
 
 function findingAt(
   context: RuleContext,

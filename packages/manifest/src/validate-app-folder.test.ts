@@ -97,8 +97,10 @@ test('missing and non-executable bin scripts say what to do', async (t) => {
   await tree.write('wiki/bin/start', '#!/bin/sh\n', 0o644);
   // Optional scripts are checked only when present.
   await tree.write('wiki/bin/migrate', '#!/bin/sh\n', 0o600);
+  await tree.write('wiki/bin/maintenance', '#!/bin/sh\n', 0o644);
   const result = await validateAppFolder(dir);
   assert.deepEqual(formatAll(result.errors, tree.root), [
+    'bin-not-executable wiki/bin/maintenance: bin/maintenance is not executable: run chmod +x bin/maintenance',
     'bin-not-executable wiki/bin/migrate: bin/migrate is not executable: run chmod +x bin/migrate',
     'bin-missing wiki/bin/restore: bin/restore is missing: every app needs bin/install, bin/start, bin/stop, bin/backup, bin/restore',
     'bin-not-executable wiki/bin/start: bin/start is not executable: run chmod +x bin/start',

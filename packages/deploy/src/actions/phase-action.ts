@@ -27,13 +27,14 @@ export async function runPhaseForApps(
   context: CommandContext,
   phase: Phase,
   apps: readonly AppFolder[],
-  options: { archive?: string } = {},
+  options: { archive?: string; args?: readonly string[] } = {},
 ): Promise<PhaseRunSummary> {
   const results: (PhaseResult & { archive?: string })[] = [];
   for (const app of apps) {
     const archive = phase === 'backup' ? newArchiveName(app) : phase === 'restore' ? (options.archive ?? '') : undefined;
     if (context.hostContext.dryRun) {
-      context.bus.emit('phase.plan', { app: app.name, phase, message: `would run ${app.dir}/bin/${phase}${archive ? ` (archive ${archive})` : ''}` });
+      const args = options.args?.length ? ` ${options.args.join(' ')}` : '';
+      context.bus.emit('phase.plan', { app: app.name, phase, message: `would run ${app.dir}/bin/${phase}${args}${archive ? ` (archive ${archive})` : ''}` });
       results.push({ app: app.name, phase, status: 'skipped', exitCode: null, signal: null, timedOut: false, durationMs: 0, stderrTail: '', reason: 'dry run' });
       continue;
     }
@@ -42,6 +43,7 @@ export async function runPhaseForApps(
       phase,
       host: context.host,
       bus: context.bus,
+      ...(options.args ? { args: options.args } : {}),
       context: { runId: context.runId, role: 'local', host: context.hostContext, ...(archive !== undefined ? { archive } : {}) },
     });
     results.push({ ...result, ...(archive ? { archive } : {}) });

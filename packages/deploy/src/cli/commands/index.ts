@@ -25,6 +25,11 @@ export const COMMAND_SPECS: readonly CommandSpec[] = [
   { command: 'start [apps..]', describe: 'Start apps with their bin/start', load: phase('start') },
   { command: 'stop [apps..]', describe: 'Stop apps with their bin/stop (exit 75 = was not running)', load: phase('stop') },
   { command: 'backup [apps..]', describe: 'Make a fresh Borg archive of each app (volumes and database) with its bin/backup', load: phase('backup') },
+  {
+    command: 'maintenance <app> <mode>',
+    describe: 'Stop or resume an app taking writes without stopping it: its bin/maintenance on (a 503 page) or off',
+    load: async () => (await import('./phases.js')).maintenanceCommand,
+  },
   { command: 'restore <app>', describe: "Restore an app's volumes and database from a Borg archive with its bin/restore", load: async () => (await import('./phases.js')).restoreCommand },
   {
     command: 'migrate <app>',

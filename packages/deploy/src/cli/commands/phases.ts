@@ -1,5 +1,8 @@
+import { constants } from 'node:fs';
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Phase } from '@deploykit/core';
-import { UsageError } from '@deploykit/core';
+import { ConfigError, EXIT_CODES, UsageError } from '@deploykit/core';
 import { phaseExitCode, renderPhaseSummary, runPhaseForApps, selectApps } from '../../actions/phase-action.js';
 import type { DeployCommand } from '../deploy-command.js';
 
@@ -54,5 +57,39 @@ export const restoreCommand: DeployCommand = {
     const apps = await selectApps(context, [String(args.app)], false);
     const summary = await runPhaseForApps(context, 'restore', apps, typeof args.archive === 'string' ? { archive: args.archive } : {});
     return { exitCode: phaseExitCode(summary), json: summary, text: renderPhaseSummary(summary) };
+  },
+};
+
+/**
+ * `deploy maintenance <app> on|off`: the app's bin/maintenance (docs/app-folder.md): on = a 503 page
+ * and no write in flight when it returns, off = serving again. An app without the script cannot do
+ * that while running, which is an error here (not the "optional, skipped" of other phases), and so
+ * is a script exiting 75: the mode was not reached.
+ */
+export const maintenanceCommand: DeployCommand = {
+  command: 'maintenance <app> <mode>',
+  describe: 'Stop or resume an app taking writes without stopping it: its bin/maintenance on (a 503 page) or off',
+  builder: (y) =>
+    y
+      .positional('app', { type: 'string', describe: 'App name', demandOption: true })
+      .positional('mode', { type: 'string', choices: ['on', 'off'], describe: 'on: answer 503 and take no writes; off: serve again', demandOption: true }),
+  examples: [
+    ['deploy maintenance notes on', 'notes answers 503 with a page; when this returns, no request that writes is running'],
+    ['deploy maintenance notes off', 'notes serves again'],
+  ],
+  async run(context, args) {
+    const mode = String(args.mode);
+    if (mode !== 'on' && mode !== 'off') throw new UsageError('MAINTENANCE_MODE', `maintenance mode must be on or off, not ${JSON.stringify(mode)}`, { hint: 'deploy maintenance <app> on|off' });
+    const apps = await selectApps(context, [String(args.app)], false);
+    const app = apps[0]!;
+    const script = join(app.dir, 'bin', 'maintenance');
+    if (!(await access(script, constants.X_OK).then(() => true, () => false))) {
+      throw new ConfigError('MAINTENANCE_SCRIPT_MISSING', `${app.name} has no executable bin/maintenance, so it cannot stop taking writes while it runs`, {
+        hint: `Add bin/maintenance on|off to ${app.dir} (docs/app-folder.md, "bin/maintenance"), or stop the app: deploy stop ${app.name}`,
+      });
+    }
+    const summary = await runPhaseForApps(context, 'maintenance', apps, { args: [mode] });
+    const notReached = summary.results.some((result) => result.status === 'skipped' && result.reason !== 'dry run');
+    return { exitCode: notReached ? EXIT_CODES.script : phaseExitCode(summary), json: { ...summary, mode }, text: renderPhaseSummary(summary) };
   },
 };
