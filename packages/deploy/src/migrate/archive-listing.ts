@@ -36,14 +36,21 @@ export function parseArchiveListing(output: string, prefix: string): FileDigest[
 
 /** [path relative to `prefix`, link target] of the symlinks in a listing, sorted by path. */
 export function parseArchiveSymlinks(output: string, prefix: string): [string, string][] {
+  return itemsUnder(output, prefix)
+    .filter(({ item }) => item.type === 'l')
+    .map(({ item, path }): [string, string] => [path, item.source])
+    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+}
+
+/** The items of a json-lines listing below `prefix`, each with its path relative to it. */
+function itemsUnder(output: string, prefix: string): { item: BorgItem; path: string }[] {
   const strip = prefix.replace(/\/$/, '') + '/';
   return output
     .split('\n')
     .filter(Boolean)
     .map((line) => JSON.parse(line) as BorgItem)
-    .filter((item) => item.type === 'l' && item.path.startsWith(strip))
-    .map((item): [string, string] => [item.path.slice(strip.length), item.source])
-    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    .filter((item) => item.path.startsWith(strip))
+    .map((item) => ({ item, path: item.path.slice(strip.length) }));
 }
 
 /** Entry types (borg list `type`, find `%y`) a volume carries only when the app declares them (volumes[].special_files). */
@@ -70,13 +77,9 @@ export function splitDeclared(entries: readonly (readonly [string, string])[], d
 
 /** [type, path relative to `prefix`] of the device nodes and FIFOs in a listing. */
 export function parseSpecialEntries(output: string, prefix: string): [string, string][] {
-  const strip = prefix.replace(/\/$/, '') + '/';
-  return output
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => JSON.parse(line) as BorgItem)
-    .filter((item) => SPECIAL_FILE_TYPES[item.type] !== undefined && item.path.startsWith(strip))
-    .map((item) => [item.type, item.path.slice(strip.length)]);
+  return itemsUnder(output, prefix)
+    .filter(({ item }) => SPECIAL_FILE_TYPES[item.type] !== undefined)
+    .map(({ item, path }) => [item.type, path]);
 }
 
 /** The error naming a volume's device nodes and FIFOs (at most 10), raised before any byte moves. */
