@@ -14,6 +14,8 @@ export interface VolumeSpec {
   readonly path: string;
   /** Device nodes and FIFOs the volume keeps, which migrate carries; any other one is refused. Defaults to []. */
   readonly special_files?: readonly SpecialFileSpec[];
+  /** What `deploy cutover` does with the target copy's own writes since the migration: refuse (default) or discard (logs, caches). */
+  readonly target_writes?: 'refuse' | 'discard';
 }
 
 /** What a declared special file is: a FIFO, a character device or a block device. */

@@ -4,19 +4,20 @@ import type { DatabaseEngine, ExtensionOwner } from '../database/engine.js';
 import type { SpecialFileEntry } from './archive-listing.js';
 import type { FileDigest } from './checksums.js';
 import type { FidelityMetadata } from './fidelity.js';
+import type { VolumeEntryType } from './volume-delta.js';
 
 /** What a part of a migration carries; each kind has one consumer on the target. */
-export type MigrationPartKind = 'app-folder' | 'volume' | 'db-roles' | 'database' | 'db-grants' | 'borg-repo';
+export type MigrationPartKind = 'app-folder' | 'volume' | 'volume-delta' | 'db-roles' | 'database' | 'db-grants' | 'borg-repo';
 
 /** One part of a migration bundle, as the header announces it. */
 export interface MigrationPart {
-  /** `files`, `volume:<name>`, `roles`, `database`, `grants`, `history`. */
+  /** `files`, `volume:<name>`, `delta:<name>` (a cutover), `roles`, `database`, `grants`, `history`. */
   readonly id: string;
   readonly kind: MigrationPartKind;
   readonly title: string;
   /** The source's estimate (space preflight, ETA); the trailer has the exact count. */
   readonly expectedBytes: number;
-  /** For `volume`: which one, and its path inside the app folder. */
+  /** For `volume` and `volume-delta`: which one, and its path inside the app folder. */
   readonly volume?: { readonly name: string; readonly path: string };
   /** True when the bytes come from the archive alone (the same archive gives the same bytes): a resume may reuse it. */
   readonly fromArchive: boolean;
@@ -52,6 +53,45 @@ export interface MigrationHeader {
   readonly options: { readonly withHistory: boolean; readonly stallSeconds: number; readonly pairing?: boolean };
   /** The target's steps as the source planned them (ids and titles): what the target will show. */
   readonly plan: readonly { readonly id: string; readonly title: string }[];
+  /** A cutover bundle (docs/decisions/0008): only what changed since the migration's archive, applied to the copy there. */
+  readonly cutover?: CutoverHeader;
+}
+
+/** An entry of a volume as the base archive holds it: [path, type, size (regular files), symlink target]. */
+export type BaseEntry = readonly [string, VolumeEntryType, number, string | null];
+
+/** What a cutover bundle's header adds: the migration it builds on, and each volume as that migration left it. */
+export interface CutoverHeader {
+  /** The archive of the finished migration whose copy the target holds. */
+  readonly baseArchive: string;
+  /** The source's run id of that migration. */
+  readonly baseRunId: string;
+  /** Per volume, every entry of the base archive: the target checks its copy still equals it before anything changes. */
+  readonly volumes: Readonly<Record<string, { readonly base: readonly BaseEntry[] }>>;
+}
+
+/** Per volume of a cutover: how the target turns the base into the final archive's volume. */
+export interface DeltaRecord {
+  /** [path, type] of every entry to take away (only in the base, or its type changed), deepest first. */
+  readonly removed: readonly (readonly [string, VolumeEntryType])[];
+  /** Paths the delta part's tar carries (added, changed, re-pointed symlinks), sorted: parents first. */
+  readonly sent: readonly string[];
+  /** Same content, other mode or owner: [path, type, mode (st_mode & 0o7777), uid, gid] as the final archive holds them. */
+  readonly chmod: readonly (readonly [string, VolumeEntryType, number, number, number])[];
+  /**
+   * [path, mtime in ns] set after the entries moved: the directories whose entries change (moving an
+   * entry in or out changes a directory's mtime) and the entries whose mtime alone changed.
+   */
+  readonly mtimes: readonly (readonly [string, string])[];
+  /** Content bytes of the regular files sent. */
+  readonly bytes: number;
+  /**
+   * The volume travels whole (app.yaml `target_writes: discard`): the part is the final archive's
+   * whole volume, which replaces the copy there (its own writes since the migration are set aside).
+   */
+  readonly whole?: boolean;
+  /** Entries by class, for the report. */
+  readonly counts: { readonly added: number; readonly changed: number; readonly removed: number; readonly metadata: number };
 }
 
 /** Per volume: the archive's listing (path, size, SHA-256 of every regular file) and what export-tar drops. */
@@ -62,6 +102,8 @@ export interface VolumeContents {
   /** The declared device nodes and FIFOs the archive holds (devices with major/minor), sorted by path; absent when none. */
   readonly special?: readonly SpecialFileEntry[];
   readonly fidelity: FidelityMetadata;
+  /** A cutover: the delta from the base archive (the listing, symlinks and fidelity are the final archive's, whole). */
+  readonly delta?: DeltaRecord;
 }
 
 /** The bundle's contents record (C): what the target verifies against, known once the archive exists. */
@@ -107,7 +149,45 @@ function count(value: unknown, what: string): number {
   return value;
 }
 
-const PART_KINDS: readonly MigrationPartKind[] = ['app-folder', 'volume', 'db-roles', 'database', 'db-grants', 'borg-repo'];
+const PART_KINDS: readonly MigrationPartKind[] = ['app-folder', 'volume', 'volume-delta', 'db-roles', 'database', 'db-grants', 'borg-repo'];
+const ENTRY_TYPES: readonly VolumeEntryType[] = ['file', 'dir', 'symlink', 'fifo', 'char', 'block'];
+
+function entryType(value: unknown, what: string): VolumeEntryType {
+  if (!ENTRY_TYPES.includes(value as VolumeEntryType)) fail(`${what} has an unknown entry type ${JSON.stringify(value)}`);
+  return value as VolumeEntryType;
+}
+
+function parseCutoverHeader(value: unknown): CutoverHeader {
+  if (!isRecord(value)) fail('cutover entry is not an object');
+  const volumes: Record<string, { base: BaseEntry[] }> = {};
+  for (const [name, raw] of Object.entries(isRecord(value.volumes) ? value.volumes : {})) {
+    if (!isRecord(raw) || !Array.isArray(raw.base)) fail(`cutover base of volume ${name} is missing`);
+    volumes[name] = {
+      base: raw.base.map((entry): BaseEntry => {
+        if (!Array.isArray(entry) || typeof entry[0] !== 'string') fail(`cutover base of volume ${name} has a malformed entry`);
+        return [entry[0], entryType(entry[1], `cutover base entry ${entry[0]}`), count(entry[2], `size of ${entry[0]}`), typeof entry[3] === 'string' ? entry[3] : null];
+      }),
+    };
+  }
+  return { baseArchive: string(value.baseArchive, 'cutover base archive'), baseRunId: string(value.baseRunId, 'cutover base run id'), volumes };
+}
+
+function parseDeltaRecord(value: unknown, volume: string): DeltaRecord {
+  if (!isRecord(value) || !Array.isArray(value.removed) || !Array.isArray(value.sent) || !Array.isArray(value.chmod)) fail(`delta of volume ${volume} is malformed`);
+  const path = (entry: unknown, what: string): string => (typeof entry === 'string' && entry !== '' && entry !== '.' && !entry.startsWith('/') && !entry.split('/').includes('..') ? entry : fail(`delta of volume ${volume} has an unsafe ${what} path ${JSON.stringify(entry)}`));
+  const counts = isRecord(value.counts) ? value.counts : {};
+  return {
+    removed: value.removed.map((entry): [string, VolumeEntryType] => (Array.isArray(entry) ? [path(entry[0], 'removed'), entryType(entry[1], `removed ${String(entry[0])}`)] : fail(`delta of volume ${volume} has a malformed removal`))),
+    sent: value.sent.map((entry) => path(entry, 'sent')),
+    chmod: value.chmod.map((entry): [string, VolumeEntryType, number, number, number] =>
+      Array.isArray(entry) ? [path(entry[0], 'chmod'), entryType(entry[1], `chmod ${String(entry[0])}`), count(entry[2], 'mode'), count(entry[3], 'uid'), count(entry[4], 'gid')] : fail(`delta of volume ${volume} has a malformed mode change`),
+    ),
+    mtimes: Array.isArray(value.mtimes) ? value.mtimes.filter((pair): pair is [string, string] => Array.isArray(pair) && typeof pair[0] === 'string' && typeof pair[1] === 'string' && /^\d+$/.test(pair[1])) : [],
+    bytes: count(value.bytes ?? 0, `delta bytes of ${volume}`),
+    ...(value.whole === true ? { whole: true } : {}),
+    counts: { added: Number(counts.added ?? 0), changed: Number(counts.changed ?? 0), removed: Number(counts.removed ?? 0), metadata: Number(counts.metadata ?? 0) },
+  };
+}
 
 /** Parses and checks a header record; throws BUNDLE_HEADER_INVALID naming what is wrong. Unknown fields are ignored. */
 export function parseMigrationHeader(value: Record<string, unknown>): MigrationHeader & { readonly manifest: AppManifest } {
@@ -130,13 +210,13 @@ export function parseMigrationHeader(value: Record<string, unknown>): MigrationH
     const kind = raw.kind as MigrationPartKind;
     if (!PART_KINDS.includes(kind)) fail(`part ${id} has an unknown kind ${JSON.stringify(raw.kind)} (a newer deploy wrote it)`);
     const volume = raw.volume;
-    if (kind === 'volume' && !(isRecord(volume) && typeof volume.name === 'string' && typeof volume.path === 'string')) fail(`volume part ${id} does not name its volume`);
+    if ((kind === 'volume' || kind === 'volume-delta') && !(isRecord(volume) && typeof volume.name === 'string' && typeof volume.path === 'string')) fail(`volume part ${id} does not name its volume`);
     return {
       id,
       kind,
       title: typeof raw.title === 'string' ? raw.title : id,
       expectedBytes: count(raw.expectedBytes, `part ${id} size`),
-      ...(kind === 'volume' ? { volume: { name: String((volume as Record<string, unknown>).name), path: String((volume as Record<string, unknown>).path) } } : {}),
+      ...(kind === 'volume' || kind === 'volume-delta' ? { volume: { name: String((volume as Record<string, unknown>).name), path: String((volume as Record<string, unknown>).path) } } : {}),
       fromArchive: raw.fromArchive === true,
     };
   });
@@ -166,6 +246,7 @@ export function parseMigrationHeader(value: Record<string, unknown>): MigrationH
     tools: Array.isArray(value.tools) ? value.tools.filter((tool): tool is string => typeof tool === 'string') : [],
     options: { withHistory: options.withHistory === true, stallSeconds: typeof options.stallSeconds === 'number' && options.stallSeconds > 0 ? options.stallSeconds : 60, ...(options.pairing === true ? { pairing: true } : {}) },
     plan: Array.isArray(value.plan) ? value.plan.filter(isRecord).map((step) => ({ id: String(step.id), title: String(step.title ?? step.id) })) : [],
+    ...(value.cutover === undefined ? {} : { cutover: parseCutoverHeader(value.cutover) }),
   };
 }
 
@@ -181,9 +262,10 @@ export function parseMigrationContents(value: Record<string, unknown>, header: M
   const volumes: Record<string, VolumeContents> = {};
   const rawVolumes = isRecord(value.volumes) ? value.volumes : {};
   for (const part of header.parts) {
-    if (part.kind !== 'volume' || part.volume === undefined) continue;
+    if ((part.kind !== 'volume' && part.kind !== 'volume-delta') || part.volume === undefined) continue;
     const raw = rawVolumes[part.volume.name];
     if (!isRecord(raw) || !Array.isArray(raw.listing) || !isRecord(raw.fidelity)) fail(`contents lack the listing of volume ${part.volume.name}`);
+    if (part.kind === 'volume-delta' && !isRecord(raw.delta)) fail(`contents lack the delta of volume ${part.volume.name}`);
     const listing = raw.listing.map((file): FileDigest => {
       if (!isRecord(file) || typeof file.path !== 'string' || typeof file.sha256 !== 'string') fail(`listing of volume ${part.volume!.name} has a malformed entry`);
       return { path: file.path, size: count(file.size, `size of ${file.path}`), sha256: file.sha256 };
@@ -203,6 +285,7 @@ export function parseMigrationContents(value: Record<string, unknown>, header: M
           : {}),
       },
       ...(Array.isArray(raw.special) ? { special: raw.special.map((entry) => parseSpecialEntry(entry, part.volume!.name)) } : {}),
+      ...(part.kind === 'volume-delta' ? { delta: parseDeltaRecord(raw.delta, part.volume.name) } : {}),
       ...(Array.isArray(raw.symlinks) ? { symlinks: raw.symlinks.filter((pair): pair is [string, string] => Array.isArray(pair) && pair.length === 2 && typeof pair[0] === 'string' && typeof pair[1] === 'string') } : {}),
     };
   }

@@ -5,7 +5,8 @@ import type { HostContext } from '../host-context.js';
 import { resolveBorgRepo } from '../phase-env.js';
 import { buildArchiveListingArgv } from './archive-listing.js';
 import { isFidelityTrivial, type FidelityMetadata } from './fidelity.js';
-import type { MigrationDatabase, MigrationHeader, MigrationPart } from './migration-header.js';
+import { withPatternsOnStdin } from './volume-delta.js';
+import type { CutoverHeader, MigrationDatabase, MigrationHeader, MigrationPart } from './migration-header.js';
 
 /** A part of the bundle and the producer on the source that makes its bytes. */
 export interface SourcePart {
@@ -13,6 +14,8 @@ export interface SourcePart {
   readonly producer: readonly string[];
   /** Producer environment (no secret values: borg reads its passphrase file itself). */
   readonly producerEnv: Readonly<Record<string, string>>;
+  /** Bytes for the producer's stdin (a cutover's delta part: the borg patterns of its entries). */
+  readonly producerInput?: string;
 }
 
 /** One step of the source side of a migration, as data: `--plan` prints these, the run executes them. */
@@ -29,6 +32,10 @@ export type SourceStep =
   | { readonly id: string; readonly kind: 'skip'; readonly title: string; readonly argv: readonly string[]; readonly source: SourcePart; readonly sha256: string; readonly bytes: number }
   | { readonly id: 'trailer'; readonly kind: 'trailer'; readonly title: string; readonly argv: readonly string[] }
   | { readonly id: 'target'; readonly kind: 'target'; readonly title: string; readonly argv: readonly string[] }
+  /** A cutover: stop the app taking writes here (bin/maintenance on, else bin/stop) before the final backup. */
+  | { readonly id: 'stop-writes'; readonly kind: 'stop-writes'; readonly title: string; readonly argv: readonly string[] }
+  /** A cutover: mark the copy here as moved (deploy start refuses it without --force). */
+  | { readonly id: 'mark-moved'; readonly kind: 'mark-moved'; readonly title: string; readonly argv: readonly string[] }
   /** Pairing: share the bundle with ffl; the new host's operator starts the target-side run with the link. */
   | { readonly id: 'share'; readonly kind: 'share'; readonly title: string; readonly argv: readonly string[] }
   /** Pairing: wait until ffl reports the bundle delivered (the new host reports on its own screen). */
@@ -65,6 +72,8 @@ export interface PartsInput {
   readonly configPath?: string;
   /** Estimated bytes per part id. */
   readonly estimates: Readonly<Record<string, number>>;
+  /** A cutover: each volume as a delta part (the entries that changed since the base archive), no app folder, no history. */
+  readonly cutover?: boolean;
 }
 
 /** The parts of an app's bundle, in bundle order, each with its producer (pure). */
@@ -72,15 +81,30 @@ export function buildSourceParts(input: PartsInput): SourcePart[] {
   const { app, archive, engine } = input;
   const estimate = (id: string): number => input.estimates[id] ?? 0;
   const deploy = (words: readonly string[]): string[] => [...input.deployCommand, ...words, ...(input.configPath ? ['--config', input.configPath] : [])];
-  const parts: SourcePart[] = [
-    {
-      part: { id: 'files', kind: 'app-folder', title: 'app folder: manifest, service definition, bin/, config, secrets (0600 kept)', expectedBytes: estimate('files'), fromArchive: false },
-      producer: ['tar', '-c', '--numeric-owner', '-C', app.dir, ...filesExcludes(app).map((path) => `--exclude=${path}`), '.'],
-      producerEnv: {},
-    },
-  ];
+  const parts: SourcePart[] = input.cutover
+    ? []
+    : [
+        {
+          part: { id: 'files', kind: 'app-folder', title: 'app folder: manifest, service definition, bin/, config, secrets (0600 kept)', expectedBytes: estimate('files'), fromArchive: false },
+          producer: ['tar', '-c', '--numeric-owner', '-C', app.dir, ...filesExcludes(app).map((path) => `--exclude=${path}`), '.'],
+          producerEnv: {},
+        },
+      ];
   for (const volume of app.manifest.volumes) {
     const path = posix.normalize(volume.path).replace(/\/$/, '');
+    if (input.cutover) {
+      // The entries to send are known once the final archive is listed: borg reads them as patterns on stdin.
+      // A volume whose target writes are discarded (logs) travels whole and replaces the copy there.
+      const id = `delta:${volume.name}`;
+      const whole = volume.target_writes === 'discard';
+      const exportArgv = ['borg', 'export-tar', `--strip-components=${path.split('/').length}`, `::${archive}`, '-'];
+      parts.push({
+        part: { id, kind: 'volume-delta', title: `volume ${volume.name} (${path}): ${whole ? 'whole (target_writes: discard)' : 'what changed since the migration'}, from archive ${archive}`, expectedBytes: whole ? estimate(`volume:${volume.name}`) : 0, volume: { name: volume.name, path }, fromArchive: false },
+        producer: whole ? [...exportArgv, path] : withPatternsOnStdin(exportArgv),
+        producerEnv: input.borgEnv,
+      });
+      continue;
+    }
     const id = `volume:${volume.name}`;
     parts.push({
       part: { id, kind: 'volume', title: `volume ${volume.name} (${path}) from archive ${archive}`, expectedBytes: estimate(id), volume: { name: volume.name, path }, fromArchive: true },
@@ -113,7 +137,7 @@ export function buildSourceParts(input: PartsInput): SourcePart[] {
       });
     }
   }
-  if (input.withHistory) {
+  if (input.withHistory && !input.cutover) {
     const repository = resolveBorgRepo(app, input.source);
     parts.push({
       part: { id: 'history', kind: 'borg-repo', title: `Borg history: the repository ${repository} with every archive`, expectedBytes: estimate('history'), fromArchive: false },
@@ -150,6 +174,8 @@ export interface HeaderInput {
   readonly targetPlan: readonly { readonly id: string; readonly title: string }[];
   /** Bytes the target holds twice for a while (a dump file until its restore), on top of the parts. */
   readonly heldBytes?: number;
+  /** A cutover: the migration it builds on and each volume as that migration left it. */
+  readonly cutover?: CutoverHeader;
 }
 
 /** The bundle's header record for a migration (pure). */
@@ -168,6 +194,7 @@ export function buildMigrationHeader(input: HeaderInput): MigrationHeader {
     tools: input.tools,
     options: { withHistory: input.withHistory, stallSeconds: input.stallSeconds, ...(input.pairing ? { pairing: true } : {}) },
     plan: input.targetPlan,
+    ...(input.cutover ? { cutover: input.cutover } : {}),
   };
 }
 
@@ -191,6 +218,8 @@ export interface SourcePlanInput {
   readonly resume?: { readonly fromRun: string; readonly parts: readonly { readonly id: string; readonly bytes: number; readonly sha256: string }[] };
   /** Pairing mode: no session with the target; the bundle is shared with ffl (this argv) and pulled by the new host. */
   readonly pairing?: { readonly shareArgv: readonly string[] };
+  /** A cutover: how writes stop here, and the archive the target's copy holds. */
+  readonly cutover?: { readonly stopArgv: readonly string[]; readonly baseArchive: string };
 }
 
 /** Builds the source side of a migration as data (pure). */
@@ -206,13 +235,16 @@ export function buildSourcePlan(input: SourcePlanInput): SourcePlan {
     const why = input.resume ? `the target keeps verified parts of it (run ${input.resume.fromRun})` : 'made by this run already';
     steps.push({ id: 'backup', kind: 'reuse-archive', title: `reuse archive ${input.archive}: ${why}`, argv: [], fromRun: input.reuseArchiveOf });
   } else {
-    steps.push({ id: 'backup', kind: 'backup', title: `fresh Borg archive ${input.archive} (bin/backup)`, argv: [join(app.dir, 'bin', 'backup')] });
+    if (input.cutover) steps.push({ id: 'stop-writes', kind: 'stop-writes', title: `stop ${app.name} taking writes here (the write-stop window starts; it ends when ${input.target} reports the app healthy, or this host serves again)`, argv: input.cutover.stopArgv });
+    steps.push({ id: 'backup', kind: 'backup', title: `fresh Borg archive ${input.archive} (bin/backup)${input.cutover ? ', the final one: incremental after the migration\'s' : ''}`, argv: [join(app.dir, 'bin', 'backup')] });
   }
   const volumes = app.manifest.volumes.map((volume) => posix.normalize(volume.path).replace(/\/$/, ''));
   steps.push({
     id: 'contents',
     kind: 'contents',
-    title: `what the target verifies against: each volume's listing with SHA-256 from the archive, row counts, metadata export-tar drops`,
+    title: input.cutover
+      ? `the delta of each volume between ${input.cutover.baseArchive} and ${input.archive} (two borg listings), the final listing with SHA-256, row counts, metadata export-tar drops`
+      : `what the target verifies against: each volume's listing with SHA-256 from the archive, row counts, metadata export-tar drops`,
     argv: volumes.length > 0 ? buildArchiveListingArgv(input.archive, volumes[0]!) : [],
   });
   if (!input.interactive) steps.push(connect);
@@ -226,6 +258,8 @@ export function buildSourcePlan(input: SourcePlanInput): SourcePlan {
   }
   steps.push({ id: 'trailer', kind: 'trailer', title: 'bundle trailer: every part and the whole stream with length and SHA-256', argv: [] });
   if (input.pairing) steps.push({ id: 'delivered', kind: 'delivered', title: `wait until ffl reports the bundle delivered; ${input.target} verifies, commits, installs, starts and checks the app and shows its report there`, argv: [] });
+  else if (input.cutover) steps.push({ id: 'target', kind: 'target', title: `${input.target} stops its copy, checks it against ${input.cutover.baseArchive}, applies the delta and the database, verifies, starts and checks the app; its report`, argv: [] });
   else steps.push({ id: 'target', kind: 'target', title: `${input.target} verifies, commits, installs, starts and checks the app; its report`, argv: [] });
+  if (input.cutover) steps.push({ id: 'mark-moved', kind: 'mark-moved', title: `mark ${app.name} here as moved to ${input.target} (deploy start refuses it without --force); on a failure instead: serve here again`, argv: [] });
   return { app: app.name, runId: input.runId, archive: input.archive, transport: input.transport, target: input.target, steps };
 }

@@ -29,9 +29,13 @@ import { pruneMigrationArchives, type PruneReport } from './archive-retention.js
 import { listArchivedVolumeEntries } from './archive-listing.js';
 import { describeBorgFailure, runBorgList } from './borg-list.js';
 import { Journal, journalDir } from './journal.js';
-import type { MigrationContents, MigrationDatabase, MigrationHeader } from './migration-header.js';
+import type { DeltaRecord, MigrationContents, MigrationDatabase, MigrationHeader } from './migration-header.js';
 import type { SourcePreflight } from './source-preflight.js';
 import { buildMigrationHeader, buildSourcePlan, buildSourceParts, targetTools, type SourcePart, type SourcePlan, type SourceStep } from './source-plan.js';
+import { buildDeltaRecord, toBaseEntries, type BaseMigration } from './cutover.js';
+import { scanFidelity, scanMtimes } from './fidelity.js';
+import { writeMovedMarker } from './moved-marker.js';
+import { computeVolumeDelta, type VolumeEntry } from './volume-delta.js';
 
 /** Per part: what moved, how, and how long it took. */
 export interface PartReport {
@@ -70,6 +74,8 @@ export interface MigrateReport {
   readonly targetRecovery?: RecoverReport;
   /** After a successful migration: the migration archives pruned on this host by the retention (docs/migrate.md). */
   readonly archives?: PruneReport;
+  /** A cutover: the write-stop window, the bytes of the delta, what happened to this host's copy. */
+  readonly cutover?: CutoverReport;
   /** Pairing mode: the link, the command the new host runs, and whether ffl reported the bundle delivered. */
   readonly pairing?: { readonly link?: string; readonly command?: string; readonly delivered: boolean; readonly path?: string; readonly pullMs?: number };
   readonly failure?: { readonly step: string; readonly kind: string; readonly code: string; readonly message: string; readonly hint?: string; readonly stage?: string };
@@ -110,6 +116,38 @@ export interface SourceRunOptions {
   readonly bus: EventBus;
   readonly journal: Journal;
   readonly signal?: AbortSignal;
+  /** A cutover (`deploy cutover`): only what changed since a finished migration, with writes stopped here. */
+  readonly cutover?: CutoverOptions;
+}
+
+/** What a cutover run needs beyond a migration's options. */
+export interface CutoverOptions {
+  /** The finished migration whose copy the target holds. */
+  readonly base: BaseMigration;
+  /** Each volume of the base archive with SHA-256 (listed before writes stop: the base never changes). */
+  readonly baseListings: Readonly<Record<string, readonly VolumeEntry[]>>;
+  /** How writes stop here: the app's bin/maintenance on (and off on a failure), or bin/stop (and start). */
+  readonly stopWrites: 'maintenance' | 'stop';
+  /** Apply the delta even when the target's copy differs from the base. */
+  readonly force: boolean;
+}
+
+/** What a cutover adds to the report. */
+export interface CutoverReport {
+  readonly baseArchive: string;
+  readonly baseRunId: string;
+  readonly stoppedWith: 'maintenance' | 'stop';
+  /** From the start of stopping writes here to the target's report of the app healthy (or to this host serving again). */
+  readonly writeStopMs?: number;
+  /** Bundle bytes of the volume deltas and of the database parts. */
+  readonly deltaBytes: number;
+  readonly databaseBytes: number;
+  /** Per volume: entries added, changed, removed, metadata-only, and the content bytes sent. */
+  readonly volumes: Readonly<Record<string, DeltaRecord['counts'] & { readonly bytes: number }>>;
+  /** After a failure: whether this host serves again (maintenance off / started). */
+  readonly sourceResumed?: boolean;
+  /** After success: the copy here is marked as moved. */
+  readonly moved?: boolean;
 }
 
 /** How a pairing run hands out its link and code, and how long it waits for the new host. */
@@ -152,6 +190,8 @@ class TargetSession {
   readonly openedAt = Date.now();
   /** When the receiving side first took bytes: at once for a pipe, when a receiver connected for ffl. */
   receivingSince: number | undefined;
+  /** When the target's final report arrived. */
+  reportAt: number | undefined;
 
   constructor(channel: SenderChannel, bus: EventBus, app: string, target: string) {
     this.channel = channel;
@@ -195,6 +235,7 @@ class TargetSession {
     if (event.type === 'receive.accepted') this.#accepted({ accepted: true, ...(event.data?.resumable ? { resumable: event.data.resumable as TargetReport['resumable'] } : {}) });
     if (event.type === 'receive.report' && event.data?.report !== undefined) {
       this.report = event.data.report as TargetReport;
+      this.reportAt = Date.now();
       this.#accepted({ accepted: false, report: this.report });
       this.#onReport?.(this.report);
     }
@@ -253,7 +294,7 @@ export async function recoverSourceRun(runId: string): Promise<string[]> {
 function targetArgv(options: SourceRunOptions, from: string, deleteAfter: boolean): string[] {
   // Pairing: what the new host's operator types (its own deploy, its own config).
   if (options.pairing) return ['deploy', 'receive', options.app.name, '--from', from];
-  return hostTarget(options).deploy.argv(['receive', options.app.name, '--from', from, '--jsonl', ...(options.replace ? ['--replace'] : []), ...(deleteAfter ? ['--delete-after'] : [])]);
+  return hostTarget(options).deploy.argv(['receive', options.app.name, '--from', from, '--jsonl', ...(options.replace ? ['--replace'] : []), ...(options.cutover?.force ? ['--force'] : []), ...(deleteAfter ? ['--delete-after'] : [])]);
 }
 
 /** The `--check` run asking the target whether it can take the app (the header on its stdin). */
@@ -322,6 +363,14 @@ class SourceRun {
   #current = 'lock';
   #pairing: MigrateReport['pairing'];
   #pruned: PruneReport | undefined;
+  /** A cutover: the borg patterns of each delta part (known once the final archive is listed), by part id. */
+  readonly #deltaInputs = new Map<string, string>();
+  readonly #deltaCounts: Record<string, DeltaRecord['counts'] & { bytes: number }> = {};
+  /** A cutover: when this host stopped taking writes (undefined: not stopped), and whether it serves again. */
+  #writesStoppedAt: number | undefined;
+  #writeStopEndedAt: number | undefined;
+  #sourceResumed: boolean | undefined;
+  #moved = false;
 
   constructor(options: SourceRunOptions) {
     this.#options = options;
@@ -337,6 +386,7 @@ class SourceRun {
       deployCommand: options.deployCommand,
       ...(options.configPath ? { configPath: options.configPath } : {}),
       estimates: options.preflight.estimates,
+      ...(options.cutover ? { cutover: true } : {}),
     });
   }
 
@@ -373,6 +423,15 @@ class SourceRun {
       targetPlan: [],
       // A dump-file engine holds the dump as a file until the commit restores it: both for a while.
       ...(engine?.staging.kind === 'dump-file' ? { heldBytes: options.preflight.estimates.database ?? 0 } : {}),
+      ...(options.cutover
+        ? {
+            cutover: {
+              baseArchive: options.cutover.base.archive,
+              baseRunId: options.cutover.base.runId,
+              volumes: Object.fromEntries(Object.entries(options.cutover.baseListings).map(([name, listing]) => [name, { base: toBaseEntries(listing) }])),
+            },
+          }
+        : {}),
     });
   }
 
@@ -393,6 +452,7 @@ class SourceRun {
       borgEnv: options.preflight.borgEnv,
       ...(reuseArchiveOf ? { reuseArchiveOf } : {}),
       ...(resume ? { resume } : {}),
+      ...(options.cutover ? { cutover: { stopArgv: stopWritesArgv(options.app, options.cutover.stopWrites, 'stop'), baseArchive: options.cutover.base.archive } } : {}),
     });
   }
 
@@ -439,6 +499,7 @@ class SourceRun {
     } catch (error) {
       const failure = error instanceof SourceFailure ? error : new SourceFailure(error instanceof DeployError ? error : new DeployError('internal', 'INTERNAL', error instanceof Error ? error.message : String(error)), this.#current, false);
       await journal.write({ step: failure.step, status: 'failed', detail: { code: failure.code, message: failure.message } });
+      if (this.#writesStoppedAt !== undefined) await this.#resumeWrites();
       bus.emit('migrate.failed', { app: app.name, level: 'error', message: `[${failure.step}] ${failure.message}${failure.hint ? `\n  next: ${failure.hint}` : ''}`, data: { step: failure.step, code: failure.code } });
       return { report: this.#report(failure), ...(this.#plan ? { plan: this.#plan } : {}) };
     } finally {
@@ -455,7 +516,15 @@ class SourceRun {
     const options = this.#options;
     const { app, bus } = options;
     const archive = this.#archive?.name ?? options.newArchive;
-    await options.journal.write({ step: 'finished', status: 'ok', detail: { target: options.targetName, archive } });
+    await options.journal.write({ step: 'finished', status: 'ok', detail: { target: options.targetName, archive, ...(options.cutover ? { cutover: true } : {}) } });
+    if (options.cutover) {
+      const step = this.#plan?.steps.find((candidate) => candidate.id === 'mark-moved');
+      if (step) {
+        await this.#step(step, () => writeMovedMarker(options.source.stateDir, app.name, { to: options.targetName, runId: options.runId, at: new Date().toISOString(), archive }));
+        this.#moved = true;
+        bus.emit('cutover.moved', { app: app.name, message: `${app.name} here is marked as moved to ${options.targetName}: deploy start refuses it without --force${options.cutover.stopWrites === 'maintenance' ? '; it still shows its maintenance page until you stop it' : ''}` });
+      }
+    }
     this.#pruned = await pruneMigrationArchives({ host: options.localHost, borgEnv: options.preflight.borgEnv, stateDir: options.source.stateDir, app: app.name, keep: options.keepArchives });
     const pruned = this.#pruned;
     await options.journal.write({ step: 'prune', status: pruned.error ? 'failed' : 'ok', detail: { ...pruned } });
@@ -481,10 +550,56 @@ class SourceRun {
       ...(this.#targetRecovery ? { targetRecovery: this.#targetRecovery } : {}),
       ...(this.#pruned ? { archives: this.#pruned } : {}),
       ...(this.#pairing ? { pairing: this.#pairing } : {}),
+      ...(options.cutover ? { cutover: this.#cutoverReport() } : {}),
       ...(failure ? { failure: { step: failure.step, kind: failure.kind, code: failure.code, message: failure.message, ...(failure.hint ? { hint: failure.hint } : {}), ...(failure.stage ? { stage: failure.stage } : {}) } } : {}),
       durationMs: Date.now() - this.#started,
       deployVersion: options.deployVersion,
     };
+  }
+
+  #cutoverReport(): CutoverReport {
+    const cutover = this.#options.cutover!;
+    const sum = (predicate: (id: string) => boolean): number => this.#parts.filter((part) => predicate(part.id)).reduce((total, part) => total + (part.wireBytes ?? part.bytes), 0);
+    const ended = this.#writeStopEndedAt;
+    return {
+      baseArchive: cutover.base.archive,
+      baseRunId: cutover.base.runId,
+      stoppedWith: cutover.stopWrites,
+      ...(this.#writesStoppedAt !== undefined && ended !== undefined ? { writeStopMs: ended - this.#writesStoppedAt } : {}),
+      deltaBytes: sum((id) => id.startsWith('delta:')),
+      databaseBytes: sum((id) => !id.startsWith('delta:')),
+      volumes: this.#deltaCounts,
+      ...(this.#sourceResumed !== undefined ? { sourceResumed: this.#sourceResumed } : {}),
+      ...(this.#moved ? { moved: true } : {}),
+    };
+  }
+
+  /** A cutover: stops this host taking writes (bin/maintenance on, else bin/stop); the window starts now. */
+  async #stopWrites(step: SourceStep): Promise<void> {
+    const options = this.#options;
+    const { app, bus } = options;
+    const how = options.cutover!.stopWrites;
+    await this.#step(step, async () => {
+      this.#writesStoppedAt = Date.now();
+      const result = await runPhase({ app, phase: how, ...(how === 'maintenance' ? { args: ['on'] } : {}), host: options.localHost, bus, context: { runId: options.runId, role: 'source', host: options.source } });
+      if (result.status === 'failed') {
+        throw new SourceFailure(new ScriptError('SOURCE_STOP_FAILED', `${app.name}:${how}${how === 'maintenance' ? ' on' : ''} failed here: ${result.reason ?? ''}`, { details: { stderrTail: result.stderrTail }, hint: 'See its output above; the cutover did not start (this host is being put back to serving).' }), step.id, false, 'source');
+      }
+      bus.emit('cutover.stopped', { app: app.name, message: `${app.name} takes no writes here from now (${how === 'maintenance' ? 'bin/maintenance on' : 'bin/stop'}); the write-stop window runs` });
+    });
+  }
+
+  /** After a failed cutover: this host serves again (bin/maintenance off, else bin/start); the window ends. */
+  async #resumeWrites(): Promise<void> {
+    const options = this.#options;
+    const { app, bus } = options;
+    const how = options.cutover!.stopWrites;
+    const result = await runPhase({ app, phase: how === 'maintenance' ? 'maintenance' : 'start', ...(how === 'maintenance' ? { args: ['off'] } : {}), host: options.localHost, bus, context: { runId: options.runId, role: 'source', host: options.source } });
+    this.#writeStopEndedAt = Date.now();
+    this.#sourceResumed = result.status !== 'failed';
+    await options.journal.write({ step: 'resume-writes', status: result.status === 'failed' ? 'failed' : 'ok', detail: { how, reason: result.reason } });
+    if (result.status === 'failed') bus.emit('cutover.resumed', { app: app.name, level: 'error', message: `${app.name} did NOT serve again here: ${result.reason ?? ''}; start it by hand: ${how === 'maintenance' ? `deploy maintenance ${app.name} off` : `deploy start ${app.name}`}` });
+    else bus.emit('cutover.resumed', { app: app.name, message: `${app.name} serves here again (${how === 'maintenance' ? 'bin/maintenance off' : 'bin/start'}); the target was rolled back` });
   }
 
   /** Runs one step of the plan: journaled with its argv, announced; Ctrl+C interrupts it. */
@@ -580,7 +695,7 @@ class SourceRun {
       );
     try {
       const archive = await this.#backup(stepOf('backup'), header.database);
-      const contents = await this.#step(stepOf('contents'), () => buildContents(options, archive.name, archive.rowCounts, undefined, dir));
+      const contents = await this.#step(stepOf('contents'), () => buildContents(options, archive.name, archive.rowCounts, undefined, dir, this.#deltaInputs, this.#deltaCounts));
       const started = await this.#step(stepOf('share'), async () => {
         const secrets: Secret[] = [];
         const opened = await startFflShare({
@@ -773,9 +888,10 @@ class SourceRun {
         keepalive = setInterval(() => void w.keepalive().catch(() => undefined), Math.min(5000, (options.stallSeconds * 1000) / 4));
       }
 
-      // 3. Backup (or the archive in use), then what the target verifies against.
+      // 3. Backup (or the archive in use), then what the target verifies against. A cutover stops writes first.
+      if (options.cutover && this.#writesStoppedAt === undefined) await this.#stopWrites(stepOf('stop-writes'));
       const archive = await this.#backup(stepOf('backup'), database);
-      const contents = await this.#step(stepOf('contents'), () => buildContents(options, archive.name, archive.rowCounts, resume?.fromRun, attemptDir));
+      const contents = await this.#step(stepOf('contents'), () => buildContents(options, archive.name, archive.rowCounts, resume?.fromRun, attemptDir, this.#deltaInputs, this.#deltaCounts));
 
       // 4. The transfer: a non-interactive transport starts now, with the whole bundle.
       if (!interactive) await this.#step(stepOf('connect'), openChannel);
@@ -791,7 +907,9 @@ class SourceRun {
             this.#parts.push({ id: sendStep.source.part.id, status: 'reused', bytes: sendStep.bytes, elapsedMs: 0, rate: 0, path: 'reused', attempts: 0, sha256: sendStep.sha256 });
             return;
           }
-          await sendPart(options, sendStep.source, bundle, active.outlet(), this.#parts, (proc) => (producer = proc), () => targetFailed);
+          const input = this.#deltaInputs.get(sendStep.source.part.id);
+          const source = input === undefined ? sendStep.source : { ...sendStep.source, producerInput: input };
+          await sendPart(options, source, bundle, active.outlet(), this.#parts, (proc) => (producer = proc), () => targetFailed);
         });
       }
       if (!targetFailed) {
@@ -802,8 +920,9 @@ class SourceRun {
       }
       if (resume) this.#reused = { fromRun: resume.fromRun, parts: resume.parts.map((part) => part.id) };
 
-      // 5. The target's verdict.
+      // 5. The target's verdict (a cutover's write-stop window ends with its report of the app healthy).
       await this.#step(stepOf('target'), () => active.finished);
+      if (options.cutover && active.report?.ok) this.#writeStopEndedAt = active.reportAt ?? Date.now();
       this.#stagedBytes += active.channel.stagedBytes();
       return this.#verdict(active);
     } catch (error) {
@@ -912,7 +1031,7 @@ async function sendPart(
   const { bus, app } = options;
   for (let attempt = 1; ; attempt += 1) {
     const started = Date.now();
-    const producer = options.localHost.spawn({ argv: source.producer, env: source.producerEnv, label: `producer ${source.part.id}`, maxBuffer: 64 * 1024 });
+    const producer = options.localHost.spawn({ argv: source.producer, env: source.producerEnv, label: `producer ${source.part.id}`, maxBuffer: 64 * 1024, ...(source.producerInput !== undefined ? { input: source.producerInput } : {}) });
     setProducer(producer);
     const meter = new ByteMeter();
     const stderr: string[] = [];
@@ -1007,7 +1126,10 @@ async function checkTarget(options: SourceRunOptions, header: MigrationHeader, c
   const writer = new BundleWriter(bytes);
   await writer.writeHeader(header);
   // Draft contents: the metadata the volumes need carried (known before the backup), so the target plans every step.
-  const volumes = Object.fromEntries(options.app.manifest.volumes.map((volume) => [volume.name, { listing: [], fidelity: options.preflight.fidelity[volume.name]! }]));
+  // A cutover's delta is known after the final backup: the draft has an empty one (the target plans the same steps).
+  const draftDelta = (volume: AppFolder['manifest']['volumes'][number]): Record<string, unknown> =>
+    options.cutover ? { delta: { removed: [], sent: [], chmod: [], mtimes: [], bytes: 0, counts: { added: 0, changed: 0, removed: 0, metadata: 0 }, ...(volume.target_writes === 'discard' ? { whole: true } : {}) } } : {};
+  const volumes = Object.fromEntries(options.app.manifest.volumes.map((volume) => [volume.name, { listing: [], fidelity: options.preflight.fidelity[volume.name]!, ...draftDelta(volume) }]));
   await writer.writeContents({ archive: options.newArchive, volumes });
   const { deploy } = hostTarget(options);
   const args = checkArgv.slice(deploy.command.length + deploy.globalArgs.length).filter((word) => word !== '--json' && word !== '--quiet');
@@ -1027,7 +1149,15 @@ async function readRowCountsOfArchive(options: SourceRunOptions, archive: string
 }
 
 /** The contents record: each volume's listing with SHA-256 from the archive, metadata, row counts, settings. */
-async function buildContents(options: SourceRunOptions, archive: string, rowCounts: Record<string, number> | undefined, reusedArchiveOf: string | undefined, tempDir: string): Promise<MigrationContents> {
+async function buildContents(
+  options: SourceRunOptions,
+  archive: string,
+  rowCounts: Record<string, number> | undefined,
+  reusedArchiveOf: string | undefined,
+  tempDir: string,
+  deltaInputs: Map<string, string>,
+  deltaCounts: Record<string, DeltaRecord['counts'] & { bytes: number }>,
+): Promise<MigrationContents> {
   const { app, preflight } = options;
   const volumes: Record<string, MigrationContents['volumes'][string]> = {};
   for (const volume of app.manifest.volumes) {
@@ -1036,7 +1166,22 @@ async function buildContents(options: SourceRunOptions, archive: string, rowCoun
     // The archive says which declared entries travel; the preflight's scan of the disk adds the devices' major/minor.
     const onDisk = preflight.special?.[volume.name] ?? [];
     const special = entries.special.map((entry) => onDisk.find((found) => found.path === entry.path && found.type === entry.type) ?? entry);
-    volumes[volume.name] = { listing: entries.files, symlinks: entries.symlinks, ...(special.length > 0 ? { special } : {}), fidelity: preflight.fidelity[volume.name]! };
+    let fidelity = preflight.fidelity[volume.name]!;
+    let delta: DeltaRecord | undefined;
+    if (options.cutover) {
+      // Writes stopped before the final backup: the volume on disk is what the archive holds, scanned again now.
+      const dir = join(app.dir, path);
+      fidelity = await scanFidelity(options.localHost, dir);
+      const computed = await computeVolumeDelta(options.localHost, preflight.borgEnv, { base: options.cutover.base.archive, final: archive, volumePath: path, baseListing: options.cutover.baseListings[volume.name] ?? [] });
+      const scanned = await scanMtimes(options.localHost, dir, true);
+      const built = buildDeltaRecord(path, computed.delta, new Map(scanned.mtimes.map(([entry, ns]) => [entry, ns])), scanned.root.mtimeNs);
+      const whole = volume.target_writes === 'discard';
+      delta = whole ? { ...built.record, whole: true } : built.record;
+      if (!whole) deltaInputs.set(`delta:${volume.name}`, built.patterns);
+      deltaCounts[volume.name] = { ...built.record.counts, bytes: built.record.bytes };
+      options.bus.emit('cutover.delta', { app: app.name, message: `${volume.name}: ${built.record.counts.added} added, ${built.record.counts.changed} changed, ${built.record.counts.removed} removed, ${built.record.counts.metadata} metadata-only; ${formatBytes(built.record.bytes)} of content to send (${computed.stats.finalEntries} entries listed, ${computed.stats.hashed} hashed)`, data: { volume: volume.name, ...built.record.counts, bytes: built.record.bytes, stats: computed.stats } });
+    }
+    volumes[volume.name] = { listing: entries.files, symlinks: entries.symlinks, ...(special.length > 0 ? { special } : {}), fidelity, ...(delta ? { delta } : {}) };
   }
   let databaseSettings: string | undefined;
   const engine = preflight.engine;
@@ -1067,4 +1212,10 @@ async function buildContents(options: SourceRunOptions, archive: string, rowCoun
     ...(preflight.databaseExtensions && preflight.databaseExtensions.length > 0 ? { databaseExtensions: preflight.databaseExtensions } : {}),
     ...(historyArchives ? { historyArchives } : {}),
   };
+}
+
+/** The argv stopping (or resuming) writes of an app for a cutover, for the plan. */
+export function stopWritesArgv(app: AppFolder, how: 'maintenance' | 'stop', direction: 'stop' | 'resume'): string[] {
+  if (how === 'maintenance') return [join(app.dir, 'bin', 'maintenance'), direction === 'stop' ? 'on' : 'off'];
+  return [join(app.dir, 'bin', direction === 'stop' ? 'stop' : 'start')];
 }

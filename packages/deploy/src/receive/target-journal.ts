@@ -26,7 +26,9 @@ export type UndoAction =
   /** Stop the app the run started (bin/stop), then every process of the run. */
   | { readonly kind: 'stop-app'; readonly dir: string }
   /** Start the replaced app again once its folder is back (bin/start). */
-  | { readonly kind: 'start-app'; readonly dir: string };
+  | { readonly kind: 'start-app'; readonly dir: string }
+  /** Put an entry's mode and owner back (a cutover changed them); a symlink: its owner only. */
+  | { readonly kind: 'set-mode'; readonly path: string; readonly mode: number; readonly uid: number; readonly gid: number; readonly symlink: boolean };
 
 /** How a target-side run ended. */
 export type TargetOutcome = 'finished' | 'rolled-back' | 'kept-for-resume' | 'recovered' | 'adopted';

@@ -19,6 +19,8 @@ export interface TargetLayout {
   readonly finalDir: string;
   /** Where a replaced app folder waits until its successor is healthy. */
   readonly asideDir: string;
+  /** A cutover: where the entries its delta takes away or replaces wait (same filesystem as the app) until the app is healthy. */
+  readonly cutoverUndoDir: string;
   readonly stageDatabase: string;
   readonly asideDatabase: string;
   /** The Borg repository path the app's manifest gives on this host (with --with-history). */
@@ -60,6 +62,7 @@ export function buildTargetLayout(header: Pick<MigrationHeader, 'app' | 'runId'>
     stagedApp: join(roots.appsRoot, `.migrate-${app}-${runId}`, 'parts', 'files'),
     finalDir,
     asideDir: join(roots.appsRoot, `.${app}.aside-${runId}`),
+    cutoverUndoDir: join(roots.appsRoot, `.${app}.cutover-${runId}`),
     stageDatabase: runDatabaseName(runId, 'stage'),
     asideDatabase: runDatabaseName(runId, 'aside'),
     repository,
@@ -82,6 +85,12 @@ export type TargetStep =
   | { readonly id: 'recover'; readonly kind: 'recover'; readonly title: string; readonly commands: readonly (readonly string[])[] }
   | { readonly id: string; readonly kind: 'receive'; readonly part: MigrationPart; readonly title: string; readonly commands: readonly (readonly string[])[] }
   | { readonly id: 'assemble'; readonly kind: 'assemble'; readonly title: string; readonly commands: readonly (readonly string[])[] }
+  /** A cutover: stop the copy a migration left here (it is started again on a rollback). */
+  | { readonly id: 'stop-app'; readonly kind: 'stop-app'; readonly title: string; readonly commands: readonly (readonly string[])[] }
+  /** A cutover: every volume of the copy here still equals the base archive (else refuse, unless --force). */
+  | { readonly id: 'check-base'; readonly kind: 'check-base'; readonly title: string; readonly commands: readonly (readonly string[])[] }
+  /** A cutover: one volume's delta applied in place, each change journaled with its undo. */
+  | { readonly id: string; readonly kind: 'apply-delta'; readonly volume: string; readonly title: string; readonly commands: readonly (readonly string[])[] }
   | { readonly id: string; readonly kind: 'apply-metadata'; readonly volume: string; readonly title: string; readonly commands: readonly (readonly string[])[] }
   | { readonly id: string; readonly kind: 'verify-volume'; readonly volume: string; readonly title: string; readonly commands: readonly (readonly string[])[] }
   | { readonly id: 'verify-rows'; readonly kind: 'verify-rows'; readonly title: string; readonly commands: readonly (readonly string[])[] }
@@ -134,6 +143,7 @@ export function buildTargetPlan(input: TargetPlanInput): TargetStep[] {
     switch (part.kind) {
       case 'app-folder':
       case 'volume':
+      case 'volume-delta':
       case 'borg-repo':
         commands.push(buildExtractArgv(dir));
         title = `${part.title} -> ${dir}`;
@@ -159,6 +169,7 @@ export function buildTargetPlan(input: TargetPlanInput): TargetStep[] {
     }
     steps.push({ id: `receive:${part.id}`, kind: 'receive', part, title, commands });
   }
+  if (header.cutover) return [...steps, ...cutoverSteps(input)];
   const volumes = header.parts.filter((part) => part.kind === 'volume' && part.volume !== undefined);
   steps.push({ id: 'assemble', kind: 'assemble', title: `put the volumes into the staged app folder and check its app.yaml against the header`, commands: [] });
   if (input.contents !== undefined) {
@@ -215,5 +226,52 @@ export function buildTargetPlan(input: TargetPlanInput): TargetStep[] {
     title: asides.length > 0 ? `drop the replaced app's ${asides.join(', ')} kept aside; mark the run finished` : 'mark the run finished',
     commands: engine?.staging.kind === 'rename' && occupied.database ? [engine.clientArgv()] : [],
   });
+  return steps;
+}
+
+/**
+ * The steps of a cutover after its parts arrived (docs/decisions/0008): the copy a finished
+ * migration left here is stopped, checked against the base archive, changed in place into the final
+ * archive's volumes, verified whole, its database swapped, started and checked. Nothing is installed:
+ * the app folder stays as the migration made it.
+ */
+function cutoverSteps(input: TargetPlanInput): TargetStep[] {
+  const { header, layout, engine, occupied } = input;
+  const cutover = header.cutover!;
+  const volumes = header.parts.filter((part) => part.kind === 'volume-delta' && part.volume !== undefined);
+  const steps: TargetStep[] = [];
+  steps.push({ id: 'stop-app', kind: 'stop-app', title: `stop ${header.app} here (bin/stop; started again if the cutover fails)`, commands: [[posix.join(layout.finalDir, 'bin', 'stop')]] });
+  steps.push({ id: 'check-base', kind: 'check-base', title: `every volume here still equals archive ${cutover.baseArchive} (paths, types, sizes, link targets)`, commands: [] });
+  for (const part of volumes) {
+    const name = part.volume!.name;
+    steps.push({ id: `apply:${name}`, kind: 'apply-delta', volume: name, title: `apply the delta to ${posix.join(layout.finalDir, part.volume!.path)}: what it takes away or replaces waits in ${layout.cutoverUndoDir}`, commands: [] });
+  }
+  if (input.contents !== undefined) {
+    for (const part of volumes) {
+      const commands = metadataCommands(input.contents, part.volume!.name);
+      if (commands.length > 0) steps.push({ id: `metadata:${part.volume!.name}`, kind: 'apply-metadata', volume: part.volume!.name, title: `apply what export-tar dropped in ${part.volume!.name} (xattrs, ACLs, late mtimes, sparse files)`, commands });
+    }
+  }
+  for (const part of volumes) {
+    const fidelity = input.contents?.volumes[part.volume!.name]?.fidelity;
+    const scan = fidelity !== undefined && !isFidelityTrivial(fidelity) ? [[...GETFATTR_ARGV], [...LATE_MTIME_ARGV], [...SPARSE_ARGV], mtimeArgv('scan'), mtimeArgv('scan-all')] : [];
+    steps.push({ id: `verify:${part.volume!.name}`, kind: 'verify-volume', volume: part.volume!.name, title: `every file of ${part.volume!.name} against the final archive's listing (count, bytes, SHA-256)${scan.length > 0 ? ' and the carried metadata' : ''}`, commands: scan });
+  }
+  if (engine && header.database && engine.staging.kind === 'rename') {
+    steps.push({ id: 'verify-rows', kind: 'verify-rows', title: `row count of every table in ${layout.stageDatabase} against the source after writes stopped`, commands: [engine.clientArgv(layout.stageDatabase)] });
+  }
+  const commitCommands: string[][] = [];
+  if (engine) commitCommands.push(engine.clientArgv());
+  if (engine?.staging.kind === 'dump-file' && header.database) {
+    if (occupied.database) commitCommands.push(engine.staging.asideDumpArgv(header.database.name));
+    commitCommands.push(engine.staging.restoreArgv());
+  }
+  if (engine && header.database) {
+    steps.push({ id: 'commit', kind: 'commit', title: `set the database ${header.database.name} aside and give the restored one its name${header.database.roles.length > 0 ? '; apply roles/users with their grants' : ''}`, commands: commitCommands });
+    if (engine.staging.kind === 'dump-file') steps.push({ id: 'verify-rows', kind: 'verify-rows', title: `row count of every table in ${header.database.name} against the source after writes stopped`, commands: [engine.clientArgv(header.database.name)] });
+  }
+  steps.push({ id: 'start', kind: 'phase', phase: 'start', title: `bin/start in ${layout.finalDir}`, commands: [[posix.join(layout.finalDir, 'bin', 'start')]] });
+  steps.push({ id: 'health', kind: 'health', title: `the app's own health checks on this host`, commands: [] });
+  steps.push({ id: 'finish', kind: 'finish', title: `drop what the cutover kept aside (${layout.cutoverUndoDir}${occupied.database ? ', the previous database' : ''}); mark the run finished`, commands: engine?.staging.kind === 'rename' && occupied.database ? [engine.clientArgv()] : [] });
   return steps;
 }

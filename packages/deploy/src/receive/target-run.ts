@@ -32,8 +32,9 @@ import { dumpToFile, restoreFromFile } from '../database/dump-files.js';
 import { classifyBundleError, receiveCommandPart, receiveFilePart, receiveHeldPart, receiveTarPart, TargetFailure, type PartAttempt, type PartOutcome } from './part-consumers.js';
 import { PlannedHost } from './planned-host.js';
 import { adoptRun, discardRun, holdsKeptParts, pruneStaging, recoverEarlierRuns, reusableParts, undoActions, type RecoveredRun } from './recover-runs.js';
-import { asideDumpFile, BORG_CHECK_ARGV, BORG_LIST_ARGV, buildTargetLayout, buildTargetPlan, databaseDumpFile, partDir, type TargetLayout, type TargetOccupancy, type TargetStep } from './target-plan.js';
+import { asideDumpFile, BORG_CHECK_ARGV, BORG_LIST_ARGV, buildTargetLayout, buildTargetPlan, databaseDumpFile, partDir, partDirName, type TargetLayout, type TargetOccupancy, type TargetStep } from './target-plan.js';
 import { incomingDir, listRecordedRuns, TargetJournal, type RecordedRun } from './target-journal.js';
+import { applyVolumeDelta, compareWithBase, type DeltaApplied } from './apply-delta.js';
 import { loadAppFolder, pathExists, stopRunProcesses, type UndoEnvironment } from './undo.js';
 
 /** Space kept free beyond the app itself. */
@@ -53,6 +54,8 @@ export interface TargetRunOptions {
   readonly check?: boolean;
   /** The app the operator expects; a bundle of another app is refused before anything happens. */
   readonly expectApp?: string;
+  /** A cutover: go on when the copy here differs from the base archive (the final verification still decides). */
+  readonly force?: boolean;
 }
 
 /** One verification result. */
@@ -104,6 +107,8 @@ export interface TargetReport {
   readonly rollbackFailed: readonly string[];
   readonly kept: readonly string[];
   readonly baseUrl?: string;
+  /** A cutover: the archive it built on, and what applying each volume's delta did. */
+  readonly cutover?: { readonly baseArchive: string; readonly applied: Readonly<Record<string, DeltaApplied>> };
   readonly durationMs: number;
 }
 
@@ -207,6 +212,8 @@ class TargetRun {
   readonly #checks: TargetCheck[] = [];
   #freeBytes = 0;
   #baseUrl: string | undefined;
+  /** A cutover: what applying each volume's delta did. */
+  readonly #deltaApplied: Record<string, DeltaApplied> = {};
   /** Stops the running step: a stall, or SIGINT/SIGTERM here. */
   readonly #stop = new AbortController();
   #lastProgressShownAt = 0;
@@ -469,6 +476,10 @@ class TargetRun {
       database: this.#engine && database ? await this.#engine.databaseExists(this.#rawSql!, database.name) : false,
       repository: header.options.withHistory ? await pathExists(layout.repository) : false,
     };
+    if (header.cutover) {
+      await this.#checkCutoverBase();
+      return;
+    }
     const taken = [
       this.#occupied.folder ? `the app folder ${layout.finalDir}` : '',
       this.#occupied.database ? `the database ${database!.name}` : '',
@@ -601,6 +612,7 @@ class TargetRun {
         case 'borg-repo':
           return await receiveTarPart(host, attempt, partDir(layout, part.id), onBytes, stall.signal);
         case 'volume':
+        case 'volume-delta':
           // The volume's declared device nodes and FIFOs (app.yaml from the header, validated here) pass the guard.
           return await receiveTarPart(host, attempt, partDir(layout, part.id), onBytes, stall.signal, this.#specialFilesOf(part));
         case 'db-roles': {
@@ -655,7 +667,7 @@ class TargetRun {
    * while a verification check failed.
    */
   async #runSteps(): Promise<void> {
-    const first = this.#plan.findIndex((step) => step.kind === 'assemble');
+    const first = this.#plan.findIndex((step) => step.kind === 'assemble' || step.kind === 'stop-app');
     let app: AppFolder | undefined;
     for (const step of this.#plan.slice(first)) {
       if ((step.kind === 'commit' || step.kind === 'phase') && this.#checks.some((check) => !check.ok)) this.#failVerification(step.kind === 'commit');
@@ -663,9 +675,17 @@ class TargetRun {
         case 'assemble':
           await this.#step(step.id, () => this.#assemble());
           break;
+        case 'stop-app':
+          app = await this.#step(step.id, (host) => this.#stopForCutover(host));
+          break;
+        case 'check-base':
+          await this.#step(step.id, () => this.#checkCutoverCopy());
+          break;
+        case 'apply-delta':
+          await this.#step(step.id, () => this.#applyDelta(step.volume));
+          break;
         case 'apply-metadata': {
-          const part = this.#header!.parts.find((candidate) => candidate.volume?.name === step.volume)!;
-          await this.#step(step.id, (host) => applyFidelity(host, join(this.#layout!.stagedApp, part.volume!.path), this.#contents!.volumes[step.volume]!.fidelity));
+          await this.#step(step.id, (host) => applyFidelity(host, this.#volumeDir(step.volume), this.#contents!.volumes[step.volume]!.fidelity));
           break;
         }
         case 'verify-volume':
@@ -679,11 +699,14 @@ class TargetRun {
           break;
         case 'commit':
           await this.#step(step.id, (host) => this.#commit(host));
+          if (this.#header!.cutover) break;
           app = await loadAppFolder(this.#layout!.finalDir);
           // Whatever install or start leave running is stopped on a rollback (bin/stop, then by run id).
           this.#journal!.undo({ kind: 'stop-app', dir: this.#layout!.finalDir });
           break;
         case 'phase':
+          // A cutover starts the copy it stopped: whatever start leaves running is stopped on a rollback.
+          if (this.#header!.cutover && step.phase === 'start') this.#journal!.undo({ kind: 'stop-app', dir: this.#layout!.finalDir });
           await this.#step(step.id, (host) => this.#phase(host, app!, step.phase));
           break;
         case 'health':
@@ -745,9 +768,97 @@ class TargetRun {
     return { specialFiles: declared, allowDevices: process.getuid?.() === 0 };
   }
 
-  async #verifyVolume(host: Host, volume: string): Promise<void> {
+  /** Where a volume is checked and its metadata applied: the staged app, or (a cutover) the app's own folder. */
+  #volumeDir(volume: string): string {
     const part = this.#header!.parts.find((candidate) => candidate.volume?.name === volume)!;
-    const dir = join(this.#layout!.stagedApp, part.volume!.path);
+    return join(this.#header!.cutover ? this.#layout!.finalDir : this.#layout!.stagedApp, part.volume!.path);
+  }
+
+  // ---- cutover --------------------------------------------------------------------------------------
+
+  /**
+   * A cutover builds on the copy a finished migration left here: the folder must be here, and a run
+   * record of this host must show that migration (or an earlier cutover) finished with the base
+   * archive. Its volumes are compared with the base now, before the source stops taking writes.
+   */
+  async #checkCutoverBase(): Promise<void> {
+    const header = this.#header!;
+    const cutover = header.cutover!;
+    const layout = this.#layout!;
+    const context = this.#options.hostContext;
+    if (!this.#occupied.folder) {
+      throw new TargetFailure(new ConflictError('CUTOVER_NO_COPY', `${context.hostName} has no ${header.app} in ${layout.finalDir} to cut over to`, { hint: `Migrate it first: deploy migrate ${header.app} --to ${context.hostName}` }), 'fatal', 'preflight');
+    }
+    const runs = await listRecordedRuns(context.stateDir, header.app);
+    if (!runs.some((run) => run.archive === cutover.baseArchive && run.outcome === 'finished')) {
+      throw new TargetFailure(
+        new ConflictError('CUTOVER_NO_BASE', `${context.hostName} has no finished migration of ${header.app} from archive ${cutover.baseArchive} (the base of this cutover)`, {
+          hint: `The copy here was not made by that migration: migrate again (deploy migrate ${header.app} --to ${context.hostName} --replace), then cut over.`,
+        }),
+        'fatal',
+        'preflight',
+      );
+    }
+    await this.#checkCutoverCopy();
+  }
+
+  /** The copy's volumes against the base archive: a difference refuses the cutover unless --force. */
+  async #checkCutoverCopy(): Promise<void> {
+    const header = this.#header!;
+    const differences: string[] = [];
+    for (const part of header.parts) {
+      if (part.kind !== 'volume-delta' || part.volume === undefined) continue;
+      // What the copy here wrote into a `target_writes: discard` volume (logs) is set aside anyway: the volume comes whole.
+      if (header.manifest.volumes.find((volume) => volume.name === part.volume!.name)?.target_writes === 'discard') continue;
+      const base = header.cutover!.volumes[part.volume.name]?.base ?? [];
+      const dir = join(this.#layout!.finalDir, part.volume.path);
+      for (const difference of await compareWithBase(dir, base)) differences.push(`${part.volume.name}/${difference}`);
+    }
+    if (differences.length === 0) return;
+    const shown = `${differences.slice(0, 8).join('; ')}${differences.length > 8 ? `; and ${differences.length - 8} more` : ''}`;
+    if (this.#options.force) {
+      this.#emit('receive.cutover', `the copy here differs from archive ${header.cutover!.baseArchive} (--force: going on; the final verification decides): ${shown}`, { differences: differences.length }, 'warn');
+      return;
+    }
+    throw new TargetFailure(
+      new ConflictError('CUTOVER_TARGET_CHANGED', `the copy of ${header.app} on ${this.#options.hostContext.hostName} changed since the migration (archive ${header.cutover!.baseArchive}): ${shown}`, {
+        hint: 'Find out who wrote there. To replace the copy with the source\'s whole: deploy migrate --replace; to apply the delta anyway: deploy cutover --force.',
+        details: { differences },
+      }),
+      'fatal',
+      'preflight',
+    );
+  }
+
+  /** Stops the copy here for the cutover; it is started again on a rollback (recorded first). */
+  async #stopForCutover(host: Host): Promise<AppFolder> {
+    const layout = this.#layout!;
+    const journal = this.#journal!;
+    // From here the parts are being applied: a rollback keeps none of them for a resume.
+    this.#assembled = true;
+    this.#journal!.write({ t: 'assembled' });
+    const app = await loadAppFolder(layout.finalDir);
+    const restart = journal.undo({ kind: 'start-app', dir: layout.finalDir });
+    const stopped = await runPhase({ app, phase: 'stop', host, bus: this.#bus, context: { runId: this.#runId, role: 'target', host: this.#options.hostContext } });
+    if (stopped.status === 'failed') throw new TargetFailure(new DeployError('script', 'PREVIOUS_STOP_FAILED', `${app.name} here did not stop: ${stopped.reason ?? ''}`, { hint: `Stop it by hand (deploy stop ${app.name}) and run the cutover again.` }), 'fatal', 'commit');
+    if (stopped.status === 'skipped') journal.write({ t: 'cancel', id: restart });
+    this.#committed = true;
+    return app;
+  }
+
+  async #applyDelta(volume: string): Promise<void> {
+    const part = this.#header!.parts.find((candidate) => candidate.kind === 'volume-delta' && candidate.volume?.name === volume)!;
+    const delta = this.#contents!.volumes[volume]!.delta!;
+    const live = this.#volumeDir(volume);
+    // With --force, what only the copy here has goes aside too (the final verification then sees the source's volume).
+    const extras = this.#options.force && !delta.whole ? (await compareWithBase(live, this.#header!.cutover!.volumes[volume]?.base ?? [])).filter((line) => line.endsWith(': new here')).map((line) => line.slice(0, -': new here'.length)) : [];
+    const applied = await applyVolumeDelta({ live, incoming: partDir(this.#layout!, part.id), undoDir: join(this.#layout!.cutoverUndoDir, partDirName(part.id)), delta, extras, journal: this.#journal!, asRoot: process.getuid?.() === 0 });
+    this.#deltaApplied[volume] = applied;
+    this.#emit('receive.delta', `${volume}: ${applied.movedAside} entries moved aside, ${applied.placed} put in place, ${applied.modes} modes/owners set (${delta.counts.added} added, ${delta.counts.changed} changed, ${delta.counts.removed} removed, ${delta.counts.metadata} metadata-only)`, { volume, ...applied, counts: delta.counts });
+  }
+
+  async #verifyVolume(host: Host, volume: string): Promise<void> {
+    const dir = this.#volumeDir(volume);
     const expected = this.#contents!.volumes[volume]!;
     const got = await digestTree(dir);
     const differences = compareDigests(expected.listing, got);
@@ -829,7 +940,8 @@ class TargetRun {
     const journal = this.#journal!;
     const engine = this.#engine;
     this.#committed = true;
-    if (this.#occupied.folder) {
+    const cutover = header.cutover !== undefined;
+    if (this.#occupied.folder && !cutover) {
       const previous = await loadAppFolder(layout.finalDir);
       const restart = journal.undo({ kind: 'start-app', dir: layout.finalDir });
       const stopped = await runPhase({ app: previous, phase: 'stop', host, bus: this.#bus, context: { runId: this.#runId, role: 'target', host: this.#options.hostContext } });
@@ -838,8 +950,10 @@ class TargetRun {
       journal.undo({ kind: 'rename-path', from: layout.asideDir, to: layout.finalDir });
       await rename(layout.finalDir, layout.asideDir);
     }
-    journal.undo({ kind: 'remove-path', path: layout.finalDir });
-    await rename(layout.stagedApp, layout.finalDir);
+    if (!cutover) {
+      journal.undo({ kind: 'remove-path', path: layout.finalDir });
+      await rename(layout.stagedApp, layout.finalDir);
+    }
     if (engine && header.database) {
       const sql = createSqlClient(host, engine.clientArgv);
       const roles = header.database.roles;
@@ -885,7 +999,7 @@ class TargetRun {
       await mkdir(dirname(layout.repository), { recursive: true });
       await rename(partDir(layout, 'history'), layout.repository);
     }
-    this.#emit('receive.committed', `${header.app} is in place in ${layout.finalDir}${this.#occupied.folder ? ` (the previous copy waits in ${layout.asideDir})` : ''}`, { replaced: this.#occupied });
+    this.#emit('receive.committed', cutover ? `the database of ${header.app} is in place (the previous one waits aside until the app is healthy)` : `${header.app} is in place in ${layout.finalDir}${this.#occupied.folder ? ` (the previous copy waits in ${layout.asideDir})` : ''}`, { replaced: this.#occupied });
   }
 
   // ---- install, start, health, finish -------------------------------------------------------------
@@ -915,6 +1029,7 @@ class TargetRun {
     if (this.#occupied.database && engine?.staging.kind === 'rename') await engine.dropDatabase(createSqlClient(host, engine.clientArgv), layout.asideDatabase);
     await rm(layout.asideDir, { recursive: true, force: true });
     await rm(layout.asideRepository, { recursive: true, force: true });
+    await rm(layout.cutoverUndoDir, { recursive: true, force: true });
     await rm(layout.stagingRoot, { recursive: true, force: true });
     await rm(join(incomingDir(this.#options.hostContext.stateDir, this.#header!.app), `${this.#runId}.accounts.sql`), { force: true });
   }
@@ -930,7 +1045,7 @@ class TargetRun {
     const journal = this.#journal;
     if (journal === undefined) return { undone: [], failed: [], kept: [] };
     // Verified parts wait for a resume when only the input was lost; a pairing run has no resume (one share, pulled once).
-    const keep = failure.class === 'input' && !this.#assembled && this.#header?.options.pairing !== true ? [...this.#parts.values()].filter((part) => part.fromArchive).map((part) => part.id) : [];
+    const keep = failure.class === 'input' && !this.#assembled && this.#header?.options.pairing !== true && this.#header?.cutover === undefined ? [...this.#parts.values()].filter((part) => part.fromArchive).map((part) => part.id) : [];
     const layout = this.#layout!;
     if (keep.length > 0) await pruneStaging(layout, keep);
     const run = (await listRecordedRuns(this.#options.hostContext.stateDir, this.#header!.app)).find((candidate) => candidate.runId === this.#runId);
@@ -939,6 +1054,8 @@ class TargetRun {
     );
     // Processes of this run that no undo covered (a consumer mid-part, a script of a step that failed).
     await stopRunProcesses(this.#runId);
+    // A cutover's set-aside entries went back where they were; what an undo could not put back stays there.
+    if (this.#header?.cutover && result.failed.length === 0) await rm(layout.cutoverUndoDir, { recursive: true, force: true });
     await rm(join(incomingDir(this.#options.hostContext.stateDir, this.#header!.app), `${this.#runId}.accounts.sql`), { force: true });
     journal.write({ t: 'end', outcome: keep.length > 0 ? 'kept-for-resume' : 'rolled-back' });
     if (keep.length > 0) this.#emit('receive.kept', `kept ${keep.join(', ')} verified in ${layout.stagingRoot} for a resume (invisible, nothing running); run the migration again to reuse them`, { kept: keep });
@@ -983,6 +1100,7 @@ class TargetRun {
       rollbackFailed: rollback.failed,
       kept: rollback.kept,
       ...(this.#baseUrl ? { baseUrl: this.#baseUrl } : {}),
+      ...(header?.cutover ? { cutover: { baseArchive: header.cutover.baseArchive, applied: this.#deltaApplied } } : {}),
       durationMs: Date.now() - this.#started,
       deployVersion: DEPLOY_VERSION,
     };

@@ -7,6 +7,7 @@ import type { SqlClient } from '../database/sql-client.js';
 import type { HostContext } from '../host-context.js';
 import { restoreFromFile } from '../database/dump-files.js';
 import { runPhase } from '../script-runner.js';
+import { setMode } from './apply-delta.js';
 import type { UndoAction } from './target-journal.js';
 
 /** What undoing needs: where it runs, the run it undoes, and the database engine (when the app has one). */
@@ -65,6 +66,8 @@ export function describeUndo(action: UndoAction): string {
       return `stop the app in ${action.dir} and every process of the run`;
     case 'start-app':
       return `start the replaced app in ${action.dir} again`;
+    case 'set-mode':
+      return `put the mode ${action.mode.toString(8)} and owner ${action.uid}:${action.gid} of ${action.path} back`;
   }
 }
 
@@ -142,6 +145,11 @@ export async function performUndo(environment: UndoEnvironment, action: UndoActi
       const result = await runPhase({ app, phase: 'start', host: environment.host, bus: environment.bus, context: { runId: newRunId(), role: 'local', host: environment.hostContext } });
       if (result.status === 'failed') throw new ScriptError('UNDO_START_FAILED', `the replaced app in ${action.dir} did not start again: ${result.reason ?? ''}`, { hint: `Start it by hand: deploy start ${app.name}` });
       return result.status === 'ok';
+    }
+    case 'set-mode': {
+      if (!(await pathExists(action.path))) return false;
+      await setMode(action.path, action, process.getuid?.() === 0);
+      return true;
     }
   }
 }

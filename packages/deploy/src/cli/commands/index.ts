@@ -37,6 +37,11 @@ export const COMMAND_SPECS: readonly CommandSpec[] = [
     load: async () => (await import('./migrate.js')).migrateCommand,
   },
   {
+    command: 'cutover <app>',
+    describe: 'Finish a move: stop writes here, send only what changed since the migration (and the database), start and check the app there; serve here again if it fails',
+    load: async () => (await import('./cutover.js')).cutoverCommand,
+  },
+  {
     command: 'remove <app>',
     describe: 'Remove an app from this host: stop it, make a last backup, drop its database and roles, remove its folder and state. Keeps its Borg repository unless --purge-backups. Needs --yes',
     load: async () => (await import('./remove.js')).removeCommand,

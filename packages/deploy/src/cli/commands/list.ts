@@ -2,6 +2,7 @@ import { EXIT_CODES } from '@deploykit/core';
 // Subpaths, not the index: with no apps `deploy list` needs neither YAML nor the schema validator.
 import { discoverApps } from '@deploykit/manifest/discover-apps';
 import { formatIssue } from '@deploykit/manifest/issue';
+import { readMovedMarker } from '../../migrate/moved-marker.js';
 import type { DeployCommand } from '../deploy-command.js';
 import { renderTable } from '../table.js';
 
@@ -16,7 +17,8 @@ export const listCommand: DeployCommand = {
   ],
   async run(context) {
     const found = await discoverApps(context.hostContext.appsRoot);
-    const rows = found.entries.map((entry) => ({
+    const moved = await Promise.all(found.entries.map((entry) => readMovedMarker(context.hostContext.stateDir, entry.app?.name ?? entry.folder)));
+    const rows = found.entries.map((entry, index) => ({
       name: entry.app?.name ?? entry.folder,
       dir: entry.dir,
       valid: entry.errors.length === 0,
@@ -24,13 +26,15 @@ export const listCommand: DeployCommand = {
       database: entry.app?.manifest.database.kind ?? null,
       volumes: entry.app?.manifest.volumes.map((v) => v.name) ?? [],
       errors: entry.errors.map((issue) => formatIssue(issue)),
+      // A cutover moved it: the copy here no longer takes writes (deploy start refuses it).
+      movedTo: moved[index]?.to ?? null,
     }));
     const text =
       rows.length === 0
         ? `no apps under ${found.root} (create one with \`deploy init <name>\`)`
         : renderTable(
             ['APP', 'STATUS', 'RUNTIME', 'DATABASE', 'FOLDER'],
-            rows.map((row) => [row.name, row.valid ? 'ok' : `${row.errors.length} error(s)`, row.runtime ?? '-', row.database ?? '-', row.dir]),
+            rows.map((row) => [row.name, row.movedTo !== null ? `moved to ${row.movedTo}` : row.valid ? 'ok' : `${row.errors.length} error(s)`, row.runtime ?? '-', row.database ?? '-', row.dir]),
           );
     return { exitCode: EXIT_CODES.ok, json: { root: found.root, apps: rows }, text };
   },

@@ -1,6 +1,6 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, EXIT_CODES, formatBytes, formatDuration, displayArgv, revealValue, UsageError, type Host, type TransportName } from '@deploykit/core';
+import { ConfigError, EXIT_CODES, newRunId, formatBytes, formatDuration, displayArgv, revealValue, UsageError, type Host, type TransportName } from '@deploykit/core';
 import { DeployClient, LocalHost, makeControlDir } from '@deploykit/host';
 import { loadGlobalConfig } from '@deploykit/manifest';
 import { listTransportNames, locateFflBinary, resolveTransport, type Transport } from '@deploykit/transport';
@@ -79,7 +79,8 @@ export function renderReport(report: MigrateReport): string {
       `  [x] health checks pass on ${report.target}${target?.baseUrl ? ` (${target.baseUrl})` : ''}${describeHealthRows(target)}`,
       '  [x] files: every volume file matches the archive (count, bytes, SHA-256)',
       '  [x] database: every table has the source row count at backup time',
-      `  [ ] stop writes on the source: deploy stop ${report.app} (on the source host)`,
+      `  [ ] check it there while ${report.app} still serves here (writes here keep coming: the copy there is as of ${report.archive})`,
+      `  [ ] cut over: deploy cutover ${report.app} --to ${report.target} (stops writes here, sends only what changed and the database, starts it there; serves here again if that fails)`,
       `  [ ] point DNS at ${report.target}, watch its logs, then retire the source copy`,
     );
     if (target) lines.push(...renderTargetAftermath(target));
@@ -96,7 +97,7 @@ export function renderReport(report: MigrateReport): string {
 }
 
 /** The host to migrate to, and how `deploy` runs there: ssh, or (local) this machine with the host's roots and env. */
-async function resolveTarget(name: string, transport: Transport, configPath: string | undefined, runId: string): Promise<{ host: Host; deploy: DeployClient; cleanup: () => Promise<void> }> {
+export async function resolveTarget(name: string, transport: Transport, configPath: string | undefined, runId: string): Promise<{ host: Host; deploy: DeployClient; cleanup: () => Promise<void> }> {
   if (transport.name !== 'local') {
     // The ssh master's socket dir carries the run id: a later run finds it if this one is killed.
     // It is short enough for a socket path whatever TMPDIR is (then under /tmp or /run/user/<uid>).
@@ -115,7 +116,7 @@ async function resolveTarget(name: string, transport: Transport, configPath: str
 }
 
 /** Session mode (--to): the target host, and no pairing-only flag. */
-function checkSessionArgs(args: Record<string, unknown>, thisHost: string): string {
+export function checkSessionArgs(args: Record<string, unknown>, thisHost: string): string {
   if (typeof args.to !== 'string' || args.to === '') throw new UsageError('MIGRATE_NO_TARGET', 'name the host to migrate to with --to HOST', { hint: 'Or, for a new host this one cannot SSH into, use --pair (see deploy migrate --help).' });
   for (const [key, flag] of [['wait', '--wait'], ['codeFile', '--code-file']] as const) {
     if (args[key] !== undefined) throw new UsageError('MIGRATE_PAIR_ONLY', `${flag} belongs to pairing mode`, { hint: `Add --pair, or drop ${flag}.` });
@@ -176,16 +177,19 @@ export const migrateCommand: DeployCommand = {
       .option('replace', { type: 'boolean', default: false, describe: 'Replace the app on the target: it is stopped and kept aside until the new copy is verified and healthy, and put back if not' })
       .option('resume', { type: 'boolean', default: true, describe: 'Reuse verified parts an earlier failed run left on the target (and its archive); --no-resume starts afresh' })
       .option('stall-seconds', { type: 'number', describe: 'Abort a transfer when no byte moved for this long [default 60]' })
-      .option('retries', { type: 'number', describe: 'After a transport failure, start this many new sessions, each resuming after the verified parts [default 2]' }),
+      .option('retries', { type: 'number', describe: 'After a transport failure, start this many new sessions, each resuming after the verified parts [default 2]' })
+      .option('cutover', { type: 'boolean', default: false, describe: 'When the migration succeeded, cut over at once (deploy cutover): writes stop here only for what changed since it' }),
   examples: [
     ['deploy migrate notes --to b --plan', 'Show every step and command on both hosts first'],
     ['deploy migrate notes --to b', 'Move notes to host b over one ssh session, verified there'],
     ['deploy migrate notes --to b --replace', 'Replace the copy on b; the old one comes back if the new one fails'],
     ['deploy migrate notes --to b --transport scp --with-history --json', 'The legacy file mode, with the Borg history, report as JSON'],
+    ['deploy migrate notes --to b --cutover', 'Both phases in one go: copy while serving, then stop writes only for the delta'],
     ['deploy migrate notes --pair', 'To a fresh host without SSH trust: prints `deploy receive notes --from <link>` to run there, and the pickup code'],
   ],
   async run(context, args) {
     const pair = args.pair === true;
+    if (pair && args.cutover === true) throw new UsageError('MIGRATE_PAIR_CUTOVER', 'a cutover needs a session with the new host; pairing mode has none', { hint: 'Drop --cutover; cutting over a paired migration is not supported yet.' });
     const app = await loadApp(context.hostContext.appsRoot, String(args.app));
     const transport = resolveTransport(pair ? 'ffl' : typeof args.transport === 'string' ? args.transport : (app.manifest.migrate.transport as TransportName));
     const to = pair ? (typeof args.to === 'string' && args.to !== '' ? args.to : 'the new host') : checkSessionArgs(args, context.hostContext.hostName);
@@ -257,7 +261,12 @@ export const migrateCommand: DeployCommand = {
       const { report } = await runSourceMigration(options);
       const kind = report.failure?.kind as keyof typeof EXIT_CODES | undefined;
       const exitCode = report.ok ? EXIT_CODES.ok : report.failure?.code === 'INTERRUPTED' ? 130 : kind !== undefined && kind in EXIT_CODES ? EXIT_CODES[kind] : EXIT_CODES.transport;
-      return { exitCode, json: report, text: renderReport(report) };
+      if (!report.ok || args.cutover !== true) return { exitCode, json: report, text: renderReport(report) };
+      // Phase 2 at once: its own run id and run record, on top of the archive this migration just used.
+      const { runCutover } = await import('./cutover.js');
+      context.bus.emit('migrate.cutover', { app: app.name, message: `migrated; cutting over to ${to} now (--cutover)` });
+      const cutover = await runCutover(context, { app: app.name, to, transport: transport.name, force: false, plan: false, ...(typeof args.stallSeconds === 'number' ? { stallSeconds: args.stallSeconds } : {}) }, newRunId());
+      return { exitCode: cutover.exitCode, json: { migration: report, cutover: cutover.json }, text: `${renderReport(report)}\n\n${cutover.text}` };
     } finally {
       await target?.host.close();
       await target?.cleanup();

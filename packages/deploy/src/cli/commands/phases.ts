@@ -2,26 +2,38 @@ import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Phase } from '@deploykit/core';
-import { ConfigError, EXIT_CODES, UsageError } from '@deploykit/core';
+import { ConfigError, ConflictError, EXIT_CODES, UsageError } from '@deploykit/core';
+import { clearMovedMarker, readMovedMarker } from '../../migrate/moved-marker.js';
 import { phaseExitCode, renderPhaseSummary, runPhaseForApps, selectApps } from '../../actions/phase-action.js';
 import type { DeployCommand } from '../deploy-command.js';
+
+/** A cutover moved the app to another host: starting (or resuming writes of) the copy here would split its data. */
+async function refuseMoved(stateDir: string, app: string, what: string): Promise<void> {
+  const moved = await readMovedMarker(stateDir, app);
+  if (moved === undefined) return;
+  throw new ConflictError('APP_MOVED', `${app} was cut over to ${moved.to} (${moved.at}, run ${moved.runId}): it lives there now`, {
+    hint: `A second copy taking writes here would split its data. If you mean it (e.g. moving back), run deploy ${what} ${app} --force; it removes the moved mark.`,
+  });
+}
 
 function phaseCommand(phase: Phase, describe: string, examples: readonly (readonly [string, string])[]): DeployCommand {
   return {
     command: `${phase} [apps..]`,
     describe,
     examples,
-    builder: (y) =>
-      y
-        .positional('apps', { type: 'string', array: true, describe: 'App names' })
-        .option('all', { type: 'boolean', default: false, describe: 'Every valid app under the apps root' }),
+    builder: (y) => {
+      const common = y.positional('apps', { type: 'string', array: true, describe: 'App names' }).option('all', { type: 'boolean', default: false, describe: 'Every valid app under the apps root' });
+      return phase === 'start' ? common.option('force', { type: 'boolean', default: false, describe: 'Start an app even though a cutover moved it to another host (two copies taking writes split the data)' }) : common;
+    },
     async run(context, args) {
       const names = (args.apps as string[] | undefined) ?? [];
       if (names.length === 0 && args.all !== true) {
         throw new UsageError('APP_REQUIRED', `name at least one app for ${phase}, or pass --all`, { hint: `deploy ${phase} <app>; \`deploy list\` shows the apps.` });
       }
       const apps = await selectApps(context, names, args.all === true, phase);
+      if (phase === 'start' && args.force !== true) for (const app of apps) await refuseMoved(context.hostContext.stateDir, app.name, 'start');
       const summary = await runPhaseForApps(context, phase, apps);
+      if (phase === 'start' && args.force === true) for (const result of summary.results) if (result.status === 'ok') await clearMovedMarker(context.hostContext.stateDir, result.app);
       return { exitCode: phaseExitCode(summary), json: summary, text: renderPhaseSummary(summary) };
     },
   };
@@ -72,7 +84,8 @@ export const maintenanceCommand: DeployCommand = {
   builder: (y) =>
     y
       .positional('app', { type: 'string', describe: 'App name', demandOption: true })
-      .positional('mode', { type: 'string', choices: ['on', 'off'], describe: 'on: answer 503 and take no writes; off: serve again', demandOption: true }),
+      .positional('mode', { type: 'string', choices: ['on', 'off'], describe: 'on: answer 503 and take no writes; off: serve again', demandOption: true })
+      .option('force', { type: 'boolean', default: false, describe: 'off: serve again even though a cutover moved the app to another host (removes the moved mark)' }),
   examples: [
     ['deploy maintenance notes on', 'notes answers 503 with a page; when this returns, no request that writes is running'],
     ['deploy maintenance notes off', 'notes serves again'],
@@ -82,6 +95,7 @@ export const maintenanceCommand: DeployCommand = {
     if (mode !== 'on' && mode !== 'off') throw new UsageError('MAINTENANCE_MODE', `maintenance mode must be on or off, not ${JSON.stringify(mode)}`, { hint: 'deploy maintenance <app> on|off' });
     const apps = await selectApps(context, [String(args.app)], false);
     const app = apps[0]!;
+    if (mode === 'off' && args.force !== true) await refuseMoved(context.hostContext.stateDir, app.name, 'maintenance off');
     const script = join(app.dir, 'bin', 'maintenance');
     if (!(await access(script, constants.X_OK).then(() => true, () => false))) {
       throw new ConfigError('MAINTENANCE_SCRIPT_MISSING', `${app.name} has no executable bin/maintenance, so it cannot stop taking writes while it runs`, {
@@ -89,6 +103,7 @@ export const maintenanceCommand: DeployCommand = {
       });
     }
     const summary = await runPhaseForApps(context, 'maintenance', apps, { args: [mode] });
+    if (mode === 'off' && args.force === true && summary.results.every((result) => result.status === 'ok')) await clearMovedMarker(context.hostContext.stateDir, app.name);
     const notReached = summary.results.some((result) => result.status === 'skipped' && result.reason !== 'dry run');
     return { exitCode: notReached ? EXIT_CODES.script : phaseExitCode(summary), json: { ...summary, mode }, text: renderPhaseSummary(summary) };
   },

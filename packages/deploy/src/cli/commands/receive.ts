@@ -38,6 +38,7 @@ export const receiveCommand: DeployCommand = {
       .positional('app', { type: 'string', describe: 'The app the bundle must carry', demandOption: true })
       .option('from', { type: 'string', default: '-', requiresArg: true, describe: 'Where the bundle comes from: - (stdin, as deploy migrate sends it over ssh), a bundle file, or an ffl link (pickup code in env DEPLOY_PICKUP_CODE)' })
       .option('replace', { type: 'boolean', default: false, describe: 'Replace the app if it is here already: it is stopped and kept aside until the new copy is verified and healthy, and put back if not' })
+      .option('force', { type: 'boolean', default: false, describe: 'A cutover bundle: apply it even when the copy here differs from the migration it builds on (the final verification still decides)' })
       .option('check', { type: 'boolean', default: false, describe: 'Only read the header and say whether this host can take the app (space, tools, conflicts, parts kept for a resume); change nothing' })
       .option('recover', { type: 'boolean', default: false, describe: 'No bundle: clean up after earlier runs of the app here that did not end (killed, input lost), keeping verified parts for a resume' })
       .option('discard', { type: 'boolean', default: false, describe: 'With --recover: also remove the verified parts kept for a resume' })
@@ -93,6 +94,7 @@ export const receiveCommand: DeployCommand = {
       signal: context.signal,
       check: args.check === true,
       expectApp: String(args.app),
+      force: args.force === true,
     });
     return { exitCode: targetExitCode(report), json: report, text: renderTargetReport(report) };
   },
