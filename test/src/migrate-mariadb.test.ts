@@ -1,8 +1,8 @@
 // End to end: `deploy migrate` of the guestbook fixture (MariaDB, a password user with grants, one volume)
 // between two lab hosts. Refusals first (no space on the target, a second migrate of the same app), then a
 // run whose target-side run is killed mid-part (the source has it cleaned up there: target as before),
-// then the re-run that carries the user, its password, its grants and every row, and a second copy over
-// the legacy scp file mode to a third host.
+// then the re-run that carries the user, its password, its grants and every row, a second copy over
+// the legacy scp file mode to a third host, and last the cutover to b of what a wrote since.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
@@ -23,7 +23,7 @@ import {
 const ENTRIES_SQL = 'SELECT id, author, message, created_at FROM guestbook.entries ORDER BY id';
 const GRANTS_SQL = "SHOW GRANTS FOR 'guestbook_app'@'localhost'";
 
-test('guestbook (MariaDB) migrate: refusals, target-side run killed mid-part, re-run with users, grants and rows, scp copy', { timeout: 480_000 }, async (t) => {
+test('guestbook (MariaDB) migrate: refusals, target-side run killed mid-part, re-run with users, grants and rows, scp copy, cutover', { timeout: 720_000 }, async (t) => {
   await withLab({ hosts: 3, mariadb: true, postgres: false }, async (lab) => {
     const a = labShell(lab, 'a');
     const b = labShell(lab, 'b');
@@ -203,6 +203,29 @@ test('guestbook (MariaDB) migrate: refusals, target-side run killed mid-part, re
       assert.doesNotMatch(await mysql(c, ENTRIES_SQL), /only on c/);
       assert.deepEqual((await mysql(c, GRANTS_SQL)).split('\n').filter(Boolean).sort(), (await mysql(a, GRANTS_SQL)).split('\n').filter(Boolean).sort());
       assert.deepEqual(await findRunLeftovers(lab, 'c', report.runId, { postgres: false, mariadb: true }).then((found) => found.filter((line) => !line.startsWith('process'))), []);
+    });
+
+    await t.test('cutover to b (no bin/maintenance: bin/stop): the rows and files written on a since reach b, the 160 MiB file is not sent again', async () => {
+      await mysql(a, "INSERT INTO guestbook.entries (author, message) VALUES ('cutover', 'written after the migration to b')");
+      await mysql(a, "GRANT INSERT ON guestbook.entries TO 'guestbook_app'@'localhost'");
+      // A new nested directory, a re-pointed symlink, a removed file.
+      await runOrThrow(a, `cd ${quoteWord(`${appDir}/data/uploads`)} && mkdir -p 2026/12 && printf 'nested\\n' > 2026/12/new.txt && printf 'other\\n' > other.txt && ln -sfn other.txt link && rm small.txt`);
+      const run = await deployOnA(lab, ['cutover', 'guestbook', '--to', 'b', '--json']);
+      assertExit(run, 0, 'cutover of guestbook');
+      const report = parseReport(run) as ReturnType<typeof parseReport> & { cutover?: { stoppedWith: string; deltaBytes: number; writeStopMs?: number; volumes: Record<string, { added: number; changed: number; removed: number; metadata: number }> } };
+      assert.equal(report.cutover?.stoppedWith, 'stop');
+      assert.ok((report.cutover?.deltaBytes ?? Infinity) < 1024 * 1024, `the delta is ${report.cutover?.deltaBytes} bytes, not the 160 MiB volume`);
+      const counts = report.cutover!.volumes.uploads!;
+      // Added: 2026, 2026/12, 2026/12/new.txt, other.txt; removed: small.txt; link re-pointed (sent again).
+      assert.deepEqual({ added: counts.added, removed: counts.removed }, { added: 4, removed: 1 }, JSON.stringify(counts));
+      assert.ok(report.cutover?.writeStopMs !== undefined);
+      assert.equal(await mysql(b, ENTRIES_SQL), await mysql(a, ENTRIES_SQL));
+      assert.match(await mysql(b, ENTRIES_SQL), /written after the migration to b/);
+      assert.deepEqual((await mysql(b, GRANTS_SQL)).split('\n').filter(Boolean).sort(), (await mysql(a, GRANTS_SQL)).split('\n').filter(Boolean).sort());
+      assert.deepEqual(diffTreeFingerprints(await treeFingerprint(a, `${appDir}/data/uploads`), await treeFingerprint(b, `${hostB.appsRoot}/guestbook/data/uploads`)), []);
+      const page = await fetch(`http://${hostB.address}:8090/entries`);
+      assert.match(await page.text(), /written after the migration to b/);
+      assert.deepEqual(await findRunLeftovers(lab, 'b', report.runId, { postgres: false, mariadb: true }).then((found) => found.filter((line) => !line.startsWith('process'))), []);
     });
   });
 });

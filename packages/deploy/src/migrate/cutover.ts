@@ -1,4 +1,7 @@
 import { readdir } from 'node:fs/promises';
+import type { SpecialFileSpec } from '@deploykit/core';
+import { SPECIAL_FILE_KINDS, specialFilesError, splitDeclared, type SpecialFileEntry } from './archive-listing.js';
+import type { FileDigest } from './checksums.js';
 import { join, posix } from 'node:path';
 import { Journal, journalDir } from './journal.js';
 import type { BaseEntry, DeltaRecord } from './migration-header.js';
@@ -73,4 +76,27 @@ export function buildDeltaRecord(volumePath: string, delta: VolumeDelta, mtimes:
     counts: { added: delta.added.length, changed: delta.changed.length, removed: delta.removed.length, metadata: delta.metadata.length },
   };
   return { record, patterns: buildExactPatterns(volumePath, sent) };
+}
+
+/**
+ * The final archive's volume as a contents record needs it (files with SHA-256, symlinks, declared
+ * special files), from the listing the delta was computed from: the cutover lists the final archive
+ * once, not twice, inside its write-stop window. An undeclared device node or FIFO is refused as the
+ * migration's own listing does.
+ */
+export function contentsFromListing(final: readonly VolumeEntry[], volumePath: string, declared: readonly SpecialFileSpec[] = []): { files: FileDigest[]; symlinks: [string, string][]; special: SpecialFileEntry[] } {
+  const byPath = (a: { path: string } | readonly [string, string], b: { path: string } | readonly [string, string]): number => {
+    const left = Array.isArray(a) ? a[0] : (a as { path: string }).path;
+    const right = Array.isArray(b) ? b[0] : (b as { path: string }).path;
+    return left < right ? -1 : left > right ? 1 : 0;
+  };
+  const letters: Record<string, string> = { fifo: 'p', char: 'c', block: 'b' };
+  const specials = final.filter((entry) => entry.type === 'fifo' || entry.type === 'char' || entry.type === 'block').map((entry): [string, string] => [letters[entry.type]!, entry.path]);
+  const split = splitDeclared(specials, declared);
+  if (split.undeclared.length > 0) throw specialFilesError(volumePath, 'the final archive', split.undeclared);
+  return {
+    files: final.filter((entry) => entry.type === 'file').map((entry) => ({ path: entry.path, size: entry.size, sha256: entry.sha256 ?? '' })).sort(byPath),
+    symlinks: final.filter((entry) => entry.type === 'symlink').map((entry): [string, string] => [entry.path, entry.target ?? '']).sort(byPath),
+    special: split.declared.map(([type, path]) => ({ path, type: SPECIAL_FILE_KINDS[type]! })).sort(byPath),
+  };
 }

@@ -32,7 +32,7 @@ import { Journal, journalDir } from './journal.js';
 import type { DeltaRecord, MigrationContents, MigrationDatabase, MigrationHeader } from './migration-header.js';
 import type { SourcePreflight } from './source-preflight.js';
 import { buildMigrationHeader, buildSourcePlan, buildSourceParts, targetTools, type SourcePart, type SourcePlan, type SourceStep } from './source-plan.js';
-import { buildDeltaRecord, toBaseEntries, type BaseMigration } from './cutover.js';
+import { buildDeltaRecord, contentsFromListing, toBaseEntries, type BaseMigration } from './cutover.js';
 import { scanFidelity, scanMtimes } from './fidelity.js';
 import { writeMovedMarker } from './moved-marker.js';
 import { computeVolumeDelta, type VolumeEntry } from './volume-delta.js';
@@ -1162,17 +1162,15 @@ async function buildContents(
   const volumes: Record<string, MigrationContents['volumes'][string]> = {};
   for (const volume of app.manifest.volumes) {
     const path = volume.path.replace(/\/$/, '');
-    const entries = await listArchivedVolumeEntries(options.localHost, preflight.borgEnv, archive, path, volume.special_files);
-    // The archive says which declared entries travel; the preflight's scan of the disk adds the devices' major/minor.
-    const onDisk = preflight.special?.[volume.name] ?? [];
-    const special = entries.special.map((entry) => onDisk.find((found) => found.path === entry.path && found.type === entry.type) ?? entry);
     let fidelity = preflight.fidelity[volume.name]!;
     let delta: DeltaRecord | undefined;
+    let entries: Awaited<ReturnType<typeof listArchivedVolumeEntries>>;
     if (options.cutover) {
       // Writes stopped before the final backup: the volume on disk is what the archive holds, scanned again now.
       const dir = join(app.dir, path);
       fidelity = await scanFidelity(options.localHost, dir);
       const computed = await computeVolumeDelta(options.localHost, preflight.borgEnv, { base: options.cutover.base.archive, final: archive, volumePath: path, baseListing: options.cutover.baseListings[volume.name] ?? [] });
+      entries = contentsFromListing(computed.finalListing, path, volume.special_files);
       const scanned = await scanMtimes(options.localHost, dir, true);
       const built = buildDeltaRecord(path, computed.delta, new Map(scanned.mtimes.map(([entry, ns]) => [entry, ns])), scanned.root.mtimeNs);
       const whole = volume.target_writes === 'discard';
@@ -1180,7 +1178,12 @@ async function buildContents(
       if (!whole) deltaInputs.set(`delta:${volume.name}`, built.patterns);
       deltaCounts[volume.name] = { ...built.record.counts, bytes: built.record.bytes };
       options.bus.emit('cutover.delta', { app: app.name, message: `${volume.name}: ${built.record.counts.added} added, ${built.record.counts.changed} changed, ${built.record.counts.removed} removed, ${built.record.counts.metadata} metadata-only; ${formatBytes(built.record.bytes)} of content to send (${computed.stats.finalEntries} entries listed, ${computed.stats.hashed} hashed)`, data: { volume: volume.name, ...built.record.counts, bytes: built.record.bytes, stats: computed.stats } });
+    } else {
+      entries = await listArchivedVolumeEntries(options.localHost, preflight.borgEnv, archive, path, volume.special_files);
     }
+    // The archive says which declared entries travel; the preflight's scan of the disk adds the devices' major/minor.
+    const onDisk = preflight.special?.[volume.name] ?? [];
+    const special = entries.special.map((entry) => onDisk.find((found) => found.path === entry.path && found.type === entry.type) ?? entry);
     volumes[volume.name] = { listing: entries.files, symlinks: entries.symlinks, ...(special.length > 0 ? { special } : {}), fidelity, ...(delta ? { delta } : {}) };
   }
   let databaseSettings: string | undefined;
