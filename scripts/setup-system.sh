@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages deploykit's tests, lab and demo run against (real borg, OpenSSH,
-# PostgreSQL, MariaDB, GNU tar, ACL/xattr tools). Idempotent: does nothing when all are present.
+# PostgreSQL, MariaDB, GNU tar, ACL/xattr tools, ansible-core for the fleet collection's tests). Idempotent:
+# does nothing when all are present.
 set -euo pipefail
-packages=(borgbackup openssh-server openssh-client postgresql mariadb-server mariadb-client acl attr tar util-linux bsdutils procps iproute2)
+packages=(borgbackup openssh-server openssh-client postgresql mariadb-server mariadb-client acl attr tar util-linux bsdutils procps iproute2 ansible-core)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
