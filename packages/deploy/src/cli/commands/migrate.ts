@@ -1,10 +1,10 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { ConfigError, EXIT_CODES, formatBytes, formatDuration, displayArgv, revealValue, UsageError, type Host, type TransportName } from '@deploykit/core';
 import { DeployClient, LocalHost, makeControlDir } from '@deploykit/host';
 import { loadGlobalConfig } from '@deploykit/manifest';
 import { listTransportNames, locateFflBinary, resolveTransport, type Transport } from '@deploykit/transport';
 import { loadApp } from '../../actions/load-app.js';
+import { localDeployCommand } from '../../install-paths.js';
 import { newArchiveName } from '../../phase-env.js';
 import { runPhase } from '../../script-runner.js';
 import { readDeployVersion } from '../../migrate/host-facts.js';
@@ -19,10 +19,7 @@ import { resolveNamedHost } from '../delegate.js';
 import type { DeployCommand } from '../deploy-command.js';
 import { renderTable } from '../table.js';
 
-/** The argv that runs this very `deploy` (node + bin script), for child runs on this host. */
-export function localDeployCommand(): string[] {
-  return [process.execPath, fileURLToPath(new URL('../../../bin/deploy.js', import.meta.url))];
-}
+export { localDeployCommand } from '../../install-paths.js';
 
 /** The health checks the target ran, by name (the app declares them): only what really ran is ticked. */
 function describeHealthRows(target: TargetReport | undefined): string {
