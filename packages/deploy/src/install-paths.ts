@@ -24,3 +24,8 @@ export function findAppsTemplateDir(): string {
 
 /** The name the release gives the sample app's .gitignore (npm pack leaves every .gitignore out); `deploy init` renames it back. */
 export const RELEASE_GITIGNORE = 'dot-gitignore';
+
+/** Where `npm run release` puts the release of `version` in a checkout (dist-release/ at the repo root). */
+export function defaultReleasePath(version: string): string {
+  return fileURLToPath(new URL(`../../../dist-release/deploykit-${version}.tgz`, import.meta.url));
+}
