@@ -64,7 +64,7 @@ export const setupCommand: DeployCommand = {
       .option('with', { type: 'string', array: true, choices: ['postgres', 'mariadb', 'ffl'], describe: 'Also check for these, without naming an app' })
       .option('install', { type: 'boolean', default: false, describe: 'Install missing Debian packages with apt-get (without it, setup names them and changes nothing)' })
       .option('release', { type: 'string', describe: "The release tarball to install deploy from [default: dist-release/deploykit-<this version>.tgz of this checkout, made by npm run release]" })
-      .option('plan', { type: 'boolean', default: false, describe: 'Print what setup found and the exact commands it would run, change nothing' }),
+      .option('plan', { type: 'boolean', default: false, describe: 'Print what setup found and the exact commands it would run, change nothing (also --dry-run)' }),
   examples: [
     ['deploy setup b --plan', 'What host b has and lacks, and what setup would run there'],
     ['deploy setup b --app notes --install', 'Install what notes needs on b (PostgreSQL too) and this deploy'],
@@ -82,7 +82,7 @@ export const setupCommand: DeployCommand = {
       const tools = listToolRequirements(needs);
       const plan = planHostSetup({ host: name, facts: await probeHost(host, tools, roots), needs, ourVersion: DEPLOY_VERSION, release });
       const json = { host: name, deployVersion: DEPLOY_VERSION, needs, checks: plan.checks, packages: plan.packages, blockers: plan.blockers, steps: plan.steps.map((step) => ({ id: step.id, title: step.title, argv: step.argv })) };
-      if (args.plan === true) {
+      if (args.plan === true || context.options.dryRun) {
         const text = [`Setup plan for ${name} (deploy ${DEPLOY_VERSION}):`, renderChecks(plan, false), ...(plan.steps.length > 0 ? ['Would run on ' + name + ':', ...renderPlanSteps(plan)] : [`Nothing to change on ${name}.`]), ...plan.blockers.map((blocker) => `blocked: ${blocker}`)];
         return { exitCode: EXIT_CODES.ok, json: { ...json, changed: [] }, text: text.join('\n') };
       }
