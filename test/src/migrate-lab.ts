@@ -179,6 +179,15 @@ export function isTargetRun(process: LabProcess, app: string): boolean {
   return at > 1 && process.argv[at + 1] === app && /\/deploy(\.js)?$/.test(process.argv[at - 1] ?? '');
 }
 
+/**
+ * The sessions but the `deploy --version` the source runs on the target before anything moves (the
+ * version check of decision 0009, one short command over the same ssh master): what carried the migration.
+ */
+export function withoutVersionChecks(sessions: readonly LabProcess[]): LabProcess[] {
+  // Sampled as node running deploy's bin, or still as the login shell's `... && exec deploy --version`.
+  return sessions.filter((session) => !/(^|[\s/])deploy(\.js)?\s+--version$/.test(session.argv.join(' ')));
+}
+
 /** True when a process's parent is an sshd: the command of one ssh session. */
 function isSessionCommand(process: LabProcess): boolean {
   try {

@@ -15,6 +15,7 @@ import {
   countSessions,
   findRunLeftovers,
   isTargetRun,
+  withoutVersionChecks,
   parseReport,
   readJournal,
   waitForProcess,
@@ -134,7 +135,7 @@ test('guestbook (MariaDB) migrate: refusals, target-side run killed mid-part, re
       await mysql(a, "INSERT INTO guestbook.entries (author, message) VALUES ('after', 'written between the runs')");
       const { result: run, sessions } = await countSessions(lab, 'b', () => deployOnA(lab, ['migrate', 'guestbook', '--to', 'b', '--json']));
       assertExit(run, 0, 're-run of migrate');
-      assert.deepEqual(sessions.map((session) => isTargetRun(session, 'guestbook')), [true], 'one ssh session carried the migration');
+      assert.deepEqual(withoutVersionChecks(sessions).map((session) => isTargetRun(session, 'guestbook')), [true], 'one ssh session carried the migration');
       const report = parseReport(run);
       assert.equal(report.ok, true);
       assert.notEqual(report.runId, killedRunId);

@@ -9,6 +9,8 @@
 // owned by the target's admin).
 // With keep_archives: 2, the fourth migration prunes the first one's archive on a and keeps the app's
 // own backup and c's (the newest finished there).
+// The hosts run the installed release (npm run release's tarball, built fresh, `npm install -g` into
+// each host's own prefix: lab `release`), not the repo: every command of both sides runs from the bundle.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -17,8 +19,8 @@ import { join } from 'node:path';
 import { displayArgv, quoteWord } from '@deploykit/core';
 import { POSTGRES_FIDELITY_SQL } from '@deploykit/deploy';
 import type { Lab } from '@deploykit/testlab';
-import { NotesClient, dbFingerprint, diffTreeFingerprints, labShell, parseCredentials, runOrThrow, treeFingerprint, withLab, type Shell } from './helpers/index.js';
-import { assertExit, comparableNotesDb, containsSecret, countSessions, deployOnA, findRunLeftovers, isFfl, isTargetRun, sampleLabProcesses, parseReport, readJournal, readStateFiles, readTargetJournal, type LabProcess, type MigrateReportJson } from './migrate-lab.js';
+import { NotesClient, dbFingerprint, diffTreeFingerprints, labShell, parseCredentials, runOrThrow, treeFingerprint, withLab, withReleases, type Shell } from './helpers/index.js';
+import { assertExit, comparableNotesDb, containsSecret, countSessions, deployOnA, findRunLeftovers, isFfl, isTargetRun, withoutVersionChecks, sampleLabProcesses, parseReport, readJournal, readStateFiles, readTargetJournal, type LabProcess, type MigrateReportJson } from './migrate-lab.js';
 
 /**
  * The app's roles and database as the catalogs show them (POSTGRES_FIDELITY_SQL, one line per row). bin/install
@@ -63,8 +65,12 @@ function sha256(data: Uint8Array | string): string {
 
 test('notes migrates over ssh (one session), ffl, scp and local with identical data, fidelity, history, plan = run, no secret leaks', { timeout: 600_000 }, async (t) => {
   // ffl (the stand-in) carries the bundle to c; this test is about what arrives, not when: no stand-in delays.
-  await withLab({ hosts: 4, fflTimeScale: 0 }, async (lab: Lab) => {
+  await withReleases([undefined], ([release]) => withLab({ hosts: 4, fflTimeScale: 0, release: release!.file }, async (lab: Lab) => {
     const a = labShell(lab, 'a');
+    for (const host of lab.hosts) {
+      const deploy = await runOrThrow(labShell(lab, host.name), 'command -v deploy; deploy --version');
+      assert.deepEqual(deploy.trim().split('\n'), [`${host.deployPrefix}/bin/deploy`, release!.version], `host ${host.name} runs the installed release`);
+    }
     const hostA = lab.host('a');
     const appDir = `${hostA.appsRoot}/notes`;
     const uploads = `${appDir}/data/uploads`;
@@ -173,7 +179,7 @@ test('notes migrates over ssh (one session), ffl, scp and local with identical d
       await checkTarget('b', result);
       archivesOf.sshB = result.archive;
       assert.deepEqual(
-        sessions.map((session) => isTargetRun(session, 'notes')),
+        withoutVersionChecks(sessions).map((session) => isTargetRun(session, 'notes')),
         [true],
         `one ssh session carried the whole migration on b: ${sessions.map((session) => session.argv.join(' ')).join(' | ')}`,
       );
@@ -302,5 +308,5 @@ test('notes migrates over ssh (one session), ffl, scp and local with identical d
       assert.deepEqual((await borgList('a')).trim().split('\n').map((line) => line.split(' ')[0]), [ownBackup, archivesOf.fflC, archivesOf.scpD, archivesOf.localB]);
       assert.match(run.stdout, new RegExp(`"pruned": \\[\\s*"${archivesOf.sshB}"`));
     });
-  });
+  }));
 });

@@ -75,6 +75,17 @@ export class DeployClient {
     throw this.errorFor(result, args, isJsonError(parsed) ? parsed : undefined);
   }
 
+  /**
+   * The version of `deploy` on the host (`deploy --version`, which every deploy answers). Throws the
+   * mapped DeployError (DEPLOY_MISSING when it is not on the PATH of the host's sessions).
+   */
+  async version(): Promise<string> {
+    const result = await this.host.run({ argv: this.argv(['--version']), timeoutMs: 60_000, label: 'deploy --version' });
+    const version = result.stdout.trim();
+    if (result.exitCode === 0 && /^\d+\.\d+\.\d+\S*$/.test(version)) return version;
+    throw this.errorFor(result, ['--version']);
+  }
+
   /** Starts `deploy <args>` on the host with streaming stdio (a long target-side run, its events on stdout). */
   spawn(args: readonly string[], spec: Omit<CommandSpec, 'argv'> = {}): HostProcess {
     return this.host.spawn({ ...spec, argv: this.argv(args), label: spec.label ?? `deploy ${args[0] ?? ''}` });
@@ -98,7 +109,7 @@ export class DeployClient {
     }
     if (result.exitCode === COMMAND_NOT_FOUND || /(^|: )deploy: (command )?not found/m.test(stderr)) {
       return new DeployError('dependency', 'DEPLOY_MISSING', `deploy is not installed on host ${where} (${this.command.join(' ')}: not found)`, {
-        hint: `Install deploykit on ${where} so \`deploy\` is on the PATH of its ssh sessions (docs/migrate.md#1-prepare-the-target).`,
+        hint: `Run \`deploy setup ${where}\` here: it installs this deploy's release there, on the PATH of its ssh sessions (docs/cli.md#deploy-setup).`,
       });
     }
     const kind = KIND_BY_EXIT.get(result.exitCode ?? -1) ?? 'internal';

@@ -24,6 +24,8 @@ Options:
   --ffl-time-scale X
                   the ffl stand-in's delays times X on every host (up; default the
                   real timings, 0 = none; docs/ffl-standin.md)
+  --release FILE  install this deploykit release (npm run release) into each host's
+                  own prefix and put it on the host's PATH instead of the repo (up)
   --dir DIR       lab dir (default <repo>/.lab)
   --json          status as JSON
   -h, --help      this help
@@ -36,13 +38,14 @@ interface CliOptions {
   mariadb: boolean;
   postgres: boolean;
   fflTimeScale: number | undefined;
+  release: string | undefined;
   dir: string;
   json: boolean;
   help: boolean;
 }
 
 function parseArgs(argv: readonly string[]): CliOptions {
-  const options: CliOptions = { command: undefined, hosts: 2, mariadb: false, postgres: true, fflTimeScale: undefined, dir: defaultLabDir(), json: false, help: false };
+  const options: CliOptions = { command: undefined, hosts: 2, mariadb: false, postgres: true, fflTimeScale: undefined, release: undefined, dir: defaultLabDir(), json: false, help: false };
   for (let index = 0; index < argv.length; index += 1) {
     const arg = argv[index] ?? '';
     const value = (): string => {
@@ -58,6 +61,8 @@ function parseArgs(argv: readonly string[]): CliOptions {
     else if (arg === '--hosts') options.hosts = Number(value());
     else if (arg.startsWith('--hosts=')) options.hosts = Number(arg.slice('--hosts='.length));
     else if (arg === '--ffl-time-scale') options.fflTimeScale = Number(value());
+    else if (arg === '--release') options.release = resolve(value());
+    else if (arg.startsWith('--release=')) options.release = resolve(arg.slice('--release='.length));
     else if (arg === '--dir') options.dir = resolve(value());
     else if (arg.startsWith('--dir=')) options.dir = resolve(arg.slice('--dir='.length));
     else if (!arg.startsWith('-') && options.command === undefined) options.command = arg;
@@ -71,12 +76,13 @@ function describeHost(host: LabHost): string {
   if (host.pgSocketDir !== '') parts.push(`postgres :${host.pgPort} (PGHOST=${host.pgSocketDir})`);
   if (host.mysqlSocket !== undefined) parts.push(`mariadb :${host.mysqlPort} (socket ${host.mysqlSocket})`);
   parts.push(`root ${host.root}`);
+  if (host.deployPrefix !== undefined) parts.push(`deploy from ${host.deployPrefix}/bin`);
   return parts.join('  ');
 }
 
 async function runUp(options: CliOptions): Promise<void> {
   const started = Date.now();
-  const lab = await startLab({ hosts: options.hosts, dir: options.dir, mariadb: options.mariadb, postgres: options.postgres, ...(options.fflTimeScale === undefined ? {} : { fflTimeScale: options.fflTimeScale }) });
+  const lab = await startLab({ hosts: options.hosts, dir: options.dir, mariadb: options.mariadb, postgres: options.postgres, ...(options.fflTimeScale === undefined ? {} : { fflTimeScale: options.fflTimeScale }), ...(options.release === undefined ? {} : { release: options.release }) });
   const first = lab.hosts[0]?.name ?? 'a';
   console.log(`lab ${lab.id} up in ${((Date.now() - started) / 1000).toFixed(1)} s, dir ${lab.dir}`);
   for (const host of lab.hosts) console.log(describeHost(host));

@@ -39,9 +39,18 @@ export function findRepoRoot(start: string = dirname(fileURLToPath(import.meta.u
   }
 }
 
-/** The PATH of every lab session: the repo's deploy and testlab bin folders, then the system PATH. */
-export function buildLabPath(repoRoot: string): string {
-  return [join(repoRoot, 'packages', 'deploy', 'bin'), join(repoRoot, 'packages', 'testlab', 'bin'), SYSTEM_PATH].join(':');
+/**
+ * The PATH of every lab session: the repo's deploy bin folder (or, with `deployBin`, an installed
+ * release's), the testlab bin folder, then the system PATH (or, with `systemBin`, a host's own
+ * folder standing for it).
+ */
+export function buildLabPath(repoRoot: string, options: { deployBin?: string; systemBin?: string } = {}): string {
+  return [options.deployBin ?? join(repoRoot, 'packages', 'deploy', 'bin'), join(repoRoot, 'packages', 'testlab', 'bin'), options.systemBin ?? SYSTEM_PATH].join(':');
+}
+
+/** The lab's package manager for `deploy setup --install` (DEPLOY_SETUP_APT_GET on every host): records, installs nothing. */
+export function labAptGetPath(repoRoot: string): string {
+  return join(repoRoot, 'packages', 'testlab', 'bin', 'lab-apt-get');
 }
 
 /** The tools the lab needs that are not installed (absolute paths), given which servers it runs. */

@@ -3,7 +3,8 @@ import { chmod, mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ConflictError, UsageError } from '@deploykit/core';
-import { buildLabDownCommand, buildLabPath, findRepoRoot } from './lab-paths.js';
+import { buildLabDownCommand, buildLabPath, findRepoRoot, labAptGetPath } from './lab-paths.js';
+import { buildHiddenToolsBin, installLabRelease } from './lab-release.js';
 import { ensureLabTools } from './lab-setup.js';
 import { pickLabAddresses } from './lab-addresses.js';
 import { generateSshKey, startLabSshd } from './lab-sshd.js';
@@ -80,10 +81,16 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
     sshConfig: join(dir, 'ssh_config'),
     deployConfig: join(dir, 'deploy.yaml'),
   };
-  const labPath = buildLabPath(repoRoot);
+  for (const name of Object.keys(options.hideTools ?? {})) {
+    if (!Array.from({ length: hostCount }, (_, index) => nameLabHost(index)).includes(name)) {
+      throw new UsageError('LAB_HIDE_TOOLS_HOST', `hideTools names host ${name}, and the lab has ${hostCount} host(s)`, { hint: 'Name hosts a, b, ... up to the host count.' });
+    }
+  }
   const hosts: (LabHost & { pids: LabHostPids })[] = plan.addresses.map((address, index) => {
     const name = nameLabHost(index);
     const root = join(dir, name);
+    const deployPrefix = options.release === undefined ? undefined : join(root, 'deploykit');
+    const systemBin = (options.hideTools?.[name] ?? []).length > 0 ? join(root, 'sysbin') : undefined;
     const host: LabHost & { pids: LabHostPids } = {
       name,
       address,
@@ -96,6 +103,8 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
       pgPort: plan.pgPort,
       ...(withMariadb ? { mysqlSocket: join(root, 'mysql', 'run', 'mysqld.sock'), mysqlPort: plan.mysqlPort } : {}),
       env: {},
+      ...(deployPrefix === undefined ? {} : { deployPrefix }),
+      ...(systemBin === undefined ? {} : { systemBin }),
       pids: {},
     };
     host.env = {
@@ -105,7 +114,12 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
       DEPLOY_STATE_DIR: host.stateDir,
       DEPLOY_CONFIG: join(root, 'deploy.yaml'),
       [LAB_ID_VARIABLE]: id,
-      PATH: labPath,
+      PATH: buildLabPath(repoRoot, { ...(deployPrefix === undefined ? {} : { deployBin: join(deployPrefix, 'bin') }), ...(systemBin === undefined ? {} : { systemBin }) }),
+      // deploy setup: where it installs deploy, and the package manager it runs (never the real apt-get in a lab).
+      ...(deployPrefix === undefined ? {} : { DEPLOY_INSTALL_PREFIX: deployPrefix }),
+      DEPLOY_SETUP_APT_GET: labAptGetPath(repoRoot),
+      DEPLOY_LAB_APT_LOG: join(root, 'logs', 'apt-get.jsonl'),
+      ...(systemBin === undefined ? {} : { DEPLOY_LAB_SYSBIN: systemBin }),
       // Its own HOME makes the host a separate machine for borg's cache and psql's history, and keeps
       // root's ~/.bashrc (which may prepend to PATH) out of lab sessions.
       HOME: join(root, 'home'),
@@ -138,7 +152,11 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
       generateSshKey(paths.clientKey, `deploykit-${id}-client`),
       withPostgres ? ensurePostgresTemplate() : Promise.resolve(''),
       withMariadb ? ensureMariadbTemplate() : Promise.resolve(''),
-      ...hosts.map((host) => createHostTree(host, withPostgres, withMariadb)),
+      ...hosts.map(async (host) => {
+        await createHostTree(host, withPostgres, withMariadb);
+        if (host.systemBin !== undefined) await buildHiddenToolsBin(host.systemBin, options.hideTools?.[host.name] ?? []);
+        if (options.release !== undefined && host.deployPrefix !== undefined) await installLabRelease(options.release, host.deployPrefix);
+      }),
     ]);
     // Each host trusts the client key through a file of its own, so a test can take that trust away from one host.
     await Promise.all(hosts.map((host) => writeFile(host.authorizedKeysPath, `${clientPublicKey}\n`, { mode: 0o600 })));

@@ -19,6 +19,10 @@ export interface LabHost {
   mysqlPort?: number;
   /** The environment every ssh session on this host gets (sshd `SetEnv`). */
   env: Record<string, string>;
+  /** With `release`: the npm prefix the release is installed into (`<root>/deploykit`); its bin is first on PATH. */
+  deployPrefix?: string;
+  /** With `hideTools`: the host's own system bin folder (symlinks to the machine's programs minus the hidden ones). */
+  systemBin?: string;
 }
 
 /** A running lab; disposing it (or calling down()) stops everything it started and removes its dir. */
@@ -62,6 +66,18 @@ export interface LabOptions {
    * not test timing pass 0; unset (the default) means the real tool's timings, as `npm run demo` sees.
    */
   fflTimeScale?: number;
+  /**
+   * A deploykit release tarball (`npm run release`): each host gets it installed into its own npm
+   * prefix (`<root>/deploykit`, `npm install -g --prefix`), and that prefix's bin on PATH instead of
+   * the repo's packages/deploy/bin.
+   */
+  release?: string;
+  /**
+   * Programs a host lacks, by host name (e.g. `{ b: ['getfattr'] }`): its PATH then ends in a folder
+   * of its own holding the system's programs minus these (docs/lab.md). The lab's apt-get stand-in
+   * links a package's programs back into it.
+   */
+  hideTools?: Record<string, readonly string[]>;
 }
 
 /** A process the lab started: pid plus start time (clock ticks after boot), so a reused pid is never taken for it. */

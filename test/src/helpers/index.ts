@@ -5,3 +5,4 @@ export { labShell, localShell, runOrThrow, type Shell } from './shell.js';
 export { treeFingerprint, diffTreeFingerprints, parseTreeFingerprint, buildTreeFingerprintCommand, type TreeEntry, type TreeFingerprint } from './tree-fingerprint.js';
 export { dbFingerprint, type DbFingerprint } from './db-fingerprint.js';
 export { NotesClient, parseCredentials } from './notes-client.js';
+export { withReleases, type TestRelease } from './release.js';

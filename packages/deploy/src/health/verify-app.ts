@@ -1,7 +1,7 @@
-import { fileURLToPath } from 'node:url';
 import type { Host } from '@deploykit/core';
 import { DeployClient, LocalHost } from '@deploykit/host';
 import { resolveNamedHost } from '../cli/delegate.js';
+import { localDeployCommand } from '../install-paths.js';
 import type { AppFacts } from './app-facts.js';
 import type { CheckResult, SampledFile } from './check-types.js';
 
@@ -52,11 +52,9 @@ export interface VerifyOptions {
   readonly ignoreTables?: readonly string[];
 }
 
-const LOCAL_DEPLOY = fileURLToPath(new URL('../../bin/deploy.js', import.meta.url));
-
 /** A client running `deploy` on a host: this very CLI locally, `deploy` from PATH over ssh. */
 function deployClient(host: Host, localArgs: readonly string[]): DeployClient {
-  return host.kind === 'local' ? new DeployClient(host, { command: [process.execPath, LOCAL_DEPLOY], globalArgs: localArgs }) : new DeployClient(host);
+  return host.kind === 'local' ? new DeployClient(host, { command: localDeployCommand(), globalArgs: localArgs }) : new DeployClient(host);
 }
 
 async function openHost(host: VerifyHost, configPath: string | undefined): Promise<{ host: Host; owned: boolean }> {

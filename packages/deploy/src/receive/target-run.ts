@@ -25,7 +25,7 @@ import { acquireAppLock, processStartTicks, type AppLock } from '../migrate/app-
 import { compareDigests, compareSpecialFiles, compareSymlinks, digestTree, listSpecialFiles, listSymlinks } from '../migrate/checksums.js';
 import { applyFidelity, compareFidelity, compareMtimes, isFidelityTrivial, scanFidelity, scanMtimes } from '../migrate/fidelity.js';
 import { findOnPath, freeBytesAt, readDeployVersion } from '../migrate/host-facts.js';
-import { DEPLOY_VERSION } from '../version.js';
+import { DEPLOY_VERSION, isCompatibleDeployVersion } from '../version.js';
 import { parseMigrationContents, parseMigrationHeader, type MigrationContents, type MigrationHeader, type MigrationPart } from '../migrate/migration-header.js';
 import { runPhase } from '../script-runner.js';
 import { dumpToFile, restoreFromFile } from '../database/dump-files.js';
@@ -401,13 +401,19 @@ class TargetRun {
     const header = this.#header!;
     const context = this.#options.hostContext;
     const version = await readDeployVersion();
-    if (version.split('.')[0] !== header.source.deployVersion.split('.')[0]) {
-      throw new TargetFailure(new DependencyError('DEPLOY_VERSION_MISMATCH', `deploy ${version} here, ${header.source.deployVersion} on ${header.source.host}`, { hint: 'Install the same deploykit major version on both hosts.' }), 'fatal', 'preflight');
+    if (!isCompatibleDeployVersion(version, header.source.deployVersion)) {
+      throw new TargetFailure(
+        new DependencyError('DEPLOY_VERSION_MISMATCH', `deploy ${version} here on ${context.hostName}, ${header.source.deployVersion} on ${header.source.host}: a migration needs the same major.minor on both`, {
+          hint: `From ${header.source.host}, run \`deploy setup ${context.hostName}\` to install its deploy here (docs/decisions/0009-release-and-setup.md).`,
+        }),
+        'fatal',
+        'preflight',
+      );
     }
     const missing: string[] = [];
     for (const tool of header.tools) if ((await findOnPath(tool)) === null) missing.push(tool);
     if (missing.length > 0) {
-      throw new TargetFailure(new DependencyError('TOOLS_MISSING', `missing on ${context.hostName}: ${missing.join(', ')}`, { hint: 'Install them (Debian: borgbackup, tar, postgresql-client, mariadb-client, attr, acl, util-linux), then run the migration again.' }), 'fatal', 'preflight');
+      throw new TargetFailure(new DependencyError('TOOLS_MISSING', `missing on ${context.hostName}: ${missing.join(', ')}`, { hint: `From ${header.source.host}, run \`deploy setup ${context.hostName} --install\` (or install them: Debian borgbackup, tar, postgresql-client, mariadb-client, attr, acl, util-linux), then run the migration again.` }), 'fatal', 'preflight');
     }
     // tar -x makes device nodes only as root: refuse a declared device now rather than after its bytes came.
     const devices = header.manifest.volumes.flatMap((volume) => (volume.special_files ?? []).filter((file) => file.type !== 'fifo').map((file) => `${volume.name}:${file.path} (${file.type})`));

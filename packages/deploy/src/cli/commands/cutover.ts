@@ -17,7 +17,7 @@ import { renderTargetAftermath, renderVerification } from '../../receive/render-
 import type { CommandContext } from '../command-context.js';
 import type { DeployCommand, CommandOutcome } from '../deploy-command.js';
 import { renderTable } from '../table.js';
-import { checkSessionArgs, localDeployCommand, renderPlan, resolveTarget } from './migrate.js';
+import { checkSessionArgs, checkTargetDeploy, localDeployCommand, renderPlan, resolveTarget } from './migrate.js';
 
 /** What `deploy cutover` (and `deploy migrate --cutover`) needs from its arguments. */
 export interface CutoverArgs {
@@ -94,6 +94,8 @@ export async function runCutover(context: CommandContext, args: CutoverArgs, run
   );
   const target = await resolveTarget(to, transport, context.configPath ?? context.options.config, runId);
   try {
+    // A target without deploy, or of another major.minor, is refused before writes stop (decision 0009).
+    if (transport.name !== 'local') await checkTargetDeploy(target.deploy, to);
     const preflight = await runSourcePreflight({ app, source: context.hostContext, host: context.host, withHistory: false });
     // The base never changes: listed (with SHA-256) now, while the app still serves, not in the write-stop window.
     const baseListings: Record<string, VolumeEntry[]> = {};

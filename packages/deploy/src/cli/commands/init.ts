@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, cp, readFile, stat, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { chmod, cp, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
 import { ConflictError, EXIT_CODES, UsageError } from '@deploykit/core';
 import { validateAppFolder, formatIssue } from '@deploykit/manifest';
+import { findAppsTemplateDir, RELEASE_GITIGNORE } from '../../install-paths.js';
 import type { DeployCommand } from '../deploy-command.js';
 
 /** The sample app folder shipped with deploykit. */
-export const TEMPLATE_DIR = fileURLToPath(new URL('../../../../../apps-template', import.meta.url));
+export const TEMPLATE_DIR = findAppsTemplateDir();
 
 /** Fills `CHANGE_ME` placeholders of a secrets example with fresh random values. */
 export function fillSecretTemplate(text: string): string {
@@ -36,7 +36,10 @@ export const initCommand: DeployCommand = {
     if (await stat(target).catch(() => undefined)) {
       throw new ConflictError('APP_EXISTS', `${target} already exists`, { hint: 'Choose another name, or remove that folder first.' });
     }
-    await cp(from, target, { recursive: true, filter: (src) => !/\/node_modules(\/|$)/.test(src) });
+    // Relative to the source: an installed release's template itself lies under node_modules/deploykit.
+    await cp(from, target, { recursive: true, filter: (src) => !/(^|\/)node_modules(\/|$)/.test(relative(from, src)) });
+    // npm pack never ships a .gitignore: the release carries the template's as dot-gitignore (scripts/release.mjs).
+    await rename(join(target, RELEASE_GITIGNORE), join(target, '.gitignore')).catch(() => undefined);
     const manifestPath = join(target, 'app.yaml');
     const manifestText = await readFile(manifestPath, 'utf8');
     await writeFile(manifestPath, manifestText.replace(/^name:.*$/m, `name: ${name}`));

@@ -1,10 +1,10 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
-import { ConfigError, EXIT_CODES, newRunId, formatBytes, formatDuration, displayArgv, revealValue, UsageError, type Host, type TransportName } from '@deploykit/core';
+import { ConfigError, DependencyError, EXIT_CODES, newRunId, formatBytes, formatDuration, displayArgv, revealValue, UsageError, type Host, type TransportName } from '@deploykit/core';
 import { DeployClient, LocalHost, makeControlDir } from '@deploykit/host';
 import { loadGlobalConfig } from '@deploykit/manifest';
 import { listTransportNames, locateFflBinary, resolveTransport, type Transport } from '@deploykit/transport';
 import { loadApp } from '../../actions/load-app.js';
+import { localDeployCommand } from '../../install-paths.js';
 import { newArchiveName } from '../../phase-env.js';
 import { runPhase } from '../../script-runner.js';
 import { readDeployVersion } from '../../migrate/host-facts.js';
@@ -18,11 +18,9 @@ import type { TargetReport } from '../../receive/target-run.js';
 import { resolveNamedHost } from '../delegate.js';
 import type { DeployCommand } from '../deploy-command.js';
 import { renderTable } from '../table.js';
+import { DEPLOY_VERSION, isCompatibleDeployVersion } from '../../version.js';
 
-/** The argv that runs this very `deploy` (node + bin script), for child runs on this host. */
-export function localDeployCommand(): string[] {
-  return [process.execPath, fileURLToPath(new URL('../../../bin/deploy.js', import.meta.url))];
-}
+export { localDeployCommand } from '../../install-paths.js';
 
 /** The health checks the target ran, by name (the app declares them): only what really ran is ticked. */
 function describeHealthRows(target: TargetReport | undefined): string {
@@ -115,6 +113,20 @@ export async function resolveTarget(name: string, transport: Transport, configPa
   return { host, deploy: new DeployClient(host, { command: localDeployCommand(), globalArgs: ['--apps-root', entry.apps_root, '--state-dir', entry.state_dir, ...(configPath ? ['--config', configPath] : [])] }), cleanup: async () => undefined };
 }
 
+/**
+ * Refuses a target whose deploy is missing (DeployClient's DEPLOY_MISSING names `deploy setup`) or
+ * of another major.minor than this one (decision 0009), naming both versions.
+ */
+export async function checkTargetDeploy(deploy: DeployClient, to: string): Promise<void> {
+  const theirs = await deploy.version();
+  if (!isCompatibleDeployVersion(DEPLOY_VERSION, theirs)) {
+    throw new DependencyError('DEPLOY_VERSION_MISMATCH', `deploy ${theirs} on ${to} cannot take a migration from deploy ${DEPLOY_VERSION} here: both need the same major.minor`, {
+      hint: `Run \`deploy setup ${to}\` to install ${DEPLOY_VERSION} there (docs/decisions/0009-release-and-setup.md).`,
+      details: { here: DEPLOY_VERSION, target: theirs },
+    });
+  }
+}
+
 /** Session mode (--to): the target host, and no pairing-only flag. */
 export function checkSessionArgs(args: Record<string, unknown>, thisHost: string): string {
   if (typeof args.to !== 'string' || args.to === '') throw new UsageError('MIGRATE_NO_TARGET', 'name the host to migrate to with --to HOST', { hint: 'Or, for a new host this one cannot SSH into, use --pair (see deploy migrate --help).' });
@@ -197,6 +209,8 @@ export const migrateCommand: DeployCommand = {
     const withHistory = typeof args.withHistory === 'boolean' ? args.withHistory : app.manifest.migrate.with_history;
     const target = pair ? undefined : await resolveTarget(to, transport, context.configPath ?? context.options.config, context.runId);
     try {
+      // Before anything is read or sent: the target's deploy must exist and speak our version.
+      if (target && transport.name !== 'local') await checkTargetDeploy(target.deploy, to);
       const preflight = await runSourcePreflight({ app, source: context.hostContext, host: context.host, withHistory });
       const archive = newArchiveName(app);
       const stallSeconds = typeof args.stallSeconds === 'number' ? args.stallSeconds : context.config.defaults.stall_seconds;
