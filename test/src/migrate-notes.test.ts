@@ -63,7 +63,7 @@ function sha256(data: Uint8Array | string): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-test('notes migrates over ssh (one session), ffl, scp and local with identical data, fidelity, history, plan = run, no secret leaks', { timeout: 600_000 }, async (t) => {
+test('notes migrates over ssh (one session), ffl, scp and local with identical data, fidelity, history, plan = run, no secret leaks', { timeout: 900_000 }, async (t) => {
   // ffl (the stand-in) carries the bundle to c; this test is about what arrives, not when: no stand-in delays.
   await withReleases([undefined], ([release]) => withLab({ hosts: 4, fflTimeScale: 0, release: release!.file }, async (lab: Lab) => {
     const a = labShell(lab, 'a');
