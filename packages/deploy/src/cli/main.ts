@@ -151,8 +151,13 @@ export async function main(argv: readonly string[]): Promise<number> {
   process.once('SIGTERM', onSignal);
   try {
     const { createCommandContext } = await import('./command-context.js');
-    await using context = await createCommandContext(options, abort.signal);
-    const outcome = await selected.command.run(context, selected.args);
+    const live = typeof selected.command.liveView === 'function' ? selected.command.liveView(selected.args) : selected.command.liveView === true;
+    let outcome: CommandOutcome;
+    {
+      // Disposed before the result is printed: the live view leaves the terminal first.
+      await using context = await createCommandContext(options, abort.signal, { live });
+      outcome = await selected.command.run(context, selected.args);
+    }
     print(outcome, selected.command, options.json, options.jsonl);
     return abort.signal.aborted ? 130 : outcome.exitCode;
   } catch (error) {
