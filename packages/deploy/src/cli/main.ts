@@ -61,6 +61,32 @@ function print(outcome: CommandOutcome, command: DeployCommand, json: boolean, j
   else if (outcome.text && !jsonl) process.stdout.write(outcome.text.endsWith('\n') ? outcome.text : `${outcome.text}\n`);
 }
 
+/**
+ * Leaves the run summary `deploy runs` lists and `deploy runs show` prints again: the report as it
+ * is printed and as --json gives it. A state dir that cannot take it only costs the listing: a warning.
+ */
+async function recordRun(stateDir: string, runId: string, command: DeployCommand, args: Record<string, unknown>, started: Date, exitCode: number, outcome: CommandOutcome): Promise<void> {
+  const { writeRunSummary } = await import('../run-summary.js');
+  const apps = typeof args.app === 'string' ? [args.app] : Array.isArray(args.apps) ? args.apps.map(String) : [];
+  try {
+    await writeRunSummary(stateDir, {
+      runId,
+      command: command.command.split(' ')[0]!,
+      apps,
+      ...(typeof args.to === 'string' && args.to !== '' ? { target: args.to } : {}),
+      outcome: exitCode === 0 ? 'ok' : exitCode === 130 ? 'interrupted' : 'failed',
+      exitCode,
+      startedAt: started.toISOString(),
+      durationMs: Date.now() - started.getTime(),
+      deployVersion: DEPLOY_VERSION,
+      ...(outcome.text !== undefined ? { text: outcome.text } : {}),
+      ...(outcome.json !== undefined ? { json: withDeployVersion(outcome.json, command) } : {}),
+    });
+  } catch (error) {
+    process.stderr.write(`deploy: warning: could not write the run summary to ${stateDir}/runs: ${(error as Error).message}\n`);
+  }
+}
+
 /** The `deploy` entry point: parses argv, runs one command, maps errors to messages and exit codes. */
 export async function main(argv: readonly string[]): Promise<number> {
   let selected: { command: DeployCommand; args: Record<string, unknown> } | undefined;
@@ -156,7 +182,22 @@ export async function main(argv: readonly string[]): Promise<number> {
     {
       // Disposed before the result is printed: the live view leaves the terminal first.
       await using context = await createCommandContext(options, abort.signal, { live });
-      outcome = await selected.command.run(context, selected.args);
+      const declaredRecord = selected.command.recordsRun;
+      const records = (typeof declaredRecord === 'function' ? declaredRecord(selected.args) : declaredRecord === true) && !options.dryRun && selected.args.plan !== true;
+      const started = new Date();
+      try {
+        outcome = await selected.command.run(context, selected.args);
+      } catch (error) {
+        // A run that failed with an error is a run too: its summary holds the error as it is printed.
+        if (records) {
+          const failure = toDeployError(error);
+          const text = `deploy: ${failure.message}${failure.hint ? `\n  next: ${failure.hint}` : ''}`;
+          const json = { ok: false, error: { kind: failure.kind, code: failure.code, message: failure.message, hint: failure.hint, details: failure.details } };
+          await recordRun(context.hostContext.stateDir, context.runId, selected.command, selected.args, started, abort.signal.aborted ? 130 : EXIT_CODES[failure.kind], { exitCode: EXIT_CODES[failure.kind], text, json });
+        }
+        throw error;
+      }
+      if (records) await recordRun(context.hostContext.stateDir, context.runId, selected.command, selected.args, started, abort.signal.aborted ? 130 : outcome.exitCode, outcome);
     }
     print(outcome, selected.command, options.json, options.jsonl);
     return abort.signal.aborted ? 130 : outcome.exitCode;

@@ -58,6 +58,11 @@ export const COMMAND_SPECS: readonly CommandSpec[] = [
     describe: 'Update an app safely: backup, bin/update (or bin/install), restart, health; roll back automatically on failure',
     load: async () => (await import('./update.js')).updateCommand,
   },
+  {
+    command: 'runs [app] [run]',
+    describe: 'List past runs (migrate, backup, restore, update, remove, ...) with their outcome; `deploy runs show <run id>` prints a run\'s report again',
+    load: async () => (await import('./runs.js')).runsCommand,
+  },
   { command: 'schema', describe: 'Print the JSON Schema of app.yaml (point your editor at it)', load: async () => (await import('./schema.js')).schemaCommand },
   { command: 'db <action> <app>', describe: "Database building blocks: `roles-sql` prints SQL recreating the app's own roles/users and grants", load: async () => (await import('./db.js')).dbCommand },
   {

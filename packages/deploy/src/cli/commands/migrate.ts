@@ -164,6 +164,7 @@ export const migrateCommand: DeployCommand = {
   command: 'migrate <app>',
   describe: 'Move an app to another host: one bundle (folder, volumes, database, roles) streamed into a target-side run that installs, verifies and starts it there',
   interruptible: true,
+  recordsRun: true,
   // Pairing writes the pickup code to the terminal itself; a plan is printed, not run.
   liveView: (args) => args.pair !== true && args.plan !== true,
   builder: (y) =>
