@@ -65,8 +65,10 @@ export function createHumanOutput(options: HumanOutputOptions): HumanOutput {
     redrawPending.unref();
   };
   const writeLine = (line: string): void => {
-    if (logUpdate !== undefined) logUpdate.persist(line);
-    else out.write(`${line}\n`);
+    if (logUpdate === undefined) return void out.write(`${line}\n`);
+    // persist() takes the frame off, writes the line where it was; the frame comes back below it.
+    logUpdate.persist(line);
+    draw();
   };
   const startLive = (): void => {
     loading ??= import('log-update').then(({ createLogUpdate }) => {
