@@ -19,7 +19,7 @@ function addGlobalOptions(y: Argv): Argv {
     .option('config', { type: 'string', describe: 'Global config file [env DEPLOY_CONFIG]', global: true })
     .option('host', { type: 'string', describe: 'Run the command on this named host (from the config) over ssh', global: true })
     .option('json', { type: 'boolean', default: false, describe: 'Print the result as JSON on stdout', global: true })
-    .option('jsonl', { type: 'boolean', default: false, describe: 'Machine mode: events as JSON lines on stdout', global: true, hidden: true })
+    .option('jsonl', { type: 'boolean', default: false, describe: 'Machine mode: events as JSON lines on stdout (migrate, receive, stream)', global: true })
     .option('events', { type: 'string', describe: 'Also write every event as JSON lines to this file', global: true })
     .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'More detail, stack traces on errors', global: true })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only results and errors', global: true })

@@ -14,6 +14,17 @@ export function createJsonlListener(path: string): { listener: EventListener; cl
   };
 }
 
+/** Writes events as JSON lines on stdout (`--jsonl`); a reader that went away (the source died) is not our failure. */
+export function createStdoutJsonlListener(): EventListener {
+  let open = true;
+  process.stdout.on('error', () => {
+    open = false;
+  });
+  return (event) => {
+    if (open) process.stdout.write(`${JSON.stringify(event)}\n`);
+  };
+}
+
 /**
  * Keeps every event in the per-run log file through winston (JSON lines with the run context). The
  * file is created at once (mode 0600, so a read-only state dir shows here); winston itself loads

@@ -60,7 +60,7 @@ export const COMMAND_SPECS: readonly CommandSpec[] = [
   },
   {
     command: 'runs [app] [run]',
-    describe: 'List past runs (migrate, backup, restore, update, remove, ...) with their outcome; `deploy runs show <run id>` prints a run\'s report again',
+    describe: 'List past runs (migrate, backup, restore, update, ...) and their outcome; `runs show <id>` prints a report again',
     load: async () => (await import('./runs.js')).runsCommand,
   },
   { command: 'schema', describe: 'Print the JSON Schema of app.yaml (point your editor at it)', load: async () => (await import('./schema.js')).schemaCommand },

@@ -14,7 +14,7 @@ function describeRun(run: RunSummary): string[] {
  */
 export const runsCommand: DeployCommand = {
   command: 'runs [app] [run]',
-  describe: 'List past runs (migrate, backup, restore, update, remove, ...) with their outcome; `deploy runs show <run id>` prints a run\'s report again',
+  describe: 'List past runs (migrate, backup, restore, update, ...) and their outcome; `runs show <id>` prints a report again',
   examples: [
     ['deploy runs', 'Every recorded run on this host, oldest first'],
     ['deploy runs notes', 'The runs of app notes'],
