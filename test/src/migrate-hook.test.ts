@@ -73,7 +73,7 @@ async function makeTinyApp(lab: Lab, migrateScript: string): Promise<void> {
   await runOrThrow(a, `cd ${dir}/data/files && head -c 300000 /dev/urandom > blob.bin && echo hi > sub/a.txt && ln -s sub/a.txt link && ln blob.bin hard.bin && chmod 640 sub/a.txt`);
 }
 
-test('a minimal app: default migrate end to end, then a bin/migrate that replaces the default steps', { timeout: 240_000 }, async (t) => {
+test('a minimal app: default migrate end to end, then a bin/migrate that replaces the default steps', { timeout: 420_000 }, async (t) => {
   await withLab({ hosts: 2 }, async (lab) => {
     await t.test('exit 75 from bin/migrate: the default steps move the volume byte-identical', async () => {
       await makeTinyApp(lab, 'echo "target=$DEPLOY_MIGRATE_TARGET transport=$DEPLOY_MIGRATE_TRANSPORT role=$DEPLOY_ROLE" > "$DEPLOY_APP_STATE_DIR/hook.env"; exit 75');
