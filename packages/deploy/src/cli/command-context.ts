@@ -7,7 +7,8 @@ import { loadGlobalConfig, type GlobalConfig } from '@deploykit/manifest/global-
 import { formatIssue } from '@deploykit/manifest/issue';
 import { resolveAppsRoot, resolveStateDir } from '@deploykit/manifest/resolve-roots';
 import { resolveHostContext, type HostContext } from '../host-context.js';
-import { createJsonlListener, createRunLogListener, createTtyListener, useColor } from '../render/renderers.js';
+import { createHumanOutput } from '../render/human-output.js';
+import { createJsonlListener, createRunLogListener, useColor } from '../render/renderers.js';
 import type { GlobalOptions } from './global-options.js';
 
 /** Everything a command needs: config, host identity, the event bus and its renderers. Dispose to flush logs. */
@@ -25,8 +26,17 @@ export interface CommandContext extends AsyncDisposable {
   readonly signal: AbortSignal;
 }
 
-/** Builds the command context: loads the global config (errors are fatal), resolves roots, attaches renderers. */
-export async function createCommandContext(options: GlobalOptions, signal: AbortSignal = new AbortController().signal): Promise<CommandContext> {
+/** How often a run off a terminal prints a `progress:` line while bytes flow: DEPLOY_PROGRESS_SECONDS, default 10. */
+export function progressEveryMs(env: NodeJS.ProcessEnv = process.env): number {
+  const seconds = Number(env.DEPLOY_PROGRESS_SECONDS);
+  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 10_000;
+}
+
+/**
+ * Builds the command context: loads the global config (errors are fatal), resolves roots, attaches
+ * renderers. `live`: the command may draw the live view on a terminal (nothing else writes to it meanwhile).
+ */
+export async function createCommandContext(options: GlobalOptions, signal: AbortSignal = new AbortController().signal, render: { live?: boolean } = {}): Promise<CommandContext> {
   const loaded = await loadGlobalConfig(options.config);
   if (loaded.errors.length > 0) {
     throw new ConfigError('CONFIG_INVALID', `the global config has ${loaded.errors.length} error(s):\n${loaded.errors.map((i) => `  ${formatIssue(i)}`).join('\n')}`, {
@@ -56,7 +66,15 @@ export async function createCommandContext(options: GlobalOptions, signal: Abort
     closers.push(jsonl.close);
   }
   if (!options.quiet && !options.jsonl) {
-    attach(createTtyListener({ level: options.verbose ? 'debug' : 'info', color: useColor(process.stderr, options.color) }));
+    const human = createHumanOutput({
+      level: options.verbose ? 'debug' : 'info',
+      stream: process.stderr,
+      color: useColor(process.stderr, options.color),
+      live: render.live === true,
+      progressEveryMs: progressEveryMs(),
+    });
+    attach(human.listener);
+    closers.push(human.close);
   }
   return {
     runId,

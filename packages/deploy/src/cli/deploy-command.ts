@@ -26,5 +26,15 @@ export interface DeployCommand {
    * function decides per invocation (`deploy stream receive` cleans up, `stream send` not yet).
    */
   readonly interruptible?: boolean | ((args: Readonly<Record<string, unknown>>) => boolean);
+  /**
+   * True when a run of the command leaves a run summary for `deploy runs` (`<state>/runs/<run id>.json`);
+   * never for --plan or --dry-run. A function decides per invocation (`remove` without --yes only prints its plan).
+   */
+  readonly recordsRun?: boolean | ((args: Readonly<Record<string, unknown>>) => boolean);
+  /**
+   * True when the command may draw the live view of its run on a terminal (docs/cli.md): it writes
+   * nothing to the terminal itself while it runs. A function decides per invocation.
+   */
+  readonly liveView?: boolean | ((args: Readonly<Record<string, unknown>>) => boolean);
   run(context: CommandContext, args: Record<string, unknown>): Promise<CommandOutcome>;
 }

@@ -19,7 +19,7 @@ function addGlobalOptions(y: Argv): Argv {
     .option('config', { type: 'string', describe: 'Global config file [env DEPLOY_CONFIG]', global: true })
     .option('host', { type: 'string', describe: 'Run the command on this named host (from the config) over ssh', global: true })
     .option('json', { type: 'boolean', default: false, describe: 'Print the result as JSON on stdout', global: true })
-    .option('jsonl', { type: 'boolean', default: false, describe: 'Machine mode: events as JSON lines on stdout', global: true, hidden: true })
+    .option('jsonl', { type: 'boolean', default: false, describe: 'Machine mode: events as JSON lines on stdout (migrate, receive, stream)', global: true })
     .option('events', { type: 'string', describe: 'Also write every event as JSON lines to this file', global: true })
     .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'More detail, stack traces on errors', global: true })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only results and errors', global: true })
@@ -59,6 +59,32 @@ function print(outcome: CommandOutcome, command: DeployCommand, json: boolean, j
   if (json && outcome.json !== undefined) process.stdout.write(`${JSON.stringify(withDeployVersion(outcome.json, command), null, 2)}\n`);
   // In machine mode stdout carries JSON lines only (the events said it all).
   else if (outcome.text && !jsonl) process.stdout.write(outcome.text.endsWith('\n') ? outcome.text : `${outcome.text}\n`);
+}
+
+/**
+ * Leaves the run summary `deploy runs` lists and `deploy runs show` prints again: the report as it
+ * is printed and as --json gives it. A state dir that cannot take it only costs the listing: a warning.
+ */
+async function recordRun(stateDir: string, runId: string, command: DeployCommand, args: Record<string, unknown>, started: Date, exitCode: number, outcome: CommandOutcome): Promise<void> {
+  const { writeRunSummary } = await import('../run-summary.js');
+  const apps = typeof args.app === 'string' ? [args.app] : Array.isArray(args.apps) ? args.apps.map(String) : [];
+  try {
+    await writeRunSummary(stateDir, {
+      runId,
+      command: command.command.split(' ')[0]!,
+      apps,
+      ...(typeof args.to === 'string' && args.to !== '' ? { target: args.to } : {}),
+      outcome: exitCode === 0 ? 'ok' : exitCode === 130 ? 'interrupted' : 'failed',
+      exitCode,
+      startedAt: started.toISOString(),
+      durationMs: Date.now() - started.getTime(),
+      deployVersion: DEPLOY_VERSION,
+      ...(outcome.text !== undefined ? { text: outcome.text } : {}),
+      ...(outcome.json !== undefined ? { json: withDeployVersion(outcome.json, command) } : {}),
+    });
+  } catch (error) {
+    process.stderr.write(`deploy: warning: could not write the run summary to ${stateDir}/runs: ${(error as Error).message}\n`);
+  }
 }
 
 /** The `deploy` entry point: parses argv, runs one command, maps errors to messages and exit codes. */
@@ -151,8 +177,28 @@ export async function main(argv: readonly string[]): Promise<number> {
   process.once('SIGTERM', onSignal);
   try {
     const { createCommandContext } = await import('./command-context.js');
-    await using context = await createCommandContext(options, abort.signal);
-    const outcome = await selected.command.run(context, selected.args);
+    const live = typeof selected.command.liveView === 'function' ? selected.command.liveView(selected.args) : selected.command.liveView === true;
+    let outcome: CommandOutcome;
+    {
+      // Disposed before the result is printed: the live view leaves the terminal first.
+      await using context = await createCommandContext(options, abort.signal, { live });
+      const declaredRecord = selected.command.recordsRun;
+      const records = (typeof declaredRecord === 'function' ? declaredRecord(selected.args) : declaredRecord === true) && !options.dryRun && selected.args.plan !== true;
+      const started = new Date();
+      try {
+        outcome = await selected.command.run(context, selected.args);
+      } catch (error) {
+        // A run that failed with an error is a run too: its summary holds the error as it is printed.
+        if (records) {
+          const failure = toDeployError(error);
+          const text = `deploy: ${failure.message}${failure.hint ? `\n  next: ${failure.hint}` : ''}`;
+          const json = { ok: false, error: { kind: failure.kind, code: failure.code, message: failure.message, hint: failure.hint, details: failure.details } };
+          await recordRun(context.hostContext.stateDir, context.runId, selected.command, selected.args, started, abort.signal.aborted ? 130 : EXIT_CODES[failure.kind], { exitCode: EXIT_CODES[failure.kind], text, json });
+        }
+        throw error;
+      }
+      if (records) await recordRun(context.hostContext.stateDir, context.runId, selected.command, selected.args, started, abort.signal.aborted ? 130 : outcome.exitCode, outcome);
+    }
     print(outcome, selected.command, options.json, options.jsonl);
     return abort.signal.aborted ? 130 : outcome.exitCode;
   } catch (error) {

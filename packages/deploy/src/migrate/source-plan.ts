@@ -263,3 +263,23 @@ export function buildSourcePlan(input: SourcePlanInput): SourcePlan {
   if (input.cutover) steps.push({ id: 'mark-moved', kind: 'mark-moved', title: `mark ${app.name} here as moved to ${input.target} (deploy start refuses it without --force); on a failure instead: serve here again`, argv: [] });
   return { app: app.name, runId: input.runId, archive: input.archive, transport: input.transport, target: input.target, steps };
 }
+
+/** A plan step as the live view shows it (the `migrate.plan` event): a part's step carries its size. */
+export interface PlanStepView {
+  readonly id: string;
+  readonly title: string;
+  /** The part a `send` or `skip` step carries (its stream id in progress events). */
+  readonly part?: string;
+  /** Expected bytes of the part a `send` step sends, verified bytes of one a `skip` step reuses. */
+  readonly bytes?: number;
+  readonly reused?: boolean;
+}
+
+/** Describes a plan's steps for the live view: ids, titles, and the bytes of each part. */
+export function describePlanSteps(steps: readonly SourceStep[]): PlanStepView[] {
+  return steps.map((step) => ({
+    id: step.id,
+    title: step.title,
+    ...(step.kind === 'send' ? { part: step.source.part.id, bytes: step.source.part.expectedBytes } : step.kind === 'skip' ? { part: step.source.part.id, bytes: step.bytes, reused: true } : {}),
+  }));
+}

@@ -31,7 +31,7 @@ import { describeBorgFailure, runBorgList } from './borg-list.js';
 import { Journal, journalDir } from './journal.js';
 import type { DeltaRecord, MigrationContents, MigrationDatabase, MigrationHeader } from './migration-header.js';
 import type { SourcePreflight } from './source-preflight.js';
-import { buildMigrationHeader, buildSourcePlan, buildSourceParts, targetTools, type SourcePart, type SourcePlan, type SourceStep } from './source-plan.js';
+import { buildMigrationHeader, buildSourcePlan, buildSourceParts, describePlanSteps, targetTools, type SourcePart, type SourcePlan, type SourceStep } from './source-plan.js';
 import { buildDeltaRecord, contentsFromListing, toBaseEntries, type BaseMigration } from './cutover.js';
 import { scanFidelity, scanMtimes } from './fidelity.js';
 import { writeMovedMarker } from './moved-marker.js';
@@ -879,6 +879,8 @@ class SourceRun {
       const resume = offered && acceptance.resumable ? { fromRun: acceptance.resumable.runId, parts: acceptance.resumable.parts } : undefined;
       const plan = planFor(this.#archive?.name ?? options.newArchive, this.#archive?.madeBy, resume);
       this.#plan = plan;
+      // For the live view (docs/cli.md): every step, and the size of each part, before they run.
+      bus.emit('migrate.plan', { app: app.name, level: 'debug', message: `${plan.steps.length} steps`, data: { transport: options.transport.name, steps: describePlanSteps(plan.steps) } });
       const planLine = plan.steps.map((s) => ({ id: s.id, argv: displayArgv(s.argv) }));
       await options.journal.write(attempt === 1 ? { step: 'plan', status: 'ok', detail: { steps: planLine } } : { step: 'attempt', status: 'start', detail: { attempt, runId, steps: planLine } });
       const stepOf = (id: string): SourceStep => plan.steps.find((s) => s.id === id)!;
@@ -1046,7 +1048,7 @@ async function sendPart(
       const elapsed = Date.now() - started;
       const rate = elapsed > 0 ? (meter.bytes * 1000) / elapsed : 0;
       const eta = source.part.expectedBytes > meter.bytes && rate > 0 ? `, ETA ${Math.round((source.part.expectedBytes - meter.bytes) / rate)} s` : '';
-      bus.emit('stream.progress', { app: app.name, stream: source.part.id, message: `${source.part.id}: ${formatBytes(meter.bytes)} at ${formatBytes(Math.round(rate))}/s${eta}`, data: { bytes: meter.bytes, rate, side: 'producer' } });
+      bus.emit('stream.progress', { app: app.name, stream: source.part.id, message: `${source.part.id}: ${formatBytes(meter.bytes)} at ${formatBytes(Math.round(rate))}/s${eta}`, data: { bytes: meter.bytes, expected: source.part.expectedBytes, rate, side: 'producer' } });
     });
     // No byte for the window: a producer that stopped writing, or a transfer that stopped taking bytes.
     // The window starts when the receiving side first took bytes (ffl: after its link hand-over and

@@ -14,6 +14,17 @@ export function createJsonlListener(path: string): { listener: EventListener; cl
   };
 }
 
+/** Writes events as JSON lines on stdout (`--jsonl`); a reader that went away (the source died) is not our failure. */
+export function createStdoutJsonlListener(): EventListener {
+  let open = true;
+  process.stdout.on('error', () => {
+    open = false;
+  });
+  return (event) => {
+    if (open) process.stdout.write(`${JSON.stringify(event)}\n`);
+  };
+}
+
 /**
  * Keeps every event in the per-run log file through winston (JSON lines with the run context). The
  * file is created at once (mode 0600, so a read-only state dir shows here); winston itself loads
@@ -74,19 +85,40 @@ export function useColor(stream: NodeJS.WritableStream, flag = true, env: NodeJS
   return Boolean((stream as NodeJS.WriteStream).isTTY);
 }
 
+/** Styles of the plain lines; identity functions when colour is off. */
+export interface LineStyle {
+  readonly dim: (text: string) => string;
+  readonly red: (text: string) => string;
+}
+
+/** ANSI styles when `color`, else none. */
+export function lineStyle(color: boolean): LineStyle {
+  return {
+    dim: (text) => (color ? `\x1b[2m${text}\x1b[0m` : text),
+    red: (text) => (color ? `\x1b[31m${text}\x1b[0m` : text),
+  };
+}
+
+/** An event as one human line (`app:phase | script output`, `app > message`); undefined for events without a message. */
+export function formatEventLine(event: DeployEvent, style: LineStyle): string | undefined {
+  const prefix = event.app && event.phase ? `${event.app}:${event.phase}` : (event.app ?? 'deploy');
+  if (event.type === 'script.output') return `${style.dim(`${prefix} |`)} ${event.message ?? ''}`;
+  if (event.message) return `${style.dim(`${prefix} >`)} ${event.level === 'error' ? style.red(event.message) : event.message}`;
+  return undefined;
+}
+
+/** Whether an event at `level` is shown when the threshold is `min` (debug, info, warn, error). */
+export function shownAtLevel(level: DeployEvent['level'], min: string): boolean {
+  return LEVEL_ORDER[level] >= (LEVEL_ORDER[min as keyof typeof LEVEL_ORDER] ?? 1);
+}
+
 /** Human progress on stderr: script output prefixed `app:phase |`, phase starts and ends, stream progress. */
 export function createTtyListener(options: { level: string; stream?: NodeJS.WritableStream; color?: boolean }): EventListener {
   const out = options.stream ?? process.stderr;
-  const min = LEVEL_ORDER[(options.level as keyof typeof LEVEL_ORDER) ?? 'info'] ?? 1;
-  const color = options.color ?? useColor(out);
-  const dim = (text: string): string => (color ? `\x1b[2m${text}\x1b[0m` : text);
-  const red = (text: string): string => (color ? `\x1b[31m${text}\x1b[0m` : text);
+  const style = lineStyle(options.color ?? useColor(out));
   return (event: DeployEvent) => {
-    if (LEVEL_ORDER[event.level] < min) return;
-    const prefix = event.app && event.phase ? `${event.app}:${event.phase}` : (event.app ?? 'deploy');
-    let line: string | undefined;
-    if (event.type === 'script.output') line = `${dim(`${prefix} |`)} ${event.message ?? ''}`;
-    else if (event.message) line = `${dim(`${prefix} >`)} ${event.level === 'error' ? red(event.message) : event.message}`;
+    if (!shownAtLevel(event.level, options.level)) return;
+    const line = formatEventLine(event, style);
     if (line !== undefined) out.write(`${line}\n`);
   };
 }

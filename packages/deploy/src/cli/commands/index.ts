@@ -63,6 +63,11 @@ export const COMMAND_SPECS: readonly CommandSpec[] = [
     describe: 'Prepare a host over ssh: check Node, borg, GNU tar, acl/attr tools, database tools, ffl; install missing Debian packages (--install) and this deploy; create the apps root and state dir',
     load: async () => (await import('./setup.js')).setupCommand,
   },
+  {
+    command: 'runs [app] [run]',
+    describe: 'List past runs (migrate, backup, restore, update, ...) and their outcome; `runs show <id>` prints a report again',
+    load: async () => (await import('./runs.js')).runsCommand,
+  },
   { command: 'schema', describe: 'Print the JSON Schema of app.yaml (point your editor at it)', load: async () => (await import('./schema.js')).schemaCommand },
   { command: 'db <action> <app>', describe: "Database building blocks: `roles-sql` prints SQL recreating the app's own roles/users and grants", load: async () => (await import('./db.js')).dbCommand },
   {

@@ -17,6 +17,7 @@ import { renderTargetAftermath, renderVerification } from '../../receive/render-
 import type { TargetReport } from '../../receive/target-run.js';
 import { resolveNamedHost } from '../delegate.js';
 import type { DeployCommand } from '../deploy-command.js';
+import { createStdoutJsonlListener } from '../../render/renderers.js';
 import { renderTable } from '../table.js';
 import { DEPLOY_VERSION, isCompatibleDeployVersion } from '../../version.js';
 
@@ -176,6 +177,9 @@ export const migrateCommand: DeployCommand = {
   command: 'migrate <app>',
   describe: 'Move an app to another host: one bundle (folder, volumes, database, roles) streamed into a target-side run that installs, verifies and starts it there',
   interruptible: true,
+  recordsRun: true,
+  // Pairing writes the pickup code to the terminal itself; a plan is printed, not run.
+  liveView: (args) => args.pair !== true && args.plan !== true,
   builder: (y) =>
     y
       .positional('app', { type: 'string', describe: 'App name', demandOption: true })
@@ -200,6 +204,8 @@ export const migrateCommand: DeployCommand = {
     ['deploy migrate notes --pair', 'To a fresh host without SSH trust: prints `deploy receive notes --from <link>` to run there, and the pickup code'],
   ],
   async run(context, args) {
+    // Machine mode: every event, the target's relayed ones and the report (`migrate.report`) included.
+    if (context.options.jsonl) context.bus.on(createStdoutJsonlListener());
     const pair = args.pair === true;
     if (pair && args.cutover === true) throw new UsageError('MIGRATE_PAIR_CUTOVER', 'a cutover needs a session with the new host; pairing mode has none', { hint: 'Drop --cutover; cutting over a paired migration is not supported yet.' });
     const app = await loadApp(context.hostContext.appsRoot, String(args.app));
@@ -273,6 +279,7 @@ export const migrateCommand: DeployCommand = {
         return { exitCode: EXIT_CODES.ok, json: { ok: true, replacedBy: 'bin/migrate' }, text: `${app.name}: bin/migrate did the migration itself (exit 0); default steps skipped` };
       }
       const { report } = await runSourceMigration(options);
+      context.bus.emit('migrate.report', { app: app.name, level: 'debug', message: report.ok ? 'migrated' : 'migration failed', data: { report } });
       const kind = report.failure?.kind as keyof typeof EXIT_CODES | undefined;
       const exitCode = report.ok ? EXIT_CODES.ok : report.failure?.code === 'INTERRUPTED' ? 130 : kind !== undefined && kind in EXIT_CODES ? EXIT_CODES[kind] : EXIT_CODES.transport;
       if (!report.ok || args.cutover !== true) return { exitCode, json: report, text: renderReport(report) };

@@ -21,6 +21,7 @@ function phaseCommand(phase: Phase, describe: string, examples: readonly (readon
     command: `${phase} [apps..]`,
     describe,
     examples,
+    recordsRun: true,
     builder: (y) => {
       const common = y.positional('apps', { type: 'string', array: true, describe: 'App names' }).option('all', { type: 'boolean', default: false, describe: 'Every valid app under the apps root' });
       return phase === 'start' ? common.option('force', { type: 'boolean', default: false, describe: 'Start an app even though a cutover moved it to another host (two copies taking writes split the data)' }) : common;
@@ -57,6 +58,7 @@ export const phaseCommands: readonly DeployCommand[] = [
 export const restoreCommand: DeployCommand = {
   command: 'restore <app>',
   describe: "Restore an app's volumes and database from a Borg archive with its bin/restore",
+  recordsRun: true,
   builder: (y) =>
     y
       .positional('app', { type: 'string', describe: 'App name', demandOption: true })
@@ -81,6 +83,7 @@ export const restoreCommand: DeployCommand = {
 export const maintenanceCommand: DeployCommand = {
   command: 'maintenance <app> <mode>',
   describe: 'Stop or resume an app taking writes without stopping it: its bin/maintenance on (a 503 page) or off',
+  recordsRun: true,
   builder: (y) =>
     y
       .positional('app', { type: 'string', describe: 'App name', demandOption: true })

@@ -1,10 +1,11 @@
-import { EXIT_CODES, UsageError, type DeployEvent } from '@deploykit/core';
+import { EXIT_CODES, UsageError } from '@deploykit/core';
 import { LocalHost } from '@deploykit/host';
 import { resolveReceiverTransport } from '@deploykit/transport';
 import { readReceiverCredential, terminalPrompt } from '../receiver-credential.js';
 import { renderTargetReport } from '../../receive/render-target-report.js';
 import { recoverTargetRuns, runTargetSide, type TargetReport } from '../../receive/target-run.js';
 import type { DeployCommand } from '../deploy-command.js';
+import { createStdoutJsonlListener } from '../../render/renderers.js';
 
 /** Exit code of a target report: 0 ok, else by the failure's kind. */
 export function targetExitCode(report: TargetReport): number {
@@ -12,17 +13,6 @@ export function targetExitCode(report: TargetReport): number {
   if (report.failure?.code === 'INTERRUPTED') return 130;
   const kind = report.failure?.kind as keyof typeof EXIT_CODES | undefined;
   return kind !== undefined && kind in EXIT_CODES ? EXIT_CODES[kind] : EXIT_CODES.transport;
-}
-
-/** Writes events as JSON lines on stdout; a reader that went away (the source died) is not our failure. */
-function createJsonlWriter(): (event: DeployEvent) => void {
-  let open = true;
-  process.stdout.on('error', () => {
-    open = false;
-  });
-  return (event) => {
-    if (open) process.stdout.write(`${JSON.stringify(event)}\n`);
-  };
 }
 
 /**
@@ -81,7 +71,7 @@ export const receiveCommand: DeployCommand = {
       ...(typeof args.ffl === 'string' ? { binaryPath: args.ffl } : {}),
     });
     // The source sees our progress and verdict as JSON lines on our stdout (deploy migrate reads them).
-    if (context.options.jsonl) context.bus.on(createJsonlWriter());
+    if (context.options.jsonl) context.bus.on(createStdoutJsonlListener());
     // A dropped ssh connection sends no signal: our input ends and the run rolls back by itself.
     process.on('SIGHUP', () => undefined);
     process.on('SIGPIPE', () => undefined);

@@ -44,6 +44,7 @@ function renderRemoveReport(report: RemoveReport): string {
 /** `deploy remove <app>`: take an app off this host (backup first, then stop, database, roles, folder, state). */
 export const removeCommand: DeployCommand = {
   command: 'remove <app>',
+  recordsRun: (args) => args.yes === true,
   describe: 'Remove an app from this host: stop it, make a last backup, drop its database and roles, remove its folder and state. Keeps its Borg repository unless --purge-backups. Needs --yes',
   builder: (y) =>
     y

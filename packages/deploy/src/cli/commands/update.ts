@@ -9,6 +9,7 @@ import { renderCheckTable } from './health.js';
 /** `deploy update <app>`: safety backup, new version, restart, health; automatic rollback when it fails. */
 export const updateCommand: DeployCommand = {
   command: 'update <app>',
+  recordsRun: true,
   describe: 'Update an app safely: backup, bin/update (or bin/install), restart, health; roll back automatically on failure',
   builder: (y) =>
     y
