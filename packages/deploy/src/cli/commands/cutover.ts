@@ -157,6 +157,9 @@ export const cutoverCommand: DeployCommand = {
   command: 'cutover <app>',
   describe: 'Finish a move: stop writes here, send only what changed since the migration (and the database), start and check the app there; serve here again if it fails',
   interruptible: true,
+  // Its run record (deploy runs) and the live view on a terminal, like a migration's (the same events).
+  recordsRun: (args) => args.plan !== true,
+  liveView: (args) => args.plan !== true,
   builder: (y) =>
     y
       .positional('app', { type: 'string', describe: 'App name', demandOption: true })
