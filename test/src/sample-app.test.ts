@@ -61,7 +61,7 @@ test('notes sample app on lab host a: init, install, start, use, backup, damage,
       assertExit(list, 0, 'deploy list --json');
       const listed = JSON.parse(list.stdout) as { root: string; apps: { name: string; dir: string; valid: boolean; runtime: string; database: string; volumes: string[]; errors: string[] }[] };
       assert.equal(listed.root, hostA.appsRoot);
-      assert.deepEqual(listed.apps, [{ name: 'notes', dir: appDir, valid: true, runtime: 'process', database: 'postgres', volumes: ['uploads', 'logs'], errors: [] }]);
+      assert.deepEqual(listed.apps, [{ name: 'notes', dir: appDir, valid: true, runtime: 'process', database: 'postgres', volumes: ['uploads', 'logs'], errors: [], movedTo: null }]);
 
       const validate = await deploy('validate', '--json');
       assertExit(validate, 0, 'deploy validate --json');
