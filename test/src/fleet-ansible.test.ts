@@ -136,6 +136,28 @@ test('the Ansible collection evacuates host a to b and c: check mode, the run, a
         assert.equal(inventory._meta.hostvars['guestbook@a']?.deploy_app_database, 'mariadb');
       });
 
+      await t.test('the setup module over deploy setup: check mode changes nothing, a run makes c ready, a second run reports no change', async () => {
+        const c = labShell(lab, 'c');
+        const modes = (): Promise<string> => runOrThrow(c, `stat -c '%a %n' ${quoteWord(lab.host('c').appsRoot)} ${quoteWord(lab.host('c').stateDir)}`);
+        // An ad-hoc task on a: its deploy reaches c over ssh, as deploy migrate does.
+        const adHoc = async (extra: readonly string[]): Promise<{ changed: boolean; changes: string[]; msg: string }> => {
+          const run = await runAnsible(work, ['ansible', 'a', '-i', 'lab.deploykit.yml', '-m', 'deploykit.deploy.setup', '-a', 'host=c apps=notes,guestbook', ...extra]);
+          assertAnsibleExit(run, 0, `setup ${extra.join(' ')}`);
+          return JSON.parse(run.stdout.slice(run.stdout.indexOf('=>') + 2)) as { changed: boolean; changes: string[]; msg: string };
+        };
+        await runOrThrow(c, `chmod 0750 ${quoteWord(lab.host('c').stateDir)}`);
+        const before = await modes();
+        const planned = await adHoc(['--check']);
+        assert.equal(planned.changed, true, JSON.stringify(planned));
+        assert.ok(planned.changes.some((change) => /state dir/i.test(change)), JSON.stringify(planned.changes));
+        assert.equal(await modes(), before, 'check mode changed nothing on c');
+        const made = await adHoc([]);
+        assert.equal(made.changed, true, JSON.stringify(made));
+        assert.match(await modes(), /^700 /m, 'the state dir is 0700 now');
+        const again = await adHoc([]);
+        assert.deepEqual({ changed: again.changed, changes: again.changes }, { changed: false, changes: [] }, JSON.stringify(again));
+      });
+
       await t.test('check mode plans both moves (2 at a time) and changes nothing on any host', async () => {
         const before = await allStates();
         const run = await evacuate('--check', '-e', 'evacuate_serial=2', '--forks', '2');

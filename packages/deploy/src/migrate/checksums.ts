@@ -23,7 +23,7 @@ export function hashFile(path: string): Promise<string> {
 }
 
 /** Every regular file under `dir` (paths relative, sorted) with size and SHA-256; symlinks are not followed. */
-export async function digestTree(dir: string, prefix = ''): Promise<FileDigest[]> {
+export async function digestTree(dir: string, prefix = '', hashOnly?: (path: string) => boolean): Promise<FileDigest[]> {
   const out: FileDigest[] = [];
   const walk = async (relative: string): Promise<void> => {
     const entries = await readdir(join(dir, relative), { withFileTypes: true });
@@ -32,7 +32,8 @@ export async function digestTree(dir: string, prefix = ''): Promise<FileDigest[]
       if (entry.isDirectory()) await walk(path);
       else if (entry.isFile()) {
         const full = join(dir, path);
-        out.push({ path: `${prefix}${path}`, size: (await lstat(full)).size, sha256: await hashFile(full) });
+        // hashOnly: the others get an empty hash (the caller compares their size only).
+        out.push({ path: `${prefix}${path}`, size: (await lstat(full)).size, sha256: hashOnly === undefined || hashOnly(path) ? await hashFile(full) : '' });
       }
     }
   };

@@ -865,8 +865,14 @@ class TargetRun {
 
   async #verifyVolume(host: Host, volume: string): Promise<void> {
     const dir = this.#volumeDir(volume);
-    const expected = this.#contents!.volumes[volume]!;
-    const got = await digestTree(dir);
+    const contents = this.#contents!.volumes[volume]!;
+    // A cutover's delta (not a whole volume): hashed are the files it brought; the others, verified by the
+    // migration and found unchanged by check-base, are compared by path and size (decision 0008).
+    const delta = contents.delta !== undefined && contents.delta.whole !== true ? contents.delta : undefined;
+    const brought = delta === undefined ? undefined : new Set(delta.sent);
+    const hashOnly = brought === undefined ? undefined : (path: string): boolean => brought.has(path) || [...ancestors(path)].some((dir) => brought.has(dir));
+    const expected = hashOnly === undefined ? contents : { ...contents, listing: contents.listing.map((file) => (hashOnly(file.path) ? file : { ...file, sha256: '' })) };
+    const got = await digestTree(dir, '', hashOnly);
     const differences = compareDigests(expected.listing, got);
     // Symlinks are content too: a missing or re-pointed link fails the volume (older sources send no symlink list).
     if (expected.symlinks !== undefined) differences.push(...compareSymlinks(expected.symlinks, await listSymlinks(dir)));
@@ -876,7 +882,8 @@ class TargetRun {
     const bytes = expected.listing.reduce((sum, file) => sum + file.size, 0);
     const links = expected.symlinks === undefined ? '' : `, ${expected.symlinks.length} symlinks`;
     const specials = special.length === 0 ? '' : `, ${special.length} declared device nodes/FIFOs of the same type and device number`;
-    this.#check({ name: `volume ${volume}`, ok: differences.length === 0, detail: differences.length === 0 ? `${expected.listing.length} files, ${bytes} bytes, every SHA-256 equal to the archive${links}${links ? ' with the same targets' : ''}${specials}` : differences.join('; ') });
+    const hashed = hashOnly === undefined ? 'every SHA-256 equal to the archive' : `the ${expected.listing.filter((file) => hashOnly(file.path)).length} files the delta brought with SHA-256 equal to the archive, the others with its sizes`;
+    this.#check({ name: `volume ${volume}`, ok: differences.length === 0, detail: differences.length === 0 ? `${expected.listing.length} files, ${bytes} bytes, ${hashed}${links}${links ? ' with the same targets' : ''}${specials}` : differences.join('; ') });
     if (!isFidelityTrivial(expected.fidelity)) {
       const fidelity = expected.fidelity;
       const diff = compareFidelity(fidelity, await scanFidelity(host, dir));
@@ -1021,7 +1028,7 @@ class TargetRun {
     const environment = { app, host, hostContext: this.#options.hostContext };
     this.#baseUrl = resolveBaseUrl(environment);
     const results: CheckResult[] = await runChecks({ ...environment, baseUrl: this.#baseUrl });
-    for (const result of results) this.#check({ name: `health ${result.name}`, ok: result.status !== 'failed', detail: result.status === 'failed' ? (result.reason ?? 'failed') : result.status });
+    for (const result of results) this.#check({ name: `health ${result.name}`, ok: result.status !== 'failed', detail: `${result.status === 'failed' ? (result.reason ?? 'failed') : result.status} (${(result.durationMs / 1000).toFixed(1)} s)` });
     const failed = results.filter((result) => result.status === 'failed');
     if (failed.length > 0) {
       throw new TargetFailure(new DeployError('script', 'TARGET_UNHEALTHY', `${app.name} is not healthy on ${this.#options.hostContext.hostName}: ${failed.map((result) => `${result.name}: ${result.reason ?? 'failed'}`).join('; ')}`, { hint: 'The new copy was removed and what was here before put back. Fix the cause, then run the migration again.' }), 'fatal', 'health');
@@ -1113,4 +1120,9 @@ class TargetRun {
     this.#bus.emit('receive.report', { app: report.app, level: report.ok ? 'info' : 'error', message: report.ok ? `${report.app} received, verified and healthy on ${report.host}` : `receiving ${report.app} failed at [${report.failure?.step}]: ${report.failure?.message}`, data: { report } });
     return report;
   }
+}
+
+/** The parent directories of a relative path, nearest first ("a/b/c" -> "a/b", "a"). */
+function* ancestors(path: string): Generator<string> {
+  for (let index = path.lastIndexOf('/'); index > 0; index = path.lastIndexOf('/', index - 1)) yield path.slice(0, index);
 }
