@@ -78,7 +78,7 @@ test('notes sample app on lab host a: init, install, start, use, backup, damage,
       assert.equal(shown.borgRepository, `${hostA.stateDir}/borg/notes`);
       assert.equal(shown.manifest.port, 8080);
       assert.deepEqual(shown.manifest.database, { kind: 'postgres', name: 'notes', roles: ['notes_app'] });
-      assert.deepEqual(shown.manifest.volumes, [{ name: 'uploads', path: 'data/uploads', special_files: [] }, { name: 'logs', path: 'data/logs', special_files: [] }]);
+      assert.deepEqual(shown.manifest.volumes, [{ name: 'uploads', path: 'data/uploads', special_files: [], target_writes: 'refuse' }, { name: 'logs', path: 'data/logs', special_files: [], target_writes: 'discard' }]);
       assert.deepEqual(shown.manifest.secrets, ['secrets/app.env', 'secrets/admin.credentials', 'secrets/borg.pass']);
     });
 
