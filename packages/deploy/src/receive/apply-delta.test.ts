@@ -1,0 +1,190 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EventBus } from '@deploykit/core';
+import { LocalHost } from '@deploykit/host';
+import type { BaseEntry, DeltaRecord } from '../migrate/migration-header.js';
+import { applyVolumeDelta, compareWithBase } from './apply-delta.js';
+import { undoActions } from './recover-runs.js';
+import { summariseRun, TargetJournal } from './target-journal.js';
+import type { UndoEnvironment } from './undo.js';
+
+/** Every entry below dir as "path type detail" lines (content of files, target of links, mode), sorted. */
+async function describeTree(dir: string): Promise<string[]> {
+  const lines: string[] = [];
+  const walk = async (relative: string): Promise<void> => {
+    for (const name of (await readdir(join(dir, relative))).sort()) {
+      const path = relative === '' ? name : `${relative}/${name}`;
+      const full = join(dir, path);
+      const stats = await lstat(full);
+      if (stats.isSymbolicLink()) lines.push(`${path} -> ${await readlink(full)}`);
+      else if (stats.isDirectory()) {
+        lines.push(`${path}/ ${(stats.mode & 0o7777).toString(8)}`);
+        await walk(path);
+      } else lines.push(`${path} ${(stats.mode & 0o7777).toString(8)} ${await readFile(full, 'utf8')}`);
+    }
+  };
+  await walk('');
+  return lines;
+}
+
+async function withDirs(fn: (root: string) => Promise<void>): Promise<void> {
+  const root = await mkdtemp(join(tmpdir(), 'dk-apply-delta-'));
+  try {
+    await fn(root);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+/** The copy a migration left: a kept file, a file to change, a tree to remove, a link to re-point, a mode to change, a file that becomes a directory. */
+async function makeLive(live: string): Promise<void> {
+  await mkdir(join(live, 'gone', 'deeper'), { recursive: true });
+  await writeFile(join(live, 'keep.txt'), 'keep');
+  await writeFile(join(live, 'change.txt'), 'old');
+  await writeFile(join(live, 'gone', 'deeper', 'x.txt'), 'x');
+  await symlink('keep.txt', join(live, 'link'));
+  await writeFile(join(live, 'mode.txt'), 'mode');
+  await chmod(join(live, 'mode.txt'), 0o644);
+  await writeFile(join(live, 'typechange'), 'a file before');
+}
+
+/** What the delta part's tar extracts: the changed file, the re-pointed link, a new tree, the new directory. */
+async function makeIncoming(incoming: string): Promise<void> {
+  await mkdir(join(incoming, 'newdir', 'sub'), { recursive: true });
+  await mkdir(join(incoming, 'typechange'), { recursive: true });
+  await writeFile(join(incoming, 'change.txt'), 'new content');
+  await symlink('change.txt', join(incoming, 'link'));
+  await writeFile(join(incoming, 'newdir', 'sub', 'n.txt'), 'n');
+  await writeFile(join(incoming, 'typechange', 'inner.txt'), 'inner');
+}
+
+function deltaFor(uid: number, gid: number): DeltaRecord {
+  return {
+    removed: [['gone/deeper/x.txt', 'file'], ['gone/deeper', 'dir'], ['gone', 'dir'], ['typechange', 'file']],
+    sent: ['change.txt', 'link', 'newdir', 'newdir/sub', 'newdir/sub/n.txt', 'typechange', 'typechange/inner.txt'],
+    chmod: [['mode.txt', 'file', 0o600, uid, gid]],
+    mtimes: [['.', '1700000000123456789']],
+    bytes: 17,
+    counts: { added: 5, changed: 1, removed: 4, metadata: 2 },
+  };
+}
+
+function undoEnvironment(): UndoEnvironment {
+  return { host: new LocalHost('test'), hostContext: { hostName: 'test', hostAddress: '127.0.0.1', appsRoot: '/nonexistent', stateDir: '/nonexistent', logLevel: 'info', dryRun: false }, bus: new EventBus({ runId: 'test', host: 'test' }, { keep: false }), runId: 'test' } as UndoEnvironment;
+}
+
+async function undoAll(journal: TargetJournal): Promise<{ undone: string[]; failed: string[] }> {
+  const run = summariseRun(journal.path, await TargetJournal.read(journal.path));
+  return undoActions(undoEnvironment(), journal, run.pending);
+}
+
+test('a delta turns the copy into the final volume in place; its undo log puts every entry back', async () => {
+  await withDirs(async (root) => {
+    const live = join(root, 'live');
+    const incoming = join(root, 'incoming');
+    await makeLive(live);
+    await makeIncoming(incoming);
+    const before = await describeTree(live);
+    const journal = new TargetJournal(join(root, 'run.jsonl'));
+    const uid = process.getuid!();
+    const gid = process.getgid!();
+    const applied = await applyVolumeDelta({ live, incoming, undoDir: join(root, 'undo'), delta: deltaFor(uid, gid), journal, asRoot: uid === 0 });
+    assert.deepEqual(await describeTree(live), [
+      'change.txt 644 new content',
+      'keep.txt 644 keep',
+      'link -> change.txt',
+      'mode.txt 600 mode',
+      'newdir/ 755',
+      'newdir/sub/ 755',
+      'newdir/sub/n.txt 644 n',
+      'typechange/ 755',
+      'typechange/inner.txt 644 inner',
+    ]);
+    // Moved aside: the three removed entries' top (gone, with its tree), typechange, change.txt, link.
+    assert.deepEqual({ movedAside: applied.movedAside, placed: applied.placed, modes: applied.modes, mtimes: applied.mtimes }, { movedAside: 6, placed: 4, modes: 1, mtimes: 1 });
+    // Its whole second exactly (the fidelity step's python then sets the nanoseconds, which lutimes cannot).
+    assert.equal(Math.floor((await lstat(live)).mtimeMs / 1000), 1700000000, 'the root gets its mtime back');
+    const undone = await undoAll(journal);
+    assert.deepEqual(undone.failed, []);
+    assert.deepEqual(await describeTree(live), before, 'every entry, link target and mode as before');
+  });
+});
+
+test('the check against the base sees a gone, changed, re-pointed, retyped or new entry; --force extras go aside and come back', async () => {
+  await withDirs(async (root) => {
+    const live = join(root, 'live');
+    await makeLive(live);
+    const base: BaseEntry[] = [
+      ['change.txt', 'file', 3, null],
+      ['gone', 'dir', 0, null],
+      ['gone/deeper', 'dir', 0, null],
+      ['gone/deeper/x.txt', 'file', 1, null],
+      ['keep.txt', 'file', 4, null],
+      ['link', 'symlink', 0, 'keep.txt'],
+      ['mode.txt', 'file', 4, null],
+      ['typechange', 'file', 13, null],
+    ];
+    assert.deepEqual(await compareWithBase(live, base), []);
+    await writeFile(join(live, 'change.txt'), 'longer now');
+    await rm(join(live, 'gone', 'deeper', 'x.txt'));
+    await rm(join(live, 'link'));
+    await symlink('elsewhere', join(live, 'link'));
+    await mkdir(join(live, 'extra', 'tree'), { recursive: true });
+    await writeFile(join(live, 'extra', 'tree', 'e.txt'), 'e');
+    assert.deepEqual(await compareWithBase(live, base), [
+      'change.txt: 10 bytes here, 3 in the base',
+      'gone/deeper/x.txt: gone',
+      'link: points to "elsewhere" here, "keep.txt" in the base',
+      'extra: new here',
+      'extra/tree: new here',
+      'extra/tree/e.txt: new here',
+    ]);
+    // --force: what only the copy has goes aside (a directory with its tree, once), and back on undo.
+    const before = await describeTree(live);
+    const journal = new TargetJournal(join(root, 'run.jsonl'));
+    const incoming = join(root, 'incoming');
+    await mkdir(incoming);
+    const delta: DeltaRecord = { removed: [], sent: [], chmod: [], mtimes: [], bytes: 0, counts: { added: 0, changed: 0, removed: 0, metadata: 0 } };
+    const applied = await applyVolumeDelta({ live, incoming, undoDir: join(root, 'undo'), delta, extras: ['extra', 'extra/tree', 'extra/tree/e.txt'], journal, asRoot: false });
+    assert.equal(applied.movedAside, 1);
+    assert.ok(!(await describeTree(live)).some((line) => line.startsWith('extra')));
+    assert.deepEqual((await undoAll(journal)).failed, []);
+    assert.deepEqual(await describeTree(live), before);
+  });
+});
+
+test('a whole volume (target_writes: discard) replaces the copy in one rename each way', async () => {
+  await withDirs(async (root) => {
+    const live = join(root, 'live');
+    const incoming = join(root, 'incoming');
+    await makeLive(live);
+    await mkdir(incoming);
+    await writeFile(join(incoming, 'app.log'), 'the source log');
+    const before = await describeTree(live);
+    const journal = new TargetJournal(join(root, 'run.jsonl'));
+    const delta: DeltaRecord = { removed: [], sent: [], chmod: [], mtimes: [], bytes: 0, counts: { added: 0, changed: 1, removed: 0, metadata: 0 }, whole: true };
+    await applyVolumeDelta({ live, incoming, undoDir: join(root, 'undo'), delta, journal, asRoot: false });
+    assert.deepEqual(await describeTree(live), ['app.log 644 the source log']);
+    assert.deepEqual((await undoAll(journal)).failed, []);
+    assert.deepEqual(await describeTree(live), before);
+  });
+});
+
+test('a delta never writes through a symlink of the copy: a parent that is a link here is refused', async () => {
+  await withDirs(async (root) => {
+    const live = join(root, 'live');
+    const outside = join(root, 'outside');
+    const incoming = join(root, 'incoming');
+    await mkdir(live);
+    await mkdir(outside);
+    await symlink(outside, join(live, 'dir'));
+    await mkdir(join(incoming, 'dir'), { recursive: true });
+    await writeFile(join(incoming, 'dir', 'file.txt'), 'must not land outside');
+    const delta: DeltaRecord = { removed: [], sent: ['dir/file.txt'], chmod: [], mtimes: [], bytes: 21, counts: { added: 1, changed: 0, removed: 0, metadata: 0 } };
+    await assert.rejects(applyVolumeDelta({ live, incoming, undoDir: join(root, 'undo'), delta, journal: new TargetJournal(join(root, 'run.jsonl')), asRoot: false }), (error: Error & { code?: string }) => error.code === 'METADATA_PATH_UNSAFE' && /parent is not a directory/.test(error.message));
+    assert.deepEqual(await readdir(outside), []);
+  });
+});
