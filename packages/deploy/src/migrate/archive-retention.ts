@@ -1,7 +1,5 @@
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Host } from '@deploykit/core';
-import { Journal, journalDir } from './journal.js';
+import { readRunRecords } from './journal.js';
 
 /** Default of how many migration archives of an app its source keeps (docs/migrate.md, "Retention"). */
 export const DEFAULT_KEEP_MIGRATION_ARCHIVES = 3;
@@ -21,12 +19,10 @@ export interface MigrationArchiveRecords {
  * backups (`deploy backup`, cron) can never be taken for one, whatever the archive pattern.
  */
 export async function readMigrationArchiveRecords(stateDir: string, app: string): Promise<MigrationArchiveRecords> {
-  const dir = journalDir(stateDir, app);
   const made: string[] = [];
   const finishedByTarget: Record<string, string> = {};
   // Run ids sort by time: the later a run, the later it overwrites its target's entry.
-  for (const name of (await readdir(dir).catch(() => [] as string[])).filter((file) => file.endsWith('.jsonl')).sort()) {
-    const lines = await Journal.read(join(dir, name)).catch(() => []);
+  for (const { lines } of await readRunRecords(stateDir, app)) {
     for (const line of lines) {
       const archive = typeof line.detail?.archive === 'string' ? line.detail.archive : undefined;
       if (archive === undefined) continue;

@@ -1,9 +1,8 @@
-import { readdir } from 'node:fs/promises';
 import type { SpecialFileSpec } from '@deploykit/core';
 import { SPECIAL_FILE_KINDS, specialFilesError, splitDeclared, type SpecialFileEntry } from './archive-listing.js';
 import type { FileDigest } from './checksums.js';
-import { join, posix } from 'node:path';
-import { Journal, journalDir } from './journal.js';
+import { posix } from 'node:path';
+import { readRunRecords } from './journal.js';
 import type { BaseEntry, DeltaRecord } from './migration-header.js';
 import { buildExactPatterns, type VolumeDelta, type VolumeEntry } from './volume-delta.js';
 
@@ -21,12 +20,10 @@ export interface BaseMigration {
  * (`finished` line, written only after the target reported the app healthy), or undefined.
  */
 export async function findBaseMigration(stateDir: string, app: string, target: string): Promise<BaseMigration | undefined> {
-  const dir = journalDir(stateDir, app);
   let found: BaseMigration | undefined;
-  for (const name of (await readdir(dir).catch(() => [] as string[])).filter((file) => file.endsWith('.jsonl')).sort()) {
-    const lines = await Journal.read(join(dir, name)).catch(() => []);
+  for (const { runId, lines } of await readRunRecords(stateDir, app)) {
     const finished = lines.find((line) => line.step === 'finished' && line.status === 'ok' && line.detail?.target === target && typeof line.detail?.archive === 'string');
-    if (finished) found = { runId: name.replace(/\.jsonl$/, ''), archive: String(finished.detail!.archive), finishedAt: finished.time ?? '', cutover: finished.detail?.cutover === true };
+    if (finished) found = { runId, archive: String(finished.detail!.archive), finishedAt: finished.time, cutover: finished.detail?.cutover === true };
   }
   return found;
 }
@@ -85,18 +82,14 @@ export function buildDeltaRecord(volumePath: string, delta: VolumeDelta, mtimes:
  * migration's own listing does.
  */
 export function contentsFromListing(final: readonly VolumeEntry[], volumePath: string, declared: readonly SpecialFileSpec[] = []): { files: FileDigest[]; symlinks: [string, string][]; special: SpecialFileEntry[] } {
-  const byPath = (a: { path: string } | readonly [string, string], b: { path: string } | readonly [string, string]): number => {
-    const left = Array.isArray(a) ? a[0] : (a as { path: string }).path;
-    const right = Array.isArray(b) ? b[0] : (b as { path: string }).path;
-    return left < right ? -1 : left > right ? 1 : 0;
-  };
+  // The final listing is sorted by path already (parseVolumeListing), so every list below is too.
   const letters: Record<string, string> = { fifo: 'p', char: 'c', block: 'b' };
   const specials = final.filter((entry) => entry.type === 'fifo' || entry.type === 'char' || entry.type === 'block').map((entry): [string, string] => [letters[entry.type]!, entry.path]);
   const split = splitDeclared(specials, declared);
   if (split.undeclared.length > 0) throw specialFilesError(volumePath, 'the final archive', split.undeclared);
   return {
-    files: final.filter((entry) => entry.type === 'file').map((entry) => ({ path: entry.path, size: entry.size, sha256: entry.sha256 ?? '' })).sort(byPath),
-    symlinks: final.filter((entry) => entry.type === 'symlink').map((entry): [string, string] => [entry.path, entry.target ?? '']).sort(byPath),
-    special: split.declared.map(([type, path]) => ({ path, type: SPECIAL_FILE_KINDS[type]! })).sort(byPath),
+    files: final.filter((entry) => entry.type === 'file').map((entry) => ({ path: entry.path, size: entry.size, sha256: entry.sha256 ?? '' })),
+    symlinks: final.filter((entry) => entry.type === 'symlink').map((entry): [string, string] => [entry.path, entry.target ?? '']),
+    special: split.declared.map(([type, path]) => ({ path, type: SPECIAL_FILE_KINDS[type]! })),
   };
 }

@@ -1,4 +1,4 @@
-import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 /** One line of a migration's run record. */
@@ -18,6 +18,16 @@ export function journalDir(stateDir: string, app: string): string {
 /** Path of a migration's run record (JSON lines). */
 export function journalPath(stateDir: string, app: string, runId: string): string {
   return join(journalDir(stateDir, app), `${runId}.jsonl`);
+}
+
+/**
+ * Every migration run record of an app on this host, oldest first (run ids sort by time), each with
+ * its lines; a record that cannot be read counts as empty.
+ */
+export async function readRunRecords(stateDir: string, app: string): Promise<{ runId: string; lines: JournalEntry[] }[]> {
+  const dir = journalDir(stateDir, app);
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((file) => file.endsWith('.jsonl')).sort();
+  return Promise.all(names.map(async (name) => ({ runId: name.slice(0, -'.jsonl'.length), lines: await Journal.read(join(dir, name)).catch(() => [] as JournalEntry[]) })));
 }
 
 /** Appends to a run record; every step start and end lands on disk before the next one begins. */

@@ -1,5 +1,5 @@
 import type { Stats } from 'node:fs';
-import { lstat, lutimes, mkdir, readdir, readlink, rename } from 'node:fs/promises';
+import { chmod, lchown, lstat, lutimes, mkdir, readdir, readlink, rename } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { DependencyError } from '@deploykit/core';
 import { lstatInside } from '../migrate/fidelity.js';
@@ -184,7 +184,6 @@ export async function applyVolumeDelta(options: { live: string; incoming: string
 
 /** Sets an entry's mode and owner without following it (a symlink: only its owner; chown only as root or when unchanged). */
 export async function setMode(path: string, wanted: { mode: number; uid: number; gid: number; symlink: boolean }, asRoot: boolean): Promise<void> {
-  const { chmod, lchown } = await import('node:fs/promises');
   const stats = await lstat(path);
   if (asRoot && (stats.uid !== wanted.uid || stats.gid !== wanted.gid)) await lchown(path, wanted.uid, wanted.gid);
   if (!wanted.symlink && (stats.mode & 0o7777) !== wanted.mode) await chmod(path, wanted.mode);

@@ -126,6 +126,26 @@ export function metadataCommands(contents: MigrationContents, volume: string): s
 }
 
 /**
+ * Per volume: applying what export-tar dropped (when the contents say there is some), then the
+ * verification against the listing (and the carried metadata). Shared by a migration and a cutover.
+ */
+function volumeCheckSteps(input: TargetPlanInput, volumes: readonly MigrationPart[], verifyTitle: (volume: string) => string): TargetStep[] {
+  const steps: TargetStep[] = [];
+  if (input.contents !== undefined) {
+    for (const part of volumes) {
+      const commands = metadataCommands(input.contents, part.volume!.name);
+      if (commands.length > 0) steps.push({ id: `metadata:${part.volume!.name}`, kind: 'apply-metadata', volume: part.volume!.name, title: `apply what export-tar dropped in ${part.volume!.name} (xattrs, ACLs, late mtimes, sparse files)`, commands });
+    }
+  }
+  for (const part of volumes) {
+    const fidelity = input.contents?.volumes[part.volume!.name]?.fidelity;
+    const scan = fidelity !== undefined && !isFidelityTrivial(fidelity) ? [[...GETFATTR_ARGV], [...LATE_MTIME_ARGV], [...SPARSE_ARGV], mtimeArgv('scan'), mtimeArgv('scan-all')] : [];
+    steps.push({ id: `verify:${part.volume!.name}`, kind: 'verify-volume', volume: part.volume!.name, title: `${verifyTitle(part.volume!.name)}${scan.length > 0 ? ' and the carried metadata' : ''}`, commands: scan });
+  }
+  return steps;
+}
+
+/**
  * Builds the target-side run as data: every step the run executes, in order, with every command
  * it may run. The executor switches on `kind`; a command not listed in its step is refused.
  */
@@ -172,23 +192,7 @@ export function buildTargetPlan(input: TargetPlanInput): TargetStep[] {
   if (header.cutover) return [...steps, ...cutoverSteps(input)];
   const volumes = header.parts.filter((part) => part.kind === 'volume' && part.volume !== undefined);
   steps.push({ id: 'assemble', kind: 'assemble', title: `put the volumes into the staged app folder and check its app.yaml against the header`, commands: [] });
-  if (input.contents !== undefined) {
-    for (const part of volumes) {
-      const commands = metadataCommands(input.contents, part.volume!.name);
-      if (commands.length > 0) steps.push({ id: `metadata:${part.volume!.name}`, kind: 'apply-metadata', volume: part.volume!.name, title: `apply what export-tar dropped in ${part.volume!.name} (xattrs, ACLs, late mtimes, sparse files)`, commands });
-    }
-  }
-  for (const part of volumes) {
-    const fidelity = input.contents?.volumes[part.volume!.name]?.fidelity;
-    const scan = fidelity !== undefined && !isFidelityTrivial(fidelity) ? [[...GETFATTR_ARGV], [...LATE_MTIME_ARGV], [...SPARSE_ARGV], mtimeArgv('scan'), mtimeArgv('scan-all')] : [];
-    steps.push({
-      id: `verify:${part.volume!.name}`,
-      kind: 'verify-volume',
-      volume: part.volume!.name,
-      title: `every file of ${part.volume!.name} against the archive listing (count, bytes, SHA-256)${scan.length > 0 ? ' and the carried metadata' : ''}`,
-      commands: scan,
-    });
-  }
+  steps.push(...volumeCheckSteps(input, volumes, (name) => `every file of ${name} against the archive listing (count, bytes, SHA-256)`));
   const verifyRows: TargetStep | undefined =
     engine && header.database
       ? {
@@ -246,17 +250,13 @@ function cutoverSteps(input: TargetPlanInput): TargetStep[] {
     const name = part.volume!.name;
     steps.push({ id: `apply:${name}`, kind: 'apply-delta', volume: name, title: `apply the delta to ${posix.join(layout.finalDir, part.volume!.path)}: what it takes away or replaces waits in ${layout.cutoverUndoDir}`, commands: [] });
   }
-  if (input.contents !== undefined) {
-    for (const part of volumes) {
-      const commands = metadataCommands(input.contents, part.volume!.name);
-      if (commands.length > 0) steps.push({ id: `metadata:${part.volume!.name}`, kind: 'apply-metadata', volume: part.volume!.name, title: `apply what export-tar dropped in ${part.volume!.name} (xattrs, ACLs, late mtimes, sparse files)`, commands });
-    }
-  }
-  for (const part of volumes) {
-    const fidelity = input.contents?.volumes[part.volume!.name]?.fidelity;
-    const scan = fidelity !== undefined && !isFidelityTrivial(fidelity) ? [[...GETFATTR_ARGV], [...LATE_MTIME_ARGV], [...SPARSE_ARGV], mtimeArgv('scan'), mtimeArgv('scan-all')] : [];
-    steps.push({ id: `verify:${part.volume!.name}`, kind: 'verify-volume', volume: part.volume!.name, title: `every file of ${part.volume!.name} against the final archive's listing (count, bytes, SHA-256)${scan.length > 0 ? ' and the carried metadata' : ''}`, commands: scan });
-  }
+  steps.push(
+    ...volumeCheckSteps(input, volumes, (name) =>
+      input.contents?.volumes[name]?.delta?.whole === true
+        ? `every file of ${name} against the final archive's listing (count, bytes, SHA-256)`
+        : `every file of ${name} against the final archive's listing (count, bytes; SHA-256 of the files the delta brought)`,
+    ),
+  );
   if (engine && header.database && engine.staging.kind === 'rename') {
     steps.push({ id: 'verify-rows', kind: 'verify-rows', title: `row count of every table in ${layout.stageDatabase} against the source after writes stopped`, commands: [engine.clientArgv(layout.stageDatabase)] });
   }
