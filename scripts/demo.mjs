@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The deploykit demo (`npm run demo`, which builds first): a two-host lab on loopback, the notes sample app
 // installed, used, backed up, damaged and restored on host a, then migrated to host b by streaming and
-// verified there, then once more in pairing mode (b no longer trusts a's ssh key) - every step through the
+// verified there, cut over (the writes made on a since then follow, a is marked moved), then once more in pairing mode (b no longer trusts a's ssh key) - every step through the
 // real `deploy` CLI.
 //
 // Structure: STEPS is a list of small async functions sharing one `demo` object. To extend the demo (e.g. a
@@ -32,6 +32,8 @@ const demo = {
   upload: undefined,
   notes: [],
   credentials: undefined,
+  /** Set by the cutover step: the upload made on a after the migration. */
+  lateUpload: undefined,
 };
 
 function sha256(data) {
@@ -169,7 +171,37 @@ async function checkOnB() {
   const there = demo.notes.filter((title) => page.includes(title));
   say(`b: notes on the page: ${there.map((t) => `"${t}"`).join(', ') || 'none'}`);
   if (!same || there.length !== demo.notes.length) throw new Error('the migrated app on b does not match host a');
-  say('Cutover: stop the app on a, point DNS at b.');
+}
+
+async function cutItOver() {
+  say('b holds notes as of the migration, but a still serves and takes writes until DNS moves. Users keep working on a:');
+  const client = new NotesClient(appUrl('a'));
+  await client.login(demo.credentials.username, demo.credentials.password);
+  await client.addNote('Written after the migration', 'this note must not be lost at the cutover');
+  demo.notes.push('Written after the migration');
+  const content = randomBytes(128 * 1024);
+  const answer = await client.upload('after-the-migration.bin', content);
+  demo.lateUpload = { name: answer.name, sha256: sha256(content) };
+  say(`a: added a note and uploaded ${answer.name} - neither is on b yet.`);
+  say('The cutover stops writes on a (its bin/maintenance serves a 503 page), makes a final Borg archive, and sends');
+  say('only what changed since the migration\'s archive plus the database again; b applies it (every change undoable),');
+  say('verifies, starts and health-checks the app. On any failure b undoes it and a serves again.');
+  await deploy('a', 'cutover', 'notes', '--to', 'b');
+  const onB = new NotesClient(appUrl('b'));
+  await onB.login(demo.credentials.username, demo.credentials.password);
+  const late = await onB.get(`/uploads/${demo.lateUpload.name}`);
+  const sameLate = late.status === 200 && sha256(late.body) === demo.lateUpload.sha256;
+  const page = (await onB.get('/notes')).body.toString('utf8');
+  say(`b: GET /uploads/${demo.lateUpload.name} -> HTTP ${late.status} ${sameLate ? '(same bytes)' : '(DIFFERENT)'}; the late note is ${page.includes('Written after the migration') ? 'there' : 'MISSING'}`);
+  if (!sameLate || !page.includes('Written after the migration')) throw new Error('the cutover lost a write made on a after the migration');
+  const onA = await new NotesClient(appUrl('a')).get('/notes');
+  say(`a: GET /notes -> HTTP ${onA.status} (maintenance page); \`deploy list\` on a marks it moved, and \`deploy start\` there refuses:`);
+  await deploy('a', 'list');
+  process.stdout.write(`\n${color('1', '$ deploy start notes --host a')}\n`);
+  const start = await runDeploy(['--config', demo.lab.deployConfigPath, '--host', 'a', 'start', 'notes'], { echo: true });
+  say(`(exit ${start.exitCode}: it would split the data between two hosts; --force overrides)`);
+  if (start.exitCode !== 7) throw new Error(`deploy start of a moved app exited ${start.exitCode}, not 7`);
+  say('Now point DNS at b.');
 }
 
 /** Prints a terminal's output line by line, each line marked with the host it came from. */
@@ -189,7 +221,8 @@ function terminalEcho(host) {
 
 async function pairIt() {
   const lab = demo.lab;
-  say('Pairing mode is for a fresh host that a cannot SSH into. To show it, b stops trusting a\'s key:');
+  say('Pairing mode is for a fresh host that a cannot SSH into. To show it, notes goes to b once more (--replace;');
+  say('a\'s copy is marked moved but still holds the data). First b stops trusting a\'s key:');
   say('only b\'s own operator (a key of their own) logs in there from now on.');
   const operatorKey = join(lab.dir, 'operator_ed25519');
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'operator-of-b', '-f', operatorKey]);
@@ -229,6 +262,7 @@ const STEPS = [
   ['Plan the migration of notes from host a to host b', planTheMigration],
   ['Migrate notes to host b', migrateIt],
   ['Use the app on host b', checkOnB],
+  ['Cut over: the writes made on a since the migration, then a stops for good', cutItOver],
   ['Pairing mode: migrate again to b, which a cannot SSH into', pairIt],
 ];
 
