@@ -79,7 +79,7 @@ test('cutover: writes after the migration reach the target; a failing target lea
     });
 
     await t.test('the target copy fails its health checks: b rolls back to the migrated copy, a serves again', async () => {
-      const beforeFiles = await treeFingerprint(b, uploadsB);
+      const beforeFiles = await treeFingerprint(b, uploadsB, { mtime: true });
       const beforeDb = await psql(b, NOTES_SQL);
       const manifest = readFileSync(`${appDirB}/app.yaml`, 'utf8');
       writeFileSync(`${appDirB}/app.yaml`, manifest.replace('contains: Welcome to notes', 'contains: A text this page never shows'));
@@ -91,7 +91,7 @@ test('cutover: writes after the migration reach the target; a failing target lea
         assert.equal(report.cutover?.sourceResumed, true, 'a serves again');
         assert.ok((report.cutover?.writeStopMs ?? 0) > 0, 'the write-stop window is reported');
         assert.deepEqual(report.targetReport?.rollbackFailed, []);
-        assert.deepEqual(diffTreeFingerprints(beforeFiles, await treeFingerprint(b, uploadsB)), [], 'b has the migrated uploads again, byte for byte');
+        assert.deepEqual(diffTreeFingerprints(beforeFiles, await treeFingerprint(b, uploadsB, { mtime: true })), [], 'b has the migrated uploads again, byte for byte, every modification time too');
         assert.equal(await psql(b, NOTES_SQL), beforeDb, 'b has the migrated rows again');
         assert.deepEqual(await findRunLeftovers(lab, 'b', report.runId), [], 'nothing of the failed cutover is left on b');
         const health = JSON.parse((await onA().get('/healthz')).body.toString('utf8')) as { maintenance: boolean };

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EventBus } from '@deploykit/core';
@@ -30,6 +30,19 @@ async function describeTree(dir: string): Promise<string[]> {
   return lines;
 }
 
+/** The modification time in ns of dir and every directory below it, by path. */
+async function directoryTimes(dir: string): Promise<Record<string, string>> {
+  const times: Record<string, string> = {};
+  const walk = async (relative: string): Promise<void> => {
+    times[relative === '' ? '.' : relative] = String((await lstat(join(dir, relative), { bigint: true })).mtimeNs);
+    for (const entry of await readdir(join(dir, relative), { withFileTypes: true })) {
+      if (entry.isDirectory()) await walk(relative === '' ? entry.name : `${relative}/${entry.name}`);
+    }
+  };
+  await walk('');
+  return times;
+}
+
 async function withDirs(fn: (root: string) => Promise<void>): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), 'dk-apply-delta-'));
   try {
@@ -49,6 +62,8 @@ async function makeLive(live: string): Promise<void> {
   await writeFile(join(live, 'mode.txt'), 'mode');
   await chmod(join(live, 'mode.txt'), 0o644);
   await writeFile(join(live, 'typechange'), 'a file before');
+  // Directory times the migration set (in the past, as an archive's are); a rename in a directory moves its time to now.
+  for (const dir of ['gone/deeper', 'gone', '.']) await utimes(join(live, dir), new Date('2020-01-02T03:04:05.678Z'), new Date('2020-01-02T03:04:05.678Z'));
 }
 
 /** What the delta part's tar extracts: the changed file, the re-pointed link, a new tree, the new directory. */
@@ -88,6 +103,7 @@ test('a delta turns the copy into the final volume in place; its undo log puts e
     await makeLive(live);
     await makeIncoming(incoming);
     const before = await describeTree(live);
+    const timesBefore = await directoryTimes(live);
     const journal = new TargetJournal(join(root, 'run.jsonl'));
     const uid = process.getuid!();
     const gid = process.getgid!();
@@ -110,6 +126,7 @@ test('a delta turns the copy into the final volume in place; its undo log puts e
     const undone = await undoAll(journal);
     assert.deepEqual(undone.failed, []);
     assert.deepEqual(await describeTree(live), before, 'every entry, link target and mode as before');
+    assert.deepEqual(await directoryTimes(live), timesBefore, 'every directory modification time as before, to the nanosecond');
   });
 });
 

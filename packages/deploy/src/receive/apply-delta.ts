@@ -1,6 +1,6 @@
 import type { Stats } from 'node:fs';
 import { chmod, lchown, lstat, lutimes, mkdir, readdir, readlink, rename } from 'node:fs/promises';
-import { join, posix } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 import { DependencyError } from '@deploykit/core';
 import { lstatInside } from '../migrate/fidelity.js';
 import type { BaseEntry, DeltaRecord } from '../migrate/migration-header.js';
@@ -95,6 +95,9 @@ async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
 export async function applyVolumeDelta(options: { live: string; incoming: string; undoDir: string; delta: DeltaRecord; extras?: readonly string[]; journal: TargetJournal; asRoot: boolean }): Promise<DeltaApplied> {
   const { live, incoming, undoDir, delta, journal } = options;
   await mkdir(undoDir, { recursive: true, mode: 0o700 });
+  // Renames move their directories' mtimes: each directory the delta touches gets its time back on undo
+  // (journaled first, so undone last, after the renames back).
+  await journalDirectoryTimes(live, delta, options.extras ?? [], journal);
   if (delta.whole) {
     // The whole volume came (target_writes: discard): the copy here goes aside as one rename, the new one takes its place.
     const aside = join(undoDir, 'whole');
@@ -180,6 +183,29 @@ export async function applyVolumeDelta(options: { live: string; incoming: string
     mtimes += 1;
   }
   return { movedAside, placed, modes, mtimes };
+}
+
+/**
+ * Journals a `set-mtime` undo for every existing directory of the copy a delta's renames or mtimes
+ * change: the parents of what goes aside or comes in, the directories whose times it sets, and (a whole
+ * volume) the volume's own parent.
+ */
+async function journalDirectoryTimes(live: string, delta: DeltaRecord, extras: readonly string[], journal: TargetJournal): Promise<void> {
+  const dirs = new Set<string>();
+  const parentOf = (path: string): string => (path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '.');
+  if (delta.whole) {
+    dirs.add(dirname(live));
+  } else {
+    for (const path of [...extras, ...delta.removed.map(([removed]) => removed), ...delta.sent]) dirs.add(parentOf(path));
+    for (const [path] of delta.mtimes) dirs.add(path);
+  }
+  for (const dir of [...dirs].sort()) {
+    const full = dir.startsWith('/') ? dir : dir === '.' ? live : await safePath(live, dir).catch(() => undefined);
+    if (full === undefined) continue;
+    const stats = await lstat(full, { bigint: true }).catch(() => undefined);
+    if (stats === undefined || !stats.isDirectory()) continue;
+    journal.undo({ kind: 'set-mtime', path: full, ns: String(stats.mtimeNs) });
+  }
 }
 
 /** Sets an entry's mode and owner without following it (a symlink: only its owner; chown only as root or when unchanged). */

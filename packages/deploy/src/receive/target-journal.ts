@@ -28,7 +28,9 @@ export type UndoAction =
   /** Start the replaced app again once its folder is back (bin/start). */
   | { readonly kind: 'start-app'; readonly dir: string }
   /** Put an entry's mode and owner back (a cutover changed them); a symlink: its owner only. */
-  | { readonly kind: 'set-mode'; readonly path: string; readonly mode: number; readonly uid: number; readonly gid: number; readonly symlink: boolean };
+  | { readonly kind: 'set-mode'; readonly path: string; readonly mode: number; readonly uid: number; readonly gid: number; readonly symlink: boolean }
+  /** Put a directory's modification time back, to the nanosecond (a cutover's renames in it moved it). */
+  | { readonly kind: 'set-mtime'; readonly path: string; readonly ns: string };
 
 /** How a target-side run ended. */
 export type TargetOutcome = 'finished' | 'rolled-back' | 'kept-for-resume' | 'recovered' | 'adopted';

@@ -68,6 +68,8 @@ export function describeUndo(action: UndoAction): string {
       return `start the replaced app in ${action.dir} again`;
     case 'set-mode':
       return `put the mode ${action.mode.toString(8)} and owner ${action.uid}:${action.gid} of ${action.path} back`;
+    case 'set-mtime':
+      return `put the modification time of ${action.path} back`;
   }
 }
 
@@ -149,6 +151,17 @@ export async function performUndo(environment: UndoEnvironment, action: UndoActi
     case 'set-mode': {
       if (!(await pathExists(action.path))) return false;
       await setMode(action.path, action, process.getuid?.() === 0);
+      return true;
+    }
+    case 'set-mtime': {
+      // Only a directory that is still one (not a link put there since); touch -h never follows a link either.
+      const stats = await lstat(action.path).catch(() => undefined);
+      if (stats === undefined || !stats.isDirectory()) return false;
+      // GNU touch takes @seconds.nanoseconds exactly; Node's lutimes takes a double and loses ~100 ns.
+      const ns = BigInt(action.ns);
+      const stamp = `@${ns / 1_000_000_000n}.${String(ns % 1_000_000_000n).padStart(9, '0')}`;
+      const result = await environment.host.run({ argv: ['touch', '-h', '-m', '-d', stamp, '--', action.path], label: 'undo: directory mtime' });
+      if (result.exitCode !== 0) throw new ScriptError('UNDO_MTIME_FAILED', `could not put the modification time of ${action.path} back: ${result.stderr.trim()}`);
       return true;
     }
   }
