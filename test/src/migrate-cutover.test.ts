@@ -70,12 +70,21 @@ test('cutover: writes after the migration reach the target; a failing target lea
       await runOrThrow(a, `psql -X -q -d notes -c "GRANT SELECT ON TABLE notes TO PUBLIC"`);
     });
 
-    await t.test('refusals: no finished migration to that host; a transport without a session', async () => {
+    await t.test('refusals: no finished migration to that host; a transport without a session; a same-size rewrite on b (by its mtime)', async () => {
       const none = await deployOnA(lab, ['cutover', 'notes', '--to', 'a']);
       assert.notEqual(none.exitCode, 0);
       const scp = await deployOnA(lab, ['cutover', 'notes', '--to', 'b', '--transport', 'scp']);
       assertExit(scp, 2, 'cutover over scp');
       assert.match(scp.stderr, /needs a session with the target/);
+      // A same-size rewrite on b since the migration: seen by its mtime, refused before a stops writes.
+      const file = `${uploadsB}/delete.txt`;
+      const mtime = (await runOrThrow(b, `stat -c %.9Y ${quoteWord(file)}`)).trim();
+      await runOrThrow(b, `printf 'DELETE ME\n' > ${quoteWord(file)}`);
+      const changed = await deployOnA(lab, ['cutover', 'notes', '--to', 'b']);
+      assertExit(changed, 7, 'cutover onto a copy written on b');
+      assert.match(changed.stderr, /delete\.txt: modified here at /);
+      assert.notEqual((await onA().get('/')).status, 503, 'a never stopped taking writes');
+      await runOrThrow(b, `printf 'delete me\n' > ${quoteWord(file)} && touch -m -d @${mtime} ${quoteWord(file)}`);
     });
 
     await t.test('the target copy fails its health checks: b rolls back to the migrated copy, a serves again', async () => {

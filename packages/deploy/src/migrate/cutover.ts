@@ -30,7 +30,26 @@ export async function findBaseMigration(stateDir: string, app: string, target: s
 
 /** The base entries the target checks its copy against. */
 export function toBaseEntries(listing: readonly VolumeEntry[]): BaseEntry[] {
-  return listing.filter((entry) => entry.path !== '.').map((entry): BaseEntry => [entry.path, entry.type, entry.type === 'file' ? entry.size : 0, entry.type === 'symlink' ? (entry.target ?? '') : null]);
+  return listing
+    .filter((entry) => entry.path !== '.')
+    .map((entry): BaseEntry => {
+      const head = [entry.path, entry.type, entry.type === 'file' ? entry.size : 0, entry.type === 'symlink' ? (entry.target ?? '') : null] as const;
+      const micros = entry.type === 'file' ? borgTimeToEpochMicros(entry.mtime) : undefined;
+      return micros === undefined ? head : [...head, micros];
+    });
+}
+
+/**
+ * A time as `borg list` prints it (ISO without an offset, in this process's local time zone, which the
+ * borg it ran shares; microseconds) as epoch microseconds; undefined for any other shape.
+ */
+export function borgTimeToEpochMicros(time: string): string | undefined {
+  const match = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?$/.exec(time);
+  if (match === null) return undefined;
+  const [, year, month, day, hour, minute, second, fraction] = match as unknown as [string, string, string, string, string, string, string, string | undefined];
+  const seconds = new Date(Number(year), Number(month) - 1, Number(day), Number(hour), Number(minute), Number(second)).getTime() / 1000;
+  if (!Number.isFinite(seconds)) return undefined;
+  return String(BigInt(seconds) * 1_000_000n + BigInt((fraction ?? '').padEnd(6, '0')));
 }
 
 /** `ls`-style permission letters (borg's mode without the type letter, e.g. "rwsr-x--T") as st_mode & 0o7777. */

@@ -58,7 +58,11 @@ export interface MigrationHeader {
 }
 
 /** An entry of a volume as the base archive holds it: [path, type, size (regular files), symlink target]. */
-export type BaseEntry = readonly [string, VolumeEntryType, number, string | null];
+/**
+ * One entry of the base archive: path, type, a file's size, a link's target, and a file's mtime in
+ * epoch microseconds (borg lists microseconds; absent from a deploy that did not send it).
+ */
+export type BaseEntry = readonly [string, VolumeEntryType, number, string | null] | readonly [string, VolumeEntryType, number, string | null, string];
 
 /** What a cutover bundle's header adds: the migration it builds on, and each volume as that migration left it. */
 export interface CutoverHeader {
@@ -165,7 +169,8 @@ function parseCutoverHeader(value: unknown): CutoverHeader {
     volumes[name] = {
       base: raw.base.map((entry): BaseEntry => {
         if (!Array.isArray(entry) || typeof entry[0] !== 'string') fail(`cutover base of volume ${name} has a malformed entry`);
-        return [entry[0], entryType(entry[1], `cutover base entry ${entry[0]}`), count(entry[2], `size of ${entry[0]}`), typeof entry[3] === 'string' ? entry[3] : null];
+        const parsed = [entry[0], entryType(entry[1], `cutover base entry ${entry[0]}`), count(entry[2], `size of ${entry[0]}`), typeof entry[3] === 'string' ? entry[3] : null] as const;
+        return typeof entry[4] === 'string' && /^\d+$/.test(entry[4]) ? [...parsed, entry[4]] : parsed;
       }),
     };
   }

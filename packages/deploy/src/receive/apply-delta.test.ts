@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, symlink, utimes, writeFile } from 'node:fs/promises';
@@ -5,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EventBus } from '@deploykit/core';
 import { LocalHost } from '@deploykit/host';
+import { borgTimeToEpochMicros } from '../migrate/cutover.js';
 import type { BaseEntry, DeltaRecord } from '../migrate/migration-header.js';
 import { applyVolumeDelta, compareWithBase } from './apply-delta.js';
 import { undoActions } from './recover-runs.js';
@@ -171,6 +173,34 @@ test('the check against the base sees a gone, changed, re-pointed, retyped or ne
     assert.deepEqual((await undoAll(journal)).failed, []);
     assert.deepEqual(await describeTree(live), before);
   });
+});
+
+test('the check against the base sees a file rewritten here with the same size by its modification time (microseconds)', async () => {
+  await withDirs(async (root) => {
+    const live = join(root, 'live');
+    await makeLive(live);
+    // As the migration left it: the archive's time, to the microsecond (touch sets it exactly; utimes takes a double).
+    execFileSync('touch', ['-m', '-d', '@1749283750.123456789', join(live, 'keep.txt')]);
+    const micros = '1749283750123456';
+    const base: BaseEntry[] = [['keep.txt', 'file', 4, null, micros]];
+    const others = (differences: string[]): string[] => differences.filter((line) => line.startsWith('keep.txt'));
+    assert.deepEqual(others(await compareWithBase(live, base)), [], 'the same file, the same time');
+    // borg prints the ns through a float: its microseconds may be rounded up by one.
+    assert.deepEqual(others(await compareWithBase(live, [['keep.txt', 'file', 4, null, '1749283750123457']])), [], 'within 1 µs is the same time');
+    assert.equal(others(await compareWithBase(live, [['keep.txt', 'file', 4, null, '1749283750123458']])).length, 1, '2 µs apart is another time');
+    await writeFile(join(live, 'keep.txt'), 'KEEP');
+    assert.deepEqual(others(await compareWithBase(live, base)).map((line) => line.replace(/at \S+,/, 'at T,')), ['keep.txt: modified here at T, 2025-06-07T08:09:10.123456Z in the base']);
+    // A base from a deploy that sent no times: size only, as before.
+    assert.deepEqual(others(await compareWithBase(live, [['keep.txt', 'file', 4, null]])), []);
+  });
+});
+
+test('borg list times (local time, microseconds) become epoch microseconds', () => {
+  const local = new Date(2026, 11, 2, 9, 23, 25);
+  assert.equal(borgTimeToEpochMicros('2026-12-02T09:23:25.794123'), String(BigInt(local.getTime()) * 1000n + 794123n));
+  assert.equal(borgTimeToEpochMicros('2026-12-02T09:23:25'), String(BigInt(local.getTime()) * 1000n));
+  assert.equal(borgTimeToEpochMicros('2026-12-02T09:23:25.5'), String(BigInt(local.getTime()) * 1000n + 500000n));
+  assert.equal(borgTimeToEpochMicros('Wed, 2026-12-02 09:23:25'), undefined);
 });
 
 test('a whole volume (target_writes: discard) replaces the copy in one rename each way', async () => {

@@ -15,7 +15,7 @@ import type { TargetJournal } from './target-journal.js';
  * owners set; each action's undo is in the run record before the action.
  */
 
-function entryTypeOf(stats: Stats): VolumeEntryType | 'other' {
+function entryTypeOf(stats: Pick<Stats, 'isFile' | 'isDirectory' | 'isSymbolicLink' | 'isFIFO' | 'isCharacterDevice' | 'isBlockDevice'>): VolumeEntryType | 'other' {
   if (stats.isFile()) return 'file';
   if (stats.isDirectory()) return 'dir';
   if (stats.isSymbolicLink()) return 'symlink';
@@ -33,9 +33,10 @@ async function walk(dir: string): Promise<Map<string, BaseEntry | [string, 'othe
     const relative = stack.pop()!;
     for (const name of await readdir(relative === '' ? dir : join(dir, relative))) {
       const path = relative === '' ? name : `${relative}/${name}`;
-      const stats = await lstat(join(dir, path));
+      const stats = await lstat(join(dir, path), { bigint: true });
       const type = entryTypeOf(stats);
-      found.set(path, [path, type, type === 'file' ? stats.size : 0, type === 'symlink' ? await readlink(join(dir, path)) : null] as BaseEntry);
+      const head = [path, type, type === 'file' ? Number(stats.size) : 0, type === 'symlink' ? await readlink(join(dir, path)) : null] as const;
+      found.set(path, (type === 'file' ? [...head, String(stats.mtimeNs / 1000n)] : head) as BaseEntry);
       if (type === 'dir') stack.push(path);
     }
   }
@@ -43,24 +44,43 @@ async function walk(dir: string): Promise<Map<string, BaseEntry | [string, 'othe
 }
 
 /**
- * Differences between a volume on disk and the base archive's entries (path, type, a file's size, a
- * link's target): the copy a cutover builds on must be what the migration verified. Empty = same.
- * Content is not hashed (a same-size rewrite passes): the final verification hashes every file.
+ * Differences between a volume on disk and the base archive's entries (path, type, a file's size and
+ * modification time to the microsecond, a link's target): the copy a cutover builds on must be what
+ * the migration verified. Empty = same. Content is not hashed: a same-size rewrite is seen by its
+ * mtime, unless whatever wrote it also set the old mtime back.
  */
 export async function compareWithBase(dir: string, base: readonly BaseEntry[]): Promise<string[]> {
   const onDisk = await walk(dir);
   const differences: string[] = [];
-  for (const [path, type, size, target] of base) {
+  for (const [path, type, size, target, micros] of base) {
     if (path === '.') continue;
     const there = onDisk.get(path);
     onDisk.delete(path);
     if (there === undefined) differences.push(`${path}: gone`);
     else if (there[1] !== type) differences.push(`${path}: a ${there[1]} here, a ${type} in the base`);
     else if (type === 'file' && there[2] !== size) differences.push(`${path}: ${there[2]} bytes here, ${size} in the base`);
+    else if (type === 'file' && micros !== undefined && !sameMicros(there[4], micros)) differences.push(`${path}: modified here at ${isoOfMicros(there[4])}, ${isoOfMicros(micros)} in the base`);
     else if (type === 'symlink' && there[3] !== target) differences.push(`${path}: points to ${JSON.stringify(there[3])} here, ${JSON.stringify(target)} in the base`);
   }
   for (const path of [...onDisk.keys()].sort()) differences.push(`${path}: new here`);
   return differences;
+}
+
+/**
+ * Two mtimes in epoch microseconds within 1 µs of each other: borg prints a nanosecond mtime through a
+ * float, which rounds (…749152 here may be …749153 in its listing).
+ */
+function sameMicros(here: string | undefined, base: string): boolean {
+  if (here === undefined) return false;
+  const difference = BigInt(here) - BigInt(base);
+  return difference >= -1n && difference <= 1n;
+}
+
+/** Epoch microseconds as an ISO time (UTC, microseconds), for messages. */
+function isoOfMicros(micros: string | undefined): string {
+  if (micros === undefined) return 'an unknown time';
+  const value = BigInt(micros);
+  return new Date(Number(value / 1000n)).toISOString().replace(/\.\d{3}Z$/, `.${String(value % 1_000_000n).padStart(6, '0')}Z`);
 }
 
 /** What applying a delta did, for the report. */
