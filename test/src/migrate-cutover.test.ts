@@ -52,7 +52,7 @@ test('cutover: writes after the migration reach the target; a failing target lea
       await client.addNote('updated later', 'old body');
       await runOrThrow(
         a,
-        `cd ${quoteWord(uploads)} && printf 'keep\\n' > keep.txt && printf 'change me\\n' > change.txt && printf 'delete me\\n' > delete.txt && printf 'rename me\\n' > old-name.txt && setfattr -n user.tag -v before keep.txt && chmod 644 keep.txt`,
+        `cd ${quoteWord(uploads)} && printf 'keep\\n' > keep.txt && printf 'change me\\n' > change.txt && printf 'delete me\\n' > delete.txt && printf 'rename me\\n' > old-name.txt && setfattr -n user.tag -v before keep.txt && setfattr -n user.dropped -v later keep.txt && setfacl -m u:65534:r keep.txt && chmod 644 keep.txt`,
       );
       assertExit(await deployOnA(lab, ['migrate', 'notes', '--to', 'b']), 0, 'migrate');
     });
@@ -65,7 +65,7 @@ test('cutover: writes after the migration reach the target; a failing target lea
       await psql(a, "UPDATE notes SET body = 'new body' WHERE title = 'updated later'");
       await runOrThrow(
         a,
-        `cd ${quoteWord(uploads)} && printf 'changed content, longer than before\\n' > change.txt && rm delete.txt && mv old-name.txt new-name.txt && setfattr -n user.tag -v after keep.txt && chmod 600 keep.txt`,
+        `cd ${quoteWord(uploads)} && printf 'changed content, longer than before\\n' > change.txt && rm delete.txt && mv old-name.txt new-name.txt && setfattr -n user.tag -v after keep.txt && setfattr -x user.dropped keep.txt && setfacl -b keep.txt && chmod 600 keep.txt`,
       );
       await runOrThrow(a, `psql -X -q -d notes -c "GRANT SELECT ON TABLE notes TO PUBLIC"`);
     });
@@ -89,6 +89,10 @@ test('cutover: writes after the migration reach the target; a failing target lea
 
     await t.test('the target copy fails its health checks: b rolls back to the migrated copy, a serves again', async () => {
       const beforeFiles = await treeFingerprint(b, uploadsB, { mtime: true });
+      const xattrDump = (shell: typeof a, dir: string): Promise<string> => runOrThrow(shell, `cd ${quoteWord(dir)} && getfattr -R -d -m - -h -e base64 . 2>/dev/null || true`);
+      const beforeXattrs = await xattrDump(b, uploadsB);
+      assert.match(beforeXattrs, /user\.dropped/, 'b has the xattr a drops later');
+      assert.match(beforeXattrs, /posix_acl_access/, 'and the ACL');
       const beforeDb = await psql(b, NOTES_SQL);
       const manifest = readFileSync(`${appDirB}/app.yaml`, 'utf8');
       writeFileSync(`${appDirB}/app.yaml`, manifest.replace('contains: Welcome to notes', 'contains: A text this page never shows'));
@@ -101,6 +105,7 @@ test('cutover: writes after the migration reach the target; a failing target lea
         assert.ok((report.cutover?.writeStopMs ?? 0) > 0, 'the write-stop window is reported');
         assert.deepEqual(report.targetReport?.rollbackFailed, []);
         assert.deepEqual(diffTreeFingerprints(beforeFiles, await treeFingerprint(b, uploadsB, { mtime: true })), [], 'b has the migrated uploads again, byte for byte, every modification time too');
+        assert.equal(await xattrDump(b, uploadsB), beforeXattrs, 'b has the migrated xattrs and ACLs again');
         assert.equal(await psql(b, NOTES_SQL), beforeDb, 'b has the migrated rows again');
         assert.deepEqual(await findRunLeftovers(lab, 'b', report.runId), [], 'nothing of the failed cutover is left on b');
         const health = JSON.parse((await onA().get('/healthz')).body.toString('utf8')) as { maintenance: boolean };
@@ -133,6 +138,10 @@ test('cutover: writes after the migration reach the target; a failing target lea
       assert.doesNotMatch(listing, /delete\.txt|old-name\.txt/);
       assert.match(listing, /new-name\.txt/);
       assert.equal((await runOrThrow(b, `getfattr -n user.tag --only-values ${quoteWord(`${uploadsB}/keep.txt`)}`)).trim(), 'after');
+      // Exactly a's xattrs and ACLs: the tag and the ACL a dropped from keep.txt are gone on b too.
+      const dumpOf = (shell: typeof a, dir: string): Promise<string> => runOrThrow(shell, `cd ${quoteWord(dir)} && getfattr -R -d -m - -h -e base64 . 2>/dev/null || true`);
+      assert.equal(await dumpOf(b, uploadsB), await dumpOf(a, uploads));
+      assert.doesNotMatch(await dumpOf(b, uploadsB), /user\.dropped|posix_acl/);
       assert.equal((await runOrThrow(b, `stat -c %a ${quoteWord(`${uploadsB}/keep.txt`)}`)).trim(), '600');
       // Database: rows and the grant as on a (a takes no writes now: it is in maintenance).
       assert.equal(await psql(b, NOTES_SQL), await psql(a, NOTES_SQL));

@@ -30,7 +30,9 @@ export type UndoAction =
   /** Put an entry's mode and owner back (a cutover changed them); a symlink: its owner only. */
   | { readonly kind: 'set-mode'; readonly path: string; readonly mode: number; readonly uid: number; readonly gid: number; readonly symlink: boolean }
   /** Put a directory's modification time back, to the nanosecond (a cutover's renames in it moved it). */
-  | { readonly kind: 'set-mtime'; readonly path: string; readonly ns: string };
+  | { readonly kind: 'set-mtime'; readonly path: string; readonly ns: string }
+  /** Make the xattrs/ACLs under dir exactly the getfattr dump in file again (a cutover set the source's). */
+  | { readonly kind: 'restore-xattrs'; readonly dir: string; readonly file: string };
 
 /** How a target-side run ended. */
 export type TargetOutcome = 'finished' | 'rolled-back' | 'kept-for-resume' | 'recovered' | 'adopted';

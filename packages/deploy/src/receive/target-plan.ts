@@ -4,6 +4,7 @@ import { buildExtractArgv } from '@deploykit/transport';
 import type { DatabaseEngine } from '../database/engine.js';
 import { runDatabaseName } from '../database/identifiers.js';
 import { GETFATTR_ARGV, LATE_MTIME_ARGV, SPARSE_ARGV, mtimeArgv } from '../migrate/fidelity.js';
+import { removeXattrsArgv } from './exact-xattrs.js';
 import type { MigrationContents, MigrationHeader, MigrationPart } from '../migrate/migration-header.js';
 import { isFidelityTrivial } from '../migrate/fidelity.js';
 
@@ -129,12 +130,19 @@ export function metadataCommands(contents: MigrationContents, volume: string): s
  * Per volume: applying what export-tar dropped (when the contents say there is some), then the
  * verification against the listing (and the carried metadata). Shared by a migration and a cutover.
  */
-function volumeCheckSteps(input: TargetPlanInput, volumes: readonly MigrationPart[], verifyTitle: (volume: string) => string): TargetStep[] {
+function volumeCheckSteps(input: TargetPlanInput, volumes: readonly MigrationPart[], verifyTitle: (volume: string) => string, options: { cutover?: boolean } = {}): TargetStep[] {
   const steps: TargetStep[] = [];
   if (input.contents !== undefined) {
     for (const part of volumes) {
-      const commands = metadataCommands(input.contents, part.volume!.name);
-      if (commands.length > 0) steps.push({ id: `metadata:${part.volume!.name}`, kind: 'apply-metadata', volume: part.volume!.name, title: `apply what export-tar dropped in ${part.volume!.name} (xattrs, ACLs, late mtimes, sparse files)`, commands });
+      const name = part.volume!.name;
+      const commands = metadataCommands(input.contents, name);
+      if (options.cutover) {
+        // A cutover changes the copy in place: its xattrs/ACLs are made exactly the source's, also when the source has none left.
+        const exact = [[...GETFATTR_ARGV], removeXattrsArgv(), ['setfattr', '-h', '--restore=-']];
+        steps.push({ id: `metadata:${name}`, kind: 'apply-metadata', volume: name, title: `make the xattrs and ACLs in ${name} exactly the source's (the copy's kept for the undo); apply late mtimes, sparse files`, commands: [...exact, ...commands.filter((argv) => argv[0] !== 'setfattr')] });
+      } else if (commands.length > 0) {
+        steps.push({ id: `metadata:${name}`, kind: 'apply-metadata', volume: name, title: `apply what export-tar dropped in ${name} (xattrs, ACLs, late mtimes, sparse files)`, commands });
+      }
     }
   }
   for (const part of volumes) {
@@ -255,6 +263,7 @@ function cutoverSteps(input: TargetPlanInput): TargetStep[] {
       input.contents?.volumes[name]?.delta?.whole === true
         ? `every file of ${name} against the final archive's listing (count, bytes, SHA-256)`
         : `every file of ${name} against the final archive's listing (count, bytes; SHA-256 of the files the delta brought)`,
+      { cutover: true },
     ),
   );
   if (engine && header.database && engine.staging.kind === 'rename') {

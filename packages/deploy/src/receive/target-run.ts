@@ -23,6 +23,7 @@ import { resolveBaseUrl, runChecks } from '../health/run-checks.js';
 import type { HostContext } from '../host-context.js';
 import { acquireAppLock, processStartTicks, type AppLock } from '../migrate/app-lock.js';
 import { compareDigests, compareSpecialFiles, compareSymlinks, digestTree, listSpecialFiles, listSymlinks } from '../migrate/checksums.js';
+import { keepXattrsForUndo, makeXattrsExactly } from './exact-xattrs.js';
 import { applyFidelity, compareFidelity, compareMtimes, isFidelityTrivial, scanFidelity, scanMtimes } from '../migrate/fidelity.js';
 import { findOnPath, freeBytesAt, readDeployVersion } from '../migrate/host-facts.js';
 import { DEPLOY_VERSION, isCompatibleDeployVersion } from '../version.js';
@@ -691,7 +692,7 @@ class TargetRun {
           await this.#step(step.id, () => this.#applyDelta(step.volume));
           break;
         case 'apply-metadata': {
-          await this.#step(step.id, (host) => applyFidelity(host, this.#volumeDir(step.volume), this.#contents!.volumes[step.volume]!.fidelity));
+          await this.#step(step.id, (host) => (this.#header!.cutover ? this.#applyCutoverMetadata(host, step.volume) : applyFidelity(host, this.#volumeDir(step.volume), this.#contents!.volumes[step.volume]!.fidelity)));
           break;
         }
         case 'verify-volume':
@@ -834,6 +835,20 @@ class TargetRun {
       'fatal',
       'preflight',
     );
+  }
+
+  /**
+   * A cutover's metadata: the copy's xattrs/ACLs are kept for the undo, then made exactly the source's
+   * (an attribute the source dropped goes here too), then the rest of the fidelity step.
+   */
+  async #applyCutoverMetadata(host: Host, volume: string): Promise<void> {
+    const dir = this.#volumeDir(volume);
+    const fidelity = this.#contents!.volumes[volume]!.fidelity;
+    await mkdir(this.#layout!.cutoverUndoDir, { recursive: true, mode: 0o700 });
+    await keepXattrsForUndo(host, dir, join(this.#layout!.cutoverUndoDir, `xattrs-${partDirName(`delta:${volume}`)}.dump`), this.#journal!);
+    const removed = await makeXattrsExactly(host, dir, fidelity.xattrDump);
+    if (removed > 0) this.#emit('receive.cutover', `removed ${removed} xattr(s)/ACL(s) in ${dir} that the source no longer has`, { removedXattrs: removed });
+    await applyFidelity(host, dir, { ...fidelity, xattrDump: '' });
   }
 
   /** Stops the copy here for the cutover; it is started again on a rollback (recorded first). */

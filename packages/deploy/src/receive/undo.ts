@@ -8,6 +8,7 @@ import type { HostContext } from '../host-context.js';
 import { restoreFromFile } from '../database/dump-files.js';
 import { runPhase } from '../script-runner.js';
 import { setMode } from './apply-delta.js';
+import { makeXattrsExactly } from './exact-xattrs.js';
 import type { UndoAction } from './target-journal.js';
 
 /** What undoing needs: where it runs, the run it undoes, and the database engine (when the app has one). */
@@ -70,6 +71,8 @@ export function describeUndo(action: UndoAction): string {
       return `put the mode ${action.mode.toString(8)} and owner ${action.uid}:${action.gid} of ${action.path} back`;
     case 'set-mtime':
       return `put the modification time of ${action.path} back`;
+    case 'restore-xattrs':
+      return `put the xattrs and ACLs under ${action.dir} back as they were (${action.file.replace(/^.*\//, '')})`;
   }
 }
 
@@ -151,6 +154,11 @@ export async function performUndo(environment: UndoEnvironment, action: UndoActi
     case 'set-mode': {
       if (!(await pathExists(action.path))) return false;
       await setMode(action.path, action, process.getuid?.() === 0);
+      return true;
+    }
+    case 'restore-xattrs': {
+      if (!(await pathExists(action.dir)) || !(await pathExists(action.file))) return false;
+      await makeXattrsExactly(environment.host, action.dir, await readFile(action.file, 'utf8'));
       return true;
     }
     case 'set-mtime': {
