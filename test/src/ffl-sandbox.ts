@@ -11,7 +11,7 @@ import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { quoteWord, type HostProcess } from '@deploykit/core';
 import { isProcessRunning, LocalHost } from '@deploykit/host';
-import { fflStandinPath, readHookEventFile } from '@deploykit/testlab';
+import { fflStandinPath, readHookEventFile } from '@deploykit/ffl-standin';
 import { FrameEncoder, runStream, type StreamEvent, type StreamResult } from '@deploykit/transport';
 import { DEPLOY_BIN } from './helpers/index.js';
 

@@ -146,9 +146,9 @@ export async function waitForProcess(lab: Lab, find: (process: LabProcess) => bo
   throw new Error(`no ${what} appeared within ${timeoutMs} ms`);
 }
 
-/** True for an ffl process: the real `ffl`, or the stand-in (`node .../ffl/main.js`, or its bash wrapper). */
+/** True for an ffl process: the real `ffl`, or the stand-in (`node .../ffl-standin/bin/../dist/main.js`, or its bash wrapper). */
 export function isFfl(process: LabProcess): boolean {
-  return process.argv.some((word) => /(^|\/)ffl$|\/ffl\/main\.js$/.test(word));
+  return process.argv.some((word) => /(^|\/)ffl$|\/ffl-standin\/(bin\/\.\.\/)?dist\/main\.js$/.test(word));
 }
 
 /**

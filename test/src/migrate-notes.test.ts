@@ -252,7 +252,7 @@ test('notes migrates over ssh (one session), ffl, scp and local with identical d
       const downloads = processes.filter((p) => isFfl(p) && p.argv.includes('download'));
       // Counted by the program that transfers (the stand-in's node process): its bash wrapper's `$(...)`
       // forks a short-lived subshell with the same argv, which the sampler sometimes catches.
-      const transfers = downloads.filter((p) => p.argv.some((word) => /\/ffl\/main\.js$/.test(word)));
+      const transfers = downloads.filter((p) => p.argv.some((word) => /\/ffl-standin\/(bin\/\.\.\/)?dist\/main\.js$/.test(word)));
       assert.equal(new Set(transfers.map((p) => p.pid)).size, 1, `one ffl transfer carried the whole bundle: ${downloads.map((p) => `${p.host} ${p.pid} ${p.argv.join(' ')}`).join(' | ')}\n${run.stderr.slice(-3000)}`);
       const pickupCodes = [...new Set(processes.filter(isFfl).flatMap((p) => (p.argv.includes('--pickup-code') ? [p.argv[p.argv.indexOf('--pickup-code') + 1]!] : [])))];
       assert.ok(pickupCodes.length === 1 && pickupCodes.every((code) => /^\d{6}$/.test(code)), `pickup codes seen: ${pickupCodes.join(', ')}`);

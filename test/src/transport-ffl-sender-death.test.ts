@@ -4,7 +4,7 @@
 // mostly sleep (link ~2 s, WebRTC setup ~10 s), so the 20 together take about a minute.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FFL_STANDIN_ENV } from '@deploykit/testlab';
+import { FFL_STANDIN_ENV } from '@deploykit/ffl-standin';
 import { describeResult, diagnose, findLeftovers, MiB, sendOverFfl, withBusyCpus, withSandbox } from './ffl-sandbox.js';
 
 test('the sending ffl killed mid-stream is named as the sender 20 runs of 20, concurrently on a CPU-loaded machine, and no run leaves a file or process', async (t) => {

@@ -10,7 +10,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HostProcess } from '@deploykit/core';
-import { FFL_STANDIN_ENV } from '@deploykit/testlab';
+import { FFL_STANDIN_ENV } from '@deploykit/ffl-standin';
 import {
   collectOutput,
   DEPLOY,

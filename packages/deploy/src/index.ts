@@ -12,3 +12,4 @@ export * from './database/engine.js';
 export * from './database/engines.js';
 export * from './database/sql-client.js';
 export { POSTGRES_FIDELITY_SQL } from './database/postgres.js';
+export * from './deploy-events.js';

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DependencyError, quoteArgv } from '@deploykit/core';
+import { fflStandinPath } from '@deploykit/ffl-standin';
 
 /** Where the Debian packages put the tools the lab runs. */
 export const LAB_TOOLS = {
@@ -41,11 +42,11 @@ export function findRepoRoot(start: string = dirname(fileURLToPath(import.meta.u
 
 /**
  * The PATH of every lab session: the repo's deploy bin folder (or, with `deployBin`, an installed
- * release's), the testlab bin folder, then the system PATH (or, with `systemBin`, a host's own
- * folder standing for it).
+ * release's), the ffl stand-in's bin folder (@deploykit/ffl-standin), then the system PATH (or,
+ * with `systemBin`, a host's own folder standing for it).
  */
 export function buildLabPath(repoRoot: string, options: { deployBin?: string; systemBin?: string } = {}): string {
-  return [options.deployBin ?? join(repoRoot, 'packages', 'deploy', 'bin'), join(repoRoot, 'packages', 'testlab', 'bin'), options.systemBin ?? SYSTEM_PATH].join(':');
+  return [options.deployBin ?? join(repoRoot, 'packages', 'deploy', 'bin'), dirname(fflStandinPath), options.systemBin ?? SYSTEM_PATH].join(':');
 }
 
 /** The lab's package manager for `deploy setup --install` (DEPLOY_SETUP_APT_GET on every host): records, installs nothing. */

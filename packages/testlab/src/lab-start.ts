@@ -12,7 +12,7 @@ import { ensurePostgresTemplate, startLabPostgres } from './lab-postgres.js';
 import { ensureMariadbTemplate, startLabMariadb } from './lab-mariadb.js';
 import { buildDeployConfig, buildKnownHosts, buildSshConfig, buildSshdConfig } from './lab-files.js';
 import { LAB_ID_VARIABLE } from './lab-processes.js';
-import { FFL_STANDIN_ENV } from './ffl/standin-env.js';
+import { FFL_STANDIN_ENV } from '@deploykit/ffl-standin';
 import { readLabRecord, writeLabRecord } from './lab-record.js';
 import { labStatus } from './lab-status.js';
 import { stopRecordedLab } from './lab-stop.js';

@@ -22,7 +22,7 @@ test('a two-host lab: identity by SetEnv, PostgreSQL by socket and password, the
       const [identity, psqlPath, selectOne, fflTimeScale] = result.stdout.trim().split('\n');
       assert.equal(fflTimeScale, '0.25', 'every session gets the ffl stand-in time scale');
       assert.equal(identity, [host.name, host.address, host.appsRoot, lab.id, host.env.PATH].join('|'));
-      assert.match(host.env.PATH ?? '', /packages\/deploy\/bin:.*packages\/testlab\/bin:/);
+      assert.match(host.env.PATH ?? '', /packages\/deploy\/bin:.*packages\/ffl-standin\/bin:/);
       assert.equal(psqlPath, '/usr/bin/psql');
       assert.equal(selectOne, '1');
     }

@@ -63,7 +63,7 @@ test('colour on a terminal only, never with NO_COLOR (non-empty) or --no-color',
 
   const lines: string[] = [];
   const out = { isTTY: true, write: (text: string) => lines.push(text) } as unknown as NodeJS.WritableStream;
-  const event = { type: 'phase.end', level: 'error', app: 'a', phase: 'stop', message: 'failed', time: '', runId: 'r', host: 'h' } as const;
+  const event = { type: 'phase.end', level: 'error', app: 'a', phase: 'stop', message: 'failed', time: '', runId: 'r', host: 'h', data: { status: 'failed' } } as const;
   createTtyListener({ level: 'info', stream: out, color: true })(event);
   createTtyListener({ level: 'info', stream: out, color: false })(event);
   assert.match(lines[0]!, /\x1b\[31mfailed\x1b\[0m/);

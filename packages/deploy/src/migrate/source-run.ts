@@ -10,8 +10,9 @@ import {
   ScriptError,
   TransportError,
   type AppFolder,
+  isForeignEvent,
   parseDeployEvent,
-  type DeployEvent,
+  type BusEvent,
   type EventBus,
   type Host,
   type HostProcess,
@@ -20,6 +21,7 @@ import {
 import { controlDirParents, findProcessesByEnvironment, findSshMasters, stopProcesses, type DeployClient } from '@deploykit/host';
 import { BundleWriter, ByteMeter, buildFflShareArgv, describeExit, readLines, startFflShare, type FflShare, type SenderChannel, type StreamPath, type Transport, type TransportOptions } from '@deploykit/transport';
 import { createSqlClient } from '../database/sql-client.js';
+import { DEPLOY_EVENT_TYPES } from '../deploy-events.js';
 import { readDumpSettings } from '../database/dump-settings.js';
 import type { HostContext } from '../host-context.js';
 import type { RecoverReport, TargetReport } from '../receive/target-run.js';
@@ -230,22 +232,23 @@ class TargetSession {
   }
 
   #onLine(line: string): void {
-    const event = parseDeployEvent(line);
+    const event = parseDeployEvent(line, DEPLOY_EVENT_TYPES);
     if (event === undefined) return;
-    if (event.type === 'receive.accepted') this.#accepted({ accepted: true, ...(event.data?.resumable ? { resumable: event.data.resumable as TargetReport['resumable'] } : {}) });
-    if (event.type === 'receive.report' && event.data?.report !== undefined) {
-      this.report = event.data.report as TargetReport;
-      this.reportAt = Date.now();
-      this.#accepted({ accepted: false, report: this.report });
-      this.#onReport?.(this.report);
+    if (!isForeignEvent(event)) {
+      if (event.type === 'receive.accepted') this.#accepted({ accepted: true, ...(event.data.resumable ? { resumable: event.data.resumable } : {}) });
+      if (event.type === 'receive.report' && event.data.report !== undefined) {
+        this.report = event.data.report;
+        this.reportAt = Date.now();
+        this.#accepted({ accepted: false, report: this.report });
+        this.#onReport?.(this.report);
+      }
     }
     this.#republish(event);
   }
 
   /** The target's events appear here as `<app>@<target>`; the final report only as data. */
-  #republish(event: DeployEvent): void {
-    const { type, time: _time, level, runId: _runId, app: _app, host: _host, ...rest } = event;
-    this.#bus.emit(type, { ...rest, level: type === 'receive.report' ? 'debug' : level, app: `${this.#app}@${this.#target}`, host: this.#target });
+  #republish(event: BusEvent): void {
+    this.#bus.relay(event, { level: event.type === 'receive.report' ? 'debug' : event.level, app: `${this.#app}@${this.#target}`, host: this.#target });
   }
 }
 

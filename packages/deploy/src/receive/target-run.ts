@@ -9,6 +9,8 @@ import {
   formatBytes,
   TransportError,
   type AppFolder,
+  type DataEventType,
+  type DeployEventDataMap,
   type EventBus,
   type Host,
   type SpecialFileSpec,
@@ -294,7 +296,7 @@ class TargetRun {
     return new TargetFailure(new TransportError(transport.code, `${transport.message} (${failure.message})`, { hint: transport.hint ?? failure.hint ?? 'Run the migration again: verified parts are reused.', details: { stderrTail: transport.stderrTail ?? '' } }), 'input', 'transfer');
   }
 
-  #emit(type: string, message: string, data: Record<string, unknown> = {}, level: 'debug' | 'info' | 'warn' | 'error' = 'info'): void {
+  #emit<T extends DataEventType>(type: T, message: string, data: DeployEventDataMap[T], level: 'debug' | 'info' | 'warn' | 'error' = 'info'): void {
     this.#bus.emit(type, { app: this.#header?.app ?? '', level, message, data });
   }
 

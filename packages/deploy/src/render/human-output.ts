@@ -1,4 +1,4 @@
-import type { DeployEvent, EventListener } from '@deploykit/core';
+import type { BusEvent, EventListener } from '@deploykit/core';
 import { formatEventLine, lineStyle, shownAtLevel } from './renderers.js';
 import { describeTransfer, renderFrame, RunView, type FrameStyle } from './run-view.js';
 
@@ -100,7 +100,7 @@ export function createHumanOutput(options: HumanOutputOptions): HumanOutput {
   }
 
   return {
-    listener: (event: DeployEvent) => {
+    listener: (event: BusEvent) => {
       const changed = view.apply(event);
       if (app === undefined && event.app !== undefined && !event.app.includes('@')) app = event.app;
       if (live && changed && view.structured) {

@@ -1,6 +1,6 @@
 import { closeSync, createWriteStream, mkdirSync, openSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
-import type { DeployEvent, EventListener } from '@deploykit/core';
+import type { BusEvent, EventListener } from '@deploykit/core';
 
 /** Writes every event as one JSON line to a file (`--events FILE`). */
 export function createJsonlListener(path: string): { listener: EventListener; close: () => Promise<void> } {
@@ -37,8 +37,8 @@ export function createRunLogListener(path: string, level: string): { listener: E
   type Logger = import('winston').Logger;
   let logger: Logger | undefined;
   let loading: Promise<Logger> | undefined;
-  const pending: DeployEvent[] = [];
-  const write = (target: Logger, event: DeployEvent): void => {
+  const pending: BusEvent[] = [];
+  const write = (target: Logger, event: BusEvent): void => {
     const { level: eventLevel, message, ...rest } = event;
     target.log(eventLevel, message ?? event.type, rest);
   };
@@ -100,7 +100,7 @@ export function lineStyle(color: boolean): LineStyle {
 }
 
 /** An event as one human line (`app:phase | script output`, `app > message`); undefined for events without a message. */
-export function formatEventLine(event: DeployEvent, style: LineStyle): string | undefined {
+export function formatEventLine(event: BusEvent, style: LineStyle): string | undefined {
   const prefix = event.app && event.phase ? `${event.app}:${event.phase}` : (event.app ?? 'deploy');
   if (event.type === 'script.output') return `${style.dim(`${prefix} |`)} ${event.message ?? ''}`;
   if (event.message) return `${style.dim(`${prefix} >`)} ${event.level === 'error' ? style.red(event.message) : event.message}`;
@@ -108,7 +108,7 @@ export function formatEventLine(event: DeployEvent, style: LineStyle): string | 
 }
 
 /** Whether an event at `level` is shown when the threshold is `min` (debug, info, warn, error). */
-export function shownAtLevel(level: DeployEvent['level'], min: string): boolean {
+export function shownAtLevel(level: BusEvent['level'], min: string): boolean {
   return LEVEL_ORDER[level] >= (LEVEL_ORDER[min as keyof typeof LEVEL_ORDER] ?? 1);
 }
 
@@ -116,7 +116,7 @@ export function shownAtLevel(level: DeployEvent['level'], min: string): boolean 
 export function createTtyListener(options: { level: string; stream?: NodeJS.WritableStream; color?: boolean }): EventListener {
   const out = options.stream ?? process.stderr;
   const style = lineStyle(options.color ?? useColor(out));
-  return (event: DeployEvent) => {
+  return (event: BusEvent) => {
     if (!shownAtLevel(event.level, options.level)) return;
     const line = formatEventLine(event, style);
     if (line !== undefined) out.write(`${line}\n`);

@@ -1,4 +1,4 @@
-import { formatBytes, formatDuration, type DeployEvent } from '@deploykit/core';
+import { formatBytes, formatDuration, isForeignEvent, type BusEvent } from '@deploykit/core';
 
 /** A step of a run as the view shows it. */
 export interface ViewStep {
@@ -12,7 +12,7 @@ export interface ViewStep {
   reused?: boolean;
 }
 
-/** A step as a `<kind>.plan` event lists it. */
+/** A step as `migrate.plan` lists it (PlanStepView). */
 interface PlannedStep {
   readonly id: string;
   readonly title: string;
@@ -33,10 +33,11 @@ export interface ViewPart {
 }
 
 /**
- * What a run looks like to someone watching it, folded from its DeployEvents: steps (from any
- * `<kind>.plan` with `data.steps` and `<kind>.step` with `data.step`), parts (`stream.progress`,
- * `<kind>.part`), the path the bytes take (`<kind>.path`), the target's current step (events relayed
- * as `<app>@<host>`). Generic over the kind, so `deploy cutover` or any run that emits these gets it.
+ * What a run looks like to someone watching it, folded from its events: steps (`migrate.plan`,
+ * `migrate.step`/`receive.step`, `migrate.failed`), parts (`stream.progress`, `migrate.part`), the
+ * path the bytes take (`migrate.path`, `stream.path`), retries, the title (a `*.start`), the target's
+ * current step (any `*.step` relayed as `<app>@<host>`, whatever the other deploy's version).
+ * `deploy cutover` runs the migration's source run, so it gets the same view.
  */
 export class RunView {
   title: string | undefined;
@@ -57,61 +58,69 @@ export class RunView {
   }
 
   /** Folds one event in; true when it changed what the view shows. */
-  apply(event: DeployEvent, now = Date.now()): boolean {
-    const data = event.data ?? {};
-    const kind = event.type.slice(event.type.indexOf('.') + 1);
+  apply(event: BusEvent, now = Date.now()): boolean {
     if (event.app?.includes('@')) {
-      if (kind !== 'step' || event.message === undefined) return false;
+      // Relayed from the other host, whatever its version: only its current step is shown.
+      if (!event.type.endsWith('.step') || event.message === undefined) return false;
       this.remote = `${event.host ?? event.app.slice(event.app.indexOf('@') + 1)}: ${event.message}`;
       return true;
     }
-    if (kind === 'start' && this.title === undefined && event.message !== undefined && !/^(phase|stream)\./.test(event.type)) {
-      this.title = event.message;
-      return true;
+    if (isForeignEvent(event)) return false;
+    switch (event.type) {
+      case 'migrate.start':
+      case 'cutover.start':
+      case 'update.start':
+      case 'receive.start':
+        if (this.title !== undefined || event.message === undefined) return false;
+        this.title = event.message;
+        return true;
+      case 'migrate.plan':
+        this.#applyPlan(event.data.steps);
+        this.path ??= event.data.transport;
+        return true;
+      case 'migrate.step':
+      case 'receive.step': {
+        for (const step of this.steps) if (step.state === 'running') step.state = 'done';
+        const step = this.#step(event.data.step, event.message?.replace(/^\[[^\]]*\]\s*/, '') ?? event.data.step);
+        step.state = 'running';
+        return true;
+      }
+      case 'migrate.failed':
+        this.#step(event.data.step, event.data.step).state = 'failed';
+        return true;
+      case 'stream.progress': {
+        const { data } = event;
+        if (event.stream === undefined || data.side === 'consumer') return false;
+        const part = this.#part(event.stream);
+        if (data.bytes !== part.bytes) this.lastMoveAt = now;
+        if (data.bytes < part.bytes) part.done = false; // a new attempt of the part
+        part.bytes = data.bytes;
+        if ('expected' in data && data.expected !== undefined) part.expected = data.expected;
+        part.rate = data.rate;
+        this.#current = event.stream;
+        return true;
+      }
+      case 'migrate.part': {
+        if (event.stream === undefined) return false;
+        const part = this.#part(event.stream);
+        part.bytes = event.data.bytes;
+        part.done = true;
+        part.rate = event.data.rate;
+        part.path = event.data.path;
+        this.lastMoveAt = now;
+        return true;
+      }
+      case 'migrate.path':
+      case 'stream.path':
+        this.path = event.data.path;
+        return true;
+      case 'migrate.retry':
+      case 'stream.retry':
+        this.retries += 1;
+        return true;
+      default:
+        return false;
     }
-    if (kind === 'plan' && Array.isArray(data.steps)) {
-      this.#applyPlan(data.steps as readonly PlannedStep[]);
-      if (typeof data.transport === 'string') this.path ??= data.transport;
-      return true;
-    }
-    if (kind === 'step' && typeof data.step === 'string') {
-      for (const step of this.steps) if (step.state === 'running') step.state = 'done';
-      const step = this.#step(data.step, event.message?.replace(/^\[[^\]]*\]\s*/, '') ?? data.step);
-      step.state = 'running';
-      return true;
-    }
-    if (kind === 'failed' && typeof data.step === 'string') {
-      this.#step(data.step, data.step).state = 'failed';
-      return true;
-    }
-    if (event.type === 'stream.progress' && event.stream !== undefined && typeof data.bytes === 'number' && data.side !== 'consumer') {
-      const part = this.#part(event.stream);
-      if (data.bytes !== part.bytes) this.lastMoveAt = now;
-      if (data.bytes < part.bytes) part.done = false; // a new attempt of the part
-      part.bytes = data.bytes;
-      if (typeof data.expected === 'number') part.expected = data.expected;
-      if (typeof data.rate === 'number') part.rate = data.rate;
-      this.#current = event.stream;
-      return true;
-    }
-    if (kind === 'part' && event.stream !== undefined && typeof data.bytes === 'number') {
-      const part = this.#part(event.stream);
-      part.bytes = data.bytes;
-      part.done = true;
-      if (typeof data.rate === 'number') part.rate = data.rate;
-      if (typeof data.path === 'string') part.path = data.path;
-      this.lastMoveAt = now;
-      return true;
-    }
-    if (kind === 'path' && typeof data.path === 'string') {
-      this.path = data.path;
-      return true;
-    }
-    if (kind === 'retry') {
-      this.retries += 1;
-      return true;
-    }
-    return false;
   }
 
   /** True once there is something beyond plain lines to show: a plan, a step or a part. */

@@ -242,7 +242,7 @@ test('abort kills the consumer and removes staging', async () => {
   input.destroy();
 });
 
-const fflPath = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'testlab', 'bin', 'ffl');
+const fflPath = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'ffl-standin', 'bin', 'ffl');
 
 /** Starts the ffl stand-in sender on framed bytes and returns it with its link. */
 async function startFflSender(framed: Buffer, env: Record<string, string> = {}): Promise<{ link: string; stop: () => Promise<void> }> {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Entry point of the ffl stand-in (`packages/testlab/bin/ffl`): parses argv like ffl 4.0.6,
+ * Entry point of the ffl stand-in (`packages/ffl-standin/bin/ffl`): parses argv like ffl 4.0.6,
  * opens the hook, runs share or download and exits with ffl's exit codes.
  */
 import { runDownload } from './download-command.js';
