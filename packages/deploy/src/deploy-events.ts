@@ -107,7 +107,8 @@ declare module '@deploykit/core' {
     'receive.reused': { readonly fromRun: string; readonly parts: readonly string[] };
     'receive.part': ReceivePartData;
     'receive.verify': TargetCheck;
-    'receive.cutover': { readonly differences: number };
+    /** The copy differs from the base (--force), or the metadata step removed attributes the source dropped. */
+    'receive.cutover': { readonly differences: number } | { readonly removedXattrs: number };
     'receive.delta': DeltaApplied & { readonly volume: string; readonly counts: DeltaRecord['counts'] };
     'receive.committed': { readonly replaced: TargetOccupancy };
     'receive.rollback': { readonly ok: boolean };
