@@ -145,7 +145,7 @@ const DEFAULT_PAIR_WAIT_SECONDS = 1800;
  * Pairing mode's checks and its code hand-over, before anything runs: ffl here, flags that make
  * sense, and a place for the pickup code (this terminal, or a new 0600 file) - never the event bus.
  */
-async function preparePairing(args: Record<string, unknown>, host: Host): Promise<PairingOptions> {
+export async function preparePairing(args: Record<string, unknown>, host: Host): Promise<PairingOptions> {
   if (typeof args.transport === 'string' && args.transport !== 'ffl') throw new UsageError('MIGRATE_PAIR_TRANSPORT', `--pair shares the bundle with ffl; --transport ${args.transport} needs a session with the target`, { hint: 'Drop --transport, or drop --pair and name the target with --to.' });
   if (args.replace === true) throw new UsageError('MIGRATE_PAIR_REPLACE', 'with --pair, replacing is the new host\'s choice', { hint: 'Run `deploy receive <app> --from <link> --replace` there instead.' });
   if (args.plan !== true) await locateFflBinary(host);
@@ -207,7 +207,9 @@ export const migrateCommand: DeployCommand = {
     // Machine mode: every event, the target's relayed ones and the report (`migrate.report`) included.
     if (context.options.jsonl) context.bus.on(createStdoutJsonlListener());
     const pair = args.pair === true;
-    if (pair && args.cutover === true) throw new UsageError('MIGRATE_PAIR_CUTOVER', 'a cutover needs a session with the new host; pairing mode has none', { hint: 'Drop --cutover; cutting over a paired migration is not supported yet.' });
+    // Pairing is two operators at two terminals: the cutover is a second share with its own code, started
+    // after the new host's operator saw the migration healthy there (decision 0010).
+    if (pair && args.cutover === true) throw new UsageError('MIGRATE_PAIR_CUTOVER', 'with --pair the cutover is a second pairing: the source cannot hear when the new host has the app healthy', { hint: `Drop --cutover. When the new host's deploy receive reports the app healthy, run deploy cutover ${String(args.app)} --pair here (a new link and code).` });
     const app = await loadApp(context.hostContext.appsRoot, String(args.app));
     const transport = resolveTransport(pair ? 'ffl' : typeof args.transport === 'string' ? args.transport : (app.manifest.migrate.transport as TransportName));
     const to = pair ? (typeof args.to === 'string' && args.to !== '' ? args.to : 'the new host') : checkSessionArgs(args, context.hostContext.hostName);
