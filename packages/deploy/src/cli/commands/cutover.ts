@@ -110,7 +110,6 @@ export async function runCutover(context: CommandContext, args: CutoverArgs, run
     throw new UsageError('CUTOVER_TRANSPORT', `a cutover needs a session with the target (ssh or local); ${transport.name} is not supported for it yet`, { hint: `Add --transport ssh (the delta and database are small; the migration itself may use ${transport.name}).` });
   }
   const to = pair ? (args.to !== '' ? args.to : PAIRED_TARGET_NAME) : checkSessionArgs({ to: args.to }, context.hostContext.hostName);
-  const pairing = pair ? await preparePairing({ wait: args.wait, codeFile: args.codeFile, plan: args.plan }, context.host) : undefined;
   const pending = await readPendingCutover(context.hostContext.stateDir, app.name);
   if (pending !== undefined) {
     throw new ConfigError('CUTOVER_PENDING', `a cutover of ${app.name} to ${pending.to} (run ${pending.runId}) waits for its verdict: ${app.name} is stopped here since ${pending.stoppedAt}`, {
@@ -122,6 +121,7 @@ export async function runCutover(context: CommandContext, args: CutoverArgs, run
     throw new ConfigError('CUTOVER_ALREADY_MOVED', `${app.name} on this host was cut over to ${moved.to} already (${moved.at}, run ${moved.runId})`, { hint: `It lives on ${moved.to} now. To move it on from there, run deploy cutover on ${moved.to}.` });
   }
   const base = await findBaseMigration(context.hostContext.stateDir, app.name, to);
+  const pairing = pair ? await preparePairing({ wait: args.wait, codeFile: args.codeFile, plan: args.plan }, context.host) : undefined;
   if (base === undefined) {
     throw new ConfigError('CUTOVER_NO_MIGRATION', `no finished migration of ${app.name} from this host to ${to} on record`, {
       hint: pair
