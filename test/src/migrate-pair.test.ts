@@ -272,6 +272,24 @@ test('pairing mode: b takes notes with a link and a code and no SSH from a; faul
       await runOrThrow(a, `psql -X -q -d notes -c "INSERT INTO notes (title, body) SELECT 'after pairing ' || g, md5(g::text) FROM generate_series(1, 20) g" -c "UPDATE notes SET body = 'updated after pairing' WHERE title = 'paired 1'"`);
     });
 
+    await t.test('a paired cutover that b refuses (its copy changed): a stops writes only while b pulls, then serves again by itself', async () => {
+      const stray = `${uploadsB}/written-on-b.txt`;
+      writeFileSync(stray, 'someone wrote here\n');
+      try {
+        const { source, link, code } = await startPairing('--wait 120', '', 'cutover');
+        const target = await receiveOnB(link, code);
+        assert.notEqual(await target.done, 0, `b:\n${target.output().slice(-3000)}`);
+        assert.match(target.output(), /changed since the migration.*written-on-b\.txt/s);
+        assert.notEqual(await source.done, 0, `a:\n${source.output().slice(-3000)}`);
+        // Its bundle broke off before the trailer: b cannot have applied anything, so a resumes on its own.
+        assert.match(source.output(), /notes serves here again \(bin\/maintenance off\)/);
+        assert.notEqual(await pageOfA(), 503);
+        assert.equal((await a.run(`test -e ${quoteWord(`${hostA.stateDir}/apps/notes/cutover-pending.json`)}`)).exitCode, 1, 'no cutover pending on a');
+      } finally {
+        await runOrThrow(b, `rm -f ${quoteWord(stray)}`);
+      }
+    });
+
     await t.test('a paired cutover whose new host fails its health: b rolls back and says to resume a; a stays stopped until then, nothing lost', async () => {
       const manifestPath = `${hostB.appsRoot}/notes/app.yaml`;
       const manifest = readFileSync(manifestPath, 'utf8');
@@ -285,7 +303,7 @@ test('pairing mode: b takes notes with a link and a code and no SSH from a; faul
         assert.notEqual(await target.done, 0, `b:\n${target.output().slice(-3000)}`);
         assert.equal(await source.done, 0, `a delivered the bundle:\n${source.output().slice(-3000)}`);
         assert.match(target.output(), /Cutover of notes FAILED at step \[health/);
-        assert.match(target.output(), /on a, run \(it serves there again; nothing of this cutover stayed here\):\s+deploy maintenance notes off/);
+        assert.match(target.output(), /on a, unless it said it serves again by itself, run \(it serves there again; nothing of this cutover stayed here\):\s+deploy maintenance notes off/);
         assert.doesNotMatch(target.output(), CONFIRM, 'b shows no confirmation code on a failure');
         assert.match(source.output(), /notes stays stopped here \(maintenance page\)/);
         // a does not resume on its own: it cannot know b rolled back.

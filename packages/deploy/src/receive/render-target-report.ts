@@ -58,7 +58,8 @@ export function renderTargetReport(report: TargetReport): string {
       if (report.failure) lines.push('', `Cutover of ${report.app} FAILED at step [${report.failure.step}] (${report.failure.stage}): ${report.failure.message}`, ...(report.failure.hint ? [`  next: ${report.failure.hint}`] : []));
       lines.push(...renderTargetAftermath(report));
       if (onSource.outcome === 'stop-here-first') lines.push(`  [ ] first make sure ${report.app} does not run here (deploy stop ${report.app}): a rollback step failed`);
-      lines.push(`  [ ] on ${source}, run (it serves there again${onSource.outcome === 'resume' ? '; nothing of this cutover stayed here' : ''}):`, '', `      ${onSource.command}`, '');
+      // The source resumes by itself only when the bundle broke off before its end left it; it says so there.
+      lines.push(`  [ ] on ${source}, unless it said it serves again by itself, run (it serves there again${onSource.outcome === 'resume' ? '; nothing of this cutover stayed here' : ''}):`, '', `      ${onSource.command}`, '');
     }
     if (report.journal) lines.push(`  run record on ${report.host}: ${report.journal}`);
     return lines.join('\n');

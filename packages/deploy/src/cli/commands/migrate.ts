@@ -67,8 +67,8 @@ export function renderReport(report: MigrateReport): string {
       '',
       `Delivered the bundle of ${report.app} to ${report.target} in ${formatDuration(report.durationMs)}${report.pairing.pullMs !== undefined ? ` (pulled in ${formatDuration(report.pairing.pullMs)}${report.pairing.path ? `, path ${report.pairing.path}` : ''})` : ''}; this host was not changed.`,
       `The verification is on the new host's screen: its deploy receive checks every file and row, installs, starts and health-checks the app, rolls back there on failure, and ends with its report and the cutover checklist.`,
-      `  [ ] read that report on the new host (exit 0 = the app serves there)`,
-      `  [ ] stop writes here: deploy stop ${report.app}`,
+      `  [ ] read that report on the new host (exit 0 = the app serves there); check the app there while it serves here`,
+      `  [ ] cut over: deploy cutover ${report.app} --pair${report.target === 'the new host' ? '' : ` --to ${report.target}`} (a second link and code: only what changed since; writes stop here only while it goes)`,
       `  [ ] point DNS at the new host, watch its logs, then retire this copy`,
     );
   } else if (report.ok) {
