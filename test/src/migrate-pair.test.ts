@@ -272,22 +272,20 @@ test('pairing mode: b takes notes with a link and a code and no SSH from a; faul
       await runOrThrow(a, `psql -X -q -d notes -c "INSERT INTO notes (title, body) SELECT 'after pairing ' || g, md5(g::text) FROM generate_series(1, 20) g" -c "UPDATE notes SET body = 'updated after pairing' WHERE title = 'paired 1'"`);
     });
 
-    await t.test('a paired cutover that b refuses (its copy changed): a stops writes only while b pulls, then serves again by itself', async () => {
-      const stray = `${uploadsB}/written-on-b.txt`;
-      writeFileSync(stray, 'someone wrote here\n');
-      try {
-        const { source, link, code } = await startPairing('--wait 120', '', 'cutover');
-        const target = await receiveOnB(link, code);
-        assert.notEqual(await target.done, 0, `b:\n${target.output().slice(-3000)}`);
-        assert.match(target.output(), /changed since the migration.*written-on-b\.txt/s);
-        assert.notEqual(await source.done, 0, `a:\n${source.output().slice(-3000)}`);
-        // Its bundle broke off before the trailer: b cannot have applied anything, so a resumes on its own.
-        assert.match(source.output(), /notes serves here again \(bin\/maintenance off\)/);
-        assert.notEqual(await pageOfA(), 503);
-        assert.equal((await a.run(`test -e ${quoteWord(`${hostA.stateDir}/apps/notes/cutover-pending.json`)}`)).exitCode, 1, 'no cutover pending on a');
-      } finally {
-        await runOrThrow(b, `rm -f ${quoteWord(stray)}`);
-      }
+    await t.test('the sending ffl killed after a stopped writes, before the bundle\'s end left it: a serves again by itself', async () => {
+      const { source, link, code } = await startPairing('--wait 120', '', 'cutover');
+      const target = await receiveOnB(link, code);
+      // Writes stop once b pulls; the final backup runs before any part (so before the trailer) is written.
+      await source.waitFor(/\[backup\] fresh Borg archive/);
+      const share = await waitForProcess(lab, (p) => p.host === 'a' && isFfl(p) && p.argv.includes('-'), 10_000, 'the ffl share on a');
+      process.kill(share.pid, 'SIGKILL');
+      assert.equal(await source.done, 5, `a:\n${source.output().slice(-3000)}`);
+      assert.notEqual(await target.done, 0, `b:\n${target.output().slice(-3000)}`);
+      // b cannot have the trailer, so it applied nothing: a need not wait for a verdict.
+      assert.match(source.output(), /notes serves here again \(bin\/maintenance off\)/);
+      assert.doesNotMatch(source.output(), /stays stopped here/);
+      assert.notEqual(await pageOfA(), 503);
+      assert.equal((await a.run(`test -e ${quoteWord(`${hostA.stateDir}/apps/notes/cutover-pending.json`)}`)).exitCode, 1, 'no cutover pending on a');
     });
 
     await t.test('a paired cutover whose new host fails its health: b rolls back and says to resume a; a stays stopped until then, nothing lost', async () => {
@@ -352,7 +350,9 @@ test('pairing mode: b takes notes with a link and a code and no SSH from a; faul
       await runOrThrow(b, 'deploy health notes');
       // a stays stopped and unmarked until its operator types b's code.
       assert.equal(await pageOfA(), 503);
-      assert.doesNotMatch(await runOrThrow(a, 'deploy list'), /moved/);
+      const listed = await runOrThrow(a, 'deploy list');
+      assert.doesNotMatch(listed, /moved/);
+      assert.match(listed, /stopped: cutover to the new host pending/);
       const confirmed = await a.run(`deploy cutover notes --confirm ${confirm!.toLowerCase()}`);
       assert.equal(confirmed.exitCode, 0, confirmed.stderr);
       assert.match(confirmed.stdout, /Confirmed the cutover of notes to the new host/);
