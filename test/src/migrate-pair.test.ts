@@ -329,10 +329,10 @@ test('pairing mode: b takes notes with a link and a code and no SSH from a; faul
       }
     });
 
-    await t.test('a paired cutover: b applies exactly the delta, files and rows equal; a stays stopped until --confirm with b\'s code, then is moved', async () => {
+    await t.test('a paired cutover: b applies exactly the delta, files and rows equal; a stays stopped until --confirm with b\'s code, then is moved', async (st) => {
       // A row written after the failed attempt reaches b too.
       await runOrThrow(a, `psql -X -q -d notes -c "INSERT INTO notes (title, body) VALUES ('after the rollback', 'kept')"`);
-      const { source, link, code } = await startPairing('--wait 120', '', 'cutover');
+      const { source, link, code, runId } = await startPairing('--wait 120', '', 'cutover');
       const target = await receiveOnB(link, code);
       assert.equal(await target.done, 0, `b:\n${target.output().slice(-4000)}`);
       assert.equal(await source.done, 0, `a:\n${source.output().slice(-4000)}`);
@@ -348,6 +348,13 @@ test('pairing mode: b takes notes with a link and a code and no SSH from a; faul
       assert.equal(await notesRows(b), await notesRows(a));
       assert.match(await notesRows(b), /after the rollback/);
       await runOrThrow(b, 'deploy health notes');
+      // The write-stop window, which no host sees whole: a's stop (its pending mark) to b's health checks passing (one clock here).
+      const pending = JSON.parse(readFileSync(`${hostA.stateDir}/apps/notes/cutover-pending.json`, 'utf8')) as { stoppedAt: string; runId: string };
+      assert.equal(pending.runId, runId);
+      const healthy = (await readTargetJournal(`${hostB.stateDir}/apps/notes/incoming/${runId}.jsonl`)).filter((line) => (line as { step?: string; status?: string }).step === 'health' && (line as { status?: string }).status === 'ok');
+      const windowMs = Date.parse((healthy.at(-1) as unknown as { time: string }).time) - Date.parse(pending.stoppedAt);
+      assert.ok(windowMs > 0, `window ${windowMs} ms`);
+      st.diagnostic(`paired cutover: writes stopped on a for ${(windowMs / 1000).toFixed(1)} s until b was healthy`);
       // a stays stopped and unmarked until its operator types b's code.
       assert.equal(await pageOfA(), 503);
       const listed = await runOrThrow(a, 'deploy list');
