@@ -4,7 +4,10 @@
 // --from <link>` asks for the code without echo. ffl is the stand-in (docs/ffl-standin.md); everything
 // else is real. Then the faults: a wrong code (ffl's lockout), the target run killed mid-volume, the
 // sending ffl killed, Ctrl+C on either side - after each, nothing of the run is left on either host
-// (found by run id), and a new pairing succeeds.
+// (found by run id), and a new pairing succeeds. Then the cutover in pairing mode (decision 0011): writes on a
+// after that migration; a paired cutover whose new host fails its health rolls back there, a stays stopped
+// until its operator resumes it as b's screen says; a second one applies exactly the delta on b, and a
+// stays stopped until the code b shows is typed on a (--confirm), which marks it moved.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -12,7 +15,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { quoteWord } from '@deploykit/core';
 import type { Lab } from '@deploykit/testlab';
-import { dbFingerprint, labShell, runOrThrow, withLab, type Shell } from './helpers/index.js';
+import { NotesClient, dbFingerprint, diffTreeFingerprints, labShell, runOrThrow, treeFingerprint, withLab, type Shell } from './helpers/index.js';
 import {
   comparableNotesDb,
   containsSecret,
@@ -50,10 +53,10 @@ test('pairing mode: b takes notes with a link and a code and no SSH from a; faul
       await Promise.all(terminals.splice(0).map((terminal) => terminal.hangUp()));
     };
 
-    /** Starts `deploy migrate notes --pair` on a's terminal; resolves with the link, the code and the run id. */
-    const startPairing = async (flags = '', env = ''): Promise<{ source: TerminalSession; link: string; code: string; runId: string }> => {
+    /** Starts `deploy migrate notes --pair` (or `deploy cutover`) on a's terminal; resolves with the link, the code and the run id. */
+    const startPairing = async (flags = '', env = '', verb: 'migrate' | 'cutover' = 'migrate'): Promise<{ source: TerminalSession; link: string; code: string; runId: string }> => {
       await hangUpAll();
-      const source = openTerminal(lab, 'a', `${env} deploy migrate notes --pair --stall-seconds 10 ${flags}`);
+      const source = openTerminal(lab, 'a', `${env} deploy ${verb} notes --pair --stall-seconds 10 ${flags}`);
       terminals.push(source);
       const [, runId] = await source.waitFor(RUN_ID);
       const [, link] = await source.waitFor(/Link:\s+(\S+)/);
@@ -106,6 +109,8 @@ test('pairing mode: b takes notes with a link and a code and no SSH from a; faul
       await runOrThrow(b, 'true');
       await runOrThrow(a, 'deploy init notes && deploy install notes && deploy start notes');
       await runOrThrow(a, `head -c 16M /dev/urandom > ${quoteWord(`${appDir}/data/uploads/photo.bin`)}`);
+      // For the paired cutover at the end: a file it changes and one it deletes.
+      await runOrThrow(a, `cd ${quoteWord(`${appDir}/data/uploads`)} && printf 'change me\\n' > change.txt && printf 'delete me\\n' > delete.txt`);
       await runOrThrow(a, `psql -X -q -d notes -c "INSERT INTO notes (title, body) SELECT 'paired ' || g, md5(g::text) FROM generate_series(1, 500) g"`);
     });
 
@@ -253,6 +258,115 @@ test('pairing mode: b takes notes with a link and a code and no SSH from a; faul
       for (const run of failedRuns) assert.deepEqual(await leftovers(run), [], `nothing of failed run ${run.runId} is left`);
       assert.ok(runId !== killed);
       await runOrThrow(b, 'deploy health notes');
+    });
+
+    // ---- the cutover in pairing mode (decision 0011) ----
+    const uploadsA = `${appDir}/data/uploads`;
+    const uploadsB = `${hostB.appsRoot}/notes/data/uploads`;
+    const notesRows = (shell: Shell): Promise<string> => runOrThrow(shell, `psql -X -At -d notes -c "SELECT id, title, body FROM notes ORDER BY id"`);
+    const pageOfA = async (): Promise<number> => (await new NotesClient(`http://${hostA.address}:8080`).get('/')).status;
+    const CONFIRM = /deploy cutover notes --confirm ([A-Z0-9]{4}-[A-Z0-9]{4})/;
+
+    await t.test('writes on a after the pairing: an upload, a changed and a deleted file, new and updated rows', async () => {
+      await runOrThrow(a, `cd ${quoteWord(uploadsA)} && printf 'after the pairing\\n' > new.txt && printf 'changed, and longer than before\\n' > change.txt && rm delete.txt`);
+      await runOrThrow(a, `psql -X -q -d notes -c "INSERT INTO notes (title, body) SELECT 'after pairing ' || g, md5(g::text) FROM generate_series(1, 20) g" -c "UPDATE notes SET body = 'updated after pairing' WHERE title = 'paired 1'"`);
+    });
+
+    await t.test('the sending ffl killed after a stopped writes, before the bundle\'s end left it: a serves again by itself', async () => {
+      const { source, link, code } = await startPairing('--wait 120', '', 'cutover');
+      const target = await receiveOnB(link, code);
+      // Writes stop once b pulls; the final backup runs before any part (so before the trailer) is written.
+      await source.waitFor(/\[backup\] fresh Borg archive/);
+      const share = await waitForProcess(lab, (p) => p.host === 'a' && isFfl(p) && p.argv.includes('-'), 10_000, 'the ffl share on a');
+      process.kill(share.pid, 'SIGKILL');
+      assert.equal(await source.done, 5, `a:\n${source.output().slice(-3000)}`);
+      assert.notEqual(await target.done, 0, `b:\n${target.output().slice(-3000)}`);
+      // b cannot have the trailer, so it applied nothing: a need not wait for a verdict.
+      assert.match(source.output(), /notes serves here again \(bin\/maintenance off\)/);
+      assert.doesNotMatch(source.output(), /stays stopped here/);
+      assert.notEqual(await pageOfA(), 503);
+      assert.equal((await a.run(`test -e ${quoteWord(`${hostA.stateDir}/apps/notes/cutover-pending.json`)}`)).exitCode, 1, 'no cutover pending on a');
+    });
+
+    await t.test('a paired cutover whose new host fails its health: b rolls back and says to resume a; a stays stopped until then, nothing lost', async () => {
+      const manifestPath = `${hostB.appsRoot}/notes/app.yaml`;
+      const manifest = readFileSync(manifestPath, 'utf8');
+      const filesOnB = await treeFingerprint(b, uploadsB);
+      const rowsOnB = await notesRows(b);
+      writeFileSync(manifestPath, manifest.replace('contains: Welcome to notes', 'contains: A text this page never shows'));
+      try {
+        const { source, link, code, runId } = await startPairing('--wait 120', '', 'cutover');
+        assert.notEqual(await pageOfA(), 503, 'a serves on while the link waits for the new host');
+        const target = await receiveOnB(link, code);
+        assert.notEqual(await target.done, 0, `b:\n${target.output().slice(-3000)}`);
+        assert.equal(await source.done, 0, `a delivered the bundle:\n${source.output().slice(-3000)}`);
+        assert.match(target.output(), /Cutover of notes FAILED at step \[health/);
+        assert.match(target.output(), /on a, unless it said it serves again by itself, run \(it serves there again; nothing of this cutover stayed here\):\s+deploy maintenance notes off/);
+        assert.doesNotMatch(target.output(), CONFIRM, 'b shows no confirmation code on a failure');
+        assert.match(source.output(), /notes stays stopped here \(maintenance page\)/);
+        // a does not resume on its own: it cannot know b rolled back.
+        assert.equal(await pageOfA(), 503, 'a stays in maintenance');
+        const wrong = await a.run('deploy cutover notes --confirm ACDE-FGHJ');
+        assert.equal(wrong.exitCode, 2, wrong.stderr);
+        assert.match(wrong.stderr, /not the code of the cutover of notes/);
+        const again = await a.run('deploy cutover notes --pair');
+        assert.notEqual(again.exitCode, 0);
+        assert.match(again.stderr, /waits for its verdict/);
+        // b is as the migration left it.
+        assert.deepEqual(diffTreeFingerprints(filesOnB, await treeFingerprint(b, uploadsB)), [], 'b has the migrated uploads again');
+        assert.equal(await notesRows(b), rowsOnB, 'b has the migrated rows again');
+        assert.deepEqual((await findRunLeftovers(lab, 'b', runId, { shell: b })).filter((line) => !line.startsWith('process')), [], 'nothing of the failed cutover is left on b');
+        // The operator resumes a as b said: allowed (a is not marked moved), and the cutover can no longer be confirmed.
+        await runOrThrow(a, 'deploy maintenance notes off');
+        assert.notEqual(await pageOfA(), 503, 'a serves again');
+        const late = await a.run(`deploy cutover notes --confirm ${code}`);
+        assert.notEqual(late.exitCode, 0);
+        assert.match(late.stderr, /no paired cutover of notes waits/);
+        assert.match(await runOrThrow(a, `cat ${quoteWord(`${hostA.stateDir}/apps/notes/migrations/${runId}.jsonl`)}`), /"step":"resumed"/);
+        assert.match(await runOrThrow(a, `cat ${quoteWord(`${uploadsA}/new.txt`)}`), /after the pairing/, 'nothing written on a is lost');
+      } finally {
+        writeFileSync(manifestPath, manifest);
+      }
+    });
+
+    await t.test('a paired cutover: b applies exactly the delta, files and rows equal; a stays stopped until --confirm with b\'s code, then is moved', async (st) => {
+      // A row written after the failed attempt reaches b too.
+      await runOrThrow(a, `psql -X -q -d notes -c "INSERT INTO notes (title, body) VALUES ('after the rollback', 'kept')"`);
+      const { source, link, code, runId } = await startPairing('--wait 120', '', 'cutover');
+      const target = await receiveOnB(link, code);
+      assert.equal(await target.done, 0, `b:\n${target.output().slice(-4000)}`);
+      assert.equal(await source.done, 0, `a:\n${source.output().slice(-4000)}`);
+      assert.match(target.output(), /Cut over notes from a in [\d.]+ s: the delta applied, verified, started and healthy/);
+      assert.match(source.output(), /Delivered the cutover of notes to the new host/);
+      // new.txt added, change.txt changed, delete.txt removed: exactly these.
+      assert.match(source.output(), /uploads: 1 added, 1 changed, 1 removed/);
+      const [, confirm] = CONFIRM.exec(target.output()) ?? [];
+      assert.ok(confirm, `b shows the command with its code:\n${target.output().slice(-2000)}`);
+      // Files and rows equal on both hosts (a takes no writes: it is in maintenance).
+      assert.deepEqual(diffTreeFingerprints(await treeFingerprint(a, uploadsA), await treeFingerprint(b, uploadsB)), []);
+      assert.doesNotMatch(await runOrThrow(b, `ls ${quoteWord(uploadsB)}`), /delete\.txt/);
+      assert.equal(await notesRows(b), await notesRows(a));
+      assert.match(await notesRows(b), /after the rollback/);
+      await runOrThrow(b, 'deploy health notes');
+      // The write-stop window, which no host sees whole: a's stop (its pending mark) to b's health checks passing (one clock here).
+      const pending = JSON.parse(readFileSync(`${hostA.stateDir}/apps/notes/cutover-pending.json`, 'utf8')) as { stoppedAt: string; runId: string };
+      assert.equal(pending.runId, runId);
+      const healthy = (await readTargetJournal(`${hostB.stateDir}/apps/notes/incoming/${runId}.jsonl`)).filter((line) => (line as { step?: string; status?: string }).step === 'health' && (line as { status?: string }).status === 'ok');
+      const windowMs = Date.parse((healthy.at(-1) as unknown as { time: string }).time) - Date.parse(pending.stoppedAt);
+      assert.ok(windowMs > 0, `window ${windowMs} ms`);
+      st.diagnostic(`paired cutover: writes stopped on a for ${(windowMs / 1000).toFixed(1)} s until b was healthy`);
+      // a stays stopped and unmarked until its operator types b's code.
+      assert.equal(await pageOfA(), 503);
+      const listed = await runOrThrow(a, 'deploy list');
+      assert.doesNotMatch(listed, /moved/);
+      assert.match(listed, /stopped: cutover to the new host pending/);
+      const confirmed = await a.run(`deploy cutover notes --confirm ${confirm!.toLowerCase()}`);
+      assert.equal(confirmed.exitCode, 0, confirmed.stderr);
+      assert.match(confirmed.stdout, /Confirmed the cutover of notes to the new host/);
+      assert.match(await runOrThrow(a, 'deploy list'), /moved to the new host/);
+      const start = await a.run('deploy start notes');
+      assert.equal(start.exitCode, 7, start.stderr);
+      assert.ok(!containsSecret(source.output(), confirm!), 'a never saw the confirmation code before it was typed');
     });
   });
 });

@@ -13,7 +13,7 @@ export interface RunContext {
  * The data of each event type deploy emits, by type (`undefined`: the event carries no data). Empty
  * here: the package whose actions emit an event declares it, next to the types its data is made of
  * (packages/deploy/src/deploy-events.ts augments this interface), since core imports nothing of
- * theirs (docs/decisions/0010-typed-deploy-events.md).
+ * theirs (docs/decisions/0010-ffl-standin-package-and-typed-events.md).
  */
 export interface DeployEventDataMap {}
 

@@ -1,6 +1,6 @@
 /**
  * Every event deploy emits, by type, with its data: the entries of core's DeployEventDataMap, which
- * makes DeployEvent the union of them (docs/decisions/0010-typed-deploy-events.md). An event type
+ * makes DeployEvent the union of them (docs/decisions/0010-ffl-standin-package-and-typed-events.md). An event type
  * without an entry here cannot be emitted; `undefined` = the event carries no data.
  */
 import type { DeployEventType } from '@deploykit/core';
@@ -98,6 +98,10 @@ declare module '@deploykit/core' {
     'cutover.stopped': undefined;
     'cutover.resumed': undefined;
     'cutover.moved': undefined;
+    /** A paired cutover from its trailer on: this host stays stopped until its operator types the new host's verdict. */
+    'cutover.pending': undefined;
+    /** Writes resumed while a paired cutover waited: it can no longer be confirmed. */
+    'cutover.abandoned': undefined;
     // The target side (receive/target-run.ts), relayed by the source as `<app>@<target>`.
     'receive.start': { readonly source: string; readonly parts: readonly string[] };
     'receive.accepted': { readonly resumable?: ResumeOffer };
@@ -161,6 +165,8 @@ const EVENT_TYPES = {
   'cutover.stopped': true,
   'cutover.resumed': true,
   'cutover.moved': true,
+  'cutover.pending': true,
+  'cutover.abandoned': true,
   'receive.start': true,
   'receive.accepted': true,
   'receive.plan': true,

@@ -72,6 +72,11 @@ export interface CutoverHeader {
   readonly baseRunId: string;
   /** Per volume, every entry of the base archive: the target checks its copy still equals it before anything changes. */
   readonly volumes: Readonly<Record<string, { readonly base: readonly BaseEntry[] }>>;
+  /**
+   * Pairing mode (decision 0011): the source cannot hear the verdict, so the target shows its operator
+   * what to run there - the confirmation with this code on success, resuming writes (as they stopped) on a rollback.
+   */
+  readonly pairing?: { readonly confirmCode: string; readonly stoppedWith: 'maintenance' | 'stop' };
 }
 
 /** Per volume of a cutover: how the target turns the base into the final archive's volume. */
@@ -174,7 +179,8 @@ function parseCutoverHeader(value: unknown): CutoverHeader {
       }),
     };
   }
-  return { baseArchive: string(value.baseArchive, 'cutover base archive'), baseRunId: string(value.baseRunId, 'cutover base run id'), volumes };
+  const pairing = isRecord(value.pairing) ? { confirmCode: string(value.pairing.confirmCode, 'cutover confirmation code'), stoppedWith: value.pairing.stoppedWith === 'stop' ? ('stop' as const) : ('maintenance' as const) } : undefined;
+  return { baseArchive: string(value.baseArchive, 'cutover base archive'), baseRunId: string(value.baseRunId, 'cutover base run id'), volumes, ...(pairing ? { pairing } : {}) };
 }
 
 function parseDeltaRecord(value: unknown, volume: string): DeltaRecord {

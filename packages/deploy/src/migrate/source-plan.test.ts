@@ -111,6 +111,50 @@ test('the pairing plan: backup, contents, then one ffl share the new host pulls;
   assert.match(share.title, /deploy receive shop --from <link>/);
 });
 
+test('the paired cutover plan: share first, stop writes only once the new host pulls; end stopped, waiting for the verdict by hand', () => {
+  const folder = app({ kind: 'postgres', name: 'shop', roles: ['shop_app'] });
+  const parts = buildSourceParts(partsInput(folder, { cutover: true }));
+  const plan = buildSourcePlan({
+    app: folder,
+    runId: 'R2',
+    archive: 'shop-Y',
+    target: 'the new host',
+    targetArgv: ['deploy', 'receive', 'shop', '--from', '<link>'],
+    checkArgv: [],
+    parts,
+    borgEnv: {},
+    transport: 'ffl',
+    interactive: false,
+    pairing: { shareArgv: ['ffl', '-', '--e2ee'] },
+    cutover: { stopArgv: ['/srv/apps/shop/bin/maintenance', 'on'], baseArchive: 'shop-X', stopWrites: 'maintenance' },
+  });
+  assert.deepEqual(
+    plan.steps.map((step) => `${step.id}:${step.kind}`),
+    ['lock:lock', 'share:share', 'stop-writes:stop-writes', 'backup:backup', 'contents:contents', 'send:delta:uploads:send', 'send:roles:send', 'send:database:send', 'trailer:trailer', 'delivered:delivered', 'await-verdict:await-verdict'],
+  );
+  assert.match(plan.steps.find((step) => step.id === 'stop-writes')!.title, /^once the new host pulls/);
+  const verdict = plan.steps.find((step) => step.id === 'await-verdict')!.title;
+  assert.match(verdict, /deploy cutover shop --confirm <code/);
+  assert.match(verdict, /deploy maintenance shop off/);
+  assert.ok(!plan.steps.some((step) => step.id === 'mark-moved'), 'the run never marks the copy moved itself');
+  // Over ssh the cutover keeps its order: connect, stop, backup, contents, parts, the target's report, moved.
+  const ssh = buildSourcePlan({ ...plan, app: folder, runId: 'R2', archive: 'shop-Y', targetArgv: ['deploy', 'receive'], checkArgv: [], parts, borgEnv: {}, transport: 'ssh', interactive: true, cutover: { stopArgv: ['/srv/apps/shop/bin/stop'], baseArchive: 'shop-X' } });
+  assert.deepEqual(ssh.steps.map((step) => step.id).slice(0, 5), ['lock', 'connect', 'stop-writes', 'backup', 'contents']);
+  assert.equal(ssh.steps.at(-1)!.id, 'mark-moved');
+});
+
+test('a cutover header carries its pairing verdict code through the parser', () => {
+  const folder = app({ kind: 'postgres', name: 'shop', roles: ['shop_app'] });
+  const parts = buildSourceParts(partsInput(folder, { cutover: true }));
+  const cutover = { baseArchive: 'shop-X', baseRunId: 'R0', volumes: { uploads: { base: [['a.txt', 'file', 3, null] as const] } }, pairing: { confirmCode: 'ACDE-FGHJ', stoppedWith: 'stop' as const } };
+  const header = buildMigrationHeader({ app: folder, manifestText: MANIFEST_TEXT, runId: '20261201T000000Z-abcdef', source, deployVersion: '0.1.0', parts, tools: ['tar'], withHistory: false, stallSeconds: 30, targetPlan: [], pairing: true, cutover });
+  const parsed = parseMigrationHeader(JSON.parse(JSON.stringify(header)) as Record<string, unknown>);
+  assert.deepEqual(parsed.cutover?.pairing, { confirmCode: 'ACDE-FGHJ', stoppedWith: 'stop' });
+  const { pairing: _pairing, ...sessionCutover } = cutover;
+  const session = parseMigrationHeader(JSON.parse(JSON.stringify({ ...header, cutover: sessionCutover })) as Record<string, unknown>);
+  assert.equal(session.cutover?.pairing, undefined, 'a session cutover has none');
+});
+
 test('a header round-trips through its parser; a bad one is refused naming what is wrong', () => {
   const folder = app({ kind: 'postgres', name: 'shop', roles: ['shop_app'] });
   const parts = buildSourceParts(partsInput(folder));

@@ -5,6 +5,7 @@ import type { HostContext } from '../host-context.js';
 import { resolveBorgRepo } from '../phase-env.js';
 import { buildArchiveListingArgv } from './archive-listing.js';
 import { isFidelityTrivial, type FidelityMetadata } from './fidelity.js';
+import { resumeWritesCommand } from './paired-cutover.js';
 import { withPatternsOnStdin } from './volume-delta.js';
 import type { CutoverHeader, MigrationDatabase, MigrationHeader, MigrationPart } from './migration-header.js';
 
@@ -39,7 +40,9 @@ export type SourceStep =
   /** Pairing: share the bundle with ffl; the new host's operator starts the target-side run with the link. */
   | { readonly id: 'share'; readonly kind: 'share'; readonly title: string; readonly argv: readonly string[] }
   /** Pairing: wait until ffl reports the bundle delivered (the new host reports on its own screen). */
-  | { readonly id: 'delivered'; readonly kind: 'delivered'; readonly title: string; readonly argv: readonly string[] };
+  | { readonly id: 'delivered'; readonly kind: 'delivered'; readonly title: string; readonly argv: readonly string[] }
+  /** A cutover in pairing mode: stay stopped, marked as waiting for the verdict the new host shows (decision 0011). */
+  | { readonly id: 'await-verdict'; readonly kind: 'await-verdict'; readonly title: string; readonly argv: readonly string[] };
 
 /** A migration plan of the source side: its steps, and the target's as the target planned them. */
 export interface SourcePlan {
@@ -219,7 +222,7 @@ export interface SourcePlanInput {
   /** Pairing mode: no session with the target; the bundle is shared with ffl (this argv) and pulled by the new host. */
   readonly pairing?: { readonly shareArgv: readonly string[] };
   /** A cutover: how writes stop here, and the archive the target's copy holds. */
-  readonly cutover?: { readonly stopArgv: readonly string[]; readonly baseArchive: string };
+  readonly cutover?: { readonly stopArgv: readonly string[]; readonly baseArchive: string; readonly stopWrites?: 'maintenance' | 'stop' };
 }
 
 /** Builds the source side of a migration as data (pure). */
@@ -229,13 +232,16 @@ export function buildSourcePlan(input: SourcePlanInput): SourcePlan {
   const connect: SourceStep = input.pairing
     ? { id: 'share', kind: 'share', title: `share the bundle with ffl: one link, one pickup code (shown only on this terminal); on the new host: ${input.targetArgv.join(' ')}`, argv: input.pairing.shareArgv }
     : { id: 'connect', kind: 'connect', title: `start the target-side run on ${input.target} (${input.transport}) and send it the header`, argv: input.targetArgv };
-  if (input.interactive) steps.push(connect);
+  // A paired cutover shares first and stops writes only once the new host pulls (decision 0011).
+  const shareFirst = input.pairing !== undefined && input.cutover !== undefined;
+  if (input.interactive || shareFirst) steps.push(connect);
   else if (!input.pairing) steps.push({ id: 'check', kind: 'check', title: `ask ${input.target} whether it can take ${app.name} (space, tools, conflicts, parts kept for a resume)`, argv: input.checkArgv });
   if (input.reuseArchiveOf !== undefined) {
     const why = input.resume ? `the target keeps verified parts of it (run ${input.resume.fromRun})` : 'made by this run already';
     steps.push({ id: 'backup', kind: 'reuse-archive', title: `reuse archive ${input.archive}: ${why}`, argv: [], fromRun: input.reuseArchiveOf });
   } else {
-    if (input.cutover) steps.push({ id: 'stop-writes', kind: 'stop-writes', title: `stop ${app.name} taking writes here (the write-stop window starts; it ends when ${input.target} reports the app healthy, or this host serves again)`, argv: input.cutover.stopArgv });
+    if (shareFirst) steps.push({ id: 'stop-writes', kind: 'stop-writes', title: `once the new host pulls: stop ${app.name} taking writes here (the write-stop window starts; it ends when that host reports the app healthy, or this host serves again)`, argv: input.cutover!.stopArgv });
+    else if (input.cutover) steps.push({ id: 'stop-writes', kind: 'stop-writes', title: `stop ${app.name} taking writes here (the write-stop window starts; it ends when ${input.target} reports the app healthy, or this host serves again)`, argv: input.cutover.stopArgv });
     steps.push({ id: 'backup', kind: 'backup', title: `fresh Borg archive ${input.archive} (bin/backup)${input.cutover ? ', the final one: incremental after the migration\'s' : ''}`, argv: [join(app.dir, 'bin', 'backup')] });
   }
   const volumes = app.manifest.volumes.map((volume) => posix.normalize(volume.path).replace(/\/$/, ''));
@@ -247,7 +253,7 @@ export function buildSourcePlan(input: SourcePlanInput): SourcePlan {
       : `what the target verifies against: each volume's listing with SHA-256 from the archive, row counts, metadata export-tar drops`,
     argv: volumes.length > 0 ? buildArchiveListingArgv(input.archive, volumes[0]!) : [],
   });
-  if (!input.interactive) steps.push(connect);
+  if (!input.interactive && !shareFirst) steps.push(connect);
   for (const source of input.parts) {
     const reused = input.resume?.parts.find((part) => part.id === source.part.id);
     if (reused !== undefined && source.part.fromArchive) {
@@ -260,7 +266,9 @@ export function buildSourcePlan(input: SourcePlanInput): SourcePlan {
   if (input.pairing) steps.push({ id: 'delivered', kind: 'delivered', title: `wait until ffl reports the bundle delivered; ${input.target} verifies, commits, installs, starts and checks the app and shows its report there`, argv: [] });
   else if (input.cutover) steps.push({ id: 'target', kind: 'target', title: `${input.target} stops its copy, checks it against ${input.cutover.baseArchive}, applies the delta and the database, verifies, starts and checks the app; its report`, argv: [] });
   else steps.push({ id: 'target', kind: 'target', title: `${input.target} verifies, commits, installs, starts and checks the app; its report`, argv: [] });
-  if (input.cutover) steps.push({ id: 'mark-moved', kind: 'mark-moved', title: `mark ${app.name} here as moved to ${input.target} (deploy start refuses it without --force); on a failure instead: serve here again`, argv: [] });
+  if (shareFirst) {
+    steps.push({ id: 'await-verdict', kind: 'await-verdict', title: `stay stopped and mark the cutover pending: ${app.name} here is marked as moved only by deploy cutover ${app.name} --confirm <code the new host shows on success>; on a rollback there: ${resumeWritesCommand(app.name, input.cutover!.stopWrites ?? 'stop')}`, argv: [] });
+  } else if (input.cutover) steps.push({ id: 'mark-moved', kind: 'mark-moved', title: `mark ${app.name} here as moved to ${input.target} (deploy start refuses it without --force); on a failure instead: serve here again`, argv: [] });
   return { app: app.name, runId: input.runId, archive: input.archive, transport: input.transport, target: input.target, steps };
 }
 

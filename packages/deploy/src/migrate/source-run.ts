@@ -37,6 +37,7 @@ import { buildMigrationHeader, buildSourcePlan, buildSourceParts, describePlanSt
 import { buildDeltaRecord, contentsFromListing, toBaseEntries, type BaseMigration } from './cutover.js';
 import { scanFidelity, scanMtimes } from './fidelity.js';
 import { writeMovedMarker } from './moved-marker.js';
+import { confirmCommand, resumeWritesCommand, writePendingCutover } from './paired-cutover.js';
 import { computeVolumeDelta, type VolumeEntry } from './volume-delta.js';
 
 /** Per part: what moved, how, and how long it took. */
@@ -132,6 +133,8 @@ export interface CutoverOptions {
   readonly stopWrites: 'maintenance' | 'stop';
   /** Apply the delta even when the target's copy differs from the base. */
   readonly force: boolean;
+  /** Pairing mode: the code the new host shows on success, typed here to mark the copy moved (decision 0011). */
+  readonly confirmCode?: string;
 }
 
 /** What a cutover adds to the report. */
@@ -150,6 +153,11 @@ export interface CutoverReport {
   readonly sourceResumed?: boolean;
   /** After success: the copy here is marked as moved. */
   readonly moved?: boolean;
+  /**
+   * Pairing mode, once the bundle may have reached the new host: this host stays stopped, the cutover
+   * pending, until its operator runs one of these (the new host's report says which).
+   */
+  readonly awaitingVerdict?: { readonly confirm: string; readonly resume: string };
 }
 
 /** How a pairing run hands out its link and code, and how long it waits for the new host. */
@@ -374,6 +382,9 @@ class SourceRun {
   #writeStopEndedAt: number | undefined;
   #sourceResumed: boolean | undefined;
   #moved = false;
+  /** A paired cutover whose trailer went to ffl: the new host may apply it, so this host never resumes on its own. */
+  #holdWrites = false;
+  #awaitingVerdict = false;
 
   constructor(options: SourceRunOptions) {
     this.#options = options;
@@ -432,6 +443,7 @@ class SourceRun {
               baseArchive: options.cutover.base.archive,
               baseRunId: options.cutover.base.runId,
               volumes: Object.fromEntries(Object.entries(options.cutover.baseListings).map(([name, listing]) => [name, { base: toBaseEntries(listing) }])),
+              ...(options.pairing && options.cutover.confirmCode ? { pairing: { confirmCode: options.cutover.confirmCode, stoppedWith: options.cutover.stopWrites } } : {}),
             },
           }
         : {}),
@@ -455,7 +467,7 @@ class SourceRun {
       borgEnv: options.preflight.borgEnv,
       ...(reuseArchiveOf ? { reuseArchiveOf } : {}),
       ...(resume ? { resume } : {}),
-      ...(options.cutover ? { cutover: { stopArgv: stopWritesArgv(options.app, options.cutover.stopWrites, 'stop'), baseArchive: options.cutover.base.archive } } : {}),
+      ...(options.cutover ? { cutover: { stopArgv: stopWritesArgv(options.app, options.cutover.stopWrites, 'stop'), baseArchive: options.cutover.base.archive, stopWrites: options.cutover.stopWrites } } : {}),
     });
   }
 
@@ -502,7 +514,8 @@ class SourceRun {
     } catch (error) {
       const failure = error instanceof SourceFailure ? error : new SourceFailure(error instanceof DeployError ? error : new DeployError('internal', 'INTERNAL', error instanceof Error ? error.message : String(error)), this.#current, false);
       await journal.write({ step: failure.step, status: 'failed', detail: { code: failure.code, message: failure.message } });
-      if (this.#writesStoppedAt !== undefined) await this.#resumeWrites();
+      if (this.#writesStoppedAt !== undefined && !this.#holdWrites) await this.#resumeWrites();
+      else if (this.#holdWrites) this.#holdForVerdict(failure);
       bus.emit('migrate.failed', { app: app.name, level: 'error', message: `[${failure.step}] ${failure.message}${failure.hint ? `\n  next: ${failure.hint}` : ''}`, data: { step: failure.step, code: failure.code } });
       return { report: this.#report(failure), ...(this.#plan ? { plan: this.#plan } : {}) };
     } finally {
@@ -519,6 +532,11 @@ class SourceRun {
     const options = this.#options;
     const { app, bus } = options;
     const archive = this.#archive?.name ?? options.newArchive;
+    // A paired cutover is finished by its operator (--confirm), not by this run: it cannot hear the new host.
+    if (options.cutover && options.pairing) {
+      await this.#step(this.#plan!.steps.find((candidate) => candidate.id === 'await-verdict')!, async () => this.#holdForVerdict());
+      return;
+    }
     await options.journal.write({ step: 'finished', status: 'ok', detail: { target: options.targetName, archive, ...(options.cutover ? { cutover: true } : {}) } });
     if (options.cutover) {
       const step = this.#plan?.steps.find((candidate) => candidate.id === 'mark-moved');
@@ -574,7 +592,24 @@ class SourceRun {
       volumes: this.#deltaCounts,
       ...(this.#sourceResumed !== undefined ? { sourceResumed: this.#sourceResumed } : {}),
       ...(this.#moved ? { moved: true } : {}),
+      ...(this.#awaitingVerdict ? { awaitingVerdict: { confirm: confirmCommand(this.#options.app.name, '<code the new host shows>'), resume: resumeWritesCommand(this.#options.app.name, cutover.stopWrites) } } : {}),
     };
+  }
+
+  /**
+   * A paired cutover from the moment its trailer went to ffl: the new host may apply it, so this host
+   * stays stopped (the pending mark was written before the trailer) and says what its operator runs next.
+   */
+  #holdForVerdict(failure?: SourceFailure): void {
+    const { app, bus, cutover } = this.#options;
+    this.#awaitingVerdict = true;
+    this.#sourceResumed = false;
+    const resume = resumeWritesCommand(app.name, cutover!.stopWrites);
+    bus.emit('cutover.pending', {
+      app: app.name,
+      level: failure ? 'warn' : 'info',
+      message: `${app.name} stays stopped here: ${failure ? 'the bundle may have reached the new host, so ' : ''}only the new host knows whether the cutover took. Its deploy receive ends by saying what to run here:\n    on success:     ${confirmCommand(app.name, '<code>')}   (marks ${app.name} here as moved)\n    on a rollback:  ${resume}   (serves here again; the cutover can then not be confirmed)`,
+    });
   }
 
   /** A cutover: stops this host taking writes (bin/maintenance on, else bin/stop); the window starts now. */
@@ -590,6 +625,27 @@ class SourceRun {
       }
       bus.emit('cutover.stopped', { app: app.name, message: `${app.name} takes no writes here from now (${how === 'maintenance' ? 'bin/maintenance on' : 'bin/stop'}); the write-stop window runs` });
     });
+  }
+
+  /**
+   * A paired cutover about to send its trailer: the pending mark (with the confirmation code) and a
+   * run record line, before the new host can have the whole bundle. From here only the operator ends it.
+   */
+  async #markPending(): Promise<void> {
+    const options = this.#options;
+    const cutover = options.cutover!;
+    const archive = this.#archive?.name ?? options.newArchive;
+    await writePendingCutover(options.source.stateDir, options.app.name, {
+      runId: options.runId,
+      to: options.targetName,
+      archive,
+      baseArchive: cutover.base.archive,
+      stoppedWith: cutover.stopWrites,
+      stoppedAt: new Date(this.#writesStoppedAt ?? Date.now()).toISOString(),
+      confirmCode: cutover.confirmCode ?? '',
+    });
+    this.#holdWrites = true;
+    await options.journal.write({ step: 'pending', status: 'ok', detail: { target: options.targetName, archive, baseArchive: cutover.base.archive, stoppedWith: cutover.stopWrites } });
   }
 
   /** After a failed cutover: this host serves again (bin/maintenance off, else bin/start); the window ends. */
@@ -687,18 +743,26 @@ class SourceRun {
     let connectedAt: number | undefined;
     let notPickedUp = false;
     let waitTimer: NodeJS.Timeout | undefined;
+    let keepalive: NodeJS.Timeout | undefined;
+    // A cutover shares before it stops writes: the wait for the new host's operator costs no downtime (decision 0011).
+    const cutover = options.cutover;
+    let pickedUp: ((connected: boolean) => void) | undefined;
+    const picked = new Promise<boolean>((resolve) => (pickedUp = resolve));
     const notPickedUpFailure = (): SourceFailure =>
       new SourceFailure(
         new TransportError('PAIRING_NOT_PICKED_UP', `nobody started pulling the bundle within ${formatSeconds(pairing.waitSeconds)} (a wrong pickup code is refused on the new host and never reaches here)`, {
-          hint: `Start a new pairing (deploy migrate ${app.name} --pair) and run the printed command on the new host in time; --wait sets how long the link stays open.`,
+          hint: `Start a new pairing (deploy ${options.cutover ? 'cutover' : 'migrate'} ${app.name} --pair) and run the printed command on the new host in time; --wait sets how long the link stays open.${options.cutover ? ` Writes never stopped here.` : ''}`,
         }),
         this.#current,
         false,
         'transport',
       );
     try {
-      const archive = await this.#backup(stepOf('backup'), header.database);
-      const contents = await this.#step(stepOf('contents'), () => buildContents(options, archive.name, archive.rowCounts, undefined, dir, this.#deltaInputs, this.#deltaCounts));
+      let contents: MigrationContents | undefined;
+      if (!cutover) {
+        const archive = await this.#backup(stepOf('backup'), header.database);
+        contents = await this.#step(stepOf('contents'), () => buildContents(options, archive.name, archive.rowCounts, undefined, dir, this.#deltaInputs, this.#deltaCounts));
+      }
       const started = await this.#step(stepOf('share'), async () => {
         const secrets: Secret[] = [];
         const opened = await startFflShare({
@@ -730,6 +794,7 @@ class SourceRun {
         this.#pairing = { link, command, delivered: false };
         void opened.connected.then(() => {
           connectedAt = Date.now();
+          pickedUp?.(true);
           bus.emit('migrate.paired', { app: app.name, message: 'the new host is pulling the bundle; its verification shows on its own screen' });
         });
         // ffl reads nothing before a receiver starts (reference/ffl.md §5): the writes below wait for
@@ -737,21 +802,40 @@ class SourceRun {
         waitTimer = setTimeout(() => {
           if (connectedAt !== undefined) return;
           notPickedUp = true;
+          pickedUp?.(false);
           producer?.kill('SIGTERM');
           void opened.stop();
         }, waitMs);
         writer = new BundleWriter(opened.sink);
         await writer.writeHeader(header);
-        await writer.writeContents(contents);
+        if (contents) await writer.writeContents(contents);
+        else if ((await Promise.race([picked, opened.exit.then(() => 'ended' as const)])) !== true) {
+          // ffl ended before anybody pulled (explained by its exit below), or nobody pulled in time.
+          throw notPickedUp ? notPickedUpFailure() : new Error('ffl ended before the new host started pulling');
+        }
         return { share: opened, openedAt: Date.now() };
       });
+      if (cutover) {
+        // The new host reads the header and checks its copy while writes stop and the final backup runs here.
+        const headerOnly = writer!;
+        keepalive = setInterval(() => void headerOnly.keepalive().catch(() => undefined), Math.min(5000, (options.stallSeconds * 1000) / 4));
+        await this.#stopWrites(stepOf('stop-writes'));
+        const archive = await this.#backup(stepOf('backup'), header.database);
+        contents = await this.#step(stepOf('contents'), () => buildContents(options, archive.name, archive.rowCounts, undefined, dir, this.#deltaInputs, this.#deltaCounts));
+        clearInterval(keepalive);
+        await headerOnly.writeContents(contents);
+      }
       const active = started.share;
       const outlet: PartOutlet = { sink: active.sink, openedAt: started.openedAt, receivingSince: () => connectedAt, path: () => path, abort: () => active.stop() };
       const bundle = writer!;
       for (const sendStep of plan.steps.filter((s): s is Extract<SourceStep, { kind: 'send' }> => s.kind === 'send')) {
-        await this.#step(sendStep, () => sendPart({ ...options, readinessSeconds: pairing.waitSeconds }, sendStep.source, bundle, outlet, this.#parts, (proc) => (producer = proc), () => notPickedUp));
+        const input = this.#deltaInputs.get(sendStep.source.part.id);
+        const source = input === undefined ? sendStep.source : { ...sendStep.source, producerInput: input };
+        await this.#step(sendStep, () => sendPart({ ...options, readinessSeconds: pairing.waitSeconds }, source, bundle, outlet, this.#parts, (proc) => (producer = proc), () => notPickedUp));
       }
       await this.#step(stepOf('trailer'), async () => {
+        // From the trailer on, the new host may apply the cutover: this host must not resume on its own.
+        if (cutover) await this.#markPending();
         await bundle.finish();
         active.sink.end();
       });
@@ -793,6 +877,7 @@ class SourceRun {
       return new SourceFailure(cause, this.#current, false, cause.kind === 'transport' ? 'transport' : 'source');
     } finally {
       clearTimeout(waitTimer);
+      clearInterval(keepalive);
       producer?.kill('SIGKILL');
       await share?.stop();
       // The dir holds ffl's hook and --json files, which carry the pickup code.

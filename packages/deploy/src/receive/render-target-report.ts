@@ -39,6 +39,31 @@ export function renderTargetReport(report: TargetReport): string {
     if (report.resumable) lines.push(`  run ${report.resumable.runId} keeps ${report.resumable.parts.map((part) => part.id).join(', ')} of archive ${report.resumable.archive} for a resume`);
     return lines.join('\n');
   }
+  const onSource = report.cutover?.onSource;
+  if (onSource) {
+    // A paired cutover: the source waits, stopped, for its operator to type in this verdict (decision 0011).
+    const source = report.source ?? 'the source host';
+    if (report.ok) {
+      lines.push(
+        '',
+        `Cut over ${report.app} from ${source} in ${formatDuration(report.durationMs)}: the delta applied, verified, started and healthy${report.baseUrl ? ` at ${report.baseUrl}` : ''}.`,
+        `  [x] files: every volume file matches the final archive; database rows as on ${source} after its writes stopped`,
+        `  [ ] on ${source}, run (it marks the copy there as moved; it stays stopped until then):`,
+        '',
+        `      ${onSource.command}`,
+        '',
+        `  [ ] point DNS here, watch the logs; then deploy stop ${report.app} on ${source}`,
+      );
+    } else {
+      if (report.failure) lines.push('', `Cutover of ${report.app} FAILED at step [${report.failure.step}] (${report.failure.stage}): ${report.failure.message}`, ...(report.failure.hint ? [`  next: ${report.failure.hint}`] : []));
+      lines.push(...renderTargetAftermath(report));
+      if (onSource.outcome === 'stop-here-first') lines.push(`  [ ] first make sure ${report.app} does not run here (deploy stop ${report.app}): a rollback step failed`);
+      // The source resumes by itself only when the bundle broke off before its end left it; it says so there.
+      lines.push(`  [ ] on ${source}, unless it said it serves again by itself, run (it serves there again${onSource.outcome === 'resume' ? '; nothing of this cutover stayed here' : ''}):`, '', `      ${onSource.command}`, '');
+    }
+    if (report.journal) lines.push(`  run record on ${report.host}: ${report.journal}`);
+    return lines.join('\n');
+  }
   if (report.ok) {
     lines.push(
       '',

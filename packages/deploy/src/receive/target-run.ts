@@ -38,6 +38,7 @@ import { adoptRun, discardRun, holdsKeptParts, pruneStaging, recoverEarlierRuns,
 import { asideDumpFile, BORG_CHECK_ARGV, BORG_LIST_ARGV, buildTargetLayout, buildTargetPlan, databaseDumpFile, partDir, partDirName, type TargetLayout, type TargetOccupancy, type TargetStep } from './target-plan.js';
 import { incomingDir, listRecordedRuns, TargetJournal, type RecordedRun } from './target-journal.js';
 import { applyVolumeDelta, compareWithBase, type DeltaApplied } from './apply-delta.js';
+import { pairedCutoverNextStep, type SourceNextStep } from '../migrate/paired-cutover.js';
 import { loadAppFolder, pathExists, stopRunProcesses, type UndoEnvironment } from './undo.js';
 
 /** Space kept free beyond the app itself. */
@@ -111,7 +112,12 @@ export interface TargetReport {
   readonly kept: readonly string[];
   readonly baseUrl?: string;
   /** A cutover: the archive it built on, and what applying each volume's delta did. */
-  readonly cutover?: { readonly baseArchive: string; readonly applied: Readonly<Record<string, DeltaApplied>> };
+  readonly cutover?: {
+    readonly baseArchive: string;
+    readonly applied: Readonly<Record<string, DeltaApplied>>;
+    /** Pairing mode: what the source's operator runs there now - the source cannot hear this report (decision 0011). */
+    readonly onSource?: SourceNextStep;
+  };
   readonly durationMs: number;
 }
 
@@ -1130,7 +1136,15 @@ class TargetRun {
       rollbackFailed: rollback.failed,
       kept: rollback.kept,
       ...(this.#baseUrl ? { baseUrl: this.#baseUrl } : {}),
-      ...(header?.cutover ? { cutover: { baseArchive: header.cutover.baseArchive, applied: this.#deltaApplied } } : {}),
+      ...(header?.cutover
+        ? {
+            cutover: {
+              baseArchive: header.cutover.baseArchive,
+              applied: this.#deltaApplied,
+              ...(header.cutover.pairing && !this.#options.check ? { onSource: pairedCutoverNextStep({ app: header.app, ok: failure === undefined, rollbackFailed: rollback.failed, ...header.cutover.pairing }) } : {}),
+            },
+          }
+        : {}),
       durationMs: Date.now() - this.#started,
       deployVersion: DEPLOY_VERSION,
     };

@@ -67,8 +67,8 @@ export function renderReport(report: MigrateReport): string {
       '',
       `Delivered the bundle of ${report.app} to ${report.target} in ${formatDuration(report.durationMs)}${report.pairing.pullMs !== undefined ? ` (pulled in ${formatDuration(report.pairing.pullMs)}${report.pairing.path ? `, path ${report.pairing.path}` : ''})` : ''}; this host was not changed.`,
       `The verification is on the new host's screen: its deploy receive checks every file and row, installs, starts and health-checks the app, rolls back there on failure, and ends with its report and the cutover checklist.`,
-      `  [ ] read that report on the new host (exit 0 = the app serves there)`,
-      `  [ ] stop writes here: deploy stop ${report.app}`,
+      `  [ ] read that report on the new host (exit 0 = the app serves there); check the app there while it serves here`,
+      `  [ ] cut over: deploy cutover ${report.app} --pair${report.target === 'the new host' ? '' : ` --to ${report.target}`} (a second link and code: only what changed since; writes stop here only while it goes)`,
       `  [ ] point DNS at the new host, watch its logs, then retire this copy`,
     );
   } else if (report.ok) {
@@ -145,7 +145,7 @@ const DEFAULT_PAIR_WAIT_SECONDS = 1800;
  * Pairing mode's checks and its code hand-over, before anything runs: ffl here, flags that make
  * sense, and a place for the pickup code (this terminal, or a new 0600 file) - never the event bus.
  */
-async function preparePairing(args: Record<string, unknown>, host: Host): Promise<PairingOptions> {
+export async function preparePairing(args: Record<string, unknown>, host: Host): Promise<PairingOptions> {
   if (typeof args.transport === 'string' && args.transport !== 'ffl') throw new UsageError('MIGRATE_PAIR_TRANSPORT', `--pair shares the bundle with ffl; --transport ${args.transport} needs a session with the target`, { hint: 'Drop --transport, or drop --pair and name the target with --to.' });
   if (args.replace === true) throw new UsageError('MIGRATE_PAIR_REPLACE', 'with --pair, replacing is the new host\'s choice', { hint: 'Run `deploy receive <app> --from <link> --replace` there instead.' });
   if (args.plan !== true) await locateFflBinary(host);
@@ -207,7 +207,9 @@ export const migrateCommand: DeployCommand = {
     // Machine mode: every event, the target's relayed ones and the report (`migrate.report`) included.
     if (context.options.jsonl) context.bus.on(createStdoutJsonlListener());
     const pair = args.pair === true;
-    if (pair && args.cutover === true) throw new UsageError('MIGRATE_PAIR_CUTOVER', 'a cutover needs a session with the new host; pairing mode has none', { hint: 'Drop --cutover; cutting over a paired migration is not supported yet.' });
+    // Pairing is two operators at two terminals: the cutover is a second share with its own code, started
+    // after the new host's operator saw the migration healthy there (decision 0011).
+    if (pair && args.cutover === true) throw new UsageError('MIGRATE_PAIR_CUTOVER', 'with --pair the cutover is a second pairing: the source cannot hear when the new host has the app healthy', { hint: `Drop --cutover. When the new host's deploy receive reports the app healthy, run deploy cutover ${String(args.app)} --pair here (a new link and code).` });
     const app = await loadApp(context.hostContext.appsRoot, String(args.app));
     const transport = resolveTransport(pair ? 'ffl' : typeof args.transport === 'string' ? args.transport : (app.manifest.migrate.transport as TransportName));
     const to = pair ? (typeof args.to === 'string' && args.to !== '' ? args.to : 'the new host') : checkSessionArgs(args, context.hostContext.hostName);

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import type { Phase } from '@deploykit/core';
 import { ConfigError, ConflictError, EXIT_CODES, UsageError } from '@deploykit/core';
 import { clearMovedMarker, readMovedMarker } from '../../migrate/moved-marker.js';
+import { abandonPendingCutover } from '../../migrate/paired-cutover.js';
+import type { CommandContext } from '../command-context.js';
 import { phaseExitCode, renderPhaseSummary, runPhaseForApps, selectApps } from '../../actions/phase-action.js';
 import type { DeployCommand } from '../deploy-command.js';
 
@@ -14,6 +16,16 @@ async function refuseMoved(stateDir: string, app: string, what: string): Promise
   throw new ConflictError('APP_MOVED', `${app} was cut over to ${moved.to} (${moved.at}, run ${moved.runId}): it lives there now`, {
     hint: `A second copy taking writes here would split its data. If you mean it (e.g. moving back), run deploy ${what} ${app} --force; it removes the moved mark.`,
   });
+}
+
+/**
+ * Writes resumed here while a paired cutover waited for its verdict (the new host rolled back, its
+ * report said to run this): the cutover can no longer be confirmed, and the run record says why.
+ */
+async function abandonPending(context: CommandContext, app: string, how: string): Promise<void> {
+  const pending = await abandonPendingCutover(context.hostContext.stateDir, app, how);
+  if (pending === undefined) return;
+  context.bus.emit('cutover.abandoned', { app, level: 'warn', message: `${app} takes writes here again: the pending cutover to ${pending.to} (run ${pending.runId}) can no longer be confirmed; run a new one when the new host is ready` });
 }
 
 function phaseCommand(phase: Phase, describe: string, examples: readonly (readonly [string, string])[]): DeployCommand {
@@ -35,6 +47,7 @@ function phaseCommand(phase: Phase, describe: string, examples: readonly (readon
       if (phase === 'start' && args.force !== true) for (const app of apps) await refuseMoved(context.hostContext.stateDir, app.name, 'start');
       const summary = await runPhaseForApps(context, phase, apps);
       if (phase === 'start' && args.force === true) for (const result of summary.results) if (result.status === 'ok') await clearMovedMarker(context.hostContext.stateDir, result.app);
+      if (phase === 'start') for (const result of summary.results) if (result.status === 'ok') await abandonPending(context, result.app, 'deploy start');
       return { exitCode: phaseExitCode(summary), json: summary, text: renderPhaseSummary(summary) };
     },
   };
@@ -107,6 +120,7 @@ export const maintenanceCommand: DeployCommand = {
     }
     const summary = await runPhaseForApps(context, 'maintenance', apps, { args: [mode] });
     if (mode === 'off' && args.force === true && summary.results.every((result) => result.status === 'ok')) await clearMovedMarker(context.hostContext.stateDir, app.name);
+    if (mode === 'off' && summary.results.every((result) => result.status === 'ok')) await abandonPending(context, app.name, 'deploy maintenance off');
     const notReached = summary.results.some((result) => result.status === 'skipped' && result.reason !== 'dry run');
     return { exitCode: notReached ? EXIT_CODES.script : phaseExitCode(summary), json: { ...summary, mode }, text: renderPhaseSummary(summary) };
   },
