@@ -22,7 +22,7 @@ const color = process.stdout.isTTY ? (code, text) => `\x1b[${code}m${text}\x1b[0
 
 /** Narration for the reader. */
 function say(text) {
-  process.stdout.write(`${color('36', '  ' + text)}\n`);
+  process.stdout.write(`${color('36', `  ${text}`)}\n`);
 }
 
 /** Shared state of the demo run; steps read and add to it. */

@@ -15,7 +15,7 @@ import { build } from 'esbuild';
 
 const root = new URL('..', import.meta.url).pathname;
 const args = process.argv.slice(2);
-const valueOf = (flag) => {
+const flagValue = (flag) => {
   const index = args.indexOf(flag);
   if (index === -1) return undefined;
   const value = args[index + 1];
@@ -26,9 +26,9 @@ const valueOf = (flag) => {
 const started = Date.now();
 const deployPackage = JSON.parse(await readFile(join(root, 'packages/deploy/package.json'), 'utf8'));
 const rootPackage = JSON.parse(await readFile(join(root, 'package.json'), 'utf8'));
-const version = valueOf('--version') ?? deployPackage.version;
+const version = flagValue('--version') ?? deployPackage.version;
 if (!/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(version)) throw new Error(`--version ${version} is not a semantic version (X.Y.Z)`);
-const out = resolve(valueOf('--out') ?? join(root, 'dist-release'));
+const out = resolve(flagValue('--out') ?? join(root, 'dist-release'));
 const staging = join(out, `deploykit-${version}.staging`);
 const entry = join(root, 'packages/deploy/dist/cli/main.js');
 try {

@@ -43,7 +43,10 @@ function startMigrate(lab: Lab, args: readonly string[]): WatchedRun {
       if (found !== undefined) return Promise.resolve(found);
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`no line matching ${pattern} within ${timeoutMs} ms; stderr so far:\n${stderr.slice(-3000)}`)), timeoutMs);
-        waiters.push({ pattern, resolve: (line) => (clearTimeout(timer), resolve(line)) });
+        waiters.push({ pattern, resolve: (line) => {
+          clearTimeout(timer);
+          resolve(line);
+        } });
       });
     },
     signal: (signal) => child.kill(signal),

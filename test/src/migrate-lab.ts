@@ -128,7 +128,7 @@ export function listLabProcesses(lab: Lab): LabProcess[] {
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     const process = readProcess(name);
-    if (!process || !process.environ.includes(`DEPLOY_LAB_ID=${lab.id}`)) continue;
+    if (!process?.environ.includes(`DEPLOY_LAB_ID=${lab.id}`)) continue;
     const host = process.environ.find((entry) => entry.startsWith('DEPLOY_HOST_NAME='))?.slice('DEPLOY_HOST_NAME='.length) ?? '';
     found.push({ pid: Number(name), host, ...process });
   }
@@ -330,7 +330,10 @@ export function openTerminal(lab: Lab, host: string, command: string, options: {
       if (match) return Promise.resolve(match);
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`no output matching ${pattern} within ${timeoutMs} ms on ${host}; so far:\n${text.slice(-3000)}`)), timeoutMs);
-        waiters.push({ pattern, resolve: (found) => (clearTimeout(timer), resolve(found)) });
+        waiters.push({ pattern, resolve: (found) => {
+          clearTimeout(timer);
+          resolve(found);
+        } });
         void done.then(() => setTimeout(() => {
           const at = waiters.findIndex((waiter) => waiter.pattern === pattern);
           if (at < 0) return;

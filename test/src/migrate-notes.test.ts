@@ -237,7 +237,7 @@ test('notes migrates over ssh (one session), ffl, scp and local with identical d
       const eventsFile = join(hostA.root, 'tmp', 'migrate-ffl-events.jsonl');
       const sampler = sampleLabProcesses(lab);
       let processes: LabProcess[] = [];
-      let run;
+      let run: Awaited<ReturnType<typeof deployOnA>>;
       try {
         run = await deployOnA(lab, ['--events', eventsFile, 'migrate', 'notes', '--to', 'c', '--transport', 'ffl', '--json']);
       } finally {

@@ -15,6 +15,7 @@ export interface RunContext {
  * (packages/deploy/src/deploy-events.ts augments this interface), since core imports nothing of
  * theirs (docs/decisions/0010-ffl-standin-package-and-typed-events.md).
  */
+// biome-ignore lint/suspicious/noEmptyInterface: filled by declaration merging in @deploykit/deploy (deploy-events.ts)
 export interface DeployEventDataMap {}
 
 /** The type of an event deploy emits (`migrate.step`, `stream.progress`, ...). */

@@ -127,7 +127,7 @@ describe('ffl stand-in', { concurrency: 4 }, () => {
       assert.equal(events.find((event) => event.event === '/share/create')?.data['fileSize'], 0);
       assert.equal(events.find((event) => event.event === '/share/link/create')?.data['fileSize'], -1);
       const serverCreate = events.find((event) => event.event === '/server/create')?.data;
-      assert.equal((serverCreate?.['recipientAuth'] as Record<string, unknown>)['pickupCode'], '123456');
+      assert.equal((serverCreate?.['recipientAuth'] as Record<string, unknown> | undefined)?.['pickupCode'], '123456');
       assert.equal(events.find((event) => event.event === '/webrtc/transfer/complete')?.data['bytesTransferred'], 3_000_000);
       assert.equal(events.find((event) => event.event === '/session/delete')?.data['status'], 3);
       // Progress is throttled to at most one event per second of transfer.

@@ -59,9 +59,9 @@ function listDeclaredPaths(manifest: AppManifest): DeclaredPath[] {
     // A passphrase or credentials file is usually listed in secrets too: report each file once.
     if (!paths.some((other) => other.kind === declared.kind && other.path === declared.path)) paths.push(declared);
   };
-  manifest.volumes.forEach((volume, index) => push({ segments: ['volumes', index, 'path'], path: volume.path, kind: 'volume' }));
-  manifest.config.forEach((path, index) => push({ segments: ['config', index], path, kind: 'config' }));
-  manifest.secrets.forEach((path, index) => push({ segments: ['secrets', index], path, kind: 'secret' }));
+  for (const [index, volume] of manifest.volumes.entries()) push({ segments: ['volumes', index, 'path'], path: volume.path, kind: 'volume' });
+  for (const [index, path] of manifest.config.entries()) push({ segments: ['config', index], path, kind: 'config' });
+  for (const [index, path] of manifest.secrets.entries()) push({ segments: ['secrets', index], path, kind: 'secret' });
   if (manifest.borg?.passphrase_file !== undefined) {
     push({ segments: ['borg', 'passphrase_file'], path: manifest.borg.passphrase_file, kind: 'secret' });
   }
@@ -196,7 +196,7 @@ export const databaseIdentifiers: AppFolderRule = async (context) => {
     findings.push(findingAt(context, 'error', 'database-identifier-invalid', segments, `${label} "${name}" is not a plain identifier: it must ${DATABASE_IDENTIFIER_RULE}`));
   };
   check(['database', 'name'], 'database name', database.name);
-  (database.roles ?? []).forEach((role, index) => check(['database', 'roles', index], 'role name', role));
+  for (const [index, role] of (database.roles ?? []).entries()) check(['database', 'roles', index], 'role name', role);
   return findings;
 };
 

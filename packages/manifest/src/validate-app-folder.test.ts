@@ -159,7 +159,7 @@ test('schema errors stop before the folder rules run', async (t) => {
 test('a secret named twice is reported once, and missing secrets can be downgraded for a first install', async (t) => {
   const tree = await createTempTree();
   t.after(() => tree.dispose());
-  const manifest = MANIFEST.replace('  - secrets/db.env', '  - secrets/db.env\n  - secrets/borg.pass') + 'borg:\n  passphrase_file: secrets/borg.pass\n';
+  const manifest = `${MANIFEST.replace('  - secrets/db.env', '  - secrets/db.env\n  - secrets/borg.pass')}borg:\n  passphrase_file: secrets/borg.pass\n`;
   const dir = await writeValidWiki(tree, manifest);
   const strict = await validateAppFolder(dir);
   assert.deepEqual(formatAll(strict.errors, tree.root), [

@@ -2,7 +2,7 @@
 // deploykit-lab: start, stop and inspect the lab from a shell (`npm run lab -- up|down|status`).
 // The only place in the package that prints and exits; the lab API returns data or throws.
 import { resolve } from 'node:path';
-import { DeployError, EXIT_CODES, UsageError, quoteArgv, quoteWord, toDeployError } from '@deploykit/core';
+import { type DeployError, EXIT_CODES, UsageError, quoteArgv, quoteWord, toDeployError } from '@deploykit/core';
 import { buildLabDownCommand, defaultLabDir } from './lab-paths.js';
 import { startLab } from './lab-start.js';
 import { stopLab } from './lab-stop.js';

@@ -108,6 +108,7 @@ export async function updateApp(context: UpdateContext, app: AppFolder, options:
     steps.push({ step: `bin/${name}`, status: result.status, durationMs: result.durationMs, ...(result.reason || result.stderrTail ? { detail: result.reason ?? result.stderrTail.split('\n').slice(-3).join(' | ') } : {}) });
     return result;
   };
+  // biome-ignore lint/suspicious/noConfusingVoidType: a step's action returns a note or nothing at all
   const step = async (name: string, action: () => Promise<string | void>): Promise<boolean> => {
     const started = Date.now();
     try {

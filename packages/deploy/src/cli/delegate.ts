@@ -51,7 +51,7 @@ export async function delegateToHost(options: GlobalOptions, argv: readonly stri
       // Unreachable only when the remote deploy never started; else the connection was lost or it was killed there.
       const failure = describeSshFailure(result, host.name, `\`deploy ${stripHostOption(argv).slice(0, 2).join(' ')}\``);
       throw new TransportError(failure.kind === 'lost' ? 'SSH_CONNECTION_LOST' : 'SSH_FAILED', failure.kind === 'lost' ? failure.message : `${failure.message} (${host.target.destination})`, {
-        hint: failure.kind === 'lost' ? failure.hint : 'Check `ssh ' + host.target.destination + ' true` works (keys, known_hosts, sshd running).',
+        hint: failure.kind === 'lost' ? failure.hint : `Check \`ssh ${host.target.destination} true\` works (keys, known_hosts, sshd running).`,
       });
     }
     return result.exitCode ?? 1;

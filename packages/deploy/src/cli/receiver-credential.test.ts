@@ -14,7 +14,10 @@ test('the pickup code comes from a 0600 file first, then the environment, then t
     const file = join(dir, 'code');
     await writeFile(file, '123456\n', { mode: 0o600 });
     const asked: string[] = [];
-    const prompt = async (question: string): Promise<string> => (asked.push(question), ' 654321 ');
+    const prompt = async (question: string): Promise<string> => {
+      asked.push(question);
+      return ' 654321 ';
+    };
     assert.equal((await readReceiverCredential(spec, { environment: { DEPLOY_PICKUP_CODE: '111111' }, file, prompt })).reveal(), '123456');
     assert.equal((await readReceiverCredential(spec, { environment: { DEPLOY_PICKUP_CODE: '111111' }, prompt })).reveal(), '111111');
     assert.equal((await readReceiverCredential(spec, { environment: {}, prompt })).reveal(), '654321');

@@ -11,11 +11,11 @@ export const MYSQL_ARGV = ['mysql', '--default-character-set=utf8mb4', '--batch'
 
 /** Splits mysql --batch output (not --raw) into rows of fields, undoing mysql's \0 \t \n \\ escapes. */
 export function parseMysqlBatchRows(text: string): string[][] {
-  const unescape = (field: string): string => field.replace(/\\(.)/gs, (_match, char: string) => ({ '0': '\0', t: '\t', n: '\n', '\\': '\\' })[char] ?? char);
+  const unescapeField = (field: string): string => field.replace(/\\(.)/gs, (_match, char: string) => ({ '0': '\0', t: '\t', n: '\n', '\\': '\\' })[char] ?? char);
   return text
     .split('\n')
     .filter((line, index, lines) => !(index === lines.length - 1 && line === ''))
-    .map((line) => line.split('\t').map(unescape));
+    .map((line) => line.split('\t').map(unescapeField));
 }
 
 /** SQL (MariaDB) listing the accounts of the app's users as 'user'@'host' pairs. */
@@ -106,15 +106,19 @@ export const mariadbEngine: DatabaseEngine = {
     const other = database === undefined ? '' : ` AND Db <> ${sqlLiteral(database)}`;
     const rows = parseMysqlBatchRows(
       await client.query(
-        [
+        `${[
           `SELECT CONCAT(QUOTE(User), '@', QUOTE(Host)), CONCAT('holds privileges on database ', Db) FROM mysql.db WHERE User IN (${list})${other}`,
           `SELECT CONCAT(QUOTE(User), '@', QUOTE(Host)), CONCAT('holds privileges on table ', Db, '.', Table_name) FROM mysql.tables_priv WHERE User IN (${list})${other}`,
           `SELECT CONCAT(QUOTE(User), '@', QUOTE(Host)), CONCAT('holds privileges on routine ', Db, '.', Routine_name) FROM mysql.procs_priv WHERE User IN (${list})${other}`,
-        ].join(' UNION ALL ') + ';',
+        ].join(' UNION ALL ')};`,
       ),
     );
     const usage: Record<string, string[]> = {};
-    for (const [account, reason] of rows) if (account && reason) (usage[account] ??= []).push(reason);
+    for (const [account, reason] of rows) {
+      if (!account || !reason) continue;
+      usage[account] ??= [];
+      usage[account].push(reason);
+    }
     return usage;
   },
 };

@@ -342,7 +342,9 @@ export const postgresEngine: DatabaseEngine = {
     const usage: Record<string, string[]> = {};
     for (const line of out.split('\n').filter(Boolean)) {
       const at = line.indexOf('|');
-      (usage[line.slice(0, at)] ??= []).push(line.slice(at + 1));
+      const account = line.slice(0, at);
+      usage[account] ??= [];
+      usage[account].push(line.slice(at + 1));
     }
     return usage;
   },

@@ -47,7 +47,7 @@ async function attemptLogin(check: LoginCheck, baseUrl: string, username: string
  */
 export const runLoginCheck: CheckRunner<LoginCheck> = async (check, environment) => {
   const started = Date.now();
-  let credentials;
+  let credentials: Awaited<ReturnType<typeof readCredentialsFile>>;
   try {
     credentials = await readCredentialsFile(join(environment.app.dir, check.credentials_file));
   } catch (error) {

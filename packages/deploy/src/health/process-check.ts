@@ -35,7 +35,7 @@ export const runProcessCheck: CheckRunner<ProcessCheck> = async (check, environm
       ? check.pid_file
       : join(app.dir, check.pid_file)
     : await findRunFile(app, hostContext, 'app.pid');
-  if (pidFile === undefined) return failCheck(check, started, 'a pid file (run/app.pid in the app state dir)', 'none: the app is not running (start it with `deploy start ' + app.name + '`)');
+  if (pidFile === undefined) return failCheck(check, started, 'a pid file (run/app.pid in the app state dir)', `none: the app is not running (start it with \`deploy start ${app.name}\`)`);
   let text: string;
   try {
     text = await readFile(pidFile, 'utf8');

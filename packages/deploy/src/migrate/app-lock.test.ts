@@ -118,7 +118,7 @@ test('a stale lock and 8 contending processes: exactly one takes it over, 50 rou
     const waiters: (() => void)[] = [];
     createInterface({ input: child.stdout }).on('line', (line) => {
       lines.push(line);
-      waiters.splice(0).forEach((wake) => wake());
+      for (const wake of waiters.splice(0)) wake();
     });
     const next = async (): Promise<string> => {
       while (lines.length === 0) await new Promise<void>((resolve) => waiters.push(resolve));
@@ -134,14 +134,14 @@ test('a stale lock and 8 contending processes: exactly one takes it over, 50 rou
     for (let round = 1; round <= 50; round += 1) {
       const stale = { app: 'notes', pid: dead.pid, startTicks: 1, host: 'h', runId: `dead-${round}`, command: 'killed', since: new Date().toISOString() };
       await writeFile(lockPath(stateDir, 'notes'), JSON.stringify(stale));
-      contenders.forEach((c) => c.send(`go ${round}`));
+      for (const c of contenders) c.send(`go ${round}`);
       const answers = await Promise.all(contenders.map((c) => c.next()));
       const winners = answers.flatMap((answer, index) => (answer.startsWith('won ') ? [index] : []));
       outcomes.push(`round ${round}: ${winners.length} winner(s)`);
       assert.equal(winners.length, 1, `round ${round}: exactly one contender holds the lock, got ${JSON.stringify(answers)}`);
       const winner = winners[0]!;
       assert.equal(answers[winner], `won ${round} replaced`, 'the winner replaced the stale lock');
-      answers.forEach((answer, index) => index !== winner && assert.equal(answer, `lost ${round} APP_LOCKED`, `the others are refused by the live winner: ${answer}`));
+      for (const [index, answer] of answers.entries()) if (index !== winner) assert.equal(answer, `lost ${round} APP_LOCKED`, `the others are refused by the live winner: ${answer}`);
       assert.equal((await readLock(stateDir, 'notes'))?.runId, `c${winner}-${round}`, 'the lock on disk names the winner');
       contenders[winner]!.send(`release ${round}`);
       assert.equal(await contenders[winner]!.next(), `released ${round}`);

@@ -153,7 +153,7 @@ interface SeenLock {
 
 /** Opens the lock path and reads the file it names (inode and bytes from the same open file), or undefined when absent. */
 async function readLockFile(path: string): Promise<SeenLock | undefined> {
-  let handle;
+  let handle: Awaited<ReturnType<typeof open>>;
   try {
     handle = await open(path, 'r');
   } catch (error) {

@@ -24,7 +24,7 @@ export function buildArchiveListingArgv(archive: string, path: string): string[]
 export function parseArchiveListing(output: string, prefix: string): FileDigest[] {
   const items = output.split('\n').filter(Boolean).map((line) => JSON.parse(line) as BorgItem);
   const byPath = new Map(items.map((item) => [item.path, item]));
-  const strip = prefix.replace(/\/$/, '') + '/';
+  const strip = `${prefix.replace(/\/$/, '')}/`;
   const files: FileDigest[] = [];
   for (const item of items) {
     if (item.type !== '-' || !item.path.startsWith(strip)) continue;
@@ -44,7 +44,7 @@ export function parseArchiveSymlinks(output: string, prefix: string): [string, s
 
 /** The items of a json-lines listing below `prefix`, each with its path relative to it. */
 function itemsUnder(output: string, prefix: string): { item: BorgItem; path: string }[] {
-  const strip = prefix.replace(/\/$/, '') + '/';
+  const strip = `${prefix.replace(/\/$/, '')}/`;
   return output
     .split('\n')
     .filter(Boolean)

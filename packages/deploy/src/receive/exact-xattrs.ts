@@ -38,7 +38,7 @@ export function extraXattrs(current: string, wanted: string): [string, string][]
   return extra;
 }
 
-const REMOVE_SCRIPT = String.raw`
+const REMOVE_SCRIPT = `
 import base64, json, os, sys
 for path, name in json.load(sys.stdin):
     os.removexattr(base64.b64decode(path), name, follow_symlinks=False)

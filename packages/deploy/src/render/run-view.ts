@@ -251,7 +251,7 @@ export function renderFrame(view: RunView, now = Date.now(), style: FrameStyle =
     const part = view.parts.get(partOf(step));
     let detail = step.title;
     if (step.reused) detail = `reused, ${formatBytes(step.bytes ?? 0)} verified before`;
-    else if (part && part.done) detail = `${formatBytes(part.bytes)} at ${formatBytes(Math.round(part.rate))}/s${part.path ? `, path ${part.path}` : ''}`;
+    else if (part?.done) detail = `${formatBytes(part.bytes)} at ${formatBytes(Math.round(part.rate))}/s${part.path ? `, path ${part.path}` : ''}`;
     else if (part) {
       const eta = etaOf(part);
       detail = `${bytesOf(part.bytes, part.expected)}  ${formatBytes(Math.round(part.rate))}/s${eta ? `  ETA ${eta}` : ''}`;

@@ -69,7 +69,9 @@ export function buildProbeScript(tools: readonly ToolRequirement[], roots: Setup
     'printf "tar\\t%s\\n" "$(tar --version 2>/dev/null | head -n 1)"',
     'printf "deploy_path\\t%s\\n" "$(command -v deploy)"',
     'printf "deploy_version\\t%s\\n" "$(deploy --version 2>/dev/null)"',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, run by the remote shell
     'printf "prefix\\t%s\\n" "${DEPLOY_INSTALL_PREFIX:-}"',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, run by the remote shell
     'apt="${DEPLOY_SETUP_APT_GET:-apt-get}"; printf "apt\\t%s\\t%s\\n" "$apt" "$(command -v "$apt")"',
   ];
   for (const tool of tools) {

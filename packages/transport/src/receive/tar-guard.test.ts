@@ -291,7 +291,7 @@ test('absolute, dangling, climbing and chained symlinks are carried verbatim and
   const error = await guardAndExtract('vb.tar', 'vb-out');
   assert.equal(error, undefined);
   const links = (dir: string): Promise<string> => sh(`cd ${dir} && find . -type l -printf '%p -> %l\n' | sort`);
-  const expected = (await links('vb')) + '';
+  const expected = `${await links('vb')}`;
   const got = await links('vb-out');
   for (const line of expected.split('\n').filter(Boolean)) assert.ok(got.includes(`${line}\n`), `missing ${line}`);
   assert.match(got, /^\.\/current -> \/etc\/hostname$/m);

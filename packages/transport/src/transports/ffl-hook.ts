@@ -89,7 +89,7 @@ export function tailFflHookFile(path: string, onEvent: (event: FflHookEvent) => 
   let rest = '';
   let reading: Promise<void> = Promise.resolve();
   const readMore = async (): Promise<void> => {
-    let handle;
+    let handle: Awaited<ReturnType<typeof open>>;
     try {
       handle = await open(path, 'r');
     } catch {

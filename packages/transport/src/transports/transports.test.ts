@@ -6,7 +6,7 @@ import { appendFile, chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DeployError, displayArgv, secret } from '@deploykit/core';
+import { type DeployError, displayArgv, secret } from '@deploykit/core';
 import { LocalHost } from '@deploykit/host';
 import { pickFirstFailure, stripProgressFrames, tailText } from '../pipeline/stage-failure.js';
 import { fflFailureLine, isFflSenderGone } from './ffl.js';

@@ -63,7 +63,7 @@ export const removeCommand: DeployCommand = {
     const name = String(args.app);
     if (args.purgeBackups === true && args.keepBackups === true) throw new UsageError('REMOVE_BACKUPS_BOTH', '--keep-backups and --purge-backups contradict each other', { hint: 'Pick one; keeping is the default.' });
     const found = await discoverApps(context.hostContext.appsRoot, { allowMissingSecrets: true });
-    let app;
+    let app: ReturnType<typeof pickApp>;
     try {
       app = pickApp(found, name);
     } catch (error) {

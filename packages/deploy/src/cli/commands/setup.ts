@@ -83,7 +83,7 @@ export const setupCommand: DeployCommand = {
       const plan = planHostSetup({ host: name, facts: await probeHost(host, tools, roots), needs, ourVersion: DEPLOY_VERSION, release });
       const json = { host: name, deployVersion: DEPLOY_VERSION, needs, checks: plan.checks, packages: plan.packages, blockers: plan.blockers, steps: plan.steps.map((step) => ({ id: step.id, title: step.title, argv: step.argv })) };
       if (args.plan === true || context.options.dryRun) {
-        const text = [`Setup plan for ${name} (deploy ${DEPLOY_VERSION}):`, renderChecks(plan, false), ...(plan.steps.length > 0 ? ['Would run on ' + name + ':', ...renderPlanSteps(plan)] : [`Nothing to change on ${name}.`]), ...plan.blockers.map((blocker) => `blocked: ${blocker}`)];
+        const text = [`Setup plan for ${name} (deploy ${DEPLOY_VERSION}):`, renderChecks(plan, false), ...(plan.steps.length > 0 ? [`Would run on ${name}:`, ...renderPlanSteps(plan)] : [`Nothing to change on ${name}.`]), ...plan.blockers.map((blocker) => `blocked: ${blocker}`)];
         return { exitCode: EXIT_CODES.ok, json: { ...json, changed: [] }, text: text.join('\n') };
       }
       if (plan.blockers.length > 0) {
