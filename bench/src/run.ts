@@ -16,8 +16,9 @@
 //   stream building block: a migration over scp stages its whole bundle the same way), staged bytes
 //   measured as the peak growth of both hosts' TMPDIR;
 // - RSS: VmHWM of the `deploy` processes on each host during every deploy row, plus `deploy stream send
-//   --transport ssh` of BENCH_RSS_SMALL_MB (100) and BENCH_RSS_LARGE_MB (3072) zero bytes (its framing is
-//   the same Node data path as a bundle part: pipe read, hash, frame, pipe write);
+//   --transport ssh` of BENCH_RSS_SMALL_MB (100) and BENCH_RSS_LARGE_MB (3072) zero bytes, in the first
+//   repetition only (its framing is the same Node data path as a bundle part: pipe read, hash, frame,
+//   pipe write);
 // - `deploy --help` / `deploy list` start-up (bench/dist/startup.js).
 // BENCH_ROWS limits the rows (comma list of row ids, see ROWS), BENCH_PIN=1 pins host a's processes to
 // CPU 0 and host b's to CPU 1 (taskset on each sshd; what they start inherits it).
@@ -333,7 +334,8 @@ async function main(): Promise<void> {
           rmInto,
         );
       }
-      if (rowsWanted.has('rss')) {
+      // RSS is a peak, not a median: one run of each size is enough (a 3 GiB run costs a minute or more).
+      if (rowsWanted.has('rss') && rep === 1) {
         for (const mb of [rssSmallMb, rssLargeMb]) {
           const producer = JSON.stringify(['head', '-c', `${mb}M`, '/dev/zero']);
           const consumer = JSON.stringify(['sh', '-c', 'cat > /dev/null']);
