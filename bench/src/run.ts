@@ -102,6 +102,12 @@ async function tmpBytes(lab: Lab): Promise<number> {
   return Number(/^(\d+)\s+total$/m.exec(stdout)?.[1] ?? 0);
 }
 
+/** The pids of the lab's sshd and PostgreSQL servers (lab.json). */
+async function labDaemonPids(lab: Lab): Promise<Set<string>> {
+  const record = JSON.parse(await readFile(join(lab.dir, 'lab.json'), 'utf8').catch(() => '{"hosts":[]}')) as { hosts: { pids: Record<string, { pid: number } | undefined> }[] };
+  return new Set(record.hosts.flatMap((host) => Object.values(host.pids).flatMap((entry) => (entry ? [String(entry.pid)] : []))));
+}
+
 /** CPU seconds (user + system) of a process so far, from /proc/<pid>/stat; undefined once it is gone. */
 async function cpuSeconds(pid: string): Promise<number | undefined> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
@@ -113,8 +119,9 @@ const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' 
 /**
  * Samples, every 250 ms while a run goes: the VmHWM of the lab's `deploy` processes (by role: the
  * source side runs migrate or stream send, the target side receive), the CPU seconds of every process
- * of the lab (those whose environment carries the lab id: sshd sessions and all they start, on both
- * hosts; a process's last 250 ms before it exits can be missed) and of `deploy` alone, and the hosts'
+ * of the lab (those whose environment carries the lab id - what the sshd sessions start on both hosts -
+ * and the descendants of the lab's sshd and PostgreSQL servers; a process's last 250 ms before it exits
+ * can be missed) and of `deploy` alone, and the hosts'
  * TMPDIR usage. CPU seconds hardly depend on how busy the machine is, wall times do.
  */
 function startSampler(lab: Lab): { stop(): Promise<{ rssMiB: { source: number; target: number }; stagedBytes: number; cpu: { all: number; deploy: number } }> } {
@@ -123,6 +130,19 @@ function startSampler(lab: Lab): { stop(): Promise<{ rssMiB: { source: number; t
   const firstCpu = new Map<string, number>();
   const lastCpu = new Map<string, number>();
   let firstRound = true;
+  const daemons = labDaemonPids(lab);
+  const parentOf = async (pid: string): Promise<string | undefined> => {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1];
+  };
+  const labDaemonDescendant = async (pid: string): Promise<boolean> => {
+    const lab = await daemons;
+    for (let current: string | undefined = pid, depth = 0; current !== undefined && current !== '0' && current !== '1' && depth < 32; depth += 1) {
+      if (lab.has(current)) return true;
+      current = await parentOf(current);
+    }
+    return false;
+  };
   let peakTmp = 0;
   let running = true;
   const base = tmpBytes(lab);
@@ -135,7 +155,10 @@ function startSampler(lab: Lab): { stop(): Promise<{ rssMiB: { source: number; t
         if (role === undefined) {
           const environ = await readFile(`/proc/${pid}/environ`, 'utf8').catch(() => '');
           role = null;
-          if (environ.includes(lab.id)) {
+          // sshd's session processes (the ssh channel's crypto on the target) and PostgreSQL's backends
+          // do not carry the lab's environment: they count by their parent, a lab sshd or postmaster.
+          if (!environ.includes(lab.id) && (await labDaemonDescendant(pid))) role = 'other';
+          else if (environ.includes(lab.id)) {
             const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
             role = 'other';
             if (/deploy(\.js)?\0/.test(cmdline)) role = /\0(receive)\0/.test(cmdline) ? 'target' : /\0(migrate|send)\0/.test(cmdline) ? 'source' : 'other';
