@@ -422,13 +422,14 @@ function write(startedAt: Date, environment: Record<string, unknown>, volumeByte
   const rssLarge = byId.get(`rss-${rssLargeMb}`)?.rss;
   const allRss = samples.filter((sample) => sample.row === 'migrate' || sample.row.startsWith('rss-') || sample.row === 'scp-deploy').flatMap((sample) => [sample.rssMiB.source, sample.rssMiB.target]);
   const streamingStaged = Math.max(0, ...of('migrate').map((s) => s.stagedBytes), ...samples.filter((s) => s.row.startsWith('rss-')).map((s) => s.stagedBytes));
-  const yes = (met: boolean): string => (met ? 'yes' : '**NO**');
+  // A comparison whose rows did not run (BENCH_ROWS) or failed is NaN: not run, neither met nor missed.
+  const yes = (met: boolean, value = 0): string => (Number.isNaN(value) ? 'not run' : met ? 'yes' : '**NO**');
   const x = (value: number): string => (Number.isNaN(value) ? '-' : `${value.toFixed(2)}x`);
   const targets = [
-    ['volume over ssh vs bare C1', '>= 1.05x', x(ratio('volume', 'bare-c1')), yes(ratio('volume', 'bare-c1') >= 1.05)],
-    ['volume over ssh vs bare C2', '>= 0.95x', x(ratio('volume', 'bare-c2')), yes(ratio('volume', 'bare-c2') >= 0.95)],
-    ['database part vs bare pg_restore pipeline (time)', '<= 1.10x', x(timeRatio('database', 'bare-db')), yes(timeRatio('database', 'bare-db') <= 1.1)],
-    ['scp mode vs scp by hand (time)', '<= 1.10x', x(timeRatio('scp-deploy', 'scp-hand')), yes(timeRatio('scp-deploy', 'scp-hand') <= 1.1)],
+    ['volume over ssh vs bare C1', '>= 1.05x', x(ratio('volume', 'bare-c1')), yes(ratio('volume', 'bare-c1') >= 1.05, ratio('volume', 'bare-c1'))],
+    ['volume over ssh vs bare C2', '>= 0.95x', x(ratio('volume', 'bare-c2')), yes(ratio('volume', 'bare-c2') >= 0.95, ratio('volume', 'bare-c2'))],
+    ['database part vs bare pg_restore pipeline (time)', '<= 1.10x', x(timeRatio('database', 'bare-db')), yes(timeRatio('database', 'bare-db') <= 1.1, timeRatio('database', 'bare-db'))],
+    ['scp mode vs scp by hand (time)', '<= 1.10x', x(timeRatio('scp-deploy', 'scp-hand')), yes(timeRatio('scp-deploy', 'scp-hand') <= 1.1, timeRatio('scp-deploy', 'scp-hand'))],
     ['streaming rows: staged bytes (peak TMPDIR growth, both hosts)', '0', `${(streamingStaged / 2 ** 20).toFixed(1)} MiB`, yes(streamingStaged < 2 ** 20)],
     ['deploy RSS source / target, MiB', '< 150, flat', `all rows max ${Math.max(0, ...allRss).toFixed(0)}; ${rssSmallMb} MiB: ${rssSmall ?? '-'}, ${rssLargeMb} MiB: ${rssLarge ?? '-'}`, yes(Math.max(0, ...allRss) < 150)],
     ['whole migrate / (bare C1 + bare db)', 'reported', x(migrateRatio), ''],
