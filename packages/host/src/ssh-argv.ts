@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { isSecret, quoteArgv, quoteWord, type Arg, type CommandSpec } from '@deploykit/core';
 
 /** How to reach a host with the OpenSSH client. */
@@ -10,6 +11,41 @@ export interface SshTarget {
   readonly controlDir?: string;
   /** Seconds to wait for the TCP connection. */
   readonly connectTimeoutSeconds?: number;
+  /**
+   * The `Ciphers` list ssh offers, in order of preference (the server takes the first it supports);
+   * null leaves it to ssh and its config. Default: `preferredSshCiphers()`.
+   */
+  readonly ciphers?: string | null;
+}
+
+/** OpenSSH's default cipher set (9.x) with AES-GCM first: every entry is in every OpenSSH since 6.5. */
+export const AES_FIRST_CIPHERS = 'aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr';
+
+let cpuHasAes: boolean | undefined;
+
+/** Whether this CPU has AES instructions (x86 `aes` flag, arm64 `aes` feature), from /proc/cpuinfo; false when unknown. */
+function localCpuHasAes(): boolean {
+  if (cpuHasAes === undefined) {
+    try {
+      cpuHasAes = /^(flags|Features)\s*:.*\baes\b/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
+    } catch {
+      cpuHasAes = false;
+    }
+  }
+  return cpuHasAes;
+}
+
+/**
+ * The cipher list deploy's own ssh sessions offer (docs/decisions/0010-ssh-cipher-and-buffers.md):
+ * `DEPLOY_SSH_CIPHERS` when set (empty: ssh's own choice), else AES-GCM first when this CPU has AES
+ * instructions (AES-GCM then costs a fraction of ChaCha20-Poly1305, ssh's default), else ssh's own choice.
+ * A server without AES-GCM picks the next entry it supports, so the list never fails a connection ssh's
+ * default would make.
+ */
+export function preferredSshCiphers(env: NodeJS.ProcessEnv = process.env): string | null {
+  const chosen = env.DEPLOY_SSH_CIPHERS;
+  if (chosen !== undefined) return chosen.trim() === '' ? null : chosen.trim();
+  return localCpuHasAes() ? AES_FIRST_CIPHERS : null;
 }
 
 /** First stderr line of every remote command: lets us signal the remote process group later. */
@@ -30,6 +66,8 @@ export function buildSshBaseArgv(target: SshTarget): string[] {
   if (target.sshConfig) argv.push('-F', target.sshConfig);
   argv.push('-o', 'BatchMode=yes', '-o', `ConnectTimeout=${target.connectTimeoutSeconds ?? 10}`);
   argv.push('-o', 'ServerAliveInterval=5', '-o', 'ServerAliveCountMax=3');
+  const ciphers = target.ciphers === undefined ? preferredSshCiphers() : target.ciphers;
+  if (ciphers !== null) argv.push('-o', `Ciphers=${ciphers}`);
   if (target.controlDir) {
     argv.push('-o', 'ControlMaster=auto', '-o', `ControlPath=${buildControlPath(target.controlDir)}`, '-o', 'ControlPersist=60');
   }

@@ -1,8 +1,9 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { UploadsCheck } from '@deploykit/core';
 import { failCheck, passCheck, type CheckEnvironment, type CheckResult, type CheckRunner, type SampledFile } from './check-types.js';
-import { fetchDigest, sha256Hex } from './fetch-bytes.js';
+import { hashFile } from '../migrate/checksums.js';
+import { fetchDigest } from './fetch-bytes.js';
 import { joinUrlPath } from './url-join.js';
 
 /** Lists every file under dir (relative paths, `/`-separated, sorted), skipping dotfiles and dot folders. */
@@ -73,9 +74,10 @@ export const runUploadsCheck: CheckRunner<UploadsCheck> = async (check, environm
   const problems: string[] = [];
   for (const name of names) {
     const want = expected?.find((file) => file.name === name);
-    let disk: Buffer | undefined;
+    // Hashed as it is read, like the served copy: a sampled upload may be hundreds of MiB.
+    let diskSha: string | undefined;
     try {
-      disk = await readFile(join(volumeDir, name));
+      diskSha = await hashFile(join(volumeDir, name));
     } catch (error) {
       problems.push(`${name}: not readable on disk (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
     }
@@ -89,7 +91,6 @@ export const runUploadsCheck: CheckRunner<UploadsCheck> = async (check, environm
       problems.push(`${name}: GET ${url} answered ${served.status}`);
       continue;
     }
-    const diskSha = disk === undefined ? undefined : sha256Hex(disk);
     if (diskSha !== undefined && diskSha !== served.sha256) problems.push(`${name}: served sha256 ${served.sha256.slice(0, 12)} differs from disk ${diskSha.slice(0, 12)}`);
     if (want !== undefined && want.sha256 !== served.sha256) problems.push(`${name}: sha256 ${served.sha256.slice(0, 12)} (${served.bytes} bytes) differs from the baseline's ${want.sha256.slice(0, 12)} (${want.bytes} bytes)`);
     sample.push({ name, sha256: served.sha256, bytes: served.bytes });

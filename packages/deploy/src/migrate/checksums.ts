@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { lstat, open, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SpecialFileEntry } from './archive-listing.js';
 
@@ -11,15 +10,31 @@ export interface FileDigest {
   readonly sha256: string;
 }
 
-/** SHA-256 of a file, streamed. */
-export function hashFile(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash('sha256');
-    createReadStream(path)
-      .on('data', (chunk) => hash.update(chunk))
-      .on('error', reject)
-      .on('end', () => resolve(hash.digest('hex')));
-  });
+/** Read size of hashFile: 1 MiB reads into a reused buffer (a 64 KiB stream chunk per read made garbage V8 freed late). */
+const HASH_READ_BYTES = 1024 * 1024;
+/** Buffers of finished hashFile calls, reused by the next ones (at most a few: verification hashes one file at a time). */
+const idleHashBuffers: Buffer[] = [];
+
+/**
+ * SHA-256 of a file, read in 1 MiB pieces into a reused buffer: hashing a whole volume allocates
+ * nothing per read, so the process stays at its usual size (a read stream's fresh 64 KiB chunk per
+ * read took `deploy receive` to over 1 GiB RSS while it verified a 512 MiB volume).
+ */
+export async function hashFile(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  const buffer = idleHashBuffers.pop() ?? Buffer.allocUnsafeSlow(HASH_READ_BYTES);
+  const handle = await open(path, 'r');
+  try {
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) break;
+      hash.update(buffer.subarray(0, bytesRead));
+    }
+    return hash.digest('hex');
+  } finally {
+    await handle.close();
+    if (idleHashBuffers.length < 4) idleHashBuffers.push(buffer);
+  }
 }
 
 /** Every regular file under `dir` (paths relative, sorted) with size and SHA-256; symlinks are not followed. */

@@ -19,7 +19,7 @@ import {
   type Secret,
 } from '@deploykit/core';
 import { controlDirParents, findProcessesByEnvironment, findSshMasters, stopProcesses, type DeployClient } from '@deploykit/host';
-import { BundleWriter, ByteMeter, buildFflShareArgv, describeExit, readLines, startFflShare, type FflShare, type SenderChannel, type StreamPath, type Transport, type TransportOptions } from '@deploykit/transport';
+import { BundleWriter, buildFflShareArgv, describeExit, readLines, startFflShare, type FflShare, type SenderChannel, type StreamPath, type Transport, type TransportOptions } from '@deploykit/transport';
 import { createSqlClient } from '../database/sql-client.js';
 import { DEPLOY_EVENT_TYPES } from '../deploy-events.js';
 import { readDumpSettings } from '../database/dump-settings.js';
@@ -1123,27 +1123,39 @@ async function sendPart(
     const started = Date.now();
     const producer = options.localHost.spawn({ argv: source.producer, env: source.producerEnv, label: `producer ${source.part.id}`, maxBuffer: 64 * 1024, ...(source.producerInput !== undefined ? { input: source.producerInput } : {}) });
     setProducer(producer);
-    const meter = new ByteMeter();
     const stderr: string[] = [];
     producer.stderr.on('data', (chunk: Buffer) => {
       stderr.push(chunk.toString('utf8'));
       if (stderr.length > 64) stderr.splice(0, stderr.length - 64);
     });
-    let shownAt = 0;
-    meter.on('data', () => {
-      if (Date.now() - shownAt < 2000) return;
-      shownAt = Date.now();
-      const elapsed = Date.now() - started;
-      const rate = elapsed > 0 ? (meter.bytes * 1000) / elapsed : 0;
-      const eta = source.part.expectedBytes > meter.bytes && rate > 0 ? `, ETA ${Math.round((source.part.expectedBytes - meter.bytes) / rate)} s` : '';
-      bus.emit('stream.progress', { app: app.name, stream: source.part.id, message: `${source.part.id}: ${formatBytes(meter.bytes)} at ${formatBytes(Math.round(rate))}/s${eta}`, data: { bytes: meter.bytes, expected: source.part.expectedBytes, rate, side: 'producer' } });
-    });
+    // Progress and stall come from the writer's byte counter, sampled by the watchdog below: nothing
+    // runs per chunk besides the bundle writer itself (no metering stream between producer and writer).
+    let movedBytes = 0;
+    let lastMoveAt = started;
+    let shownBytes = 0;
+    let shownAt = started;
+    const sample = (): void => {
+      const bytes = writer.partBytes;
+      const now = Date.now();
+      if (bytes !== movedBytes) {
+        movedBytes = bytes;
+        lastMoveAt = now;
+      }
+      if (bytes === shownBytes || now - shownAt < 2000) return;
+      shownBytes = bytes;
+      shownAt = now;
+      const elapsed = now - started;
+      const rate = elapsed > 0 ? (bytes * 1000) / elapsed : 0;
+      const eta = source.part.expectedBytes > bytes && rate > 0 ? `, ETA ${Math.round((source.part.expectedBytes - bytes) / rate)} s` : '';
+      bus.emit('stream.progress', { app: app.name, stream: source.part.id, message: `${source.part.id}: ${formatBytes(bytes)} at ${formatBytes(Math.round(rate))}/s${eta}`, data: { bytes, expected: source.part.expectedBytes, rate, side: 'producer' } });
+    };
     // No byte for the window: a producer that stopped writing, or a transfer that stopped taking bytes.
     // The window starts when the receiving side first took bytes (ffl: after its link hand-over and
     // WebRTC setup, reference/ffl.md §8); before that only the readiness window runs.
     let stalled: 'producer' | 'transfer' | 'not-ready' | undefined;
     const readinessMs = (options.readinessSeconds ?? DEFAULT_READINESS_SECONDS) * 1000;
     const watchdog = setInterval(() => {
+      sample();
       if (stalled !== undefined) return;
       const since = outlet.receivingSince();
       if (since === undefined) {
@@ -1151,7 +1163,7 @@ async function sendPart(
         stalled = 'not-ready';
         void outlet.abort();
       } else {
-        if (Date.now() - Math.max(started, since, meter.lastMoveAt) < options.stallSeconds * 1000) return;
+        if (Date.now() - Math.max(started, since, lastMoveAt) < options.stallSeconds * 1000) return;
         if (outlet.sink.writableNeedDrain) {
           stalled = 'transfer';
           void outlet.abort();
@@ -1161,15 +1173,14 @@ async function sendPart(
       }
       producer.kill('SIGTERM');
     }, Math.min(1000, (options.stallSeconds * 1000) / 4));
-    producer.stdout.pipe(meter);
     const status = producer.wait().then((result) => ({ exitCode: result.exitCode, signal: result.signal, stderrTail: stderr.join('').trim().split('\n').slice(-12).join('\n') }));
     let trailer;
     try {
-      trailer = await writer.writePart(source.part.id, meter, status);
+      trailer = await writer.writePart(source.part.id, producer.stdout, status);
     } catch (error) {
       // The bundle could not take the part (the target went away): the producer must not stay blocked on its pipe.
       producer.kill('SIGKILL');
-      meter.destroy();
+      producer.stdout.destroy();
       await producer.wait();
       throw error;
     } finally {

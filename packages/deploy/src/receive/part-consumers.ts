@@ -2,7 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { chmod, mkdir, rm, statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Writable, type Readable, type Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import { DeployError, formatBytes, type Host, type HostProcess, type RunResult } from '@deploykit/core';
 import { tailLines } from '@deploykit/host';
 import { BundleError, buildExtractArgv, ByteMeter, TarGuard, type BundlePartTrailer, type TarGuardOptions } from '@deploykit/transport';
@@ -76,17 +76,24 @@ async function describeNoSpace(stderr: string, where: string): Promise<string | 
 async function feedProcess(attempt: PartAttempt, consumer: HostProcess, filters: readonly Transform[], where: string, onBytes?: PartMeter, signal?: AbortSignal): Promise<PartOutcome> {
   consumer.stdout.resume();
   const stdin = consumer.stdin!;
-  const byteMeter = meter(onBytes);
-  const chain = pipeline([attempt.data, ...filters, byteMeter]).then(
+  // The bytes are counted where they leave for the consumer, by a listener rather than one more
+  // stream stage: every stage costs a callback round and a queue per chunk.
+  const last: Readable = filters.at(-1) ?? attempt.data;
+  const chain = (filters.length > 0 ? pipeline([attempt.data, ...filters]) : finished(attempt.data)).then(
     () => undefined,
     (error: unknown) => error,
   );
-  byteMeter.pipe(stdin);
+  let bytes = 0;
+  last.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+    onBytes?.onBytes(bytes);
+  });
+  last.pipe(stdin);
   // The consumer may close its stdin early (tar stops at the end-of-archive blocks): its exit
   // status decides, and the rest of the part still flows so its trailer is verified.
   stdin.on('error', () => {
-    byteMeter.unpipe(stdin);
-    byteMeter.resume();
+    last.unpipe(stdin);
+    last.resume();
   });
   const trailer = attempt.done.then(
     (value) => ({ value }),
@@ -140,7 +147,7 @@ async function feedProcess(attempt: PartAttempt, consumer: HostProcess, filters:
     throw result.aborted;
   }
   if (result.exit.exitCode !== 0) throw await consumerFailure(result.exit, where);
-  return { ok: true, trailer: settledTrailer.value, bytes: byteMeter.bytes };
+  return { ok: true, trailer: settledTrailer.value, bytes };
 }
 
 async function consumerFailure(result: RunResult, where: string): Promise<TargetFailure> {

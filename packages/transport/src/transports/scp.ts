@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { DependencyError, UsageError, formatBytes, type Host, type HostProcess, type RunResult } from '@deploykit/core';
-import { buildControlPath, SshHost } from '@deploykit/host';
+import { buildControlPath, preferredSshCiphers, SshHost } from '@deploykit/host';
 import { tailText } from '../pipeline/stage-failure.js';
 import { waitAtMost } from '../pipeline/timing.js';
 import { describeExit } from './receiver-process.js';
@@ -19,6 +19,9 @@ export function buildScpArgv(target: SshHost, file: string, remotePath: string):
   const { sshConfig, controlDir, destination } = target.target;
   const argv = ['scp', '-q', '-B'];
   if (sshConfig) argv.push('-F', sshConfig);
+  // The same cipher preference as the ssh sessions (a ControlMaster, when there is one, already has it).
+  const ciphers = target.target.ciphers === undefined ? preferredSshCiphers() : target.target.ciphers;
+  if (ciphers !== null) argv.push('-o', `Ciphers=${ciphers}`);
   if (controlDir) argv.push('-o', 'ControlMaster=auto', '-o', `ControlPath=${buildControlPath(controlDir)}`, '-o', 'ControlPersist=60');
   argv.push('--', file, `${destination}:${remotePath}`);
   return argv;
