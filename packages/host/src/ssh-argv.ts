@@ -36,7 +36,7 @@ function localCpuHasAes(): boolean {
 }
 
 /**
- * The cipher list deploy's own ssh sessions offer (docs/decisions/0010-ssh-cipher-and-buffers.md):
+ * The cipher list deploy's own ssh sessions offer (docs/decisions/0012-ssh-cipher-and-data-path.md):
  * `DEPLOY_SSH_CIPHERS` when set (empty: ssh's own choice), else AES-GCM first when this CPU has AES
  * instructions (AES-GCM then costs a fraction of ChaCha20-Poly1305, ssh's default), else ssh's own choice.
  * A server without AES-GCM picks the next entry it supports, so the list never fails a connection ssh's
