@@ -1,7 +1,7 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { PassThrough, type Writable } from 'node:stream';
 import {
   DependencyError,
   DeployError,
@@ -35,6 +35,7 @@ import { buildMigrationHeader, buildSourcePlan, buildSourceParts, describePlanSt
 import { buildDeltaRecord, contentsFromListing, toBaseEntries, type BaseMigration } from './cutover.js';
 import { scanVolumeMetadata } from './fidelity.js';
 import { writeMovedMarker } from './moved-marker.js';
+import { startProducer, type StartedProducer } from './part-producer.js';
 import { computeVolumeDelta, type VolumeDeltaStats, type VolumeEntry } from './volume-delta.js';
 
 /** Per part: what moved, how, and how long it took. */
@@ -137,7 +138,7 @@ export interface CutoverReport {
   readonly baseArchive: string;
   readonly baseRunId: string;
   readonly stoppedWith: 'maintenance' | 'stop';
-  /** From the start of stopping writes here to the target's report of the app healthy (or to this host serving again). */
+  /** From the start of stopping writes here to the target saying the app passed its health checks there (or to this host serving again). */
   readonly writeStopMs?: number;
   /** Bundle bytes of the volume deltas and of the database parts. */
   readonly deltaBytes: number;
@@ -921,7 +922,7 @@ class SourceRun {
       // adding up. Each waits on its full pipe for its turn. Writes are stopped, so a producer started
       // now reads what one started later would (pg_dump's snapshot, too). Not for a migration: a live
       // pg_dump would hold its locks for the whole transfer of the volumes before it.
-      if (options.cutover) for (const step of sendSteps) if (step.kind === 'send') aheadProducers.set(step.source.part.id, startProducer(options, sourceOf(step), true));
+      if (options.cutover) for (const step of sendSteps) if (step.kind === 'send') aheadProducers.set(step.source.part.id, startProducer(options.localHost, sourceOf(step), true));
       for (const sendStep of sendSteps) {
         if (targetFailed) break;
         await this.#step(sendStep, async () => {
@@ -943,7 +944,7 @@ class SourceRun {
       }
       if (resume) this.#reused = { fromRun: resume.fromRun, parts: resume.parts.map((part) => part.id) };
 
-      // 5. The target's verdict (a cutover's write-stop window ends with its report of the app healthy).
+      // 5. The target's verdict (a cutover's write-stop window ended when it said the app is healthy).
       await this.#step(stepOf('target'), () => active.finished);
       // Writes stopped here until the app was healthy there (its clean-up after runs with the app serving).
       if (options.cutover && active.report?.ok) this.#writeStopEndedAt = active.healthyAt ?? active.reportAt ?? Date.now();
@@ -1045,32 +1046,6 @@ interface PartOutlet {
 /** A resume as the source plan needs it. */
 type SourcePlanResume = NonNullable<Parameters<typeof buildSourcePlan>[0]['resume']>;
 
-/** A part's producer process, its output, and the stderr it wrote so far (collected from its start). */
-interface StartedProducer {
-  readonly process: HostProcess;
-  readonly stdout: Readable;
-  readonly stderr: string[];
-}
-
-/** Bytes a producer started ahead may write before it blocks on its output (it waits for its part's turn). */
-const AHEAD_BUFFER_BYTES = 1024 * 1024;
-
-/**
- * Starts a part's producer on this host. One started `ahead` of its part gets its output taken into
- * a buffer at once: node discards a child's unread stdout when the child exits (flushStdio), so a
- * small part's producer that ends before its turn would lose its bytes. When the buffer is full the
- * pipe stops, and the producer blocks until the part is written.
- */
-function startProducer(options: SourceRunOptions, source: SourcePart, ahead = false): StartedProducer {
-  const process = options.localHost.spawn({ argv: source.producer, env: source.producerEnv, label: `producer ${source.part.id}`, maxBuffer: 64 * 1024, ...(source.producerInput !== undefined ? { input: source.producerInput } : {}) });
-  const stderr: string[] = [];
-  process.stderr.on('data', (chunk: Buffer) => {
-    stderr.push(chunk.toString('utf8'));
-    if (stderr.length > 64) stderr.splice(0, stderr.length - 64);
-  });
-  return { process, stdout: ahead ? process.stdout.pipe(new PassThrough({ highWaterMark: AHEAD_BUFFER_BYTES })) : process.stdout, stderr };
-}
-
 /** Sends one part: its producer into the bundle, retried when the producer fails (the target discards the attempt). */
 async function sendPart(
   options: SourceRunOptions,
@@ -1086,7 +1061,7 @@ async function sendPart(
   for (let attempt = 1; ; attempt += 1) {
     const started = Date.now();
     // A producer started ahead (a cutover's) serves the first attempt; a retry starts its own.
-    const { process: producer, stdout, stderr } = attempt === 1 && prestarted !== undefined ? prestarted : startProducer(options, source);
+    const { process: producer, stdout, stderr } = attempt === 1 && prestarted !== undefined ? prestarted : startProducer(options.localHost, source);
     setProducer(producer);
     const meter = new ByteMeter();
     let shownAt = 0;
