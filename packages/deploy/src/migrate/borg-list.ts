@@ -3,15 +3,6 @@ import { DependencyError, describeExit, type Host, type RunResult } from '@deplo
 /** What borg says when another borg holds the repository lock (borg 1.x exits 2 after --lock-wait, default 1 s). */
 const BORG_LOCKED = /Failed to create\/acquire the lock|lock\.exclusive|LockTimeout|LockFailed/i;
 
-/**
- * `--lock-wait` for a borg reader that runs beside other readers of the same run (a cutover lists
- * its volumes and exports the next part while one streams). Each reader takes the repository's
- * exclusive lock for milliseconds to enter itself in the roster of shared locks; with borg's default
- * wait of 1 s a loaded machine could fail one of them for nothing. A lock that another borg really
- * holds (a backup) still fails the run after this wait.
- */
-export const BORG_READER_LOCK_WAIT = ['--lock-wait', '10'] as const;
-
 /** The last meaningful line borg wrote on stderr. */
 function lastLine(stderr: string): string {
   return stderr.trim().split('\n').map((line) => line.trim()).filter(Boolean).pop() ?? '';

@@ -27,3 +27,22 @@ export function startProducer(host: Host, source: SourcePart, ahead = false): St
   });
   return { process, stdout: ahead ? process.stdout.pipe(new PassThrough({ highWaterMark: AHEAD_BUFFER_BYTES })) : process.stdout, stderr };
 }
+
+/** True for a producer that reads the Borg repository (borg export-tar or extract, also behind bash). */
+export function readsBorgRepository(source: SourcePart): boolean {
+  return source.producer.includes('borg');
+}
+
+/**
+ * Runs async work one at a time, in call order: borg 1.2.4's shared-lock roster is not safe for
+ * concurrent readers of one repository (measured: a reader failed with `KeyError: ('<host id>',
+ * <pid>, 0)` while two others read), so a run's borg processes never overlap each other.
+ */
+export function oneAtATime(): <T>(work: () => Promise<T>) => Promise<T> {
+  let tail: Promise<unknown> = Promise.resolve();
+  return (work) => {
+    const run = tail.then(work, work);
+    tail = run.catch(() => undefined);
+    return run;
+  };
+}

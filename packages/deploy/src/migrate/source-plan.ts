@@ -4,7 +4,6 @@ import type { DatabaseEngine } from '../database/engine.js';
 import type { HostContext } from '../host-context.js';
 import { resolveBorgRepo } from '../phase-env.js';
 import { buildArchiveListingArgv } from './archive-listing.js';
-import { BORG_READER_LOCK_WAIT } from './borg-list.js';
 import { isFidelityTrivial, type FidelityMetadata } from './fidelity.js';
 import { withPatternsOnStdin } from './volume-delta.js';
 import type { CutoverHeader, MigrationDatabase, MigrationHeader, MigrationPart } from './migration-header.js';
@@ -98,7 +97,7 @@ export function buildSourceParts(input: PartsInput): SourcePart[] {
       // A volume whose target writes are discarded (logs) travels whole and replaces the copy there.
       const id = `delta:${volume.name}`;
       const whole = volume.target_writes === 'discard';
-      const exportArgv = ['borg', 'export-tar', ...BORG_READER_LOCK_WAIT, `--strip-components=${path.split('/').length}`, `::${archive}`, '-'];
+      const exportArgv = ['borg', 'export-tar', `--strip-components=${path.split('/').length}`, `::${archive}`, '-'];
       parts.push({
         part: { id, kind: 'volume-delta', title: `volume ${volume.name} (${path}): ${whole ? 'whole (target_writes: discard)' : 'what changed since the migration'}, from archive ${archive}`, expectedBytes: whole ? estimate(`volume:${volume.name}`) : 0, volume: { name: volume.name, path }, fromArchive: false },
         producer: whole ? [...exportArgv, path] : withPatternsOnStdin(exportArgv),

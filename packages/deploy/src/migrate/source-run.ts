@@ -27,7 +27,7 @@ import { runPhase } from '../script-runner.js';
 import { acquireAppLock, type AppLock } from './app-lock.js';
 import { pruneMigrationArchives, type PruneReport } from './archive-retention.js';
 import { listArchivedVolumeEntries } from './archive-listing.js';
-import { BORG_READER_LOCK_WAIT, describeBorgFailure, runBorgList } from './borg-list.js';
+import { describeBorgFailure, runBorgList } from './borg-list.js';
 import { Journal, journalDir } from './journal.js';
 import type { DeltaRecord, MigrationContents, MigrationDatabase, MigrationHeader } from './migration-header.js';
 import type { SourcePreflight } from './source-preflight.js';
@@ -35,7 +35,7 @@ import { buildMigrationHeader, buildSourcePlan, buildSourceParts, describePlanSt
 import { buildDeltaRecord, contentsFromListing, toBaseEntries, type BaseMigration } from './cutover.js';
 import { scanVolumeMetadata } from './fidelity.js';
 import { writeMovedMarker } from './moved-marker.js';
-import { startProducer, type StartedProducer } from './part-producer.js';
+import { oneAtATime, readsBorgRepository, startProducer, type StartedProducer } from './part-producer.js';
 import { computeVolumeDelta, type VolumeDeltaStats, type VolumeEntry } from './volume-delta.js';
 
 /** Per part: what moved, how, and how long it took. */
@@ -815,7 +815,8 @@ class SourceRun {
     let keepalive: NodeJS.Timeout | undefined;
     let producer: HostProcess | undefined;
     /** Producers started ahead of their parts (a cutover), by part id, until their part takes them. */
-    const aheadProducers = new Map<string, StartedProducer>();
+    const aheadProducers = new Map<string, Promise<StartedProducer | undefined>>();
+    let aheadStopped = false;
     let targetFailed = false;
     const fail = (error: DeployError, retryable: boolean, stage?: string): SourceFailure => new SourceFailure(error, this.#current, retryable, stage);
     const header = this.#header(runId);
@@ -922,7 +923,21 @@ class SourceRun {
       // adding up. Each waits on its full pipe for its turn. Writes are stopped, so a producer started
       // now reads what one started later would (pg_dump's snapshot, too). Not for a migration: a live
       // pg_dump would hold its locks for the whole transfer of the volumes before it.
-      if (options.cutover) for (const step of sendSteps) if (step.kind === 'send') aheadProducers.set(step.source.part.id, startProducer(options.localHost, sourceOf(step), true));
+      // Borg readers of the repository start one after the other (oneAtATime): each once the one before exited.
+      if (options.cutover) {
+        let borgFree: Promise<unknown> = Promise.resolve();
+        for (const step of sendSteps) {
+          if (step.kind !== 'send') continue;
+          const source = sourceOf(step);
+          if (!readsBorgRepository(source)) {
+            aheadProducers.set(source.part.id, Promise.resolve(startProducer(options.localHost, source, true)));
+            continue;
+          }
+          const started = borgFree.then(() => (aheadStopped ? undefined : startProducer(options.localHost, source, true)));
+          borgFree = started.then((ahead) => ahead?.process.wait());
+          aheadProducers.set(source.part.id, started);
+        }
+      }
       for (const sendStep of sendSteps) {
         if (targetFailed) break;
         await this.#step(sendStep, async () => {
@@ -931,7 +946,7 @@ class SourceRun {
             this.#parts.push({ id: sendStep.source.part.id, status: 'reused', bytes: sendStep.bytes, elapsedMs: 0, rate: 0, path: 'reused', attempts: 0, sha256: sendStep.sha256 });
             return;
           }
-          const ahead = aheadProducers.get(sendStep.source.part.id);
+          const ahead = await aheadProducers.get(sendStep.source.part.id);
           aheadProducers.delete(sendStep.source.part.id);
           await sendPart(options, sourceOf(sendStep), bundle, active.outlet(), this.#parts, (proc) => (producer = proc), () => targetFailed, ahead);
         });
@@ -978,8 +993,9 @@ class SourceRun {
       clearInterval(keepalive);
       producer?.kill('SIGKILL');
       // Producers started ahead for parts never sent (a failure, or the target failed): gone before writes resume.
-      for (const ahead of aheadProducers.values()) ahead.process.kill('SIGKILL');
-      await Promise.all([...aheadProducers.values()].map((ahead) => ahead.process.wait()));
+      aheadStopped = true;
+      for (const pending of aheadProducers.values()) void pending.then((ahead) => ahead?.process.kill('SIGKILL'));
+      await Promise.all([...aheadProducers.values()].map(async (pending) => (await pending)?.process.wait()));
       await session?.channel.abort();
       await rm(attemptDir, { recursive: true, force: true });
     }
@@ -1205,14 +1221,20 @@ interface ScannedCutoverVolume {
 /**
  * One volume of a cutover, with writes stopped and the final archive made: the metadata export-tar
  * drops is scanned again (the disk is what the archive holds now) while borg lists the final archive
- * for the delta - read-only, so at the same time, and beside the other volumes'.
+ * for the delta - read-only, so at the same time, and beside the other volumes' (borg's readers in turn).
  */
-async function scanCutoverVolume(options: SourceRunOptions, volume: AppFolder['manifest']['volumes'][number], archive: string, timed: ReturnType<typeof phaseTimer>): Promise<ScannedCutoverVolume> {
+async function scanCutoverVolume(
+  options: SourceRunOptions,
+  volume: AppFolder['manifest']['volumes'][number],
+  archive: string,
+  timed: ReturnType<typeof phaseTimer>,
+  borg: ReturnType<typeof oneAtATime>,
+): Promise<ScannedCutoverVolume> {
   const path = volume.path.replace(/\/$/, '');
   const dir = join(options.app.dir, path);
   const [scan, computed] = await Promise.allSettled([
     timed('scan', () => scanVolumeMetadata(options.localHost, dir, { allMtimes: true })),
-    timed('listings', () => computeVolumeDelta(options.localHost, options.preflight.borgEnv, { base: options.cutover!.base.archive, final: archive, volumePath: path, baseListing: options.cutover!.baseListings[volume.name] ?? [] })),
+    timed('listings', () => borg(() => computeVolumeDelta(options.localHost, options.preflight.borgEnv, { base: options.cutover!.base.archive, final: archive, volumePath: path, baseListing: options.cutover!.baseListings[volume.name] ?? [] }))),
   ]);
   if (scan.status === 'rejected') throw scan.reason;
   if (computed.status === 'rejected') throw computed.reason;
@@ -1236,18 +1258,20 @@ async function buildContents(
   const { app, preflight } = options;
   const volumes: Record<string, MigrationContents['volumes'][string]> = {};
   const timed = phaseTimer(phases);
+  // The scans run at once; borg's readers of the repository one at a time (oneAtATime says why).
+  const borg = oneAtATime();
   // Independent and read-only (a cutover stopped writes before its backup): the database's settings
   // and fix-ups are read while the volumes are listed and scanned, all at once.
   const engine = preflight.engine;
   const name = app.manifest.database.name;
   const settingsRead = timed('database-settings', async () => {
     if (!engine?.settings || !name) return undefined;
-    const producer = preflight.archiveHasDump ? { argv: ['borg', 'extract', ...BORG_READER_LOCK_WAIT, '--stdout', `::${archive}`, engine.archivedDumpPath(name)], env: preflight.borgEnv } : { argv: ['pg_dump', '--format=custom', '--schema-only', '--no-password', `--dbname=${name}`] };
-    return readDumpSettings(options.localHost, producer, engine.settings, tempDir);
+    const producer = preflight.archiveHasDump ? { argv: ['borg', 'extract', '--stdout', `::${archive}`, engine.archivedDumpPath(name)], env: preflight.borgEnv } : { argv: ['pg_dump', '--format=custom', '--schema-only', '--no-password', `--dbname=${name}`] };
+    return preflight.archiveHasDump ? borg(() => readDumpSettings(options.localHost, producer, engine.settings!, tempDir)) : readDumpSettings(options.localHost, producer, engine.settings, tempDir);
   });
   // Read from the live database (the archive's dump was made from it moments ago by the backup step).
   const fixupsRead = timed('database-fixups', async () => (engine?.exportObjectFixups && name ? engine.exportObjectFixups(createSqlClient(options.localHost, engine.clientArgv), name) : undefined));
-  const cutoverVolumes = options.cutover ? settleAll(app.manifest.volumes.map((volume) => scanCutoverVolume(options, volume, archive, timed))) : undefined;
+  const cutoverVolumes = options.cutover ? settleAll(app.manifest.volumes.map((volume) => scanCutoverVolume(options, volume, archive, timed, borg))) : undefined;
   // Everything settles before a failure is thrown: no scan may still run when the caller resumes writes.
   const settled = await Promise.allSettled([settingsRead, fixupsRead, cutoverVolumes ?? Promise.resolve(undefined)]);
   for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason;

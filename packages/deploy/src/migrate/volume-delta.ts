@@ -1,6 +1,6 @@
 import type { Host } from '@deploykit/core';
 import { DependencyError } from '@deploykit/core';
-import { BORG_READER_LOCK_WAIT, borgLockError, describeBorgFailure } from './borg-list.js';
+import { borgLockError, describeBorgFailure } from './borg-list.js';
 
 /**
  * The delta of one volume between two archives of the same repository: the base (the archive of
@@ -224,8 +224,9 @@ export function withPatternsOnStdin(argv: readonly string[]): string[] {
 /** The argv listing a volume of an archive for a delta; with `patterns` (on stdin), only the paths they select. */
 export function buildDeltaListingArgv(archive: string, volumePath: string, options: { sha256: boolean; patterns?: boolean }): string[] {
   const format = options.sha256 ? `${LISTING_FORMAT}{sha256}` : LISTING_FORMAT;
-  const list = ['borg', 'list', ...BORG_READER_LOCK_WAIT, '--json-lines', '--format', format, `::${archive}`];
-  return options.patterns ? withPatternsOnStdin(list) : [...list, volumePath];
+  return options.patterns
+    ? withPatternsOnStdin(['borg', 'list', '--json-lines', '--format', format, `::${archive}`])
+    : ['borg', 'list', '--json-lines', '--format', format, `::${archive}`, volumePath];
 }
 
 /** Lists one volume of an archive (BORG_REPO in env): every entry, or with `only` just those paths. */
