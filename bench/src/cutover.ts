@@ -29,6 +29,45 @@ interface StepTime {
   readonly ms: number;
 }
 
+/** One step of either host on the window's time line: ms from the moment writes stopped on the source. */
+interface TimedStep {
+  readonly host: 'source' | 'target';
+  readonly step: string;
+  readonly from: number;
+  readonly to: number;
+  readonly detail?: Readonly<Record<string, unknown>>;
+}
+
+/** A run record's lines as [step, start, end] (both hosts stamp `time`; the lab's hosts share one clock). */
+function timeSteps(host: TimedStep['host'], lines: readonly Record<string, unknown>[], zero: number): TimedStep[] {
+  const starts = new Map<string, number>();
+  const steps: TimedStep[] = [];
+  for (const line of lines) {
+    if (host === 'target' && line.t !== 'step') continue;
+    const at = Date.parse(String(line.time));
+    const step = String(line.step);
+    if (line.status === 'start') starts.set(step, at);
+    else if (line.status === 'ok' && starts.has(step)) steps.push({ host, step, from: starts.get(step)! - zero, to: at - zero, ...(line.detail && typeof line.detail === 'object' ? { detail: line.detail as Record<string, unknown> } : {}) });
+  }
+  return steps;
+}
+
+/** The window as phases: the source until the last byte went, then the target until healthy. */
+function windowPhases(source: readonly TimedStep[], target: readonly TimedStep[], windowMs: number): { phase: string; ms: number; steps: string }[] {
+  const sends = source.filter((step) => step.step.startsWith('send:') || step.step === 'trailer');
+  const lastByte = Math.max(...sends.map((step) => step.to));
+  const firstSend = Math.min(...sends.map((step) => step.from));
+  const before = source.filter((step) => step.from >= 0 && step.to <= firstSend);
+  const list = (steps: readonly TimedStep[]): string => steps.map((step) => `${step.step} ${step.to - step.from}`).join(', ');
+  const contents = source.find((step) => step.step === 'contents')?.detail?.phases as Record<string, number> | undefined;
+  const after = target.filter((step) => step.to > lastByte && step.from < windowMs);
+  return [
+    { phase: 'source: stop writes, final backup, delta (until the first part)', ms: firstSend, steps: `${list(before)}${contents ? ` (contents: ${Object.entries(contents).map(([name, ms]) => `${name} ${ms}`).join(', ')})` : ''}` },
+    { phase: 'wire: the parts, first byte to last (target receiving alongside)', ms: lastByte - firstSend, steps: `${list(sends)}; target: ${list(target.filter((step) => step.step.startsWith('receive:') && step.from < lastByte))}` },
+    { phase: 'target: after the last byte until healthy (the window end)', ms: windowMs - lastByte, steps: list(after) },
+  ];
+}
+
 await using lab = await startLab({ hosts: 2 });
 const ssh = async (host: string, command: string): Promise<string> => {
   const result = await lab.ssh(host, command);
@@ -62,22 +101,16 @@ const report = JSON.parse(cutover.stdout) as {
   cutover: { writeStopMs: number; deltaBytes: number; databaseBytes: number; volumes: Record<string, unknown> };
   targetReport?: { journal?: string };
 };
-const readSteps = async (host: string, path: string | undefined, target: boolean): Promise<StepTime[]> => {
-  if (path === undefined) return [];
-  const lines = (await ssh(host, `cat ${path}`)).split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
-  if (!target) return lines.filter((line) => line.status === 'ok' && typeof (line.detail as { ms?: number } | undefined)?.ms === 'number').map((line) => ({ step: String(line.step), ms: (line.detail as { ms: number }).ms }));
-  const starts = new Map<string, number>();
-  const steps: StepTime[] = [];
-  for (const line of lines) {
-    if (line.t !== 'step') continue;
-    const at = Date.parse(String(line.time));
-    if (line.status === 'start') starts.set(String(line.step), at);
-    else if (line.status === 'ok' && starts.has(String(line.step))) steps.push({ step: String(line.step), ms: at - starts.get(String(line.step))! });
-  }
-  return steps;
-};
-const sourceSteps = await readSteps('a', report.journal, false);
-const targetSteps = await readSteps('b', report.targetReport?.journal, true);
+const readLines = async (host: string, path: string | undefined): Promise<Record<string, unknown>[]> =>
+  path === undefined ? [] : (await ssh(host, `cat ${path}`)).split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
+const sourceLines = await readLines('a', report.journal);
+const targetLines = await readLines('b', report.targetReport?.journal);
+const stoppedAt = Date.parse(String(sourceLines.find((line) => line.step === 'stop-writes' && line.status === 'start')?.time));
+const sourceTimed = timeSteps('source', sourceLines, stoppedAt);
+const targetTimed = timeSteps('target', targetLines, stoppedAt);
+const sourceSteps: StepTime[] = sourceTimed.map((step) => ({ step: step.step, ms: step.to - step.from }));
+const targetSteps: StepTime[] = targetTimed.map((step) => ({ step: step.step, ms: step.to - step.from }));
+const phases = windowPhases(sourceTimed, targetTimed, report.cutover.writeStopMs);
 const volumeBytes = report.parts.filter((part) => part.id.startsWith('delta:uploads')).reduce((sum, part) => sum + (part.wireBytes ?? part.bytes), 0);
 const result = {
   machine: { cores: availableParallelism(), memGiB: Math.round(totalmem() / 2 ** 30), load: loadavg()[0], node: process.version },
@@ -92,6 +125,8 @@ const result = {
   windowTargetMs: 15_000 + dumpMs,
   sourceSteps,
   targetSteps,
+  phases,
+  timeline: [...sourceTimed, ...targetTimed].filter((step) => step.to >= 0).sort((a, b) => a.from - b.from),
 };
 const met = {
   bytes: volumeBytes < 1.2 * changedBytes,
@@ -109,6 +144,14 @@ const md = [
   `| uploads delta on the wire | ${(volumeBytes / 2 ** 20).toFixed(2)} MiB (${result.ratio.toFixed(3)}x the changed bytes) | < 1.2x | ${met.bytes ? 'yes' : 'NO'} |`,
   `| all volume deltas + database | ${((report.cutover.deltaBytes + report.cutover.databaseBytes) / 2 ** 20).toFixed(2)} MiB (database ${(report.cutover.databaseBytes / 2 ** 20).toFixed(2)} MiB) | | |`,
   `| write-stop window | ${(report.cutover.writeStopMs / 1000).toFixed(1)} s | < 15 s + pg_dump ${(dumpMs / 1000).toFixed(1)} s | ${met.window ? 'yes' : 'NO'} |`,
+  '',
+  'Where the window went (ms from the stop of writes on the source; both lab hosts share one clock):',
+  '',
+  '| phase | ms | steps (ms) |',
+  '|---|---|---|',
+  ...phases.map((phase) => `| ${phase.phase} | ${phase.ms} | ${phase.steps} |`),
+  '',
+  `Time line: ${result.timeline.map((step) => `${step.host === 'source' ? 'a' : 'b'}:${step.step} ${step.from}-${step.to}`).join(', ')}`,
   '',
   `Source steps (ms): ${sourceSteps.map((step) => `${step.step} ${step.ms}`).join(', ')}`,
   '',

@@ -67,6 +67,35 @@ test('uploads: a removed or altered upload fails against the baseline, naming th
   assert.equal((await health(['--check', 'uploads', '--baseline=-'], JSON.stringify(baseline))).exitCode, 0);
 });
 
+test('uploads: a file above max_bytes is checked by its size and its first max_bytes; truncated or altered there, it fails', async () => {
+  const big = `${appDir}/data/uploads/e-big.bin`;
+  // 6 MiB: above the default max_bytes (4 MiB), so its prefix is hashed and the rest not downloaded.
+  await shOk(lab, 'a', `head -c 6291456 /dev/urandom > ${quoteArgv([big])}`);
+  try {
+    const baseline = (await health(['--check', 'uploads'])).json;
+    const check = pickCheck(baseline, 'uploads');
+    assert.equal(check.status, 'ok', check.reason);
+    const sampled = (check.facts?.sample as { name: string; bytes: number; hashedBytes?: number }[]).find((file) => file.name === 'e-big.bin');
+    assert.deepEqual([sampled?.bytes, sampled?.hashedBytes], [6291456, 4194304]);
+    const against = async (): Promise<CheckJson> => {
+      const { json } = await health(['--check', 'uploads', '--baseline=-'], JSON.stringify(baseline));
+      return pickCheck(json, 'uploads');
+    };
+    await shOk(lab, 'a', `cp ${quoteArgv([big, `${big}.orig`])} && truncate -s -1 ${quoteArgv([big])}`);
+    const truncated = await against();
+    assert.equal(truncated.status, 'failed');
+    assert.match(truncated.reason ?? '', /e-big\.bin: sha256 of the first 4194304 bytes [0-9a-f]{12} \(6291455 bytes\) differs from the baseline's [0-9a-f]{12} \(6291456 bytes\)/);
+    await shOk(lab, 'a', `cp ${quoteArgv([`${big}.orig`, big])} && printf X | dd of=${quoteArgv([big])} bs=1 seek=4000000 conv=notrunc status=none`);
+    const altered = await against();
+    assert.equal(altered.status, 'failed');
+    assert.match(altered.reason ?? '', /e-big\.bin: sha256 of the first 4194304 bytes [0-9a-f]{12} \(6291456 bytes\) differs from the baseline's/);
+    await shOk(lab, 'a', `cp ${quoteArgv([`${big}.orig`, big])}`);
+    assert.equal((await against()).status, 'ok');
+  } finally {
+    await shOk(lab, 'a', `rm -f ${quoteArgv([big, `${big}.orig`])}`);
+  }
+});
+
 test('login: a wrong secret fails with the redirect it got; the right one passes again', async () => {
   const credentials = `${appDir}/secrets/admin.credentials`;
   const original = await shOk(lab, 'a', `cat ${quoteArgv([credentials])}`);

@@ -72,6 +72,8 @@ export interface UploadsCheck {
   readonly volume: string;
   readonly url_prefix: string;
   readonly sample?: number;
+  /** Bytes of each sampled file read and hashed (a larger file: its size and the hash of that prefix). */
+  readonly max_bytes?: number;
 }
 
 export interface DbPageCheck {

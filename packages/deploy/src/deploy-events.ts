@@ -115,6 +115,8 @@ declare module '@deploykit/core' {
     'receive.cutover': { readonly differences: number } | { readonly removedXattrs: number };
     'receive.delta': DeltaApplied & { readonly volume: string; readonly counts: DeltaRecord['counts'] };
     'receive.committed': { readonly replaced: TargetOccupancy };
+    /** The app passed its health checks here: a cutover's write-stop window ends (the clean-up follows). */
+    'receive.healthy': Readonly<Record<string, never>>;
     'receive.rollback': { readonly ok: boolean };
     'receive.kept': { readonly kept: readonly string[] };
     'receive.report': { readonly report: TargetReport };
@@ -178,6 +180,7 @@ const EVENT_TYPES = {
   'receive.cutover': true,
   'receive.delta': true,
   'receive.committed': true,
+  'receive.healthy': true,
   'receive.rollback': true,
   'receive.kept': true,
   'receive.report': true,

@@ -85,7 +85,7 @@ test('a bad name and an unknown check type and a key of another check type are a
     'app.yaml:1:7: name: must be lowercase letters, digits and dashes, start with a letter and be at most 63 characters (got "My_App")',
     'app.yaml:3:3: env: key "DEPLOY_APP" is not allowed: names use letters, digits and _, and must not start with DEPLOY_',
     'app.yaml:8:13: health/checks/0/type: must be one of: http, static, uploads, db-page, login, logs, process (got "ping")',
-    'app.yaml:13:7: health/checks/1: unknown key "path" (known: name, type, volume, url_prefix, sample)',
+    'app.yaml:13:7: health/checks/1: unknown key "path" (known: name, type, volume, url_prefix, sample, max_bytes)',
   ]);
 });
 

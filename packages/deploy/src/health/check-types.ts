@@ -17,8 +17,11 @@ export interface CheckResult {
 /** One file an uploads check sampled: its path inside the volume and what it held. */
 export interface SampledFile {
   readonly name: string;
+  /** SHA-256 of the file, or of its first `hashedBytes` when it is larger than the check's max_bytes. */
   readonly sha256: string;
   readonly bytes: number;
+  /** Present when only a prefix was hashed: its length. */
+  readonly hashedBytes?: number;
 }
 
 /**

@@ -83,7 +83,13 @@ export function compareApp(input: {
     if (check.type === 'uploads') {
       const left = (check.facts?.sample ?? []) as SampledFile[];
       const right = (other?.facts?.sample ?? []) as SampledFile[];
-      const differing = left.filter((file) => right.find((r) => r.name === file.name)?.sha256 !== file.sha256).map((file) => file.name);
+      const differing = left
+        .filter((file) => {
+          const served = right.find((r) => r.name === file.name);
+          // A prefix hash (max_bytes) says nothing of the rest: the sizes must agree too.
+          return served === undefined || served.sha256 !== file.sha256 || served.bytes !== file.bytes;
+        })
+        .map((file) => file.name);
       comparisons.push({
         subject: `uploads sample ${check.name}`,
         status: left.length === 0 ? 'skipped' : differing.length === 0 ? 'match' : 'mismatch',

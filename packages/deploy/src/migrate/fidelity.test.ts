@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalHost } from '@deploykit/host';
-import { applyFidelity, applyMtimes, compareFidelity, compareMtimes, isFidelityTrivial, scanFidelity, scanMtimes } from './fidelity.js';
+import { applyFidelity, applyMtimes, compareFidelity, compareMtimes, isFidelityTrivial, keepSubsecondMtimes, scanFidelity, scanMtimes, scanVolumeMetadata } from './fidelity.js';
 
 const host = new LocalHost();
 
@@ -127,6 +127,10 @@ test('sub-second mtimes of files, directories and symlinks and the volume root (
     assert.equal(ns.get('sub/deeper'), '1704240000000000001');
     assert.deepEqual(source.root, { mode: 0o2751, uid: 0, gid: 0, mtimeNs: '1686125350111222333' });
     assert.match(source.xattrDump, /# file: \.\nuser\.root=/, 'the root\'s xattrs are in the dump');
+    // A cutover's scan: the same fidelity from one walk that also gives every entry's mtime.
+    const combined = await scanVolumeMetadata(host, volume, { allMtimes: true });
+    assert.deepEqual(combined.fidelity, source);
+    assert.deepEqual(combined.allMtimes, (await scanMtimes(host, volume, true)).mtimes);
 
     // The loss is real: tar restored whole seconds and nothing of the root.
     const lost = await scanMtimes(host, out, true);
@@ -168,4 +172,24 @@ test('ns mtimes are never applied through a symlinked parent, and a wrong sub-se
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('keepSubsecondMtimes keeps the entries with a sub-second part, in order, exactly (no float rounding)', () => {
+  assert.deepEqual(
+    keepSubsecondMtimes([
+      ['a', '1704164645123456789'],
+      ['b', '1704164645000000000'],
+      ['c', '1'],
+      ['d', '0'],
+      ['e', '-1000000001'],
+      ['f', '9007199254740993000000000'],
+      ['g', '9007199254740993000000001'],
+    ]),
+    [
+      ['a', '1704164645123456789'],
+      ['c', '1'],
+      ['e', '-1000000001'],
+      ['g', '9007199254740993000000001'],
+    ],
+  );
 });

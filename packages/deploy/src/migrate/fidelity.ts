@@ -215,12 +215,25 @@ export async function scanMtimes(host: Host, dir: string, all = false): Promise<
 
 /** Scans a volume on a host for what export-tar would lose. */
 export async function scanFidelity(host: Host, dir: string): Promise<FidelityMetadata> {
-  const xattrDump = await runIn(host, dir, GETFATTR_ARGV);
+  return (await scanVolumeMetadata(host, dir, { allMtimes: false })).fidelity;
+}
+
+/**
+ * scanFidelity, its four walks of the volume at once (read-only; each its own process), and with
+ * `allMtimes` every entry's ns mtime too (a cutover needs them: decision 0008), from the same walk
+ * the sub-second ones are taken from.
+ */
+export async function scanVolumeMetadata(host: Host, dir: string, options: { allMtimes: boolean }): Promise<{ fidelity: FidelityMetadata; allMtimes?: [string, string][] }> {
+  const [xattrDump, late, sparse, scanned] = await Promise.all([runIn(host, dir, GETFATTR_ARGV), runIn(host, dir, LATE_MTIME_ARGV), runIn(host, dir, SPARSE_ARGV), scanMtimes(host, dir, options.allMtimes)]);
   const { xattrFiles, aclFiles } = countXattrFiles(xattrDump);
-  const lateMtimes = parseLateMtimes(await runIn(host, dir, LATE_MTIME_ARGV));
-  const sparseFiles = parseSparseFiles(await runIn(host, dir, SPARSE_ARGV));
-  const { mtimes: subsecondMtimes, root } = await scanMtimes(host, dir);
-  return { xattrDump, xattrFiles, aclFiles, lateMtimes, sparseFiles, subsecondMtimes, root };
+  const subsecondMtimes = options.allMtimes ? keepSubsecondMtimes(scanned.mtimes) : scanned.mtimes;
+  const fidelity: FidelityMetadata = { xattrDump, xattrFiles, aclFiles, lateMtimes: parseLateMtimes(late), sparseFiles: parseSparseFiles(sparse), subsecondMtimes, root: scanned.root };
+  return options.allMtimes ? { fidelity, allMtimes: scanned.mtimes } : { fidelity };
+}
+
+/** The entries of an all-entries mtime scan whose mtime has a sub-second part, in scan order (what `scan` alone prints). */
+export function keepSubsecondMtimes(mtimes: readonly (readonly [string, string])[]): [string, string][] {
+  return mtimes.filter(([, ns]) => BigInt(ns) % 1_000_000_000n !== 0n).map(([path, ns]) => [path, ns]);
 }
 
 /** True when nothing needs carrying beside the tar stream (never for a scan that saw the root: its metadata always travels). */

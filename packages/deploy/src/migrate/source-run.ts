@@ -35,10 +35,11 @@ import type { DeltaRecord, MigrationContents, MigrationDatabase, MigrationHeader
 import type { SourcePreflight } from './source-preflight.js';
 import { buildMigrationHeader, buildSourcePlan, buildSourceParts, describePlanSteps, targetTools, type SourcePart, type SourcePlan, type SourceStep } from './source-plan.js';
 import { buildDeltaRecord, contentsFromListing, toBaseEntries, type BaseMigration } from './cutover.js';
-import { scanFidelity, scanMtimes } from './fidelity.js';
+import { scanVolumeMetadata } from './fidelity.js';
 import { writeMovedMarker } from './moved-marker.js';
 import { confirmCommand, resumeWritesCommand, writePendingCutover } from './paired-cutover.js';
-import { computeVolumeDelta, type VolumeEntry } from './volume-delta.js';
+import { oneAtATime, readsBorgRepository, startProducer, type StartedProducer } from './part-producer.js';
+import { computeVolumeDelta, type VolumeDeltaStats, type VolumeEntry } from './volume-delta.js';
 
 /** Per part: what moved, how, and how long it took. */
 export interface PartReport {
@@ -142,7 +143,7 @@ export interface CutoverReport {
   readonly baseArchive: string;
   readonly baseRunId: string;
   readonly stoppedWith: 'maintenance' | 'stop';
-  /** From the start of stopping writes here to the target's report of the app healthy (or to this host serving again). */
+  /** From the start of stopping writes here to the target saying the app passed its health checks there (or to this host serving again). */
   readonly writeStopMs?: number;
   /** Bundle bytes of the volume deltas and of the database parts. */
   readonly deltaBytes: number;
@@ -202,6 +203,8 @@ class TargetSession {
   receivingSince: number | undefined;
   /** When the target's final report arrived. */
   reportAt: number | undefined;
+  /** When the target said the app passed its health checks there (before its clean-up and report). */
+  healthyAt: number | undefined;
 
   constructor(channel: SenderChannel, bus: EventBus, app: string, target: string) {
     this.channel = channel;
@@ -243,6 +246,7 @@ class TargetSession {
     const event = parseDeployEvent(line, DEPLOY_EVENT_TYPES);
     if (event === undefined) return;
     if (!isForeignEvent(event)) {
+      if (event.type === 'receive.healthy') this.healthyAt ??= Date.now();
       if (event.type === 'receive.accepted') this.#accepted({ accepted: true, ...(event.data.resumable ? { resumable: event.data.resumable } : {}) });
       if (event.type === 'receive.report' && event.data.report !== undefined) {
         this.report = event.data.report;
@@ -898,6 +902,9 @@ class SourceRun {
     let writer: BundleWriter | undefined;
     let keepalive: NodeJS.Timeout | undefined;
     let producer: HostProcess | undefined;
+    /** Producers started ahead of their parts (a cutover), by part id, until their part takes them. */
+    const aheadProducers = new Map<string, Promise<StartedProducer | undefined>>();
+    let aheadStopped = false;
     let targetFailed = false;
     const fail = (error: DeployError, retryable: boolean, stage?: string): SourceFailure => new SourceFailure(error, this.#current, retryable, stage);
     const header = this.#header(runId);
@@ -981,7 +988,12 @@ class SourceRun {
       // 3. Backup (or the archive in use), then what the target verifies against. A cutover stops writes first.
       if (options.cutover && this.#writesStoppedAt === undefined) await this.#stopWrites(stepOf('stop-writes'));
       const archive = await this.#backup(stepOf('backup'), database);
-      const contents = await this.#step(stepOf('contents'), () => buildContents(options, archive.name, archive.rowCounts, resume?.fromRun, attemptDir, this.#deltaInputs, this.#deltaCounts));
+      const phases: Record<string, number> = {};
+      const contents = await this.#step(
+        stepOf('contents'),
+        () => buildContents(options, archive.name, archive.rowCounts, resume?.fromRun, attemptDir, this.#deltaInputs, this.#deltaCounts, phases),
+        () => ({ phases }),
+      );
 
       // 4. The transfer: a non-interactive transport starts now, with the whole bundle.
       if (!interactive) await this.#step(stepOf('connect'), openChannel);
@@ -989,7 +1001,32 @@ class SourceRun {
       const active = session!;
       const bundle = writer!;
       await bundle.writeContents(contents);
-      for (const sendStep of plan.steps.filter((s): s is Extract<SourceStep, { kind: 'send' | 'skip' }> => s.kind === 'send' || s.kind === 'skip')) {
+      const sendSteps = plan.steps.filter((s): s is Extract<SourceStep, { kind: 'send' | 'skip' }> => s.kind === 'send' || s.kind === 'skip');
+      const sourceOf = (step: Extract<SourceStep, { kind: 'send' }>): SourcePart => {
+        const input = this.#deltaInputs.get(step.source.part.id);
+        return input === undefined ? step.source : { ...step.source, producerInput: input };
+      };
+      // A cutover starts every part's producer now: each spends about a second starting (borg, deploy,
+      // pg_dump) before its first byte, and in the write-stop window those seconds overlap instead of
+      // adding up. Each waits on its full pipe for its turn. Writes are stopped, so a producer started
+      // now reads what one started later would (pg_dump's snapshot, too). Not for a migration: a live
+      // pg_dump would hold its locks for the whole transfer of the volumes before it.
+      // Borg readers of the repository start one after the other (oneAtATime): each once the one before exited.
+      if (options.cutover) {
+        let borgFree: Promise<unknown> = Promise.resolve();
+        for (const step of sendSteps) {
+          if (step.kind !== 'send') continue;
+          const source = sourceOf(step);
+          if (!readsBorgRepository(source)) {
+            aheadProducers.set(source.part.id, Promise.resolve(startProducer(options.localHost, source, true)));
+            continue;
+          }
+          const started = borgFree.then(() => (aheadStopped ? undefined : startProducer(options.localHost, source, true)));
+          borgFree = started.then((ahead) => ahead?.process.wait());
+          aheadProducers.set(source.part.id, started);
+        }
+      }
+      for (const sendStep of sendSteps) {
         if (targetFailed) break;
         await this.#step(sendStep, async () => {
           if (sendStep.kind === 'skip') {
@@ -997,9 +1034,9 @@ class SourceRun {
             this.#parts.push({ id: sendStep.source.part.id, status: 'reused', bytes: sendStep.bytes, elapsedMs: 0, rate: 0, path: 'reused', attempts: 0, sha256: sendStep.sha256 });
             return;
           }
-          const input = this.#deltaInputs.get(sendStep.source.part.id);
-          const source = input === undefined ? sendStep.source : { ...sendStep.source, producerInput: input };
-          await sendPart(options, source, bundle, active.outlet(), this.#parts, (proc) => (producer = proc), () => targetFailed);
+          const ahead = await aheadProducers.get(sendStep.source.part.id);
+          aheadProducers.delete(sendStep.source.part.id);
+          await sendPart(options, sourceOf(sendStep), bundle, active.outlet(), this.#parts, (proc) => (producer = proc), () => targetFailed, ahead);
         });
       }
       if (!targetFailed) {
@@ -1010,9 +1047,10 @@ class SourceRun {
       }
       if (resume) this.#reused = { fromRun: resume.fromRun, parts: resume.parts.map((part) => part.id) };
 
-      // 5. The target's verdict (a cutover's write-stop window ends with its report of the app healthy).
+      // 5. The target's verdict (a cutover's write-stop window ended when it said the app is healthy).
       await this.#step(stepOf('target'), () => active.finished);
-      if (options.cutover && active.report?.ok) this.#writeStopEndedAt = active.reportAt ?? Date.now();
+      // Writes stopped here until the app was healthy there (its clean-up after runs with the app serving).
+      if (options.cutover && active.report?.ok) this.#writeStopEndedAt = active.healthyAt ?? active.reportAt ?? Date.now();
       this.#stagedBytes += active.channel.stagedBytes();
       return this.#verdict(active);
     } catch (error) {
@@ -1042,6 +1080,10 @@ class SourceRun {
     } finally {
       clearInterval(keepalive);
       producer?.kill('SIGKILL');
+      // Producers started ahead for parts never sent (a failure, or the target failed): gone before writes resume.
+      aheadStopped = true;
+      for (const pending of aheadProducers.values()) void pending.then((ahead) => ahead?.process.kill('SIGKILL'));
+      await Promise.all([...aheadProducers.values()].map(async (pending) => (await pending)?.process.wait()));
       await session?.channel.abort();
       await rm(attemptDir, { recursive: true, force: true });
     }
@@ -1117,17 +1159,14 @@ async function sendPart(
   reports: PartReport[],
   setProducer: (producer: HostProcess | undefined) => void,
   targetFailed: () => boolean,
+  prestarted?: StartedProducer,
 ): Promise<void> {
   const { bus, app } = options;
   for (let attempt = 1; ; attempt += 1) {
     const started = Date.now();
-    const producer = options.localHost.spawn({ argv: source.producer, env: source.producerEnv, label: `producer ${source.part.id}`, maxBuffer: 64 * 1024, ...(source.producerInput !== undefined ? { input: source.producerInput } : {}) });
+    // A producer started ahead (a cutover's) serves the first attempt; a retry starts its own.
+    const { process: producer, stdout, stderr } = attempt === 1 && prestarted !== undefined ? prestarted : startProducer(options.localHost, source);
     setProducer(producer);
-    const stderr: string[] = [];
-    producer.stderr.on('data', (chunk: Buffer) => {
-      stderr.push(chunk.toString('utf8'));
-      if (stderr.length > 64) stderr.splice(0, stderr.length - 64);
-    });
     // Progress and stall come from the writer's byte counter, sampled by the watchdog below: nothing
     // runs per chunk besides the bundle writer itself (no metering stream between producer and writer).
     let movedBytes = 0;
@@ -1176,10 +1215,11 @@ async function sendPart(
     const status = producer.wait().then((result) => ({ exitCode: result.exitCode, signal: result.signal, stderrTail: stderr.join('').trim().split('\n').slice(-12).join('\n') }));
     let trailer;
     try {
-      trailer = await writer.writePart(source.part.id, producer.stdout, status);
+      trailer = await writer.writePart(source.part.id, stdout, status);
     } catch (error) {
       // The bundle could not take the part (the target went away): the producer must not stay blocked on its pipe.
       producer.kill('SIGKILL');
+      stdout.destroy();
       producer.stdout.destroy();
       await producer.wait();
       throw error;
@@ -1249,6 +1289,61 @@ async function readRowCountsOfArchive(options: SourceRunOptions, archive: string
   return undefined;
 }
 
+/** Wraps work so its duration lands in `phases[name]` (ms; the longest when a name repeats): the contents step's detail. */
+function phaseTimer(phases: Record<string, number>): <T>(name: string, work: () => Promise<T>) => Promise<T> {
+  return async (name, work) => {
+    const started = Date.now();
+    try {
+      return await work();
+    } finally {
+      phases[name] = Math.max(phases[name] ?? 0, Date.now() - started);
+    }
+  };
+}
+
+/** Like Promise.all, but waits for every promise to settle before rejecting with the first failure (nothing left running). */
+async function settleAll<T>(promises: readonly Promise<T>[]): Promise<T[]> {
+  const settled = await Promise.allSettled(promises);
+  const failed = settled.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((outcome) => (outcome as PromiseFulfilledResult<T>).value);
+}
+
+/** A cutover volume as the contents record needs it: rescanned metadata, the final listing, the delta and its patterns. */
+interface ScannedCutoverVolume {
+  readonly fidelity: MigrationContents['volumes'][string]['fidelity'];
+  readonly entries: ReturnType<typeof contentsFromListing>;
+  readonly delta: DeltaRecord;
+  readonly patterns: string;
+  readonly stats: VolumeDeltaStats;
+}
+
+/**
+ * One volume of a cutover, with writes stopped and the final archive made: the metadata export-tar
+ * drops is scanned again (the disk is what the archive holds now) while borg lists the final archive
+ * for the delta - read-only, so at the same time, and beside the other volumes' (borg's readers in turn).
+ */
+async function scanCutoverVolume(
+  options: SourceRunOptions,
+  volume: AppFolder['manifest']['volumes'][number],
+  archive: string,
+  timed: ReturnType<typeof phaseTimer>,
+  borg: ReturnType<typeof oneAtATime>,
+): Promise<ScannedCutoverVolume> {
+  const path = volume.path.replace(/\/$/, '');
+  const dir = join(options.app.dir, path);
+  const [scan, computed] = await Promise.allSettled([
+    timed('scan', () => scanVolumeMetadata(options.localHost, dir, { allMtimes: true })),
+    timed('listings', () => borg(() => computeVolumeDelta(options.localHost, options.preflight.borgEnv, { base: options.cutover!.base.archive, final: archive, volumePath: path, baseListing: options.cutover!.baseListings[volume.name] ?? [] }))),
+  ]);
+  if (scan.status === 'rejected') throw scan.reason;
+  if (computed.status === 'rejected') throw computed.reason;
+  const entries = contentsFromListing(computed.value.finalListing, path, volume.special_files);
+  const { fidelity, allMtimes = [] } = scan.value;
+  const built = buildDeltaRecord(path, computed.value.delta, new Map(allMtimes), fidelity.root!.mtimeNs);
+  return { fidelity, entries, delta: volume.target_writes === 'discard' ? { ...built.record, whole: true } : built.record, patterns: built.patterns, stats: computed.value.stats };
+}
+
 /** The contents record: each volume's listing with SHA-256 from the archive, metadata, row counts, settings. */
 async function buildContents(
   options: SourceRunOptions,
@@ -1258,27 +1353,40 @@ async function buildContents(
   tempDir: string,
   deltaInputs: Map<string, string>,
   deltaCounts: Record<string, DeltaRecord['counts'] & { bytes: number }>,
+  phases: Record<string, number> = {},
 ): Promise<MigrationContents> {
   const { app, preflight } = options;
   const volumes: Record<string, MigrationContents['volumes'][string]> = {};
-  for (const volume of app.manifest.volumes) {
+  const timed = phaseTimer(phases);
+  // The scans run at once; borg's readers of the repository one at a time (oneAtATime says why).
+  const borg = oneAtATime();
+  // Independent and read-only (a cutover stopped writes before its backup): the database's settings
+  // and fix-ups are read while the volumes are listed and scanned, all at once.
+  const engine = preflight.engine;
+  const name = app.manifest.database.name;
+  const settingsRead = timed('database-settings', async () => {
+    if (!engine?.settings || !name) return undefined;
+    const producer = preflight.archiveHasDump ? { argv: ['borg', 'extract', '--stdout', `::${archive}`, engine.archivedDumpPath(name)], env: preflight.borgEnv } : { argv: ['pg_dump', '--format=custom', '--schema-only', '--no-password', `--dbname=${name}`] };
+    return preflight.archiveHasDump ? borg(() => readDumpSettings(options.localHost, producer, engine.settings!, tempDir)) : readDumpSettings(options.localHost, producer, engine.settings, tempDir);
+  });
+  // Read from the live database (the archive's dump was made from it moments ago by the backup step).
+  const fixupsRead = timed('database-fixups', async () => (engine?.exportObjectFixups && name ? engine.exportObjectFixups(createSqlClient(options.localHost, engine.clientArgv), name) : undefined));
+  const cutoverVolumes = options.cutover ? settleAll(app.manifest.volumes.map((volume) => scanCutoverVolume(options, volume, archive, timed, borg))) : undefined;
+  // Everything settles before a failure is thrown: no scan may still run when the caller resumes writes.
+  const settled = await Promise.allSettled([settingsRead, fixupsRead, cutoverVolumes ?? Promise.resolve(undefined)]);
+  for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason;
+  const scannedVolumes = await cutoverVolumes;
+  for (const [index, volume] of app.manifest.volumes.entries()) {
     const path = volume.path.replace(/\/$/, '');
     let fidelity = preflight.fidelity[volume.name]!;
     let delta: DeltaRecord | undefined;
     let entries: Awaited<ReturnType<typeof listArchivedVolumeEntries>>;
-    if (options.cutover) {
-      // Writes stopped before the final backup: the volume on disk is what the archive holds, scanned again now.
-      const dir = join(app.dir, path);
-      fidelity = await scanFidelity(options.localHost, dir);
-      const computed = await computeVolumeDelta(options.localHost, preflight.borgEnv, { base: options.cutover.base.archive, final: archive, volumePath: path, baseListing: options.cutover.baseListings[volume.name] ?? [] });
-      entries = contentsFromListing(computed.finalListing, path, volume.special_files);
-      const scanned = await scanMtimes(options.localHost, dir, true);
-      const built = buildDeltaRecord(path, computed.delta, new Map(scanned.mtimes.map(([entry, ns]) => [entry, ns])), scanned.root.mtimeNs);
-      const whole = volume.target_writes === 'discard';
-      delta = whole ? { ...built.record, whole: true } : built.record;
-      if (!whole) deltaInputs.set(`delta:${volume.name}`, built.patterns);
-      deltaCounts[volume.name] = { ...built.record.counts, bytes: built.record.bytes };
-      options.bus.emit('cutover.delta', { app: app.name, message: `${volume.name}: ${built.record.counts.added} added, ${built.record.counts.changed} changed, ${built.record.counts.removed} removed, ${built.record.counts.metadata} metadata-only; ${formatBytes(built.record.bytes)} of content to send (${computed.stats.finalEntries} entries listed, ${computed.stats.hashed} hashed)`, data: { volume: volume.name, ...built.record.counts, bytes: built.record.bytes, stats: computed.stats } });
+    const scanned = scannedVolumes?.[index];
+    if (scanned) {
+      ({ fidelity, entries, delta } = scanned);
+      if (!delta.whole) deltaInputs.set(`delta:${volume.name}`, scanned.patterns);
+      deltaCounts[volume.name] = { ...delta.counts, bytes: delta.bytes };
+      options.bus.emit('cutover.delta', { app: app.name, message: `${volume.name}: ${delta.counts.added} added, ${delta.counts.changed} changed, ${delta.counts.removed} removed, ${delta.counts.metadata} metadata-only; ${formatBytes(delta.bytes)} of content to send (${scanned.stats.finalEntries} entries listed, ${scanned.stats.hashed} hashed)`, data: { volume: volume.name, ...delta.counts, bytes: delta.bytes, stats: scanned.stats } });
     } else {
       entries = await listArchivedVolumeEntries(options.localHost, preflight.borgEnv, archive, path, volume.special_files);
     }
@@ -1287,15 +1395,8 @@ async function buildContents(
     const special = entries.special.map((entry) => onDisk.find((found) => found.path === entry.path && found.type === entry.type) ?? entry);
     volumes[volume.name] = { listing: entries.files, symlinks: entries.symlinks, ...(special.length > 0 ? { special } : {}), fidelity, ...(delta ? { delta } : {}) };
   }
-  let databaseSettings: string | undefined;
-  const engine = preflight.engine;
-  const name = app.manifest.database.name;
-  if (engine?.settings && name) {
-    const producer = preflight.archiveHasDump ? { argv: ['borg', 'extract', '--stdout', `::${archive}`, engine.archivedDumpPath(name)], env: preflight.borgEnv } : { argv: ['pg_dump', '--format=custom', '--schema-only', '--no-password', `--dbname=${name}`] };
-    databaseSettings = await readDumpSettings(options.localHost, producer, engine.settings, tempDir);
-  }
-  // Read from the live database (the archive's dump was made from it moments ago by the backup step).
-  const databaseFixups = engine?.exportObjectFixups && name ? await engine.exportObjectFixups(createSqlClient(options.localHost, engine.clientArgv), name) : undefined;
+  const databaseSettings = await settingsRead;
+  const databaseFixups = await fixupsRead;
   let historyArchives: string[] | undefined;
   if (options.withHistory) {
     const listed = await runBorgList(options.localHost, preflight.borgEnv, ['--short'], 'listing the archives to carry (--with-history)');

@@ -147,7 +147,7 @@ function volumeCheckSteps(input: TargetPlanInput, volumes: readonly MigrationPar
   }
   for (const part of volumes) {
     const fidelity = input.contents?.volumes[part.volume!.name]?.fidelity;
-    const scan = fidelity !== undefined && !isFidelityTrivial(fidelity) ? [[...GETFATTR_ARGV], [...LATE_MTIME_ARGV], [...SPARSE_ARGV], mtimeArgv('scan'), mtimeArgv('scan-all')] : [];
+    const scan = fidelity !== undefined && !isFidelityTrivial(fidelity) ? [[...GETFATTR_ARGV], [...LATE_MTIME_ARGV], [...SPARSE_ARGV], mtimeArgv('scan-all')] : [];
     steps.push({ id: `verify:${part.volume!.name}`, kind: 'verify-volume', volume: part.volume!.name, title: `${verifyTitle(part.volume!.name)}${scan.length > 0 ? ' and the carried metadata' : ''}`, commands: scan });
   }
   return steps;

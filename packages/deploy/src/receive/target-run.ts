@@ -26,7 +26,7 @@ import type { HostContext } from '../host-context.js';
 import { acquireAppLock, processStartTicks, type AppLock } from '../migrate/app-lock.js';
 import { compareDigests, compareSpecialFiles, compareSymlinks, digestTree, listSpecialFiles, listSymlinks } from '../migrate/checksums.js';
 import { keepXattrsForUndo, makeXattrsExactly } from './exact-xattrs.js';
-import { applyFidelity, compareFidelity, compareMtimes, isFidelityTrivial, scanFidelity, scanMtimes } from '../migrate/fidelity.js';
+import { applyFidelity, compareFidelity, compareMtimes, isFidelityTrivial, scanVolumeMetadata } from '../migrate/fidelity.js';
 import { findOnPath, freeBytesAt, readDeployVersion } from '../migrate/host-facts.js';
 import { DEPLOY_VERSION, isCompatibleDeployVersion } from '../version.js';
 import { parseMigrationContents, parseMigrationHeader, type MigrationContents, type MigrationHeader, type MigrationPart } from '../migrate/migration-header.js';
@@ -726,6 +726,8 @@ class TargetRun {
           break;
         case 'health':
           await this.#step(step.id, (host) => this.#health(host, app!));
+          // The source ends a cutover's write-stop window here (the app serves), not after the clean-up below.
+          this.#emit('receive.healthy', `${app!.name} is healthy on ${this.#options.hostContext.hostName}`, {}, 'debug');
           break;
         case 'finish':
           await this.#step(step.id, (host) => this.#finish(host));
@@ -895,23 +897,32 @@ class TargetRun {
     const brought = delta === undefined ? undefined : new Set(delta.sent);
     const hashOnly = brought === undefined ? undefined : (path: string): boolean => brought.has(path) || [...ancestors(path)].some((dir) => brought.has(dir));
     const expected = hashOnly === undefined ? contents : { ...contents, listing: contents.listing.map((file) => (hashOnly(file.path) ? file : { ...file, sha256: '' })) };
-    const got = await digestTree(dir, '', hashOnly);
+    // The walks of the volume read only, so they run at once (in the write-stop window of a cutover, too):
+    // the metadata scan's processes beside the file digests and the symlink and special-file listings.
+    const [walked, metadata] = await Promise.allSettled([
+      Promise.all([digestTree(dir, '', hashOnly), expected.symlinks === undefined ? undefined : listSymlinks(dir), listSpecialFiles(dir)]),
+      isFidelityTrivial(expected.fidelity) ? undefined : scanVolumeMetadata(host, dir, { allMtimes: true }),
+    ]);
+    if (walked.status === 'rejected') throw walked.reason;
+    if (metadata.status === 'rejected') throw metadata.reason;
+    const [got, symlinks, special] = walked.value;
+    const metadataScan = metadata.value;
     const differences = compareDigests(expected.listing, got);
     // Symlinks are content too: a missing or re-pointed link fails the volume (older sources send no symlink list).
-    if (expected.symlinks !== undefined) differences.push(...compareSymlinks(expected.symlinks, await listSymlinks(dir)));
+    if (expected.symlinks !== undefined) differences.push(...compareSymlinks(expected.symlinks, symlinks!));
     // Declared device nodes and FIFOs: the type, and a device's major/minor (an undeclared one never passed the guard).
-    const special = await listSpecialFiles(dir);
     differences.push(...compareSpecialFiles(expected.special ?? [], special));
     const bytes = expected.listing.reduce((sum, file) => sum + file.size, 0);
     const links = expected.symlinks === undefined ? '' : `, ${expected.symlinks.length} symlinks`;
     const specials = special.length === 0 ? '' : `, ${special.length} declared device nodes/FIFOs of the same type and device number`;
     const hashed = hashOnly === undefined ? 'every SHA-256 equal to the archive' : `the ${expected.listing.filter((file) => hashOnly(file.path)).length} files the delta brought with SHA-256 equal to the archive, the others with its sizes`;
     this.#check({ name: `volume ${volume}`, ok: differences.length === 0, detail: differences.length === 0 ? `${expected.listing.length} files, ${bytes} bytes, ${hashed}${links}${links ? ' with the same targets' : ''}${specials}` : differences.join('; ') });
-    if (!isFidelityTrivial(expected.fidelity)) {
+    if (metadataScan !== undefined) {
       const fidelity = expected.fidelity;
-      const diff = compareFidelity(fidelity, await scanFidelity(host, dir));
+      const scanned = metadataScan;
+      const diff = compareFidelity(fidelity, scanned.fidelity);
       // Owners can only be given by root (tar does the same); the mode and the mtimes are always checked.
-      diff.push(...compareMtimes(fidelity, await scanMtimes(host, dir, true), { owner: process.getuid?.() === 0 }));
+      diff.push(...compareMtimes(fidelity, { mtimes: scanned.allMtimes ?? [], root: scanned.fidelity.root! }, { owner: process.getuid?.() === 0 }));
       const extra = `${(fidelity.subsecondMtimes ?? []).length} sub-second mtimes${fidelity.root ? ', the root\'s mode, owner and mtime' : ''}`;
       this.#check({ name: `metadata ${volume}`, ok: diff.length === 0, detail: diff.length === 0 ? `${fidelity.xattrFiles} xattr files, ${fidelity.aclFiles} ACL files, ${fidelity.lateMtimes.length} late mtimes, ${fidelity.sparseFiles.length} sparse files, ${extra} match` : diff.join('; ') });
     }
