@@ -48,13 +48,17 @@ async function freePort(): Promise<number> {
 }
 
 async function waitFor(what: string, check: () => Promise<boolean>, seconds = 15): Promise<void> {
-  for (const deadline = Date.now() + seconds * 1000; Date.now() < deadline; await new Promise((resolve) => setTimeout(resolve, 50))) {
+  for (
+    const deadline = Date.now() + seconds * 1000;
+    Date.now() < deadline;
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  ) {
     if (await check().catch(() => false)) return;
   }
   assert.fail(`timed out waiting for ${what}`);
 }
 
-test('the sample app\'s bin/maintenance through `deploy maintenance`: a 503 page, writes in flight finish first, idempotent, kept across a start', async () => {
+test("the sample app's bin/maintenance through `deploy maintenance`: a 503 page, writes in flight finish first, idempotent, kept across a start", async () => {
   const root = await mkdtemp(join(tmpdir(), 'dk-maint-'));
   const appDir = join(root, 'apps', 'notes');
   const stateDir = join(root, 'state');
@@ -65,7 +69,15 @@ test('the sample app\'s bin/maintenance through `deploy maintenance`: a 503 page
   // Not spawnSync: the test's own fetch of the slow write must be able to finish while deploy runs.
   const deploy = (...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> =>
     new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [DEPLOY, '--apps-root', join(root, 'apps'), '--state-dir', stateDir, '--json', ...args]);
+      const child = spawn(process.execPath, [
+        DEPLOY,
+        '--apps-root',
+        join(root, 'apps'),
+        '--state-dir',
+        stateDir,
+        '--json',
+        ...args,
+      ]);
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -73,13 +85,33 @@ test('the sample app\'s bin/maintenance through `deploy maintenance`: a 503 page
       child.on('error', reject).on('close', (status) => resolve({ status, stdout, stderr }));
     });
   const startApp = async (): Promise<void> => {
-    const child = spawn('setsid', [process.execPath, join(appDir, 'bin/lib/supervise.mjs'), '--pid-file', join(runDir, 'supervisor.pid'), '--child-pid-file', join(runDir, 'app.pid'), '--', process.execPath, join(appDir, 'app/fixture.mjs')], {
-      env: { ...process.env, PORT: String(port), MAINTENANCE_FILE: join(stateDir, 'apps', 'notes', 'maintenance') },
-      stdio: 'ignore',
-      detached: true,
-    });
+    // The previous start's pid files would pass the wait below at once, and the new supervisor would never be stopped.
+    await rm(join(runDir, 'supervisor.pid'), { force: true });
+    await rm(join(runDir, 'app.pid'), { force: true });
+    const child = spawn(
+      'setsid',
+      [
+        process.execPath,
+        join(appDir, 'bin/lib/supervise.mjs'),
+        '--pid-file',
+        join(runDir, 'supervisor.pid'),
+        '--child-pid-file',
+        join(runDir, 'app.pid'),
+        '--',
+        process.execPath,
+        join(appDir, 'app/fixture.mjs'),
+      ],
+      {
+        env: { ...process.env, PORT: String(port), MAINTENANCE_FILE: join(stateDir, 'apps', 'notes', 'maintenance') },
+        stdio: 'ignore',
+        detached: true,
+      },
+    );
     child.unref();
-    await waitFor('the supervisor pid file', async () => (await readFile(join(runDir, 'supervisor.pid'), 'utf8')).trim() !== '');
+    await waitFor(
+      'the supervisor pid file',
+      async () => (await readFile(join(runDir, 'supervisor.pid'), 'utf8')).trim() !== '',
+    );
     started.push(Number((await readFile(join(runDir, 'supervisor.pid'), 'utf8')).trim()));
     await waitFor('the app to listen', async () => (await fetch(`${base}/healthz`)).ok);
   };
@@ -101,15 +133,23 @@ test('the sample app\'s bin/maintenance through `deploy maintenance`: a 503 page
     await cp(join(REPO, 'apps-template', 'app', 'lib', 'maintenance.js'), join(appDir, 'app', 'lib', 'maintenance.js'));
     await writeFile(join(appDir, 'app', 'fixture.mjs'), FIXTURE);
     await writeFile(join(appDir, 'app', 'package.json'), '{"type":"module"}\n');
-    await writeFile(join(appDir, 'config', 'app.env'), `PORT=${port}\nBIND_ADDRESS=127.0.0.1\nMAINTENANCE_WAIT_SECONDS=10\n`);
+    await writeFile(
+      join(appDir, 'config', 'app.env'),
+      `PORT=${port}\nBIND_ADDRESS=127.0.0.1\nMAINTENANCE_WAIT_SECONDS=10\n`,
+    );
     await writeFile(join(appDir, 'app.yaml'), `name: notes\nruntime: process\nport: ${port}\n`);
     assert.equal((await deploy('validate', 'notes')).status, 0);
     await startApp();
 
     // A write is in flight when maintenance goes on: `on` returns only after it finished.
     let slowStatus = 0;
-    const slow = fetch(`${base}/slow`, { method: 'POST' }).then((response) => (slowStatus = response.status), () => (slowStatus = -1));
-    await waitFor('the slow write to start', async () => (await readFile(join(appDir, 'data/writes.log'), 'utf8')).includes('started'));
+    const slow = fetch(`${base}/slow`, { method: 'POST' }).then(
+      (response) => (slowStatus = response.status),
+      () => (slowStatus = -1),
+    );
+    await waitFor('the slow write to start', async () =>
+      (await readFile(join(appDir, 'data/writes.log'), 'utf8')).includes('started'),
+    );
     let onReturned = false;
     const onRun = deploy('maintenance', 'notes', 'on').finally(() => (onReturned = true));
     // The switch is on (new requests get 503), but `on` waits while the write runs...
@@ -129,7 +169,11 @@ test('the sample app\'s bin/maintenance through `deploy maintenance`: a 503 page
     assert.equal(page.headers.get('retry-after'), '60');
     assert.match(await page.text(), /<h1>notes is down for maintenance<\/h1>/);
     assert.equal((await fetch(`${base}/slow`, { method: 'POST' })).status, 503);
-    assert.equal(await readFile(join(appDir, 'data/writes.log'), 'utf8'), 'started\nwritten\n', 'no write is taken while on');
+    assert.equal(
+      await readFile(join(appDir, 'data/writes.log'), 'utf8'),
+      'started\nwritten\n',
+      'no write is taken while on',
+    );
     assert.deepEqual(await (await fetch(`${base}/healthz`)).json(), { status: 'ok', maintenance: true });
     assert.equal((await deploy('maintenance', 'notes', 'on')).status, 0, 'on is idempotent');
 
