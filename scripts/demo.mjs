@@ -13,7 +13,14 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { labStatus, startLab } from '@deploykit/testlab';
-import { NotesClient, REPO_ROOT, parseCredentials, labShell, runDeploy, runOrThrow } from '../test/dist/helpers/index.js';
+import {
+  NotesClient,
+  REPO_ROOT,
+  parseCredentials,
+  labShell,
+  runDeploy,
+  runOrThrow,
+} from '../test/dist/helpers/index.js';
 import { openTerminal } from '../test/dist/migrate-lab.js';
 
 // The lab lives in <repo>/.lab like `npm run lab -- up`'s; DEPLOY_DEMO_LAB_DIR picks another dir (e.g. while a lab runs there).
@@ -44,7 +51,10 @@ function sha256(data) {
 async function deploy(host, ...args) {
   const shown = ['deploy', ...args, '--host', host].join(' ');
   process.stdout.write(`\n${color('1', `$ ${shown}`)}\n`);
-  const run = await runDeploy(['--config', demo.lab.deployConfigPath, '--host', host, ...args], { echo: true, timeoutMs: 300_000 });
+  const run = await runDeploy(['--config', demo.lab.deployConfigPath, '--host', host, ...args], {
+    echo: true,
+    timeoutMs: 300_000,
+  });
   if (run.exitCode !== 0) throw new Error(`\`${shown}\` exited with ${run.exitCode}`);
   return run;
 }
@@ -65,7 +75,9 @@ async function onHost(host, command, input) {
 async function startTheLab() {
   const status = await labStatus(LAB_DIR);
   if (status.state === 'running' || status.state === 'degraded') {
-    throw new Error(`a lab is already running in ${LAB_DIR}; stop it with \`npm run lab -- down\` (or set DEPLOY_DEMO_LAB_DIR to another dir) and run the demo again`);
+    throw new Error(
+      `a lab is already running in ${LAB_DIR}; stop it with \`npm run lab -- down\` (or set DEPLOY_DEMO_LAB_DIR to another dir) and run the demo again`,
+    );
   }
   say('Two "servers" on this machine: each lab host is its own sshd on a loopback address, with its own');
   say('PostgreSQL 15 cluster, apps root and state dir. deploy reaches them over ssh, like real hosts.');
@@ -77,7 +89,7 @@ async function startTheLab() {
 async function createTheApp() {
   say('Create the notes app on host a from the sample app folder (apps-template/): manifest, bin/ scripts, app code.');
   await deploy('a', 'init', 'notes');
-  say('bin/install creates the secrets, installs the app\'s npm packages, its database role, database and schema.');
+  say("bin/install creates the secrets, installs the app's npm packages, its database role, database and schema.");
   await deploy('a', 'install', 'notes');
   await deploy('a', 'start', 'notes');
   await deploy('a', 'list');
@@ -85,11 +97,18 @@ async function createTheApp() {
 
 async function useTheApp() {
   const shell = labShell(demo.lab, 'a');
-  demo.credentials = parseCredentials(await runOrThrow(shell, `cat ${demo.lab.host('a').appsRoot}/notes/secrets/admin.credentials`));
+  demo.credentials = parseCredentials(
+    await runOrThrow(shell, `cat ${demo.lab.host('a').appsRoot}/notes/secrets/admin.credentials`),
+  );
   const client = new NotesClient(appUrl('a'));
-  say(`Open ${appUrl('a')} and log in as "${demo.credentials.username}" (password from secrets/admin.credentials, made by bin/install).`);
+  say(
+    `Open ${appUrl('a')} and log in as "${demo.credentials.username}" (password from secrets/admin.credentials, made by bin/install).`,
+  );
   await client.login(demo.credentials.username, demo.credentials.password);
-  for (const [title, body] of [['Shopping list', 'milk, eggs, coffee'], ['Meeting notes', 'migrate notes to host b next week']]) {
+  for (const [title, body] of [
+    ['Shopping list', 'milk, eggs, coffee'],
+    ['Meeting notes', 'migrate notes to host b next week'],
+  ]) {
     await client.addNote(title, body);
     demo.notes.push(title);
     say(`added note "${title}"`);
@@ -99,7 +118,12 @@ async function useTheApp() {
   demo.upload = { name: answer.name, sha256: sha256(content), bytes: content.length };
   say(`uploaded ${answer.name} (${answer.bytes} bytes), sha256 ${demo.upload.sha256.slice(0, 16)}...`);
   const page = (await client.get('/notes')).body.toString('utf8');
-  say(`GET /notes shows: ${demo.notes.filter((title) => page.includes(title)).map((t) => `"${t}"`).join(', ')}`);
+  say(
+    `GET /notes shows: ${demo.notes
+      .filter((title) => page.includes(title))
+      .map((t) => `"${t}"`)
+      .join(', ')}`,
+  );
   await deploy('a', 'health', 'notes');
 }
 
@@ -119,7 +143,9 @@ async function damageIt() {
   const page = await client.get('/notes');
   say(`GET /uploads/${demo.upload.name} -> HTTP ${upload.status}; GET /notes -> HTTP ${page.status}`);
   say('deploy health notices:');
-  const run = await runDeploy(['--config', demo.lab.deployConfigPath, '--host', 'a', 'health', 'notes'], { echo: true });
+  const run = await runDeploy(['--config', demo.lab.deployConfigPath, '--host', 'a', 'health', 'notes'], {
+    echo: true,
+  });
   say(`(deploy health exited ${run.exitCode}: a failing check is exit 1)`);
   if (run.exitCode === 0) throw new Error('deploy health passed on a damaged app');
 }
@@ -137,11 +163,14 @@ async function showTheResult() {
   const upload = await client.get(`/uploads/${demo.upload.name}`);
   const checksum = sha256(upload.body);
   const same = upload.status === 200 && checksum === demo.upload.sha256;
-  say(`GET /uploads/${demo.upload.name} -> HTTP ${upload.status}, ${upload.body.length} bytes, sha256 ${checksum.slice(0, 16)}... ${same ? 'matches the upload' : 'DOES NOT MATCH'}`);
+  say(
+    `GET /uploads/${demo.upload.name} -> HTTP ${upload.status}, ${upload.body.length} bytes, sha256 ${checksum.slice(0, 16)}... ${same ? 'matches the upload' : 'DOES NOT MATCH'}`,
+  );
   const page = (await client.get('/notes')).body.toString('utf8');
   const back = demo.notes.filter((title) => page.includes(title));
   say(`notes back on the page: ${back.map((t) => `"${t}"`).join(', ') || 'none'}`);
-  if (!same || back.length !== demo.notes.length) throw new Error('the restored app does not match what was there before the damage');
+  if (!same || back.length !== demo.notes.length)
+    throw new Error('the restored app does not match what was there before the damage');
 }
 
 async function planTheMigration() {
@@ -166,7 +195,9 @@ async function checkOnB() {
   const upload = await client.get(`/uploads/${demo.upload.name}`);
   const checksum = sha256(upload.body);
   const same = upload.status === 200 && checksum === demo.upload.sha256;
-  say(`b: GET /uploads/${demo.upload.name} -> HTTP ${upload.status}, sha256 ${checksum.slice(0, 16)}... ${same ? 'same bytes as uploaded on a' : 'DIFFERENT'}`);
+  say(
+    `b: GET /uploads/${demo.upload.name} -> HTTP ${upload.status}, sha256 ${checksum.slice(0, 16)}... ${same ? 'same bytes as uploaded on a' : 'DIFFERENT'}`,
+  );
   const page = (await client.get('/notes')).body.toString('utf8');
   const there = demo.notes.filter((title) => page.includes(title));
   say(`b: notes on the page: ${there.map((t) => `"${t}"`).join(', ') || 'none'}`);
@@ -174,7 +205,9 @@ async function checkOnB() {
 }
 
 async function cutItOver() {
-  say('b holds notes as of the migration, but a still serves and takes writes until DNS moves. Users keep working on a:');
+  say(
+    'b holds notes as of the migration, but a still serves and takes writes until DNS moves. Users keep working on a:',
+  );
   const client = new NotesClient(appUrl('a'));
   await client.login(demo.credentials.username, demo.credentials.password);
   await client.addNote('Written after the migration', 'this note must not be lost at the cutover');
@@ -184,7 +217,7 @@ async function cutItOver() {
   demo.lateUpload = { name: answer.name, sha256: sha256(content) };
   say(`a: added a note and uploaded ${answer.name} - neither is on b yet.`);
   say('The cutover stops writes on a (its bin/maintenance serves a 503 page), makes a final Borg archive, and sends');
-  say('only what changed since the migration\'s archive plus the database again; b applies it (every change undoable),');
+  say("only what changed since the migration's archive plus the database again; b applies it (every change undoable),");
   say('verifies, starts and health-checks the app. On any failure b undoes it and a serves again.');
   await deploy('a', 'cutover', 'notes', '--to', 'b');
   const onB = new NotesClient(appUrl('b'));
@@ -192,13 +225,20 @@ async function cutItOver() {
   const late = await onB.get(`/uploads/${demo.lateUpload.name}`);
   const sameLate = late.status === 200 && sha256(late.body) === demo.lateUpload.sha256;
   const page = (await onB.get('/notes')).body.toString('utf8');
-  say(`b: GET /uploads/${demo.lateUpload.name} -> HTTP ${late.status} ${sameLate ? '(same bytes)' : '(DIFFERENT)'}; the late note is ${page.includes('Written after the migration') ? 'there' : 'MISSING'}`);
-  if (!sameLate || !page.includes('Written after the migration')) throw new Error('the cutover lost a write made on a after the migration');
+  say(
+    `b: GET /uploads/${demo.lateUpload.name} -> HTTP ${late.status} ${sameLate ? '(same bytes)' : '(DIFFERENT)'}; the late note is ${page.includes('Written after the migration') ? 'there' : 'MISSING'}`,
+  );
+  if (!sameLate || !page.includes('Written after the migration'))
+    throw new Error('the cutover lost a write made on a after the migration');
   const onA = await new NotesClient(appUrl('a')).get('/notes');
-  say(`a: GET /notes -> HTTP ${onA.status} (maintenance page); \`deploy list\` on a marks it moved, and \`deploy start\` there refuses:`);
+  say(
+    `a: GET /notes -> HTTP ${onA.status} (maintenance page); \`deploy list\` on a marks it moved, and \`deploy start\` there refuses:`,
+  );
   await deploy('a', 'list');
   process.stdout.write(`\n${color('1', '$ deploy start notes --host a')}\n`);
-  const start = await runDeploy(['--config', demo.lab.deployConfigPath, '--host', 'a', 'start', 'notes'], { echo: true });
+  const start = await runDeploy(['--config', demo.lab.deployConfigPath, '--host', 'a', 'start', 'notes'], {
+    echo: true,
+  });
   say(`(exit ${start.exitCode}: it would split the data between two hosts; --force overrides)`);
   if (start.exitCode !== 7) throw new Error(`deploy start of a moved app exited ${start.exitCode}, not 7`);
   say('Now point DNS at b.');
@@ -222,8 +262,8 @@ function terminalEcho(host) {
 async function pairIt() {
   const lab = demo.lab;
   say('Pairing mode is for a fresh host that a cannot SSH into. To show it, notes goes to b once more (--replace;');
-  say('a\'s copy is marked moved but still holds the data). First b stops trusting a\'s key:');
-  say('only b\'s own operator (a key of their own) logs in there from now on.');
+  say("a's copy is marked moved but still holds the data). First b stops trusting a's key:");
+  say("only b's own operator (a key of their own) logs in there from now on.");
   const operatorKey = join(lab.dir, 'operator_ed25519');
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'operator-of-b', '-f', operatorKey]);
   writeFileSync(lab.host('b').authorizedKeysPath, readFileSync(`${operatorKey}.pub`, 'utf8'), { mode: 0o600 });
@@ -231,22 +271,28 @@ async function pairIt() {
   process.stdout.write(`\n${color('1', '[host a]$ ssh b true')}\n${probe.stderr.trim()} (exit ${probe.exitCode})\n`);
   if (probe.exitCode === 0) throw new Error('a can still ssh into b');
 
-  say('On a\'s terminal: back up, share the bundle with ffl (the stand-in here, with ffl\'s real delays),');
+  say("On a's terminal: back up, share the bundle with ffl (the stand-in here, with ffl's real delays),");
   say('print the command for b and the pickup code - the code only on this terminal, never in a log.');
   process.stdout.write(`\n${color('1', '[host a]$ deploy migrate notes --pair')}\n`);
   const source = openTerminal(lab, 'a', 'deploy migrate notes --pair --wait 600', { echo: terminalEcho('a') });
   const [, link] = await source.waitFor(/Link:\s+(\S+)/);
   const [, code] = await source.waitFor(/Pickup code:\s+(\d{6})/);
 
-  say('On b\'s terminal, its operator runs the printed command (with --replace: b runs notes already) and');
-  say('types the code from a\'s screen at the prompt (no echo). b pulls the bundle and does every step itself.');
+  say("On b's terminal, its operator runs the printed command (with --replace: b runs notes already) and");
+  say("types the code from a's screen at the prompt (no echo). b pulls the bundle and does every step itself.");
   process.stdout.write(`\n${color('1', `[host b]$ deploy receive notes --from ${link} --replace`)}\n`);
-  const target = openTerminal(lab, 'b', `deploy receive notes --from ${link} --replace`, { identity: operatorKey, echo: terminalEcho('b') });
+  const target = openTerminal(lab, 'b', `deploy receive notes --from ${link} --replace`, {
+    identity: operatorKey,
+    echo: terminalEcho('b'),
+  });
   await target.waitFor(/Pickup code \(shown on the source's terminal\): /);
   target.type(`${code}\r`);
   const [targetExit, sourceExit] = [await target.done, await source.done];
-  if (targetExit !== 0 || sourceExit !== 0) throw new Error(`pairing failed: deploy receive on b exited ${targetExit}, deploy migrate --pair on a ${sourceExit}`);
-  say('a exits once ffl reports the bundle delivered; b\'s report above is the verdict. Same app on b:');
+  if (targetExit !== 0 || sourceExit !== 0)
+    throw new Error(
+      `pairing failed: deploy receive on b exited ${targetExit}, deploy migrate --pair on a ${sourceExit}`,
+    );
+  say("a exits once ffl reports the bundle delivered; b's report above is the verdict. Same app on b:");
   await checkOnB();
 }
 
@@ -301,10 +347,15 @@ try {
   }
 } catch (error) {
   failed = true;
-  if (!interrupted) process.stderr.write(`\n${color('31', `demo failed: ${error instanceof Error ? error.message : String(error)}`)}\n`);
+  if (!interrupted)
+    process.stderr.write(
+      `\n${color('31', `demo failed: ${error instanceof Error ? error.message : String(error)}`)}\n`,
+    );
 } finally {
   await tearDown(failed);
 }
 const seconds = ((Date.now() - started) / 1000).toFixed(1);
-process.stdout.write(`\n${failed ? color('31', `demo FAILED after ${seconds} s`) : color('32', `demo done in ${seconds} s`)}\n`);
+process.stdout.write(
+  `\n${failed ? color('31', `demo FAILED after ${seconds} s`) : color('32', `demo done in ${seconds} s`)}\n`,
+);
 process.exitCode = failed ? 1 : 0;

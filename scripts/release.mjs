@@ -27,7 +27,8 @@ const started = Date.now();
 const deployPackage = JSON.parse(await readFile(join(root, 'packages/deploy/package.json'), 'utf8'));
 const rootPackage = JSON.parse(await readFile(join(root, 'package.json'), 'utf8'));
 const version = flagValue('--version') ?? deployPackage.version;
-if (!/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(version)) throw new Error(`--version ${version} is not a semantic version (X.Y.Z)`);
+if (!/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(version))
+  throw new Error(`--version ${version} is not a semantic version (X.Y.Z)`);
 const out = resolve(flagValue('--out') ?? join(root, 'dist-release'));
 const staging = join(out, `deploykit-${version}.staging`);
 const entry = join(root, 'packages/deploy/dist/cli/main.js');
@@ -52,12 +53,21 @@ await build({
   legalComments: 'linked',
   logLevel: 'warning',
   // CommonJS dependencies (winston, yargs' helpers) call require() for Node's own modules.
-  banner: { js: "import { createRequire as __deploykitCreateRequire } from 'node:module'; const require = __deploykitCreateRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __deploykitCreateRequire } from 'node:module'; const require = __deploykitCreateRequire(import.meta.url);",
+  },
 });
-await writeFile(join(staging, 'bin', 'deploy.js'), "#!/usr/bin/env node\nimport { main } from '../dist/main.js';\n\nprocess.exitCode = await main(process.argv.slice(2));\n", { mode: 0o755 });
+await writeFile(
+  join(staging, 'bin', 'deploy.js'),
+  "#!/usr/bin/env node\nimport { main } from '../dist/main.js';\n\nprocess.exitCode = await main(process.argv.slice(2));\n",
+  { mode: 0o755 },
+);
 // Read at run time relative to the bundle (packages/manifest/src/schema.ts, packages/deploy/src/install-paths.ts).
 await cp(join(root, 'packages/manifest/schema'), join(staging, 'schema'), { recursive: true });
-await cp(join(root, 'apps-template'), join(staging, 'apps-template'), { recursive: true, filter: (src) => !src.includes('/node_modules') });
+await cp(join(root, 'apps-template'), join(staging, 'apps-template'), {
+  recursive: true,
+  filter: (src) => !src.includes('/node_modules'),
+});
 // npm pack never ships a .gitignore; `deploy init` renames this back (packages/deploy/src/install-paths.ts).
 await rename(join(staging, 'apps-template', '.gitignore'), join(staging, 'apps-template', 'dot-gitignore'));
 const manifest = {
@@ -71,11 +81,22 @@ const manifest = {
   license: rootPackage.license ?? 'UNLICENSED',
 };
 await writeFile(join(staging, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
-await writeFile(join(staging, 'README.md'), `# deploykit ${version}\n\nThe \`deploy\` CLI as one bundle. Install: \`npm install -g ./deploykit-${version}.tgz\` (Node >= 20), then \`deploy --help\`.\n`);
-const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', out, staging], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
+await writeFile(
+  join(staging, 'README.md'),
+  `# deploykit ${version}\n\nThe \`deploy\` CLI as one bundle. Install: \`npm install -g ./deploykit-${version}.tgz\` (Node >= 20), then \`deploy --help\`.\n`,
+);
+const packed = JSON.parse(
+  execFileSync('npm', ['pack', '--json', '--pack-destination', out, staging], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  }),
+);
 await rm(staging, { recursive: true, force: true });
 const file = join(out, packed[0].filename);
 const bytes = (await stat(file)).size;
-if (args.includes('--json')) process.stdout.write(`${JSON.stringify({ file, version, bytes, ms: Date.now() - started })}\n`);
+if (args.includes('--json'))
+  process.stdout.write(`${JSON.stringify({ file, version, bytes, ms: Date.now() - started })}\n`);
 else process.stdout.write(`${file}\n`);
-process.stderr.write(`release: ${file} (deploykit ${version}, ${(bytes / 1024).toFixed(0)} KiB, ${Date.now() - started} ms)\n`);
+process.stderr.write(
+  `release: ${file} (deploykit ${version}, ${(bytes / 1024).toFixed(0)} KiB, ${Date.now() - started} ms)\n`,
+);

@@ -66,9 +66,19 @@ function runPool(pool, poolConcurrency, hold) {
 }
 
 const pools = [];
-if (main.length > 0) pools.push(runPool(main, concurrency, false).then((r) => ({ ...r, name: `${main.length} files, ${concurrency} at a time` })));
-if (waiting.length > 0) pools.push(runPool(waiting, '1', main.length > 0).then((r) => ({ ...r, name: `${waiting.length} waiting files, one at a time` })));
+if (main.length > 0)
+  pools.push(
+    runPool(main, concurrency, false).then((r) => ({ ...r, name: `${main.length} files, ${concurrency} at a time` })),
+  );
+if (waiting.length > 0)
+  pools.push(
+    runPool(waiting, '1', main.length > 0).then((r) => ({
+      ...r,
+      name: `${waiting.length} waiting files, one at a time`,
+    })),
+  );
 const results = await Promise.all(pools);
 for (const result of results) if (result.output.length > 0) process.stdout.write(result.output);
-for (const result of results) console.log(`run-tests: ${result.name}: ${result.status === 0 ? 'pass' : `FAIL (exit ${result.status})`}`);
+for (const result of results)
+  console.log(`run-tests: ${result.name}: ${result.status === 0 ? 'pass' : `FAIL (exit ${result.status})`}`);
 process.exit(results.every((result) => result.status === 0) ? 0 : 1);

@@ -31,9 +31,14 @@ const pool = db.createPool(config.db);
 pool.on('error', (error) => log.error(`database pool: ${error.message}`));
 const cookieName = 'notes_session';
 // bin/maintenance on|off flips this file; bin/start passes its path (outside the app folder).
-const maintenance = createMaintenance({ file: process.env.MAINTENANCE_FILE || join(appDir, '.state', 'maintenance'), log });
+const maintenance = createMaintenance({
+  file: process.env.MAINTENANCE_FILE || join(appDir, '.state', 'maintenance'),
+  log,
+});
 
-await mkdir(config.uploadsDir, { recursive: true }).catch((error) => log.error(`uploads volume ${config.uploadsDir}: ${error.message}`));
+await mkdir(config.uploadsDir, { recursive: true }).catch((error) =>
+  log.error(`uploads volume ${config.uploadsDir}: ${error.message}`),
+);
 
 /** Returns the signed-in user for the request, or undefined. */
 async function currentUser(request) {
@@ -89,7 +94,8 @@ async function route(request, response) {
 
   if (path === '/healthz' && method === 'GET') return handleHealth(response);
   if (path === '/' && method === 'GET') return sendHtml(response, 200, renderHome(await currentUser(request)));
-  if (path === '/notes-public' && method === 'GET') return sendHtml(response, 200, renderPublicNotes(await db.listNoteTitles(pool)));
+  if (path === '/notes-public' && method === 'GET')
+    return sendHtml(response, 200, renderPublicNotes(await db.listNoteTitles(pool)));
   if (path.startsWith('/static/') && (method === 'GET' || method === 'HEAD')) {
     return sendFile(response, resolveInside(config.publicDir, decodePath(path.slice('/static/'.length))));
   }
@@ -103,7 +109,8 @@ async function route(request, response) {
     const username = form.get('username') ?? '';
     const user = await db.findUser(pool, username);
     // Verify against a dummy hash for unknown users too, so timing does not reveal which names exist.
-    const stored = user?.password_hash ?? 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
+    const stored =
+      user?.password_hash ?? 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
     if (!(await verifyPassword(form.get('password') ?? '', stored)) || !user) {
       log.warn(`login failed for user ${JSON.stringify(username.slice(0, 64))} from ${request.socket.remoteAddress}`);
       return sendHtml(response, 401, renderLogin('Wrong username or password.'));
@@ -153,7 +160,8 @@ const server = createServer((request, response) => {
   if (!maintenance.admit(request, response)) return;
   route(request, response).catch((error) => {
     if (error instanceof HttpError) {
-      if (!response.headersSent) send(response, error.status, `${error.message}\n`, { 'Content-Type': 'text/plain; charset=utf-8' });
+      if (!response.headersSent)
+        send(response, error.status, `${error.message}\n`, { 'Content-Type': 'text/plain; charset=utf-8' });
       else response.destroy();
       if (request.readableEnded === false) request.resume();
       return;
@@ -191,5 +199,7 @@ process.on('SIGINT', () => shutdown('SIGINT'));
 process.on('SIGHUP', () => log.reopen());
 
 server.listen(config.port, config.bindAddress, () => {
-  log.info(`listening on http://${config.bindAddress}:${config.port} (pid ${process.pid}, db ${config.db.user}@${config.db.host}:${config.db.port}/${config.db.database})`);
+  log.info(
+    `listening on http://${config.bindAddress}:${config.port} (pid ${process.pid}, db ${config.db.user}@${config.db.host}:${config.db.port}/${config.db.database})`,
+  );
 });

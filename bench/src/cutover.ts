@@ -17,10 +17,19 @@ const changedMiB = Number(process.env.CUTOVER_CHANGED_MIB ?? '10');
 const bin = fileURLToPath(new URL('../../packages/deploy/bin/deploy.js', import.meta.url));
 const reportsDir = fileURLToPath(new URL('../reports/', import.meta.url));
 
-function deploy(config: string, args: readonly string[]): { status: number | null; stdout: string; stderr: string; ms: number } {
+function deploy(
+  config: string,
+  args: readonly string[],
+): { status: number | null; stdout: string; stderr: string; ms: number } {
   const started = Date.now();
-  const result = spawnSync(process.execPath, [bin, '--config', config, '--host', 'a', ...args], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
-  if (result.status !== 0) throw new Error(`deploy ${args.join(' ')}: exit ${result.status}\n${result.stdout.slice(-3000)}\n${result.stderr.slice(-3000)}`);
+  const result = spawnSync(process.execPath, [bin, '--config', config, '--host', 'a', ...args], {
+    encoding: 'utf8',
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  if (result.status !== 0)
+    throw new Error(
+      `deploy ${args.join(' ')}: exit ${result.status}\n${result.stdout.slice(-3000)}\n${result.stderr.slice(-3000)}`,
+    );
   return { status: result.status, stdout: result.stdout, stderr: result.stderr, ms: Date.now() - started };
 }
 
@@ -47,24 +56,56 @@ function timeSteps(host: TimedStep['host'], lines: readonly Record<string, unkno
     const at = Date.parse(String(line.time));
     const step = String(line.step);
     if (line.status === 'start') starts.set(step, at);
-    else if (line.status === 'ok' && starts.has(step)) steps.push({ host, step, from: starts.get(step)! - zero, to: at - zero, ...(line.detail && typeof line.detail === 'object' ? { detail: line.detail as Record<string, unknown> } : {}) });
+    else if (line.status === 'ok' && starts.has(step))
+      steps.push({
+        host,
+        step,
+        from: starts.get(step)! - zero,
+        to: at - zero,
+        ...(line.detail && typeof line.detail === 'object' ? { detail: line.detail as Record<string, unknown> } : {}),
+      });
   }
   return steps;
 }
 
 /** The window as phases: the source until the last byte went, then the target until healthy. */
-function windowPhases(source: readonly TimedStep[], target: readonly TimedStep[], windowMs: number): { phase: string; ms: number; steps: string }[] {
+function windowPhases(
+  source: readonly TimedStep[],
+  target: readonly TimedStep[],
+  windowMs: number,
+): { phase: string; ms: number; steps: string }[] {
   const sends = source.filter((step) => step.step.startsWith('send:') || step.step === 'trailer');
   const lastByte = Math.max(...sends.map((step) => step.to));
   const firstSend = Math.min(...sends.map((step) => step.from));
   const before = source.filter((step) => step.from >= 0 && step.to <= firstSend);
-  const list = (steps: readonly TimedStep[]): string => steps.map((step) => `${step.step} ${step.to - step.from}`).join(', ');
-  const contents = source.find((step) => step.step === 'contents')?.detail?.phases as Record<string, number> | undefined;
+  const list = (steps: readonly TimedStep[]): string =>
+    steps.map((step) => `${step.step} ${step.to - step.from}`).join(', ');
+  const contents = source.find((step) => step.step === 'contents')?.detail?.phases as
+    | Record<string, number>
+    | undefined;
   const after = target.filter((step) => step.to > lastByte && step.from < windowMs);
   return [
-    { phase: 'source: stop writes, final backup, delta (until the first part)', ms: firstSend, steps: `${list(before)}${contents ? ` (contents: ${Object.entries(contents).map(([name, ms]) => `${name} ${ms}`).join(', ')})` : ''}` },
-    { phase: 'wire: the parts, first byte to last (target receiving alongside)', ms: lastByte - firstSend, steps: `${list(sends)}; target: ${list(target.filter((step) => step.step.startsWith('receive:') && step.from < lastByte))}` },
-    { phase: 'target: after the last byte until healthy (the window end)', ms: windowMs - lastByte, steps: list(after) },
+    {
+      phase: 'source: stop writes, final backup, delta (until the first part)',
+      ms: firstSend,
+      steps: `${list(before)}${
+        contents
+          ? ` (contents: ${Object.entries(contents)
+              .map(([name, ms]) => `${name} ${ms}`)
+              .join(', ')})`
+          : ''
+      }`,
+    },
+    {
+      phase: 'wire: the parts, first byte to last (target receiving alongside)',
+      ms: lastByte - firstSend,
+      steps: `${list(sends)}; target: ${list(target.filter((step) => step.step.startsWith('receive:') && step.from < lastByte))}`,
+    },
+    {
+      phase: 'target: after the last byte until healthy (the window end)',
+      ms: windowMs - lastByte,
+      steps: list(after),
+    },
   ];
 }
 
@@ -81,14 +122,20 @@ deploy(config, ['install', 'notes']);
 const bigMiB = Math.floor(uploadsMiB / 3);
 const smallFiles = Math.floor(((uploadsMiB - bigMiB) * 1024) / 100);
 process.stderr.write(`bench: ${uploadsMiB} MiB of uploads (${bigMiB} MiB file, ${smallFiles} x 100 KiB) on a\n`);
-await ssh('a', `cd ${uploads} && head -c ${bigMiB}M /dev/urandom > big.bin && python3 -c 'import os,sys\nfor i in range(1, int(sys.argv[1]) + 1):\n  open(f"p{i}.jpg", "wb").write(os.urandom(102400))' ${smallFiles}`);
+await ssh(
+  'a',
+  `cd ${uploads} && head -c ${bigMiB}M /dev/urandom > big.bin && python3 -c 'import os,sys\nfor i in range(1, int(sys.argv[1]) + 1):\n  open(f"p{i}.jpg", "wb").write(os.urandom(102400))' ${smallFiles}`,
+);
 deploy(config, ['start', 'notes']);
 const migrate = deploy(config, ['migrate', 'notes', '--to', 'b', '--json']);
 process.stderr.write(`bench: migrate took ${(migrate.ms / 1000).toFixed(1)} s\n`);
 // The change: half new 1 MiB files, half rewritten 100 KiB files.
 const newFiles = Math.max(1, Math.floor(changedMiB / 2));
 const rewritten = Math.floor(((changedMiB - newFiles) * 1024) / 100);
-await ssh('a', `cd ${uploads} && python3 -c 'import os,sys\nfor i in range(1, int(sys.argv[1]) + 1):\n  open(f"new-{i}.bin", "wb").write(os.urandom(1048576))\nfor i in range(1, int(sys.argv[2]) + 1):\n  open(f"p{i}.jpg", "wb").write(os.urandom(102400))' ${newFiles} ${rewritten}`);
+await ssh(
+  'a',
+  `cd ${uploads} && python3 -c 'import os,sys\nfor i in range(1, int(sys.argv[1]) + 1):\n  open(f"new-{i}.bin", "wb").write(os.urandom(1048576))\nfor i in range(1, int(sys.argv[2]) + 1):\n  open(f"p{i}.jpg", "wb").write(os.urandom(102400))' ${newFiles} ${rewritten}`,
+);
 const changedBytes = newFiles * 1024 * 1024 + rewritten * 102400;
 const dumpStarted = Date.now();
 await ssh('a', 'pg_dump -Fc -d notes > /dev/null');
@@ -102,25 +149,39 @@ const report = JSON.parse(cutover.stdout) as {
   targetReport?: { journal?: string };
 };
 const readLines = async (host: string, path: string | undefined): Promise<Record<string, unknown>[]> =>
-  path === undefined ? [] : (await ssh(host, `cat ${path}`)).split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
+  path === undefined
+    ? []
+    : (await ssh(host, `cat ${path}`))
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
 const sourceLines = await readLines('a', report.journal);
 const targetLines = await readLines('b', report.targetReport?.journal);
-const stoppedAt = Date.parse(String(sourceLines.find((line) => line.step === 'stop-writes' && line.status === 'start')?.time));
+const stoppedAt = Date.parse(
+  String(sourceLines.find((line) => line.step === 'stop-writes' && line.status === 'start')?.time),
+);
 const sourceTimed = timeSteps('source', sourceLines, stoppedAt);
 const targetTimed = timeSteps('target', targetLines, stoppedAt);
 const sourceSteps: StepTime[] = sourceTimed.map((step) => ({ step: step.step, ms: step.to - step.from }));
 const targetSteps: StepTime[] = targetTimed.map((step) => ({ step: step.step, ms: step.to - step.from }));
 const phases = windowPhases(sourceTimed, targetTimed, report.cutover.writeStopMs);
-const volumeBytes = report.parts.filter((part) => part.id.startsWith('delta:uploads')).reduce((sum, part) => sum + (part.wireBytes ?? part.bytes), 0);
+const volumeBytes = report.parts
+  .filter((part) => part.id.startsWith('delta:uploads'))
+  .reduce((sum, part) => sum + (part.wireBytes ?? part.bytes), 0);
 const result = {
-  machine: { cores: availableParallelism(), memGiB: Math.round(totalmem() / 2 ** 30), load: loadavg()[0], node: process.version },
+  machine: {
+    cores: availableParallelism(),
+    memGiB: Math.round(totalmem() / 2 ** 30),
+    load: loadavg()[0],
+    node: process.version,
+  },
   uploadsMiB,
   changedBytes,
   migrateMs: migrate.ms,
   cutover: report.cutover,
   uploadsDeltaWireBytes: volumeBytes,
   sentBytes: report.cutover.deltaBytes + report.cutover.databaseBytes,
-  ratio: (volumeBytes) / changedBytes,
+  ratio: volumeBytes / changedBytes,
   pgDumpMs: dumpMs,
   windowTargetMs: 15_000 + dumpMs,
   sourceSteps,

@@ -67,7 +67,11 @@ const say = (line: string): void => void process.stderr.write(`bench: ${line}\n`
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
-  return sorted.length === 0 ? NaN : sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+  return sorted.length === 0
+    ? NaN
+    : sorted.length % 2 === 1
+      ? sorted[middle]!
+      : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 async function dropCaches(): Promise<boolean> {
@@ -81,31 +85,42 @@ async function dropCaches(): Promise<boolean> {
 /** `deploy --config <lab> --host a ARGS`, asynchronously (the samplers keep running). */
 function deploy(lab: Lab, args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, '--config', lab.deployConfigPath, '--host', 'a', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin, '--config', lab.deployConfigPath, '--host', 'a', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
     child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
-    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
+    child.on('close', (code) =>
+      resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }),
+    );
   });
 }
 
 async function must(lab: Lab, host: string, command: string): Promise<string> {
   const result = await lab.ssh(host, command);
-  if (result.exitCode !== 0) throw new Error(`${host}: ${command.slice(0, 200)}: exit ${result.exitCode}: ${result.stderr.slice(-2000)}`);
+  if (result.exitCode !== 0)
+    throw new Error(`${host}: ${command.slice(0, 200)}: exit ${result.exitCode}: ${result.stderr.slice(-2000)}`);
   return result.stdout;
 }
 
 /** Bytes under the hosts' temp dirs (where transports stage), by `du -sb`. */
 async function tmpBytes(lab: Lab): Promise<number> {
-  const { stdout } = await exec('du', ['-sbc', ...lab.hosts.map((host) => `${host.root}/tmp`)]).catch(() => ({ stdout: '' }));
+  const { stdout } = await exec('du', ['-sbc', ...lab.hosts.map((host) => `${host.root}/tmp`)]).catch(() => ({
+    stdout: '',
+  }));
   return Number(/^(\d+)\s+total$/m.exec(stdout)?.[1] ?? 0);
 }
 
 /** The pids of the lab's sshd and PostgreSQL servers (lab.json). */
 async function labDaemonPids(lab: Lab): Promise<Set<string>> {
-  const record = JSON.parse(await readFile(join(lab.dir, 'lab.json'), 'utf8').catch(() => '{"hosts":[]}')) as { hosts: { pids: Record<string, { pid: number } | undefined> }[] };
-  return new Set(record.hosts.flatMap((host) => Object.values(host.pids).flatMap((entry) => (entry ? [String(entry.pid)] : []))));
+  const record = JSON.parse(await readFile(join(lab.dir, 'lab.json'), 'utf8').catch(() => '{"hosts":[]}')) as {
+    hosts: { pids: Record<string, { pid: number } | undefined> }[];
+  };
+  return new Set(
+    record.hosts.flatMap((host) => Object.values(host.pids).flatMap((entry) => (entry ? [String(entry.pid)] : []))),
+  );
 }
 
 /** CPU seconds (user + system) of a process so far, from /proc/<pid>/stat; undefined once it is gone. */
@@ -124,7 +139,13 @@ const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' 
  * can be missed) and of `deploy` alone, and the hosts'
  * TMPDIR usage. CPU seconds hardly depend on how busy the machine is, wall times do.
  */
-function startSampler(lab: Lab): { stop(): Promise<{ rssMiB: { source: number; target: number }; stagedBytes: number; cpu: { all: number; deploy: number } }> } {
+function startSampler(lab: Lab): {
+  stop(): Promise<{
+    rssMiB: { source: number; target: number };
+    stagedBytes: number;
+    cpu: { all: number; deploy: number };
+  }>;
+} {
   const rss = { source: 0, target: 0 };
   const roles = new Map<string, 'source' | 'target' | 'other' | null>();
   const firstCpu = new Map<string, number>();
@@ -137,7 +158,11 @@ function startSampler(lab: Lab): { stop(): Promise<{ rssMiB: { source: number; t
   };
   const labDaemonDescendant = async (pid: string): Promise<boolean> => {
     const lab = await daemons;
-    for (let current: string | undefined = pid, depth = 0; current !== undefined && current !== '0' && current !== '1' && depth < 32; depth += 1) {
+    for (
+      let current: string | undefined = pid, depth = 0;
+      current !== undefined && current !== '0' && current !== '1' && depth < 32;
+      depth += 1
+    ) {
       if (lab.has(current)) return true;
       current = await parentOf(current);
     }
@@ -161,7 +186,8 @@ function startSampler(lab: Lab): { stop(): Promise<{ rssMiB: { source: number; t
           else if (environ.includes(lab.id)) {
             const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
             role = 'other';
-            if (/deploy(\.js)?\0/.test(cmdline)) role = /\0(receive)\0/.test(cmdline) ? 'target' : /\0(migrate|send)\0/.test(cmdline) ? 'source' : 'other';
+            if (/deploy(\.js)?\0/.test(cmdline))
+              role = /\0(receive)\0/.test(cmdline) ? 'target' : /\0(migrate|send)\0/.test(cmdline) ? 'source' : 'other';
           }
           roles.set(pid, role);
         }
@@ -204,7 +230,14 @@ interface RowRun {
 }
 
 /** Runs one row once: prepare (untimed), drop the page cache, run (timed, sampled), clean up (untimed). */
-async function measure(lab: Lab, row: string, rep: number, run: () => Promise<RowRun>, prepare?: () => Promise<void>, cleanup?: () => Promise<void>): Promise<Sample> {
+async function measure(
+  lab: Lab,
+  row: string,
+  rep: number,
+  run: () => Promise<RowRun>,
+  prepare?: () => Promise<void>,
+  cleanup?: () => Promise<void>,
+): Promise<Sample> {
   await prepare?.();
   const dropped = await dropCaches();
   const load = loadavg()[0]!;
@@ -230,10 +263,20 @@ async function measure(lab: Lab, row: string, rep: number, run: () => Promise<Ro
     stagedBytes: outcome.stagedBytes ?? sampled.stagedBytes,
     cpu: sampled.cpu,
     load,
-    ...(outcome.note || !dropped ? { note: [outcome.note, dropped ? '' : 'page cache NOT dropped (not root?)'].filter(Boolean).join('; ') } : {}),
+    ...(outcome.note || !dropped
+      ? { note: [outcome.note, dropped ? '' : 'page cache NOT dropped (not root?)'].filter(Boolean).join('; ') }
+      : {}),
   };
   samples.push(sample);
-  say(`${row} #${rep}: ${sample.ok ? 'ok' : 'FAILED'} ${seconds.toFixed(2)} s${sample.bytes ? `, ${(sample.bytes / 2 ** 20 / seconds).toFixed(1)} MiB/s` : ''}${sample.parts ? ` (${Object.entries(sample.parts).map(([id, part]) => `${id} ${part.seconds.toFixed(2)} s`).join(', ')})` : ''}, CPU ${sample.cpu.all.toFixed(1)} s (deploy ${sample.cpu.deploy.toFixed(1)} s), load ${load.toFixed(2)}${sample.note ? ` - ${sample.note}` : ''}`);
+  say(
+    `${row} #${rep}: ${sample.ok ? 'ok' : 'FAILED'} ${seconds.toFixed(2)} s${sample.bytes ? `, ${(sample.bytes / 2 ** 20 / seconds).toFixed(1)} MiB/s` : ''}${
+      sample.parts
+        ? ` (${Object.entries(sample.parts)
+            .map(([id, part]) => `${id} ${part.seconds.toFixed(2)} s`)
+            .join(', ')})`
+        : ''
+    }, CPU ${sample.cpu.all.toFixed(1)} s (deploy ${sample.cpu.deploy.toFixed(1)} s), load ${load.toFixed(2)}${sample.note ? ` - ${sample.note}` : ''}`,
+  );
   return sample;
 }
 
@@ -258,13 +301,19 @@ async function main(): Promise<void> {
   try {
     if (pin) {
       for (const [index, host] of lab.hosts.entries()) {
-        const record = JSON.parse(await readFile(join(lab.dir, 'lab.json'), 'utf8')) as { hosts: { name: string; pids: { sshd?: { pid: number }; postgres?: { pid: number } } }[] };
+        const record = JSON.parse(await readFile(join(lab.dir, 'lab.json'), 'utf8')) as {
+          hosts: { name: string; pids: { sshd?: { pid: number }; postgres?: { pid: number } } }[];
+        };
         const pids = record.hosts.find((entry) => entry.name === host.name)?.pids;
-        for (const pid of [pids?.sshd?.pid, pids?.postgres?.pid]) if (pid) await exec('taskset', ['-a', '-p', '-c', String(index % availableParallelism()), String(pid)]);
+        for (const pid of [pids?.sshd?.pid, pids?.postgres?.pid])
+          if (pid) await exec('taskset', ['-a', '-p', '-c', String(index % availableParallelism()), String(pid)]);
       }
     }
     say(`lab ${lab.id} up; setting up notes on a: ${sizeMb} MiB uploads, ${dbMb} MiB database`);
-    for (const args of [['init', 'notes'], ['install', 'notes']]) {
+    for (const args of [
+      ['init', 'notes'],
+      ['install', 'notes'],
+    ]) {
       const result = await deploy(lab, args);
       if (result.code !== 0) throw new Error(`deploy ${args.join(' ')}: ${result.stderr.slice(-2000)}`);
     }
@@ -272,11 +321,21 @@ async function main(): Promise<void> {
     // big.bin timed it out (and failed the migration) on a loaded machine.
     const bigMb = Math.floor(sizeMb / 4);
     const smallFiles = Math.floor(((sizeMb - bigMb) * 1024) / 100);
-    await must(lab, 'a', `cd ${notes}/data/uploads && head -c ${bigMb}M /dev/urandom > big.bin && python3 -c 'import os,sys\nfor i in range(1, int(sys.argv[1]) + 1):\n  open(f"p{i}.jpg", "wb").write(os.urandom(102400))' ${smallFiles}`);
+    await must(
+      lab,
+      'a',
+      `cd ${notes}/data/uploads && head -c ${bigMb}M /dev/urandom > big.bin && python3 -c 'import os,sys\nfor i in range(1, int(sys.argv[1]) + 1):\n  open(f"p{i}.jpg", "wb").write(os.urandom(102400))' ${smallFiles}`,
+    );
     // ~600 bytes of random hex per row (pg_dump -Fc compresses it about 2:1, as text columns do).
     const rows = Math.ceil((dbMb * 2 ** 20) / 720);
-    await must(lab, 'a', `psql -q -v ON_ERROR_STOP=1 -d notes -c "INSERT INTO notes (title, body) SELECT 'note ' || g, (SELECT string_agg(md5(random()::text || g || i), '') FROM generate_series(1, 18) i) FROM generate_series(1, ${rows}) g" -c "VACUUM ANALYZE notes"`);
-    environment.databaseBytes = Number((await must(lab, 'a', `psql -At -d notes -c "SELECT pg_database_size('notes')"`)).trim());
+    await must(
+      lab,
+      'a',
+      `psql -q -v ON_ERROR_STOP=1 -d notes -c "INSERT INTO notes (title, body) SELECT 'note ' || g, (SELECT string_agg(md5(random()::text || g || i), '') FROM generate_series(1, 18) i) FROM generate_series(1, ${rows}) g" -c "VACUUM ANALYZE notes"`,
+    );
+    environment.databaseBytes = Number(
+      (await must(lab, 'a', `psql -At -d notes -c "SELECT pg_database_size('notes')"`)).trim(),
+    );
     const start = await deploy(lab, ['start', 'notes']);
     if (start.code !== 0) throw new Error(`deploy start notes: ${start.stderr.slice(-2000)}`);
     // A first backup, so every timed migration's backup deduplicates alike (borg create of unchanged data).
@@ -286,29 +345,51 @@ async function main(): Promise<void> {
     archive = (await must(lab, 'a', `${borgEnv} borg list --last 1 --short`)).trim();
     say(`set up (archive ${archive}); measuring`);
 
-    const rowsWanted = new Set((process.env.BENCH_ROWS ?? 'migrate,bare-c1,bare-c2,bare-db,scp-hand,scp-deploy,rss').split(',').filter(Boolean));
+    const rowsWanted = new Set(
+      (process.env.BENCH_ROWS ?? 'migrate,bare-c1,bare-c2,bare-db,scp-hand,scp-deploy,rss').split(',').filter(Boolean),
+    );
     const volumeExport = (): string => `borg export-tar --strip-components=2 ::${archive} - data/uploads`;
     const dumpExtract = (): string => `borg extract --stdout ::${archive} db/notes.pgdump`;
     for (let rep = 1; rep <= reps; rep += 1) {
       // Always: the migration makes the archive the bare rows read.
       await measure(lab, 'migrate', rep, async () => {
         const result = await deploy(lab, ['migrate', 'notes', '--to', 'b', '--replace', '--json']);
-        const report = JSON.parse(result.stdout || '{}') as { ok?: boolean; archive?: string; stagedBytes?: number; parts?: PartReport[]; targetReport?: { parts?: PartReport[] }; failure?: { message: string } };
-        if (!report.archive || !report.parts?.length) return { ok: false, bytes: 0, note: report.failure?.message ?? result.stderr.slice(-400) };
+        const report = JSON.parse(result.stdout || '{}') as {
+          ok?: boolean;
+          archive?: string;
+          stagedBytes?: number;
+          parts?: PartReport[];
+          targetReport?: { parts?: PartReport[] };
+          failure?: { message: string };
+        };
+        if (!report.archive || !report.parts?.length)
+          return { ok: false, bytes: 0, note: report.failure?.message ?? result.stderr.slice(-400) };
         const parts: NonNullable<Sample['parts']> = {};
         for (const part of report.parts ?? []) {
           const target = report.targetReport?.parts?.find((entry) => entry.id === part.id);
           const sourceSeconds = part.elapsedMs / 1000;
           const targetSeconds = (target?.elapsedMs ?? 0) / 1000;
-          parts[part.id] = { bytes: part.bytes, sourceSeconds, targetSeconds, seconds: Math.max(sourceSeconds, targetSeconds) };
+          parts[part.id] = {
+            bytes: part.bytes,
+            sourceSeconds,
+            targetSeconds,
+            seconds: Math.max(sourceSeconds, targetSeconds),
+          };
         }
         // A migration that failed after its parts arrived (e.g. a health check timing out on a loaded
         // machine) still measured them: its part times count, its whole time does not.
-        if (parts['volume:uploads'] === undefined || parts.database === undefined) return { ok: false, bytes: 0, note: report.failure?.message ?? result.stderr.slice(-400) };
+        if (parts['volume:uploads'] === undefined || parts.database === undefined)
+          return { ok: false, bytes: 0, note: report.failure?.message ?? result.stderr.slice(-400) };
         archive = report.archive;
         volumeBytes = parts['volume:uploads'].bytes;
         dumpBytes = parts.database.bytes;
-        return { ok: report.ok === true, bytes: 0, parts, stagedBytes: report.stagedBytes ?? 0, ...(report.ok ? {} : { note: `failed after its parts: ${report.failure?.message ?? '?'}` }) };
+        return {
+          ok: report.ok === true,
+          bytes: 0,
+          parts,
+          stagedBytes: report.stagedBytes ?? 0,
+          ...(report.ok ? {} : { note: `failed after its parts: ${report.failure?.message ?? '?'}` }),
+        };
       });
       if (volumeBytes === 0) {
         // No migration succeeded yet: the bare rows still need the tar stream's and the dump's sizes.
@@ -319,8 +400,15 @@ async function main(): Promise<void> {
       const rmInto = async (): Promise<void> => void (await must(lab, 'b', `rm -rf ${into}`));
       const mkInto = async (): Promise<void> => void (await must(lab, 'b', `rm -rf ${into} && mkdir -p ${into}`));
       const bare = (cipher?: string) => async (): Promise<RowRun> => {
-        const result = await lab.ssh('a', `${borgEnv} set -o pipefail; ${volumeExport()} | ${sshB}${cipher ? ` -c ${cipher}` : ''} b tar -x -C ${into}`);
-        return { ok: result.exitCode === 0, bytes: volumeBytes, ...(result.exitCode === 0 ? {} : { note: result.stderr.slice(-300) }) };
+        const result = await lab.ssh(
+          'a',
+          `${borgEnv} set -o pipefail; ${volumeExport()} | ${sshB}${cipher ? ` -c ${cipher}` : ''} b tar -x -C ${into}`,
+        );
+        return {
+          ok: result.exitCode === 0,
+          bytes: volumeBytes,
+          ...(result.exitCode === 0 ? {} : { note: result.stderr.slice(-300) }),
+        };
       };
       if (rowsWanted.has('bare-c1')) await measure(lab, 'bare-c1', rep, bare(), mkInto, rmInto);
       if (rowsWanted.has('bare-c2')) await measure(lab, 'bare-c2', rep, bare(GCM), mkInto, rmInto);
@@ -330,8 +418,15 @@ async function main(): Promise<void> {
           'bare-db',
           rep,
           async () => {
-            const result = await lab.ssh('a', `${borgEnv} set -o pipefail; ${dumpExtract()} | ${sshB} b pg_restore --exit-on-error --no-password --no-owner --no-acl --dbname=bench_restore`);
-            return { ok: result.exitCode === 0, bytes: dumpBytes, ...(result.exitCode === 0 ? {} : { note: result.stderr.slice(-300) }) };
+            const result = await lab.ssh(
+              'a',
+              `${borgEnv} set -o pipefail; ${dumpExtract()} | ${sshB} b pg_restore --exit-on-error --no-password --no-owner --no-acl --dbname=bench_restore`,
+            );
+            return {
+              ok: result.exitCode === 0,
+              bytes: dumpBytes,
+              ...(result.exitCode === 0 ? {} : { note: result.stderr.slice(-300) }),
+            };
           },
           async () => void (await must(lab, 'b', 'dropdb --if-exists bench_restore && createdb bench_restore')),
           async () => void (await must(lab, 'b', 'dropdb --if-exists bench_restore')),
@@ -343,8 +438,15 @@ async function main(): Promise<void> {
           'scp-hand',
           rep,
           async () => {
-            const result = await lab.ssh('a', `${borgEnv} set -e; ${volumeExport()} > ${a.root}/tmp/bench.tar; scp -q -B -F ${lab.sshConfigPath} ${a.root}/tmp/bench.tar b:${b.root}/tmp/bench.tar; ${sshB} b 'tar -x -C ${into} -f ${b.root}/tmp/bench.tar && rm -f ${b.root}/tmp/bench.tar'; rm -f ${a.root}/tmp/bench.tar`);
-            return { ok: result.exitCode === 0, bytes: volumeBytes, ...(result.exitCode === 0 ? {} : { note: result.stderr.slice(-300) }) };
+            const result = await lab.ssh(
+              'a',
+              `${borgEnv} set -e; ${volumeExport()} > ${a.root}/tmp/bench.tar; scp -q -B -F ${lab.sshConfigPath} ${a.root}/tmp/bench.tar b:${b.root}/tmp/bench.tar; ${sshB} b 'tar -x -C ${into} -f ${b.root}/tmp/bench.tar && rm -f ${b.root}/tmp/bench.tar'; rm -f ${a.root}/tmp/bench.tar`,
+            );
+            return {
+              ok: result.exitCode === 0,
+              bytes: volumeBytes,
+              ...(result.exitCode === 0 ? {} : { note: result.stderr.slice(-300) }),
+            };
           },
           mkInto,
           async () => {
@@ -355,14 +457,28 @@ async function main(): Promise<void> {
         );
       }
       if (rowsWanted.has('scp-deploy')) {
-        const producer = JSON.stringify(['borg', 'export-tar', '--strip-components=2', `::${archive}`, '-', 'data/uploads']);
+        const producer = JSON.stringify([
+          'borg',
+          'export-tar',
+          '--strip-components=2',
+          `::${archive}`,
+          '-',
+          'data/uploads',
+        ]);
         await measure(
           lab,
           'scp-deploy',
           rep,
           async () => {
-            const result = await lab.ssh('a', `${borgEnv} deploy stream send -q --name bench --transport scp --to b --estimated-bytes ${volumeBytes} --producer '${producer}' --into ${into}`);
-            return { ok: result.exitCode === 0, bytes: volumeBytes, ...(result.exitCode === 0 ? {} : { note: result.stderr.slice(-300) }) };
+            const result = await lab.ssh(
+              'a',
+              `${borgEnv} deploy stream send -q --name bench --transport scp --to b --estimated-bytes ${volumeBytes} --producer '${producer}' --into ${into}`,
+            );
+            return {
+              ok: result.exitCode === 0,
+              bytes: volumeBytes,
+              ...(result.exitCode === 0 ? {} : { note: result.stderr.slice(-300) }),
+            };
           },
           rmInto,
           rmInto,
@@ -374,8 +490,15 @@ async function main(): Promise<void> {
           const producer = JSON.stringify(['head', '-c', `${mb}M`, '/dev/zero']);
           const consumer = JSON.stringify(['sh', '-c', 'cat > /dev/null']);
           await measure(lab, `rss-${mb}`, rep, async () => {
-            const result = await lab.ssh('a', `deploy stream send -q --name rss --transport ssh --to b --producer '${producer}' --consumer '${consumer}'`);
-            return { ok: result.exitCode === 0, bytes: mb * 2 ** 20, ...(result.exitCode === 0 ? {} : { note: result.stderr.slice(-300) }) };
+            const result = await lab.ssh(
+              'a',
+              `deploy stream send -q --name rss --transport ssh --to b --producer '${producer}' --consumer '${consumer}'`,
+            );
+            return {
+              ok: result.exitCode === 0,
+              bytes: mb * 2 ** 20,
+              ...(result.exitCode === 0 ? {} : { note: result.stderr.slice(-300) }),
+            };
           });
         }
       }
@@ -383,57 +506,195 @@ async function main(): Promise<void> {
   } finally {
     await lab.down();
   }
-  const startup = spawnSync(process.execPath, [fileURLToPath(new URL('./startup.js', import.meta.url))], { encoding: 'utf8', env: { ...process.env, STARTUP_RUNS: process.env.STARTUP_RUNS ?? '7' } });
+  const startup = spawnSync(process.execPath, [fileURLToPath(new URL('./startup.js', import.meta.url))], {
+    encoding: 'utf8',
+    env: { ...process.env, STARTUP_RUNS: process.env.STARTUP_RUNS ?? '7' },
+  });
   const startupText = startup.stdout.trim();
-  const startupMedian = (name: string): number => Number(new RegExp(`\\| ${name.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')} \\| (\\d+)`).exec(startupText)?.[1] ?? NaN);
-  write(startedAt, environment, volumeBytes, dumpBytes, startupText, { help: startupMedian('deploy --help'), list: startupMedian('deploy list (no apps)') });
+  const startupMedian = (name: string): number =>
+    Number(new RegExp(`\\| ${name.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')} \\| (\\d+)`).exec(startupText)?.[1] ?? NaN);
+  write(startedAt, environment, volumeBytes, dumpBytes, startupText, {
+    help: startupMedian('deploy --help'),
+    list: startupMedian('deploy list (no apps)'),
+  });
 }
 
-function write(startedAt: Date, environment: Record<string, unknown>, volumeBytes: number, dumpBytes: number, startupText: string, startup: { help: number; list: number }): void {
+function write(
+  startedAt: Date,
+  environment: Record<string, unknown>,
+  volumeBytes: number,
+  dumpBytes: number,
+  startupText: string,
+  startup: { help: number; list: number },
+): void {
   const of = (row: string): Sample[] => samples.filter((sample) => sample.row === row && sample.ok);
-  const partSeconds = (id: string): number[] => samples.filter((sample) => sample.row === 'migrate').map((sample) => sample.parts?.[id]?.seconds ?? NaN).filter((value) => !Number.isNaN(value));
-  const stat = (values: number[]): { median: number; min: number; max: number; n: number } => ({ median: median(values), min: Math.min(...values), max: Math.max(...values), n: values.length });
-  const rows: { id: string; what: string; seconds: ReturnType<typeof stat>; bytes: number; rss?: string; staged?: number; cpu?: string }[] = [];
-  const cpuOf = (list: Sample[]): string => `${median(list.map((sample) => sample.cpu.all)).toFixed(1)} / ${median(list.map((sample) => sample.cpu.deploy)).toFixed(1)}`;
-  const rssOf = (list: Sample[]): string => `${Math.max(0, ...list.map((sample) => sample.rssMiB.source)).toFixed(0)} / ${Math.max(0, ...list.map((sample) => sample.rssMiB.target)).toFixed(0)}`;
+  const partSeconds = (id: string): number[] =>
+    samples
+      .filter((sample) => sample.row === 'migrate')
+      .map((sample) => sample.parts?.[id]?.seconds ?? NaN)
+      .filter((value) => !Number.isNaN(value));
+  const stat = (values: number[]): { median: number; min: number; max: number; n: number } => ({
+    median: median(values),
+    min: Math.min(...values),
+    max: Math.max(...values),
+    n: values.length,
+  });
+  const rows: {
+    id: string;
+    what: string;
+    seconds: ReturnType<typeof stat>;
+    bytes: number;
+    rss?: string;
+    staged?: number;
+    cpu?: string;
+  }[] = [];
+  const cpuOf = (list: Sample[]): string =>
+    `${median(list.map((sample) => sample.cpu.all)).toFixed(1)} / ${median(list.map((sample) => sample.cpu.deploy)).toFixed(1)}`;
+  const rssOf = (list: Sample[]): string =>
+    `${Math.max(0, ...list.map((sample) => sample.rssMiB.source)).toFixed(0)} / ${Math.max(0, ...list.map((sample) => sample.rssMiB.target)).toFixed(0)}`;
   const stagedOf = (list: Sample[]): number => Math.max(0, ...list.map((sample) => sample.stagedBytes));
   const add = (id: string, what: string, values: number[], bytes: number, list?: Sample[]): void => {
     if (values.length === 0) return;
-    rows.push({ id, what, seconds: stat(values), bytes, ...(list ? { rss: rssOf(list), staged: stagedOf(list), cpu: cpuOf(list) } : {}) });
+    rows.push({
+      id,
+      what,
+      seconds: stat(values),
+      bytes,
+      ...(list ? { rss: rssOf(list), staged: stagedOf(list), cpu: cpuOf(list) } : {}),
+    });
   };
-  add('bare-c1', '`borg export-tar | ssh b tar -x` (C1: ssh default cipher)', of('bare-c1').map((s) => s.seconds), volumeBytes, of('bare-c1'));
-  add('bare-c2', `same with \`-c ${GCM}\` (C2)`, of('bare-c2').map((s) => s.seconds), volumeBytes, of('bare-c2'));
-  add('volume', '`deploy migrate`: part volume:uploads (bundle over ssh)', partSeconds('volume:uploads'), volumeBytes, of('migrate'));
-  add('bare-db', '`borg extract --stdout <dump> | ssh b pg_restore`', of('bare-db').map((s) => s.seconds), dumpBytes, of('bare-db'));
-  add('database', '`deploy migrate`: part database (bundle over ssh)', partSeconds('database'), dumpBytes, of('migrate'));
-  add('scp-hand', 'by hand: export-tar > file; scp; ssh b tar -xf', of('scp-hand').map((s) => s.seconds), volumeBytes, of('scp-hand'));
-  add('scp-deploy', '`deploy stream send --transport scp` (same volume)', of('scp-deploy').map((s) => s.seconds), volumeBytes, of('scp-deploy'));
-  add('migrate', '`deploy migrate notes --to b --replace` (whole)', of('migrate').map((s) => s.seconds), 0, of('migrate'));
-  for (const mb of [rssSmallMb, rssLargeMb]) add(`rss-${mb}`, `\`deploy stream send --transport ssh\`, ${mb} MiB (RSS)`, of(`rss-${mb}`).map((s) => s.seconds), mb * 2 ** 20, of(`rss-${mb}`));
+  add(
+    'bare-c1',
+    '`borg export-tar | ssh b tar -x` (C1: ssh default cipher)',
+    of('bare-c1').map((s) => s.seconds),
+    volumeBytes,
+    of('bare-c1'),
+  );
+  add(
+    'bare-c2',
+    `same with \`-c ${GCM}\` (C2)`,
+    of('bare-c2').map((s) => s.seconds),
+    volumeBytes,
+    of('bare-c2'),
+  );
+  add(
+    'volume',
+    '`deploy migrate`: part volume:uploads (bundle over ssh)',
+    partSeconds('volume:uploads'),
+    volumeBytes,
+    of('migrate'),
+  );
+  add(
+    'bare-db',
+    '`borg extract --stdout <dump> | ssh b pg_restore`',
+    of('bare-db').map((s) => s.seconds),
+    dumpBytes,
+    of('bare-db'),
+  );
+  add(
+    'database',
+    '`deploy migrate`: part database (bundle over ssh)',
+    partSeconds('database'),
+    dumpBytes,
+    of('migrate'),
+  );
+  add(
+    'scp-hand',
+    'by hand: export-tar > file; scp; ssh b tar -xf',
+    of('scp-hand').map((s) => s.seconds),
+    volumeBytes,
+    of('scp-hand'),
+  );
+  add(
+    'scp-deploy',
+    '`deploy stream send --transport scp` (same volume)',
+    of('scp-deploy').map((s) => s.seconds),
+    volumeBytes,
+    of('scp-deploy'),
+  );
+  add(
+    'migrate',
+    '`deploy migrate notes --to b --replace` (whole)',
+    of('migrate').map((s) => s.seconds),
+    0,
+    of('migrate'),
+  );
+  for (const mb of [rssSmallMb, rssLargeMb])
+    add(
+      `rss-${mb}`,
+      `\`deploy stream send --transport ssh\`, ${mb} MiB (RSS)`,
+      of(`rss-${mb}`).map((s) => s.seconds),
+      mb * 2 ** 20,
+      of(`rss-${mb}`),
+    );
   const byId = new Map(rows.map((row) => [row.id, row]));
   const rate = (id: string): number => {
     const row = byId.get(id);
     return row && row.bytes > 0 ? row.bytes / row.seconds.median : NaN;
   };
   const ratio = (numerator: string, denominator: string): number => rate(numerator) / rate(denominator);
-  const timeRatio = (row: string, reference: string): number => (byId.get(row)?.seconds.median ?? NaN) / (byId.get(reference)?.seconds.median ?? NaN);
-  const migrateRatio = (byId.get('migrate')?.seconds.median ?? NaN) / ((byId.get('bare-c1')?.seconds.median ?? NaN) + (byId.get('bare-db')?.seconds.median ?? NaN));
+  const timeRatio = (row: string, reference: string): number =>
+    (byId.get(row)?.seconds.median ?? NaN) / (byId.get(reference)?.seconds.median ?? NaN);
+  const migrateRatio =
+    (byId.get('migrate')?.seconds.median ?? NaN) /
+    ((byId.get('bare-c1')?.seconds.median ?? NaN) + (byId.get('bare-db')?.seconds.median ?? NaN));
   const rssSmall = byId.get(`rss-${rssSmallMb}`)?.rss;
   const rssLarge = byId.get(`rss-${rssLargeMb}`)?.rss;
-  const allRss = samples.filter((sample) => sample.row === 'migrate' || sample.row.startsWith('rss-') || sample.row === 'scp-deploy').flatMap((sample) => [sample.rssMiB.source, sample.rssMiB.target]);
-  const streamingStaged = Math.max(0, ...of('migrate').map((s) => s.stagedBytes), ...samples.filter((s) => s.row.startsWith('rss-')).map((s) => s.stagedBytes));
+  const allRss = samples
+    .filter((sample) => sample.row === 'migrate' || sample.row.startsWith('rss-') || sample.row === 'scp-deploy')
+    .flatMap((sample) => [sample.rssMiB.source, sample.rssMiB.target]);
+  const streamingStaged = Math.max(
+    0,
+    ...of('migrate').map((s) => s.stagedBytes),
+    ...samples.filter((s) => s.row.startsWith('rss-')).map((s) => s.stagedBytes),
+  );
   // A comparison whose rows did not run (BENCH_ROWS) or failed is NaN: not run, neither met nor missed.
   const yes = (met: boolean, value = 0): string => (Number.isNaN(value) ? 'not run' : met ? 'yes' : '**NO**');
   const x = (value: number): string => (Number.isNaN(value) ? '-' : `${value.toFixed(2)}x`);
   const targets = [
-    ['volume over ssh vs bare C1', '>= 1.05x', x(ratio('volume', 'bare-c1')), yes(ratio('volume', 'bare-c1') >= 1.05, ratio('volume', 'bare-c1'))],
-    ['volume over ssh vs bare C2', '>= 0.95x', x(ratio('volume', 'bare-c2')), yes(ratio('volume', 'bare-c2') >= 0.95, ratio('volume', 'bare-c2'))],
-    ['database part vs bare pg_restore pipeline (time)', '<= 1.10x', x(timeRatio('database', 'bare-db')), yes(timeRatio('database', 'bare-db') <= 1.1, timeRatio('database', 'bare-db'))],
-    ['scp mode vs scp by hand (time)', '<= 1.10x', x(timeRatio('scp-deploy', 'scp-hand')), yes(timeRatio('scp-deploy', 'scp-hand') <= 1.1, timeRatio('scp-deploy', 'scp-hand'))],
-    ['streaming rows: staged bytes (peak TMPDIR growth, both hosts)', '0', `${(streamingStaged / 2 ** 20).toFixed(1)} MiB`, yes(streamingStaged < 2 ** 20)],
-    ['deploy RSS source / target, MiB', '< 150, flat', `all rows max ${Math.max(0, ...allRss).toFixed(0)}; ${rssSmallMb} MiB: ${rssSmall ?? '-'}, ${rssLargeMb} MiB: ${rssLarge ?? '-'}`, yes(Math.max(0, ...allRss) < 150)],
+    [
+      'volume over ssh vs bare C1',
+      '>= 1.05x',
+      x(ratio('volume', 'bare-c1')),
+      yes(ratio('volume', 'bare-c1') >= 1.05, ratio('volume', 'bare-c1')),
+    ],
+    [
+      'volume over ssh vs bare C2',
+      '>= 0.95x',
+      x(ratio('volume', 'bare-c2')),
+      yes(ratio('volume', 'bare-c2') >= 0.95, ratio('volume', 'bare-c2')),
+    ],
+    [
+      'database part vs bare pg_restore pipeline (time)',
+      '<= 1.10x',
+      x(timeRatio('database', 'bare-db')),
+      yes(timeRatio('database', 'bare-db') <= 1.1, timeRatio('database', 'bare-db')),
+    ],
+    [
+      'scp mode vs scp by hand (time)',
+      '<= 1.10x',
+      x(timeRatio('scp-deploy', 'scp-hand')),
+      yes(timeRatio('scp-deploy', 'scp-hand') <= 1.1, timeRatio('scp-deploy', 'scp-hand')),
+    ],
+    [
+      'streaming rows: staged bytes (peak TMPDIR growth, both hosts)',
+      '0',
+      `${(streamingStaged / 2 ** 20).toFixed(1)} MiB`,
+      yes(streamingStaged < 2 ** 20),
+    ],
+    [
+      'deploy RSS source / target, MiB',
+      '< 150, flat',
+      `all rows max ${Math.max(0, ...allRss).toFixed(0)}; ${rssSmallMb} MiB: ${rssSmall ?? '-'}, ${rssLargeMb} MiB: ${rssLarge ?? '-'}`,
+      yes(Math.max(0, ...allRss) < 150),
+    ],
     ['whole migrate / (bare C1 + bare db)', 'reported', x(migrateRatio), ''],
-    ['`deploy --help` / `deploy list` start, median ms', '< 300', `${startup.help} / ${startup.list}`, yes(startup.help < 300 && startup.list < 300)],
+    [
+      '`deploy --help` / `deploy list` start, median ms',
+      '< 300',
+      `${startup.help} / ${startup.list}`,
+      yes(startup.help < 300 && startup.list < 300),
+    ],
   ];
   const fmt = (value: number): string => value.toFixed(2);
   const loads = samples.map((sample) => sample.load);
@@ -445,14 +706,19 @@ function write(startedAt: Date, environment: Record<string, unknown>, volumeByte
     '',
     '| row | what | median s | min-max s | MiB/s (median) | CPU s all / deploy | deploy RSS source / target MiB | staged MiB |',
     '|---|---|---|---|---|---|---|---|',
-    ...rows.map((row) => `| ${row.id} | ${row.what.replace(/\|/g, '\\|')} | ${fmt(row.seconds.median)} | ${fmt(row.seconds.min)}-${fmt(row.seconds.max)} | ${row.bytes > 0 ? (row.bytes / 2 ** 20 / row.seconds.median).toFixed(1) : '-'} | ${row.id === 'volume' || row.id === 'database' ? '(whole migrate)' : (row.cpu ?? '-')} | ${row.id.startsWith('bare') || row.id === 'scp-hand' ? '-' : (row.rss ?? '-')} | ${row.id === 'scp-hand' ? `${((2 * volumeBytes) / 2 ** 20).toFixed(0)} (a file on each host)` : ((row.staged ?? 0) / 2 ** 20).toFixed(0)} |`),
+    ...rows.map(
+      (row) =>
+        `| ${row.id} | ${row.what.replace(/\|/g, '\\|')} | ${fmt(row.seconds.median)} | ${fmt(row.seconds.min)}-${fmt(row.seconds.max)} | ${row.bytes > 0 ? (row.bytes / 2 ** 20 / row.seconds.median).toFixed(1) : '-'} | ${row.id === 'volume' || row.id === 'database' ? '(whole migrate)' : (row.cpu ?? '-')} | ${row.id.startsWith('bare') || row.id === 'scp-hand' ? '-' : (row.rss ?? '-')} | ${row.id === 'scp-hand' ? `${((2 * volumeBytes) / 2 ** 20).toFixed(0)} (a file on each host)` : ((row.staged ?? 0) / 2 ** 20).toFixed(0)} |`,
+    ),
     '',
     '| target | wanted | measured | met |',
     '|---|---|---|---|',
     ...targets.map((cells) => `| ${cells.join(' | ')} |`),
     '',
-    'CPU s: CPU seconds of every process of the lab during the run (borg, ssh, sshd, tar, pg_restore, PostgreSQL, deploy) and of `deploy` alone, medians; they depend far less on the machine\'s load than the times do. Part times of a migration are the longer of the source\'s (producer start to its last byte written into the bundle) and the target\'s (its B record to the consumer\'s exit, verified). Failed runs are left out of the medians:',
-    ...samples.filter((sample) => !sample.ok).map((sample) => `- ${sample.row} #${sample.rep}: ${sample.note ?? 'failed'}`),
+    "CPU s: CPU seconds of every process of the lab during the run (borg, ssh, sshd, tar, pg_restore, PostgreSQL, deploy) and of `deploy` alone, medians; they depend far less on the machine's load than the times do. Part times of a migration are the longer of the source's (producer start to its last byte written into the bundle) and the target's (its B record to the consumer's exit, verified). Failed runs are left out of the medians:",
+    ...samples
+      .filter((sample) => !sample.ok)
+      .map((sample) => `- ${sample.row} #${sample.rep}: ${sample.note ?? 'failed'}`),
     '',
     startupText,
     '',
@@ -461,7 +727,10 @@ function write(startedAt: Date, environment: Record<string, unknown>, volumeByte
   void mkdir(reportsDir, { recursive: true }).then(async () => {
     const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
     await writeFile(join(reportsDir, `${stamp}.md`), md);
-    await writeFile(join(reportsDir, `${stamp}.json`), `${JSON.stringify({ startedAt, reps, sizeMb, dbMb, pin, environment, volumeBytes, dumpBytes, rows, targets, samples, startup }, null, 2)}\n`);
+    await writeFile(
+      join(reportsDir, `${stamp}.json`),
+      `${JSON.stringify({ startedAt, reps, sizeMb, dbMb, pin, environment, volumeBytes, dumpBytes, rows, targets, samples, startup }, null, 2)}\n`,
+    );
     process.stdout.write(`report: bench/reports/${stamp}.md\n`);
   });
 }

@@ -26,7 +26,11 @@ function median(values: readonly number[]): number {
 
 const root = mkdtempSync(join(tmpdir(), 'deploy-startup-'));
 try {
-  const env: NodeJS.ProcessEnv = { ...process.env, DEPLOY_APPS_ROOT: join(root, 'apps'), DEPLOY_STATE_DIR: join(root, 'state') };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DEPLOY_APPS_ROOT: join(root, 'apps'),
+    DEPLOY_STATE_DIR: join(root, 'state'),
+  };
   delete env.DEPLOY_CONFIG;
   mkdirSync(join(root, 'apps'));
   const cases: [string, string[]][] = [
@@ -44,9 +48,13 @@ try {
       times.push(ms);
       codes.add(String(status));
     }
-    rows.push(`| ${name} | ${median(times).toFixed(0)} | ${Math.min(...times).toFixed(0)} | ${Math.max(...times).toFixed(0)} | ${[...codes].join(', ')} |`);
+    rows.push(
+      `| ${name} | ${median(times).toFixed(0)} | ${Math.min(...times).toFixed(0)} | ${Math.max(...times).toFixed(0)} | ${[...codes].join(', ')} |`,
+    );
   }
-  process.stdout.write(`deploy start-up, ${runs} runs each, node ${process.version}, load average ${loadavg()[0]!.toFixed(2)} on ${availableParallelism()} cores\n\n`);
+  process.stdout.write(
+    `deploy start-up, ${runs} runs each, node ${process.version}, load average ${loadavg()[0]!.toFixed(2)} on ${availableParallelism()} cores\n\n`,
+  );
   process.stdout.write(`| command | median ms | min ms | max ms | exit |\n|---|---|---|---|---|\n${rows.join('\n')}\n`);
 } finally {
   rmSync(root, { recursive: true, force: true });

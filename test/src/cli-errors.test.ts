@@ -10,7 +10,11 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { runDeploy, type DeployRun } from './helpers/index.js';
 
-const DEPLOY_VERSION = (JSON.parse(readFileSync(fileURLToPath(new URL('../../packages/deploy/package.json', import.meta.url)), 'utf8')) as { version: string }).version;
+const DEPLOY_VERSION = (
+  JSON.parse(readFileSync(fileURLToPath(new URL('../../packages/deploy/package.json', import.meta.url)), 'utf8')) as {
+    version: string;
+  }
+).version;
 
 const SCRIPTS = ['install', 'start', 'stop', 'backup', 'restore'] as const;
 
@@ -21,7 +25,8 @@ let stateDir = '';
 /** Writes an app folder with app.yaml `manifest` and no-op bin scripts (the ones in `scripts` override). */
 async function writeApp(dir: string, manifest: string, scripts: Record<string, string> = {}): Promise<void> {
   await mkdir(join(dir, 'bin'), { recursive: true });
-  for (const phase of SCRIPTS) await writeFile(join(dir, 'bin', phase), scripts[phase] ?? '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+  for (const phase of SCRIPTS)
+    await writeFile(join(dir, 'bin', phase), scripts[phase] ?? '#!/bin/sh\nexit 0\n', { mode: 0o755 });
   await writeFile(join(dir, 'app.yaml'), manifest);
 }
 
@@ -67,12 +72,37 @@ after(async () => {
 
 test('broken app folders: deploy validate prints each error as file:line:column: path: message and exits 3', async () => {
   const cases: [string, string[]][] = [
-    ['typo', [`${appsRoot}/typo/app.yaml:2:1: unknown key "volumez" (known: name, description, runtime, port, env, volumes, database, borg, config, secrets, timeouts, health, migrate); did you mean "volumes"?`]],
+    [
+      'typo',
+      [
+        `${appsRoot}/typo/app.yaml:2:1: unknown key "volumez" (known: name, description, runtime, port, env, volumes, database, borg, config, secrets, timeouts, health, migrate); did you mean "volumes"?`,
+      ],
+    ],
     ['badtype', [`${appsRoot}/badtype/app.yaml:2:7: port: must be integer`]],
-    ['checkvol', [`${appsRoot}/checkvol/app.yaml:10:15: health/checks/0/volume: volume "media" is not declared in volumes (known: uploads)`]],
-    ['yamlbad', [`${appsRoot}/yamlbad/app.yaml:3:1: YAML syntax: Flow sequence in block collection must be sufficiently indented and end with a ]`]],
-    ['escape', [`${appsRoot}/escape/app.yaml:4:11: volumes/0/path: volume path "../outside" leaves the app folder: use a path relative to the app folder without ".."`]],
-    ['secret', [`${appsRoot}/secret/app.yaml:3:5: secrets/0: secret file secrets/db.env is accessible by other users (mode 0644): run chmod 600 secrets/db.env`]],
+    [
+      'checkvol',
+      [
+        `${appsRoot}/checkvol/app.yaml:10:15: health/checks/0/volume: volume "media" is not declared in volumes (known: uploads)`,
+      ],
+    ],
+    [
+      'yamlbad',
+      [
+        `${appsRoot}/yamlbad/app.yaml:3:1: YAML syntax: Flow sequence in block collection must be sufficiently indented and end with a ]`,
+      ],
+    ],
+    [
+      'escape',
+      [
+        `${appsRoot}/escape/app.yaml:4:11: volumes/0/path: volume path "../outside" leaves the app folder: use a path relative to the app folder without ".."`,
+      ],
+    ],
+    [
+      'secret',
+      [
+        `${appsRoot}/secret/app.yaml:3:5: secrets/0: secret file secrets/db.env is accessible by other users (mode 0644): run chmod 600 secrets/db.env`,
+      ],
+    ],
     [
       'scripts',
       [
@@ -84,28 +114,44 @@ test('broken app folders: deploy validate prints each error as file:line:column:
   for (const [app, errors] of cases) {
     const run = await deploy('validate', app);
     assert.equal(run.exitCode, 3, `validate ${app}: ${describeRun(run)}`);
-    assert.deepEqual(run.stdout.trimEnd().split('\n'), [`FAILED ${app}`, ...errors.map((line) => `  error: ${line}`), '0 ok, 1 failed'], `validate ${app}`);
+    assert.deepEqual(
+      run.stdout.trimEnd().split('\n'),
+      [`FAILED ${app}`, ...errors.map((line) => `  error: ${line}`), '0 ok, 1 failed'],
+      `validate ${app}`,
+    );
   }
 });
 
 test('deploy validate --json gives every issue as data; a broken app also stops the commands that act on it', async () => {
   const run = await deploy('validate', 'badtype', 'fine', '--json');
   assert.equal(run.exitCode, 3, describeRun(run));
-  const result = JSON.parse(run.stdout) as { ok: boolean; apps: { app: string; status: string; errors: Record<string, unknown>[] }[] };
+  const result = JSON.parse(run.stdout) as {
+    ok: boolean;
+    apps: { app: string; status: string; errors: Record<string, unknown>[] }[];
+  };
   assert.equal(result.ok, false);
-  assert.deepEqual(result.apps.map((a) => [a.app, a.status]).sort(), [['badtype', 'failed'], ['fine', 'ok']]);
+  assert.deepEqual(result.apps.map((a) => [a.app, a.status]).sort(), [
+    ['badtype', 'failed'],
+    ['fine', 'ok'],
+  ]);
   const issue = result.apps.find((a) => a.app === 'badtype')?.errors[0];
-  assert.deepEqual({ file: issue?.file, line: issue?.line, column: issue?.column, path: issue?.path, message: issue?.message }, {
-    file: `${appsRoot}/badtype/app.yaml`,
-    line: 2,
-    column: 7,
-    path: 'port',
-    message: 'must be integer',
-  });
+  assert.deepEqual(
+    { file: issue?.file, line: issue?.line, column: issue?.column, path: issue?.path, message: issue?.message },
+    {
+      file: `${appsRoot}/badtype/app.yaml`,
+      line: 2,
+      column: 7,
+      path: 'port',
+      message: 'must be integer',
+    },
+  );
 
   const start = await deploy('start', 'badtype');
   assert.equal(start.exitCode, 3, describeRun(start));
-  assert.match(start.stderr, /^deploy: app "badtype" has 1 error\(s\):\n {2}.*badtype\/app\.yaml:2:7: port: must be integer\n {2}next: Fix them, then check with `deploy validate badtype`\.\n/);
+  assert.match(
+    start.stderr,
+    /^deploy: app "badtype" has 1 error\(s\):\n {2}.*badtype\/app\.yaml:2:7: port: must be integer\n {2}next: Fix them, then check with `deploy validate badtype`\.\n/,
+  );
 });
 
 test('an unknown app lists the known apps (exit 3), as text and as the --json error shape', async () => {
@@ -118,7 +164,13 @@ test('an unknown app lists the known apps (exit 3), as text and as the --json er
   assert.equal(json.exitCode, 3);
   assert.deepEqual(JSON.parse(json.stdout), {
     ok: false,
-    error: { kind: 'config', code: 'APP_UNKNOWN', message: `no app named "nope" under ${appsRoot}`, hint: 'Known apps: failing, fine.', details: {} },
+    error: {
+      kind: 'config',
+      code: 'APP_UNKNOWN',
+      message: `no app named "nope" under ${appsRoot}`,
+      hint: 'Known apps: failing, fine.',
+      details: {},
+    },
     deployVersion: DEPLOY_VERSION,
   });
 });
@@ -127,18 +179,32 @@ test('an unknown host lists the known hosts (exit 3), from --config and from DEP
   const viaOption = await runDeploy(['--config', join(root, 'deploy.yaml'), '--host', 'zz', 'list']);
   assert.equal(viaOption.exitCode, 3, describeRun(viaOption));
   assert.equal(viaOption.stderr, 'deploy: no host named "zz" in the global config\n  next: Known hosts: a, b.\n');
-  const viaEnv = await runDeploy(['list', '--host', 'zz', '--json'], { env: { DEPLOY_CONFIG: join(root, 'deploy.yaml') } });
+  const viaEnv = await runDeploy(['list', '--host', 'zz', '--json'], {
+    env: { DEPLOY_CONFIG: join(root, 'deploy.yaml') },
+  });
   assert.equal(viaEnv.exitCode, 3, describeRun(viaEnv));
   const body = JSON.parse(viaEnv.stdout) as { ok: boolean; error: { kind: string; code: string; hint: string } };
-  assert.deepEqual([body.ok, body.error.kind, body.error.code, body.error.hint], [false, 'config', 'HOST_UNKNOWN', 'Known hosts: a, b.']);
+  assert.deepEqual(
+    [body.ok, body.error.kind, body.error.code, body.error.hint],
+    [false, 'config', 'HOST_UNKNOWN', 'Known hosts: a, b.'],
+  );
 });
 
 test('usage errors exit 2 with a hint: unknown command, unknown option, missing argument, no app named', async () => {
   const cases: [string[], string][] = [
-    [['frobnicate'], 'deploy: Unknown argument: frobnicate\n  next: See `deploy --help` or `deploy <command> --help`.\n'],
-    [['list', '--bogus'], 'deploy: Unknown argument: bogus\n  next: See `deploy --help` or `deploy <command> --help`.\n'],
+    [
+      ['frobnicate'],
+      'deploy: Unknown argument: frobnicate\n  next: See `deploy --help` or `deploy <command> --help`.\n',
+    ],
+    [
+      ['list', '--bogus'],
+      'deploy: Unknown argument: bogus\n  next: See `deploy --help` or `deploy <command> --help`.\n',
+    ],
     [['show'], 'deploy: Missing required argument: app\n  next: See `deploy --help` or `deploy <command> --help`.\n'],
-    [['backup'], 'deploy: name at least one app for backup, or pass --all\n  next: deploy backup <app>; `deploy list` shows the apps.\n'],
+    [
+      ['backup'],
+      'deploy: name at least one app for backup, or pass --all\n  next: deploy backup <app>; `deploy list` shows the apps.\n',
+    ],
   ];
   for (const [args, stderr] of cases) {
     const run = await deploy(...args);
@@ -148,7 +214,10 @@ test('usage errors exit 2 with a hint: unknown command, unknown option, missing 
   const json = await deploy('show', '--json');
   assert.equal(json.exitCode, 2);
   const body = JSON.parse(json.stdout) as { ok: boolean; error: { kind: string; code: string; message: string } };
-  assert.deepEqual([body.ok, body.error.kind, body.error.code, body.error.message], [false, 'usage', 'USAGE', 'Missing required argument: app']);
+  assert.deepEqual(
+    [body.ok, body.error.kind, body.error.code, body.error.message],
+    [false, 'usage', 'USAGE', 'Missing required argument: app'],
+  );
 });
 
 test('a failing bin/backup is reported with app, phase, exit code and the last 15 stderr lines (exit 4); the other app still runs', async () => {
@@ -169,17 +238,35 @@ test('a failing bin/backup is reported with app, phase, exit code and the last 1
 
   const json = await deploy('backup', 'failing', '--json');
   assert.equal(json.exitCode, 4);
-  const summary = JSON.parse(json.stdout) as { failed: number; results: { app: string; phase: string; status: string; exitCode: number; stderrTail: string }[] };
+  const summary = JSON.parse(json.stdout) as {
+    failed: number;
+    results: { app: string; phase: string; status: string; exitCode: number; stderrTail: string }[];
+  };
   const result = summary.results[0];
-  assert.deepEqual([summary.failed, result?.app, result?.phase, result?.status, result?.exitCode], [1, 'failing', 'backup', 'failed', 9]);
+  assert.deepEqual(
+    [summary.failed, result?.app, result?.phase, result?.status, result?.exitCode],
+    [1, 'failing', 'backup', 'failed', 9],
+  );
   assert.equal(result?.stderrTail.split('\n').at(-1), 'backup problem line 20');
 });
 
-test('deploy --help and every command\'s --help exit 0, and each command\'s help has an Examples section', async () => {
+test("deploy --help and every command's --help exit 0, and each command's help has an Examples section", async () => {
   const top = await runDeploy(['--help']);
   assert.equal(top.exitCode, 0, describeRun(top));
   const commands = [...top.stdout.matchAll(/^ {2}deploy ([a-z][a-z-]*)/gm)].map((match) => match[1]!);
-  for (const documented of ['list', 'show', 'validate', 'init', 'install', 'start', 'stop', 'backup', 'restore', 'health', 'schema']) {
+  for (const documented of [
+    'list',
+    'show',
+    'validate',
+    'init',
+    'install',
+    'start',
+    'stop',
+    'backup',
+    'restore',
+    'health',
+    'schema',
+  ]) {
     assert.ok(commands.includes(documented), `deploy --help lists ${documented} (found: ${commands.join(', ')})`);
   }
   const missing: string[] = [];

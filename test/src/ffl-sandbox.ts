@@ -53,8 +53,12 @@ export async function listRunProcesses(runId: string): Promise<{ pid: number; co
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const [environ, cmdline] = await Promise.all([readFile(`/proc/${name}/environ`, 'utf8'), readFile(`/proc/${name}/cmdline`, 'utf8')]);
-      if (environ.split('\0').includes(`${RUN_MARKER}=${runId}`) && isProcessRunning(Number(name))) found.push({ pid: Number(name), command: cmdline.split('\0').join(' ').trim() });
+      const [environ, cmdline] = await Promise.all([
+        readFile(`/proc/${name}/environ`, 'utf8'),
+        readFile(`/proc/${name}/cmdline`, 'utf8'),
+      ]);
+      if (environ.split('\0').includes(`${RUN_MARKER}=${runId}`) && isProcessRunning(Number(name)))
+        found.push({ pid: Number(name), command: cmdline.split('\0').join(' ').trim() });
     } catch {
       // Gone meanwhile, or not ours to read.
     }
@@ -71,7 +75,10 @@ export async function findLeftovers(sandbox: Sandbox, graceMs = 5000): Promise<s
     processes = await listRunProcesses(sandbox.runId);
   }
   const files = await readdir(sandbox.tmp);
-  return [...processes.map((p) => `process ${p.pid}: ${p.command}`), ...files.map((name) => `${name.includes(sandbox.runId) ? 'file of the run' : 'file'} in TMPDIR: ${name}`)];
+  return [
+    ...processes.map((p) => `process ${p.pid}: ${p.command}`),
+    ...files.map((name) => `${name.includes(sandbox.runId) ? 'file of the run' : 'file'} in TMPDIR: ${name}`),
+  ];
 }
 
 /** Kills whatever of the run is still alive (by the pids /proc names for its marker) and removes its sandbox. */
@@ -121,7 +128,9 @@ export async function sendOverFfl(
     runId: sandbox.runId,
     retries: 0,
     deployCommand: DEPLOY,
-    transportOptions: { ffl: { path: fflStandinPath, ...(options.senderEnv === undefined ? {} : { env: options.senderEnv }) } },
+    transportOptions: {
+      ffl: { path: fflStandinPath, ...(options.senderEnv === undefined ? {} : { env: options.senderEnv }) },
+    },
     ...(options.stallSeconds === undefined ? {} : { stallSeconds: options.stallSeconds }),
     ...(options.readySeconds === undefined ? {} : { readySeconds: options.readySeconds }),
     onEvent: (event) => events.push({ at: Date.now(), event }),
@@ -133,7 +142,10 @@ export async function sendOverFfl(
 export function measureFirstByte(events: readonly TimedEvent[]): { linkAt: number; firstByteAt: number } {
   const link = events.find(({ event }) => event.kind === 'ready' && event.ticket !== undefined);
   const first = events.find(({ event }) => event.kind === 'progress' && event.side === 'consumer' && event.bytes > 0);
-  assert.ok(link !== undefined && first !== undefined, `no link or no first byte in ${events.map(({ event }) => event.kind).join(' ')}`);
+  assert.ok(
+    link !== undefined && first !== undefined,
+    `no link or no first byte in ${events.map(({ event }) => event.kind).join(' ')}`,
+  );
   return { linkAt: link.at, firstByteAt: first.at };
 }
 
@@ -169,13 +181,30 @@ export async function frame(payload: Buffer, finished = true): Promise<Buffer> {
 }
 
 /** A stand-in share started by hand (no run marker: it is the other side, not the run), at real timings. */
-export async function startShare(sandbox: Sandbox, options: { input?: Buffer; env?: Record<string, string> }): Promise<{ share: HostProcess; link: string; hook: string; stop: () => Promise<void> }> {
+export async function startShare(
+  sandbox: Sandbox,
+  options: { input?: Buffer; env?: Record<string, string> },
+): Promise<{ share: HostProcess; link: string; hook: string; stop: () => Promise<void> }> {
   const home = join(sandbox.dir, `share-${randomBytes(3).toString('hex')}`);
   await mkdir(join(home, 'tmp'), { recursive: true });
   const hook = join(home, 'events.jsonl');
   const host = new LocalHost('source', { TMPDIR: join(home, 'tmp') });
   const share = host.spawn({
-    argv: [fflStandinPath, '-', '--stdin-cache', 'off', '--max-downloads', '1', '--pickup-code', PICKUP_CODE, '--e2ee', '--hook', hook, '--foreground', '--disable-clipboard'],
+    argv: [
+      fflStandinPath,
+      '-',
+      '--stdin-cache',
+      'off',
+      '--max-downloads',
+      '1',
+      '--pickup-code',
+      PICKUP_CODE,
+      '--e2ee',
+      '--hook',
+      hook,
+      '--foreground',
+      '--disable-clipboard',
+    ],
     cwd: home,
     env: { FFL_STORAGE_LOCATION: home, ...options.env },
     ...(options.input === undefined ? { stdin: 'pipe' as const } : { input: options.input }),
@@ -188,7 +217,9 @@ export async function startShare(sandbox: Sandbox, options: { input?: Buffer; en
       const match = /^(http:\/\/127\.0\.0\.1:\d+\/\S+)$/m.exec(text);
       if (match?.[1] !== undefined) resolve(match[1]);
     });
-    void share.wait().then((result) => reject(new Error(`the share ended (${String(result.exitCode)}) before its link: ${text}`)));
+    void share
+      .wait()
+      .then((result) => reject(new Error(`the share ended (${String(result.exitCode)}) before its link: ${text}`)));
   });
   return {
     share,
@@ -231,4 +262,3 @@ export function collectOutput(child: HostProcess): () => string {
 export function diagnose(t: TestContext, what: string, ms: number): void {
   t.diagnostic(`${what}: ${(ms / 1000).toFixed(2)} s`);
 }
-

@@ -2,7 +2,15 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { quoteArgv } from '@deploykit/core';
 import type { Lab } from '@deploykit/testlab';
-import { pickCheck, runDeployOnHost, runDeployJsonOnHost, shOk, startNotesLab, UPLOADS, type CheckJson } from './health-lab.js';
+import {
+  pickCheck,
+  runDeployOnHost,
+  runDeployJsonOnHost,
+  shOk,
+  startNotesLab,
+  UPLOADS,
+  type CheckJson,
+} from './health-lab.js';
 
 interface HealthJson {
   ok: boolean;
@@ -19,19 +27,39 @@ after(async () => {
   await lab?.down();
 });
 
-const health = (args: string[] = [], input?: string) => runDeployJsonOnHost<HealthJson>(lab, 'a', ['health', 'notes', ...args], input);
+const health = (args: string[] = [], input?: string) =>
+  runDeployJsonOnHost<HealthJson>(lab, 'a', ['health', 'notes', ...args], input);
 
 test('every check of the sample app passes on a healthy install, and says what it saw', async () => {
   const { exitCode, json } = await health();
-  assert.equal(exitCode, 0, JSON.stringify(json.checks.filter((c) => c.status !== 'ok'), null, 2));
+  assert.equal(
+    exitCode,
+    0,
+    JSON.stringify(
+      json.checks.filter((c) => c.status !== 'ok'),
+      null,
+      2,
+    ),
+  );
   assert.deepEqual(
     json.checks.map((c) => [c.type, c.status]),
-    [['http', 'ok'], ['static', 'ok'], ['uploads', 'ok'], ['db-page', 'ok'], ['login', 'ok'], ['logs', 'ok'], ['process', 'ok']],
+    [
+      ['http', 'ok'],
+      ['static', 'ok'],
+      ['uploads', 'ok'],
+      ['db-page', 'ok'],
+      ['login', 'ok'],
+      ['logs', 'ok'],
+      ['process', 'ok'],
+    ],
   );
   const uploads = pickCheck(json, 'uploads');
   const sample = uploads.facts?.sample as { name: string; bytes: number }[];
   // Four files, a dotfile skipped; all four sampled (sample: 5), in code-point order.
-  assert.deepEqual(sample.map((file) => file.name), Object.keys(UPLOADS).sort());
+  assert.deepEqual(
+    sample.map((file) => file.name),
+    Object.keys(UPLOADS).sort(),
+  );
   assert.equal(uploads.facts?.count, 4);
   assert.equal(sample.find((file) => file.name === 'c-report.txt')?.bytes, 70_000);
   assert.match(String(pickCheck(json, 'notes page').facts?.sha256), /^[0-9a-f]{64}$/);
@@ -62,7 +90,11 @@ test('uploads: a removed or altered upload fails against the baseline, naming th
     assert.equal(plain.exitCode, 0);
     assert.equal(pickCheck(plain.json, 'uploads').facts?.count, 3);
   } finally {
-    await shOk(lab, 'a', `mv ${quoteArgv([`${uploads}/.moved-away`, `${uploads}/b-photo.json`])}; printf 'fourth\\n' > ${quoteArgv([`${uploads}/d-notes.txt`])}`);
+    await shOk(
+      lab,
+      'a',
+      `mv ${quoteArgv([`${uploads}/.moved-away`, `${uploads}/b-photo.json`])}; printf 'fourth\\n' > ${quoteArgv([`${uploads}/d-notes.txt`])}`,
+    );
   }
   assert.equal((await health(['--check', 'uploads', '--baseline=-'], JSON.stringify(baseline))).exitCode, 0);
 });
@@ -75,7 +107,9 @@ test('uploads: a file above max_bytes is checked by its size and its first max_b
     const baseline = (await health(['--check', 'uploads'])).json;
     const check = pickCheck(baseline, 'uploads');
     assert.equal(check.status, 'ok', check.reason);
-    const sampled = (check.facts?.sample as { name: string; bytes: number; hashedBytes?: number }[]).find((file) => file.name === 'e-big.bin');
+    const sampled = (check.facts?.sample as { name: string; bytes: number; hashedBytes?: number }[] | undefined)?.find(
+      (file) => file.name === 'e-big.bin',
+    );
     assert.deepEqual([sampled?.bytes, sampled?.hashedBytes], [6291456, 4194304]);
     const against = async (): Promise<CheckJson> => {
       const { json } = await health(['--check', 'uploads', '--baseline=-'], JSON.stringify(baseline));
@@ -84,11 +118,21 @@ test('uploads: a file above max_bytes is checked by its size and its first max_b
     await shOk(lab, 'a', `cp ${quoteArgv([big, `${big}.orig`])} && truncate -s -1 ${quoteArgv([big])}`);
     const truncated = await against();
     assert.equal(truncated.status, 'failed');
-    assert.match(truncated.reason ?? '', /e-big\.bin: sha256 of the first 4194304 bytes [0-9a-f]{12} \(6291455 bytes\) differs from the baseline's [0-9a-f]{12} \(6291456 bytes\)/);
-    await shOk(lab, 'a', `cp ${quoteArgv([`${big}.orig`, big])} && printf X | dd of=${quoteArgv([big])} bs=1 seek=4000000 conv=notrunc status=none`);
+    assert.match(
+      truncated.reason ?? '',
+      /e-big\.bin: sha256 of the first 4194304 bytes [0-9a-f]{12} \(6291455 bytes\) differs from the baseline's [0-9a-f]{12} \(6291456 bytes\)/,
+    );
+    await shOk(
+      lab,
+      'a',
+      `cp ${quoteArgv([`${big}.orig`, big])} && printf X | dd of=${quoteArgv([big])} bs=1 seek=4000000 conv=notrunc status=none`,
+    );
     const altered = await against();
     assert.equal(altered.status, 'failed');
-    assert.match(altered.reason ?? '', /e-big\.bin: sha256 of the first 4194304 bytes [0-9a-f]{12} \(6291456 bytes\) differs from the baseline's/);
+    assert.match(
+      altered.reason ?? '',
+      /e-big\.bin: sha256 of the first 4194304 bytes [0-9a-f]{12} \(6291456 bytes\) differs from the baseline's/,
+    );
     await shOk(lab, 'a', `cp ${quoteArgv([`${big}.orig`, big])}`);
     assert.equal((await against()).status, 'ok');
   } finally {
@@ -106,13 +150,18 @@ test('login: a wrong secret fails with the redirect it got; the right one passes
     assert.equal(exitCode, 1);
     const check = pickCheck(json, 'admin login');
     assert.equal(check.status, 'failed');
-    assert.match(check.reason ?? '', /POST \/login as admin, then GET \/notes: expected the protected page containing "Signed in as admin", got a redirect to \/login \(not signed in; the login answered 401\)/);
+    assert.match(
+      check.reason ?? '',
+      /POST \/login as admin, then GET \/notes: expected the protected page containing "Signed in as admin", got a redirect to \/login \(not signed in; the login answered 401\)/,
+    );
     assert.doesNotMatch(JSON.stringify(json), /not-the-password/, 'the password never appears in results');
   } finally {
     await lab.ssh('a', `cat > ${quoteArgv([credentials])}`, { input: original });
   }
   // Upper-case keys work too.
-  await lab.ssh('a', `cat > ${quoteArgv([credentials])}`, { input: original.replace('username=', 'USERNAME=').replace('password=', 'PASSWORD=') });
+  await lab.ssh('a', `cat > ${quoteArgv([credentials])}`, {
+    input: original.replace('username=', 'USERNAME=').replace('password=', 'PASSWORD='),
+  });
   try {
     assert.equal((await health(['--check', 'admin login'])).exitCode, 0);
   } finally {
@@ -134,7 +183,10 @@ test('process: a stopped app fails; a restart clears it and the earlier log erro
   assert.equal((await runDeployOnHost(lab, 'a', ['stop', 'notes'])).exitCode, 0);
   const stopped = await health(['--check', 'process']);
   assert.equal(stopped.exitCode, 1);
-  assert.match(pickCheck(stopped.json, 'process').reason ?? '', /expected a pid file .*got none: the app is not running/);
+  assert.match(
+    pickCheck(stopped.json, 'process').reason ?? '',
+    /expected a pid file .*got none: the app is not running/,
+  );
   const start = await runDeployOnHost(lab, 'a', ['start', 'notes']);
   assert.equal(start.exitCode, 0, start.stderr);
   const { exitCode, json } = await health(['--check', 'process', '--check', 'log scan']);
@@ -145,7 +197,11 @@ test('process: a stopped app fails; a restart clears it and the earlier log erro
 test('db-page: PostgreSQL stopped fails the page; started again it passes', async () => {
   const pgData = `${lab.host('a').root}/pg/data`;
   const pgCtl = (action: string) =>
-    shOk(lab, 'a', `runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D ${quoteArgv([pgData])} -w -m fast ${action === 'start' ? `-l ${quoteArgv([`${pgData}/restart.log`])} ` : ''}${action}`);
+    shOk(
+      lab,
+      'a',
+      `runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D ${quoteArgv([pgData])} -w -m fast ${action === 'start' ? `-l ${quoteArgv([`${pgData}/restart.log`])} ` : ''}${action}`,
+    );
   await pgCtl('stop');
   try {
     const { exitCode, json } = await health(['--check', 'notes page', '--check', 'healthz']);

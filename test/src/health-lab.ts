@@ -4,18 +4,30 @@ import { quoteArgv } from '@deploykit/core';
 import { startLab, type Lab, type LabCommandResult } from '@deploykit/testlab';
 
 /** Runs `deploy <args>` on a lab host (its own PATH, apps root, state dir and PostgreSQL). */
-export function runDeployOnHost(lab: Lab, host: string, args: readonly string[], input?: string): Promise<LabCommandResult> {
+export function runDeployOnHost(
+  lab: Lab,
+  host: string,
+  args: readonly string[],
+  input?: string,
+): Promise<LabCommandResult> {
   return lab.ssh(host, quoteArgv(['deploy', ...args]), input === undefined ? {} : { input });
 }
 
 /** Runs `deploy <args> --json` on a lab host and parses stdout. */
-export async function runDeployJsonOnHost<T = Record<string, unknown>>(lab: Lab, host: string, args: readonly string[], input?: string): Promise<{ exitCode: number; json: T; stderr: string }> {
+export async function runDeployJsonOnHost<T = Record<string, unknown>>(
+  lab: Lab,
+  host: string,
+  args: readonly string[],
+  input?: string,
+): Promise<{ exitCode: number; json: T; stderr: string }> {
   const result = await runDeployOnHost(lab, host, [...args, '--json', '--quiet'], input);
   let json: T;
   try {
     json = JSON.parse(result.stdout) as T;
   } catch {
-    throw new Error(`deploy ${args.join(' ')} on ${host} printed no JSON (exit ${result.exitCode}):\n${result.stdout}\n${result.stderr}`);
+    throw new Error(
+      `deploy ${args.join(' ')} on ${host} printed no JSON (exit ${result.exitCode}):\n${result.stdout}\n${result.stderr}`,
+    );
   }
   return { exitCode: result.exitCode, json, stderr: result.stderr };
 }
@@ -45,13 +57,25 @@ export async function startNotesLab(hosts: number): Promise<Lab> {
         // that alone; anything else is a real failure.
         const init = await runDeployOnHost(lab, host.name, ['init', 'notes']);
         const initErrors = init.stdout.split('\n').filter((line) => line.trim().startsWith('error:'));
-        assert.ok(init.exitCode === 0 || (init.exitCode === 3 && initErrors.every((line) => /secret file \S+ does not exist/.test(line))), `deploy init: ${init.stdout}${init.stderr}`);
-        for (const phase of [['install', 'notes'], ['start', 'notes']]) {
+        assert.ok(
+          init.exitCode === 0 ||
+            (init.exitCode === 3 && initErrors.every((line) => /secret file \S+ does not exist/.test(line))),
+          `deploy init: ${init.stdout}${init.stderr}`,
+        );
+        for (const phase of [
+          ['install', 'notes'],
+          ['start', 'notes'],
+        ]) {
           const result = await runDeployOnHost(lab, host.name, phase);
-          assert.equal(result.exitCode, 0, `deploy ${phase.join(' ')} on ${host.name}: ${result.stdout}\n${result.stderr}`);
+          assert.equal(
+            result.exitCode,
+            0,
+            `deploy ${phase.join(' ')} on ${host.name}: ${result.stdout}\n${result.stderr}`,
+          );
         }
         const uploads = `${host.appsRoot}/notes/data/uploads`;
-        for (const [name, content] of Object.entries(UPLOADS)) await lab.ssh(host.name, `cat > ${quoteArgv([`${uploads}/${name}`])}`, { input: content });
+        for (const [name, content] of Object.entries(UPLOADS))
+          await lab.ssh(host.name, `cat > ${quoteArgv([`${uploads}/${name}`])}`, { input: content });
         // A dotfile (an upload in flight) must never be sampled.
         await shOk(lab, host.name, `echo partial > ${quoteArgv([`${uploads}/.upload-123`])}`);
       }),

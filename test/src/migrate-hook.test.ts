@@ -67,21 +67,39 @@ async function makeTinyApp(lab: Lab, migrateScript: string): Promise<void> {
   const a = labShell(lab, 'a');
   const dir = `${lab.host('a').appsRoot}/tiny`;
   const files = Object.entries({ ...SCRIPTS, migrate: migrateScript })
-    .map(([phase, body]) => `printf '%s\\n' '#!/usr/bin/env bash' 'set -euo pipefail' ${quoteWord(body)} > bin/${phase} && chmod +x bin/${phase}`)
+    .map(
+      ([phase, body]) =>
+        `printf '%s\\n' '#!/usr/bin/env bash' 'set -euo pipefail' ${quoteWord(body)} > bin/${phase} && chmod +x bin/${phase}`,
+    )
     .join(' && ');
-  await runOrThrow(a, `rm -rf ${dir} && mkdir -p ${dir}/bin ${dir}/data/files/sub && cd ${dir} && cat > app.yaml && ${files}`, APP_YAML);
-  await runOrThrow(a, `cd ${dir}/data/files && head -c 300000 /dev/urandom > blob.bin && echo hi > sub/a.txt && ln -s sub/a.txt link && ln blob.bin hard.bin && chmod 640 sub/a.txt`);
+  await runOrThrow(
+    a,
+    `rm -rf ${dir} && mkdir -p ${dir}/bin ${dir}/data/files/sub && cd ${dir} && cat > app.yaml && ${files}`,
+    APP_YAML,
+  );
+  await runOrThrow(
+    a,
+    `cd ${dir}/data/files && head -c 300000 /dev/urandom > blob.bin && echo hi > sub/a.txt && ln -s sub/a.txt link && ln blob.bin hard.bin && chmod 640 sub/a.txt`,
+  );
 }
 
-test('a minimal app: default migrate end to end, then a bin/migrate that replaces the default steps', { timeout: 420_000 }, async (t) => {
+test('a minimal app: default migrate end to end, then a bin/migrate that replaces the default steps', {
+  timeout: 420_000,
+}, async (t) => {
   await withLab({ hosts: 2 }, async (lab) => {
     await t.test('exit 75 from bin/migrate: the default steps move the volume byte-identical', async () => {
-      await makeTinyApp(lab, 'echo "target=$DEPLOY_MIGRATE_TARGET transport=$DEPLOY_MIGRATE_TRANSPORT role=$DEPLOY_ROLE" > "$DEPLOY_APP_STATE_DIR/hook.env"; exit 75');
+      await makeTinyApp(
+        lab,
+        'echo "target=$DEPLOY_MIGRATE_TARGET transport=$DEPLOY_MIGRATE_TRANSPORT role=$DEPLOY_ROLE" > "$DEPLOY_APP_STATE_DIR/hook.env"; exit 75',
+      );
       const run = await deployOnA(lab, ['migrate', 'tiny', '--to', 'b', '--json']);
       assertExit(run, 0, 'migrate tiny');
       const report = parseReport(run);
       assert.equal(report.ok, true);
-      assert.deepEqual(report.parts.map((part) => part.id), ['files', 'volume:files']);
+      assert.deepEqual(
+        report.parts.map((part) => part.id),
+        ['files', 'volume:files'],
+      );
       const source = await treeFingerprint(lab, 'a', `${lab.host('a').appsRoot}/tiny/data/files`);
       const target = await treeFingerprint(lab, 'b', `${lab.host('b').appsRoot}/tiny/data/files`);
       assert.deepEqual(diffTreeFingerprints(source, target), []);
@@ -92,66 +110,112 @@ test('a minimal app: default migrate end to end, then a bin/migrate that replace
       assert.equal(installEnv.trim(), `role=target run=${report.runId}`);
     });
 
-    await t.test('watched: on a terminal the live view shows steps, parts, bytes and ETA; off one plain lines with progress; deploy runs lists both and shows their reports', async () => {
-      // 16 MiB through ssh to b at 3 MiB/s (a ProxyCommand that paces what a sends; ssh and the kernel
-      // buffer some MiB more): the volume part takes seconds, so the view and the plain progress line find it in flight.
-      const a = labShell(lab, 'a');
-      const root = lab.host('a').root;
-      await runOrThrow(a, `head -c 16777216 /dev/urandom > ${lab.host('a').appsRoot}/tiny/data/files/big.bin`);
-      await runOrThrow(a, `cat > ${root}/pace.mjs`, PACE_SCRIPT);
-      await runOrThrow(
-        a,
-        `printf 'Include %s\\nHost b\\n  ProxyCommand %s %s %%h %%p 3145728\\n' ${quoteWord(lab.sshConfigPath)} ${quoteWord(process.execPath)} ${root}/pace.mjs > ${root}/paced_ssh_config && sed 's#ssh_config: .*#ssh_config: ${root}/paced_ssh_config#' "$DEPLOY_CONFIG" > ${root}/paced.yaml`,
-      );
-      const migrateOnA = (prefix: string): Promise<string> =>
-        runOrThrow(labShell(lab, 'b'), `rm -rf ${lab.host('b').appsRoot}/tiny`).then(() => lab.ssh('a', `${prefix}`).then((run) => {
-          assert.equal(run.exitCode, 0, `${prefix}\n${run.stdout}\n${run.stderr}`);
-          return run.stdout + run.stderr;
-        }));
+    await t.test(
+      'watched: on a terminal the live view shows steps, parts, bytes and ETA; off one plain lines with progress; deploy runs lists both and shows their reports',
+      async () => {
+        // 16 MiB through ssh to b at 3 MiB/s (a ProxyCommand that paces what a sends; ssh and the kernel
+        // buffer some MiB more): the volume part takes seconds, so the view and the plain progress line find it in flight.
+        const a = labShell(lab, 'a');
+        const root = lab.host('a').root;
+        await runOrThrow(a, `head -c 16777216 /dev/urandom > ${lab.host('a').appsRoot}/tiny/data/files/big.bin`);
+        await runOrThrow(a, `cat > ${root}/pace.mjs`, PACE_SCRIPT);
+        await runOrThrow(
+          a,
+          `printf 'Include %s\\nHost b\\n  ProxyCommand %s %s %%h %%p 3145728\\n' ${quoteWord(lab.sshConfigPath)} ${quoteWord(process.execPath)} ${root}/pace.mjs > ${root}/paced_ssh_config && sed 's#ssh_config: .*#ssh_config: ${root}/paced_ssh_config#' "$DEPLOY_CONFIG" > ${root}/paced.yaml`,
+        );
+        const migrateOnA = (prefix: string): Promise<string> =>
+          runOrThrow(labShell(lab, 'b'), `rm -rf ${lab.host('b').appsRoot}/tiny`).then(() =>
+            lab.ssh('a', `${prefix}`).then((run) => {
+              assert.equal(run.exitCode, 0, `${prefix}\n${run.stdout}\n${run.stderr}`);
+              return run.stdout + run.stderr;
+            }),
+          );
 
-      const started = Date.now();
-      const screen = await migrateOnA(`script -qfec ${quoteWord(`deploy --config ${root}/paced.yaml migrate tiny --to b`)} /dev/null`);
-      const text = stripEscapes(screen);
-      assert.match(screen, /\x1b\[\d*A/, 'the view redraws in place (cursor up)');
-      assert.match(text, /migrating tiny to b over ssh/);
-      assert.match(text, new RegExp(`> send:volume:files +${BYTES} of 16\\.\\d MiB \\(\\d+%\\) +${BYTES}/s +ETA ${DURATION}`), 'the part in flight: bytes of its total, rate, ETA');
-      assert.match(text, new RegExp(`bundle ${BYTES} of 16\\.\\d MiB \\(\\d+%\\), [01] of 2 parts {2}\\| {2}path ssh`), 'the bundle: bytes of all parts, parts done, the path');
-      assert.match(text, /\+ backup /, 'a step done');
-      assert.match(text, /Migrated tiny to b in .*Cutover checklist/, 'the report after the view');
-      t.diagnostic(`paced migration on a terminal: ${Date.now() - started} ms`);
+        const started = Date.now();
+        const screen = await migrateOnA(
+          `script -qfec ${quoteWord(`deploy --config ${root}/paced.yaml migrate tiny --to b`)} /dev/null`,
+        );
+        const text = stripEscapes(screen);
+        assert.match(screen, /\x1b\[\d*A/, 'the view redraws in place (cursor up)');
+        assert.match(text, /migrating tiny to b over ssh/);
+        assert.match(
+          text,
+          new RegExp(`> send:volume:files +${BYTES} of 16\\.\\d MiB \\(\\d+%\\) +${BYTES}/s +ETA ${DURATION}`),
+          'the part in flight: bytes of its total, rate, ETA',
+        );
+        assert.match(
+          text,
+          new RegExp(`bundle ${BYTES} of 16\\.\\d MiB \\(\\d+%\\), [01] of 2 parts {2}\\| {2}path ssh`),
+          'the bundle: bytes of all parts, parts done, the path',
+        );
+        assert.match(text, /\+ backup /, 'a step done');
+        assert.match(text, /Migrated tiny to b in .*Cutover checklist/, 'the report after the view');
+        t.diagnostic(`paced migration on a terminal: ${Date.now() - started} ms`);
 
-      const plain = await migrateOnA(`DEPLOY_PROGRESS_SECONDS=1 deploy --config ${root}/paced.yaml migrate tiny --to b 2>&1`);
-      assert.doesNotMatch(plain, /\x1b/, 'off a terminal: no escape codes');
-      assert.match(plain, /^tiny > \[backup\] /m, 'the step lines of today');
-      assert.match(plain, new RegExp(`^tiny > progress: part 2 of 2 volume:files: ${BYTES} of 16\\.\\d MiB \\(\\d+%\\), ${BYTES}/s, ETA ${DURATION}; bundle ${BYTES} of 16\\.\\d MiB \\(\\d+%\\); path ssh$`, 'm'));
+        const plain = await migrateOnA(
+          `DEPLOY_PROGRESS_SECONDS=1 deploy --config ${root}/paced.yaml migrate tiny --to b 2>&1`,
+        );
+        assert.doesNotMatch(plain, /\x1b/, 'off a terminal: no escape codes');
+        assert.match(plain, /^tiny > \[backup\] /m, 'the step lines of today');
+        assert.match(
+          plain,
+          new RegExp(
+            `^tiny > progress: part 2 of 2 volume:files: ${BYTES} of 16\\.\\d MiB \\(\\d+%\\), ${BYTES}/s, ETA ${DURATION}; bundle ${BYTES} of 16\\.\\d MiB \\(\\d+%\\); path ssh$`,
+            'm',
+          ),
+        );
 
-      const runs = await runOrThrow(a, 'deploy runs tiny');
-      const migrations = runs.split('\n').filter((line) => / migrate +tiny +b +ok /.test(line));
-      assert.equal(migrations.length, 3, `three migrations of tiny to b so far:\n${runs}`);
-      const lastId = migrations[2]!.split(' ')[0]!;
-      const shown = await runOrThrow(a, `deploy runs show ${lastId}`);
-      const report = plain.slice(plain.indexOf('PART'));
-      assert.equal(shown, report, 'runs show prints the report as the run printed it');
-      const json = JSON.parse(await runOrThrow(a, `deploy runs show ${lastId} --json`)) as MigrateReportJson;
-      assert.equal(json.runId, lastId);
-      assert.deepEqual(json.parts.map((part) => part.id), ['files', 'volume:files']);
-      await runOrThrow(a, `rm -f ${lab.host('a').appsRoot}/tiny/data/files/big.bin ${root}/pace.mjs ${root}/paced_ssh_config ${root}/paced.yaml`);
+        const runs = await runOrThrow(a, 'deploy runs tiny');
+        const migrations = runs.split('\n').filter((line) => / migrate +tiny +b +ok /.test(line));
+        assert.equal(migrations.length, 3, `three migrations of tiny to b so far:\n${runs}`);
+        const lastId = migrations[2]!.split(' ')[0]!;
+        const shown = await runOrThrow(a, `deploy runs show ${lastId}`);
+        const report = plain.slice(plain.indexOf('PART'));
+        assert.equal(shown, report, 'runs show prints the report as the run printed it');
+        const json = JSON.parse(await runOrThrow(a, `deploy runs show ${lastId} --json`)) as MigrateReportJson;
+        assert.equal(json.runId, lastId);
+        assert.deepEqual(
+          json.parts.map((part) => part.id),
+          ['files', 'volume:files'],
+        );
+        await runOrThrow(
+          a,
+          `rm -f ${lab.host('a').appsRoot}/tiny/data/files/big.bin ${root}/pace.mjs ${root}/paced_ssh_config ${root}/paced.yaml`,
+        );
 
-      // --jsonl: nothing but events on stdout, the plan, both parts, the target's relayed steps and the report.
-      const jsonl = (await migrateOnA('deploy migrate tiny --to b --jsonl 2>/dev/null')).trim().split('\n');
-      const events = jsonl.map((line) => parseDeployEvent(line));
-      assert.ok(events.every((item) => item !== undefined), `every stdout line is an event:\n${jsonl.filter((line) => parseDeployEvent(line) === undefined).join('\n')}`);
-      const types = events.map((item) => item!.type);
-      assert.deepEqual((events.find((item) => item!.type === 'migrate.plan')!.data!.steps as { id: string }[]).map((step) => step.id), ['lock', 'connect', 'backup', 'contents', 'send:files', 'send:volume:files', 'trailer', 'target']);
-      assert.deepEqual(events.filter((item) => item!.type === 'migrate.part').map((item) => item!.stream), ['files', 'volume:files']);
-      assert.ok(events.some((item) => item!.type === 'receive.step' && item!.app === 'tiny@b'), types.join(' '));
-      assert.equal(types.at(-1), 'migrate.report');
-      assert.equal((events.at(-1)!.data!.report as { ok: boolean }).ok, true);
-    });
+        // --jsonl: nothing but events on stdout, the plan, both parts, the target's relayed steps and the report.
+        const jsonl = (await migrateOnA('deploy migrate tiny --to b --jsonl 2>/dev/null')).trim().split('\n');
+        const events = jsonl.map((line) => parseDeployEvent(line));
+        assert.ok(
+          events.every((item) => item !== undefined),
+          `every stdout line is an event:\n${jsonl.filter((line) => parseDeployEvent(line) === undefined).join('\n')}`,
+        );
+        const types = events.map((item) => item!.type);
+        assert.deepEqual(
+          (events.find((item) => item!.type === 'migrate.plan')!.data!.steps as { id: string }[]).map(
+            (step) => step.id,
+          ),
+          ['lock', 'connect', 'backup', 'contents', 'send:files', 'send:volume:files', 'trailer', 'target'],
+        );
+        assert.deepEqual(
+          events.filter((item) => item!.type === 'migrate.part').map((item) => item!.stream),
+          ['files', 'volume:files'],
+        );
+        assert.ok(
+          events.some((item) => item!.type === 'receive.step' && item!.app === 'tiny@b'),
+          types.join(' '),
+        );
+        assert.equal(types.at(-1), 'migrate.report');
+        assert.equal((events.at(-1)!.data!.report as { ok: boolean }).ok, true);
+      },
+    );
 
     await t.test('exit 0 from bin/migrate: the app did it itself, no default step runs', async () => {
       await runOrThrow(labShell(lab, 'b'), `rm -rf ${lab.host('b').appsRoot}/tiny`);
-      await makeTinyApp(lab, 'echo "custom migration to $DEPLOY_MIGRATE_TARGET, run record $DEPLOY_MIGRATE_RUN_RECORD"; exit 0');
+      await makeTinyApp(
+        lab,
+        'echo "custom migration to $DEPLOY_MIGRATE_TARGET, run record $DEPLOY_MIGRATE_RUN_RECORD"; exit 0',
+      );
       const run = await deployOnA(lab, ['migrate', 'tiny', '--to', 'b']);
       assertExit(run, 0, 'migrate tiny with a replacing hook');
       assert.match(run.stdout, /bin\/migrate did the migration itself \(exit 0\); default steps skipped/);
@@ -164,7 +228,10 @@ test('a minimal app: default migrate end to end, then a bin/migrate that replace
       await makeTinyApp(lab, 'echo "refusing: maintenance window closed" >&2; exit 3');
       const run = await deployOnA(lab, ['migrate', 'tiny', '--to', 'b']);
       assertExit(run, 4, 'migrate tiny with a failing hook');
-      assert.match(run.stdout, /tiny:migrate \(the app's own bin\/migrate\) failed: exited with code 3\nrefusing: maintenance window closed/);
+      assert.match(
+        run.stdout,
+        /tiny:migrate \(the app's own bin\/migrate\) failed: exited with code 3\nrefusing: maintenance window closed/,
+      );
       const onB = await lab.ssh('b', `ls -A ${lab.host('b').appsRoot}`);
       assert.equal(onB.stdout.trim(), '');
     });

@@ -39,12 +39,28 @@ export interface MigrateReportJson {
   transport: string;
   attempts: number;
   stagedBytes: number;
-  parts: { id: string; status: 'sent' | 'reused'; bytes: number; wireBytes?: number; elapsedMs: number; rate: number; path: string; attempts: number }[];
+  parts: {
+    id: string;
+    status: 'sent' | 'reused';
+    bytes: number;
+    wireBytes?: number;
+    elapsedMs: number;
+    rate: number;
+    path: string;
+    attempts: number;
+  }[];
   reused?: { fromRun: string; parts: string[] };
   targetReport?: TargetReportJson;
   targetRecovery?: { ok: boolean; recovered: { runId: string; outcome: string; keptParts: string[] }[] };
   failure?: { step: string; kind: string; code: string; message: string; hint?: string; stage?: string };
-  archives?: { keep: number; pruned: string[]; kept: string[]; protected: string[]; compacted: boolean; error?: string };
+  archives?: {
+    keep: number;
+    pruned: string[];
+    kept: string[];
+    protected: string[];
+    compacted: boolean;
+    error?: string;
+  };
 }
 
 /** One line of a source run record. */
@@ -73,7 +89,11 @@ export function deployOnA(lab: Lab, args: readonly string[], timeoutMs = 300_000
 
 /** Asserts an exit code, showing the run's output when it differs. */
 export function assertExit(run: DeployRun, expected: number, what: string): void {
-  assert.equal(run.exitCode, expected, `${what}: exit ${run.exitCode}, expected ${expected}\n--- stdout\n${run.stdout.slice(-4000)}\n--- stderr\n${run.stderr.slice(-4000)}`);
+  assert.equal(
+    run.exitCode,
+    expected,
+    `${what}: exit ${run.exitCode}, expected ${expected}\n--- stdout\n${run.stdout.slice(-4000)}\n--- stderr\n${run.stderr.slice(-4000)}`,
+  );
 }
 
 /** Parses a `migrate --json` report, showing the output when it is not JSON. */
@@ -81,7 +101,9 @@ export function parseReport(run: DeployRun): MigrateReportJson {
   try {
     return JSON.parse(run.stdout) as MigrateReportJson;
   } catch {
-    throw new Error(`migrate --json printed no JSON (exit ${run.exitCode})\n--- stdout\n${run.stdout.slice(-3000)}\n--- stderr\n${run.stderr.slice(-3000)}`);
+    throw new Error(
+      `migrate --json printed no JSON (exit ${run.exitCode})\n--- stdout\n${run.stdout.slice(-3000)}\n--- stderr\n${run.stderr.slice(-3000)}`,
+    );
   }
 }
 
@@ -115,7 +137,9 @@ function readProcess(pid: string): { ppid: number; environ: string[]; argv: stri
     const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((word, index, all) => word !== '' || index < all.length - 1);
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      .split('\0')
+      .filter((word, index, all) => word !== '' || index < all.length - 1);
     return { ppid, environ, argv };
   } catch {
     return undefined; // gone meanwhile, or a kernel thread
@@ -129,14 +153,20 @@ export function listLabProcesses(lab: Lab): LabProcess[] {
     if (!/^\d+$/.test(name)) continue;
     const process = readProcess(name);
     if (!process?.environ.includes(`DEPLOY_LAB_ID=${lab.id}`)) continue;
-    const host = process.environ.find((entry) => entry.startsWith('DEPLOY_HOST_NAME='))?.slice('DEPLOY_HOST_NAME='.length) ?? '';
+    const host =
+      process.environ.find((entry) => entry.startsWith('DEPLOY_HOST_NAME='))?.slice('DEPLOY_HOST_NAME='.length) ?? '';
     found.push({ pid: Number(name), host, ...process });
   }
   return found;
 }
 
 /** Polls until `find` returns a process (every 25 ms), or throws after `timeoutMs`. */
-export async function waitForProcess(lab: Lab, find: (process: LabProcess) => boolean, timeoutMs: number, what: string): Promise<LabProcess> {
+export async function waitForProcess(
+  lab: Lab,
+  find: (process: LabProcess) => boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<LabProcess> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const match = listLabProcesses(lab).find(find);
@@ -201,12 +231,17 @@ function isSessionCommand(process: LabProcess): boolean {
  * Watches a host while `work` runs and counts the ssh sessions that ran a command there: every
  * session's command is a child of an sshd process (sampled every 20 ms).
  */
-export async function countSessions<T>(lab: Lab, host: string, work: () => Promise<T>): Promise<{ result: T; sessions: LabProcess[] }> {
+export async function countSessions<T>(
+  lab: Lab,
+  host: string,
+  work: () => Promise<T>,
+): Promise<{ result: T; sessions: LabProcess[] }> {
   const seen = new Map<number, LabProcess>();
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
-      for (const process of listLabProcesses(lab)) if (process.host === host && isSessionCommand(process)) seen.set(process.pid, process);
+      for (const process of listLabProcesses(lab))
+        if (process.host === host && isSessionCommand(process)) seen.set(process.pid, process);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   })();
@@ -229,13 +264,19 @@ function databaseRunTag(runId: string): string {
  * state dir and temp dir whose names carry it, PostgreSQL databases named after it, and a lock held
  * in its name. Kept verified parts (a resume) show up as their staging root and database.
  */
-export async function findRunLeftovers(lab: Lab, host: string, runId: string, options: { postgres?: boolean; mariadb?: boolean; shell?: Shell } = {}): Promise<string[]> {
+export async function findRunLeftovers(
+  lab: Lab,
+  host: string,
+  runId: string,
+  options: { postgres?: boolean; mariadb?: boolean; shell?: Shell } = {},
+): Promise<string[]> {
   const target = lab.host(host);
   const found: string[] = [];
   const ofRun = (text: string): boolean => text.includes(runId);
   for (const process of listLabProcesses(lab)) {
     if (process.host !== host) continue;
-    const run = process.environ.find((entry) => entry.startsWith('DEPLOY_RUN_ID='))?.slice('DEPLOY_RUN_ID='.length) ?? '';
+    const run =
+      process.environ.find((entry) => entry.startsWith('DEPLOY_RUN_ID='))?.slice('DEPLOY_RUN_ID='.length) ?? '';
     if (run === runId || run.startsWith(`${runId}-`)) found.push(`process ${process.pid}: ${process.argv.join(' ')}`);
   }
   const walk = (dir: string, depth: number): void => {
@@ -254,15 +295,22 @@ export async function findRunLeftovers(lab: Lab, host: string, runId: string, op
   walk(`${target.stateDir}/apps`, 2);
   const lockDir = `${target.stateDir}/locks`;
   if (existsSync(lockDir)) {
-    for (const name of readdirSync(lockDir)) if (ofRun(readFileSync(`${lockDir}/${name}`, 'utf8'))) found.push(`lock ${lockDir}/${name}`);
+    for (const name of readdirSync(lockDir))
+      if (ofRun(readFileSync(`${lockDir}/${name}`, 'utf8'))) found.push(`lock ${lockDir}/${name}`);
   }
   const tag = databaseRunTag(runId);
   if (options.postgres !== false) {
-    const databases = await runOrThrow(options.shell ?? labShell(lab, host), `psql -X -At -d postgres -c "SELECT datname FROM pg_database WHERE datname LIKE 'dk\\_%'"`);
+    const databases = await runOrThrow(
+      options.shell ?? labShell(lab, host),
+      `psql -X -At -d postgres -c "SELECT datname FROM pg_database WHERE datname LIKE 'dk\\_%'"`,
+    );
     for (const name of databases.split('\n').filter(Boolean)) if (name.includes(tag)) found.push(`database ${name}`);
   }
   if (options.mariadb === true) {
-    const schemas = await runOrThrow(options.shell ?? labShell(lab, host), `mysql --batch --skip-column-names -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'dk\\_%'"`);
+    const schemas = await runOrThrow(
+      options.shell ?? labShell(lab, host),
+      `mysql --batch --skip-column-names -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'dk\\_%'"`,
+    );
     for (const name of schemas.split('\n').filter(Boolean)) if (name.includes(tag)) found.push(`database ${name}`);
   }
   return found;
@@ -276,7 +324,8 @@ export function readStateFiles(dir: string): { path: string; text: string }[] {
       const path = join(current, entry.name);
       if (entry.isDirectory()) {
         if (entry.name !== 'borg') walk(path);
-      } else if (entry.isFile() && statSync(path).size < 32 * 1024 * 1024) files.push({ path, text: readFileSync(path, 'latin1') });
+      } else if (entry.isFile() && statSync(path).size < 32 * 1024 * 1024)
+        files.push({ path, text: readFileSync(path, 'latin1') });
     }
   };
   if (existsSync(dir)) walk(dir);
@@ -303,9 +352,18 @@ export interface TerminalSession {
 }
 
 /** Opens `ssh -tt` to a lab host running `command` in a pty (with the lab's key, or `identity`). */
-export function openTerminal(lab: Lab, host: string, command: string, options: { identity?: string; echo?: (text: string) => void } = {}): TerminalSession {
+export function openTerminal(
+  lab: Lab,
+  host: string,
+  command: string,
+  options: { identity?: string; echo?: (text: string) => void } = {},
+): TerminalSession {
   lab.host(host);
-  const child = spawn('ssh', ['-F', lab.sshConfigPath, '-tt', ...(options.identity ? ['-i', options.identity] : []), host, '--', command], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(
+    'ssh',
+    ['-F', lab.sshConfigPath, '-tt', ...(options.identity ? ['-i', options.identity] : []), host, '--', command],
+    { stdio: ['pipe', 'pipe', 'pipe'] },
+  );
   let text = '';
   const waiters: { pattern: RegExp; resolve: (match: RegExpMatchArray) => void }[] = [];
   const clean = (raw: string): string => raw.replace(/\u001b\[[0-9;]*[A-Za-z]/g, '').replace(/\r/g, '');
@@ -329,18 +387,35 @@ export function openTerminal(lab: Lab, host: string, command: string, options: {
       const match = text.match(pattern);
       if (match) return Promise.resolve(match);
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no output matching ${pattern} within ${timeoutMs} ms on ${host}; so far:\n${text.slice(-3000)}`)), timeoutMs);
-        waiters.push({ pattern, resolve: (found) => {
-          clearTimeout(timer);
-          resolve(found);
-        } });
-        void done.then(() => setTimeout(() => {
-          const at = waiters.findIndex((waiter) => waiter.pattern === pattern);
-          if (at < 0) return;
-          waiters.splice(at, 1);
-          clearTimeout(timer);
-          reject(new Error(`the session on ${host} ended without output matching ${pattern}; it printed:\n${text.slice(-3000)}`));
-        }, 200));
+        const timer = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `no output matching ${pattern} within ${timeoutMs} ms on ${host}; so far:\n${text.slice(-3000)}`,
+              ),
+            ),
+          timeoutMs,
+        );
+        waiters.push({
+          pattern,
+          resolve: (found) => {
+            clearTimeout(timer);
+            resolve(found);
+          },
+        });
+        void done.then(() =>
+          setTimeout(() => {
+            const at = waiters.findIndex((waiter) => waiter.pattern === pattern);
+            if (at < 0) return;
+            waiters.splice(at, 1);
+            clearTimeout(timer);
+            reject(
+              new Error(
+                `the session on ${host} ended without output matching ${pattern}; it printed:\n${text.slice(-3000)}`,
+              ),
+            );
+          }, 200),
+        );
       });
     },
     type: (keys) => void child.stdin.write(keys),
@@ -360,5 +435,10 @@ export function openTerminal(lab: Lab, host: string, command: string, options: {
  */
 export function comparableNotesDb(fingerprint: DbFingerprint): unknown {
   const { 'public.sessions': _sessions, 'public.users': users, ...tables } = fingerprint.tables;
-  return { columns: fingerprint.columnsMd5, tables, users: users?.rows, notesSequence: fingerprint.sequences['public.notes_id_seq'] };
+  return {
+    columns: fingerprint.columnsMd5,
+    tables,
+    users: users?.rows,
+    notesSequence: fingerprint.sequences['public.notes_id_seq'],
+  };
 }

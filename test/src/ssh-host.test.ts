@@ -80,7 +80,10 @@ describe('SshHost against a lab sshd', { concurrency: false }, () => {
     const knownHosts = join(lab.dir, `known_hosts-${randomBytes(4).toString('hex')}`);
     writeFileSync(knownHosts, '');
     const config = join(lab.dir, 'ssh_config-warn');
-    writeFileSync(config, `Host a\n  UserKnownHostsFile ${knownHosts}\n  StrictHostKeyChecking accept-new\n  LogLevel INFO\n  Include ${lab.sshConfigPath}\n`);
+    writeFileSync(
+      config,
+      `Host a\n  UserKnownHostsFile ${knownHosts}\n  StrictHostKeyChecking accept-new\n  LogLevel INFO\n  Include ${lab.sshConfigPath}\n`,
+    );
     const mark = `dk-kill-${randomBytes(4).toString('hex')}`;
     const host = new SshHost('a', { destination: 'a', sshConfig: config });
     try {
@@ -94,7 +97,11 @@ describe('SshHost against a lab sshd', { concurrency: false }, () => {
       proc.kill('SIGTERM');
       const result = await proc.wait();
       assert.notEqual(result.exitCode, 0);
-      await waitFor('the remote process group to be gone', () => findProcessesByEnvironment({ DK_TEST_RUN: mark }).length === 0, 10_000).catch(() => undefined);
+      await waitFor(
+        'the remote process group to be gone',
+        () => findProcessesByEnvironment({ DK_TEST_RUN: mark }).length === 0,
+        10_000,
+      ).catch(() => undefined);
       assert.deepEqual(findProcessesByEnvironment({ DK_TEST_RUN: mark }), [], 'no remote process of this run is left');
       assert.doesNotMatch(stderr, /@@deploykit-pid/, 'the marker is not passed on');
     } finally {
@@ -121,7 +128,11 @@ describe('SshHost against a lab sshd', { concurrency: false }, () => {
       proc.kill('SIGTERM');
       const result = await proc.wait();
       assert.notEqual(result.exitCode, 0);
-      await waitFor('the remote process group to be gone', () => findProcessesByEnvironment({ DK_TEST_RUN: mark }).length === 0, 10_000).catch(() => undefined);
+      await waitFor(
+        'the remote process group to be gone',
+        () => findProcessesByEnvironment({ DK_TEST_RUN: mark }).length === 0,
+        10_000,
+      ).catch(() => undefined);
       assert.deepEqual(findProcessesByEnvironment({ DK_TEST_RUN: mark }), [], 'no remote process of this run is left');
     } finally {
       await stopProcesses(findProcessesByEnvironment({ DK_TEST_RUN: mark }), 1000);
@@ -140,16 +151,30 @@ describe('SshHost against a lab sshd', { concurrency: false }, () => {
           () => assert.fail('it cannot succeed'),
           (error: unknown) => error as { kind: string; code: string; message: string; hint?: string },
         );
-        const commandOf = (pid: number): string => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
-        await waitFor('the remote sleep', () => findProcessesByEnvironment({ DK_TEST_RUN: mark }).some((pid) => commandOf(pid) === 'sleep 300'));
+        const commandOf = (pid: number): string =>
+          readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+        await waitFor('the remote sleep', () =>
+          findProcessesByEnvironment({ DK_TEST_RUN: mark }).some((pid) => commandOf(pid) === 'sleep 300'),
+        );
         const [remote] = findProcessesByEnvironment({ DK_TEST_RUN: mark });
         // The remote command, or its parent: its sshd session.
-        const target = victim === 'the remote command' ? remote! : Number(readFileSync(`/proc/${remote}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
-        if (victim === 'its sshd session') assert.match(readFileSync(`/proc/${target}/cmdline`, 'utf8'), /^sshd/, 'the parent of the remote command is its sshd session');
+        const target =
+          victim === 'the remote command'
+            ? remote!
+            : Number(readFileSync(`/proc/${remote}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+        if (victim === 'its sshd session')
+          assert.match(
+            readFileSync(`/proc/${target}/cmdline`, 'utf8'),
+            /^sshd/,
+            'the parent of the remote command is its sshd session',
+          );
         process.kill(target, 'SIGKILL');
         const error = await running;
         assert.equal(error.code, 'SSH_CONNECTION_LOST', `${victim} killed: ${error.message}`);
-        assert.match(error.message, /^the connection to a was lost or the remote process was killed while `deploy receive notes` ran there \(ssh exit 255/);
+        assert.match(
+          error.message,
+          /^the connection to a was lost or the remote process was killed while `deploy receive notes` ran there \(ssh exit 255/,
+        );
         assert.doesNotMatch(error.message, /cannot reach/);
       } finally {
         await stopProcesses(findProcessesByEnvironment({ DK_TEST_RUN: mark }), 1000);
@@ -168,11 +193,14 @@ describe('SshHost against a lab sshd', { concurrency: false }, () => {
     writeFileSync(config, `Host closed\n  HostName 127.0.0.1\n  Port ${port}\n  Include ${lab.sshConfigPath}\n`);
     const host = new SshHost('closed', { destination: 'closed', sshConfig: config });
     try {
-      await assert.rejects(new DeployClient(host).json(['facts', 'notes']), (error: { code: string; message: string }) => {
-        assert.equal(error.code, 'HOST_UNREACHABLE');
-        assert.match(error.message, /^cannot reach host closed over ssh: .*Connection refused/);
-        return true;
-      });
+      await assert.rejects(
+        new DeployClient(host).json(['facts', 'notes']),
+        (error: { code: string; message: string }) => {
+          assert.equal(error.code, 'HOST_UNREACHABLE');
+          assert.match(error.message, /^cannot reach host closed over ssh: .*Connection refused/);
+          return true;
+        },
+      );
     } finally {
       await host.close();
     }

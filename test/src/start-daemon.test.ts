@@ -19,7 +19,8 @@ const daemons: number[] = [];
 async function writeApp(name: string, start: string): Promise<string> {
   const dir = join(appsRoot, name);
   await mkdir(join(dir, 'bin'), { recursive: true });
-  for (const phase of SCRIPTS) await writeFile(join(dir, 'bin', phase), phase === 'start' ? start : '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+  for (const phase of SCRIPTS)
+    await writeFile(join(dir, 'bin', phase), phase === 'start' ? start : '#!/bin/sh\nexit 0\n', { mode: 0o755 });
   await writeFile(join(dir, 'app.yaml'), `name: ${name}\n`);
   return dir;
 }

@@ -35,7 +35,18 @@ describe('ffl and scp transports', { concurrency: false }, () => {
 
   test('ffl: a borg export-tar stream lands identical on host b; path reported from the hook events', async () => {
     const into = `${b}/ffl/data`;
-    const run = await sendFromA(lab, ['--name', 'volumes', '--to', 'b', '--transport', 'ffl', '--producer', JSON.stringify(borgProducer(fixtures)), '--into', into]);
+    const run = await sendFromA(lab, [
+      '--name',
+      'volumes',
+      '--to',
+      'b',
+      '--transport',
+      'ffl',
+      '--producer',
+      JSON.stringify(borgProducer(fixtures)),
+      '--into',
+      into,
+    ]);
     assert.equal(run.exitCode, 0, run.stderr);
     assert.equal(run.json?.path, 'direct');
     await assertSameTree(lab, fixtures.dataDir, into);
@@ -45,7 +56,18 @@ describe('ffl and scp transports', { concurrency: false }, () => {
   });
 
   test('ffl: a pg_dump stream restores into host b with identical content', async () => {
-    const run = await sendFromA(lab, ['--name', 'database', '--to', 'b', '--transport', 'ffl', '--producer', JSON.stringify(['pg_dump', '-Fc', fixtures.database]), '--consumer', JSON.stringify(['pg_restore', '--no-owner', '-d', 'dst_ffl'])]);
+    const run = await sendFromA(lab, [
+      '--name',
+      'database',
+      '--to',
+      'b',
+      '--transport',
+      'ffl',
+      '--producer',
+      JSON.stringify(['pg_dump', '-Fc', fixtures.database]),
+      '--consumer',
+      JSON.stringify(['pg_restore', '--no-owner', '-d', 'dst_ffl']),
+    ]);
     assert.equal(run.exitCode, 0, run.stderr);
     await assertSameDatabase(lab, fixtures.database, 'dst_ffl');
     await assertNoStreamProcesses(lab);
@@ -56,7 +78,20 @@ describe('ffl and scp transports', { concurrency: false }, () => {
     const untouched = await seedPreviousData(lab, into);
     const run = await sendFromA(
       lab,
-      ['--name', 'volumes', '--to', 'b', '--transport', 'ffl', '--retries', '0', '--producer', JSON.stringify(borgProducer(fixtures)), '--into', into],
+      [
+        '--name',
+        'volumes',
+        '--to',
+        'b',
+        '--transport',
+        'ffl',
+        '--retries',
+        '0',
+        '--producer',
+        JSON.stringify(borgProducer(fixtures)),
+        '--into',
+        into,
+      ],
       { FFL_STANDIN_THROTTLE_BYTES_PER_SEC: '2000000', FFL_STANDIN_KILL_AFTER_BYTES: '1000000' },
     );
     assert.equal(run.exitCode, 5);
@@ -84,29 +119,61 @@ echo $!`,
       let link = '';
       for (let tries = 0; tries < 100 && link === ''; tries += 1) {
         const share = await lab.ssh('a', `cat ${work}/share.json 2>/dev/null`);
-        if (share.exitCode === 0 && share.stdout.includes('link')) link = (JSON.parse(share.stdout) as { link: string }).link;
+        if (share.exitCode === 0 && share.stdout.includes('link'))
+          link = (JSON.parse(share.stdout) as { link: string }).link;
         else await sleep(100);
       }
       assert.notEqual(link, '');
-      const run = await lab.ssh('b', `DEPLOY_PICKUP_CODE=654321 deploy stream receive --name x --run-id wrongcode --from ${quoteWord(link)} --into ${quoteWord(into)}`);
+      const run = await lab.ssh(
+        'b',
+        `DEPLOY_PICKUP_CODE=654321 deploy stream receive --name x --run-id wrongcode --from ${quoteWord(link)} --into ${quoteWord(into)}`,
+      );
       assert.equal(run.exitCode, 5);
-      assert.match(run.stderr, /receiver failed: the pickup code was refused \(HTTP 401\): ffl download exited with code 1.*401/);
+      assert.match(
+        run.stderr,
+        /receiver failed: the pickup code was refused \(HTTP 401\): ffl download exited with code 1.*401/,
+      );
       assert.doesNotMatch(run.stderr, /654321/);
       await untouched();
       await assertNoLeftovers(lab, into);
     } finally {
       // setsid made the sh its own process group with ffl inside it: stop the whole group.
-      await lab.ssh('a', `kill -INT -- -${pid} 2>/dev/null; sleep 0.5; kill -KILL -- -${pid} 2>/dev/null; rm -rf ${work}`);
+      await lab.ssh(
+        'a',
+        `kill -INT -- -${pid} 2>/dev/null; sleep 0.5; kill -KILL -- -${pid} 2>/dev/null; rm -rf ${work}`,
+      );
     }
   });
 
   test('scp: borg and pg_dump streams arrive identical; both staged copies are deleted', async () => {
     const into = `${b}/scp/data`;
-    const run = await sendFromA(lab, ['--name', 'volumes', '--to', 'b', '--transport', 'scp', '--producer', JSON.stringify(borgProducer(fixtures)), '--into', into]);
+    const run = await sendFromA(lab, [
+      '--name',
+      'volumes',
+      '--to',
+      'b',
+      '--transport',
+      'scp',
+      '--producer',
+      JSON.stringify(borgProducer(fixtures)),
+      '--into',
+      into,
+    ]);
     assert.equal(run.exitCode, 0, run.stderr);
     assert.equal(run.json?.path, 'file');
     await assertSameTree(lab, fixtures.dataDir, into);
-    const db = await sendFromA(lab, ['--name', 'database', '--to', 'b', '--transport', 'scp', '--producer', JSON.stringify(['pg_dump', '-Fc', fixtures.database]), '--consumer', JSON.stringify(['pg_restore', '--no-owner', '-d', 'dst_scp'])]);
+    const db = await sendFromA(lab, [
+      '--name',
+      'database',
+      '--to',
+      'b',
+      '--transport',
+      'scp',
+      '--producer',
+      JSON.stringify(['pg_dump', '-Fc', fixtures.database]),
+      '--consumer',
+      JSON.stringify(['pg_restore', '--no-owner', '-d', 'dst_scp']),
+    ]);
     assert.equal(db.exitCode, 0, db.stderr);
     await assertSameDatabase(lab, fixtures.database, 'dst_scp');
     await assertNoLeftovers(lab, into);
@@ -114,7 +181,20 @@ echo $!`,
   });
 
   test('scp: refuses with numbers when the source lacks space, and suggests a streaming transport', async () => {
-    const run = await sendFromA(lab, ['--name', 'volumes', '--to', 'b', '--transport', 'scp', '--estimated-bytes', String(2 ** 50), '--producer', '["true"]', '--into', `${b}/scp-big/data`]);
+    const run = await sendFromA(lab, [
+      '--name',
+      'volumes',
+      '--to',
+      'b',
+      '--transport',
+      'scp',
+      '--estimated-bytes',
+      String(2 ** 50),
+      '--producer',
+      '["true"]',
+      '--into',
+      `${b}/scp-big/data`,
+    ]);
     assert.equal(run.exitCode, 6);
     assert.match(run.stderr, /source host a has [\d.]+ [KMGT]iB free in .*, the scp transport needs 1024\.0 TiB/);
     assert.match(run.stderr, /--transport ssh or ffl/);
@@ -123,7 +203,20 @@ echo $!`,
   test('scp: a failing producer leaves no staged file on either host', async () => {
     const into = `${b}/scp-fail/data`;
     const untouched = await seedPreviousData(lab, into);
-    const run = await sendFromA(lab, ['--name', 'volumes', '--to', 'b', '--transport', 'scp', '--retries', '0', '--producer', JSON.stringify(['sh', '-c', `borg export-tar ${fixtures.archive} - | head -c 500000; exit 4`]), '--into', into]);
+    const run = await sendFromA(lab, [
+      '--name',
+      'volumes',
+      '--to',
+      'b',
+      '--transport',
+      'scp',
+      '--retries',
+      '0',
+      '--producer',
+      JSON.stringify(['sh', '-c', `borg export-tar ${fixtures.archive} - | head -c 500000; exit 4`]),
+      '--into',
+      into,
+    ]);
     assert.equal(run.exitCode, 5);
     assert.match(run.stderr, /producer failed \(exit 4\)/);
     await untouched();

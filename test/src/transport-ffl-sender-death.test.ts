@@ -15,9 +15,17 @@ test('the sending ffl killed mid-stream is named as the sender 20 runs of 20, co
     Promise.allSettled(
       Array.from({ length: 20 }, (_unused, index) =>
         withSandbox(async (sandbox) => {
-          const { result } = await sendOverFfl(sandbox, { bytes: 4 * MiB, senderEnv: { [FFL_STANDIN_ENV.killAfterBytes]: String(MiB) } });
+          const { result } = await sendOverFfl(sandbox, {
+            bytes: 4 * MiB,
+            senderEnv: { [FFL_STANDIN_ENV.killAfterBytes]: String(MiB) },
+          });
           const found: string[] = [];
-          if (result.ok || result.failure?.stage !== 'sender' || result.failure.code !== 'FFL_SENDER_FAILED' || result.failure.signal !== 'SIGKILL') {
+          if (
+            result.ok ||
+            result.failure?.stage !== 'sender' ||
+            result.failure.code !== 'FFL_SENDER_FAILED' ||
+            result.failure.signal !== 'SIGKILL'
+          ) {
             found.push(`run ${index}: ${describeResult(result)}`);
           }
           for (const leftover of await findLeftovers(sandbox)) found.push(`run ${index}: ${leftover}`);
@@ -27,6 +35,8 @@ test('the sending ffl killed mid-stream is named as the sender 20 runs of 20, co
     ),
   );
   diagnose(t, '20 concurrent runs under load took', Date.now() - started);
-  const problems = settled.flatMap((outcome, index) => (outcome.status === 'fulfilled' ? outcome.value : [`run ${index}: threw ${String(outcome.reason)}`]));
+  const problems = settled.flatMap((outcome, index) =>
+    outcome.status === 'fulfilled' ? outcome.value : [`run ${index}: threw ${String(outcome.reason)}`],
+  );
   assert.deepEqual(problems, []);
 });

@@ -32,7 +32,21 @@ import {
 /** `deploy stream receive` of the run pulling `link` (code in its env) into a consumer that drops the bytes. */
 function receiveFromLink(sandbox: Sandbox, link: string): HostProcess {
   return sandbox.host.spawn({
-    argv: [...DEPLOY, 'stream', 'receive', '--jsonl', '--quiet', '--name', 'x', '--run-id', sandbox.runId, '--from', link, '--consumer', JSON.stringify(['sh', '-c', 'cat > /dev/null'])],
+    argv: [
+      ...DEPLOY,
+      'stream',
+      'receive',
+      '--jsonl',
+      '--quiet',
+      '--name',
+      'x',
+      '--run-id',
+      sandbox.runId,
+      '--from',
+      link,
+      '--consumer',
+      JSON.stringify(['sh', '-c', 'cat > /dev/null']),
+    ],
     env: { DEPLOY_PICKUP_CODE: PICKUP_CODE },
   });
 }
@@ -78,7 +92,10 @@ describe('ffl transport at the real ffl timings (stand-in, reference §8)', { co
 
   test('the receiving side alone names a dead sending ffl as the sender, with ffl error line and no progress-bar text in its tail', async (t) => {
     await withSandbox(async (sandbox) => {
-      const { share, link, stop } = await startShare(sandbox, { input: await frame(randomBytes(4 * MiB)), env: { [FFL_STANDIN_ENV.killAfterBytes]: String(MiB) } });
+      const { share, link, stop } = await startShare(sandbox, {
+        input: await frame(randomBytes(4 * MiB)),
+        env: { [FFL_STANDIN_ENV.killAfterBytes]: String(MiB) },
+      });
       try {
         const receive = receiveFromLink(sandbox, link);
         const stdout = collectOutput(receive);
@@ -104,14 +121,20 @@ describe('ffl transport at the real ffl timings (stand-in, reference §8)', { co
 
   test('SIGTERM of `deploy stream receive` while its sender is dead: it removes its deploy-ffl dir and stops its ffl before exiting', async (t) => {
     await withSandbox(async (sandbox) => {
-      const { share, link, stop } = await startShare(sandbox, { input: await frame(randomBytes(4 * MiB)), env: { [FFL_STANDIN_ENV.killAfterBytes]: String(MiB) } });
+      const { share, link, stop } = await startShare(sandbox, {
+        input: await frame(randomBytes(4 * MiB)),
+        env: { [FFL_STANDIN_ENV.killAfterBytes]: String(MiB) },
+      });
       try {
         const receive = receiveFromLink(sandbox, link);
         const stdout = collectOutput(receive);
         await share.wait();
         // The receiving ffl now sits in its ~30 s before it notices; the source gives up long before.
         await sleep(2000);
-        assert.ok((await readdir(sandbox.tmp)).some((name) => name.startsWith(`deploy-ffl-${sandbox.runId}-`)), 'the receive made its ffl dir');
+        assert.ok(
+          (await readdir(sandbox.tmp)).some((name) => name.startsWith(`deploy-ffl-${sandbox.runId}-`)),
+          'the receive made its ffl dir',
+        );
         const termAt = Date.now();
         receive.kill('SIGTERM');
         const result = await receive.wait();
@@ -131,13 +154,19 @@ describe('ffl transport at the real ffl timings (stand-in, reference §8)', { co
     await withSandbox(async (sandbox) => {
       const { link, hook, stop } = await startShare(sandbox, {});
       try {
-        const receive = sandbox.host.spawn({ argv: [...DEPLOY, 'receive', 'notes', '--from', link, '--json'], env: { DEPLOY_PICKUP_CODE: PICKUP_CODE } });
+        const receive = sandbox.host.spawn({
+          argv: [...DEPLOY, 'receive', 'notes', '--from', link, '--json'],
+          env: { DEPLOY_PICKUP_CODE: PICKUP_CODE },
+        });
         // The data channel is open and the share waits for bytes its producer never writes.
         await waitForHookEvent(hook, '/webrtc/transfer/create', 60_000);
         await sleep(500);
         const logs = await readdir(join(sandbox.state, 'logs'));
         const runId = logs.find((name) => name.endsWith('.log'))?.replace(/\.log$/, '') ?? '';
-        assert.ok((await readdir(sandbox.tmp)).some((name) => name.startsWith(`deploy-ffl-${runId}-`)), `the receive made its ffl dir (run ${runId})`);
+        assert.ok(
+          (await readdir(sandbox.tmp)).some((name) => name.startsWith(`deploy-ffl-${runId}-`)),
+          `the receive made its ffl dir (run ${runId})`,
+        );
         const termAt = Date.now();
         receive.kill('SIGTERM');
         const result = await receive.wait();

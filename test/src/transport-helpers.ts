@@ -64,7 +64,9 @@ export interface SendRun {
 
 /** Runs `deploy stream send --json ...args` on host a through ssh. */
 export async function sendFromA(lab: Lab, args: readonly string[], env: Record<string, string> = {}): Promise<SendRun> {
-  const prefix = Object.entries(env).map(([k, v]) => `${k}=${quoteWord(v)}`).join(' ');
+  const prefix = Object.entries(env)
+    .map(([k, v]) => `${k}=${quoteWord(v)}`)
+    .join(' ');
   const result = await lab.ssh('a', `${prefix} deploy stream send --json ${quoteArgv(args)}`);
   let json: Record<string, unknown> | undefined;
   try {
@@ -77,7 +79,10 @@ export async function sendFromA(lab: Lab, args: readonly string[], env: Record<s
 
 /** Asserts the folder on host b is byte-identical (content, modes, symlinks) to the fixture data on host a. */
 export async function assertSameTree(lab: Lab, sourceDir: string, targetDir: string): Promise<void> {
-  const [source, target] = await Promise.all([treeFingerprint(lab, 'a', sourceDir), treeFingerprint(lab, 'b', targetDir)]);
+  const [source, target] = await Promise.all([
+    treeFingerprint(lab, 'a', sourceDir),
+    treeFingerprint(lab, 'b', targetDir),
+  ]);
   assert.ok(source.entries.length > 40, `fixture tree has ${source.entries.length} entries`);
   assert.deepEqual(diffTreeFingerprints(source, target), []);
 }
@@ -97,13 +102,20 @@ export async function listStreamProcesses(lab: Lab): Promise<string[]> {
     let environ: string;
     let cmdline: string;
     try {
-      [environ, cmdline] = await Promise.all([readFile(`/proc/${name}/environ`, 'utf8'), readFile(`/proc/${name}/cmdline`, 'utf8')]);
+      [environ, cmdline] = await Promise.all([
+        readFile(`/proc/${name}/environ`, 'utf8'),
+        readFile(`/proc/${name}/cmdline`, 'utf8'),
+      ]);
     } catch {
       continue;
     }
     const command = cmdline.split('\0').join(' ').trim();
     const inLab = environ.includes(`DEPLOY_LAB_ID=${lab.id}`) || command.includes(lab.dir);
-    if (inLab && /stream (send|receive)|ffl|borg|pg_dump|pg_restore|throttle|dd of=|tar -x|\bssh\b.*deploy/.test(command) && !/^sshd|postgres:/.test(command)) {
+    if (
+      inLab &&
+      /stream (send|receive)|ffl|borg|pg_dump|pg_restore|throttle|dd of=|tar -x|\bssh\b.*deploy/.test(command) &&
+      !/^sshd|postgres:/.test(command)
+    ) {
       found.push(`${name}: ${command}`);
     }
   }
@@ -127,7 +139,9 @@ export async function assertNoLeftovers(lab: Lab, dir?: string): Promise<void> {
     // Also a send's ssh control dir and attempt dir, named with its run id (dk-<run>-send<pid>-cm-*, dk-<run>-stream<pid>-*).
     lab.ssh('a', 'ls -A "$TMPDIR" | grep -E "^dk-(stream|scp|cm-)|^dk-.*-(stream|send)[0-9]+-" || true'),
     lab.ssh('b', 'ls -A "$TMPDIR" | grep -E "^dk-(stream|scp)|dkstream" || true'),
-    dir === undefined ? Promise.resolve({ stdout: '' }) : lab.ssh('b', `ls -A ${quoteWord(dir.replace(/\/[^/]+$/, ''))} | grep -E "\\.(staging|old)-" || true`),
+    dir === undefined
+      ? Promise.resolve({ stdout: '' })
+      : lab.ssh('b', `ls -A ${quoteWord(dir.replace(/\/[^/]+$/, ''))} | grep -E "\\.(staging|old)-" || true`),
   ];
   const [a, b, staging] = await Promise.all(checks);
   assert.equal(a!.stdout.trim(), '', 'temp files left on host a');
@@ -137,7 +151,10 @@ export async function assertNoLeftovers(lab: Lab, dir?: string): Promise<void> {
 
 /** Puts "previous" data into `dir` on host b, returns a check that it is still exactly there. */
 export async function seedPreviousData(lab: Lab, dir: string): Promise<() => Promise<void>> {
-  await runOrThrow(labShell(lab, 'b'), `rm -rf ${quoteWord(dir)} && mkdir -p ${quoteWord(dir)} && echo previous > ${quoteWord(dir)}/keep.txt`);
+  await runOrThrow(
+    labShell(lab, 'b'),
+    `rm -rf ${quoteWord(dir)} && mkdir -p ${quoteWord(dir)} && echo previous > ${quoteWord(dir)}/keep.txt`,
+  );
   return async () => {
     const content = await runOrThrow(labShell(lab, 'b'), `ls -A ${quoteWord(dir)}; cat ${quoteWord(dir)}/keep.txt`);
     assert.equal(content, 'keep.txt\nprevious\n', 'previous target data changed');
@@ -161,9 +178,13 @@ async function listAllLabProcesses(lab: Lab): Promise<{ pid: number; command: st
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const [environ, cmdline] = await Promise.all([readFile(`/proc/${name}/environ`, 'utf8'), readFile(`/proc/${name}/cmdline`, 'utf8')]);
+      const [environ, cmdline] = await Promise.all([
+        readFile(`/proc/${name}/environ`, 'utf8'),
+        readFile(`/proc/${name}/cmdline`, 'utf8'),
+      ]);
       const command = cmdline.split('\0').join(' ').trim();
-      if (environ.includes(`DEPLOY_LAB_ID=${lab.id}`) || command.includes(lab.dir)) out.push({ pid: Number(name), command });
+      if (environ.includes(`DEPLOY_LAB_ID=${lab.id}`) || command.includes(lab.dir))
+        out.push({ pid: Number(name), command });
     } catch {
       // gone
     }
@@ -181,17 +202,27 @@ export async function findRunTraces(lab: Lab, runId: string): Promise<string[]> 
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
     try {
-      const [environ, cmdline] = await Promise.all([readFile(`/proc/${name}/environ`, 'utf8'), readFile(`/proc/${name}/cmdline`, 'utf8')]);
+      const [environ, cmdline] = await Promise.all([
+        readFile(`/proc/${name}/environ`, 'utf8'),
+        readFile(`/proc/${name}/cmdline`, 'utf8'),
+      ]);
       const stat = await readFile(`/proc/${name}/stat`, 'utf8');
       if (/^[ZX]$/.test(stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3))) continue;
-      if (environ.split('\0').includes(`DEPLOY_RUN_ID=${runId}`) || cmdline.includes(runId)) found.push(`process ${name}: ${cmdline.split('\0').join(' ').trim()}`);
+      if (environ.split('\0').includes(`DEPLOY_RUN_ID=${runId}`) || cmdline.includes(runId))
+        found.push(`process ${name}: ${cmdline.split('\0').join(' ').trim()}`);
     } catch {
       // gone
     }
   }
-  const dirs = [`${lab.host('a').root}/tmp`, `${lab.host('b').root}/tmp`, '/tmp', ...(typeof process.getuid === 'function' ? [`/run/user/${process.getuid()}`] : [])];
+  const dirs = [
+    `${lab.host('a').root}/tmp`,
+    `${lab.host('b').root}/tmp`,
+    '/tmp',
+    ...(typeof process.getuid === 'function' ? [`/run/user/${process.getuid()}`] : []),
+  ];
   for (const dir of dirs) {
-    for (const entry of await readdir(dir).catch(() => [] as string[])) if (entry.includes(runId)) found.push(`${dir}/${entry}`);
+    for (const entry of await readdir(dir).catch(() => [] as string[]))
+      if (entry.includes(runId)) found.push(`${dir}/${entry}`);
   }
   return found;
 }

@@ -51,7 +51,18 @@ describe('ssh and local transports', { concurrency: false }, () => {
 
   test('ssh: a borg export-tar stream lands identical in --into DIR on host b', async () => {
     const into = `${b}/apps/notes/data`;
-    const run = await sendFromA(lab, ['--name', 'volumes', '--to', 'b', '--transport', 'ssh', '--producer', JSON.stringify(borgProducer(fixtures)), '--into', into]);
+    const run = await sendFromA(lab, [
+      '--name',
+      'volumes',
+      '--to',
+      'b',
+      '--transport',
+      'ssh',
+      '--producer',
+      JSON.stringify(borgProducer(fixtures)),
+      '--into',
+      into,
+    ]);
     assert.equal(run.exitCode, 0, run.stderr);
     assert.equal(run.json?.ok, true);
     assert.equal(run.json?.path, 'ssh');
@@ -63,7 +74,18 @@ describe('ssh and local transports', { concurrency: false }, () => {
 
   test('ssh: a pg_dump stream restores into host b with identical content', async () => {
     await runOrThrow(labShell(lab, 'b'), 'createdb dst_ssh');
-    const run = await sendFromA(lab, ['--name', 'database', '--to', 'b', '--transport', 'ssh', '--producer', JSON.stringify(['pg_dump', '-Fc', fixtures.database]), '--consumer', JSON.stringify(['pg_restore', '--no-owner', '-d', 'dst_ssh'])]);
+    const run = await sendFromA(lab, [
+      '--name',
+      'database',
+      '--to',
+      'b',
+      '--transport',
+      'ssh',
+      '--producer',
+      JSON.stringify(['pg_dump', '-Fc', fixtures.database]),
+      '--consumer',
+      JSON.stringify(['pg_restore', '--no-owner', '-d', 'dst_ssh']),
+    ]);
     assert.equal(run.exitCode, 0, run.stderr);
     await assertSameDatabase(lab, fixtures.database, 'dst_ssh');
     await assertNoStreamProcesses(lab);
@@ -71,20 +93,50 @@ describe('ssh and local transports', { concurrency: false }, () => {
 
   test('local: the same borg and pg_dump streams on one host', async () => {
     const into = `${lab.host('a').root}/local-copy/data`;
-    const run = await sendFromA(lab, ['--name', 'volumes', '--transport', 'local', '--producer', JSON.stringify(borgProducer(fixtures)), '--into', into]);
+    const run = await sendFromA(lab, [
+      '--name',
+      'volumes',
+      '--transport',
+      'local',
+      '--producer',
+      JSON.stringify(borgProducer(fixtures)),
+      '--into',
+      into,
+    ]);
     assert.equal(run.exitCode, 0, run.stderr);
     assert.equal(run.json?.path, 'local');
     const [source, copy] = await Promise.all([
-      runOrThrow(labShell(lab, 'a'), `cd ${fixtures.dataDir} && find . -printf '%p %y %m %l\\n' | sort && find . -type f -exec sha256sum {} + | sort`),
-      runOrThrow(labShell(lab, 'a'), `cd ${into} && find . -printf '%p %y %m %l\\n' | sort && find . -type f -exec sha256sum {} + | sort`),
+      runOrThrow(
+        labShell(lab, 'a'),
+        `cd ${fixtures.dataDir} && find . -printf '%p %y %m %l\\n' | sort && find . -type f -exec sha256sum {} + | sort`,
+      ),
+      runOrThrow(
+        labShell(lab, 'a'),
+        `cd ${into} && find . -printf '%p %y %m %l\\n' | sort && find . -type f -exec sha256sum {} + | sort`,
+      ),
     ]);
     assert.equal(copy, source);
     await runOrThrow(labShell(lab, 'a'), 'createdb dst_local');
-    const db = await sendFromA(lab, ['--name', 'database', '--transport', 'local', '--producer', JSON.stringify(['pg_dump', '-Fc', fixtures.database]), '--consumer', JSON.stringify(['pg_restore', '--no-owner', '-d', 'dst_local'])]);
+    const db = await sendFromA(lab, [
+      '--name',
+      'database',
+      '--transport',
+      'local',
+      '--producer',
+      JSON.stringify(['pg_dump', '-Fc', fixtures.database]),
+      '--consumer',
+      JSON.stringify(['pg_restore', '--no-owner', '-d', 'dst_local']),
+    ]);
     assert.equal(db.exitCode, 0, db.stderr);
     const [x, y] = await Promise.all([
-      runOrThrow(labShell(lab, 'a'), `psql -X -At -d src -c "select count(*), md5(string_agg(body, ',' order by id)) from notes"`),
-      runOrThrow(labShell(lab, 'a'), `psql -X -At -d dst_local -c "select count(*), md5(string_agg(body, ',' order by id)) from notes"`),
+      runOrThrow(
+        labShell(lab, 'a'),
+        `psql -X -At -d src -c "select count(*), md5(string_agg(body, ',' order by id)) from notes"`,
+      ),
+      runOrThrow(
+        labShell(lab, 'a'),
+        `psql -X -At -d dst_local -c "select count(*), md5(string_agg(body, ',' order by id)) from notes"`,
+      ),
     ]);
     assert.equal(y, x);
   });
@@ -92,7 +144,18 @@ describe('ssh and local transports', { concurrency: false }, () => {
   test('the receiver killed mid-stream: named, nothing swapped in, nothing left', async () => {
     const into = `${b}/fault-receiver/data`;
     const untouched = await seedPreviousData(lab, into);
-    const sending = sendFromA(lab, ['--name', 'volumes', '--to', 'b', '--retries', '0', '--producer', JSON.stringify(borgProducer(fixtures, 1_000_000)), '--into', into]);
+    const sending = sendFromA(lab, [
+      '--name',
+      'volumes',
+      '--to',
+      'b',
+      '--retries',
+      '0',
+      '--producer',
+      JSON.stringify(borgProducer(fixtures, 1_000_000)),
+      '--into',
+      into,
+    ]);
     const pid = await waitForLabProcess(lab, /^node \S+deploy stream receive --jsonl/);
     await new Promise((resolve) => setTimeout(resolve, 1200));
     process.kill(pid, 'SIGKILL');
@@ -107,8 +170,23 @@ describe('ssh and local transports', { concurrency: false }, () => {
   test('the producer exits non-zero halfway: the producer is named with its exit code and stderr', async () => {
     const into = `${b}/fault-producer/data`;
     const untouched = await seedPreviousData(lab, into);
-    const producer = ['sh', '-c', `${quoteWord('borg')} export-tar ${quoteWord(fixtures.archive)} - | head -c 1500000; echo 'disk exploded' >&2; exit 3`];
-    const run = await sendFromA(lab, ['--name', 'volumes', '--to', 'b', '--retries', '0', '--producer', JSON.stringify(producer), '--into', into]);
+    const producer = [
+      'sh',
+      '-c',
+      `${quoteWord('borg')} export-tar ${quoteWord(fixtures.archive)} - | head -c 1500000; echo 'disk exploded' >&2; exit 3`,
+    ];
+    const run = await sendFromA(lab, [
+      '--name',
+      'volumes',
+      '--to',
+      'b',
+      '--retries',
+      '0',
+      '--producer',
+      JSON.stringify(producer),
+      '--into',
+      into,
+    ]);
     assert.equal(run.exitCode, 5);
     assert.match(run.stderr, /producer failed \(exit 3\)/);
     assert.match(run.stderr, /disk exploded/);
@@ -120,7 +198,10 @@ describe('ssh and local transports', { concurrency: false }, () => {
   test('a truncated stream fails integrity; trailing garbage after the trailer is ignored', async () => {
     const into = `${b}/fault-truncated/data`;
     const untouched = await seedPreviousData(lab, into);
-    const tarBytes = Buffer.from(await runOrThrow(labShell(lab, 'a'), `tar -C ${fixtures.dataDir}/uploads -c 2026 | base64 -w0`), 'base64');
+    const tarBytes = Buffer.from(
+      await runOrThrow(labShell(lab, 'a'), `tar -C ${fixtures.dataDir}/uploads -c 2026 | base64 -w0`),
+      'base64',
+    );
     const framed = await frame(tarBytes);
     const shellB = labShell(lab, 'b');
     const truncated = await shellB.run(
@@ -142,14 +223,30 @@ describe('ssh and local transports', { concurrency: false }, () => {
 
   test('a stopped consumer stalls the stream: aborted after the window, consumer named', async () => {
     const marker = `${b}/stall-sink.bin`;
-    const sending = sendFromA(lab, ['--name', 'blob', '--to', 'b', '--retries', '0', '--stall-seconds', '2', '--producer', JSON.stringify(['sh', '-c', `head -c 40000000 /dev/zero | node ${quoteWord(THROTTLE)} 4000000`]), '--consumer', JSON.stringify(['dd', `of=${marker}`, 'bs=65536', 'status=none'])]);
+    const sending = sendFromA(lab, [
+      '--name',
+      'blob',
+      '--to',
+      'b',
+      '--retries',
+      '0',
+      '--stall-seconds',
+      '2',
+      '--producer',
+      JSON.stringify(['sh', '-c', `head -c 40000000 /dev/zero | node ${quoteWord(THROTTLE)} 4000000`]),
+      '--consumer',
+      JSON.stringify(['dd', `of=${marker}`, 'bs=65536', 'status=none']),
+    ]);
     const pid = await waitForLabProcess(lab, /dd of=.*stall-sink/);
     await new Promise((resolve) => setTimeout(resolve, 500));
     process.kill(pid, 'SIGSTOP');
     const started = Date.now();
     const run = await sending;
     assert.equal(run.exitCode, 5);
-    assert.match(run.stderr, /consumer failed: (no byte moved for \d+ s \(window 2 s\)|the consumer took no bytes for \d+ s)/);
+    assert.match(
+      run.stderr,
+      /consumer failed: (no byte moved for \d+ s \(window 2 s\)|the consumer took no bytes for \d+ s)/,
+    );
     assert.ok(Date.now() - started < 20_000, 'the stall aborted the stream promptly');
     await assertNoStreamProcesses(lab);
     await assertNoLeftovers(lab);
@@ -158,7 +255,18 @@ describe('ssh and local transports', { concurrency: false }, () => {
   test('the ssh connection dropped: the sender is named and the remote receiver is killed', async () => {
     const into = `${b}/fault-ssh/data`;
     const untouched = await seedPreviousData(lab, into);
-    const sending = sendFromA(lab, ['--name', 'volumes', '--to', 'b', '--retries', '0', '--producer', JSON.stringify(borgProducer(fixtures, 1_000_000)), '--into', into]);
+    const sending = sendFromA(lab, [
+      '--name',
+      'volumes',
+      '--to',
+      'b',
+      '--retries',
+      '0',
+      '--producer',
+      JSON.stringify(borgProducer(fixtures, 1_000_000)),
+      '--into',
+      into,
+    ]);
     const pid = await waitForLabProcess(lab, /^ssh .*stream receive --jsonl/);
     await new Promise((resolve) => setTimeout(resolve, 1200));
     process.kill(pid, 'SIGKILL');
@@ -171,8 +279,24 @@ describe('ssh and local transports', { concurrency: false }, () => {
   });
 
   /** Starts a throttled send of run `runId` on host a; resolves once its temp dirs (named with the run id) exist and the receiver runs. */
-  async function startRunSend(runId: string, into: string): Promise<{ sending: ReturnType<typeof sendFromA>; pid: number }> {
-    const sending = sendFromA(lab, ['--run-id', runId, '--name', 'volumes', '--to', 'b', '--retries', '0', '--producer', JSON.stringify(borgProducer(fixtures, 1_000_000)), '--into', into]);
+  async function startRunSend(
+    runId: string,
+    into: string,
+  ): Promise<{ sending: ReturnType<typeof sendFromA>; pid: number }> {
+    const sending = sendFromA(lab, [
+      '--run-id',
+      runId,
+      '--name',
+      'volumes',
+      '--to',
+      'b',
+      '--retries',
+      '0',
+      '--producer',
+      JSON.stringify(borgProducer(fixtures, 1_000_000)),
+      '--into',
+      into,
+    ]);
     const pid = await waitForLabProcess(lab, new RegExp(`^node \\S+deploy stream send .*--run-id ${runId}`));
     // The receiver on b runs under the same run id, and a's temp dirs (control socket, attempt) carry it.
     await waitForLabProcess(lab, new RegExp(`deploy stream receive .*--run-id ${runId}`));
@@ -183,7 +307,11 @@ describe('ssh and local transports', { concurrency: false }, () => {
       named = (await readdir(tmpA)).filter((entry) => entry.startsWith(`dk-${runId}-`));
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    assert.equal(named.length, 2, `a send of run ${runId} names its control and attempt dirs with the run id: ${named.join(', ')}`);
+    assert.equal(
+      named.length,
+      2,
+      `a send of run ${runId} names its control and attempt dirs with the run id: ${named.join(', ')}`,
+    );
     await new Promise((resolve) => setTimeout(resolve, 1000));
     return { sending, pid };
   }
@@ -213,16 +341,37 @@ describe('ssh and local transports', { concurrency: false }, () => {
       await sending;
       // A killed process cleans up nothing: its dirs (and its ssh master, ControlPersist) remain.
       const left = await findRunTraces(lab, runId);
-      assert.ok(left.some((trace) => trace.includes(`dk-${runId}-send${pid}-cm-`)) && left.some((trace) => trace.includes(`dk-${runId}-stream${pid}-`)), `the killed send left its dirs: ${left.join(', ')}`);
+      assert.ok(
+        left.some((trace) => trace.includes(`dk-${runId}-send${pid}-cm-`)) &&
+          left.some((trace) => trace.includes(`dk-${runId}-stream${pid}-`)),
+        `the killed send left its dirs: ${left.join(', ')}`,
+      );
       if (next === 'send') {
-        const again = await sendFromA(lab, ['--run-id', runId, '--name', 'note', '--to', 'b', '--retries', '0', '--producer', JSON.stringify(['echo', 'hi']), '--consumer', JSON.stringify(['sh', '-c', 'cat >/dev/null'])]);
+        const again = await sendFromA(lab, [
+          '--run-id',
+          runId,
+          '--name',
+          'note',
+          '--to',
+          'b',
+          '--retries',
+          '0',
+          '--producer',
+          JSON.stringify(['echo', 'hi']),
+          '--consumer',
+          JSON.stringify(['sh', '-c', 'cat >/dev/null']),
+        ]);
         assert.equal(again.exitCode, 0, again.stderr);
       } else {
         const cleanup = await lab.ssh('a', `deploy stream cleanup --run-id ${runId}`);
         assert.equal(cleanup.exitCode, 0, cleanup.stderr);
         assert.match(cleanup.stdout, new RegExp(`removed \\S+/dk-${runId}-send${pid}-cm-`));
       }
-      assert.deepEqual(await settleEmpty(() => findRunTraces(lab, runId)), [], `after the ${next}, nothing of run ${runId} is left`);
+      assert.deepEqual(
+        await settleEmpty(() => findRunTraces(lab, runId)),
+        [],
+        `after the ${next}, nothing of run ${runId} is left`,
+      );
     }
     await untouched();
     await assertNoStreamProcesses(lab);
@@ -235,7 +384,18 @@ describe('ssh and local transports', { concurrency: false }, () => {
     await runOrThrow(labShell(lab, 'b'), `mkdir -p ${mount} && mount -t tmpfs -o size=1m tmpfs ${mount}`);
     try {
       const untouched = await seedPreviousData(lab, into);
-      const run = await sendFromA(lab, ['--name', 'volumes', '--to', 'b', '--retries', '0', '--producer', JSON.stringify(borgProducer(fixtures)), '--into', into]);
+      const run = await sendFromA(lab, [
+        '--name',
+        'volumes',
+        '--to',
+        'b',
+        '--retries',
+        '0',
+        '--producer',
+        JSON.stringify(borgProducer(fixtures)),
+        '--into',
+        into,
+      ]);
       assert.equal(run.exitCode, 5);
       assert.match(run.stderr, /consumer failed/);
       assert.match(run.stderr, /No space left on device/);
@@ -250,8 +410,23 @@ describe('ssh and local transports', { concurrency: false }, () => {
   test('a retry recovers from a producer that fails once', async () => {
     const into = `${b}/retry/data`;
     const marker = `${lab.host('a').root}/failed-once`;
-    const producer = ['sh', '-c', `if [ ! -e ${marker} ]; then touch ${marker}; borg export-tar ${fixtures.archive} - | head -c 100000; exit 9; fi; exec borg export-tar ${fixtures.archive} -`];
-    const run = await sendFromA(lab, ['--name', 'volumes', '--to', 'b', '--retries', '2', '--producer', JSON.stringify(producer), '--into', into]);
+    const producer = [
+      'sh',
+      '-c',
+      `if [ ! -e ${marker} ]; then touch ${marker}; borg export-tar ${fixtures.archive} - | head -c 100000; exit 9; fi; exec borg export-tar ${fixtures.archive} -`,
+    ];
+    const run = await sendFromA(lab, [
+      '--name',
+      'volumes',
+      '--to',
+      'b',
+      '--retries',
+      '2',
+      '--producer',
+      JSON.stringify(producer),
+      '--into',
+      into,
+    ]);
     assert.equal(run.exitCode, 0, run.stderr);
     assert.equal(run.json?.retries, 1);
     const failures = run.json?.failures as { stage: string; exitCode: number }[];
@@ -263,7 +438,18 @@ describe('ssh and local transports', { concurrency: false }, () => {
   });
 
   test('an unknown transport lists the known ones', async () => {
-    const run = await sendFromA(lab, ['--name', 'x', '--to', 'b', '--transport', 'carrier-pigeon', '--producer', '["true"]', '--into', '/nonexistent']);
+    const run = await sendFromA(lab, [
+      '--name',
+      'x',
+      '--to',
+      'b',
+      '--transport',
+      'carrier-pigeon',
+      '--producer',
+      '["true"]',
+      '--into',
+      '/nonexistent',
+    ]);
     assert.equal(run.exitCode, 2);
     assert.match(run.stderr, /ffl, ssh, scp, local/);
   });

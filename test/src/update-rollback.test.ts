@@ -29,7 +29,11 @@ after(async () => {
 /** Makes a release folder from the running app folder (code only), then lets `edit` change it. */
 async function makeRelease(name: string, edit: string): Promise<string> {
   const dir = `${releases}/${name}`;
-  await shOk(lab, 'a', `mkdir -p ${quoteArgv([releases])} && cp -a ${quoteArgv([appDir, dir])} && rm -rf ${quoteArgv([`${dir}/data`, `${dir}/secrets`])} && cd ${quoteArgv([dir])} && ${edit}`);
+  await shOk(
+    lab,
+    'a',
+    `mkdir -p ${quoteArgv([releases])} && cp -a ${quoteArgv([appDir, dir])} && rm -rf ${quoteArgv([`${dir}/data`, `${dir}/secrets`])} && cd ${quoteArgv([dir])} && ${edit}`,
+  );
   return dir;
 }
 
@@ -40,7 +44,15 @@ test('an update whose new version passes health is kept', async () => {
   assert.equal(json.status, 'updated');
   assert.deepEqual(
     json.steps.map((s) => `${s.step}:${s.status}`),
-    ['bin/backup:ok', 'snapshot app folder:ok', `copy new version from ${release}:ok`, 'bin/update:skipped', 'bin/install:ok', 'bin/stop:ok', 'bin/start:ok'],
+    [
+      'bin/backup:ok',
+      'snapshot app folder:ok',
+      `copy new version from ${release}:ok`,
+      'bin/update:skipped',
+      'bin/install:ok',
+      'bin/stop:ok',
+      'bin/start:ok',
+    ],
   );
   const robots = await shOk(lab, 'a', `curl -fsS http://${lab.host('a').address}:8080/static/robots.txt`);
   assert.equal(robots, 'User-agent: *\nDisallow: /v2\n');
@@ -52,7 +64,11 @@ test('an update whose new version passes health is kept', async () => {
 test('an update whose new version fails health is rolled back, and the app serves as before', async () => {
   const serverBefore = await shOk(lab, 'a', `sha256sum ${quoteArgv([`${appDir}/app/server.js`])} | cut -d' ' -f1`);
   // A note written before the update must survive the rollback (bin/restore from the safety archive).
-  await shOk(lab, 'a', `psql -X -q -d notes -c "SET ROLE notes_app; INSERT INTO notes (title, body, author_id) SELECT 'Before the update', '', id FROM users LIMIT 1"`);
+  await shOk(
+    lab,
+    'a',
+    `psql -X -q -d notes -c "SET ROLE notes_app; INSERT INTO notes (title, body, author_id) SELECT 'Before the update', '', id FROM users LIMIT 1"`,
+  );
   // The broken version: /healthz answers 503, and bin/start gives up after 5 s instead of 30.
   const release = await makeRelease(
     'broken',
@@ -63,7 +79,10 @@ test('an update whose new version fails health is rolled back, and the app serve
   console.log(`broken update + rollback: ${Date.now() - started} ms`);
   assert.equal(exitCode, 1, JSON.stringify(json, null, 2));
   assert.equal(json.status, 'rolled-back');
-  assert.match(json.reason ?? '', /^bin\/start failed.*Rolled back: the previous code and the data of archive notes-\d{8}T\d{6}Z serve again\.$/);
+  assert.match(
+    json.reason ?? '',
+    /^bin\/start failed.*Rolled back: the previous code and the data of archive notes-\d{8}T\d{6}Z serve again\.$/,
+  );
   assert.deepEqual(
     json.steps.map((s) => `${s.step}:${s.status}`),
     [
@@ -80,9 +99,15 @@ test('an update whose new version fails health is rolled back, and the app serve
       'bin/start:ok',
     ],
   );
-  assert.ok(json.rollbackHealth.every((check) => check.status === 'ok'), JSON.stringify(json.rollbackHealth));
+  assert.ok(
+    json.rollbackHealth.every((check) => check.status === 'ok'),
+    JSON.stringify(json.rollbackHealth),
+  );
   // The previous code is back byte for byte, and so is the config.
-  assert.equal(await shOk(lab, 'a', `sha256sum ${quoteArgv([`${appDir}/app/server.js`])} | cut -d' ' -f1`), serverBefore);
+  assert.equal(
+    await shOk(lab, 'a', `sha256sum ${quoteArgv([`${appDir}/app/server.js`])} | cut -d' ' -f1`),
+    serverBefore,
+  );
   assert.doesNotMatch(await shOk(lab, 'a', `cat ${quoteArgv([`${appDir}/config/app.env`])}`), /START_WAIT_SECONDS=5/);
   // It serves as before: healthz, the data, the uploads.
   const address = lab.host('a').address;

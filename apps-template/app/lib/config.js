@@ -10,7 +10,10 @@ const REQUIRED = ['DB_PASSWORD', 'SESSION_SECRET', 'DB_NAME', 'DB_USER'];
 
 /** Loads the settings for the app folder `appDir`; throws MissingEnvironmentError listing what is absent. */
 export function loadConfig(appDir, env = process.env) {
-  const file = { ...readEnvFile(join(appDir, 'config', 'app.env')), ...readEnvFile(join(appDir, 'secrets', 'app.env')) };
+  const file = {
+    ...readEnvFile(join(appDir, 'config', 'app.env')),
+    ...readEnvFile(join(appDir, 'secrets', 'app.env')),
+  };
   const pick = (key, fallback) => {
     const value = file[key] ?? env[key] ?? fallback;
     return value === undefined || value === '' ? undefined : value;

@@ -3,7 +3,13 @@ import pg from 'pg';
 
 /** Creates the connection pool; the app connects as its own role (DB_USER), never as an admin. */
 export function createPool(db) {
-  return new pg.Pool({ ...db, max: 5, connectionTimeoutMillis: 5000, idleTimeoutMillis: 30000, application_name: 'notes' });
+  return new pg.Pool({
+    ...db,
+    max: 5,
+    connectionTimeoutMillis: 5000,
+    idleTimeoutMillis: 30000,
+    application_name: 'notes',
+  });
 }
 
 /** Returns { count, titles } for the public page. */
@@ -22,7 +28,11 @@ export async function listNotes(pool) {
 
 /** Inserts a note and returns its id. */
 export async function addNote(pool, authorId, title, body) {
-  const result = await pool.query('INSERT INTO notes (title, body, author_id) VALUES ($1, $2, $3) RETURNING id', [title, body, authorId]);
+  const result = await pool.query('INSERT INTO notes (title, body, author_id) VALUES ($1, $2, $3) RETURNING id', [
+    title,
+    body,
+    authorId,
+  ]);
   return result.rows[0].id;
 }
 
@@ -34,11 +44,10 @@ export async function findUser(pool, username) {
 
 /** Stores a session (by token hash) and returns nothing. */
 export async function createSession(pool, tokenHash, userId, hours) {
-  await pool.query("INSERT INTO sessions (token_hash, user_id, expires_at) VALUES ($1, $2, now() + make_interval(hours => $3))", [
-    tokenHash,
-    userId,
-    hours,
-  ]);
+  await pool.query(
+    'INSERT INTO sessions (token_hash, user_id, expires_at) VALUES ($1, $2, now() + make_interval(hours => $3))',
+    [tokenHash, userId, hours],
+  );
 }
 
 /** Returns { id, username } for a live session, or undefined. */

@@ -10,7 +10,10 @@ export function parseEnvText(text) {
     if (line === '' || line.startsWith('#')) continue;
     const equals = line.indexOf('=');
     if (equals <= 0) continue;
-    const key = line.slice(0, equals).trim().replace(/^export\s+/, '');
+    const key = line
+      .slice(0, equals)
+      .trim()
+      .replace(/^export\s+/, '');
     let value = line.slice(equals + 1).trim();
     if (value.length >= 2 && (value[0] === '"' || value[0] === "'") && value.at(-1) === value[0]) {
       value = value.slice(1, -1);

@@ -27,7 +27,10 @@ const UPLOAD_TYPES = new Set(['.txt', '.png', '.jpg', '.jpeg', '.gif', '.pdf', '
 /** Returns the upload name if it is safe to use as a file name, else throws 400. */
 export function checkUploadName(name) {
   if (typeof name !== 'string' || !SAFE_NAME.test(name) || name.includes('..')) {
-    throw new HttpError(400, 'bad file name: use letters, digits, dot, dash, underscore (max 128), not starting with a dot');
+    throw new HttpError(
+      400,
+      'bad file name: use letters, digits, dot, dash, underscore (max 128), not starting with a dot',
+    );
   }
   return name;
 }
@@ -78,7 +81,8 @@ export async function sendFile(response, path, { download = false, uploads = fal
 /** Streams a request body into uploads/<name> via a temp file and rename; returns bytes stored. */
 export async function storeUpload(request, uploadsDir, name, maxBytes) {
   const declared = Number(request.headers['content-length'] ?? NaN);
-  if (Number.isFinite(declared) && declared > maxBytes) throw new HttpError(413, `upload larger than ${maxBytes} bytes`);
+  if (Number.isFinite(declared) && declared > maxBytes)
+    throw new HttpError(413, `upload larger than ${maxBytes} bytes`);
   const target = join(uploadsDir, checkUploadName(name));
   const temp = join(uploadsDir, `.upload-${randomBytes(6).toString('hex')}`);
   let size = 0;

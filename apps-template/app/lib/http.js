@@ -10,7 +10,10 @@ export class HttpError extends Error {
 
 /** Escapes text for HTML element and attribute content. */
 export function escapeHtml(value) {
-  return String(value).replace(/[&<>"']/g, (char) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[char]);
+  return String(value).replace(
+    /[&<>"']/g,
+    (char) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[char],
+  );
 }
 
 /** Sends a complete response body. */
@@ -27,7 +30,10 @@ export function sendHtml(response, status, html, headers = {}) {
 
 /** Sends a JSON document. */
 export function sendJson(response, status, value) {
-  send(response, status, `${JSON.stringify(value)}\n`, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
+  send(response, status, `${JSON.stringify(value)}\n`, {
+    'Content-Type': 'application/json',
+    'Cache-Control': 'no-store',
+  });
 }
 
 /** Redirects with 303 (after a form POST the browser follows with GET). */

@@ -16,7 +16,8 @@ export function createLogger(logDir, level = 'info') {
     access = createWriteStream(join(logDir, 'access.log'), { flags: 'a', mode: 0o640 });
     errors = createWriteStream(join(logDir, 'error.log'), { flags: 'a', mode: 0o640 });
     // A log file we cannot write must not crash the app; say so on stderr (captured in server.out).
-    for (const stream of [access, errors]) stream.on('error', (error) => process.stderr.write(`log write failed: ${error.message}\n`));
+    for (const stream of [access, errors])
+      stream.on('error', (error) => process.stderr.write(`log write failed: ${error.message}\n`));
   };
   open();
   const write = (name, message) => {
@@ -33,7 +34,9 @@ export function createLogger(logDir, level = 'info') {
     /** One access line: time, client, method, path, status, duration, bytes. */
     access(request, status, milliseconds, bytes) {
       const client = request.socket.remoteAddress ?? '-';
-      access.write(`${new Date().toISOString()} ${client} "${request.method} ${request.url}" ${status} ${milliseconds}ms ${bytes}B\n`);
+      access.write(
+        `${new Date().toISOString()} ${client} "${request.method} ${request.url}" ${status} ${milliseconds}ms ${bytes}B\n`,
+      );
     },
     reopen() {
       access.end();

@@ -41,7 +41,9 @@ export function renderNotes(user, notes, uploads) {
         `<article><h2>${e(note.title)}</h2><p>${e(note.body)}</p><small>${e(note.author ?? 'unknown')}, ${e(new Date(note.created_at).toISOString())}</small></article>`,
     )
     .join('\n');
-  const files = uploads.map((name) => `<li><a href="/uploads/${encodeURIComponent(name)}">${e(name)}</a></li>`).join('\n');
+  const files = uploads
+    .map((name) => `<li><a href="/uploads/${encodeURIComponent(name)}">${e(name)}</a></li>`)
+    .join('\n');
   return layout(
     'Notes',
     `<p>${notes.length} notes</p>

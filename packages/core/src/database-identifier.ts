@@ -6,7 +6,8 @@
 const DATABASE_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_$-]{0,62}$/;
 
 /** The rule of DATABASE_IDENTIFIER in words, for messages that say what to write instead. */
-export const DATABASE_IDENTIFIER_RULE = 'start with a letter or _, then letters, digits, _, $ or -, at most 63 characters';
+export const DATABASE_IDENTIFIER_RULE =
+  'start with a letter or _, then letters, digits, _, $ or -, at most 63 characters';
 
 /** True when `name` is a plain identifier deploy can put into SQL and dump commands. */
 export function isDatabaseIdentifier(name: string): boolean {

@@ -37,7 +37,11 @@ export class DeployError extends Error {
 
 /** A bad manifest, config file or app folder. */
 export class ConfigError extends DeployError {
-  constructor(code: string, message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
+  constructor(
+    code: string,
+    message: string,
+    options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
     super('config', code, message, options);
     this.name = 'ConfigError';
   }
@@ -45,7 +49,11 @@ export class ConfigError extends DeployError {
 
 /** A bin/<phase> script failed or timed out. */
 export class ScriptError extends DeployError {
-  constructor(code: string, message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
+  constructor(
+    code: string,
+    message: string,
+    options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
     super('script', code, message, options);
     this.name = 'ScriptError';
   }
@@ -53,7 +61,11 @@ export class ScriptError extends DeployError {
 
 /** A stream or transport failed. */
 export class TransportError extends DeployError {
-  constructor(code: string, message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
+  constructor(
+    code: string,
+    message: string,
+    options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
     super('transport', code, message, options);
     this.name = 'TransportError';
   }
@@ -61,7 +73,11 @@ export class TransportError extends DeployError {
 
 /** A tool, host or service we depend on is missing or unreachable. */
 export class DependencyError extends DeployError {
-  constructor(code: string, message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
+  constructor(
+    code: string,
+    message: string,
+    options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
     super('dependency', code, message, options);
     this.name = 'DependencyError';
   }
@@ -69,7 +85,11 @@ export class DependencyError extends DeployError {
 
 /** Bad command-line usage. */
 export class UsageError extends DeployError {
-  constructor(code: string, message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
+  constructor(
+    code: string,
+    message: string,
+    options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
     super('usage', code, message, options);
     this.name = 'UsageError';
   }
@@ -77,7 +97,11 @@ export class UsageError extends DeployError {
 
 /** Something else holds what we need (a lock, an existing folder). */
 export class ConflictError extends DeployError {
-  constructor(code: string, message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
+  constructor(
+    code: string,
+    message: string,
+    options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
     super('conflict', code, message, options);
     this.name = 'ConflictError';
   }

@@ -37,7 +37,9 @@ export interface DeployEventFields {
 type DataField<D> = [D] extends [undefined] ? { readonly data?: undefined } : { readonly data: D };
 
 /** The event of type `T` with its own data. */
-export type DeployEventOf<T extends DeployEventType> = DeployEventFields & { readonly type: T } & DataField<DeployEventDataMap[T]>;
+export type DeployEventOf<T extends DeployEventType> = DeployEventFields & { readonly type: T } & DataField<
+    DeployEventDataMap[T]
+  >;
 
 /** One typed event, a union discriminated by `type`; renderers (TTY, winston, JSONL) are listeners. */
 export type DeployEvent = { [T in DeployEventType]: DeployEventOf<T> }[DeployEventType];
@@ -84,11 +86,13 @@ export function parseDeployEvent(line: string, known: ReadonlySet<string> = new 
   }
   if (typeof value !== 'object' || value === null) return undefined;
   const event = value as Record<string, unknown>;
-  if (typeof event.type !== 'string' || typeof event.time !== 'string' || !LEVELS.includes(event.level as Level)) return undefined;
+  if (typeof event.type !== 'string' || typeof event.time !== 'string' || !LEVELS.includes(event.level as Level))
+    return undefined;
   for (const key of ['message', 'runId', 'app', 'host', 'phase', 'stream'] as const) {
     if (event[key] !== undefined && typeof event[key] !== 'string') return undefined;
   }
-  if (event.data !== undefined && (typeof event.data !== 'object' || event.data === null || Array.isArray(event.data))) return undefined;
+  if (event.data !== undefined && (typeof event.data !== 'object' || event.data === null || Array.isArray(event.data)))
+    return undefined;
   // The parse boundary: JSON is untyped, the checks above are all a line can be held to here.
   if (known.has(event.type)) return event as unknown as DeployEvent;
   return Object.assign(event, { [FOREIGN_EVENT]: true as const }) as unknown as ForeignDeployEvent;
@@ -98,7 +102,9 @@ export function parseDeployEvent(line: string, known: ReadonlySet<string> = new 
 export type EventListener = (event: BusEvent) => void;
 
 /** The event types that carry no data, and those that do. */
-export type DatalessEventType = { [T in DeployEventType]: [DeployEventDataMap[T]] extends [undefined] ? T : never }[DeployEventType];
+export type DatalessEventType = {
+  [T in DeployEventType]: [DeployEventDataMap[T]] extends [undefined] ? T : never;
+}[DeployEventType];
 export type DataEventType = Exclude<DeployEventType, DatalessEventType>;
 
 /** What an emitter gives besides the type and data (time and the run context are stamped on). */
@@ -121,7 +127,10 @@ export class EventBus {
   }
   /** Emits an event stamped with time and run context. */
   emit<T extends DatalessEventType>(type: T, fields?: DeployEventInput): DeployEventOf<T>;
-  emit<T extends DataEventType>(type: T, fields: DeployEventInput & { readonly data: DeployEventDataMap[T] }): DeployEventOf<T>;
+  emit<T extends DataEventType>(
+    type: T,
+    fields: DeployEventInput & { readonly data: DeployEventDataMap[T] },
+  ): DeployEventOf<T>;
   emit<T extends DeployEventType>(type: T, fields?: DeployEventInput & { readonly data?: unknown }): DeployEventOf<T> {
     // The one place an event is built from its parts: TS cannot follow `T` through the spread.
     const event = this.#stamp(type, fields ?? {});

@@ -5,7 +5,16 @@
 export type Runtime = 'process' | 'compose' | 'systemd';
 export type DatabaseKind = 'postgres' | 'mysql' | 'mariadb' | 'none';
 export type TransportName = 'ffl' | 'ssh' | 'scp' | 'local';
-export type Phase = 'install' | 'start' | 'stop' | 'backup' | 'restore' | 'migrate' | 'health' | 'update' | 'maintenance';
+export type Phase =
+  | 'install'
+  | 'start'
+  | 'stop'
+  | 'backup'
+  | 'restore'
+  | 'migrate'
+  | 'health'
+  | 'update'
+  | 'maintenance';
 
 export interface VolumeSpec {
   /** Short name, referenced by checks (e.g. "uploads"). */

@@ -22,7 +22,9 @@ import type { ResumeOffer, TargetCheck, TargetReport } from './receive/target-ru
  * came), or without `kind` and `stream`, which the event's type and `stream` field carry
  * (createStreamEventPublisher).
  */
-export type StreamEventData<K extends StreamEvent['kind']> = Extract<StreamEvent, { kind: K }> | Omit<Extract<StreamEvent, { kind: K }>, 'kind' | 'stream'>;
+export type StreamEventData<K extends StreamEvent['kind']> =
+  | Extract<StreamEvent, { kind: K }>
+  | Omit<Extract<StreamEvent, { kind: K }>, 'kind' | 'stream'>;
 
 /** `stream.progress` as the migration's producer meter reports a part (expected bytes from the plan). */
 export interface ProducerProgressData {
@@ -54,7 +56,13 @@ declare module '@deploykit/core' {
     'phase.start': { readonly timeoutSeconds: number };
     'phase.end':
       | { readonly status: 'failed' | 'skipped' }
-      | { readonly status: 'ok' | 'failed' | 'skipped'; readonly exitCode: number | null; readonly signal: string | null; readonly durationMs: number; readonly timedOut: boolean };
+      | {
+          readonly status: 'ok' | 'failed' | 'skipped';
+          readonly exitCode: number | null;
+          readonly signal: string | null;
+          readonly durationMs: number;
+          readonly timedOut: boolean;
+        };
     'script.output': { readonly channel: 'stdout' | 'stderr' };
     'script.detach': undefined;
     // One stream's life (actions/stream-events.ts, the migration's parts).
@@ -94,7 +102,11 @@ declare module '@deploykit/core' {
     'migrate.report': { readonly report: MigrateReport };
     'migrate.cutover': undefined;
     'cutover.start': undefined;
-    'cutover.delta': DeltaRecord['counts'] & { readonly volume: string; readonly bytes: number; readonly stats: VolumeDeltaStats };
+    'cutover.delta': DeltaRecord['counts'] & {
+      readonly volume: string;
+      readonly bytes: number;
+      readonly stats: VolumeDeltaStats;
+    };
     'cutover.stopped': undefined;
     'cutover.resumed': undefined;
     'cutover.moved': undefined;
@@ -187,4 +199,6 @@ const EVENT_TYPES = {
 } as const satisfies Record<DeployEventType, true>;
 
 /** The event types this version emits: what parseDeployEvent takes as typed from another deploy. */
-export const DEPLOY_EVENT_TYPES: ReadonlySet<string> = new Set<DeployEventType>(Object.keys(EVENT_TYPES) as DeployEventType[]);
+export const DEPLOY_EVENT_TYPES: ReadonlySet<string> = new Set<DeployEventType>(
+  Object.keys(EVENT_TYPES) as DeployEventType[],
+);

@@ -8,7 +8,10 @@ import { isProcessRunning, LocalHost } from '@deploykit/host';
 import { runPhase } from './script-runner.js';
 import { resolveHostContext } from './host-context.js';
 
-async function makeApp(scripts: Record<string, string>, manifest: Partial<AppManifest> = {}): Promise<{ app: AppFolder; dir: string }> {
+async function makeApp(
+  scripts: Record<string, string>,
+  manifest: Partial<AppManifest> = {},
+): Promise<{ app: AppFolder; dir: string }> {
   const root = await mkdtemp(join(tmpdir(), 'dk-runner-'));
   const dir = join(root, 'demo');
   await mkdir(join(dir, 'bin'), { recursive: true });
@@ -35,25 +38,36 @@ async function makeApp(scripts: Record<string, string>, manifest: Partial<AppMan
 
 function setup(root: string) {
   const bus = new EventBus({ runId: 'test-run' }, { keep: true });
-  const hostContext = resolveHostContext({ appsRoot: root, stateDir: join(root, 'state'), env: { DEPLOY_HOST_NAME: 'h1' } });
+  const hostContext = resolveHostContext({
+    appsRoot: root,
+    stateDir: join(root, 'state'),
+    env: { DEPLOY_HOST_NAME: 'h1' },
+  });
   return { bus, context: { runId: 'test-run', role: 'local' as const, host: hostContext } };
 }
 
 test('a script runs in its app folder with the documented DEPLOY_* environment', async () => {
-  const { app, dir } = await makeApp({ install: 'echo "cwd=$PWD app=$DEPLOY_APP phase=$DEPLOY_PHASE run=$DEPLOY_RUN_ID role=$DEPLOY_ROLE host=$DEPLOY_HOST_NAME greet=$GREETING state=$DEPLOY_APP_STATE_DIR"' });
+  const { app, dir } = await makeApp({
+    install:
+      'echo "cwd=$PWD app=$DEPLOY_APP phase=$DEPLOY_PHASE run=$DEPLOY_RUN_ID role=$DEPLOY_ROLE host=$DEPLOY_HOST_NAME greet=$GREETING state=$DEPLOY_APP_STATE_DIR"',
+  });
   try {
     const { bus, context } = setup(dir);
     const result = await runPhase({ app, phase: 'install', host: new LocalHost(), context, bus });
     assert.equal(result.status, 'ok');
     const output = bus.events.filter((e) => e.type === 'script.output').map((e) => e.message);
-    assert.deepEqual(output, [`cwd=${app.dir} app=demo phase=install run=test-run role=local host=h1 greet=hello state=${join(dir, 'state', 'apps', 'demo')}`]);
+    assert.deepEqual(output, [
+      `cwd=${app.dir} app=demo phase=install run=test-run role=local host=h1 greet=hello state=${join(dir, 'state', 'apps', 'demo')}`,
+    ]);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 });
 
 test('a failing script surfaces app, phase, exit code and the tail of its stderr', async () => {
-  const { app, dir } = await makeApp({ backup: 'for i in $(seq 1 30); do echo "noise $i" >&2; done; echo "borg: repository locked" >&2; exit 3' });
+  const { app, dir } = await makeApp({
+    backup: 'for i in $(seq 1 30); do echo "noise $i" >&2; done; echo "borg: repository locked" >&2; exit 3',
+  });
   try {
     const { bus, context } = setup(dir);
     const result = await runPhase({ app, phase: 'backup', host: new LocalHost(), context, bus });
@@ -85,7 +99,10 @@ test('exit 75 means skipped', async () => {
 });
 
 test('a hung script is killed at its timeout together with its children', async () => {
-  const { app, dir } = await makeApp({ start: `sleep 300 & echo $! > "${'$'}DEPLOY_APP_DIR/child.pid"; sleep 300` }, { timeouts: { start: 1, default: 30 } });
+  const { app, dir } = await makeApp(
+    { start: `sleep 300 & echo $! > "${'$'}DEPLOY_APP_DIR/child.pid"; sleep 300` },
+    { timeouts: { start: 1, default: 30 } },
+  );
   try {
     const { bus, context } = setup(dir);
     const started = Date.now();
@@ -103,7 +120,9 @@ test('a hung script is killed at its timeout together with its children', async 
 });
 
 test('secret values never reach the output events', async () => {
-  const { app, dir } = await makeApp({ install: 'source secrets/app.env; echo "connecting with $DB_PASSWORD"; echo "pw=$DB_PASSWORD" >&2; exit 1' });
+  const { app, dir } = await makeApp({
+    install: 'source secrets/app.env; echo "connecting with $DB_PASSWORD"; echo "pw=$DB_PASSWORD" >&2; exit 1',
+  });
   try {
     const { bus, context } = setup(dir);
     const result = await runPhase({ app, phase: 'install', host: new LocalHost(), context, bus });
@@ -128,7 +147,9 @@ test('a missing required script fails, a missing optional one is skipped', async
 });
 
 test("a daemon holding the script's stdout/stderr does not hold the phase: its pipes are released with a warning", async () => {
-  const { app, dir } = await makeApp({ start: `echo "before"; sleep 300 & echo $! > "${'$'}DEPLOY_APP_DIR/daemon.pid"; echo "after" >&2; printf "last words without a newline"` });
+  const { app, dir } = await makeApp({
+    start: `echo "before"; sleep 300 & echo $! > "${'$'}DEPLOY_APP_DIR/daemon.pid"; echo "after" >&2; printf "last words without a newline"`,
+  });
   let daemon = 0;
   try {
     const { bus, context } = setup(dir);
@@ -137,7 +158,13 @@ test("a daemon holding the script's stdout/stderr does not hold the phase: its p
     daemon = Number((await readFile(join(app.dir, 'daemon.pid'), 'utf8')).trim());
     assert.equal(result.status, 'ok');
     assert.ok(Date.now() - started < 5000, 'runPhase waited for the daemon');
-    assert.deepEqual(bus.events.filter((e) => e.type === 'script.output').map((e) => e.message).sort(), ['after', 'before', 'last words without a newline']);
+    assert.deepEqual(
+      bus.events
+        .filter((e) => e.type === 'script.output')
+        .map((e) => e.message)
+        .sort(),
+      ['after', 'before', 'last words without a newline'],
+    );
     const warning = bus.events.find((e) => e.type === 'script.detach');
     assert.equal(warning?.level, 'warn');
     assert.match(warning?.message ?? '', /left a process holding its stdout\/stderr/);
@@ -154,8 +181,17 @@ test('a script that exits normally gives no detach warning, and every line, CRLF
     const { bus, context } = setup(dir);
     const result = await runPhase({ app, phase: 'stop', host: new LocalHost(), context, bus });
     assert.equal(result.status, 'ok');
-    assert.deepEqual(bus.events.filter((e) => e.type === 'script.output').map((e) => e.message).sort(), ['crlf', 'stopped', 'stopping']);
-    assert.equal(bus.events.some((e) => e.type === 'script.detach'), false);
+    assert.deepEqual(
+      bus.events
+        .filter((e) => e.type === 'script.output')
+        .map((e) => e.message)
+        .sort(),
+      ['crlf', 'stopped', 'stopping'],
+    );
+    assert.equal(
+      bus.events.some((e) => e.type === 'script.detach'),
+      false,
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -30,7 +30,10 @@ const OUTPUT_GRACE_MS = 250;
  * line, also one without a newline; `flush()` hands out that unfinished line early, for a stream
  * deploy stops reading before its end (readline keeps it until an end that may never come).
  */
-function readLines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): { ended: Promise<void>; flush(): void } {
+function readLines(
+  stream: NodeJS.ReadableStream,
+  onLine: (line: string) => void,
+): { ended: Promise<void>; flush(): void } {
   const decoder = new StringDecoder('utf8');
   let rest = '';
   let flushed = false;
@@ -105,8 +108,23 @@ export async function runPhase(options: {
   } catch {
     const required = REQUIRED_PHASES.includes(phase);
     const reason = required ? `bin/${phase} is missing or not executable` : `no bin/${phase} (optional)`;
-    bus.emit('phase.end', { phase, app: app.name, level: required ? 'error' : 'info', message: reason, data: { status: required ? 'failed' : 'skipped' } });
-    return { ...base, status: required ? 'failed' : 'skipped', exitCode: null, signal: null, timedOut: false, durationMs: 0, stderrTail: '', reason };
+    bus.emit('phase.end', {
+      phase,
+      app: app.name,
+      level: required ? 'error' : 'info',
+      message: reason,
+      data: { status: required ? 'failed' : 'skipped' },
+    });
+    return {
+      ...base,
+      status: required ? 'failed' : 'skipped',
+      exitCode: null,
+      signal: null,
+      timedOut: false,
+      durationMs: 0,
+      stderrTail: '',
+      reason,
+    };
   }
   const secrets = await readSecretValues(app);
   const timeoutSeconds = options.timeoutSeconds ?? phaseTimeoutSeconds(app, phase);
@@ -118,9 +136,17 @@ export async function runPhase(options: {
     timeoutMs: timeoutSeconds * 1000,
     label: `${app.name}:${phase}`,
   });
-  const emitLine = (channel: 'stdout' | 'stderr') => (line: string): void => {
-    bus.emit('script.output', { phase, app: app.name, level: 'info', message: redact(line, secrets), data: { channel } });
-  };
+  const emitLine =
+    (channel: 'stdout' | 'stderr') =>
+    (line: string): void => {
+      bus.emit('script.output', {
+        phase,
+        app: app.name,
+        level: 'info',
+        message: redact(line, secrets),
+        data: { channel },
+      });
+    };
   const outputs = [readLines(proc.stdout, emitLine('stdout')), readLines(proc.stderr, emitLine('stderr'))];
   const pumps = Promise.all(outputs.map((output) => output.ended));
   const stop = (): void => proc.kill('SIGTERM');
@@ -151,7 +177,13 @@ export async function runPhase(options: {
     app: app.name,
     level: status === 'failed' ? 'error' : 'info',
     message: `${app.name}:${phase} ${status}${reason ? `: ${reason}` : ''}`,
-    data: { status, exitCode: result.exitCode, signal: result.signal, durationMs: result.durationMs, timedOut: result.timedOut },
+    data: {
+      status,
+      exitCode: result.exitCode,
+      signal: result.signal,
+      durationMs: result.durationMs,
+      timedOut: result.timedOut,
+    },
   });
   return {
     ...base,

@@ -17,7 +17,12 @@ export async function readSecretValues(app: AppFolder): Promise<string[]> {
     }
     const pairs = text
       .split('\n')
-      .map((line) => /^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*=\s*(.*)$/.exec(line)?.[1]?.trim().replace(/^(['"])(.*)\1$/, '$2'))
+      .map((line) =>
+        /^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*=\s*(.*)$/
+          .exec(line)?.[1]
+          ?.trim()
+          .replace(/^(['"])(.*)\1$/, '$2'),
+      )
       .filter((value): value is string => value !== undefined && value.length >= 4);
     if (pairs.length > 0) values.push(...pairs);
     else if (text.trim().length >= 4) values.push(text.trim());

@@ -6,7 +6,9 @@ import { readFileSync } from 'node:fs';
  * what `deploy --version` prints, what `--json` reports and run records carry as `deployVersion`,
  * and what a migration's header sends to the target, which refuses another major.minor (isCompatibleDeployVersion).
  */
-export const DEPLOY_VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+export const DEPLOY_VERSION: string = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 /**
  * Whether two deploys can take part in one migration (source and target): the same major.minor

@@ -70,10 +70,19 @@ function openRequest(
   }
   return new Promise((resolve, reject) => {
     const request = send(
-      { hostname: url.hostname, port: url.port, path: `${url.pathname}${url.search}`, method, headers: allHeaders, agent: false },
+      {
+        hostname: url.hostname,
+        port: url.port,
+        path: `${url.pathname}${url.search}`,
+        method,
+        headers: allHeaders,
+        agent: false,
+      },
       (response) => resolve({ response, status: response.statusCode ?? 0 }),
     );
-    request.setTimeout(readTimeoutMs, () => request.destroy(new Error(`Read timed out. (read timeout=${readTimeoutMs / 1000})`)));
+    request.setTimeout(readTimeoutMs, () =>
+      request.destroy(new Error(`Read timed out. (read timeout=${readTimeoutMs / 1000})`)),
+    );
     request.on('error', reject);
     request.end(body);
   });
@@ -97,7 +106,9 @@ function describeStatus(status: number, url: URL): string {
 function describeRefusedConnection(url: URL): string {
   const scheme = url.protocol === 'https:' ? 'HTTPS' : 'HTTP';
   const port = url.port === '' ? (url.protocol === 'https:' ? '443' : '80') : url.port;
-  const object = `<urllib3.connection.${scheme}Connection object at 0x7f${Math.floor(Math.random() * 0xffffffffff).toString(16).padStart(10, '0')}>`;
+  const object = `<urllib3.connection.${scheme}Connection object at 0x7f${Math.floor(Math.random() * 0xffffffffff)
+    .toString(16)
+    .padStart(10, '0')}>`;
   return `${scheme}ConnectionPool(host='${url.hostname}', port=${port}): Max retries exceeded with url: ${url.pathname} (Caused by NewConnectionError('${object}: Failed to establish a new connection: [Errno 111] Connection refused'))`;
 }
 
@@ -199,9 +210,16 @@ export async function runDownload(args: DownloadArguments, hook: HookSink, env: 
     try {
       const manifest = await openRequest('GET', at('e2ee/manifest'), authHeaders, readTimeoutMs);
       await readText(manifest.response);
-      const init = await openRequest('POST', at('e2ee/init'), authHeaders, readTimeoutMs, JSON.stringify({ publicKey: 'simulated' }));
+      const init = await openRequest(
+        'POST',
+        at('e2ee/init'),
+        authHeaders,
+        readTimeoutMs,
+        JSON.stringify({ publicKey: 'simulated' }),
+      );
       const reply = JSON.parse(await readText(init.response)) as { key?: string; nonce?: string };
-      if (init.status !== 200 || reply.key === undefined || reply.nonce === undefined) throw new Error(`E2EE init failed: ${init.status}`);
+      if (init.status !== 200 || reply.key === undefined || reply.nonce === undefined)
+        throw new Error(`E2EE init failed: ${init.status}`);
       key = Buffer.from(reply.key, 'base64');
       nonce = Buffer.from(reply.nonce, 'base64');
     } catch (error) {
@@ -239,7 +257,8 @@ export async function runDownload(args: DownloadArguments, hook: HookSink, env: 
       return { kind: 'status', status: opened.status, text: describeStatus(opened.status, url) };
     }
     const id = String(opened.response.headers['ffl-download-id'] ?? opened.response.headers['ffl-peer-id'] ?? '');
-    const decipher: Cipher | undefined = key !== undefined && nonce !== undefined ? createOffsetCipher(key, nonce, sink.position) : undefined;
+    const decipher: Cipher | undefined =
+      key !== undefined && nonce !== undefined ? createOffsetCipher(key, nonce, sink.position) : undefined;
     // tqdm's bar on stderr, `\r`-separated frames (reference §8), whatever goes to stdout.
     const bar = new ProgressBar(process.stderr);
     try {
@@ -260,7 +279,13 @@ export async function runDownload(args: DownloadArguments, hook: HookSink, env: 
 
   const postReceipt = async (downloadId: string, connectionType: 'http' | 'webrtc'): Promise<void> => {
     try {
-      const reply = await openRequest('POST', at('complete'), authHeaders, 5000, JSON.stringify({ downloadId, connectionType }));
+      const reply = await openRequest(
+        'POST',
+        at('complete'),
+        authHeaders,
+        5000,
+        JSON.stringify({ downloadId, connectionType }),
+      );
       reply.response.resume();
     } catch {
       // The ACK is best effort; the sender falls back to its own wait.
@@ -273,10 +298,15 @@ export async function runDownload(args: DownloadArguments, hook: HookSink, env: 
     for (let attempt = 0; attempt < 10; attempt += 1) {
       try {
         const reply = await openRequest('GET', at('checksum'), authHeaders, 5000);
-        const body = JSON.parse(await readText(reply.response)) as { ready?: boolean; checksum?: string; size?: number };
+        const body = JSON.parse(await readText(reply.response)) as {
+          ready?: boolean;
+          checksum?: string;
+          size?: number;
+        };
         if (body.ready === true) {
           if (body.size !== received) return `Checksum size mismatch: local=${received}, remote=${String(body.size)}`;
-          if (body.checksum !== local) return `Checksum verification failed: local=${local}, remote=${String(body.checksum)}`;
+          if (body.checksum !== local)
+            return `Checksum verification failed: local=${local}, remote=${String(body.checksum)}`;
           status('Checksum verified');
           return undefined;
         }
@@ -312,7 +342,8 @@ export async function runDownload(args: DownloadArguments, hook: HookSink, env: 
         return { ok: true };
       }
       if (result.kind === 'status') return { ok: false, reason: `HTTP download failed: ${result.status}` };
-      if (args.stdout || retries >= maxResumes) return { ok: false, reason: `Network error during HTTP download: ${result.text}` };
+      if (args.stdout || retries >= maxResumes)
+        return { ok: false, reason: `Network error during HTTP download: ${result.text}` };
       retries += 1;
       anyResume = true;
       status(`Resuming HTTP download from ${sink.position} after connection error (${retries}/${maxResumes})`);
@@ -370,10 +401,18 @@ export async function runDownload(args: DownloadArguments, hook: HookSink, env: 
     const metadata = await openRequest('HEAD', link, {}, readTimeoutMs);
     metadata.response.resume();
   } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ECONNREFUSED' ? describeRefusedConnection(link) : describeNetworkError(error);
-    return fail(`Both WebRTC and HTTP downloads failed. WebRTC: ${webrtcError}. HTTP: Failed to get file metadata: ${reason}`);
+    const reason =
+      (error as NodeJS.ErrnoException).code === 'ECONNREFUSED'
+        ? describeRefusedConnection(link)
+        : describeNetworkError(error);
+    return fail(
+      `Both WebRTC and HTTP downloads failed. WebRTC: ${webrtcError}. HTTP: Failed to get file metadata: ${reason}`,
+    );
   }
   const fallback = await downloadOverHttp(sink.position > initialPosition);
-  if (!fallback.ok) return fail(`Both WebRTC and HTTP downloads failed. WebRTC: ${webrtcError}. HTTP: HTTP download failed: ${fallback.reason}`);
+  if (!fallback.ok)
+    return fail(
+      `Both WebRTC and HTTP downloads failed. WebRTC: ${webrtcError}. HTTP: HTTP download failed: ${fallback.reason}`,
+    );
   return finishSuccess();
 }

@@ -18,7 +18,10 @@ const SHARE_ARGS = ['-', '--max-downloads', '1', '--stdin-cache', 'off', '--fore
 /** Asserts a measured duration against the reference's range and reports it as a test diagnostic. */
 function assertWithin(t: TestContext, actualMs: number, minMs: number, maxMs: number, what: string): void {
   t.diagnostic(`${what}: ${(actualMs / 1000).toFixed(2)} s`);
-  assert.ok(actualMs >= minMs && actualMs <= maxMs + SLACK_MS, `${what}: ${(actualMs / 1000).toFixed(2)} s, expected ${minMs / 1000}-${maxMs / 1000} s (+${SLACK_MS / 1000} s slack)`);
+  assert.ok(
+    actualMs >= minMs && actualMs <= maxMs + SLACK_MS,
+    `${what}: ${(actualMs / 1000).toFixed(2)} s, expected ${minMs / 1000}-${maxMs / 1000} s (+${SLACK_MS / 1000} s slack)`,
+  );
 }
 
 /** ms since epoch of a hook event (local ISO time without an offset, as ffl writes it). */
@@ -42,15 +45,25 @@ async function waitForEvent(hook: string, name: string, timeoutMs: number): Prom
 
 /** Storage dirs of one side: what ffl leaves there. */
 function storageFiles(dir: string): string[] {
-  return readdirSync(dir).filter((name) => name.startsWith('ffl.db')).sort();
+  return readdirSync(dir)
+    .filter((name) => name.startsWith('ffl.db'))
+    .sort();
 }
 
 /** Starts a sender on `payload` with its own storage dir and hook file; resolves once its link is printed. */
-async function startSender(workspace: Workspace, payload: Buffer, args: readonly string[] = [], extra: Record<string, string> = {}): Promise<{ sender: Running; link: string; linkAt: number; hook: string; storage: string }> {
+async function startSender(
+  workspace: Workspace,
+  payload: Buffer,
+  args: readonly string[] = [],
+  extra: Record<string, string> = {},
+): Promise<{ sender: Running; link: string; linkAt: number; hook: string; storage: string }> {
   const storage = workspace.path(`sender-${randomBytes(3).toString('hex')}`);
   mkdirSync(storage);
   const hook = join(storage, 'events.jsonl');
-  const sender = workspace.startFfl([...SHARE_ARGS, '--hook', hook, ...args], { FFL_STORAGE_LOCATION: storage, ...extra });
+  const sender = workspace.startFfl([...SHARE_ARGS, '--hook', hook, ...args], {
+    FFL_STORAGE_LOCATION: storage,
+    ...extra,
+  });
   // A sender that dies or stops reading leaves the rest of the payload unwritten.
   sender.child.stdin?.on('error', () => undefined);
   sender.child.stdin?.end(payload);
@@ -69,17 +82,34 @@ describe('ffl stand-in at real timings (reference §8)', { concurrency: true }, 
     await withWorkspace(
       async (workspace) => {
         const payload = randomBytes(6 * MiB);
-        const { sender, link, linkAt, hook, storage } = await startSender(workspace, payload, ['--pickup-code', '123456']);
+        const { sender, link, linkAt, hook, storage } = await startSender(workspace, payload, [
+          '--pickup-code',
+          '123456',
+        ]);
         assertWithin(t, linkAt - sender.startedAt, 1000, 7000, 'link printed after start');
         const downloads = receiverStorage(workspace);
-        const received = await workspace.receive(['download', link, '--stdout', '--pickup-code', '123456'], { FFL_STORAGE_LOCATION: downloads });
+        const received = await workspace.receive(['download', link, '--stdout', '--pickup-code', '123456'], {
+          FFL_STORAGE_LOCATION: downloads,
+        });
         const sent = await sender.done;
         assert.equal(received.code, 0, received.stderr);
         assert.equal(sent.code, 0);
         assert.ok(received.stdout.subarray(0, payload.length).equals(payload), 'payload differs');
-        assertWithin(t, eventTime(await waitForEvent(hook, '/webrtc/offer/create', 0)) - received.startedAt, 6500, 8000, '/webrtc/offer/create after the receiver started');
+        assertWithin(
+          t,
+          eventTime(await waitForEvent(hook, '/webrtc/offer/create', 0)) - received.startedAt,
+          6500,
+          8000,
+          '/webrtc/offer/create after the receiver started',
+        );
         assert.ok(received.firstStdoutAt !== undefined);
-        assertWithin(t, received.firstStdoutAt - received.startedAt, 8000, 13000, 'first payload byte after the receiver started');
+        assertWithin(
+          t,
+          received.firstStdoutAt - received.startedAt,
+          8000,
+          13000,
+          'first payload byte after the receiver started',
+        );
         const complete = await waitForEvent(hook, '/webrtc/transfer/complete', 0);
         const rate = Number(complete.data['averageSpeed']);
         t.diagnostic(`throughput: ${(rate / MiB).toFixed(2)} MiB/s`);
@@ -102,7 +132,10 @@ describe('ffl stand-in at real timings (reference §8)', { concurrency: true }, 
       async (workspace) => {
         const payload = randomBytes(MiB);
         const { sender, link } = await startSender(workspace, payload);
-        const received = await workspace.receive(['download', link, '--stdout'], { FFL_STORAGE_LOCATION: receiverStorage(workspace), DISABLE_WEBRTC: 'True' });
+        const received = await workspace.receive(['download', link, '--stdout'], {
+          FFL_STORAGE_LOCATION: receiverStorage(workspace),
+          DISABLE_WEBRTC: 'True',
+        });
         assert.equal(received.code, 0, received.stderr);
         assert.ok(received.stdout.equals(payload));
         assert.ok(received.firstStdoutAt !== undefined);
@@ -126,7 +159,10 @@ describe('ffl stand-in at real timings (reference §8)', { concurrency: true }, 
         const fail = await waitForEvent(hook, '/download/fail', 75_000);
         assertWithin(t, eventTime(fail) - killedAt, 59_500, 61_000, '/download/fail after the receiver died');
         assert.equal(fail.data['reason'], 'unknown');
-        assert.match(String(fail.data['error']), /^WebRTC send buffer stalled during chunk send after sending \d+ bytes for peer [0-9a-f]{32} \(waited 60s\)$/);
+        assert.match(
+          String(fail.data['error']),
+          /^WebRTC send buffer stalled during chunk send after sending \d+ bytes for peer [0-9a-f]{32} \(waited 60s\)$/,
+        );
         await sleep(1000);
         assert.equal(sender.child.exitCode, null, 'the sender never exits on its own');
         const names = readHookEventFile(hook).map((event) => event.event);
@@ -145,8 +181,12 @@ describe('ffl stand-in at real timings (reference §8)', { concurrency: true }, 
     await withWorkspace(
       async (workspace) => {
         const payload = randomBytes(12 * MiB);
-        const { sender, link, storage } = await startSender(workspace, payload, [], { [FFL_STANDIN_ENV.killAfterBytes]: String(4 * MiB) });
-        const receiver = workspace.startReceiver(['download', link, '--stdout'], { FFL_STORAGE_LOCATION: receiverStorage(workspace) });
+        const { sender, link, storage } = await startSender(workspace, payload, [], {
+          [FFL_STANDIN_ENV.killAfterBytes]: String(4 * MiB),
+        });
+        const receiver = workspace.startReceiver(['download', link, '--stdout'], {
+          FFL_STORAGE_LOCATION: receiverStorage(workspace),
+        });
         const sent = await sender.done;
         assert.equal(sent.signal, 'SIGKILL');
         const received = await receiver.done;
@@ -154,7 +194,10 @@ describe('ffl stand-in at real timings (reference §8)', { concurrency: true }, 
         assertWithin(t, received.exitedAt - sent.exitedAt, 29_000, 33_000, 'receiver exit after the sender died');
         const output = received.stdout.toString('latin1');
         const oops = output.indexOf('Oops, something went wrong: ');
-        assert.ok(oops > 0 && received.stdout.subarray(0, oops).equals(payload.subarray(0, oops)), `partial payload then the error (at ${oops})`);
+        assert.ok(
+          oops > 0 && received.stdout.subarray(0, oops).equals(payload.subarray(0, oops)),
+          `partial payload then the error (at ${oops})`,
+        );
         const line = output.slice(oops).split('\n')[0] ?? '';
         assert.match(
           line,
@@ -173,10 +216,17 @@ describe('ffl stand-in at real timings (reference §8)', { concurrency: true }, 
     await withWorkspace(
       async (workspace) => {
         const { sender, link, hook } = await startSender(workspace, randomBytes(1000), ['--pickup-code', '123456']);
-        const received = await workspace.receive(['download', link, '--stdout', '--pickup-code', '654321'], { FFL_STORAGE_LOCATION: receiverStorage(workspace) });
+        const received = await workspace.receive(['download', link, '--stdout', '--pickup-code', '654321'], {
+          FFL_STORAGE_LOCATION: receiverStorage(workspace),
+        });
         assert.equal(received.code, 1);
         assertWithin(t, received.exitedAt - received.startedAt, 6500, 8000, 'receiver exit after a wrong code');
-        assert.match(received.stdout.toString(), new RegExp(`WebRTC: 401 Client Error: Unauthorized for url: ${link.replace(/[.]/g, '\\.')}/offer\\. HTTP: HTTP download failed: HTTP download failed: 401\\n`));
+        assert.match(
+          received.stdout.toString(),
+          new RegExp(
+            `WebRTC: 401 Client Error: Unauthorized for url: ${link.replace(/[.]/g, '\\.')}/offer\\. HTTP: HTTP download failed: HTTP download failed: 401\\n`,
+          ),
+        );
         const names = readHookEventFile(hook).map((event) => event.event);
         assert.equal(names.at(-1), '/share/available', `nothing after /share/available: ${names.join(' ')}`);
         assert.equal(sender.child.exitCode, null);
@@ -193,17 +243,28 @@ describe('ffl stand-in at real timings (reference §8)', { concurrency: true }, 
         const payload = randomBytes(12 * MiB);
         const { sender, link, linkAt, hook } = await startSender(workspace, payload);
         assertWithin(t, linkAt - sender.startedAt, 100, 300, 'link printed after start');
-        const received = await workspace.receive(['download', link, '--stdout'], { FFL_STORAGE_LOCATION: receiverStorage(workspace) });
+        const received = await workspace.receive(['download', link, '--stdout'], {
+          FFL_STORAGE_LOCATION: receiverStorage(workspace),
+        });
         const sent = await sender.done;
         assert.equal(received.code, 0, received.stderr);
         assert.ok(received.firstStdoutAt !== undefined);
-        assertWithin(t, received.firstStdoutAt - received.startedAt, 800, 1300, 'first byte after the receiver started');
+        assertWithin(
+          t,
+          received.firstStdoutAt - received.startedAt,
+          800,
+          1300,
+          'first byte after the receiver started',
+        );
         const complete = await waitForEvent(hook, '/webrtc/transfer/complete', 0);
         const rate = Number(complete.data['averageSpeed']);
         t.diagnostic(`throughput: ${(rate / MiB).toFixed(2)} MiB/s`);
         // Paced at 30 MiB/s: never faster than that, and clearly above the real 3 MiB/s pacing (a
         // loaded machine may not reach 30, but the 12 MiB would take 4 s at the real pace).
-        assert.ok(rate > 3.3 * MiB && rate <= 40 * MiB, `throughput ${(rate / MiB).toFixed(1)} MiB/s, expected above 3.3 and at most 40 (paced at 30 in 3 MiB slices)`);
+        assert.ok(
+          rate > 3.3 * MiB && rate <= 40 * MiB,
+          `throughput ${(rate / MiB).toFixed(1)} MiB/s, expected above 3.3 and at most 40 (paced at 30 in 3 MiB slices)`,
+        );
         assertWithin(t, sent.exitedAt - eventTime(complete), 400, 600, 'sender exit after the last byte');
       },
       { timeScale: 0.1 },

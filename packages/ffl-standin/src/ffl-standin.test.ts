@@ -60,7 +60,10 @@ describe('ffl stand-in', { concurrency: 4 }, () => {
       assert.equal(missingUrl.code, 2);
       const missingHookDir = await workspace.receive(['-', '--hook', workspace.path('missing/events.jsonl')]);
       assert.equal(missingHookDir.code, 1);
-      assert.match(missingHookDir.stdout.toString(), /^Oops, something went wrong: \[Errno 2\] No such file or directory: '.*missing\/events\.jsonl'\n/);
+      assert.match(
+        missingHookDir.stdout.toString(),
+        /^Oops, something went wrong: \[Errno 2\] No such file or directory: '.*missing\/events\.jsonl'\n/,
+      );
     });
   });
 
@@ -72,7 +75,18 @@ describe('ffl stand-in', { concurrency: 4 }, () => {
         `head -c 3000000 /dev/urandom | tee input.bin | ${FFL} - --foreground --disable-clipboard --max-downloads 1 --pickup-code 123456 --e2ee --hook ${hook} --json ${json} --name backup.tar`,
       );
       const share = await readShareJson(json);
-      assert.deepEqual(Object.keys(share), ['file', 'content_name', 'file_size', 'upload_mode', 'tunnel_type', 'link', 'e2ee', 'pickup_code', 'pubkey_enabled', 'user']);
+      assert.deepEqual(Object.keys(share), [
+        'file',
+        'content_name',
+        'file_size',
+        'upload_mode',
+        'tunnel_type',
+        'link',
+        'e2ee',
+        'pickup_code',
+        'pubkey_enabled',
+        'user',
+      ]);
       assert.equal(share['file'], '-');
       assert.equal(share['file_size'], -1);
       assert.equal(share['content_name'], 'backup.tar');
@@ -128,7 +142,10 @@ describe('ffl stand-in', { concurrency: 4 }, () => {
       assert.equal(events.find((event) => event.event === '/share/link/create')?.data['fileSize'], -1);
       const serverCreate = events.find((event) => event.event === '/server/create')?.data;
       assert.equal((serverCreate?.['recipientAuth'] as Record<string, unknown> | undefined)?.['pickupCode'], '123456');
-      assert.equal(events.find((event) => event.event === '/webrtc/transfer/complete')?.data['bytesTransferred'], 3_000_000);
+      assert.equal(
+        events.find((event) => event.event === '/webrtc/transfer/complete')?.data['bytesTransferred'],
+        3_000_000,
+      );
       assert.equal(events.find((event) => event.event === '/session/delete')?.data['status'], 3);
       // Progress is throttled to at most one event per second of transfer.
       const progressCount = events.filter((event) => event.event === '/webrtc/transfer/progress').length;
@@ -179,7 +196,17 @@ describe('ffl stand-in', { concurrency: 4 }, () => {
     await withWorkspace(async (workspace) => {
       const hook = workspace.path('events.jsonl');
       const json = workspace.path('share.json');
-      const sender = workspace.startFfl(['-', '--pickup-code', '111111', '--max-downloads', '1', '--hook', hook, '--json', json]);
+      const sender = workspace.startFfl([
+        '-',
+        '--pickup-code',
+        '111111',
+        '--max-downloads',
+        '1',
+        '--hook',
+        hook,
+        '--json',
+        json,
+      ]);
       const link = String((await readShareJson(json))['link']);
       for (let attempt = 1; attempt <= 3; attempt += 1) {
         const wrong = await workspace.receive(['download', link, '--stdout', '--pickup-code', '222222']);
@@ -191,7 +218,10 @@ describe('ffl stand-in', { concurrency: 4 }, () => {
       }
       const locked = await workspace.receive(['download', link, '--stdout', '--pickup-code', '111111']);
       assert.equal(locked.code, 1);
-      assert.match(locked.stdout.toString(), /WebRTC: 429 Client Error: Too Many Requests for url: .*HTTP download failed: 429/);
+      assert.match(
+        locked.stdout.toString(),
+        /WebRTC: 429 Client Error: Too Many Requests for url: .*HTTP download failed: 429/,
+      );
       const missing = await workspace.receive(['download', link, '--stdout'], { DISABLE_WEBRTC: 'True' });
       assert.equal(missing.code, 1);
       assert.match(missing.stdout.toString(), /Download failed: HTTP download failed: 429/);
@@ -213,13 +243,21 @@ describe('ffl stand-in', { concurrency: 4 }, () => {
       const hook = workspace.path('events.jsonl');
       const marker = workspace.path('producer-finished');
       // 1 MB does not fit the 64 KiB pipe buffer: head only succeeds if ffl reads stdin (else it dies of SIGPIPE).
-      const sender = workspace.startShell(`{ head -c 1000000 /dev/zero && touch ${marker}; } | ${FFL} - --timeout 1 --hook ${hook}`);
+      const sender = workspace.startShell(
+        `{ head -c 1000000 /dev/zero && touch ${marker}; } | ${FFL} - --timeout 1 --hook ${hook}`,
+      );
       const finished = await sender.done;
       assert.equal(finished.code, 0);
       assert.equal(existsSync(marker), false, 'producer finished, so ffl read stdin without a receiver');
       assert.match(finished.stdout.toString(), /Timeout \(1 seconds\) reached\. Shutting down server\.\n/);
       assert.match(finished.stdout.toString(), /Press Ctrl\+C to terminate the program when done\.\n/);
-      assert.deepEqual(eventNames(hook).slice(-5), ['/share/available', '/session/timeout', '/session/delete', '/server/shutdown', '/share/complete']);
+      assert.deepEqual(eventNames(hook).slice(-5), [
+        '/share/available',
+        '/session/timeout',
+        '/session/delete',
+        '/server/shutdown',
+        '/share/complete',
+      ]);
     });
   });
 
@@ -247,7 +285,9 @@ describe('ffl stand-in', { concurrency: 4 }, () => {
   it('sender killed mid-stream: receiver exits 1 with the Oops text after the partial payload; cache left behind', async () => {
     await withWorkspace(async (workspace) => {
       const json = workspace.path('share.json');
-      const sender = workspace.startFfl(['-', '--max-downloads', '1', '--json', json], { [FFL_STANDIN_ENV.killAfterBytes]: '1000000' });
+      const sender = workspace.startFfl(['-', '--max-downloads', '1', '--json', json], {
+        [FFL_STANDIN_ENV.killAfterBytes]: '1000000',
+      });
       // The sender dies with most of this unread; the EPIPE is expected.
       sender.child.stdin?.on('error', () => undefined);
       sender.child.stdin?.end(Buffer.alloc(3_000_000, 7));
@@ -257,10 +297,15 @@ describe('ffl stand-in', { concurrency: 4 }, () => {
       assert.equal(sent.signal, 'SIGKILL');
       assert.equal(received.code, 1);
       const output = received.stdout.toString('latin1');
-      const oops = output.indexOf('Oops, something went wrong: Download failed: Both WebRTC and HTTP downloads failed. WebRTC: WebRTC connection failed before download completed. HTTP: ');
+      const oops = output.indexOf(
+        'Oops, something went wrong: Download failed: Both WebRTC and HTTP downloads failed. WebRTC: WebRTC connection failed before download completed. HTTP: ',
+      );
       // The receiver may discard what it had buffered but not consumed when the stream broke.
       assert.ok(oops > 500_000 && oops <= 1_000_000, `Oops text at ${oops}`);
-      assert.match(output.slice(oops), /\nPlease try again or try later\.\n\nIf you still get the same problem, please contact us at .*\.\nWe will fix the problem as soon as possible\.\n$/);
+      assert.match(
+        output.slice(oops),
+        /\nPlease try again or try later\.\n\nIf you still get the same problem, please contact us at .*\.\nWe will fix the problem as soon as possible\.\n$/,
+      );
       assert.equal(readdirSync(workspace.tmp).filter((name) => /^stdin_cache_.+\.bin$/.test(name)).length, 1);
     });
   });
@@ -269,10 +314,13 @@ describe('ffl stand-in', { concurrency: 4 }, () => {
     await withWorkspace(async (workspace) => {
       const hook = workspace.path('events.jsonl');
       const json = workspace.path('share.json');
-      const sender = workspace.startShell(`head -c 3000000 /dev/urandom | tee input.bin | ${FFL} - --stdin-cache off --max-downloads 2 --hook ${hook} --json ${json}`, {
-        [FFL_STANDIN_ENV.webrtcDropAfterBytes]: '1000000',
-        READER_STDIN_HANDOFF_WINDOW_MB: '1',
-      });
+      const sender = workspace.startShell(
+        `head -c 3000000 /dev/urandom | tee input.bin | ${FFL} - --stdin-cache off --max-downloads 2 --hook ${hook} --json ${json}`,
+        {
+          [FFL_STANDIN_ENV.webrtcDropAfterBytes]: '1000000',
+          READER_STDIN_HANDOFF_WINDOW_MB: '1',
+        },
+      );
       const link = String((await readShareJson(json))['link']);
       const first = await workspace.receive(['download', link, '--stdout']);
       assert.equal(first.code, 0, first.stderr);
@@ -281,11 +329,18 @@ describe('ffl stand-in', { concurrency: 4 }, () => {
       const resumeOffset = Number(create?.data['resumeOffset']);
       assert.ok(resumeOffset > 500_000 && resumeOffset <= 1_000_000, `resumeOffset ${resumeOffset}`);
       const names = eventNames(hook);
-      assert.ok(names.includes('/webrtc/transfer/create') && !names.includes('/webrtc/transfer/complete') && !names.includes('/download/fail'));
+      assert.ok(
+        names.includes('/webrtc/transfer/create') &&
+          !names.includes('/webrtc/transfer/complete') &&
+          !names.includes('/download/fail'),
+      );
 
       const second = await workspace.receive(['download', link, '--stdout'], { DISABLE_WEBRTC: 'True' });
       assert.equal(second.code, 1);
-      assert.match(second.stdout.toString(), /^Oops, something went wrong: Download failed: HTTP download failed: 410\n/);
+      assert.match(
+        second.stdout.toString(),
+        /^Oops, something went wrong: Download failed: HTTP download failed: 410\n/,
+      );
       process.kill(-(sender.child.pid ?? 0), 'SIGINT');
       assert.equal((await sender.done).code, 0);
     });
@@ -295,16 +350,22 @@ describe('ffl stand-in', { concurrency: 4 }, () => {
     await withWorkspace(async (workspace) => {
       const hook = workspace.path('events.jsonl');
       const json = workspace.path('share.json');
-      const sender = workspace.startShell(`head -c 2000000 /dev/urandom | tee input.bin | ${FFL} - --force-relay --max-downloads 1 --hook ${hook} --json ${json}`, {
-        [FFL_STANDIN_ENV.httpDropAfterBytes]: '500000',
-        [FFL_STANDIN_ENV.ackWaitMs]: '300',
-      });
+      const sender = workspace.startShell(
+        `head -c 2000000 /dev/urandom | tee input.bin | ${FFL} - --force-relay --max-downloads 1 --hook ${hook} --json ${json}`,
+        {
+          [FFL_STANDIN_ENV.httpDropAfterBytes]: '500000',
+          [FFL_STANDIN_ENV.ackWaitMs]: '300',
+        },
+      );
       const link = String((await readShareJson(json))['link']);
       const received = await workspace.receive(['download', link, '-o', workspace.path('out.bin')]);
       const sent = await sender.done;
       assert.equal(received.code, 0, received.stdout.toString());
       assert.equal(sent.code, 0);
-      assert.match(received.stdout.toString(), /Resuming HTTP download from \d+ after connection error \(1\/8\)\n[\s\S]*Downloaded: .*out\.bin\n$/);
+      assert.match(
+        received.stdout.toString(),
+        /Resuming HTTP download from \d+ after connection error \(1\/8\)\n[\s\S]*Downloaded: .*out\.bin\n$/,
+      );
       assert.ok(readFileSync(workspace.path('out.bin')).equals(readFileSync(workspace.path('input.bin'))));
       assert.match(sent.stdout.toString(), /Connection disconnected, wait retrying\.\n/);
       const failed = readHookEventFile(hook).find((event) => event.event === '/download/fail');
@@ -317,9 +378,12 @@ describe('ffl stand-in', { concurrency: 4 }, () => {
     await withWorkspace(async (workspace) => {
       const hook = workspace.path('events.jsonl');
       const json = workspace.path('share.json');
-      const sender = workspace.startFfl(['-', '--force-relay', '--max-downloads', '1', '--hook', hook, '--json', json], {
-        [FFL_STANDIN_ENV.throttleBytesPerSecond]: '400000',
-      });
+      const sender = workspace.startFfl(
+        ['-', '--force-relay', '--max-downloads', '1', '--hook', hook, '--json', json],
+        {
+          [FFL_STANDIN_ENV.throttleBytesPerSecond]: '400000',
+        },
+      );
       sender.child.stdin?.on('error', () => undefined);
       sender.child.stdin?.end(Buffer.alloc(2_000_000, 1));
       const link = String((await readShareJson(json))['link']);
@@ -337,7 +401,10 @@ describe('ffl stand-in', { concurrency: 4 }, () => {
       assert.equal(killed.signal, 'SIGTERM');
       const received = await receiving;
       assert.equal(received.code, 1);
-      assert.match(received.stdout.toString('latin1'), /Oops, something went wrong: Download failed: Network error during HTTP download: /);
+      assert.match(
+        received.stdout.toString('latin1'),
+        /Oops, something went wrong: Download failed: Network error during HTTP download: /,
+      );
       assert.equal(eventNames(hook).length, before, 'SIGTERM must not emit events');
       assert.equal(readdirSync(workspace.tmp).filter((name) => name.startsWith('stdin_cache_')).length, 1);
     });
@@ -359,13 +426,21 @@ describe('ffl stand-in', { concurrency: 4 }, () => {
 
       const failing = workspace.startFfl(['-', '--timeout', '1', '--hook', bad.url]);
       assert.equal((await failing.done).code, 0);
-      assert.deepEqual(bad.events.map((event) => event.event), ['/cli/arguments/global/options/get', '/cli/arguments/get', '/source/reader/create']);
+      assert.deepEqual(
+        bad.events.map((event) => event.event),
+        ['/cli/arguments/global/options/get', '/cli/arguments/get', '/source/reader/create'],
+      );
 
       const tunnelHook = workspace.path('tunnel.jsonl');
       const tunnel = await workspace.receive(['-', '--hook', tunnelHook], { [FFL_STANDIN_ENV.tunnelFail]: '1' });
       assert.equal(tunnel.code, 1);
       assert.match(tunnel.stdout.toString(), /Oops, something went wrong: Failed to connect server\n/);
-      assert.deepEqual(eventNames(tunnelHook).slice(-4), ['/share/start', '/tunnel/start', '/tunnel/fail', '/share/fail']);
+      assert.deepEqual(eventNames(tunnelHook).slice(-4), [
+        '/share/start',
+        '/tunnel/start',
+        '/tunnel/fail',
+        '/share/fail',
+      ]);
     });
   });
 });

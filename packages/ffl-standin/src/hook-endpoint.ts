@@ -27,17 +27,20 @@ async function readBody(request: IncomingMessage): Promise<string> {
 export async function startHookEndpoint(options: HookEndpointOptions = {}): Promise<HookEndpoint> {
   const events: FflHookEvent[] = [];
   const server = createServer((request, response) => {
-    readBody(request).then((body) => {
-      const event = JSON.parse(body) as FflHookEvent;
-      events.push(event);
-      if (event.event === '/hook/server/endpoints/register') {
-        response.writeHead(200, { 'Content-Type': 'application/json' });
-        response.end(options.registrationBody ?? '{"status": "ok"}');
-        return;
-      }
-      response.writeHead(options.status ?? 200, { 'Content-Type': 'application/json' });
-      response.end('{"status": "ok"}');
-    }, () => response.destroy());
+    readBody(request).then(
+      (body) => {
+        const event = JSON.parse(body) as FflHookEvent;
+        events.push(event);
+        if (event.event === '/hook/server/endpoints/register') {
+          response.writeHead(200, { 'Content-Type': 'application/json' });
+          response.end(options.registrationBody ?? '{"status": "ok"}');
+          return;
+        }
+        response.writeHead(options.status ?? 200, { 'Content-Type': 'application/json' });
+        response.end('{"status": "ok"}');
+      },
+      () => response.destroy(),
+    );
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;

@@ -45,7 +45,10 @@ interface PostResult {
 }
 
 function postJson(url: URL, body: string, timeoutMs: number): Promise<PostResult> {
-  const headers: Record<string, string> = { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)) };
+  const headers: Record<string, string> = {
+    'Content-Type': 'application/json',
+    'Content-Length': String(Buffer.byteLength(body)),
+  };
   if (url.username !== '' || url.password !== '') {
     const credentials = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
     headers['Authorization'] = `Basic ${Buffer.from(credentials).toString('base64')}`;
@@ -53,11 +56,20 @@ function postJson(url: URL, body: string, timeoutMs: number): Promise<PostResult
   const send = url.protocol === 'https:' ? requestHttps : requestHttp;
   return new Promise((resolve, reject) => {
     const request = send(
-      { hostname: url.hostname, port: url.port, path: `${url.pathname}${url.search}`, method: 'POST', headers, timeout: timeoutMs },
+      {
+        hostname: url.hostname,
+        port: url.port,
+        path: `${url.pathname}${url.search}`,
+        method: 'POST',
+        headers,
+        timeout: timeoutMs,
+      },
       (response) => {
         const chunks: Buffer[] = [];
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        response.on('end', () =>
+          resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
+        );
         response.on('error', reject);
       },
     );
@@ -110,7 +122,10 @@ export function createHttpHookSink(rawUrl: string, options: HttpHookOptions): Ho
   const enqueue = (task: () => Promise<unknown>): Promise<void> => {
     const next = queue.then(task, task);
     queue = next;
-    return next.then(() => undefined, () => undefined);
+    return next.then(
+      () => undefined,
+      () => undefined,
+    );
   };
 
   return {

@@ -16,8 +16,16 @@ function openHook(target: string | undefined, env: NodeJS.ProcessEnv): HookSink 
   if (target === undefined) return createNullHookSink();
   if (/^https?:\/\//.test(target)) {
     return createHttpHookSink(target, {
-      failureThreshold: readIntegerSwitch(env, FFL_STANDIN_ENV.hookFailureThreshold, readIntegerSwitch(env, 'HOOK_FORWARDER_FAILURE_THRESHOLD', 3)),
-      cooldownMs: readIntegerSwitch(env, FFL_STANDIN_ENV.hookCooldownMs, readIntegerSwitch(env, 'HOOK_FORWARDER_COOLDOWN_SECONDS', 30) * 1000),
+      failureThreshold: readIntegerSwitch(
+        env,
+        FFL_STANDIN_ENV.hookFailureThreshold,
+        readIntegerSwitch(env, 'HOOK_FORWARDER_FAILURE_THRESHOLD', 3),
+      ),
+      cooldownMs: readIntegerSwitch(
+        env,
+        FFL_STANDIN_ENV.hookCooldownMs,
+        readIntegerSwitch(env, 'HOOK_FORWARDER_COOLDOWN_SECONDS', 30) * 1000,
+      ),
     });
   }
   return createFileHookSink(target);
@@ -35,7 +43,10 @@ async function main(): Promise<number> {
   try {
     hook = openHook(parsed.args.hook, process.env);
   } catch (error) {
-    const message = error instanceof Error && 'code' in error ? formatErrno(error as NodeJS.ErrnoException, parsed.args.hook ?? '') : String(error);
+    const message =
+      error instanceof Error && 'code' in error
+        ? formatErrno(error as NodeJS.ErrnoException, parsed.args.hook ?? '')
+        : String(error);
     process.stdout.write(formatOops(message));
     return 1;
   }

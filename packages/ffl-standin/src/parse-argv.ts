@@ -135,14 +135,16 @@ function formatSubUsage(command: string, specs: readonly OptionSpec[]): string {
 export function formatFflHelp(): string {
   return (
     MAIN_USAGE +
-    '\nFastFileLink CLI (deploykit stand-in imitating ffl ' + IMITATED_VERSION + ')\n\n' +
+    '\nFastFileLink CLI (deploykit stand-in imitating ffl ' +
+    IMITATED_VERSION +
+    ')\n\n' +
     'positional arguments:\n' +
     '  {share,download,upgrade,keygen,daemon,shares}\n' +
     '    share               Share a file or stdin (-) through a link (default command)\n' +
     '    download            Download a shared link (default for http:// and https:// arguments)\n\n' +
     'options:\n' +
     '  -h, --help            show this help message and exit\n' +
-    '  --version             show program\'s version number and exit\n' +
+    "  --version             show program's version number and exit\n" +
     '  --log-level LOG_LEVEL DEBUG, INFO, WARNING, ERROR or a logging config JSON\n' +
     '  --proxy PROXY         proxy for the tunnel connection\n' +
     '  --hook WEBHOOK_URL_OR_PATH  JSON Lines event file or webhook URL\n'
@@ -202,10 +204,17 @@ export function parseFflArgv(argv: readonly string[], env: NodeJS.ProcessEnv): P
     if (onlyPositionals || token === '-' || !token.startsWith('-')) {
       if (command === undefined && !onlyPositionals) {
         if (!(COMMANDS as readonly string[]).includes(token)) {
-          return usageError('FFL.py', MAIN_USAGE, `argument command: invalid choice: '${token}' (choose from ${COMMANDS.map((c) => `'${c}'`).join(', ')})`);
+          return usageError(
+            'FFL.py',
+            MAIN_USAGE,
+            `argument command: invalid choice: '${token}' (choose from ${COMMANDS.map((c) => `'${c}'`).join(', ')})`,
+          );
         }
         command = token;
-        specs = [...GLOBAL_OPTIONS, ...(command === 'download' ? DOWNLOAD_OPTIONS : command === 'share' ? SHARE_OPTIONS : [])];
+        specs = [
+          ...GLOBAL_OPTIONS,
+          ...(command === 'download' ? DOWNLOAD_OPTIONS : command === 'share' ? SHARE_OPTIONS : []),
+        ];
         continue;
       }
       positionals.push(token);
@@ -231,7 +240,8 @@ export function parseFflArgv(argv: readonly string[], env: NodeJS.ProcessEnv): P
     if (spec === undefined) return usageError('FFL.py', MAIN_USAGE, `unrecognized arguments: ${token}`);
     const display = spec.names.join('/');
     if (spec.kind === 'flag') {
-      if (inlineValue !== undefined) return usageError(prog, usage, `argument ${display}: ignored explicit argument '${inlineValue}'`);
+      if (inlineValue !== undefined)
+        return usageError(prog, usage, `argument ${display}: ignored explicit argument '${inlineValue}'`);
       values.set(spec.key, true);
       continue;
     }
@@ -250,10 +260,15 @@ export function parseFflArgv(argv: readonly string[], env: NodeJS.ProcessEnv): P
       }
     }
     if (spec.choices !== undefined && !spec.choices.includes(value)) {
-      return usageError(prog, usage, `argument ${display}: invalid choice: '${value}' (choose from ${spec.choices.map((c) => `'${c}'`).join(', ')})`);
+      return usageError(
+        prog,
+        usage,
+        `argument ${display}: invalid choice: '${value}' (choose from ${spec.choices.map((c) => `'${c}'`).join(', ')})`,
+      );
     }
     if (spec.type === 'int' || spec.type === 'port') {
-      if (!/^[+-]?\d+$/.test(value.trim())) return usageError(prog, usage, `argument ${display}: invalid int value: '${value}'`);
+      if (!/^[+-]?\d+$/.test(value.trim()))
+        return usageError(prog, usage, `argument ${display}: invalid int value: '${value}'`);
       const number = Number(value);
       if (spec.type === 'port' && (number < 1024 || number > 65535)) {
         return usageError(prog, usage, `argument ${display}: Port must be between 1024 and 65535`);
@@ -277,12 +292,23 @@ export function parseFflArgv(argv: readonly string[], env: NodeJS.ProcessEnv): P
     const body = command === undefined ? formatFflHelp() : formatSubUsage(command, specs);
     return { kind: 'print', stdout: body, stderr: '', exitCode: 0 };
   }
-  if (flag('version')) return { kind: 'print', stdout: `FastFileLink CLI ${IMITATED_VERSION} (deploykit stand-in)\n`, stderr: '', exitCode: 0 };
+  if (flag('version'))
+    return {
+      kind: 'print',
+      stdout: `FastFileLink CLI ${IMITATED_VERSION} (deploykit stand-in)\n`,
+      stderr: '',
+      exitCode: 0,
+    };
   const globals: GlobalOptions = { hook: text('hook'), logLevel: text('logLevel'), proxy: text('proxy') };
 
   if (command === 'download') {
     const [url, ...extra] = positionals;
-    if (url === undefined) return usageError('FFL.py download', formatSubUsage('download', specs), 'the following arguments are required: url');
+    if (url === undefined)
+      return usageError(
+        'FFL.py download',
+        formatSubUsage('download', specs),
+        'the following arguments are required: url',
+      );
     if (extra.length > 0) return usageError('FFL.py', MAIN_USAGE, `unrecognized arguments: ${extra.join(' ')}`);
     return {
       kind: 'run',
@@ -300,7 +326,12 @@ export function parseFflArgv(argv: readonly string[], env: NodeJS.ProcessEnv): P
     };
   }
   if (command !== 'share') {
-    return { kind: 'print', stdout: `Error: the ffl stand-in does not implement '${command ?? ''}'\n`, stderr: '', exitCode: 1 };
+    return {
+      kind: 'print',
+      stdout: `Error: the ffl stand-in does not implement '${command ?? ''}'\n`,
+      stderr: '',
+      exitCode: 1,
+    };
   }
   return validateShare(globals, positionals, text, flag, env);
 }
@@ -312,7 +343,12 @@ function validateShare(
   flag: (key: string) => boolean,
   env: NodeJS.ProcessEnv,
 ): ParsedFflArgv {
-  const fail = (message: string): ParsedFflArgv => ({ kind: 'print', stdout: `Error: ${message}\n`, stderr: '', exitCode: 1 });
+  const fail = (message: string): ParsedFflArgv => ({
+    kind: 'print',
+    stdout: `Error: ${message}\n`,
+    stderr: '',
+    exitCode: 1,
+  });
   const pickupCode = text('pickupCode');
   if (pickupCode !== undefined && !/^\d{6}$/.test(pickupCode)) return fail('--pickup-code must be exactly 6 digits');
   const authPassword = text('authPassword') ?? (env['FFL_AUTH_PASSWORD'] || undefined);
@@ -321,7 +357,8 @@ function validateShare(
   if (files.includes('-') && flag('vfs')) return fail('--vfs cannot be used with stdin (-)');
   if (files.length !== 1 || files[0] !== '-') return fail('the ffl stand-in only shares stdin (-)');
   const recipientAuth = text('recipientAuth');
-  if (recipientAuth !== undefined && recipientAuth !== 'pickup') return fail(`the ffl stand-in does not support --recipient-auth ${recipientAuth}`);
+  if (recipientAuth !== undefined && recipientAuth !== 'pickup')
+    return fail(`the ffl stand-in does not support --recipient-auth ${recipientAuth}`);
   return {
     kind: 'run',
     args: {

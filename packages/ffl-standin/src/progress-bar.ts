@@ -6,7 +6,9 @@ const FRAME_INTERVAL_MS = 100;
 function formatElapsed(ms: number): string {
   const seconds = Math.floor(ms / 1000);
   const pad = (value: number): string => String(value).padStart(2, '0');
-  return seconds >= 3600 ? `${Math.floor(seconds / 3600)}:${pad(Math.floor(seconds / 60) % 60)}:${pad(seconds % 60)}` : `${pad(Math.floor(seconds / 60))}:${pad(seconds % 60)}`;
+  return seconds >= 3600
+    ? `${Math.floor(seconds / 3600)}:${pad(Math.floor(seconds / 60) % 60)}:${pad(seconds % 60)}`
+    : `${pad(Math.floor(seconds / 60))}:${pad(seconds % 60)}`;
 }
 
 /**

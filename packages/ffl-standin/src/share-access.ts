@@ -10,12 +10,19 @@ export function checkPickup(session: ShareSession, request: IncomingMessage, res
   const { pickupCode, state, switches } = session;
   if (pickupCode === undefined) return true;
   if (Date.now() < state.pickupLockedUntil) {
-    response.writeHead(429, { 'Retry-After': String(Math.ceil(switches.pickupLockMs / 1000)), 'Content-Type': 'text/plain' });
+    response.writeHead(429, {
+      'Retry-After': String(Math.ceil(switches.pickupLockMs / 1000)),
+      'Content-Type': 'text/plain',
+    });
     response.end('Too many failed pickup attempts');
     return false;
   }
   const supplied = request.headers['x-ffl-pickup'];
-  if (typeof supplied === 'string' && supplied.length === pickupCode.length && timingSafeEqual(Buffer.from(supplied), Buffer.from(pickupCode))) {
+  if (
+    typeof supplied === 'string' &&
+    supplied.length === pickupCode.length &&
+    timingSafeEqual(Buffer.from(supplied), Buffer.from(pickupCode))
+  ) {
     state.pickupFailures = 0;
     return true;
   }
@@ -30,7 +37,11 @@ export function checkPickup(session: ShareSession, request: IncomingMessage, res
 }
 
 /** Checks --auth-user/--auth-password (HTTP basic), emitting the /auth/* events; answers 401. */
-export async function checkBasicAuth(session: ShareSession, request: IncomingMessage, response: ServerResponse): Promise<boolean> {
+export async function checkBasicAuth(
+  session: ShareSession,
+  request: IncomingMessage,
+  response: ServerResponse,
+): Promise<boolean> {
   const { args, hook } = session;
   if (!session.authEnabled) return true;
   const header = request.headers.authorization;

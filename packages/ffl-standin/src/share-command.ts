@@ -6,7 +6,13 @@ import type { HookSink } from './hook-sink.js';
 import { formatOops } from './messages.js';
 import type { ShareArguments } from './parse-argv.js';
 import { sendJson } from './share-http.js';
-import { announceShareStart, emitArgumentEvents, emitTunnelFailure, handleInterrupts, publishShare } from './share-lifecycle.js';
+import {
+  announceShareStart,
+  emitArgumentEvents,
+  emitTunnelFailure,
+  handleInterrupts,
+  publishShare,
+} from './share-lifecycle.js';
 import { routeShareRequest } from './share-routes.js';
 import { createShareSession, type ShareSession } from './share-session.js';
 import { ensureTunnelsFile, openShareDatabase, resolveStorageDirectory } from './storage.js';
@@ -68,7 +74,8 @@ function openHistory(session: ShareSession): void {
 async function listen(session: ShareSession): Promise<number> {
   const httpServer = createServer((request, response) => {
     routeShareRequest(session, request, response).catch((error: unknown) => {
-      if (!response.headersSent) sendJson(response, 500, { error: error instanceof Error ? error.message : String(error) });
+      if (!response.headersSent)
+        sendJson(response, 500, { error: error instanceof Error ? error.message : String(error) });
       else response.destroy();
     });
   });

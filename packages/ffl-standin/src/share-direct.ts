@@ -11,7 +11,11 @@ import { say, type ShareSession } from './share-session.js';
 import { streamLeg } from './share-stream.js';
 
 /** POST /<uid>/offer: the simulated WebRTC offer, a peer id the data channel is fetched with. */
-export async function serveOffer(session: ShareSession, request: IncomingMessage, response: ServerResponse): Promise<void> {
+export async function serveOffer(
+  session: ShareSession,
+  request: IncomingMessage,
+  response: ServerResponse,
+): Promise<void> {
   if (!session.webrtcEnabled) {
     sendJson(response, 403, { error: 'WebRTC disabled' });
     return;
@@ -27,7 +31,12 @@ export async function serveOffer(session: ShareSession, request: IncomingMessage
  * GET /<uid>/webrtc/<peer>: one download over the simulated direct (WebRTC) path, with the real
  * tool's send-buffer stall when the receiver goes away and its teardown stall after completion (§8).
  */
-export async function serveDataChannel(session: ShareSession, request: IncomingMessage, response: ServerResponse, peerId: string): Promise<void> {
+export async function serveDataChannel(
+  session: ShareSession,
+  request: IncomingMessage,
+  response: ServerResponse,
+  peerId: string,
+): Promise<void> {
   const { args, hook, uid, contentName, state, switches, timing } = session;
   if (!state.peers.has(peerId)) {
     sendJson(response, 404, { error: 'Unknown peer' });
@@ -66,17 +75,25 @@ export async function serveDataChannel(session: ShareSession, request: IncomingM
   if (dropAfter > 0) state.webrtcDropUsed = true;
   let plainBytes = offset;
   const bar = new ProgressBar(process.stderr, ' P2P direct');
-  const outcome = await streamLeg(session, response, offset, dropAfter, bar, (bytes, speed) => {
-    plainBytes = bytes;
-    return hook.emit('/webrtc/transfer/progress', {
-      shareId: uid,
-      peerId,
-      bytesTransferred: bytes,
-      totalBytes: null,
-      percentage: 0,
-      speed,
-    });
-  }, 'webrtc');
+  const outcome = await streamLeg(
+    session,
+    response,
+    offset,
+    dropAfter,
+    bar,
+    (bytes, speed) => {
+      plainBytes = bytes;
+      return hook.emit('/webrtc/transfer/progress', {
+        shareId: uid,
+        peerId,
+        bytesTransferred: bytes,
+        totalBytes: null,
+        percentage: 0,
+        speed,
+      });
+    },
+    'webrtc',
+  );
   bar.close();
   if (state.shuttingDown) return;
   if (outcome.kind === 'read-error') {
@@ -122,7 +139,9 @@ export async function serveDataChannel(session: ShareSession, request: IncomingM
     duration,
     averageSpeed: Math.round(outcome.sent / duration),
   });
-  say(`Finish transfer ${formatSize(plainBytes)} for [#${peerId.slice(0, 5)}], please wait for the recipient to finish downloading before you close the application..`);
+  say(
+    `Finish transfer ${formatSize(plainBytes)} for [#${peerId.slice(0, 5)}], please wait for the recipient to finish downloading before you close the application..`,
+  );
   await waitForReceipt(session, peerId, 'webrtc', false);
   // The WebRTC teardown stall: the real sender exits 4-6 s after /webrtc/transfer/complete.
   await sleep(timing.teardownMs());

@@ -23,7 +23,8 @@ export async function emitArgumentEvents(session: ShareSession): Promise<void> {
   await hook.emit('/cli/arguments/get', {
     argPolicy: { exitCode: null },
     proxyConfig: args.proxy === undefined ? null : { proxy: args.proxy },
-    shareSubparser: "ArgumentParser(prog='FFL.py share', usage=None, description=None, formatter_class=<class 'argparse.HelpFormatter'>, conflict_handler='error', add_help=True)",
+    shareSubparser:
+      "ArgumentParser(prog='FFL.py share', usage=None, description=None, formatter_class=<class 'argparse.HelpFormatter'>, conflict_handler='error', add_help=True)",
   });
 }
 
@@ -40,21 +41,40 @@ export async function announceShareStart(session: ShareSession): Promise<void> {
     // An object in the real events (reference §8); its fields were not recorded.
     readerPolicy: {},
   });
-  await hook.emit('/share/create', { uid, name: contentName, fileSize: 0, shareMode: 'p2p', occurredAt: formatUtcIso() });
+  await hook.emit('/share/create', {
+    uid,
+    name: contentName,
+    fileSize: 0,
+    shareMode: 'p2p',
+    occurredAt: formatUtcIso(),
+  });
   if (args.e2ee) {
     say('🔐 End-to-end encryption enabled');
     say('');
   }
   await hook.emit('/share/start', { uid, occurredAt: formatUtcIso() });
-  say(args.proxy === undefined ? 'Establishing tunnel connection...' : `Establishing tunnel connection via proxy ${args.proxy}...`);
+  say(
+    args.proxy === undefined
+      ? 'Establishing tunnel connection...'
+      : `Establishing tunnel connection via proxy ${args.proxy}...`,
+  );
   say('');
   await hook.emit('/tunnel/start', { tunnelType: 'default', proxyInfo: args.proxy ?? null });
 }
 
 /** The tunnel could not be opened (FFL_STANDIN_TUNNEL_FAIL): events only; the caller prints the Oops block. */
 export async function emitTunnelFailure(session: ShareSession): Promise<void> {
-  await session.hook.emit('/tunnel/fail', { tunnelType: 'default', error: 'Cannot connect to any FastFileLink server.', willRetry: false, retryCount: 0 });
-  await session.hook.emit('/share/fail', { uid: session.uid, error: 'Failed to connect server', occurredAt: formatUtcIso() });
+  await session.hook.emit('/tunnel/fail', {
+    tunnelType: 'default',
+    error: 'Cannot connect to any FastFileLink server.',
+    willRetry: false,
+    retryCount: 0,
+  });
+  await session.hook.emit('/share/fail', {
+    uid: session.uid,
+    error: 'Failed to connect server',
+    occurredAt: formatUtcIso(),
+  });
 }
 
 /**
@@ -63,7 +83,12 @@ export async function emitTunnelFailure(session: ShareSession): Promise<void> {
  */
 export async function publishShare(session: ShareSession, port: number): Promise<void> {
   const { args, hook, uid, contentName, pickupCode, authEnabled, webrtcEnabled, domain, link } = session;
-  await hook.emit('/tunnel/create', { tunnelType: 'default', domain, tunnelLink: `http://${domain}/`, proxyInfo: args.proxy ?? null });
+  await hook.emit('/tunnel/create', {
+    tunnelType: 'default',
+    domain,
+    tunnelLink: `http://${domain}/`,
+    proxyInfo: args.proxy ?? null,
+  });
 
   const user = { serialNumber: null, name: null, email: null, points: 0, level: null };
   if (args.jsonPath !== undefined) {
@@ -99,7 +124,8 @@ export async function publishShare(session: ShareSession, port: number): Promise
   say(link);
   say('');
   if (args.jsonPath !== undefined) say(`Sharing information saved to ${args.jsonPath}`);
-  if (args.e2ee) await hook.emit('/e2ee/create', { e2eeEnabled: true, mode: 'p2p', algorithm: 'AES-256-GCM', chunkSize: 262144 });
+  if (args.e2ee)
+    await hook.emit('/e2ee/create', { e2eeEnabled: true, mode: 'p2p', algorithm: 'AES-256-GCM', chunkSize: 262144 });
   await hook.emit('/session/create', {
     uid,
     domain,
@@ -142,7 +168,14 @@ export async function publishShare(session: ShareSession, port: number): Promise
   say('Press Ctrl+C to terminate the program when done.');
   if (authEnabled) say(`Authentication enabled - Username: ${args.authUser}`);
   if (pickupCode !== undefined) say(`Pickup code: ${pickupCode}`);
-  await hook.emit('/share/available', { uid, name: contentName, fileSize: -1, shareMode: 'p2p', link, occurredAt: formatUtcIso() });
+  await hook.emit('/share/available', {
+    uid,
+    name: contentName,
+    fileSize: -1,
+    shareMode: 'p2p',
+    link,
+    occurredAt: formatUtcIso(),
+  });
 }
 
 /** Ends the share once: closes the server, prints the reason's line, emits its events, exits 0. */
@@ -153,10 +186,18 @@ export async function shutdownShare(session: ShareSession, reason: ShutdownReaso
   if (session.timeoutTimer !== undefined) clearTimeout(session.timeoutTimer);
   server?.closeAllConnections();
   server?.close();
-  const serverShutdown = { reason: 'normal', downloadCount: state.downloadCount, uptime: (Date.now() - session.startedAt) / 1000 };
+  const serverShutdown = {
+    reason: 'normal',
+    downloadCount: state.downloadCount,
+    uptime: (Date.now() - session.startedAt) / 1000,
+  };
   if (reason === 'max') {
     say(`Maximum downloads (${args.maxDownloads}) reached. Shutting down server.`);
-    await hook.emit('/download/limit/reach', { uid, maxDownloads: args.maxDownloads, downloadCount: state.downloadCount });
+    await hook.emit('/download/limit/reach', {
+      uid,
+      maxDownloads: args.maxDownloads,
+      downloadCount: state.downloadCount,
+    });
     await hook.emit('/session/delete', { uid, downloadCount: state.downloadCount, status: 3 });
     await hook.emit('/server/shutdown', serverShutdown);
     await hook.emit('/share/complete', { uid, occurredAt: formatUtcIso() });

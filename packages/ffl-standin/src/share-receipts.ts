@@ -7,7 +7,12 @@ import type { ShareSession } from './share-session.js';
  * Waits for the receiver's POST /complete for download `id`, at most the ack wait of its path (§8);
  * with `fullWait` (--force-relay, where POST /complete is forbidden) always the whole wait.
  */
-export async function waitForReceipt(session: ShareSession, id: string, path: 'webrtc' | 'http', fullWait: boolean): Promise<void> {
+export async function waitForReceipt(
+  session: ShareSession,
+  id: string,
+  path: 'webrtc' | 'http',
+  fullWait: boolean,
+): Promise<void> {
   const { state, timing } = session;
   if (fullWait) {
     await sleep(timing.ackWaitMs(path));
@@ -24,7 +29,11 @@ export async function waitForReceipt(session: ShareSession, id: string, path: 'w
 }
 
 /** POST /<uid>/complete: the receiver's receipt (/receipt/create), which ends a waitForReceipt early. */
-export async function serveReceipt(session: ShareSession, request: IncomingMessage, response: ServerResponse): Promise<void> {
+export async function serveReceipt(
+  session: ShareSession,
+  request: IncomingMessage,
+  response: ServerResponse,
+): Promise<void> {
   const body = await readJsonBody(request);
   // --force-relay forbids POST /complete, which is why the real tool waits its full ~5 s per download.
   if (session.args.forceRelay) {

@@ -10,7 +10,11 @@ import { say, type ShareSession } from './share-session.js';
 import { streamLeg } from './share-stream.js';
 
 /** GET /<uid>: one download over the relay (HTTP) path, from a Range offset for a resume (§2, §3). */
-export async function serveRelayDownload(session: ShareSession, request: IncomingMessage, response: ServerResponse): Promise<void> {
+export async function serveRelayDownload(
+  session: ShareSession,
+  request: IncomingMessage,
+  response: ServerResponse,
+): Promise<void> {
   const { args, hook, uid, contentName, state, switches } = session;
   if (!checkPickup(session, request, response)) return;
   const offset = parseRangeStart(request);
@@ -37,18 +41,24 @@ export async function serveRelayDownload(session: ShareSession, request: Incomin
   const dropAfter = !state.httpDropUsed && switches.httpDropAfterBytes > 0 ? switches.httpDropAfterBytes : 0;
   if (dropAfter > 0) state.httpDropUsed = true;
   const bar = new ProgressBar(process.stderr);
-  const outcome = await streamLeg(session, response, offset, dropAfter, bar, (bytes, speed, elapsed) =>
-    hook.emit('/download/progress', {
-      shareId: uid,
-      downloadId,
-      bytesTransferred: bytes,
-      totalBytes: null,
-      percentage: 0,
-      speed,
-      connectionType: 'http',
-      elapsedTime: elapsed,
-      estimatedRemaining: null,
-    }),
+  const outcome = await streamLeg(
+    session,
+    response,
+    offset,
+    dropAfter,
+    bar,
+    (bytes, speed, elapsed) =>
+      hook.emit('/download/progress', {
+        shareId: uid,
+        downloadId,
+        bytesTransferred: bytes,
+        totalBytes: null,
+        percentage: 0,
+        speed,
+        connectionType: 'http',
+        elapsedTime: elapsed,
+        estimatedRemaining: null,
+      }),
     'http',
   );
   bar.close();
@@ -69,7 +79,9 @@ export async function serveRelayDownload(session: ShareSession, request: Incomin
     if (!response.destroyed) response.destroy();
     return;
   }
-  say('File sending is complete. Please wait for the recipient to finish downloading before you close the application.');
+  say(
+    'File sending is complete. Please wait for the recipient to finish downloading before you close the application.',
+  );
   await waitForReceipt(session, downloadId, 'http', args.forceRelay);
   if (state.shuttingDown) return;
   await hook.emit('/download/complete', {

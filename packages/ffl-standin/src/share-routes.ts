@@ -8,7 +8,11 @@ import { serveRelayDownload } from './share-relay.js';
 import type { ShareSession } from './share-session.js';
 
 /** Routes one request to the share's server: the link, offer, data channel, receipt, checksum, status, E2EE (§2). */
-export async function routeShareRequest(session: ShareSession, request: IncomingMessage, response: ServerResponse): Promise<void> {
+export async function routeShareRequest(
+  session: ShareSession,
+  request: IncomingMessage,
+  response: ServerResponse,
+): Promise<void> {
   const { args, uid, state, server } = session;
   await session.hook.registerEndpoints({
     uid,
@@ -43,13 +47,32 @@ export async function routeShareRequest(session: ShareSession, request: Incoming
   } else if (route === 'complete' && method === 'POST') {
     await serveReceipt(session, request, response);
   } else if (route === 'checksum' && method === 'GET') {
-    sendJson(response, 200, state.checksum === undefined
-      ? { ready: false }
-      : { ready: true, algorithm: 'blake2b', checksum: state.checksum.checksum, encoding: 'hex', size: state.checksum.size, transport: state.checksum.transport, e2ee: args.e2ee, updatedAt: state.checksum.updatedAt });
+    sendJson(
+      response,
+      200,
+      state.checksum === undefined
+        ? { ready: false }
+        : {
+            ready: true,
+            algorithm: 'blake2b',
+            checksum: state.checksum.checksum,
+            encoding: 'hex',
+            size: state.checksum.size,
+            transport: state.checksum.transport,
+            e2ee: args.e2ee,
+            updatedAt: state.checksum.updatedAt,
+          },
+    );
   } else if (route === 'status' && method === 'GET') {
     sendJson(response, 200, { status: 'ok', uid, downloadCount: state.downloadCount });
   } else if (route === 'e2ee/manifest' && method === 'GET' && args.e2ee) {
-    sendJson(response, 200, { algorithm: 'AES-256-GCM', simulatedWith: 'aes-256-ctr', chunkSize: 262144, fileName: session.contentName, fileSize: -1 });
+    sendJson(response, 200, {
+      algorithm: 'AES-256-GCM',
+      simulatedWith: 'aes-256-ctr',
+      chunkSize: 262144,
+      fileName: session.contentName,
+      fileSize: -1,
+    });
   } else if (route === 'e2ee/init' && method === 'POST' && args.e2ee) {
     await readJsonBody(request);
     sendJson(response, 200, { key: session.e2eeKey.toString('base64'), nonce: session.e2eeNonce.toString('base64') });

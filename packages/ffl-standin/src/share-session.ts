@@ -100,7 +100,8 @@ export function createShareSession(args: ShareArguments, hook: HookSink, env: No
     timing: switches.timing,
     uid: generateUid(),
     contentName: args.name ?? formatStdinName(),
-    pickupCode: args.pickupCode ?? (args.recipientAuth === 'pickup' ? String(randomInt(1_000_000)).padStart(6, '0') : undefined),
+    pickupCode:
+      args.pickupCode ?? (args.recipientAuth === 'pickup' ? String(randomInt(1_000_000)).padStart(6, '0') : undefined),
     authEnabled: args.authPassword !== undefined,
     webrtcEnabled: !args.forceRelay,
     e2eeKey: randomBytes(32),

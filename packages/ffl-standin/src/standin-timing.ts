@@ -76,8 +76,12 @@ function hasSwitch(env: NodeJS.ProcessEnv, name: string): boolean {
 export function resolveTiming(env: NodeJS.ProcessEnv): StandinTiming {
   const scale = readTimeScale(env);
   const timeout = (ms: number): number => Math.max(MIN_SCALED_TIMEOUT_MS, Math.round(ms * scale));
-  const explicitAck = hasSwitch(env, FFL_STANDIN_ENV.ackWaitMs) ? readIntegerSwitch(env, FFL_STANDIN_ENV.ackWaitMs, 0) : undefined;
-  const explicitLink = hasSwitch(env, FFL_STANDIN_ENV.linkDelayMs) ? readIntegerSwitch(env, FFL_STANDIN_ENV.linkDelayMs, 0) : undefined;
+  const explicitAck = hasSwitch(env, FFL_STANDIN_ENV.ackWaitMs)
+    ? readIntegerSwitch(env, FFL_STANDIN_ENV.ackWaitMs, 0)
+    : undefined;
+  const explicitLink = hasSwitch(env, FFL_STANDIN_ENV.linkDelayMs)
+    ? readIntegerSwitch(env, FFL_STANDIN_ENV.linkDelayMs, 0)
+    : undefined;
   const bytesPerSecond = hasSwitch(env, FFL_STANDIN_ENV.throttleBytesPerSecond)
     ? readIntegerSwitch(env, FFL_STANDIN_ENV.throttleBytesPerSecond, 0)
     : scale === 0
@@ -90,7 +94,8 @@ export function resolveTiming(env: NodeJS.ProcessEnv): StandinTiming {
     connectDelayMs: () => draw(REAL_TIMINGS.connectMs, scale),
     bytesPerSecond,
     teardownMs: () => draw(REAL_TIMINGS.teardownMs, scale),
-    ackWaitMs: (path) => explicitAck ?? timeout(path === 'webrtc' ? REAL_TIMINGS.webrtcAckWaitMs : REAL_TIMINGS.httpAckWaitMs),
+    ackWaitMs: (path) =>
+      explicitAck ?? timeout(path === 'webrtc' ? REAL_TIMINGS.webrtcAckWaitMs : REAL_TIMINGS.httpAckWaitMs),
     sendBufferStallMs: Math.round(REAL_TIMINGS.sendBufferStallMs * scale),
     sendBufferStallSeconds: REAL_TIMINGS.sendBufferStallMs / 1000,
     senderGoneNoticeMs: () => draw(REAL_TIMINGS.senderGoneNoticeMs, scale),

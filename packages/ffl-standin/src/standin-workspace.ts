@@ -54,9 +54,17 @@ export class Workspace {
   }
 
   env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-    const env: NodeJS.ProcessEnv = { ...process.env, FFL_STORAGE_LOCATION: this.dir, TMPDIR: this.tmp, FFL_LANGUAGE: 'en', ...this.timing, ...extra };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      FFL_STORAGE_LOCATION: this.dir,
+      TMPDIR: this.tmp,
+      FFL_LANGUAGE: 'en',
+      ...this.timing,
+      ...extra,
+    };
     // The caller's own scale must not leak into a case that means the real timings.
-    if (this.timing[FFL_STANDIN_ENV.timeScale] === undefined && extra[FFL_STANDIN_ENV.timeScale] === undefined) delete env[FFL_STANDIN_ENV.timeScale];
+    if (this.timing[FFL_STANDIN_ENV.timeScale] === undefined && extra[FFL_STANDIN_ENV.timeScale] === undefined)
+      delete env[FFL_STANDIN_ENV.timeScale];
     return env;
   }
 
@@ -66,22 +74,30 @@ export class Workspace {
 
   /** Starts `command` in bash in its own process group (so cleanup reaches the whole pipeline). */
   startShell(command: string, extra: Record<string, string> = {}, cwd = this.dir): Running {
-    return this.track(spawn('bash', ['-c', command], { cwd, env: this.env(extra), detached: true, stdio: ['ignore', 'pipe', 'pipe'] }));
+    return this.track(
+      spawn('bash', ['-c', command], { cwd, env: this.env(extra), detached: true, stdio: ['ignore', 'pipe', 'pipe'] }),
+    );
   }
 
   /** Starts the stand-in directly (stdin a pipe the test controls). */
   startFfl(args: readonly string[], extra: Record<string, string> = {}, cwd = this.dir): Running {
-    return this.track(spawn(fflStandinPath, args, { cwd, env: this.env(extra), detached: true, stdio: ['pipe', 'pipe', 'pipe'] }));
+    return this.track(
+      spawn(fflStandinPath, args, { cwd, env: this.env(extra), detached: true, stdio: ['pipe', 'pipe', 'pipe'] }),
+    );
   }
 
   /** Starts a receiver with stdin = /dev/null and returns it running (to kill it, or time it). */
   startReceiver(args: readonly string[], extra: Record<string, string> = {}, cwd = this.dir): Running {
-    return this.track(spawn(fflStandinPath, args, { cwd, env: this.env(extra), detached: true, stdio: ['ignore', 'pipe', 'pipe'] }));
+    return this.track(
+      spawn(fflStandinPath, args, { cwd, env: this.env(extra), detached: true, stdio: ['ignore', 'pipe', 'pipe'] }),
+    );
   }
 
   /** Runs a receiver with stdin = /dev/null, as an adapter should. */
   receive(args: readonly string[], extra: Record<string, string> = {}, cwd = this.dir): Promise<Finished> {
-    return this.track(spawn(fflStandinPath, args, { cwd, env: this.env(extra), detached: true, stdio: ['ignore', 'pipe', 'pipe'] })).done;
+    return this.track(
+      spawn(fflStandinPath, args, { cwd, env: this.env(extra), detached: true, stdio: ['ignore', 'pipe', 'pipe'] }),
+    ).done;
   }
 
   async close(): Promise<void> {
@@ -111,13 +127,26 @@ export class Workspace {
     child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
     child.on('exit', () => (exitedAt = Date.now()));
     const done = new Promise<Finished>((resolve) => {
-      child.on('close', (code, signal) => resolve({ code, signal, stdout: Buffer.concat(stdout), stderr, startedAt, firstStdoutAt, exitedAt: exitedAt || Date.now() }));
+      child.on('close', (code, signal) =>
+        resolve({
+          code,
+          signal,
+          stdout: Buffer.concat(stdout),
+          stderr,
+          startedAt,
+          firstStdoutAt,
+          exitedAt: exitedAt || Date.now(),
+        }),
+      );
     });
     const stdoutSoFar = (): Buffer => Buffer.concat(stdout);
     const waitForLine = (pattern: RegExp): Promise<string> =>
       new Promise((resolve, reject) => {
         const look = (): boolean => {
-          const line = stdoutSoFar().toString('utf8').split('\n').find((candidate) => pattern.test(candidate));
+          const line = stdoutSoFar()
+            .toString('utf8')
+            .split('\n')
+            .find((candidate) => pattern.test(candidate));
           if (line === undefined) return false;
           child.stdout?.off('data', look);
           resolve(line);
@@ -126,7 +155,12 @@ export class Workspace {
         if (look()) return;
         child.stdout?.on('data', look);
         void done.then(() => {
-          if (!look()) reject(new Error(`exited before printing a line matching ${String(pattern)}:\n${stdoutSoFar().toString()}${stderr}`));
+          if (!look())
+            reject(
+              new Error(
+                `exited before printing a line matching ${String(pattern)}:\n${stdoutSoFar().toString()}${stderr}`,
+              ),
+            );
         });
       });
     return { child, done, startedAt, stdoutSoFar, waitForLine };
@@ -134,7 +168,10 @@ export class Workspace {
 }
 
 /** Runs `body` with a fresh Workspace, always closed afterwards. */
-export async function withWorkspace(body: (workspace: Workspace) => Promise<void>, options: WorkspaceOptions = {}): Promise<void> {
+export async function withWorkspace(
+  body: (workspace: Workspace) => Promise<void>,
+  options: WorkspaceOptions = {},
+): Promise<void> {
   const workspace = new Workspace(options);
   try {
     await body(workspace);
@@ -151,4 +188,3 @@ export async function waitForFile(path: string, timeoutMs = 10_000): Promise<voi
     await sleep(30);
   }
 }
-

@@ -9,9 +9,13 @@ export function loadDotEnv(directory: string, env: NodeJS.ProcessEnv): void {
   for (const rawLine of readFileSync(path, 'utf8').split(/\r?\n/)) {
     const line = rawLine.trim();
     if (line === '' || line.startsWith('#') || !line.includes('=')) continue;
-    const key = line.slice(0, line.indexOf('=')).replace(/^export\s+/, '').trim();
+    const key = line
+      .slice(0, line.indexOf('='))
+      .replace(/^export\s+/, '')
+      .trim();
     let value = line.slice(line.indexOf('=') + 1).trim();
-    if (value.length >= 2 && (value[0] === '"' || value[0] === "'") && value.endsWith(value[0])) value = value.slice(1, -1);
+    if (value.length >= 2 && (value[0] === '"' || value[0] === "'") && value.endsWith(value[0]))
+      value = value.slice(1, -1);
     if (key !== '' && env[key] === undefined) env[key] = value;
   }
 }
@@ -19,7 +23,8 @@ export function loadDotEnv(directory: string, env: NodeJS.ProcessEnv): void {
 /** Storage dir: `FFL_STORAGE_LOCATION` if it exists, else `~/.fastfilelink` (created). */
 export function resolveStorageDirectory(env: NodeJS.ProcessEnv): string {
   const configured = env['FFL_STORAGE_LOCATION'];
-  if (configured !== undefined && configured !== '' && existsSync(configured) && statSync(configured).isDirectory()) return configured;
+  if (configured !== undefined && configured !== '' && existsSync(configured) && statSync(configured).isDirectory())
+    return configured;
   const fallback = join(homedir(), '.fastfilelink');
   mkdirSync(fallback, { recursive: true });
   return fallback;
@@ -82,7 +87,11 @@ export function buildShareDatabase(): Buffer {
   // sqlite_master row: type, name, tbl_name, rootpage, sql.
   const texts = ['table', 'shares', 'shares'].map((text) => Buffer.from(text, 'utf8'));
   const sql = Buffer.from(SHARE_TABLE_SQL, 'utf8');
-  const types = [...texts.map((text) => encodeSqliteVarint(text.length * 2 + 13)), encodeSqliteVarint(1), encodeSqliteVarint(sql.length * 2 + 13)];
+  const types = [
+    ...texts.map((text) => encodeSqliteVarint(text.length * 2 + 13)),
+    encodeSqliteVarint(1),
+    encodeSqliteVarint(sql.length * 2 + 13),
+  ];
   const typesLength = types.reduce((sum, type) => sum + type.length, 0);
   const headerLength = encodeSqliteVarint(typesLength + 1);
   const payload = Buffer.concat([headerLength, ...types, ...texts, Buffer.from([2]), sql]);

@@ -24,7 +24,11 @@ export function controlDirFits(dir: string): boolean {
  * others are short, so one of them almost always fits.
  */
 export function controlDirParents(): string[] {
-  const candidates = [tmpdir(), '/tmp', ...(typeof process.getuid === 'function' ? [`/run/user/${process.getuid()}`] : [])];
+  const candidates = [
+    tmpdir(),
+    '/tmp',
+    ...(typeof process.getuid === 'function' ? [`/run/user/${process.getuid()}`] : []),
+  ];
   return [...new Set(candidates)].filter((dir) => {
     try {
       return statSync(dir).isDirectory();
@@ -54,7 +58,11 @@ export function makeControlDir(prefix = 'dk-cm-'): string {
       // Not writable here: try the next one.
     }
   }
-  throw new DependencyError('SSH_CONTROL_DIR', `no directory for the ssh control socket: a socket path may have at most ${UNIX_SOCKET_PATH_MAX} bytes, and none of ${tried.join(', ')} is short enough and writable`, {
-    hint: 'Set TMPDIR to a short writable directory (for example /tmp).',
-  });
+  throw new DependencyError(
+    'SSH_CONTROL_DIR',
+    `no directory for the ssh control socket: a socket path may have at most ${UNIX_SOCKET_PATH_MAX} bytes, and none of ${tried.join(', ')} is short enough and writable`,
+    {
+      hint: 'Set TMPDIR to a short writable directory (for example /tmp).',
+    },
+  );
 }

@@ -1,4 +1,13 @@
-import { DeployError, describeExit, EXIT_CODES, type CommandSpec, type ErrorKind, type Host, type HostProcess, type RunResult } from '@deploykit/core';
+import {
+  DeployError,
+  describeExit,
+  EXIT_CODES,
+  type CommandSpec,
+  type ErrorKind,
+  type Host,
+  type HostProcess,
+  type RunResult,
+} from '@deploykit/core';
 import { describeSshFailure } from './ssh-host.js';
 import { tailLines } from './tail-buffer.js';
 
@@ -10,15 +19,28 @@ const COMMAND_NOT_FOUND = 127;
 /** The `--json` error shape every `deploy` command prints on failure (packages/deploy/src/cli/main.ts). */
 interface JsonErrorShape {
   readonly ok: false;
-  readonly error: { readonly kind?: string; readonly code?: string; readonly message?: string; readonly hint?: string; readonly details?: Record<string, unknown> };
+  readonly error: {
+    readonly kind?: string;
+    readonly code?: string;
+    readonly message?: string;
+    readonly hint?: string;
+    readonly details?: Record<string, unknown>;
+  };
 }
 
 const KIND_BY_EXIT = new Map<number, ErrorKind>(
-  (Object.entries(EXIT_CODES) as [ErrorKind | 'ok' | 'checks', number][]).filter(([kind]) => kind !== 'ok' && kind !== 'checks').map(([kind, code]) => [code, kind as ErrorKind]),
+  (Object.entries(EXIT_CODES) as [ErrorKind | 'ok' | 'checks', number][])
+    .filter(([kind]) => kind !== 'ok' && kind !== 'checks')
+    .map(([kind, code]) => [code, kind as ErrorKind]),
 );
 
 function isJsonError(value: unknown): value is JsonErrorShape {
-  return typeof value === 'object' && value !== null && (value as { ok?: unknown }).ok === false && typeof (value as { error?: unknown }).error === 'object';
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as { ok?: unknown }).ok === false &&
+    typeof (value as { error?: unknown }).error === 'object'
+  );
 }
 
 /** Options of one `deploy` run on the client's host. */
@@ -71,7 +93,8 @@ export class DeployClient {
       parsed = undefined;
     }
     if (result.exitCode === 0 && parsed !== undefined && !isJsonError(parsed)) return parsed as T;
-    if (parsed !== undefined && !isJsonError(parsed) && options.acceptExitCodes?.includes(result.exitCode ?? -1)) return parsed as T;
+    if (parsed !== undefined && !isJsonError(parsed) && options.acceptExitCodes?.includes(result.exitCode ?? -1))
+      return parsed as T;
     throw this.errorFor(result, args, isJsonError(parsed) ? parsed : undefined);
   }
 
@@ -80,7 +103,11 @@ export class DeployClient {
    * mapped DeployError (DEPLOY_MISSING when it is not on the PATH of the host's sessions).
    */
   async version(): Promise<string> {
-    const result = await this.host.run({ argv: this.argv(['--version']), timeoutMs: 60_000, label: 'deploy --version' });
+    const result = await this.host.run({
+      argv: this.argv(['--version']),
+      timeoutMs: 60_000,
+      label: 'deploy --version',
+    });
     const version = result.stdout.trim();
     if (result.exitCode === 0 && /^\d+\.\d+\.\d+\S*$/.test(version)) return version;
     throw this.errorFor(result, ['--version']);
@@ -96,7 +123,11 @@ export class DeployClient {
    * dependency errors saying what to check; our exit codes keep their kind, with the message and
    * hint the remote printed (its `--json` error, else its `deploy: ...` stderr lines).
    */
-  errorFor(result: Pick<RunResult, 'exitCode' | 'signal' | 'stderr' | 'remoteStarted'>, args: readonly string[], printed?: JsonErrorShape): DeployError {
+  errorFor(
+    result: Pick<RunResult, 'exitCode' | 'signal' | 'stderr' | 'remoteStarted'>,
+    args: readonly string[],
+    printed?: JsonErrorShape,
+  ): DeployError {
     const what = `deploy ${args.slice(0, 2).join(' ')}`;
     const where = this.host.name;
     const stderr = result.stderr.trim();
@@ -104,23 +135,35 @@ export class DeployClient {
       // Never started (no pid marker): unreachable. Started, then 255: the connection was lost or the remote deploy was killed.
       const failure = describeSshFailure(result, where, `\`${what}\``);
       return failure.kind === 'lost'
-        ? new DeployError('transport', 'SSH_CONNECTION_LOST', failure.message, { hint: failure.hint, details: { exitCode: result.exitCode } })
+        ? new DeployError('transport', 'SSH_CONNECTION_LOST', failure.message, {
+            hint: failure.hint,
+            details: { exitCode: result.exitCode },
+          })
         : new DeployError('dependency', 'HOST_UNREACHABLE', failure.message, { hint: failure.hint });
     }
     if (result.exitCode === COMMAND_NOT_FOUND || /(^|: )deploy: (command )?not found/m.test(stderr)) {
-      return new DeployError('dependency', 'DEPLOY_MISSING', `deploy is not installed on host ${where} (${this.command.join(' ')}: not found)`, {
-        hint: `Run \`deploy setup ${where}\` here: it installs this deploy's release there, on the PATH of its ssh sessions (docs/cli.md#deploy-setup).`,
-      });
+      return new DeployError(
+        'dependency',
+        'DEPLOY_MISSING',
+        `deploy is not installed on host ${where} (${this.command.join(' ')}: not found)`,
+        {
+          hint: `Run \`deploy setup ${where}\` here: it installs this deploy's release there, on the PATH of its ssh sessions (docs/cli.md#deploy-setup).`,
+        },
+      );
     }
     const kind = KIND_BY_EXIT.get(result.exitCode ?? -1) ?? 'internal';
     const remote = printed?.error;
     const message = remote?.message ?? (tailLines(stderr.replace(/^deploy: /gm, ''), 4).trim() || describeExit(result));
     return new DeployError(
-      remote?.kind !== undefined && (Object.keys(EXIT_CODES) as string[]).includes(remote.kind) ? (remote.kind as ErrorKind) : kind,
+      remote?.kind !== undefined && (Object.keys(EXIT_CODES) as string[]).includes(remote.kind)
+        ? (remote.kind as ErrorKind)
+        : kind,
       remote?.code ?? 'REMOTE_DEPLOY_FAILED',
       `${what} on ${where} failed: ${message}`,
       {
-        ...(remote?.hint !== undefined ? { hint: remote.hint } : { hint: `Run it on ${where} by hand to see more: deploy ${args.join(' ')}` }),
+        ...(remote?.hint !== undefined
+          ? { hint: remote.hint }
+          : { hint: `Run it on ${where} by hand to see more: deploy ${args.join(' ')}` }),
         details: { exitCode: result.exitCode, ...(remote?.details ?? {}) },
       },
     );

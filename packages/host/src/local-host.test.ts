@@ -8,7 +8,6 @@ import { isProcessRunning, liveProcessGroups } from './process-groups.js';
 
 const host = new LocalHost();
 
-
 test('run collects exit code, stdout and stderr', async () => {
   const result = await host.run({ argv: ['bash', '-c', 'echo out; echo err >&2; exit 3'] });
   assert.equal(result.exitCode, 3);
@@ -46,7 +45,10 @@ test('a node process that ran such a command can exit: run releases the pipes th
   const module = new URL('./local-host.js', import.meta.url).href;
   const script = `const { LocalHost } = await import(${JSON.stringify(module)}); const r = await new LocalHost().run({ argv: ['bash', '-c', 'sleep 300 & echo $!'] }); console.log(r.stdout.trim());`;
   const started = Date.now();
-  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
   const seconds = (Date.now() - started) / 1000;
   const daemon = Number(child.stdout.trim());
   try {

@@ -1,6 +1,13 @@
 import { spawn as spawnChild } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import { revealValue, settlesWithinIo, type CommandSpec, type Host, type HostProcess, type RunResult } from '@deploykit/core';
+import {
+  revealValue,
+  settlesWithinIo,
+  type CommandSpec,
+  type Host,
+  type HostProcess,
+  type RunResult,
+} from '@deploykit/core';
 import { TailBuffer } from './tail-buffer.js';
 import { signalProcessGroup, trackProcessGroup, untrackProcessGroup } from './process-groups.js';
 
@@ -17,7 +24,10 @@ const STREAM_DRAIN_MS = 200;
 async function waitClosed(streams: readonly Readable[], ms: number): Promise<void> {
   const open = streams.filter((s) => !s.closed && !s.destroyed);
   if (open.length === 0) return;
-  await settlesWithinIo(Promise.all(open.map((s) => new Promise<void>((resolve) => s.once('close', () => resolve())))), ms);
+  await settlesWithinIo(
+    Promise.all(open.map((s) => new Promise<void>((resolve) => s.once('close', () => resolve())))),
+    ms,
+  );
 }
 
 /** Resolves Secret values in an env map to strings (they go to the child's environment, never argv). */

@@ -36,7 +36,8 @@ export function findSshMasters(controlDir: string): number[] {
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
     try {
-      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').replace(/\0+$/, '') === title && isProcessRunning(Number(name))) found.push(Number(name));
+      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').replace(/\0+$/, '') === title && isProcessRunning(Number(name)))
+        found.push(Number(name));
     } catch {
       // Gone meanwhile, or not ours to read.
     }

@@ -19,7 +19,8 @@ export interface SshTarget {
 }
 
 /** OpenSSH's default cipher set (9.x) with AES-GCM first: every entry is in every OpenSSH since 6.5. */
-export const AES_FIRST_CIPHERS = 'aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr';
+export const AES_FIRST_CIPHERS =
+  'aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr';
 
 let cpuHasAes: boolean | undefined;
 
@@ -69,7 +70,14 @@ export function buildSshBaseArgv(target: SshTarget): string[] {
   const ciphers = target.ciphers === undefined ? preferredSshCiphers() : target.ciphers;
   if (ciphers !== null) argv.push('-o', `Ciphers=${ciphers}`);
   if (target.controlDir) {
-    argv.push('-o', 'ControlMaster=auto', '-o', `ControlPath=${buildControlPath(target.controlDir)}`, '-o', 'ControlPersist=60');
+    argv.push(
+      '-o',
+      'ControlMaster=auto',
+      '-o',
+      `ControlPath=${buildControlPath(target.controlDir)}`,
+      '-o',
+      'ControlPersist=60',
+    );
   }
   argv.push('-T', target.destination);
   return argv;

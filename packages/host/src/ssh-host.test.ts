@@ -21,6 +21,9 @@ test('the remote pid marker is found after ssh warnings, in pieces, and kept out
     out: `${warning}remote words\n@@deploykit-pid 5\n`,
     pids: [77],
   });
-  assert.deepEqual(await filter(['ssh: connect to host b port 22: Connection refused\r\n']), { out: 'ssh: connect to host b port 22: Connection refused\r\n', pids: [] });
+  assert.deepEqual(await filter(['ssh: connect to host b port 22: Connection refused\r\n']), {
+    out: 'ssh: connect to host b port 22: Connection refused\r\n',
+    pids: [],
+  });
   assert.deepEqual(await filter(['no newline at the end']), { out: 'no newline at the end', pids: [] });
 });

@@ -24,7 +24,11 @@ export const KILL_MARKER_WAIT_MS = 10_000;
  * it had started and then the connection dropped or the remote process was killed. The message names
  * what happened and `what` was running; the hint says what to do next.
  */
-export function describeSshFailure(result: Pick<RunResult, 'stderr' | 'remoteStarted'>, hostName: string, what: string): { kind: 'unreachable' | 'lost'; message: string; hint: string } {
+export function describeSshFailure(
+  result: Pick<RunResult, 'stderr' | 'remoteStarted'>,
+  hostName: string,
+  what: string,
+): { kind: 'unreachable' | 'lost'; message: string; hint: string } {
   const sshLine = result.stderr
     .split('\n')
     .map((line) => line.trim())
@@ -120,7 +124,12 @@ export class SshHost implements Host {
     const preamble = buildSecretPreamble(spec);
     const needsStdin = spec.input !== undefined || spec.stdin === 'pipe' || preamble.length > 0;
     // Bytes stay bytes: a binary input (a bundle header) must not go through a string.
-    const input = spec.input === undefined ? undefined : typeof spec.input === 'string' ? preamble + spec.input : Buffer.concat([Buffer.from(preamble), spec.input]);
+    const input =
+      spec.input === undefined
+        ? undefined
+        : typeof spec.input === 'string'
+          ? preamble + spec.input
+          : Buffer.concat([Buffer.from(preamble), spec.input]);
     const proc = this.#local.spawn({
       argv: this.buildArgv(spec),
       ...(input !== undefined ? { input } : {}),
@@ -173,7 +182,11 @@ export class SshHost implements Host {
       if (remotePid !== undefined) {
         // The remote group outlives a dead channel (no pty, no SIGHUP), so signal it explicitly.
         void this.#local.run({
-          argv: [...buildSshBaseArgv(this.target), '--', `kill -${signal.replace(/^SIG/, '')} -- -${remotePid} 2>/dev/null; true`],
+          argv: [
+            ...buildSshBaseArgv(this.target),
+            '--',
+            `kill -${signal.replace(/^SIG/, '')} -- -${remotePid} 2>/dev/null; true`,
+          ],
           timeoutMs: 15_000,
         });
       }
@@ -202,7 +215,11 @@ export class SshHost implements Host {
 
   /** Closes the shared connection and removes its socket directory. */
   async close(): Promise<void> {
-    await this.#local.run({ argv: [...buildSshBaseArgv(this.target).slice(0, -2), '-O', 'exit', this.target.destination], timeoutMs: 10_000 });
-    if (this.#ownsControlDir && this.target.controlDir) rmSync(this.target.controlDir, { recursive: true, force: true });
+    await this.#local.run({
+      argv: [...buildSshBaseArgv(this.target).slice(0, -2), '-O', 'exit', this.target.destination],
+      timeoutMs: 10_000,
+    });
+    if (this.#ownsControlDir && this.target.controlDir)
+      rmSync(this.target.controlDir, { recursive: true, force: true });
   }
 }

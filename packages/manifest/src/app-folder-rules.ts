@@ -39,7 +39,10 @@ function findingAt(
   message: string,
 ): RuleFinding {
   const parts = segments.map(String);
-  return { severity, issue: { file: context.source.file, ...context.source.locateValue(parts), path: parts.join('/'), message, rule } };
+  return {
+    severity,
+    issue: { file: context.source.file, ...context.source.locateValue(parts), path: parts.join('/'), message, rule },
+  };
 }
 
 function findingOnDisk(severity: RuleFinding['severity'], rule: string, file: string, message: string): RuleFinding {
@@ -59,14 +62,16 @@ function listDeclaredPaths(manifest: AppManifest): DeclaredPath[] {
     // A passphrase or credentials file is usually listed in secrets too: report each file once.
     if (!paths.some((other) => other.kind === declared.kind && other.path === declared.path)) paths.push(declared);
   };
-  for (const [index, volume] of manifest.volumes.entries()) push({ segments: ['volumes', index, 'path'], path: volume.path, kind: 'volume' });
+  for (const [index, volume] of manifest.volumes.entries())
+    push({ segments: ['volumes', index, 'path'], path: volume.path, kind: 'volume' });
   for (const [index, path] of manifest.config.entries()) push({ segments: ['config', index], path, kind: 'config' });
   for (const [index, path] of manifest.secrets.entries()) push({ segments: ['secrets', index], path, kind: 'secret' });
   if (manifest.borg?.passphrase_file !== undefined) {
     push({ segments: ['borg', 'passphrase_file'], path: manifest.borg.passphrase_file, kind: 'secret' });
   }
   manifest.health?.checks.forEach((check, index) => {
-    if (check.type === 'login') push({ segments: ['health', 'checks', index, 'credentials_file'], path: check.credentials_file, kind: 'secret' });
+    if (check.type === 'login')
+      push({ segments: ['health', 'checks', index, 'credentials_file'], path: check.credentials_file, kind: 'secret' });
   });
   return paths;
 }
@@ -91,7 +96,13 @@ export const checkVolumeUnknown: AppFolderRule = async (context) => {
     if (check.type !== 'uploads' || known.includes(check.volume)) return;
     const list = known.length === 0 ? 'no volumes are declared' : `known: ${known.join(', ')}`;
     findings.push(
-      findingAt(context, 'error', 'check-volume-unknown', ['health', 'checks', index, 'volume'], `volume "${check.volume}" is not declared in volumes (${list})`),
+      findingAt(
+        context,
+        'error',
+        'check-volume-unknown',
+        ['health', 'checks', index, 'volume'],
+        `volume "${check.volume}" is not declared in volumes (${list})`,
+      ),
     );
   });
   return findings;
@@ -120,18 +131,38 @@ export const checkSecretFiles: AppFolderRule = async (context) => {
     if (info === undefined || !info.isFile()) {
       const what = info === undefined ? 'does not exist' : 'is not a regular file';
       const severity = info === undefined && context.options.allowMissingSecrets === true ? 'warning' : 'error';
-      findings.push(findingAt(context, severity, 'secret-missing', declared.segments, `secret file ${declared.path} ${what} in the app folder: create it (mode 600)`));
+      findings.push(
+        findingAt(
+          context,
+          severity,
+          'secret-missing',
+          declared.segments,
+          `secret file ${declared.path} ${what} in the app folder: create it (mode 600)`,
+        ),
+      );
       continue;
     }
     const mode = Number(info.mode) & 0o777;
     const octal = mode.toString(8).padStart(4, '0');
     if ((mode & 0o007) !== 0) {
       findings.push(
-        findingAt(context, 'error', 'secret-world-readable', declared.segments, `secret file ${declared.path} is accessible by other users (mode ${octal}): run chmod 600 ${declared.path}`),
+        findingAt(
+          context,
+          'error',
+          'secret-world-readable',
+          declared.segments,
+          `secret file ${declared.path} is accessible by other users (mode ${octal}): run chmod 600 ${declared.path}`,
+        ),
       );
     } else if ((mode & 0o070) !== 0) {
       findings.push(
-        findingAt(context, 'warning', 'secret-group-readable', declared.segments, `secret file ${declared.path} is accessible by its group (mode ${octal}): run chmod 600 ${declared.path} unless the group needs it`),
+        findingAt(
+          context,
+          'warning',
+          'secret-group-readable',
+          declared.segments,
+          `secret file ${declared.path} is accessible by its group (mode ${octal}): run chmod 600 ${declared.path} unless the group needs it`,
+        ),
       );
     }
   }
@@ -146,7 +177,15 @@ export const checkConfigFiles: AppFolderRule = async (context) => {
     const info = await statOrUndefined(join(context.dir, declared.path));
     if (info === undefined || !info.isFile()) {
       const what = info === undefined ? 'does not exist' : 'is not a regular file';
-      findings.push(findingAt(context, 'error', 'config-missing', declared.segments, `config file ${declared.path} ${what} in the app folder: create it or remove it from config`));
+      findings.push(
+        findingAt(
+          context,
+          'error',
+          'config-missing',
+          declared.segments,
+          `config file ${declared.path} ${what} in the app folder: create it or remove it from config`,
+        ),
+      );
     }
   }
   return findings;
@@ -161,16 +200,38 @@ export const checkBinScripts: AppFolderRule = async (context) => {
     const info = await statOrUndefined(absolutePath);
     const required = (REQUIRED_BIN_SCRIPTS as readonly string[]).includes(phase);
     if (info === undefined) {
-      if (required) findings.push(findingOnDisk('error', 'bin-missing', absolutePath, `${relativePath} is missing: every app needs bin/${REQUIRED_BIN_SCRIPTS.join(', bin/')}`));
+      if (required)
+        findings.push(
+          findingOnDisk(
+            'error',
+            'bin-missing',
+            absolutePath,
+            `${relativePath} is missing: every app needs bin/${REQUIRED_BIN_SCRIPTS.join(', bin/')}`,
+          ),
+        );
       continue;
     }
     if (!info.isFile()) {
-      findings.push(findingOnDisk('error', 'bin-missing', absolutePath, `${relativePath} is not a regular file: replace it with an executable script`));
+      findings.push(
+        findingOnDisk(
+          'error',
+          'bin-missing',
+          absolutePath,
+          `${relativePath} is not a regular file: replace it with an executable script`,
+        ),
+      );
       continue;
     }
     // The owner's execute bit: scripts run as the app folder's owner (root runs anything with any x bit, so access() would lie).
     if ((Number(info.mode) & 0o100) === 0) {
-      findings.push(findingOnDisk('error', 'bin-not-executable', absolutePath, `${relativePath} is not executable: run chmod +x ${relativePath}`));
+      findings.push(
+        findingOnDisk(
+          'error',
+          'bin-not-executable',
+          absolutePath,
+          `${relativePath} is not executable: run chmod +x ${relativePath}`,
+        ),
+      );
     }
   }
   return findings;
@@ -180,7 +241,15 @@ export const checkBinScripts: AppFolderRule = async (context) => {
 export const databaseNameRequired: AppFolderRule = async (context) => {
   const database = context.manifest.database;
   if (database.kind === 'none' || (database.name !== undefined && database.name !== '')) return [];
-  return [findingAt(context, 'error', 'database-name-required', ['database'], `database kind "${database.kind}" needs a name: add database.name`)];
+  return [
+    findingAt(
+      context,
+      'error',
+      'database-name-required',
+      ['database'],
+      `database kind "${database.kind}" needs a name: add database.name`,
+    ),
+  ];
 };
 
 /**
@@ -193,7 +262,15 @@ export const databaseIdentifiers: AppFolderRule = async (context) => {
   const findings: RuleFinding[] = [];
   const check = (segments: readonly (string | number)[], label: string, name: string | undefined): void => {
     if (name === undefined || name === '' || isDatabaseIdentifier(name)) return;
-    findings.push(findingAt(context, 'error', 'database-identifier-invalid', segments, `${label} "${name}" is not a plain identifier: it must ${DATABASE_IDENTIFIER_RULE}`));
+    findings.push(
+      findingAt(
+        context,
+        'error',
+        'database-identifier-invalid',
+        segments,
+        `${label} "${name}" is not a plain identifier: it must ${DATABASE_IDENTIFIER_RULE}`,
+      ),
+    );
   };
   check(['database', 'name'], 'database name', database.name);
   for (const [index, role] of (database.roles ?? []).entries()) check(['database', 'roles', index], 'role name', role);
@@ -208,19 +285,45 @@ export const duplicateNames: AppFolderRule = async (context) => {
     names.forEach((name, index) => {
       const first = firstIndex.get(name);
       if (first === undefined) firstIndex.set(name, index);
-      else findings.push(findingAt(context, 'error', rule, [...prefix, index, 'name'], `${label} name "${name}" is already used by ${prefix.join('/')}/${first}: give each ${label} its own name`));
+      else
+        findings.push(
+          findingAt(
+            context,
+            'error',
+            rule,
+            [...prefix, index, 'name'],
+            `${label} name "${name}" is already used by ${prefix.join('/')}/${first}: give each ${label} its own name`,
+          ),
+        );
     });
   };
-  report('duplicate-volume-name', 'volume', context.manifest.volumes.map((volume) => volume.name), ['volumes']);
+  report(
+    'duplicate-volume-name',
+    'volume',
+    context.manifest.volumes.map((volume) => volume.name),
+    ['volumes'],
+  );
   context.manifest.volumes.forEach((volume, index) => {
     const seen = new Map<string, number>();
     (volume.special_files ?? []).forEach((file, fileIndex) => {
       const first = seen.get(file.path);
       if (first === undefined) seen.set(file.path, fileIndex);
-      else findings.push(findingAt(context, 'error', 'duplicate-special-file', ['volumes', index, 'special_files', fileIndex, 'path'], `special file "${file.path}" is already declared by volumes/${index}/special_files/${first}: declare each path once, with its one type`));
+      else
+        findings.push(
+          findingAt(
+            context,
+            'error',
+            'duplicate-special-file',
+            ['volumes', index, 'special_files', fileIndex, 'path'],
+            `special file "${file.path}" is already declared by volumes/${index}/special_files/${first}: declare each path once, with its one type`,
+          ),
+        );
     });
   });
-  report('duplicate-check-name', 'check', context.manifest.health?.checks.map((check) => check.name) ?? [], ['health', 'checks']);
+  report('duplicate-check-name', 'check', context.manifest.health?.checks.map((check) => check.name) ?? [], [
+    'health',
+    'checks',
+  ]);
   return findings;
 };
 

@@ -24,9 +24,15 @@ test('discovery finds every app folder, skips leftovers and keeps going past a b
 
   const result = await discoverApps(tree.root);
   assert.equal(result.root, tree.root);
-  assert.deepEqual(result.entries.map((entry) => entry.folder), ['broken', 'shop', 'shop-link', 'wiki']);
+  assert.deepEqual(
+    result.entries.map((entry) => entry.folder),
+    ['broken', 'shop', 'shop-link', 'wiki'],
+  );
   // shop and shop-link carry the same name: both are reported and neither is usable.
-  assert.deepEqual(result.apps.map((app) => app.name), ['wiki']);
+  assert.deepEqual(
+    result.apps.map((app) => app.name),
+    ['wiki'],
+  );
   assert.deepEqual(
     result.errors.map((issue) => `${issue.rule} ${formatIssue(issue, { relativeTo: tree.root })}`),
     [

@@ -61,20 +61,34 @@ export async function discoverApps(appsRoot: string, options: ValidateOptions = 
   }
   // The validator (YAML, JSON Schema) loads only when there is an app to validate: `deploy list` on an
   // empty apps root starts without it.
-  const { validateAppFolder } = candidates.length > 0 ? await import('./validate-app-folder.js') : { validateAppFolder: undefined };
+  const { validateAppFolder } =
+    candidates.length > 0 ? await import('./validate-app-folder.js') : { validateAppFolder: undefined };
   // One app's failure must not hide the others: each folder is validated on its own and every error kept.
   const validated = await Promise.all(
     candidates.map(async (folder) => {
       const dir = join(root, folder);
-      const result = await validateAppFolder!(dir, options).catch((error: unknown): Awaited<ReturnType<NonNullable<typeof validateAppFolder>>> => ({
-        warnings: [],
-        errors: [{ file: join(dir, MANIFEST_FILE), line: 0, column: 0, path: '', message: `cannot be validated: ${(error as Error).message}`, rule: 'internal' }],
-      }));
+      const result = await validateAppFolder!(dir, options).catch(
+        (error: unknown): Awaited<ReturnType<NonNullable<typeof validateAppFolder>>> => ({
+          warnings: [],
+          errors: [
+            {
+              file: join(dir, MANIFEST_FILE),
+              line: 0,
+              column: 0,
+              path: '',
+              message: `cannot be validated: ${(error as Error).message}`,
+              rule: 'internal',
+            },
+          ],
+        }),
+      );
       return { folder, dir, result };
     }),
   );
   const entries = await markDuplicateNames(validated.map(({ folder, dir, result }) => ({ folder, dir, ...result })));
-  const apps = entries.flatMap((entry) => (entry.app === undefined ? [] : [entry.app])).sort((a, b) => a.name.localeCompare(b.name));
+  const apps = entries
+    .flatMap((entry) => (entry.app === undefined ? [] : [entry.app]))
+    .sort((a, b) => a.name.localeCompare(b.name));
   return {
     root,
     entries,

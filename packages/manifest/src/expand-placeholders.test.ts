@@ -4,7 +4,14 @@ import { ConfigError } from '@deploykit/core';
 import { expandPlaceholders, formatNowPlaceholder } from './expand-placeholders.js';
 
 test('known placeholders are replaced, repeated ones too', () => {
-  const values = { app: 'wiki', now: '2026-11-21T10-00-00', state_dir: '/var/lib/deploy', app_dir: '/srv/apps/wiki', host_address: '127.0.0.2', port: '8080' };
+  const values = {
+    app: 'wiki',
+    now: '2026-11-21T10-00-00',
+    state_dir: '/var/lib/deploy',
+    app_dir: '/srv/apps/wiki',
+    host_address: '127.0.0.2',
+    port: '8080',
+  };
   assert.equal(expandPlaceholders('{state_dir}/borg/{app}', values), '/var/lib/deploy/borg/wiki');
   assert.equal(expandPlaceholders('{app}-{now}-{app}', values), 'wiki-2026-11-21T10-00-00-wiki');
   assert.equal(expandPlaceholders('http://{host_address}:{port}/', values), 'http://127.0.0.2:8080/');

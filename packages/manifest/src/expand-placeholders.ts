@@ -32,5 +32,8 @@ export function expandPlaceholders(template: string, values: Readonly<Record<str
  * always used this form; keep it, or `deploy restore --archive` examples and old archives disagree.
  */
 export function formatNowPlaceholder(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
+  return date
+    .toISOString()
+    .replace(/\.\d{3}Z$/, 'Z')
+    .replace(/[-:]/g, '');
 }

@@ -9,7 +9,18 @@ test('a complete global config loads with defaults applied', async (t) => {
   t.after(() => tree.dispose());
   const path = await tree.write(
     'config.yaml',
-    ['apps_root: /srv/apps', 'state_dir: /var/lib/deploy', 'defaults:', '  transport: ffl', 'hosts:', '  web2:', '    ssh: deploy@127.0.0.3', '    address: 127.0.0.3', '    apps_root: /data/apps', ''].join('\n'),
+    [
+      'apps_root: /srv/apps',
+      'state_dir: /var/lib/deploy',
+      'defaults:',
+      '  transport: ffl',
+      'hosts:',
+      '  web2:',
+      '    ssh: deploy@127.0.0.3',
+      '    address: 127.0.0.3',
+      '    apps_root: /data/apps',
+      '',
+    ].join('\n'),
   );
   const result = await loadGlobalConfig(path);
   assert.deepEqual(result.errors, []);
@@ -27,7 +38,16 @@ test('global config errors come back with line:column, all at once', async (t) =
   t.after(() => tree.dispose());
   const path = await tree.write(
     'config.yaml',
-    ['apps_root: srv/apps', 'defaults:', '  retries: -1', 'hosts:', '  web2:', '    address: 127.0.0.3', '    sshh: web2', ''].join('\n'),
+    [
+      'apps_root: srv/apps',
+      'defaults:',
+      '  retries: -1',
+      'hosts:',
+      '  web2:',
+      '    address: 127.0.0.3',
+      '    sshh: web2',
+      '',
+    ].join('\n'),
   );
   const result = await loadGlobalConfig(path);
   assert.deepEqual(
@@ -39,7 +59,10 @@ test('global config errors come back with line:column, all at once', async (t) =
       'config.yaml:7:5: hosts/web2: unknown key "sshh" (known: ssh, ssh_config, apps_root, state_dir, address, env); did you mean "ssh"?',
     ],
   );
-  assert.deepEqual(result.config, { defaults: { stall_seconds: 60, retries: 2, keep_migration_archives: 3 }, hosts: {} });
+  assert.deepEqual(result.config, {
+    defaults: { stall_seconds: 60, retries: 2, keep_migration_archives: 3 },
+    hosts: {},
+  });
 });
 
 test('DEPLOY_CONFIG naming a missing file is an error; unset means the empty config', async (t) => {
@@ -50,12 +73,17 @@ test('DEPLOY_CONFIG naming a missing file is an error; unset means the empty con
   });
   process.env.DEPLOY_CONFIG = '/nonexistent/deploykit/config.yaml';
   const missing = await loadGlobalConfig();
-  assert.deepEqual(missing.errors.map((issue) => formatIssue(issue)), [
-    '/nonexistent/deploykit/config.yaml: global config does not exist: create it or unset DEPLOY_CONFIG',
-  ]);
+  assert.deepEqual(
+    missing.errors.map((issue) => formatIssue(issue)),
+    ['/nonexistent/deploykit/config.yaml: global config does not exist: create it or unset DEPLOY_CONFIG'],
+  );
   delete process.env.DEPLOY_CONFIG;
   const empty = await loadGlobalConfig();
-  assert.deepEqual(empty, { config: { defaults: { stall_seconds: 60, retries: 2, keep_migration_archives: 3 }, hosts: {} }, errors: [], warnings: [] });
+  assert.deepEqual(empty, {
+    config: { defaults: { stall_seconds: 60, retries: 2, keep_migration_archives: 3 }, hosts: {} },
+    errors: [],
+    warnings: [],
+  });
 });
 
 test('an empty config file means nothing is set', async (t) => {
@@ -64,5 +92,8 @@ test('an empty config file means nothing is set', async (t) => {
   const path = await tree.write('config.yaml', '# nothing yet\n');
   const result = await loadGlobalConfig(path);
   assert.deepEqual(result.errors, []);
-  assert.deepEqual(result.config, { defaults: { stall_seconds: 60, retries: 2, keep_migration_archives: 3 }, hosts: {} });
+  assert.deepEqual(result.config, {
+    defaults: { stall_seconds: 60, retries: 2, keep_migration_archives: 3 },
+    hosts: {},
+  });
 });

@@ -21,7 +21,12 @@ export interface HostConfig {
 export interface GlobalConfig {
   readonly apps_root?: string;
   readonly state_dir?: string;
-  readonly defaults: { readonly transport?: TransportName; readonly stall_seconds: number; readonly retries: number; readonly keep_migration_archives: number };
+  readonly defaults: {
+    readonly transport?: TransportName;
+    readonly stall_seconds: number;
+    readonly retries: number;
+    readonly keep_migration_archives: number;
+  };
   readonly hosts: Readonly<Record<string, HostConfig>>;
 }
 
@@ -50,20 +55,30 @@ export async function loadGlobalConfig(path?: string): Promise<GlobalConfigResul
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${(error as Error).message})`;
+    const reason =
+      (error as NodeJS.ErrnoException).code === 'ENOENT'
+        ? 'does not exist'
+        : `cannot be read (${(error as Error).message})`;
     const hint = fromEnvironment ? 'create it or unset DEPLOY_CONFIG' : 'create it or pass another file';
     return {
       config: createEmptyGlobalConfig(),
       path: file,
-      errors: [{ file, line: 0, column: 0, path: '', message: `global config ${reason}: ${hint}`, rule: 'config-unreadable' }],
+      errors: [
+        { file, line: 0, column: 0, path: '', message: `global config ${reason}: ${hint}`, rule: 'config-unreadable' },
+      ],
       warnings: [],
     };
   }
   // YAML and the schema validator load only when there is a file: most runs have none, and they cost
   // about a third of `deploy list`'s start-up.
-  const [{ parseYamlSource }, { compileSchemaValidator }, { configSchema }] = await Promise.all([import('./yaml-source.js'), import('./schema-issues.js'), import('./schema.js')]);
+  const [{ parseYamlSource }, { compileSchemaValidator }, { configSchema }] = await Promise.all([
+    import('./yaml-source.js'),
+    import('./schema-issues.js'),
+    import('./schema.js'),
+  ]);
   const source = parseYamlSource(file, text);
-  if (source.errors.length > 0) return { config: createEmptyGlobalConfig(), path: file, errors: source.errors, warnings: source.warnings };
+  if (source.errors.length > 0)
+    return { config: createEmptyGlobalConfig(), path: file, errors: source.errors, warnings: source.warnings };
   // An empty file means "nothing set", not "wrong type".
   const data = source.data ?? {};
   validator ??= compileSchemaValidator(configSchema);

@@ -19,7 +19,10 @@ test('YAML syntax errors come back as issues with line:column', () => {
     'app.yaml:3:1: YAML syntax: Flow sequence in block collection must be sufficiently indented and end with a ]',
   ]);
   const compact = validateManifestText('app.yaml', 'name: wiki\nvolumes:\n  - name: uploads\n     path: data\n');
-  assert.equal(compact.errors[0] && formatIssue(compact.errors[0]), 'app.yaml:3:11: YAML syntax: Nested mappings are not allowed in compact mappings');
+  assert.equal(
+    compact.errors[0] && formatIssue(compact.errors[0]),
+    'app.yaml:3:11: YAML syntax: Nested mappings are not allowed in compact mappings',
+  );
 });
 
 test('a duplicate key is a YAML error at the second key', () => {
@@ -31,7 +34,10 @@ test('an unknown key points at the key and lists the known ones', () => {
   const result = validateManifestText('app.yaml', 'name: wiki\nvolumez:\n  - name: uploads\n    path: data\n');
   assert.equal(result.errors.length, 1);
   const issue = result.errors[0];
-  assert.deepEqual({ line: issue?.line, column: issue?.column, path: issue?.path, rule: issue?.rule }, { line: 2, column: 1, path: '', rule: 'schema' });
+  assert.deepEqual(
+    { line: issue?.line, column: issue?.column, path: issue?.path, rule: issue?.rule },
+    { line: 2, column: 1, path: '', rule: 'schema' },
+  );
   assert.equal(
     issue?.message,
     'unknown key "volumez" (known: name, description, runtime, port, env, volumes, database, borg, config, secrets, timeouts, health, migrate); did you mean "volumes"?',
@@ -39,13 +45,32 @@ test('an unknown key points at the key and lists the known ones', () => {
 });
 
 test('a wrong type points at the value', () => {
-  const text = ['name: wiki', 'health:', '  base_url: http://{host_address}:{port}', '  checks:', '    - name: home', '      type: http', '      path: /', '      status: "ok"', ''].join('\n');
+  const text = [
+    'name: wiki',
+    'health:',
+    '  base_url: http://{host_address}:{port}',
+    '  checks:',
+    '    - name: home',
+    '      type: http',
+    '      path: /',
+    '      status: "ok"',
+    '',
+  ].join('\n');
   const result = validateManifestText('app.yaml', text);
   assert.deepEqual(formatAll(result.errors), ['app.yaml:8:15: health/checks/0/status: must be integer']);
 });
 
 test('a missing required property points at the parent mapping', () => {
-  const text = ['name: wiki', 'health:', '  base_url: http://x', '  checks:', '    - name: home', '      type: http', '      status: 200', ''].join('\n');
+  const text = [
+    'name: wiki',
+    'health:',
+    '  base_url: http://x',
+    '  checks:',
+    '    - name: home',
+    '      type: http',
+    '      status: 200',
+    '',
+  ].join('\n');
   const result = validateManifestText('app.yaml', text);
   assert.deepEqual(formatAll(result.errors), ["app.yaml:5:7: health/checks/0: must have required property 'path'"]);
 });
@@ -90,8 +115,12 @@ test('a bad name and an unknown check type and a key of another check type are a
 });
 
 test('an empty file and a list are not manifests', () => {
-  assert.deepEqual(formatAll(validateManifestText('app.yaml', '').errors), ['app.yaml:1:1: the document must be a mapping of keys (got nothing)']);
-  assert.deepEqual(formatAll(validateManifestText('app.yaml', '- a\n').errors), ['app.yaml:1:1: the document must be a mapping of keys (got a list)']);
+  assert.deepEqual(formatAll(validateManifestText('app.yaml', '').errors), [
+    'app.yaml:1:1: the document must be a mapping of keys (got nothing)',
+  ]);
+  assert.deepEqual(formatAll(validateManifestText('app.yaml', '- a\n').errors), [
+    'app.yaml:1:1: the document must be a mapping of keys (got a list)',
+  ]);
 });
 
 test('a missing manifest file is an error without position', async () => {
@@ -159,17 +188,43 @@ migrate:
   const manifest = result.manifest;
   assert.ok(manifest);
   assert.equal(manifest.runtime, 'systemd');
-  assert.deepEqual(manifest.borg, { passphrase_file: 'secrets/borg-pass', repository: '{state_dir}/borg/{app}', archive: '{app}-{now}' });
+  assert.deepEqual(manifest.borg, {
+    passphrase_file: 'secrets/borg-pass',
+    repository: '{state_dir}/borg/{app}',
+    archive: '{app}-{now}',
+  });
   assert.deepEqual(manifest.timeouts, { backup: 3600, default: 300 });
   assert.deepEqual(manifest.migrate, { transport: 'ffl', with_history: false });
   assert.deepEqual(manifest.database, { kind: 'postgres', name: 'shop', roles: ['shop', 'shop_ro'] });
-  assert.deepEqual(manifest.health?.checks.map((check) => check.type), ['http', 'static', 'uploads', 'db-page', 'login', 'logs', 'process']);
-  assert.deepEqual(manifest.health?.checks[0], { name: 'home', type: 'http', path: '/', status: 200, contains: 'Shop', not_contains: 'Traceback', timeout_seconds: 5, retries: 2 });
+  assert.deepEqual(
+    manifest.health?.checks.map((check) => check.type),
+    ['http', 'static', 'uploads', 'db-page', 'login', 'logs', 'process'],
+  );
+  assert.deepEqual(manifest.health?.checks[0], {
+    name: 'home',
+    type: 'http',
+    path: '/',
+    status: 200,
+    contains: 'Shop',
+    not_contains: 'Traceback',
+    timeout_seconds: 5,
+    retries: 2,
+  });
   assert.equal(join(tree.root, 'shop-api/app.yaml'), path);
 });
 
 test('formatIssue prints relative to a folder when asked', () => {
-  const issue: Issue = { file: '/srv/apps/wiki/app.yaml', line: 12, column: 5, path: 'health/checks/0', message: "must have required property 'path'", rule: 'schema' };
-  assert.equal(formatIssue(issue, { relativeTo: '/srv/apps/wiki' }), "app.yaml:12:5: health/checks/0: must have required property 'path'");
+  const issue: Issue = {
+    file: '/srv/apps/wiki/app.yaml',
+    line: 12,
+    column: 5,
+    path: 'health/checks/0',
+    message: "must have required property 'path'",
+    rule: 'schema',
+  };
+  assert.equal(
+    formatIssue(issue, { relativeTo: '/srv/apps/wiki' }),
+    "app.yaml:12:5: health/checks/0: must have required property 'path'",
+  );
   assert.equal(formatIssue(issue), "/srv/apps/wiki/app.yaml:12:5: health/checks/0: must have required property 'path'");
 });

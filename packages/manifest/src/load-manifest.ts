@@ -31,10 +31,15 @@ export async function loadManifestWithSource(path: string): Promise<LoadedManife
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${(error as Error).message})`;
+    const reason =
+      (error as NodeJS.ErrnoException).code === 'ENOENT'
+        ? 'does not exist'
+        : `cannot be read (${(error as Error).message})`;
     return {
       warnings: [],
-      errors: [{ file: path, line: 0, column: 0, path: '', message: `manifest ${reason}`, rule: 'manifest-unreadable' }],
+      errors: [
+        { file: path, line: 0, column: 0, path: '', message: `manifest ${reason}`, rule: 'manifest-unreadable' },
+      ],
     };
   }
   return validateManifestText(path, text);

@@ -5,7 +5,12 @@
 //   node packages/manifest/dist/render-docs-cli.js --check   exit 1 when a page is out of date
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { extractGeneratedSection, renderConfigReference, renderSchemaReference, replaceGeneratedSection } from './render-docs.js';
+import {
+  extractGeneratedSection,
+  renderConfigReference,
+  renderSchemaReference,
+  replaceGeneratedSection,
+} from './render-docs.js';
 
 /** The docs pages that embed a generated reference, relative to this file in dist/. */
 export const GENERATED_PAGES = [
@@ -25,7 +30,9 @@ function main(argv: readonly string[]): number {
     let stale = 0;
     for (const page of GENERATED_PAGES) {
       if (extractGeneratedSection(readFileSync(page.path, 'utf8')) !== page.render()) {
-        process.stderr.write(`${page.path} is out of date: run node packages/manifest/dist/render-docs-cli.js --write\n`);
+        process.stderr.write(
+          `${page.path} is out of date: run node packages/manifest/dist/render-docs-cli.js --write\n`,
+        );
         stale += 1;
       }
     }
@@ -36,4 +43,5 @@ function main(argv: readonly string[]): number {
 }
 
 // Run only when executed, so tests can import GENERATED_PAGES.
-if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) process.exitCode = main(process.argv.slice(2));
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1])
+  process.exitCode = main(process.argv.slice(2));

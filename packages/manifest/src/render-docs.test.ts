@@ -46,7 +46,8 @@ test('every schema property has a description and examples', () => {
     }
     if (node.items !== undefined) visit(root, node.items, `${path}[]`);
     if (typeof node.additionalProperties === 'object') visit(root, node.additionalProperties, `${path}/*`);
-    for (const branch of node.allOf ?? []) if (branch.then !== undefined) visit(root, branch.then, `${path}(${String(branch.if?.properties?.type?.const)})`);
+    for (const branch of node.allOf ?? [])
+      if (branch.then !== undefined) visit(root, branch.then, `${path}(${String(branch.if?.properties?.type?.const)})`);
   };
   visit(appSchema, appSchema, 'app');
   visit(configSchema, configSchema, 'config');

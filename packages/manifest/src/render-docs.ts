@@ -21,14 +21,15 @@ function describeType(root: SchemaNode, raw: SchemaNode): string {
   const node = resolveSchemaRef(root, raw);
   if (node.const !== undefined) return formatValue(node.const);
   if (node.enum !== undefined) return `one of ${node.enum.map(formatValue).join(', ')}`;
-  const type = Array.isArray(node.type) ? node.type.join(' or ') : (node.type as string | undefined) ?? 'any';
+  const type = Array.isArray(node.type) ? node.type.join(' or ') : ((node.type as string | undefined) ?? 'any');
   const limits: string[] = [];
   if (node.minimum !== undefined && node.maximum !== undefined) limits.push(`${node.minimum}..${node.maximum}`);
   else if (node.minimum !== undefined) limits.push(`>= ${node.minimum}`);
   if (node.pattern !== undefined) limits.push(`matching \`${node.pattern}\``);
   if (type === 'array' && node.items !== undefined) {
     const items = resolveSchemaRef(root, node.items);
-    const itemType = items.properties !== undefined || items.allOf !== undefined ? 'mapping' : describeType(root, node.items);
+    const itemType =
+      items.properties !== undefined || items.allOf !== undefined ? 'mapping' : describeType(root, node.items);
     return `list of ${itemType}`;
   }
   if (type === 'object' && node.properties === undefined && typeof node.additionalProperties === 'object') {
@@ -49,7 +50,14 @@ function renderTable(root: SchemaNode, section: Section): string {
     const required = node.required?.includes(key) ? 'yes' : 'no';
     const defaultValue = property.default === undefined ? '' : formatValue(property.default);
     const example = property.examples?.[0] === undefined ? '' : formatValue(property.examples[0]);
-    const cells = [`\`${key}\``, describeType(root, property), required, defaultValue, property.description ?? '', example];
+    const cells = [
+      `\`${key}\``,
+      describeType(root, property),
+      required,
+      defaultValue,
+      property.description ?? '',
+      example,
+    ];
     lines.push(`| ${cells.map(escapeCell).join(' | ')} |`);
   }
   return lines.join('\n');
@@ -69,7 +77,8 @@ function collectSections(root: SchemaNode, title: string, raw: SchemaNode): Sect
     }
     if (property.items !== undefined) {
       const items = resolveSchemaRef(root, property.items);
-      if (items.properties !== undefined && items.allOf === undefined) sections.push(...collectSections(root, `${path}[]`, items));
+      if (items.properties !== undefined && items.allOf === undefined)
+        sections.push(...collectSections(root, `${path}[]`, items));
       // A discriminated union: one section per `type`, since each type has its own keys.
       for (const branch of items.allOf ?? []) {
         const discriminator = branch.if?.properties?.type?.const;

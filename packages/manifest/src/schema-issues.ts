@@ -8,7 +8,15 @@ export type SchemaValidator = (data: unknown, source: YamlSource) => Issue[];
 /** Compiles `schema` into a validator that returns every violation as an Issue located in the YAML source. */
 export function compileSchemaValidator(schema: object): SchemaValidator {
   // verbose gives parentSchema (for the list of known keys); logger off because library code never prints.
-  const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: true, strictTypes: false, strictRequired: false, logger: false });
+  const ajv = new Ajv({
+    allErrors: true,
+    useDefaults: true,
+    verbose: true,
+    strict: true,
+    strictTypes: false,
+    strictRequired: false,
+    logger: false,
+  });
   // Our one extension keyword: a human sentence for a pattern, since a regular expression is no message.
   ajv.addVocabulary(['x-pattern-message']);
   const validate: ValidateFunction = ajv.compile(schema);
@@ -30,15 +38,32 @@ function convertAjvError(error: ErrorObject, source: YamlSource): Issue[] {
       const key = String((error.params as { additionalProperty: string }).additionalProperty);
       const known = Object.keys((error.parentSchema as { properties?: object } | undefined)?.properties ?? {});
       return [
-        { ...base, ...source.locateKey([...segments, key]), path: joinPath(segments), message: describeUnknownKey(key, known) },
+        {
+          ...base,
+          ...source.locateKey([...segments, key]),
+          path: joinPath(segments),
+          message: describeUnknownKey(key, known),
+        },
       ];
     }
     case 'required':
-      return [{ ...base, ...source.locateValue(segments), path: joinPath(segments), message: error.message ?? 'is incomplete' }];
+      return [
+        {
+          ...base,
+          ...source.locateValue(segments),
+          path: joinPath(segments),
+          message: error.message ?? 'is incomplete',
+        },
+      ];
     case 'enum': {
       const allowed = (error.params as { allowedValues: unknown[] }).allowedValues.map(String).join(', ');
       return [
-        { ...base, ...source.locateValue(segments), path: joinPath(segments), message: `must be one of: ${allowed} (got ${JSON.stringify(error.data)})` },
+        {
+          ...base,
+          ...source.locateValue(segments),
+          path: joinPath(segments),
+          message: `must be one of: ${allowed} (got ${JSON.stringify(error.data)})`,
+        },
       ];
     }
     case 'pattern': {
@@ -55,17 +80,43 @@ function convertAjvError(error: ErrorObject, source: YamlSource): Issue[] {
         ];
       }
       return [
-        { ...base, ...source.locateValue(segments), path: joinPath(segments), message: `${sentence ?? error.message ?? 'is invalid'} (got ${JSON.stringify(error.data)})` },
+        {
+          ...base,
+          ...source.locateValue(segments),
+          path: joinPath(segments),
+          message: `${sentence ?? error.message ?? 'is invalid'} (got ${JSON.stringify(error.data)})`,
+        },
       ];
     }
     case 'type':
       if (segments.length === 0) {
         const got = error.data === null ? 'nothing' : Array.isArray(error.data) ? 'a list' : typeof error.data;
-        return [{ ...base, ...source.locateValue(segments), path: '', message: `the document must be a mapping of keys (got ${got})` }];
+        return [
+          {
+            ...base,
+            ...source.locateValue(segments),
+            path: '',
+            message: `the document must be a mapping of keys (got ${got})`,
+          },
+        ];
       }
-      return [{ ...base, ...source.locateValue(segments), path: joinPath(segments), message: error.message ?? 'has the wrong type' }];
+      return [
+        {
+          ...base,
+          ...source.locateValue(segments),
+          path: joinPath(segments),
+          message: error.message ?? 'has the wrong type',
+        },
+      ];
     default:
-      return [{ ...base, ...source.locateValue(segments), path: joinPath(segments), message: error.message ?? `fails ${error.keyword}` }];
+      return [
+        {
+          ...base,
+          ...source.locateValue(segments),
+          path: joinPath(segments),
+          message: error.message ?? `fails ${error.keyword}`,
+        },
+      ];
   }
 }
 

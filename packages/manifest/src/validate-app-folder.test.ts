@@ -77,7 +77,10 @@ test('a missing secret file and a missing config file are errors at their manife
 test('a world-readable secret is an error saying chmod 600; a group-readable one is a warning', async (t) => {
   const tree = await createTempTree();
   t.after(() => tree.dispose());
-  const dir = await writeValidWiki(tree, MANIFEST.replace('  - secrets/db.env', '  - secrets/db.env\n  - secrets/api.key'));
+  const dir = await writeValidWiki(
+    tree,
+    MANIFEST.replace('  - secrets/db.env', '  - secrets/db.env\n  - secrets/api.key'),
+  );
   await tree.write('wiki/secrets/db.env', 'PASSWORD=x\n', 0o644);
   await tree.write('wiki/secrets/api.key', 'k\n', 0o640);
   const result = await validateAppFolder(dir);
@@ -110,7 +113,10 @@ test('missing and non-executable bin scripts say what to do', async (t) => {
 test('paths that leave the app folder are errors, and are not probed on disk', async (t) => {
   const tree = await createTempTree();
   t.after(() => tree.dispose());
-  const manifest = MANIFEST.replace('path: data/uploads', 'path: ../shared/uploads').replace('  - secrets/db.env', '  - /etc/shadow');
+  const manifest = MANIFEST.replace('path: data/uploads', 'path: ../shared/uploads').replace(
+    '  - secrets/db.env',
+    '  - /etc/shadow',
+  );
   const dir = await writeValidWiki(tree, manifest);
   const result = await validateAppFolder(dir);
   assert.deepEqual(formatAll(result.errors, tree.root), [
@@ -122,7 +128,15 @@ test('paths that leave the app folder are errors, and are not probed on disk', a
 test('a database without a name, duplicate volume names and a folder-name mismatch', async (t) => {
   const tree = await createTempTree();
   t.after(() => tree.dispose());
-  const manifest = ['name: wiki-prod', 'volumes:', '  - { name: data, path: a }', '  - { name: data, path: b }', 'database:', '  kind: mariadb', ''].join('\n');
+  const manifest = [
+    'name: wiki-prod',
+    'volumes:',
+    '  - { name: data, path: a }',
+    '  - { name: data, path: b }',
+    'database:',
+    '  kind: mariadb',
+    '',
+  ].join('\n');
   const dir = await writeAppFolder(tree, 'wiki', manifest);
   const result = await validateAppFolder(dir);
   assert.deepEqual(formatAll(result.errors, tree.root), [
@@ -137,7 +151,14 @@ test('a database without a name, duplicate volume names and a folder-name mismat
 test('database and role names migrate would refuse are errors here already', async (t) => {
   const tree = await createTempTree();
   t.after(() => tree.dispose());
-  const manifest = ['name: wiki', 'database:', '  kind: postgres', '  name: "wiki db"', '  roles: [wiki, 9lives, "wiki;drop"]', ''].join('\n');
+  const manifest = [
+    'name: wiki',
+    'database:',
+    '  kind: postgres',
+    '  name: "wiki db"',
+    '  roles: [wiki, 9lives, "wiki;drop"]',
+    '',
+  ].join('\n');
   const dir = await writeAppFolder(tree, 'wiki', manifest);
   const result = await validateAppFolder(dir);
   const rule = 'start with a letter or _, then letters, digits, _, $ or -, at most 63 characters';
@@ -176,21 +197,42 @@ test('a secret named twice is reported once, and missing secrets can be downgrad
 test('special files: declared with a relative path and fifo|char|block; escaping paths, other types and duplicates are errors', async (t) => {
   const tree = await createTempTree();
   t.after(() => tree.dispose());
-  const volume = (files: string): string => ['name: wiki', 'volumes:', '  - name: data', '    path: data', `    special_files: ${files}`, ''].join('\n');
-  const good = await validateAppFolder(await writeAppFolder(tree, 'wiki', volume('[{ path: run/queue.fifo, type: fifo }, { path: dev/null, type: char }, { path: dev/loop0, type: block }]')));
+  const volume = (files: string): string =>
+    ['name: wiki', 'volumes:', '  - name: data', '    path: data', `    special_files: ${files}`, ''].join('\n');
+  const good = await validateAppFolder(
+    await writeAppFolder(
+      tree,
+      'wiki',
+      volume(
+        '[{ path: run/queue.fifo, type: fifo }, { path: dev/null, type: char }, { path: dev/loop0, type: block }]',
+      ),
+    ),
+  );
   assert.deepEqual(formatAll(good.errors, tree.root), []);
-  assert.deepEqual(good.app?.manifest.volumes[0]?.special_files, [{ path: 'run/queue.fifo', type: 'fifo' }, { path: 'dev/null', type: 'char' }, { path: 'dev/loop0', type: 'block' }]);
-  const plain = await validateAppFolder(await writeAppFolder(tree, 'wiki', ['name: wiki', 'volumes:', '  - { name: data, path: data }', ''].join('\n')));
+  assert.deepEqual(good.app?.manifest.volumes[0]?.special_files, [
+    { path: 'run/queue.fifo', type: 'fifo' },
+    { path: 'dev/null', type: 'char' },
+    { path: 'dev/loop0', type: 'block' },
+  ]);
+  const plain = await validateAppFolder(
+    await writeAppFolder(tree, 'wiki', ['name: wiki', 'volumes:', '  - { name: data, path: data }', ''].join('\n')),
+  );
   assert.deepEqual(plain.app?.manifest.volumes[0]?.special_files, [], 'none declared by default');
   for (const path of ['../etc/x', '/dev/null', 'a/../../b', './run/q', 'run//q', 'run/', '.']) {
-    const bad = await validateAppFolder(await writeAppFolder(tree, 'wiki', volume(`[{ path: "${path}", type: fifo }]`)));
+    const bad = await validateAppFolder(
+      await writeAppFolder(tree, 'wiki', volume(`[{ path: "${path}", type: fifo }]`)),
+    );
     assert.deepEqual(formatAll(bad.errors, tree.root), [
       `schema wiki/app.yaml:5:29: volumes/0/special_files/0/path: must be a path relative to the volume, without a leading or trailing /, and without ".", ".." or empty components (got "${path}")`,
     ]);
   }
   const socket = await validateAppFolder(await writeAppFolder(tree, 'wiki', volume('[{ path: run/s, type: socket }]')));
-  assert.deepEqual(formatAll(socket.errors, tree.root), ['schema wiki/app.yaml:5:42: volumes/0/special_files/0/type: must be one of: fifo, char, block (got "socket")']);
-  const twice = await validateAppFolder(await writeAppFolder(tree, 'wiki', volume('[{ path: dev/null, type: char }, { path: dev/null, type: fifo }]')));
+  assert.deepEqual(formatAll(socket.errors, tree.root), [
+    'schema wiki/app.yaml:5:42: volumes/0/special_files/0/type: must be one of: fifo, char, block (got "socket")',
+  ]);
+  const twice = await validateAppFolder(
+    await writeAppFolder(tree, 'wiki', volume('[{ path: dev/null, type: char }, { path: dev/null, type: fifo }]')),
+  );
   assert.deepEqual(formatAll(twice.errors, tree.root), [
     'duplicate-special-file wiki/app.yaml:5:61: volumes/0/special_files/1/path: special file "dev/null" is already declared by volumes/0/special_files/0: declare each path once, with its one type',
   ]);

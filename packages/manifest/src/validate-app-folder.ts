@@ -20,11 +20,15 @@ export async function validateAppFolder(dir: string, options: ValidateOptions = 
   const absoluteDir = resolve(dir);
   const manifestPath = join(absoluteDir, MANIFEST_FILE);
   const loaded = await loadManifestWithSource(manifestPath);
-  if (loaded.manifest === undefined || loaded.source === undefined) return { warnings: loaded.warnings, errors: loaded.errors };
+  if (loaded.manifest === undefined || loaded.source === undefined)
+    return { warnings: loaded.warnings, errors: loaded.errors };
   const context = { dir: absoluteDir, manifest: loaded.manifest, source: loaded.source, options };
   const findings = (await Promise.all(APP_FOLDER_RULES.map((rule) => rule(context)))).flat();
   const errors = sortIssues(findings.filter((finding) => finding.severity === 'error').map((finding) => finding.issue));
-  const warnings = [...loaded.warnings, ...findings.filter((finding) => finding.severity === 'warning').map((finding) => finding.issue)];
+  const warnings = [
+    ...loaded.warnings,
+    ...findings.filter((finding) => finding.severity === 'warning').map((finding) => finding.issue),
+  ];
   if (loaded.manifest.name !== basename(absoluteDir)) {
     // Not an error: folders may be renamed, but `deploy <verb> <name>` uses the manifest name, which surprises people.
     warnings.push({
@@ -36,5 +40,7 @@ export async function validateAppFolder(dir: string, options: ValidateOptions = 
     });
   }
   const app: AppFolder = { name: loaded.manifest.name, dir: absoluteDir, manifestPath, manifest: loaded.manifest };
-  return errors.length === 0 ? { app, warnings: sortIssues(warnings), errors } : { warnings: sortIssues(warnings), errors };
+  return errors.length === 0
+    ? { app, warnings: sortIssues(warnings), errors }
+    : { warnings: sortIssues(warnings), errors };
 }

@@ -78,7 +78,8 @@ export function parseYamlSource(file: string, text: string): YamlSource {
         key = (pair.key as Node | null) ?? null;
         const value = (pair.value as Node | null) ?? null;
         // `key:` with nothing after it has an empty null scalar at the line end: point at the key instead.
-        const empty = isScalar(value) && value.value === null && value.range != null && value.range[0] === value.range[1];
+        const empty =
+          isScalar(value) && value.value === null && value.range != null && value.range[0] === value.range[1];
         node = value === null || empty ? key : value;
       } else if (isSeq(node)) {
         const item = node.items[Number(segment)];

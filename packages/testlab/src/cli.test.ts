@@ -24,7 +24,10 @@ test('lab up --dir prints a down command that stops that lab (a dir with a space
     if ((await labStatus(dir)).state !== 'absent') await stopLab(dir);
     await rm(parent, { recursive: true, force: true });
   });
-  const up = spawnSync(process.execPath, [CLI, 'up', '--hosts', '1', '--no-postgres', '--dir', dir], { encoding: 'utf8', timeout: 120_000 });
+  const up = spawnSync(process.execPath, [CLI, 'up', '--hosts', '1', '--no-postgres', '--dir', dir], {
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   assert.equal(up.status, 0, `${up.stdout}\n${up.stderr}`);
   const hint = /^stop it with: (.+)$/m.exec(up.stdout)?.[1];
   assert.ok(hint !== undefined, up.stdout);

@@ -45,12 +45,23 @@ interface CliOptions {
 }
 
 function parseArgs(argv: readonly string[]): CliOptions {
-  const options: CliOptions = { command: undefined, hosts: 2, mariadb: false, postgres: true, fflTimeScale: undefined, release: undefined, dir: defaultLabDir(), json: false, help: false };
+  const options: CliOptions = {
+    command: undefined,
+    hosts: 2,
+    mariadb: false,
+    postgres: true,
+    fflTimeScale: undefined,
+    release: undefined,
+    dir: defaultLabDir(),
+    json: false,
+    help: false,
+  };
   for (let index = 0; index < argv.length; index += 1) {
     const arg = argv[index] ?? '';
     const value = (): string => {
       const next = argv[index + 1];
-      if (next === undefined) throw new UsageError('LAB_CLI_VALUE', `${arg} needs a value`, { hint: 'See `npm run lab -- --help`.' });
+      if (next === undefined)
+        throw new UsageError('LAB_CLI_VALUE', `${arg} needs a value`, { hint: 'See `npm run lab -- --help`.' });
       index += 1;
       return next;
     };
@@ -82,7 +93,14 @@ function describeHost(host: LabHost): string {
 
 async function runUp(options: CliOptions): Promise<void> {
   const started = Date.now();
-  const lab = await startLab({ hosts: options.hosts, dir: options.dir, mariadb: options.mariadb, postgres: options.postgres, ...(options.fflTimeScale === undefined ? {} : { fflTimeScale: options.fflTimeScale }), ...(options.release === undefined ? {} : { release: options.release }) });
+  const lab = await startLab({
+    hosts: options.hosts,
+    dir: options.dir,
+    mariadb: options.mariadb,
+    postgres: options.postgres,
+    ...(options.fflTimeScale === undefined ? {} : { fflTimeScale: options.fflTimeScale }),
+    ...(options.release === undefined ? {} : { release: options.release }),
+  });
   const first = lab.hosts[0]?.name ?? 'a';
   console.log(`lab ${lab.id} up in ${((Date.now() - started) / 1000).toFixed(1)} s, dir ${lab.dir}`);
   for (const host of lab.hosts) console.log(describeHost(host));
@@ -114,9 +132,13 @@ async function runStatus(options: CliOptions): Promise<number> {
     console.log(`lab ${status.record.id}: ${status.state} (dir ${status.dir}, started ${status.record.createdAt})`);
     for (const host of status.record.hosts) {
       const processes = status.processes.filter((entry) => entry.host === host.name);
-      console.log(`  ${host.name}  ${host.address}  ${processes.map((entry) => `${entry.role} ${entry.pid} ${entry.alive ? 'alive' : 'DEAD'}`).join(', ')}`);
+      console.log(
+        `  ${host.name}  ${host.address}  ${processes.map((entry) => `${entry.role} ${entry.pid} ${entry.alive ? 'alive' : 'DEAD'}`).join(', ')}`,
+      );
     }
-    console.log(`  other processes of the lab (sessions, workers, apps): ${status.otherPids.length === 0 ? 'none' : status.otherPids.join(' ')}`);
+    console.log(
+      `  other processes of the lab (sessions, workers, apps): ${status.otherPids.length === 0 ? 'none' : status.otherPids.join(' ')}`,
+    );
   }
   return status.state === 'running' ? 0 : 1;
 }
@@ -137,7 +159,9 @@ async function main(argv: readonly string[]): Promise<number> {
     case 'status':
       return runStatus(options);
     default:
-      throw new UsageError('LAB_CLI_COMMAND', `unknown command ${options.command}`, { hint: 'Use up, down or status; see `npm run lab -- --help`.' });
+      throw new UsageError('LAB_CLI_COMMAND', `unknown command ${options.command}`, {
+        hint: 'Use up, down or status; see `npm run lab -- --help`.',
+      });
   }
 }
 

@@ -43,7 +43,11 @@ async function pickPort(addresses: readonly string[], candidates: readonly numbe
  * Picks a random 127.a.b.0/24 block whose addresses bind free on the ports the lab needs, so labs
  * running at the same time never clash; throws ConflictError after `attempts` tries.
  */
-export async function pickLabAddresses(count: number, needs: { mysql: boolean }, attempts = 20): Promise<LabAddressPlan> {
+export async function pickLabAddresses(
+  count: number,
+  needs: { mysql: boolean },
+  attempts = 20,
+): Promise<LabAddressPlan> {
   for (let attempt = 0; attempt < attempts; attempt += 1) {
     // a = 0 is left out: 127.0.0.x is where system services and other tools usually listen.
     const addresses = buildLabAddresses(randomInt(1, 255), randomInt(0, 256), count);
@@ -55,7 +59,11 @@ export async function pickLabAddresses(count: number, needs: { mysql: boolean },
     if (mysqlPort === undefined) continue;
     return { addresses, sshPort, pgPort, mysqlPort };
   }
-  throw new ConflictError('LAB_NO_ADDRESSES', `found no free loopback block for ${count} lab hosts in ${attempts} tries`, {
-    hint: 'Something listens on the lab ports (22/2222, 5432/15432, 3306/13306) of every 127.x.y.z address; stop it or stop old labs with `npm run lab -- down`.',
-  });
+  throw new ConflictError(
+    'LAB_NO_ADDRESSES',
+    `found no free loopback block for ${count} lab hosts in ${attempts} tries`,
+    {
+      hint: 'Something listens on the lab ports (22/2222, 5432/15432, 3306/13306) of every 127.x.y.z address; stop it or stop old labs with `npm run lab -- down`.',
+    },
+  );
 }

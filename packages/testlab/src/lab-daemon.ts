@@ -59,7 +59,12 @@ export async function waitForDaemon(
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await ready()) return;
-    const problem = daemon.exit !== undefined ? `exited (${daemon.exit.code ?? daemon.exit.signal})` : Date.now() > deadline ? `was not ready within ${timeoutMs} ms` : undefined;
+    const problem =
+      daemon.exit !== undefined
+        ? `exited (${daemon.exit.code ?? daemon.exit.signal})`
+        : Date.now() > deadline
+          ? `was not ready within ${timeoutMs} ms`
+          : undefined;
     if (problem !== undefined) {
       let tail = '';
       try {

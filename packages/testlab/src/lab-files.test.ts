@@ -1,7 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parse } from 'yaml';
-import { buildDeployConfig, buildKnownHosts, buildSshConfig, buildSshdConfig, quoteSshConfigValue } from './lab-files.js';
+import {
+  buildDeployConfig,
+  buildKnownHosts,
+  buildSshConfig,
+  buildSshdConfig,
+  quoteSshConfigValue,
+} from './lab-files.js';
 import { buildLabAddresses } from './lab-addresses.js';
 import type { LabHost } from './lab-types.js';
 
@@ -23,11 +29,18 @@ test('lab addresses are one block, .2 upwards', () => {
 });
 
 test('sshd_config listens on the host address and hands the identity over by SetEnv', () => {
-  const config = buildSshdConfig(host, { hostKey: '/lab/b/keys/k', pidFile: '/lab/b/sshd.pid', authorizedKeys: '/lab/keys/ak' });
+  const config = buildSshdConfig(host, {
+    hostKey: '/lab/b/keys/k',
+    pidFile: '/lab/b/sshd.pid',
+    authorizedKeys: '/lab/keys/ak',
+  });
   assert.match(config, /^ListenAddress 127\.9\.8\.3:22$/m);
   assert.match(config, /^PidFile "\/lab\/b\/sshd\.pid"$/m);
   assert.match(config, /^UsePAM no$/m);
-  assert.match(config, /^SetEnv "DEPLOY_HOST_NAME=b" "PATH=\/repo\/packages\/deploy\/bin:\/usr\/bin" "GREETING=two words"$/m);
+  assert.match(
+    config,
+    /^SetEnv "DEPLOY_HOST_NAME=b" "PATH=\/repo\/packages\/deploy\/bin:\/usr\/bin" "GREETING=two words"$/m,
+  );
 });
 
 test('ssh config values refuse what ssh_config cannot quote', () => {
@@ -37,7 +50,10 @@ test('ssh config values refuse what ssh_config cannot quote', () => {
 
 test('ssh_config has one strict block per host', () => {
   const config = buildSshConfig([host], { clientKey: '/lab/keys/id', knownHosts: '/lab/known_hosts' });
-  assert.match(config, /^Host b\n {2}HostName 127\.9\.8\.3\n {2}Port 22\n {2}User root\n {2}IdentityFile "\/lab\/keys\/id"$/m);
+  assert.match(
+    config,
+    /^Host b\n {2}HostName 127\.9\.8\.3\n {2}Port 22\n {2}User root\n {2}IdentityFile "\/lab\/keys\/id"$/m,
+  );
   assert.match(config, /^ {2}StrictHostKeyChecking yes$/m);
   assert.match(config, /^ {2}BatchMode yes$/m);
 });
@@ -53,6 +69,15 @@ test('known_hosts names port 22 by address and other ports in brackets', () => {
 test('deploy.yaml maps each host to its ssh alias, folders, address and session environment (for the local transport)', () => {
   const parsed = parse(buildDeployConfig([host], '/lab/ssh_config', 'lab-1')) as unknown;
   assert.deepEqual(parsed, {
-    hosts: { b: { ssh: 'b', ssh_config: '/lab/ssh_config', apps_root: '/lab/b/apps', state_dir: '/lab/b/state', address: '127.9.8.3', env: host.env } },
+    hosts: {
+      b: {
+        ssh: 'b',
+        ssh_config: '/lab/ssh_config',
+        apps_root: '/lab/b/apps',
+        state_dir: '/lab/b/state',
+        address: '127.9.8.3',
+        env: host.env,
+      },
+    },
   });
 });

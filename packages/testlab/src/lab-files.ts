@@ -6,12 +6,16 @@ const UNQUOTABLE = /["\n\r\\]/;
 
 /** Quotes a value for sshd_config/ssh_config; throws when it holds a double quote, backslash or newline. */
 export function quoteSshConfigValue(value: string): string {
-  if (UNQUOTABLE.test(value)) throw new Error(`lab: ssh config value cannot hold quotes, backslashes or newlines: ${value}`);
+  if (UNQUOTABLE.test(value))
+    throw new Error(`lab: ssh config value cannot hold quotes, backslashes or newlines: ${value}`);
   return `"${value}"`;
 }
 
 /** sshd_config of one lab host: key-only root login on its own address, identity through SetEnv. */
-export function buildSshdConfig(host: LabHost, paths: { hostKey: string; pidFile: string; authorizedKeys: string }): string {
+export function buildSshdConfig(
+  host: LabHost,
+  paths: { hostKey: string; pidFile: string; authorizedKeys: string },
+): string {
   const setEnv = Object.entries(host.env)
     .map(([name, value]) => quoteSshConfigValue(`${name}=${value}`))
     .join(' ');
@@ -125,7 +129,7 @@ export const POSTGRES_LAB_CONF = [
 
 /** pg_hba.conf: trust on the unix socket, real password (SCRAM) over TCP from loopback. */
 export const POSTGRES_LAB_HBA = [
-  '# deploykit lab: socket = trust (the host\'s root), TCP = password, as a production app would log in',
+  "# deploykit lab: socket = trust (the host's root), TCP = password, as a production app would log in",
   'local   all          all                 trust',
   'local   replication  all                 trust',
   'host    all          all   127.0.0.0/8   scram-sha-256',

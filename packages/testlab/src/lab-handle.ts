@@ -17,16 +17,33 @@ export function createLabHandle(record: LabRecord): Lab {
     host(name: string) {
       const found = hosts.find((host) => host.name === name);
       if (found === undefined) {
-        throw new UsageError('LAB_UNKNOWN_HOST', `lab ${record.id} has no host ${name}`, { hint: `Known hosts: ${hosts.map((host) => host.name).join(', ')}.` });
+        throw new UsageError('LAB_UNKNOWN_HOST', `lab ${record.id} has no host ${name}`, {
+          hint: `Known hosts: ${hosts.map((host) => host.name).join(', ')}.`,
+        });
       }
       return found;
     },
-    ssh(hostName: string, command: string, opts: { input?: string; identity?: string } = {}): Promise<LabCommandResult> {
+    ssh(
+      hostName: string,
+      command: string,
+      opts: { input?: string; identity?: string } = {},
+    ): Promise<LabCommandResult> {
       lab.host(hostName);
-      return runLabCommand([LAB_TOOLS.ssh, '-F', record.sshConfigPath, ...(opts.identity === undefined ? [] : ['-i', opts.identity]), hostName, '--', command], {
-        ...(opts.input === undefined ? {} : { input: opts.input }),
-        timeoutMs: 120_000,
-      });
+      return runLabCommand(
+        [
+          LAB_TOOLS.ssh,
+          '-F',
+          record.sshConfigPath,
+          ...(opts.identity === undefined ? [] : ['-i', opts.identity]),
+          hostName,
+          '--',
+          command,
+        ],
+        {
+          ...(opts.input === undefined ? {} : { input: opts.input }),
+          timeoutMs: 120_000,
+        },
+      );
     },
     down() {
       // Several callers (an explicit down() and `await using`) share one teardown.

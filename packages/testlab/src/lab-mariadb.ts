@@ -78,7 +78,11 @@ export async function startLabMariadb(
       `--port=${host.mysqlPort}`,
       ...MARIADB_LAB_OPTIONS,
     ],
-    { logFile: paths.logFile, env: { PATH: SYSTEM_PATH, LANG: 'C.UTF-8', [LAB_ID_VARIABLE]: labId }, cwd: paths.dataDir },
+    {
+      logFile: paths.logFile,
+      env: { PATH: SYSTEM_PATH, LANG: 'C.UTF-8', [LAB_ID_VARIABLE]: labId },
+      cwd: paths.dataDir,
+    },
   );
   // mariadbd opens its socket only after InnoDB and the grant tables are loaded.
   await waitForDaemon(daemon, `MariaDB on ${host.address}`, paths.logFile, () => probeConnect({ path: paths.socket }));

@@ -46,7 +46,11 @@ export function findRepoRoot(start: string = dirname(fileURLToPath(import.meta.u
  * with `systemBin`, a host's own folder standing for it).
  */
 export function buildLabPath(repoRoot: string, options: { deployBin?: string; systemBin?: string } = {}): string {
-  return [options.deployBin ?? join(repoRoot, 'packages', 'deploy', 'bin'), dirname(fflStandinPath), options.systemBin ?? SYSTEM_PATH].join(':');
+  return [
+    options.deployBin ?? join(repoRoot, 'packages', 'deploy', 'bin'),
+    dirname(fflStandinPath),
+    options.systemBin ?? SYSTEM_PATH,
+  ].join(':');
 }
 
 /** The lab's package manager for `deploy setup --install` (DEPLOY_SETUP_APT_GET on every host): records, installs nothing. */

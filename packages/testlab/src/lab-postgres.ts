@@ -13,21 +13,38 @@ import { POSTGRES_LAB_CONF, POSTGRES_LAB_HBA, buildPostgresHostConf } from './la
  * initdb options of the lab template. 1 MB WAL segments instead of 16 MB make the cluster half the
  * size, and copying it is most of a lab host's start time.
  */
-const INITDB_OPTIONS = ['-U', 'postgres', '-E', 'UTF8', '--no-locale', '--no-sync', '--no-instructions', '--auth-local=trust', '--auth-host=scram-sha-256', '--wal-segsize=1'] as const;
+const INITDB_OPTIONS = [
+  '-U',
+  'postgres',
+  '-E',
+  'UTF8',
+  '--no-locale',
+  '--no-sync',
+  '--no-instructions',
+  '--auth-local=trust',
+  '--auth-host=scram-sha-256',
+  '--wal-segsize=1',
+] as const;
 
 /** Returns the cached initdb'ed PostgreSQL 15 data dir (lab settings and pg_hba included), building it once. */
 export function ensurePostgresTemplate(): Promise<string> {
   const user = lookupOsUser('postgres');
-  return ensureDataTemplate('pg15', `${INITDB_OPTIONS.join(' ')}${POSTGRES_LAB_CONF}${POSTGRES_LAB_HBA}`, async (dataDir) => {
-    await mkdir(dataDir, { mode: 0o700 });
-    await chown(dataDir, user.uid, user.gid);
-    await runLabCommandChecked(
-      [join(LAB_TOOLS.pgBin, 'initdb'), '-D', dataDir, ...INITDB_OPTIONS],
-      { uid: user.uid, gid: user.gid, env: { PATH: SYSTEM_PATH, LANG: 'C.UTF-8' }, cwd: '/' },
-    );
-    await appendFile(join(dataDir, 'postgresql.conf'), POSTGRES_LAB_CONF);
-    await writeFile(join(dataDir, 'pg_hba.conf'), POSTGRES_LAB_HBA);
-  });
+  return ensureDataTemplate(
+    'pg15',
+    `${INITDB_OPTIONS.join(' ')}${POSTGRES_LAB_CONF}${POSTGRES_LAB_HBA}`,
+    async (dataDir) => {
+      await mkdir(dataDir, { mode: 0o700 });
+      await chown(dataDir, user.uid, user.gid);
+      await runLabCommandChecked([join(LAB_TOOLS.pgBin, 'initdb'), '-D', dataDir, ...INITDB_OPTIONS], {
+        uid: user.uid,
+        gid: user.gid,
+        env: { PATH: SYSTEM_PATH, LANG: 'C.UTF-8' },
+        cwd: '/',
+      });
+      await appendFile(join(dataDir, 'postgresql.conf'), POSTGRES_LAB_CONF);
+      await writeFile(join(dataDir, 'pg_hba.conf'), POSTGRES_LAB_HBA);
+    },
+  );
 }
 
 /** Where one host's cluster lives. */

@@ -87,7 +87,9 @@ export async function isLabProcess(pid: number, labId: string): Promise<boolean>
 
 async function listProcessStats(): Promise<ProcessStat[]> {
   const entries = await readdir('/proc');
-  const stats = await Promise.all(entries.filter((name) => /^\d+$/.test(name)).map((name) => readProcessStat(Number(name))));
+  const stats = await Promise.all(
+    entries.filter((name) => /^\d+$/.test(name)).map((name) => readProcessStat(Number(name))),
+  );
   return stats.filter((stat): stat is ProcessStat => stat !== undefined && isRunningState(stat.state));
 }
 
@@ -96,15 +98,24 @@ async function listProcessStats(): Promise<ProcessStat[]> {
  * DEPLOY_LAB_ID=<labId> (apps started over ssh, also after they daemonized) and every descendant of
  * the live `roots` (the recorded servers: sshd sessions, postgres workers).
  */
-export async function findLabProcessRefs(labId: string, roots: readonly LabProcessRef[] = []): Promise<LabProcessRef[]> {
+export async function findLabProcessRefs(
+  labId: string,
+  roots: readonly LabProcessRef[] = [],
+): Promise<LabProcessRef[]> {
   const stats = await listProcessStats();
   const byPid = new Map(stats.map((stat) => [stat.pid, stat]));
   const skip = new Set<number>();
   for (let pid = process.pid; pid > 1 && !skip.has(pid); pid = byPid.get(pid)?.ppid ?? 0) skip.add(pid);
-  const liveRoots = new Set(roots.filter((root) => byPid.get(root.pid)?.startTime === root.startTime).map((root) => root.pid));
+  const liveRoots = new Set(
+    roots.filter((root) => byPid.get(root.pid)?.startTime === root.startTime).map((root) => root.pid),
+  );
   const isDescendant = (stat: ProcessStat): boolean => {
     const seen = new Set<number>();
-    for (let current: ProcessStat | undefined = stat; current !== undefined && !seen.has(current.pid); current = byPid.get(current.ppid)) {
+    for (
+      let current: ProcessStat | undefined = stat;
+      current !== undefined && !seen.has(current.pid);
+      current = byPid.get(current.ppid)
+    ) {
       if (liveRoots.has(current.pid)) return true;
       seen.add(current.pid);
     }
@@ -118,7 +129,9 @@ export async function findLabProcessRefs(labId: string, roots: readonly LabProce
       return env?.[LAB_ID_VARIABLE] === labId ? stat : undefined;
     }),
   );
-  return matches.filter((stat): stat is ProcessStat => stat !== undefined).map(({ pid, startTime }) => ({ pid, startTime }));
+  return matches
+    .filter((stat): stat is ProcessStat => stat !== undefined)
+    .map(({ pid, startTime }) => ({ pid, startTime }));
 }
 
 /** The pids of findLabProcessRefs: every live process of the lab `labId`. */
@@ -157,7 +170,11 @@ function mergeRefs(...lists: readonly (readonly LabProcessRef[])[]): LabProcessR
  * process of the lab (found before the servers went, since sshd's sessions lose their parent) with
  * SIGTERM, and SIGKILL for whatever is left. Returns the processes that survived even SIGKILL.
  */
-export async function stopLabProcesses(labId: string, targets: readonly LabStopTarget[], graceMs = 3000): Promise<LabProcessRef[]> {
+export async function stopLabProcesses(
+  labId: string,
+  targets: readonly LabStopTarget[],
+  graceMs = 3000,
+): Promise<LabProcessRef[]> {
   const before = await findLabProcessRefs(labId, targets);
   const live: LabStopTarget[] = [];
   for (const target of targets) if (await isSameProcess(target)) live.push(target);

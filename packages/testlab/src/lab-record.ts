@@ -20,18 +20,24 @@ export async function readLabRecord(dir: string): Promise<LabRecord | undefined>
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR')
+      return undefined;
     throw error;
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new ConfigError('LAB_RECORD_INVALID', `${path} is not valid JSON`, { cause: error, hint: `Remove ${dir} by hand; no lab can be found through it.` });
+    throw new ConfigError('LAB_RECORD_INVALID', `${path} is not valid JSON`, {
+      cause: error,
+      hint: `Remove ${dir} by hand; no lab can be found through it.`,
+    });
   }
   const record = parsed as Partial<LabRecord>;
   if (record.version !== 1 || typeof record.id !== 'string' || !Array.isArray(record.hosts)) {
-    throw new ConfigError('LAB_RECORD_INVALID', `${path} is not a lab record (version 1)`, { hint: `Remove ${dir} by hand; no lab can be found through it.` });
+    throw new ConfigError('LAB_RECORD_INVALID', `${path} is not a lab record (version 1)`, {
+      hint: `Remove ${dir} by hand; no lab can be found through it.`,
+    });
   }
   return record as LabRecord;
 }

@@ -11,15 +11,35 @@ import { SYSTEM_PATH } from './lab-paths.js';
 export async function installLabRelease(release: string, prefix: string): Promise<void> {
   const file = resolve(release);
   await access(file).catch(() => {
-    throw new UsageError('LAB_RELEASE_MISSING', `release ${file} does not exist`, { hint: 'Build it with `npm run release` (dist-release/deploykit-<version>.tgz).' });
+    throw new UsageError('LAB_RELEASE_MISSING', `release ${file} does not exist`, {
+      hint: 'Build it with `npm run release` (dist-release/deploykit-<version>.tgz).',
+    });
   });
   await mkdir(prefix, { recursive: true });
   // --offline: the release has no dependencies, so nothing is fetched (and a lab never reaches a registry).
-  const result = await runLabCommand(['npm', 'install', '--global', '--prefix', prefix, '--offline', '--no-audit', '--no-fund', '--loglevel=error', file], { timeoutMs: 120_000 });
+  const result = await runLabCommand(
+    [
+      'npm',
+      'install',
+      '--global',
+      '--prefix',
+      prefix,
+      '--offline',
+      '--no-audit',
+      '--no-fund',
+      '--loglevel=error',
+      file,
+    ],
+    { timeoutMs: 120_000 },
+  );
   if (result.exitCode !== 0) {
-    throw new DependencyError('LAB_RELEASE_INSTALL', `npm could not install ${file} into ${prefix} (exit ${result.exitCode}): ${result.stderr.trim().slice(-800)}`, {
-      hint: 'Rebuild the release with `npm run release` and try again.',
-    });
+    throw new DependencyError(
+      'LAB_RELEASE_INSTALL',
+      `npm could not install ${file} into ${prefix} (exit ${result.exitCode}): ${result.stderr.trim().slice(-800)}`,
+      {
+        hint: 'Rebuild the release with `npm run release` and try again.',
+      },
+    );
   }
 }
 

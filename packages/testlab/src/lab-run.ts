@@ -61,13 +61,20 @@ export function runLabCommand(argv: readonly string[], options: RunLabCommandOpt
 }
 
 /** Runs argv and throws DependencyError (with the stderr tail) when it exits non-zero. */
-export async function runLabCommandChecked(argv: readonly string[], options: RunLabCommandOptions = {}): Promise<LabCommandResult> {
+export async function runLabCommandChecked(
+  argv: readonly string[],
+  options: RunLabCommandOptions = {},
+): Promise<LabCommandResult> {
   const result = await runLabCommand(argv, options);
   if (result.exitCode !== 0) {
-    throw new DependencyError('LAB_COMMAND_FAILED', `${argv.join(' ')} exited ${result.exitCode}: ${result.stderr.trim().slice(-800)}`, {
-      hint: 'See the message above; the lab tools may be missing (bash scripts/setup-system.sh) or misconfigured.',
-      details: { ...result },
-    });
+    throw new DependencyError(
+      'LAB_COMMAND_FAILED',
+      `${argv.join(' ')} exited ${result.exitCode}: ${result.stderr.trim().slice(-800)}`,
+      {
+        hint: 'See the message above; the lab tools may be missing (bash scripts/setup-system.sh) or misconfigured.',
+        details: { ...result },
+      },
+    );
   }
   return result;
 }

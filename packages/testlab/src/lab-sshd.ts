@@ -15,13 +15,20 @@ export async function generateSshKey(path: string, comment: string): Promise<str
  * Starts `sshd -D -f <config>` detached and resolves with its pid and start time once it accepts TCP connections on
  * address:port. sshd insists on its privilege separation dir, which a fresh container may lack.
  */
-export async function startLabSshd(configPath: string, host: { address: string; sshPort: number }, logFile: string, labId: string): Promise<LabPid> {
+export async function startLabSshd(
+  configPath: string,
+  host: { address: string; sshPort: number },
+  logFile: string,
+  labId: string,
+): Promise<LabPid> {
   await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
   const daemon = spawnLabDaemon([LAB_TOOLS.sshd, '-D', '-f', configPath, '-E', logFile], {
     logFile,
     env: { PATH: SYSTEM_PATH, LANG: 'C.UTF-8', [LAB_ID_VARIABLE]: labId },
     cwd: '/',
   });
-  await waitForDaemon(daemon, `sshd on ${host.address}:${host.sshPort}`, logFile, () => probeConnect({ host: host.address, port: host.sshPort }));
+  await waitForDaemon(daemon, `sshd on ${host.address}:${host.sshPort}`, logFile, () =>
+    probeConnect({ host: host.address, port: host.sshPort }),
+  );
   return { pid: daemon.pid, startTime: daemon.startTime };
 }

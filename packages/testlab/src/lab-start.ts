@@ -38,7 +38,9 @@ async function prepareLabDir(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });
   const leftovers = await readdir(dir);
   if (leftovers.length > 0) {
-    throw new ConflictError('LAB_DIR_NOT_EMPTY', `${dir} is not empty and holds no lab`, { hint: `Remove ${dir} or choose another dir.` });
+    throw new ConflictError('LAB_DIR_NOT_EMPTY', `${dir} is not empty and holds no lab`, {
+      hint: `Remove ${dir} or choose another dir.`,
+    });
   }
 }
 
@@ -52,10 +54,16 @@ async function prepareLabDir(dir: string): Promise<void> {
 export async function startLab(options: LabOptions = {}): Promise<Lab> {
   const hostCount = options.hosts ?? 2;
   if (!Number.isInteger(hostCount) || hostCount < 1 || hostCount > MAX_HOSTS) {
-    throw new UsageError('LAB_HOST_COUNT', `a lab has 1 to ${MAX_HOSTS} hosts, not ${hostCount}`, { hint: 'Pass hosts: 2 (the default) or another count up to 26.' });
+    throw new UsageError('LAB_HOST_COUNT', `a lab has 1 to ${MAX_HOSTS} hosts, not ${hostCount}`, {
+      hint: 'Pass hosts: 2 (the default) or another count up to 26.',
+    });
   }
   if (options.fflTimeScale !== undefined && !(Number.isFinite(options.fflTimeScale) && options.fflTimeScale >= 0)) {
-    throw new UsageError('LAB_FFL_TIME_SCALE', `fflTimeScale must be a non-negative number, not ${options.fflTimeScale}`, { hint: 'Pass 0 (no added delays), 1 (real timings) or a factor in between.' });
+    throw new UsageError(
+      'LAB_FFL_TIME_SCALE',
+      `fflTimeScale must be a non-negative number, not ${options.fflTimeScale}`,
+      { hint: 'Pass 0 (no added delays), 1 (real timings) or a factor in between.' },
+    );
   }
   const withPostgres = options.postgres ?? true;
   const withMariadb = options.mariadb ?? false;
@@ -83,7 +91,11 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
   };
   for (const name of Object.keys(options.hideTools ?? {})) {
     if (!Array.from({ length: hostCount }, (_, index) => nameLabHost(index)).includes(name)) {
-      throw new UsageError('LAB_HIDE_TOOLS_HOST', `hideTools names host ${name}, and the lab has ${hostCount} host(s)`, { hint: 'Name hosts a, b, ... up to the host count.' });
+      throw new UsageError(
+        'LAB_HIDE_TOOLS_HOST',
+        `hideTools names host ${name}, and the lab has ${hostCount} host(s)`,
+        { hint: 'Name hosts a, b, ... up to the host count.' },
+      );
     }
   }
   const hosts: (LabHost & { pids: LabHostPids })[] = plan.addresses.map((address, index) => {
@@ -114,7 +126,10 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
       DEPLOY_STATE_DIR: host.stateDir,
       DEPLOY_CONFIG: join(root, 'deploy.yaml'),
       [LAB_ID_VARIABLE]: id,
-      PATH: buildLabPath(repoRoot, { ...(deployPrefix === undefined ? {} : { deployBin: join(deployPrefix, 'bin') }), ...(systemBin === undefined ? {} : { systemBin }) }),
+      PATH: buildLabPath(repoRoot, {
+        ...(deployPrefix === undefined ? {} : { deployBin: join(deployPrefix, 'bin') }),
+        ...(systemBin === undefined ? {} : { systemBin }),
+      }),
       // deploy setup: where it installs deploy, and the package manager it runs (never the real apt-get in a lab).
       ...(deployPrefix === undefined ? {} : { DEPLOY_INSTALL_PREFIX: deployPrefix }),
       DEPLOY_SETUP_APT_GET: labAptGetPath(repoRoot),
@@ -154,14 +169,25 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
       withMariadb ? ensureMariadbTemplate() : Promise.resolve(''),
       ...hosts.map(async (host) => {
         await createHostTree(host, withPostgres, withMariadb);
-        if (host.systemBin !== undefined) await buildHiddenToolsBin(host.systemBin, options.hideTools?.[host.name] ?? []);
-        if (options.release !== undefined && host.deployPrefix !== undefined) await installLabRelease(options.release, host.deployPrefix);
+        if (host.systemBin !== undefined)
+          await buildHiddenToolsBin(host.systemBin, options.hideTools?.[host.name] ?? []);
+        if (options.release !== undefined && host.deployPrefix !== undefined)
+          await installLabRelease(options.release, host.deployPrefix);
       }),
     ]);
     // Each host trusts the client key through a file of its own, so a test can take that trust away from one host.
     await Promise.all(hosts.map((host) => writeFile(host.authorizedKeysPath, `${clientPublicKey}\n`, { mode: 0o600 })));
-    const hostKeys = await Promise.all(hosts.map((host) => generateSshKey(join(host.root, 'keys', 'ssh_host_ed25519_key'), `deploykit-${id}-${host.name}`)));
-    await writeFile(paths.knownHosts, buildKnownHosts(hosts.map((host, index) => ({ address: host.address, port: host.sshPort, publicKey: hostKeys[index] ?? '' }))));
+    const hostKeys = await Promise.all(
+      hosts.map((host) =>
+        generateSshKey(join(host.root, 'keys', 'ssh_host_ed25519_key'), `deploykit-${id}-${host.name}`),
+      ),
+    );
+    await writeFile(
+      paths.knownHosts,
+      buildKnownHosts(
+        hosts.map((host, index) => ({ address: host.address, port: host.sshPort, publicKey: hostKeys[index] ?? '' })),
+      ),
+    );
     await writeFile(paths.sshConfig, buildSshConfig(hosts, paths));
     const deployConfig = buildDeployConfig(hosts, paths.sshConfig, id);
     await writeFile(paths.deployConfig, deployConfig);
@@ -173,7 +199,11 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
         const sshdConfig = join(host.root, 'sshd_config');
         await writeFile(
           sshdConfig,
-          buildSshdConfig(host, { hostKey: join(host.root, 'keys', 'ssh_host_ed25519_key'), pidFile: join(host.root, 'sshd.pid'), authorizedKeys: host.authorizedKeysPath }),
+          buildSshdConfig(host, {
+            hostKey: join(host.root, 'keys', 'ssh_host_ed25519_key'),
+            pidFile: join(host.root, 'sshd.pid'),
+            authorizedKeys: host.authorizedKeysPath,
+          }),
         );
         if (host.mysqlSocket !== undefined) {
           // /etc/mysql/my.cnf names the system socket, and option files beat MYSQL_UNIX_PORT; the
@@ -185,7 +215,16 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
         const servers: Promise<void>[] = [];
         if (withPostgres) {
           servers.push(
-            startLabPostgres(postgresTemplate, host, { dataDir: join(host.root, 'pg', 'data'), socketDir: host.pgSocketDir, logFile: join(logs, 'postgres.log') }, id).then((ref) => {
+            startLabPostgres(
+              postgresTemplate,
+              host,
+              {
+                dataDir: join(host.root, 'pg', 'data'),
+                socketDir: host.pgSocketDir,
+                logFile: join(logs, 'postgres.log'),
+              },
+              id,
+            ).then((ref) => {
               host.pids.postgres = ref;
             }),
           );
@@ -196,7 +235,13 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
             startLabMariadb(
               mariadbTemplate,
               { address: host.address, mysqlPort: plan.mysqlPort },
-              { dataDir: join(host.root, 'mysql', 'data'), runDir, socket: host.mysqlSocket, pidFile: join(runDir, 'mysqld.pid'), logFile: join(logs, 'mariadb.log') },
+              {
+                dataDir: join(host.root, 'mysql', 'data'),
+                runDir,
+                socket: host.mysqlSocket,
+                pidFile: join(runDir, 'mysqld.pid'),
+                logFile: join(logs, 'mariadb.log'),
+              },
               id,
             ).then((ref) => {
               host.pids.mariadb = ref;
@@ -229,7 +274,17 @@ async function settleAll(promises: readonly Promise<void>[]): Promise<void> {
 }
 
 async function createHostTree(host: LabHost, withPostgres: boolean, withMariadb: boolean): Promise<void> {
-  const dirs = ['apps', 'state', 'borg', 'logs', 'keys', 'home', 'tmp', ...(withPostgres ? ['pg'] : []), ...(withMariadb ? ['mysql'] : [])];
+  const dirs = [
+    'apps',
+    'state',
+    'borg',
+    'logs',
+    'keys',
+    'home',
+    'tmp',
+    ...(withPostgres ? ['pg'] : []),
+    ...(withMariadb ? ['mysql'] : []),
+  ];
   await mkdir(host.root, { mode: 0o755 });
   await chmod(host.root, 0o755);
   await Promise.all(dirs.map((name) => mkdir(join(host.root, name), { mode: name === 'keys' ? 0o700 : 0o755 })));

@@ -5,7 +5,11 @@ import { stopLabProcesses, type LabStopTarget } from './lab-processes.js';
 import type { LabHostPids, LabPid, LabRecord } from './lab-types.js';
 
 /** The signal that stops each lab server cleanly: SIGINT is PostgreSQL's fast shutdown (pg_ctl stop -m fast). */
-const STOP_SIGNALS: Record<keyof LabHostPids, NodeJS.Signals> = { sshd: 'SIGTERM', postgres: 'SIGINT', mariadb: 'SIGTERM' };
+const STOP_SIGNALS: Record<keyof LabHostPids, NodeJS.Signals> = {
+  sshd: 'SIGTERM',
+  postgres: 'SIGINT',
+  mariadb: 'SIGTERM',
+};
 
 /** The recorded server pids of a lab with the signal that stops each cleanly. */
 export function listLabStopTargets(record: LabRecord): LabStopTarget[] {
@@ -33,9 +37,13 @@ export async function stopLab(dir: string): Promise<void> {
 export async function stopRecordedLab(record: LabRecord): Promise<void> {
   const survivors = await stopLabProcesses(record.id, listLabStopTargets(record));
   if (survivors.length > 0) {
-    throw new DependencyError('LAB_STOP_FAILED', `lab ${record.id}: processes ${survivors.map((ref) => ref.pid).join(', ')} survived SIGKILL`, {
-      hint: `Look at them with \`ps -o pid,stat,cmd -p ${survivors.map((ref) => ref.pid).join(',')}\` (state D = stuck in the kernel), then run down again.`,
-    });
+    throw new DependencyError(
+      'LAB_STOP_FAILED',
+      `lab ${record.id}: processes ${survivors.map((ref) => ref.pid).join(', ')} survived SIGKILL`,
+      {
+        hint: `Look at them with \`ps -o pid,stat,cmd -p ${survivors.map((ref) => ref.pid).join(',')}\` (state D = stuck in the kernel), then run down again.`,
+      },
+    );
   }
   if (record.removeDir) await rm(record.dir, { recursive: true, force: true });
 }

@@ -10,7 +10,11 @@ import { findRepoRoot } from './lab-paths.js';
  * whatever shapes the template, so a changed setting builds a new one. Concurrent builders race
  * safely: each builds in its own temp dir and the first rename wins.
  */
-export async function ensureDataTemplate(kind: string, shape: string, build: (dir: string) => Promise<void>): Promise<string> {
+export async function ensureDataTemplate(
+  kind: string,
+  shape: string,
+  build: (dir: string) => Promise<void>,
+): Promise<string> {
   // A build cache, kept where npm tools keep theirs: inside the checkout, gone with node_modules,
   // never a stray folder in /tmp after the tests (DEPLOY_LAB_CACHE overrides).
   const cacheRoot = process.env.DEPLOY_LAB_CACHE ?? join(findRepoRoot(), 'node_modules', '.cache', 'deploykit-lab');
@@ -27,7 +31,8 @@ export async function ensureDataTemplate(kind: string, shape: string, build: (di
     await build(join(workDir, 'data'));
     await writeFile(join(workDir, '.ready'), `${new Date().toISOString()}\n`);
     // A leftover without .ready is a crashed build; a ready one is never removed (others copy from it).
-    if (existsSync(finalDir) && !existsSync(join(finalDir, '.ready'))) await rm(finalDir, { recursive: true, force: true });
+    if (existsSync(finalDir) && !existsSync(join(finalDir, '.ready')))
+      await rm(finalDir, { recursive: true, force: true });
     try {
       await rename(workDir, finalDir);
     } catch (error) {

@@ -2,7 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { quoteArgv } from '@deploykit/core';
-import { findLabProcesses, isLabProcess, isSameProcess, labStatus, startLab, stopLab, type LabRecord } from './index.js';
+import {
+  findLabProcesses,
+  isLabProcess,
+  isSameProcess,
+  labStatus,
+  startLab,
+  stopLab,
+  type LabRecord,
+} from './index.js';
 
 test('a two-host lab: identity by SetEnv, PostgreSQL by socket and password, the ffl time scale, nothing left after down', async () => {
   const lab = await startLab({ hosts: 2, fflTimeScale: 0.25 });
@@ -17,7 +25,10 @@ test('a two-host lab: identity by SetEnv, PostgreSQL by socket and password, the
     assert.throws(() => lab.host('z'), /no host z/);
 
     for (const host of lab.hosts) {
-      const result = await lab.ssh(host.name, 'printf "%s|%s|%s|%s|%s\\n" "$DEPLOY_HOST_NAME" "$DEPLOY_HOST_ADDRESS" "$DEPLOY_APPS_ROOT" "$DEPLOY_LAB_ID" "$PATH"; command -v psql; psql -Atc "select 1"; echo "$FFL_STANDIN_TIME_SCALE"');
+      const result = await lab.ssh(
+        host.name,
+        'printf "%s|%s|%s|%s|%s\\n" "$DEPLOY_HOST_NAME" "$DEPLOY_HOST_ADDRESS" "$DEPLOY_APPS_ROOT" "$DEPLOY_LAB_ID" "$PATH"; command -v psql; psql -Atc "select 1"; echo "$FFL_STANDIN_TIME_SCALE"',
+      );
       assert.equal(result.exitCode, 0, result.stderr);
       const [identity, psqlPath, selectOne, fflTimeScale] = result.stdout.trim().split('\n');
       assert.equal(fflTimeScale, '0.25', 'every session gets the ffl stand-in time scale');
@@ -29,10 +40,16 @@ test('a two-host lab: identity by SetEnv, PostgreSQL by socket and password, the
 
     // A real password login over TCP: from host b to host a's cluster, wrong password refused.
     const a = lab.host('a');
-    const created = await lab.ssh('a', quoteArgv(['psql', '-v', 'ON_ERROR_STOP=1', '-c', "create role app login password 'pw-lab-1'"]));
+    const created = await lab.ssh(
+      'a',
+      quoteArgv(['psql', '-v', 'ON_ERROR_STOP=1', '-c', "create role app login password 'pw-lab-1'"]),
+    );
     assert.equal(created.exitCode, 0, created.stderr);
     const login = (password: string) =>
-      lab.ssh('b', `PGPASSWORD=${password} ${quoteArgv(['psql', `host=${a.address} port=${a.pgPort} user=app dbname=postgres`, '-Atc', 'select current_user'])}`);
+      lab.ssh(
+        'b',
+        `PGPASSWORD=${password} ${quoteArgv(['psql', `host=${a.address} port=${a.pgPort} user=app dbname=postgres`, '-Atc', 'select current_user'])}`,
+      );
     const good = await login('pw-lab-1');
     assert.equal(good.exitCode, 0, good.stderr);
     assert.equal(good.stdout.trim(), 'app');
@@ -64,9 +81,16 @@ test('a two-host lab: identity by SetEnv, PostgreSQL by socket and password, the
   }
   for (const host of record.hosts) {
     assert.ok(host.pids.sshd !== undefined && host.pids.postgres !== undefined);
-    for (const ref of Object.values(host.pids)) assert.equal(await isSameProcess(ref), false, `pid ${ref.pid} of ${host.name} survived`);
+    for (const ref of Object.values(host.pids))
+      assert.equal(await isSameProcess(ref), false, `pid ${ref.pid} of ${host.name} survived`);
   }
-  assert.deepEqual(await findLabProcesses(lab.id, record.hosts.flatMap((host) => Object.values(host.pids))), []);
+  assert.deepEqual(
+    await findLabProcesses(
+      lab.id,
+      record.hosts.flatMap((host) => Object.values(host.pids)),
+    ),
+    [],
+  );
   assert.equal(existsSync(lab.dir), false);
   // Idempotent: again through the handle and through the (now gone) dir.
   await lab.down();
@@ -85,7 +109,23 @@ test('a lab with MariaDB: a real password user over TCP, root through the socket
   });
   assert.equal(created.exitCode, 0, created.stderr);
   const login = (password: string) =>
-    lab.ssh('a', quoteArgv(['mysql', '-h', host.address, '-P', String(host.mysqlPort), '-u', 'app', `-p${password}`, '-N', '-e', 'select current_user(), database()', 'appdb']));
+    lab.ssh(
+      'a',
+      quoteArgv([
+        'mysql',
+        '-h',
+        host.address,
+        '-P',
+        String(host.mysqlPort),
+        '-u',
+        'app',
+        `-p${password}`,
+        '-N',
+        '-e',
+        'select current_user(), database()',
+        'appdb',
+      ]),
+    );
   const good = await login('pw-my-1');
   assert.equal(good.exitCode, 0, good.stderr);
   assert.equal(good.stdout.trim(), 'app@%\tappdb');

@@ -23,7 +23,15 @@ export type StreamEvent =
   | { kind: 'ready'; stream: string; ticket?: string }
   | { kind: 'connected'; stream: string }
   | { kind: 'path'; stream: string; path: StreamPath }
-  | { kind: 'progress'; stream: string; side: 'producer' | 'consumer'; bytes: number; rate: number; elapsedMs: number; etaMs?: number }
+  | {
+      kind: 'progress';
+      stream: string;
+      side: 'producer' | 'consumer';
+      bytes: number;
+      rate: number;
+      elapsedMs: number;
+      etaMs?: number;
+    }
   | { kind: 'stalled'; stream: string; idleMs: number; windowMs: number }
   | { kind: 'retry'; stream: string; attempt: number; reason: string }
   /** The receiver has the whole stream and its trailer checked; the consumer and the transport are finishing. */

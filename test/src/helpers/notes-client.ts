@@ -43,7 +43,8 @@ export class NotesClient {
       body: new URLSearchParams({ title, body }).toString(),
     });
     const text = await response.text();
-    if (response.status !== 302 && response.status !== 303) throw new Error(`adding note "${title}" failed: HTTP ${response.status} ${text.trim()}`);
+    if (response.status !== 302 && response.status !== 303)
+      throw new Error(`adding note "${title}" failed: HTTP ${response.status} ${text.trim()}`);
   }
 
   /** Uploads a file (raw body, name in X-Filename); returns the app's JSON answer. */

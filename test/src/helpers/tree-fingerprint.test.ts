@@ -17,7 +17,10 @@ test('treeFingerprint sees content, mode, owner, symlink target and hard-link ch
     await writeFile(join(dir, 'b.txt'), 'beta\n', { mode: 0o640 });
     await chmod(join(dir, 'b.txt'), 0o640);
     const before = await treeFingerprint(localShell, dir);
-    assert.deepEqual(before.entries.map((entry) => entry.path), ['.', 'a-link.txt', 'a.txt', 'b.txt', 'latest', odd]);
+    assert.deepEqual(
+      before.entries.map((entry) => entry.path),
+      ['.', 'a-link.txt', 'a.txt', 'b.txt', 'latest', odd],
+    );
     assert.deepEqual(before.entries.find((entry) => entry.path === 'a.txt')?.hardLinks, ['a-link.txt', 'a.txt']);
     assert.equal(before.entries.find((entry) => entry.path === odd)?.size, 4);
     assert.deepEqual(diffTreeFingerprints(before, await treeFingerprint(localShell, dir)), []);
@@ -29,14 +32,17 @@ test('treeFingerprint sees content, mode, owner, symlink target and hard-link ch
     await unlink(join(dir, 'a-link.txt'));
     await writeFile(join(dir, 'a-link.txt'), 'alpha\n');
     const after = await treeFingerprint(localShell, dir);
-    assert.deepEqual(diffTreeFingerprints(before, after).sort(), [
-      '~ a-link.txt: hardLinks ["a-link.txt","a.txt"] -> undefined',
-      '~ a.txt: hardLinks ["a-link.txt","a.txt"] -> undefined',
-      '~ b.txt: mode "640" -> "600"',
-      `~ latest: target "a.txt" -> "b.txt"`,
-      `~ ${odd}: gid 0 -> 4322`,
-      `~ ${odd}: uid 0 -> 4321`,
-    ].sort());
+    assert.deepEqual(
+      diffTreeFingerprints(before, after).sort(),
+      [
+        '~ a-link.txt: hardLinks ["a-link.txt","a.txt"] -> undefined',
+        '~ a.txt: hardLinks ["a-link.txt","a.txt"] -> undefined',
+        '~ b.txt: mode "640" -> "600"',
+        `~ latest: target "a.txt" -> "b.txt"`,
+        `~ ${odd}: gid 0 -> 4322`,
+        `~ ${odd}: uid 0 -> 4321`,
+      ].sort(),
+    );
     await assert.rejects(treeFingerprint(localShell, join(dir, 'missing')), /command failed on local/);
   } finally {
     await rm(dir, { recursive: true, force: true });

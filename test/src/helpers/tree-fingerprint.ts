@@ -36,7 +36,9 @@ const SHA_MARKER = 'sha256-follows';
 
 /** Builds the shell command that prints the raw fingerprint (NUL-separated find fields, then sha256sum -z lines). */
 export function buildTreeFingerprintCommand(dir: string): string {
-  const format = ['%P', '%y', '%m', '%U', '%G', '%s', '%l', '%D:%i', '%n', '%T@'].map((field) => `${field}\\0`).join('');
+  const format = ['%P', '%y', '%m', '%U', '%G', '%s', '%l', '%D:%i', '%n', '%T@']
+    .map((field) => `${field}\\0`)
+    .join('');
   return [
     'set -o pipefail',
     `cd ${quoteWord(dir)}`,
@@ -50,7 +52,8 @@ export function buildTreeFingerprintCommand(dir: string): string {
 export function parseTreeFingerprint(raw: string, options: { mtime?: boolean } = {}): TreeEntry[] {
   const parts = raw.split('\0');
   const markerIndex = parts.indexOf(SHA_MARKER);
-  if (markerIndex < 0 || markerIndex % FIELDS !== 0) throw new Error('tree fingerprint output is malformed (no sha256 marker at a record boundary)');
+  if (markerIndex < 0 || markerIndex % FIELDS !== 0)
+    throw new Error('tree fingerprint output is malformed (no sha256 marker at a record boundary)');
   const sums = new Map<string, string>();
   for (const line of parts.slice(markerIndex + 1)) {
     if (line === '') continue;
@@ -61,7 +64,18 @@ export function parseTreeFingerprint(raw: string, options: { mtime?: boolean } =
   const inodes = new Map<string, string[]>();
   const inodeOf = new Map<string, string>();
   for (let index = 0; index < markerIndex; index += FIELDS) {
-    const [path, type, mode, uid, gid, size, target, inode, links, mtime] = parts.slice(index, index + FIELDS) as [string, string, string, string, string, string, string, string, string, string];
+    const [path, type, mode, uid, gid, size, target, inode, links, mtime] = parts.slice(index, index + FIELDS) as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     const entry: TreeEntry = { path: path === '' ? '.' : path, type, mode, uid: Number(uid), gid: Number(gid) };
     if (type !== 'd') entry.size = Number(size);
     if (type === 'f') {
@@ -90,9 +104,23 @@ export function parseTreeFingerprint(raw: string, options: { mtime?: boolean } =
  * Lists every entry under `dir` (type, mode, owner, size, sha256, symlink target, hard-link group) on a lab host or a Shell.
  * Throws when the folder cannot be read.
  */
-export async function treeFingerprint(lab: Lab, host: string, dir: string, options?: { mtime?: boolean }): Promise<TreeFingerprint>;
-export async function treeFingerprint(shell: Shell, dir: string, options?: { mtime?: boolean }): Promise<TreeFingerprint>;
-export async function treeFingerprint(first: Lab | Shell, second: string, third?: string | { mtime?: boolean }, fourth?: { mtime?: boolean }): Promise<TreeFingerprint> {
+export async function treeFingerprint(
+  lab: Lab,
+  host: string,
+  dir: string,
+  options?: { mtime?: boolean },
+): Promise<TreeFingerprint>;
+export async function treeFingerprint(
+  shell: Shell,
+  dir: string,
+  options?: { mtime?: boolean },
+): Promise<TreeFingerprint>;
+export async function treeFingerprint(
+  first: Lab | Shell,
+  second: string,
+  third?: string | { mtime?: boolean },
+  fourth?: { mtime?: boolean },
+): Promise<TreeFingerprint> {
   const shell = 'run' in first ? first : labShell(first, second);
   const dir = 'run' in first ? second : String(third);
   const options = ('run' in first ? (third as { mtime?: boolean } | undefined) : fourth) ?? {};

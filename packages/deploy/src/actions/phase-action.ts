@@ -15,7 +15,12 @@ export interface PhaseRunSummary {
 }
 
 /** Resolves the apps a phase command names (or all with --all). */
-export async function selectApps(context: CommandContext, names: readonly string[], all: boolean, phase?: Phase): Promise<AppFolder[]> {
+export async function selectApps(
+  context: CommandContext,
+  names: readonly string[],
+  all: boolean,
+  phase?: Phase,
+): Promise<AppFolder[]> {
   // bin/install may create the app's secrets on first run (the sample app does), so they may be missing before it.
   const found = await discoverApps(context.hostContext.appsRoot, { allowMissingSecrets: phase === 'install' });
   if (all) return found.apps;
@@ -31,11 +36,26 @@ export async function runPhaseForApps(
 ): Promise<PhaseRunSummary> {
   const results: (PhaseResult & { archive?: string })[] = [];
   for (const app of apps) {
-    const archive = phase === 'backup' ? newArchiveName(app) : phase === 'restore' ? (options.archive ?? '') : undefined;
+    const archive =
+      phase === 'backup' ? newArchiveName(app) : phase === 'restore' ? (options.archive ?? '') : undefined;
     if (context.hostContext.dryRun) {
       const args = options.args?.length ? ` ${options.args.join(' ')}` : '';
-      context.bus.emit('phase.plan', { app: app.name, phase, message: `would run ${app.dir}/bin/${phase}${args}${archive ? ` (archive ${archive})` : ''}` });
-      results.push({ app: app.name, phase, status: 'skipped', exitCode: null, signal: null, timedOut: false, durationMs: 0, stderrTail: '', reason: 'dry run' });
+      context.bus.emit('phase.plan', {
+        app: app.name,
+        phase,
+        message: `would run ${app.dir}/bin/${phase}${args}${archive ? ` (archive ${archive})` : ''}`,
+      });
+      results.push({
+        app: app.name,
+        phase,
+        status: 'skipped',
+        exitCode: null,
+        signal: null,
+        timedOut: false,
+        durationMs: 0,
+        stderrTail: '',
+        reason: 'dry run',
+      });
       continue;
     }
     const result = await runPhase({
@@ -44,7 +64,12 @@ export async function runPhaseForApps(
       host: context.host,
       bus: context.bus,
       ...(options.args ? { args: options.args } : {}),
-      context: { runId: context.runId, role: 'local', host: context.hostContext, ...(archive !== undefined ? { archive } : {}) },
+      context: {
+        runId: context.runId,
+        role: 'local',
+        host: context.hostContext,
+        ...(archive !== undefined ? { archive } : {}),
+      },
     });
     results.push({ ...result, ...(archive ? { archive } : {}) });
   }
@@ -63,7 +88,9 @@ export function renderPhaseSummary(summary: PhaseRunSummary): string {
   for (const r of summary.results) {
     const seconds = (r.durationMs / 1000).toFixed(1);
     const archive = r.archive ? ` archive ${r.archive}` : '';
-    lines.push(`${r.status.padEnd(7)} ${r.app}:${r.phase} (${seconds} s)${archive}${r.reason && r.status !== 'ok' ? ` - ${r.reason}` : ''}`);
+    lines.push(
+      `${r.status.padEnd(7)} ${r.app}:${r.phase} (${seconds} s)${archive}${r.reason && r.status !== 'ok' ? ` - ${r.reason}` : ''}`,
+    );
     if (r.status === 'failed' && r.stderrTail) {
       lines.push(...r.stderrTail.split('\n').map((line) => `        | ${line}`));
     }

@@ -31,7 +31,10 @@ export function describeStreamEvent(event: StreamEvent): string {
  * Publishes a stream event on the bus as `stream.<kind>`; progress goes out at debug level (the
  * progress display shows it) except every `quietEveryMs` when no TTY display runs.
  */
-export function createStreamEventPublisher(bus: EventBus, options: { quietProgressEveryMs?: number } = {}): (event: StreamEvent) => void {
+export function createStreamEventPublisher(
+  bus: EventBus,
+  options: { quietProgressEveryMs?: number } = {},
+): (event: StreamEvent) => void {
   let lastQuiet = 0;
   return (event) => {
     let level: 'debug' | 'info' | 'warn' | 'error' = 'info';
@@ -49,7 +52,10 @@ export function createStreamEventPublisher(bus: EventBus, options: { quietProgre
 }
 
 /** A TTY progress line on stderr, rewritten in place: `volumes  12.0 MiB  4.0 MiB/s  ETA 3 s`. */
-export function createTtyProgress(out: NodeJS.WriteStream): { update: (event: StreamEvent) => void; clear: () => void } {
+export function createTtyProgress(out: NodeJS.WriteStream): {
+  update: (event: StreamEvent) => void;
+  clear: () => void;
+} {
   let shown = false;
   return {
     update(event) {

@@ -1,6 +1,14 @@
 import { secret } from '@deploykit/core';
 import { LocalHost } from '@deploykit/host';
-import { cleanupStaging, PICKUP_CODE_ENV, resolveReceiverTransport, runReceiver, type ConsumerSpec, type ReceiveResult, type StreamEvent } from '@deploykit/transport';
+import {
+  cleanupStaging,
+  PICKUP_CODE_ENV,
+  resolveReceiverTransport,
+  runReceiver,
+  type ConsumerSpec,
+  type ReceiveResult,
+  type StreamEvent,
+} from '@deploykit/transport';
 import type { CommandContext } from '../cli/command-context.js';
 
 /** Inputs of `deploy stream receive` (see docs/transports.md). */

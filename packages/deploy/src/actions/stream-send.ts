@@ -1,8 +1,23 @@
 import { readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { controlDirParents, findProcessesByEnvironment, findSshMasters, isProcessRunning, LocalHost, makeControlDir, stopProcesses } from '@deploykit/host';
-import { runStream, type ConsumerSpec, type StreamEvent, type StreamResult, type TransportName, type TransportOptions } from '@deploykit/transport';
+import {
+  controlDirParents,
+  findProcessesByEnvironment,
+  findSshMasters,
+  isProcessRunning,
+  LocalHost,
+  makeControlDir,
+  stopProcesses,
+} from '@deploykit/host';
+import {
+  runStream,
+  type ConsumerSpec,
+  type StreamEvent,
+  type StreamResult,
+  type TransportName,
+  type TransportOptions,
+} from '@deploykit/transport';
 import { UsageError, type Host } from '@deploykit/core';
 import type { CommandContext } from '../cli/command-context.js';
 import { resolveNamedHost } from '../cli/delegate.js';
@@ -60,7 +75,10 @@ export async function recoverStreamSends(runId: string): Promise<string[]> {
   for (const [owner, paths] of dead) {
     // Its processes first (an ssh master holds its socket in the control dir), then its dirs.
     const masters = paths.flatMap((path) => findSshMasters(path));
-    const stopped = await stopProcesses([...findProcessesByEnvironment({ DEPLOY_RUN_ID: runId, [STREAM_SENDER_ENV]: String(owner) }), ...masters]);
+    const stopped = await stopProcesses([
+      ...findProcessesByEnvironment({ DEPLOY_RUN_ID: runId, [STREAM_SENDER_ENV]: String(owner) }),
+      ...masters,
+    ]);
     if (stopped.length > 0) done.push(`stopped ${stopped.length} process(es) of the killed send ${owner}`);
     for (const path of paths) {
       await rm(path, { recursive: true, force: true });
@@ -73,10 +91,14 @@ export async function recoverStreamSends(runId: string): Promise<string[]> {
 /** Runs one stream from this host to `--to` (or this host for `local`); returns its StreamResult. */
 export async function sendStream(context: CommandContext, options: SendStreamOptions): Promise<StreamResult> {
   if (options.transport !== 'local' && options.to === undefined) {
-    throw new UsageError('STREAM_NO_TARGET', `the ${options.transport} transport needs a target host`, { hint: 'Add --to HOST (a host named in the global config).' });
+    throw new UsageError('STREAM_NO_TARGET', `the ${options.transport} transport needs a target host`, {
+      hint: 'Add --to HOST (a host named in the global config).',
+    });
   }
   if (options.producer === undefined && options.producerStream === undefined) {
-    throw new UsageError('STREAM_NO_PRODUCER', 'nothing to send: give --producer or pipe the payload into stdin', { hint: 'Example: --producer \'["pg_dump","-Fc","notes"]\'' });
+    throw new UsageError('STREAM_NO_PRODUCER', 'nothing to send: give --producer or pipe the payload into stdin', {
+      hint: 'Example: --producer \'["pg_dump","-Fc","notes"]\'',
+    });
   }
   const runId = options.runId ?? context.runId;
   // Every process this send starts carries the run id and our pid: a later run or `deploy stream
@@ -84,7 +106,8 @@ export async function sendStream(context: CommandContext, options: SendStreamOpt
   process.env.DEPLOY_RUN_ID = runId;
   process.env[STREAM_SENDER_ENV] = String(process.pid);
   // A send of this run that was killed before: its leftovers go now.
-  for (const line of await recoverStreamSends(runId)) context.bus.emit('stream.recovered', { message: `run ${runId}: ${line}` });
+  for (const line of await recoverStreamSends(runId))
+    context.bus.emit('stream.recovered', { message: `run ${runId}: ${line}` });
   const source = new LocalHost(context.hostContext.hostName);
   let target: Host = source;
   let controlDir: string | undefined;

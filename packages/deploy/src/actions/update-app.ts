@@ -86,7 +86,9 @@ export async function restoreAppFolder(app: AppFolder, snapshot: string): Promis
 
 async function pruneSnapshots(dir: string, keep: string): Promise<void> {
   const names = (await readdir(dir).catch(() => [] as string[])).sort();
-  const old = names.filter((name) => join(dir, name) !== keep).slice(0, Math.max(0, names.length - UPDATE_SNAPSHOTS_KEPT));
+  const old = names
+    .filter((name) => join(dir, name) !== keep)
+    .slice(0, Math.max(0, names.length - UPDATE_SNAPSHOTS_KEPT));
   for (const name of old) await rm(join(dir, name), { recursive: true, force: true });
 }
 
@@ -97,15 +99,38 @@ async function pruneSnapshots(dir: string, keep: string): Promise<void> {
  * after the backup, it rolls back: stop, the previous folder, bin/restore from the safety archive,
  * start, health. Returns what happened; throws only for our own bugs.
  */
-export async function updateApp(context: UpdateContext, app: AppFolder, options: { from?: string } = {}): Promise<UpdateResult> {
+export async function updateApp(
+  context: UpdateContext,
+  app: AppFolder,
+  options: { from?: string } = {},
+): Promise<UpdateResult> {
   const steps: UpdateStep[] = [];
   const archive = newArchiveName(app);
   const updatesDir = join(appStateDir(context.hostContext, app.name), 'updates');
-  const snapshotDir = join(updatesDir, `${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '')}-${context.runId}`);
+  const snapshotDir = join(
+    updatesDir,
+    `${new Date()
+      .toISOString()
+      .replace(/[-:]/g, '')
+      .replace(/\.\d{3}/, '')}-${context.runId}`,
+  );
   const base = { app: app.name, archive, snapshotDir };
   const phase = async (name: Phase, extra: { archive?: string } = {}): Promise<PhaseResult> => {
-    const result = await runPhase({ app, phase: name, host: context.host, bus: context.bus, context: { runId: context.runId, role: 'local', host: context.hostContext, ...extra } });
-    steps.push({ step: `bin/${name}`, status: result.status, durationMs: result.durationMs, ...(result.reason || result.stderrTail ? { detail: result.reason ?? result.stderrTail.split('\n').slice(-3).join(' | ') } : {}) });
+    const result = await runPhase({
+      app,
+      phase: name,
+      host: context.host,
+      bus: context.bus,
+      context: { runId: context.runId, role: 'local', host: context.hostContext, ...extra },
+    });
+    steps.push({
+      step: `bin/${name}`,
+      status: result.status,
+      durationMs: result.durationMs,
+      ...(result.reason || result.stderrTail
+        ? { detail: result.reason ?? result.stderrTail.split('\n').slice(-3).join(' | ') }
+        : {}),
+    });
     return result;
   };
   // biome-ignore lint/suspicious/noConfusingVoidType: a step's action returns a note or nothing at all
@@ -116,30 +141,61 @@ export async function updateApp(context: UpdateContext, app: AppFolder, options:
       steps.push({ step: name, status: 'ok', durationMs: Date.now() - started, ...(detail ? { detail } : {}) });
       return true;
     } catch (error) {
-      steps.push({ step: name, status: 'failed', durationMs: Date.now() - started, detail: error instanceof Error ? error.message : String(error) });
+      steps.push({
+        step: name,
+        status: 'failed',
+        durationMs: Date.now() - started,
+        detail: error instanceof Error ? error.message : String(error),
+      });
       return false;
     }
   };
   const check = async (): Promise<CheckResult[]> => {
     const environment = { app, host: context.host, hostContext: context.hostContext };
     const results = await runChecks({ ...environment, baseUrl: resolveBaseUrl(environment) });
-    for (const r of results) context.bus.emit('check.end', { app: app.name, level: r.status === 'failed' ? 'warn' : 'debug', data: { ...r } });
+    for (const r of results)
+      context.bus.emit('check.end', { app: app.name, level: r.status === 'failed' ? 'warn' : 'debug', data: { ...r } });
     return results;
   };
-  const failedChecks = (results: readonly CheckResult[]): string => results.filter((r) => r.status === 'failed').map((r) => `${r.name}: ${r.reason ?? 'failed'}`).join('; ');
+  const failedChecks = (results: readonly CheckResult[]): string =>
+    results
+      .filter((r) => r.status === 'failed')
+      .map((r) => `${r.name}: ${r.reason ?? 'failed'}`)
+      .join('; ');
 
   // 1-2. Nothing changes before both safety copies exist.
-  context.bus.emit('update.start', { app: app.name, message: `updating ${app.name}: safety archive ${archive}, snapshot ${snapshotDir}` });
+  context.bus.emit('update.start', {
+    app: app.name,
+    message: `updating ${app.name}: safety archive ${archive}, snapshot ${snapshotDir}`,
+  });
   if ((await phase('backup', { archive })).status !== 'ok') {
-    return { ...base, status: 'failed', steps, health: [], rollbackHealth: [], reason: 'the safety backup failed: nothing was changed' };
+    return {
+      ...base,
+      status: 'failed',
+      steps,
+      health: [],
+      rollbackHealth: [],
+      reason: 'the safety backup failed: nothing was changed',
+    };
   }
   const snapped = await step('snapshot app folder', async () => {
     await mkdir(updatesDir, { recursive: true });
     await snapshotAppFolder(app, join(snapshotDir, 'app'));
-    await writeFile(join(snapshotDir, 'update.json'), `${JSON.stringify({ app: app.name, archive, runId: context.runId, startedAt: new Date().toISOString(), from: options.from ?? null, deployVersion: DEPLOY_VERSION }, null, 2)}\n`);
+    await writeFile(
+      join(snapshotDir, 'update.json'),
+      `${JSON.stringify({ app: app.name, archive, runId: context.runId, startedAt: new Date().toISOString(), from: options.from ?? null, deployVersion: DEPLOY_VERSION }, null, 2)}\n`,
+    );
     return snapshotDir;
   });
-  if (!snapped) return { ...base, status: 'failed', steps, health: [], rollbackHealth: [], reason: 'the folder snapshot failed: nothing was changed' };
+  if (!snapped)
+    return {
+      ...base,
+      status: 'failed',
+      steps,
+      health: [],
+      rollbackHealth: [],
+      reason: 'the folder snapshot failed: nothing was changed',
+    };
 
   // 3-5. The new version, installed and restarted, must pass health.
   let failure: string | undefined;
@@ -163,7 +219,8 @@ export async function updateApp(context: UpdateContext, app: AppFolder, options:
   if (failure === undefined) {
     const update = await phase('update');
     const installed = update.status === 'skipped' ? await phase('install') : update;
-    if (installed.status === 'failed') failure = `bin/${installed.phase} failed${installed.reason ? `: ${installed.reason}` : ''}`;
+    if (installed.status === 'failed')
+      failure = `bin/${installed.phase} failed${installed.reason ? `: ${installed.reason}` : ''}`;
   }
   if (failure === undefined) {
     await phase('stop');
@@ -181,14 +238,28 @@ export async function updateApp(context: UpdateContext, app: AppFolder, options:
   }
 
   // 6. Roll back: the previous code first, so the previous bin/restore and bin/start run.
-  context.bus.emit('update.rollback', { app: app.name, level: 'warn', message: `${failure}; rolling back to the state before the update (archive ${archive})` });
+  context.bus.emit('update.rollback', {
+    app: app.name,
+    level: 'warn',
+    message: `${failure}; rolling back to the state before the update (archive ${archive})`,
+  });
   await phase('stop');
-  const restoredFolder = await step('restore previous app folder', async () => restoreAppFolder(app, join(snapshotDir, 'app')));
+  const restoredFolder = await step('restore previous app folder', async () =>
+    restoreAppFolder(app, join(snapshotDir, 'app')),
+  );
   const restored = await phase('restore', { archive });
   const started = await phase('start');
   const rollbackHealth = await check();
-  const back = restoredFolder && restored.status === 'ok' && started.status === 'ok' && !rollbackHealth.some((r) => r.status === 'failed');
-  context.bus.emit('update.end', { app: app.name, level: back ? 'warn' : 'error', message: back ? `${app.name} rolled back; it serves the previous version` : `${app.name}: the rollback failed too` });
+  const back =
+    restoredFolder &&
+    restored.status === 'ok' &&
+    started.status === 'ok' &&
+    !rollbackHealth.some((r) => r.status === 'failed');
+  context.bus.emit('update.end', {
+    app: app.name,
+    level: back ? 'warn' : 'error',
+    message: back ? `${app.name} rolled back; it serves the previous version` : `${app.name}: the rollback failed too`,
+  });
   return {
     ...base,
     status: back ? 'rolled-back' : 'rollback-failed',

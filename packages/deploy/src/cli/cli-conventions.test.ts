@@ -15,12 +15,23 @@ import { createTtyListener, useColor } from '../render/renderers.js';
 import { DEPLOY_VERSION } from '../version.js';
 
 const bin = fileURLToPath(new URL('../../bin/deploy.js', import.meta.url));
-const packageVersion = (JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string }).version;
-const rootVersion = (JSON.parse(readFileSync(fileURLToPath(new URL('../../../../package.json', import.meta.url)), 'utf8')) as { version: string }).version;
+const packageVersion = (
+  JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string }
+).version;
+const rootVersion = (
+  JSON.parse(readFileSync(fileURLToPath(new URL('../../../../package.json', import.meta.url)), 'utf8')) as {
+    version: string;
+  }
+).version;
 
-async function deploy(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+async function deploy(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [bin, ...args], { env: { ...process.env, ...env } });
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [bin, ...args], {
+      env: { ...process.env, ...env },
+    });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code: number; stdout: string; stderr: string };
@@ -33,7 +44,11 @@ test('deploy --version prints the deploy package version (the root package.json 
   assert.equal(run.code, 0, run.stderr);
   assert.equal(run.stdout, `${packageVersion}\n`);
   assert.equal(DEPLOY_VERSION, packageVersion);
-  assert.equal(rootVersion, packageVersion, 'packages/deploy/package.json is the source of truth; bump the root package.json with it');
+  assert.equal(
+    rootVersion,
+    packageVersion,
+    'packages/deploy/package.json is the source of truth; bump the root package.json with it',
+  );
 });
 
 test('deploy completion prints a bash script, and the completions it asks for name every command and their options', async () => {
@@ -45,11 +60,13 @@ test('deploy completion prints a bash script, and the completions it asks for na
   const commands = await deploy(['--get-yargs-completions', 'deploy', '']);
   assert.equal(commands.code, 0, commands.stderr);
   const words = commands.stdout.trim().split('\n');
-  for (const spec of COMMAND_SPECS) assert.ok(words.includes(spec.command.split(' ')[0]!), `${spec.command} in ${words.join(' ')}`);
+  for (const spec of COMMAND_SPECS)
+    assert.ok(words.includes(spec.command.split(' ')[0]!), `${spec.command} in ${words.join(' ')}`);
 
   // A command's own options come from its lazily loaded module; the global ones (--host) too.
   const migrate = (await deploy(['--get-yargs-completions', 'deploy', 'migrate', '--'])).stdout.trim().split('\n');
-  for (const option of ['--to', '--transport', '--host', '--json', '--color']) assert.ok(migrate.includes(option), `${option} in ${migrate.join(' ')}`);
+  for (const option of ['--to', '--transport', '--host', '--json', '--color'])
+    assert.ok(migrate.includes(option), `${option} in ${migrate.join(' ')}`);
 });
 
 test('colour on a terminal only, never with NO_COLOR (non-empty) or --no-color', () => {
@@ -63,7 +80,17 @@ test('colour on a terminal only, never with NO_COLOR (non-empty) or --no-color',
 
   const lines: string[] = [];
   const out = { isTTY: true, write: (text: string) => lines.push(text) } as unknown as NodeJS.WritableStream;
-  const event = { type: 'phase.end', level: 'error', app: 'a', phase: 'stop', message: 'failed', time: '', runId: 'r', host: 'h', data: { status: 'failed' } } as const;
+  const event = {
+    type: 'phase.end',
+    level: 'error',
+    app: 'a',
+    phase: 'stop',
+    message: 'failed',
+    time: '',
+    runId: 'r',
+    host: 'h',
+    data: { status: 'failed' },
+  } as const;
   createTtyListener({ level: 'info', stream: out, color: true })(event);
   createTtyListener({ level: 'info', stream: out, color: false })(event);
   assert.match(lines[0]!, /\x1b\[31mfailed\x1b\[0m/);
@@ -71,7 +98,11 @@ test('colour on a terminal only, never with NO_COLOR (non-empty) or --no-color',
 });
 
 test('on a real terminal deploy colours its progress, and NO_COLOR or --no-color turn it off', () => {
-  assert.equal(spawnSync('script', ['--version']).status, 0, 'script(1) (util-linux, Debian package bsdutils) is needed to give deploy a real terminal');
+  assert.equal(
+    spawnSync('script', ['--version']).status,
+    0,
+    'script(1) (util-linux, Debian package bsdutils) is needed to give deploy a real terminal',
+  );
   const root = mkdtempSync(join(tmpdir(), 'deploy-color-'));
   try {
     mkdirSync(join(root, 'apps', 'fine', 'bin'), { recursive: true });
@@ -82,7 +113,10 @@ test('on a real terminal deploy colours its progress, and NO_COLOR or --no-color
     }
     const onTerminal = (extra: string, env: NodeJS.ProcessEnv): string => {
       const command = `${process.execPath} ${bin} --apps-root ${root}/apps --state-dir ${root}/state stop fine ${extra}`;
-      const run = spawnSync('script', ['-qec', command, '/dev/null'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: undefined, ...env } });
+      const run = spawnSync('script', ['-qec', command, '/dev/null'], {
+        encoding: 'utf8',
+        env: { ...process.env, NO_COLOR: undefined, ...env },
+      });
       assert.equal(run.status, 0, run.stdout + run.stderr);
       assert.match(run.stdout, /fine:stop/);
       return run.stdout;
@@ -96,7 +130,11 @@ test('on a real terminal deploy colours its progress, and NO_COLOR or --no-color
 });
 
 test('--json results carry deployVersion after their own fields; the schema document and arrays do not', async () => {
-  assert.deepEqual(withDeployVersion({ ok: true, app: 'a' }, {}), { ok: true, app: 'a', deployVersion: packageVersion });
+  assert.deepEqual(withDeployVersion({ ok: true, app: 'a' }, {}), {
+    ok: true,
+    app: 'a',
+    deployVersion: packageVersion,
+  });
   assert.deepEqual(Object.keys(withDeployVersion({ b: 1, a: 2 }, {}) as object), ['b', 'a', 'deployVersion']);
   assert.deepEqual(withDeployVersion({ $schema: 'x' }, { versionInJson: false }), { $schema: 'x' });
   assert.deepEqual(withDeployVersion([1, 2], {}), [1, 2]);
@@ -104,7 +142,14 @@ test('--json results carry deployVersion after their own fields; the schema docu
   const root = mkdtempSync(join(tmpdir(), 'deploy-json-'));
   try {
     mkdirSync(join(root, 'apps'));
-    const list = await deploy(['--apps-root', join(root, 'apps'), '--state-dir', join(root, 'state'), 'list', '--json']);
+    const list = await deploy([
+      '--apps-root',
+      join(root, 'apps'),
+      '--state-dir',
+      join(root, 'state'),
+      'list',
+      '--json',
+    ]);
     assert.equal(list.code, 0, list.stderr);
     assert.deepEqual(JSON.parse(list.stdout), { root: join(root, 'apps'), apps: [], deployVersion: packageVersion });
     const schema = await deploy(['schema', '--json']);

@@ -36,12 +36,20 @@ export function progressEveryMs(env: NodeJS.ProcessEnv = process.env): number {
  * Builds the command context: loads the global config (errors are fatal), resolves roots, attaches
  * renderers. `live`: the command may draw the live view on a terminal (nothing else writes to it meanwhile).
  */
-export async function createCommandContext(options: GlobalOptions, signal: AbortSignal = new AbortController().signal, render: { live?: boolean } = {}): Promise<CommandContext> {
+export async function createCommandContext(
+  options: GlobalOptions,
+  signal: AbortSignal = new AbortController().signal,
+  render: { live?: boolean } = {},
+): Promise<CommandContext> {
   const loaded = await loadGlobalConfig(options.config);
   if (loaded.errors.length > 0) {
-    throw new ConfigError('CONFIG_INVALID', `the global config has ${loaded.errors.length} error(s):\n${loaded.errors.map((i) => `  ${formatIssue(i)}`).join('\n')}`, {
-      hint: 'Fix the config file named above (see docs/config.md), or unset DEPLOY_CONFIG.',
-    });
+    throw new ConfigError(
+      'CONFIG_INVALID',
+      `the global config has ${loaded.errors.length} error(s):\n${loaded.errors.map((i) => `  ${formatIssue(i)}`).join('\n')}`,
+      {
+        hint: 'Fix the config file named above (see docs/config.md), or unset DEPLOY_CONFIG.',
+      },
+    );
   }
   const appsRoot = resolveAppsRoot({ flag: options.appsRoot, config: loaded.config });
   const stateDir = resolveStateDir({ flag: options.stateDir, config: loaded.config });

@@ -21,10 +21,17 @@ export async function resolveNamedHost(name: string, configPath?: string, contro
   if (entry === undefined) {
     const known = Object.keys(config.hosts);
     throw new ConfigError('HOST_UNKNOWN', `no host named "${name}" in the global config`, {
-      hint: known.length > 0 ? `Known hosts: ${known.join(', ')}.` : 'Add it under `hosts:` in the file DEPLOY_CONFIG names (docs/config.md).',
+      hint:
+        known.length > 0
+          ? `Known hosts: ${known.join(', ')}.`
+          : 'Add it under `hosts:` in the file DEPLOY_CONFIG names (docs/config.md).',
     });
   }
-  return new SshHost(name, { destination: entry.ssh, ...(entry.ssh_config ? { sshConfig: entry.ssh_config } : {}), ...(controlDir ? { controlDir } : {}) });
+  return new SshHost(name, {
+    destination: entry.ssh,
+    ...(entry.ssh_config ? { sshConfig: entry.ssh_config } : {}),
+    ...(controlDir ? { controlDir } : {}),
+  });
 }
 
 /** Runs the same deploy command on a named host over ssh, streaming its output; returns its exit code. */
@@ -49,10 +56,21 @@ export async function delegateToHost(options: GlobalOptions, argv: readonly stri
     });
     if (result.exitCode === SSH_CONNECTION_FAILED) {
       // Unreachable only when the remote deploy never started; else the connection was lost or it was killed there.
-      const failure = describeSshFailure(result, host.name, `\`deploy ${stripHostOption(argv).slice(0, 2).join(' ')}\``);
-      throw new TransportError(failure.kind === 'lost' ? 'SSH_CONNECTION_LOST' : 'SSH_FAILED', failure.kind === 'lost' ? failure.message : `${failure.message} (${host.target.destination})`, {
-        hint: failure.kind === 'lost' ? failure.hint : `Check \`ssh ${host.target.destination} true\` works (keys, known_hosts, sshd running).`,
-      });
+      const failure = describeSshFailure(
+        result,
+        host.name,
+        `\`deploy ${stripHostOption(argv).slice(0, 2).join(' ')}\``,
+      );
+      throw new TransportError(
+        failure.kind === 'lost' ? 'SSH_CONNECTION_LOST' : 'SSH_FAILED',
+        failure.kind === 'lost' ? failure.message : `${failure.message} (${host.target.destination})`,
+        {
+          hint:
+            failure.kind === 'lost'
+              ? failure.hint
+              : `Check \`ssh ${host.target.destination} true\` works (keys, known_hosts, sshd running).`,
+        },
+      );
     }
     return result.exitCode ?? 1;
   } finally {

@@ -19,7 +19,8 @@ export interface GlobalOptions {
 
 /** Reads GlobalOptions out of a yargs argv object. */
 export function readGlobalOptions(argv: Record<string, unknown>): GlobalOptions {
-  const str = (key: string): string | undefined => (typeof argv[key] === 'string' && argv[key] !== '' ? (argv[key] as string) : undefined);
+  const str = (key: string): string | undefined =>
+    typeof argv[key] === 'string' && argv[key] !== '' ? (argv[key] as string) : undefined;
   return {
     ...(str('appsRoot') ? { appsRoot: str('appsRoot') } : {}),
     ...(str('stateDir') ? { stateDir: str('stateDir') } : {}),

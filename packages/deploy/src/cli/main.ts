@@ -14,18 +14,57 @@ Docs: docs/cli.md, docs/app-folder.md, docs/transports.md`;
 
 function addGlobalOptions(y: Argv): Argv {
   return y
-    .option('apps-root', { type: 'string', describe: 'Folder holding app folders [env DEPLOY_APPS_ROOT, default /srv/apps]', global: true })
-    .option('state-dir', { type: 'string', describe: 'Folder for logs, locks and run records [env DEPLOY_STATE_DIR]', global: true })
+    .option('apps-root', {
+      type: 'string',
+      describe: 'Folder holding app folders [env DEPLOY_APPS_ROOT, default /srv/apps]',
+      global: true,
+    })
+    .option('state-dir', {
+      type: 'string',
+      describe: 'Folder for logs, locks and run records [env DEPLOY_STATE_DIR]',
+      global: true,
+    })
     .option('config', { type: 'string', describe: 'Global config file [env DEPLOY_CONFIG]', global: true })
-    .option('host', { type: 'string', describe: 'Run the command on this named host (from the config) over ssh', global: true })
+    .option('host', {
+      type: 'string',
+      describe: 'Run the command on this named host (from the config) over ssh',
+      global: true,
+    })
     .option('json', { type: 'boolean', default: false, describe: 'Print the result as JSON on stdout', global: true })
-    .option('jsonl', { type: 'boolean', default: false, describe: 'Machine mode: events as JSON lines on stdout (migrate, receive, stream)', global: true })
+    .option('jsonl', {
+      type: 'boolean',
+      default: false,
+      describe: 'Machine mode: events as JSON lines on stdout (migrate, receive, stream)',
+      global: true,
+    })
     .option('events', { type: 'string', describe: 'Also write every event as JSON lines to this file', global: true })
-    .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'More detail, stack traces on errors', global: true })
+    .option('verbose', {
+      alias: 'v',
+      type: 'boolean',
+      default: false,
+      describe: 'More detail, stack traces on errors',
+      global: true,
+    })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only results and errors', global: true })
-    .option('dry-run', { type: 'boolean', default: false, describe: 'Say what would run without running it', global: true })
-    .option('color', { type: 'boolean', default: true, describe: 'Colour on a terminal; --no-color (or env NO_COLOR) turns it off', global: true })
-    .option('log-level', { type: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'], global: true, hidden: true });
+    .option('dry-run', {
+      type: 'boolean',
+      default: false,
+      describe: 'Say what would run without running it',
+      global: true,
+    })
+    .option('color', {
+      type: 'boolean',
+      default: true,
+      describe: 'Colour on a terminal; --no-color (or env NO_COLOR) turns it off',
+      global: true,
+    })
+    .option('log-level', {
+      type: 'string',
+      default: 'info',
+      choices: ['debug', 'info', 'warn', 'error'],
+      global: true,
+      hidden: true,
+    });
 }
 
 /** Prints an error with its hint; returns the exit code for its kind. */
@@ -56,16 +95,26 @@ export function withDeployVersion(json: unknown, command: Pick<DeployCommand, 'v
 }
 
 function print(outcome: CommandOutcome, command: DeployCommand, json: boolean, jsonl: boolean): void {
-  if (json && outcome.json !== undefined) process.stdout.write(`${JSON.stringify(withDeployVersion(outcome.json, command), null, 2)}\n`);
+  if (json && outcome.json !== undefined)
+    process.stdout.write(`${JSON.stringify(withDeployVersion(outcome.json, command), null, 2)}\n`);
   // In machine mode stdout carries JSON lines only (the events said it all).
-  else if (outcome.text && !jsonl) process.stdout.write(outcome.text.endsWith('\n') ? outcome.text : `${outcome.text}\n`);
+  else if (outcome.text && !jsonl)
+    process.stdout.write(outcome.text.endsWith('\n') ? outcome.text : `${outcome.text}\n`);
 }
 
 /**
  * Leaves the run summary `deploy runs` lists and `deploy runs show` prints again: the report as it
  * is printed and as --json gives it. A state dir that cannot take it only costs the listing: a warning.
  */
-async function recordRun(stateDir: string, runId: string, command: DeployCommand, args: Record<string, unknown>, started: Date, exitCode: number, outcome: CommandOutcome): Promise<void> {
+async function recordRun(
+  stateDir: string,
+  runId: string,
+  command: DeployCommand,
+  args: Record<string, unknown>,
+  started: Date,
+  exitCode: number,
+  outcome: CommandOutcome,
+): Promise<void> {
   const { writeRunSummary } = await import('../run-summary.js');
   const apps = typeof args.app === 'string' ? [args.app] : Array.isArray(args.apps) ? args.apps.map(String) : [];
   try {
@@ -83,7 +132,9 @@ async function recordRun(stateDir: string, runId: string, command: DeployCommand
       ...(outcome.json !== undefined ? { json: withDeployVersion(outcome.json, command) } : {}),
     });
   } catch (error) {
-    process.stderr.write(`deploy: warning: could not write the run summary to ${stateDir}/runs: ${(error as Error).message}\n`);
+    process.stderr.write(
+      `deploy: warning: could not write the run summary to ${stateDir}/runs: ${(error as Error).message}\n`,
+    );
   }
 }
 
@@ -94,7 +145,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   let completion = false;
   const parser = addGlobalOptions(yargs([...argv]))
     .scriptName('deploy')
-    .usage('deploy <command> [options]\n\nRun apps as app working folders on single hosts,\nand move them between hosts by streaming.')
+    .usage(
+      'deploy <command> [options]\n\nRun apps as app working folders on single hosts,\nand move them between hosts by streaming.',
+    )
     .strict()
     .demandCommand(1, 'Name a command; `deploy --help` lists them.')
     .recommendCommands()
@@ -133,7 +186,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     builder: (y: Argv) =>
       y
         .example('source <(deploy completion)', 'Complete commands and options in this shell')
-        .example('deploy completion >> ~/.bashrc', 'In every new bash (zsh: SHELL=/bin/zsh deploy completion >> ~/.zshrc)'),
+        .example(
+          'deploy completion >> ~/.bashrc',
+          'In every new bash (zsh: SHELL=/bin/zsh deploy completion >> ~/.zshrc)',
+        ),
     handler: () => {
       completion = true; // printed once the whole command line proved valid
     },
@@ -146,7 +202,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     return reportError(error, wantsJson, verbose);
   }
   if (usageFailure !== undefined) {
-    return reportError(new UsageError('USAGE', usageFailure, { hint: 'See `deploy --help` or `deploy <command> --help`.' }), wantsJson, verbose);
+    return reportError(
+      new UsageError('USAGE', usageFailure, { hint: 'See `deploy --help` or `deploy <command> --help`.' }),
+      wantsJson,
+      verbose,
+    );
   }
   if (completion) parser.showCompletionScript();
   if (selected === undefined) return EXIT_CODES.ok; // --help, --version or completion printed
@@ -164,7 +224,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   const interruptible = typeof declared === 'function' ? declared(selected.args) : declared === true;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (interruptible && !abort.signal.aborted) {
-      process.stderr.write(`\ndeploy: ${signal}: stopping and undoing what this run changed (${signal} again to exit at once)\n`);
+      process.stderr.write(
+        `\ndeploy: ${signal}: stopping and undoing what this run changed (${signal} again to exit at once)\n`,
+      );
       abort.abort(new Error(`interrupted by ${signal}`));
       process.once(signal, onSignal);
       return;
@@ -177,13 +239,19 @@ export async function main(argv: readonly string[]): Promise<number> {
   process.once('SIGTERM', onSignal);
   try {
     const { createCommandContext } = await import('./command-context.js');
-    const live = typeof selected.command.liveView === 'function' ? selected.command.liveView(selected.args) : selected.command.liveView === true;
+    const live =
+      typeof selected.command.liveView === 'function'
+        ? selected.command.liveView(selected.args)
+        : selected.command.liveView === true;
     let outcome: CommandOutcome;
     {
       // Disposed before the result is printed: the live view leaves the terminal first.
       await using context = await createCommandContext(options, abort.signal, { live });
       const declaredRecord = selected.command.recordsRun;
-      const records = (typeof declaredRecord === 'function' ? declaredRecord(selected.args) : declaredRecord === true) && !options.dryRun && selected.args.plan !== true;
+      const records =
+        (typeof declaredRecord === 'function' ? declaredRecord(selected.args) : declaredRecord === true) &&
+        !options.dryRun &&
+        selected.args.plan !== true;
       const started = new Date();
       try {
         outcome = await selected.command.run(context, selected.args);
@@ -192,12 +260,38 @@ export async function main(argv: readonly string[]): Promise<number> {
         if (records) {
           const failure = toDeployError(error);
           const text = `deploy: ${failure.message}${failure.hint ? `\n  next: ${failure.hint}` : ''}`;
-          const json = { ok: false, error: { kind: failure.kind, code: failure.code, message: failure.message, hint: failure.hint, details: failure.details } };
-          await recordRun(context.hostContext.stateDir, context.runId, selected.command, selected.args, started, abort.signal.aborted ? 130 : EXIT_CODES[failure.kind], { exitCode: EXIT_CODES[failure.kind], text, json });
+          const json = {
+            ok: false,
+            error: {
+              kind: failure.kind,
+              code: failure.code,
+              message: failure.message,
+              hint: failure.hint,
+              details: failure.details,
+            },
+          };
+          await recordRun(
+            context.hostContext.stateDir,
+            context.runId,
+            selected.command,
+            selected.args,
+            started,
+            abort.signal.aborted ? 130 : EXIT_CODES[failure.kind],
+            { exitCode: EXIT_CODES[failure.kind], text, json },
+          );
         }
         throw error;
       }
-      if (records) await recordRun(context.hostContext.stateDir, context.runId, selected.command, selected.args, started, abort.signal.aborted ? 130 : outcome.exitCode, outcome);
+      if (records)
+        await recordRun(
+          context.hostContext.stateDir,
+          context.runId,
+          selected.command,
+          selected.args,
+          started,
+          abort.signal.aborted ? 130 : outcome.exitCode,
+          outcome,
+        );
     }
     print(outcome, selected.command, options.json, options.jsonl);
     return abort.signal.aborted ? 130 : outcome.exitCode;

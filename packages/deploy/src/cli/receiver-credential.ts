@@ -16,17 +16,28 @@ export interface CredentialSources {
  * variable, a 0600 file, or a prompt without echo - never argv. Refuses a file others may read and
  * a value of the wrong shape (without echoing it), and says how to pass it when there is no way.
  */
-export async function readReceiverCredential(spec: ReceiverCredentialSpec, sources: CredentialSources): Promise<Secret> {
+export async function readReceiverCredential(
+  spec: ReceiverCredentialSpec,
+  sources: CredentialSources,
+): Promise<Secret> {
   const how = `set ${spec.envName}, pass --code-file FILE (mode 0600), or run it in a terminal to be asked`;
   let value: string | undefined;
   let where: string;
   if (sources.file !== undefined) {
     where = sources.file;
     const info = await stat(sources.file).catch((error: NodeJS.ErrnoException) => {
-      throw new UsageError('CODE_FILE_UNREADABLE', `cannot read the ${spec.label} file ${sources.file}: ${error.code ?? error.message}`, { hint: `Name an existing file, or ${how}.` });
+      throw new UsageError(
+        'CODE_FILE_UNREADABLE',
+        `cannot read the ${spec.label} file ${sources.file}: ${error.code ?? error.message}`,
+        { hint: `Name an existing file, or ${how}.` },
+      );
     });
     if ((info.mode & 0o077) !== 0) {
-      throw new UsageError('CODE_FILE_OPEN', `the ${spec.label} file ${sources.file} may be read by others (mode ${(info.mode & 0o777).toString(8).padStart(4, '0')})`, { hint: `chmod 600 ${sources.file}, then run again.` });
+      throw new UsageError(
+        'CODE_FILE_OPEN',
+        `the ${spec.label} file ${sources.file} may be read by others (mode ${(info.mode & 0o777).toString(8).padStart(4, '0')})`,
+        { hint: `chmod 600 ${sources.file}, then run again.` },
+      );
     }
     value = (await readFile(sources.file, 'utf8')).trim();
   } else if (sources.environment[spec.envName] !== undefined && sources.environment[spec.envName] !== '') {
@@ -34,12 +45,22 @@ export async function readReceiverCredential(spec: ReceiverCredentialSpec, sourc
     value = sources.environment[spec.envName]!.trim();
   } else if (sources.prompt !== undefined) {
     where = 'the prompt';
-    value = (await sources.prompt(`${spec.label[0]!.toUpperCase()}${spec.label.slice(1)} (shown on the source's terminal): `)).trim();
+    value = (
+      await sources.prompt(`${spec.label[0]!.toUpperCase()}${spec.label.slice(1)} (shown on the source's terminal): `)
+    ).trim();
   } else {
-    throw new UsageError('CREDENTIAL_MISSING', `this link needs its ${spec.label}, and there is no terminal to ask for it`, { hint: `${how[0]!.toUpperCase()}${how.slice(1)}.` });
+    throw new UsageError(
+      'CREDENTIAL_MISSING',
+      `this link needs its ${spec.label}, and there is no terminal to ask for it`,
+      { hint: `${how[0]!.toUpperCase()}${how.slice(1)}.` },
+    );
   }
   if (!spec.pattern.test(value)) {
-    throw new UsageError('CREDENTIAL_SHAPE', `the ${spec.label} from ${where} is not ${spec.shape} (${value.length} character${value.length === 1 ? '' : 's'})`, { hint: `Check it on the source's terminal and enter it again.` });
+    throw new UsageError(
+      'CREDENTIAL_SHAPE',
+      `the ${spec.label} from ${where} is not ${spec.shape} (${value.length} character${value.length === 1 ? '' : 's'})`,
+      { hint: `Check it on the source's terminal and enter it again.` },
+    );
   }
   return secret(value);
 }
@@ -49,7 +70,10 @@ export async function readReceiverCredential(spec: ReceiverCredentialSpec, sourc
  * Backspace deletes, Ctrl+C interrupts (exit 130) and Ctrl+D cancels. Undefined when stdin is not a
  * terminal.
  */
-export function terminalPrompt(input: NodeJS.ReadStream = process.stdin, output: NodeJS.WriteStream = process.stderr): ((question: string) => Promise<string>) | undefined {
+export function terminalPrompt(
+  input: NodeJS.ReadStream = process.stdin,
+  output: NodeJS.WriteStream = process.stderr,
+): ((question: string) => Promise<string>) | undefined {
   if (!input.isTTY) return undefined;
   return (question) =>
     new Promise((resolve, reject) => {
@@ -68,8 +92,14 @@ export function terminalPrompt(input: NodeJS.ReadStream = process.stdin, output:
       const onData = (chunk: Buffer): void => {
         for (const char of chunk.toString('utf8')) {
           if (char === '\r' || char === '\n') return finish();
-          if (char === '\u0003') return finish(new DeployError('usage', 'INTERRUPTED', 'interrupted (Ctrl+C) at the prompt'));
-          if (char === '\u0004') return finish(new UsageError('CREDENTIAL_CANCELLED', 'no answer at the prompt (Ctrl+D)', { hint: 'Run it again and type the code the source shows.' }));
+          if (char === '\u0003')
+            return finish(new DeployError('usage', 'INTERRUPTED', 'interrupted (Ctrl+C) at the prompt'));
+          if (char === '\u0004')
+            return finish(
+              new UsageError('CREDENTIAL_CANCELLED', 'no answer at the prompt (Ctrl+D)', {
+                hint: 'Run it again and type the code the source shows.',
+              }),
+            );
           if (char === '\u007f' || char === '\b') answer = answer.slice(0, -1);
           else if (char >= ' ') answer += char;
         }

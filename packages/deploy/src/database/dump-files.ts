@@ -15,7 +15,11 @@ export async function dumpToFile(host: Host, argv: readonly string[], file: stri
   const [result] = await Promise.all([dump.wait(), written.catch((error: unknown) => error)]);
   if (result.exitCode !== 0) {
     await rm(partial, { force: true });
-    throw new DependencyError('DUMP_FAILED', `${argv[0]} failed on ${host.name} (${describeExit(result)}): ${tailLines(result.stderr, 3)}`, { hint: 'Check the database server and the admin connection, then run the migration again.' });
+    throw new DependencyError(
+      'DUMP_FAILED',
+      `${argv[0]} failed on ${host.name} (${describeExit(result)}): ${tailLines(result.stderr, 3)}`,
+      { hint: 'Check the database server and the admin connection, then run the migration again.' },
+    );
   }
   await written;
   await rename(partial, file);
@@ -30,8 +34,12 @@ export async function restoreFromFile(host: Host, argv: readonly string[], file:
   const result = await client.wait();
   await fed;
   if (result.exitCode !== 0) {
-    throw new DependencyError('RESTORE_FAILED', `${argv[0]} failed on ${host.name} restoring ${file} (${describeExit(result)}): ${tailLines(result.stderr, 3).replace(/\n/g, ' | ')}`, {
-      hint: 'See the client error; fix its cause on this host, then run the migration again.',
-    });
+    throw new DependencyError(
+      'RESTORE_FAILED',
+      `${argv[0]} failed on ${host.name} restoring ${file} (${describeExit(result)}): ${tailLines(result.stderr, 3).replace(/\n/g, ' | ')}`,
+      {
+        hint: 'See the client error; fix its cause on this host, then run the migration again.',
+      },
+    );
   }
 }

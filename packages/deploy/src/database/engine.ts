@@ -29,7 +29,12 @@ export type DatabaseStaging =
        * Creates the (empty) staging database a restore goes into; in it, each of `extensions` is created by
        * its owner (the dump records no extension owner; the restore then finds it there and leaves it).
        */
-      createStaging(client: SqlClient, staging: string, settingsSql?: string, extensions?: readonly ExtensionOwner[]): Promise<void>;
+      createStaging(
+        client: SqlClient,
+        staging: string,
+        settingsSql?: string,
+        extensions?: readonly ExtensionOwner[],
+      ): Promise<void>;
       /** The consumer restoring a dump into `staging`. */
       restoreConsumer(staging: string): RestoreConsumer;
       /** Applies, inside the restored staging database, what the dump could not express (the source's exportObjectFixups). */
@@ -92,7 +97,11 @@ export interface DatabaseEngine {
    * can have their owner create before the restore, and a note for each other one (which arrives owned
    * by the target's admin) saying why. Read by the source preflight, before any byte moves.
    */
-  readExtensionOwners?(client: SqlClient, database: string, roles: readonly string[]): Promise<{ extensions: ExtensionOwner[]; notes: string[] }>;
+  readExtensionOwners?(
+    client: SqlClient,
+    database: string,
+    roles: readonly string[],
+  ): Promise<{ extensions: ExtensionOwner[]; notes: string[] }>;
   /** The accounts that exist for these role names (PostgreSQL: the names; MariaDB: 'user'@'host'). */
   listAccounts(client: SqlClient, roles: readonly string[]): Promise<string[]>;
   /** Creates bare, login-less roles for names that do not exist, so a restore can give them objects; returns the ones made. */
@@ -104,7 +113,11 @@ export interface DatabaseEngine {
    * databases, other roles that are members of them): account -> reasons. `deploy remove` keeps
    * such an account rather than break what uses it.
    */
-  accountsUsedElsewhere(client: SqlClient, accounts: readonly string[], database: string | undefined): Promise<Record<string, string[]>>;
+  accountsUsedElsewhere(
+    client: SqlClient,
+    accounts: readonly string[],
+    database: string | undefined,
+  ): Promise<Record<string, string[]>>;
 }
 
 /** PostgreSQL's database-level settings, carried beside the dump (see DatabaseEngine.settings). */

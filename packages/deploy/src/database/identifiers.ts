@@ -3,7 +3,9 @@ import { ConfigError, DATABASE_IDENTIFIER_RULE, isDatabaseIdentifier } from '@de
 /** Refuses names that are not plain identifiers (they end up in SQL text); `deploy validate` applies the same rule. */
 export function checkIdentifier(kind: string, name: string): string {
   if (!isDatabaseIdentifier(name)) {
-    throw new ConfigError('DB_IDENTIFIER_INVALID', `${kind} name "${name}" is not a plain identifier`, { hint: `A name must ${DATABASE_IDENTIFIER_RULE}.` });
+    throw new ConfigError('DB_IDENTIFIER_INVALID', `${kind} name "${name}" is not a plain identifier`, {
+      hint: `A name must ${DATABASE_IDENTIFIER_RULE}.`,
+    });
   }
   return name;
 }

@@ -30,11 +30,37 @@ interface Cluster {
 }
 
 async function startClusters(dir: string): Promise<[Cluster, Cluster]> {
-  asPostgres([join(PG_BIN, 'initdb'), '-D', join(dir, 'a'), '-U', 'postgres', '-E', 'UTF8', '--no-locale', '--no-sync', '--no-instructions', '-A', 'trust']);
+  asPostgres([
+    join(PG_BIN, 'initdb'),
+    '-D',
+    join(dir, 'a'),
+    '-U',
+    'postgres',
+    '-E',
+    'UTF8',
+    '--no-locale',
+    '--no-sync',
+    '--no-instructions',
+    '-A',
+    'trust',
+  ]);
   asPostgres(['cp', '-a', join(dir, 'a'), join(dir, 'b')]);
   const clusters: Cluster[] = [];
-  for (const [name, port] of [['a', 54_391], ['b', 54_392]] as const) {
-    asPostgres([join(PG_BIN, 'pg_ctl'), '-D', join(dir, name), '-o', `-k ${dir} -c listen_addresses='' -p ${port}`, '-l', join(dir, `${name}.log`), '-w', 'start']);
+  for (const [name, port] of [
+    ['a', 54_391],
+    ['b', 54_392],
+  ] as const) {
+    asPostgres([
+      join(PG_BIN, 'pg_ctl'),
+      '-D',
+      join(dir, name),
+      '-o',
+      `-k ${dir} -c listen_addresses='' -p ${port}`,
+      '-l',
+      join(dir, `${name}.log`),
+      '-w',
+      'start',
+    ]);
     const env = { PGHOST: dir, PGPORT: String(port), PGUSER: 'postgres' };
     const host = new LocalHost(name, env);
     clusters.push({ host, env, sql: createSqlClient(host, postgresEngine.clientArgv) });
@@ -85,14 +111,18 @@ ALTER ROLE app NOSUPERUSER;
 
 /** The catalogs compared (server-wide ones for the app's roles; database ones inside notes), one text line per row. */
 async function catalogs(sql: SqlClient): Promise<Record<string, string[]>> {
-  const lines = async (query: string, database?: string): Promise<string[]> => (await sql.query(`${query}\n`, database)).split('\n').filter(Boolean);
+  const lines = async (query: string, database?: string): Promise<string[]> =>
+    (await sql.query(`${query}\n`, database)).split('\n').filter(Boolean);
   const result: Record<string, string[]> = {};
   for (const [name, query] of Object.entries(POSTGRES_FIDELITY_SQL.server)) result[name] = await lines(query);
-  for (const [name, query] of Object.entries(POSTGRES_FIDELITY_SQL.database)) result[name] = await lines(query, 'notes');
+  for (const [name, query] of Object.entries(POSTGRES_FIDELITY_SQL.database))
+    result[name] = await lines(query, 'notes');
   return result;
 }
 
-test('PostgreSQL roles and database round-trip between two clusters with every role setting, expiry, comment, owner and ACL', { timeout: 120_000 }, async (t) => {
+test('PostgreSQL roles and database round-trip between two clusters with every role setting, expiry, comment, owner and ACL', {
+  timeout: 120_000,
+}, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'dk-pgfid-'));
   await chown(dir, Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout), 0);
   try {
@@ -107,9 +137,18 @@ test('PostgreSQL roles and database round-trip between two clusters with every r
       "database: extension pgstattuple is owned by app here but will be owned by the target's admin: PostgreSQL cannot change an extension's owner, and pgstattuple is not a trusted extension, so only a superuser can create it",
     ]);
     const usersSql = await postgresEngine.exportRolesSql(a.sql, roles, 'users');
-    const settings = await readDumpSettings(a.host, { argv: ['pg_dump', '--format=custom', '--schema-only', '--no-password', '--dbname=notes'] }, postgresEngine.settings!, dir);
+    const settings = await readDumpSettings(
+      a.host,
+      { argv: ['pg_dump', '--format=custom', '--schema-only', '--no-password', '--dbname=notes'] },
+      postgresEngine.settings!,
+      dir,
+    );
     const fixups = await postgresEngine.exportObjectFixups!(a.sql, 'notes');
-    assert.doesNotMatch(fixups, /pg_extension|pg_shdepend|pg_authid|UPDATE |INSERT |DELETE /, 'the fixups write no system catalog');
+    assert.doesNotMatch(
+      fixups,
+      /pg_extension|pg_shdepend|pg_authid|UPDATE |INSERT |DELETE /,
+      'the fixups write no system catalog',
+    );
     // The target, in migrate's order: bare roles, staging database (pgcrypto created in it by app), restore, fixups, roles at the commit, rename, settings.
     const staging = postgresEngine.staging;
     assert.equal(staging.kind, 'rename');
@@ -117,11 +156,31 @@ test('PostgreSQL roles and database round-trip between two clusters with every r
     await b.sql.query('CREATE ROLE outsider NOLOGIN;\n');
     await postgresEngine.createMissingRoles(b.sql, roles);
     await staging.createStaging(b.sql, 'dk_run_stage', settings, owners.extensions);
-    assert.equal((await b.sql.query("SELECT e.extname || ' ' || pg_get_userbyid(e.extowner) || ' ' || pg_get_userbyid(d.datdba) FROM pg_extension e, pg_database d WHERE e.extname <> 'plpgsql' AND d.datname = current_database();\n", 'dk_run_stage')).trim(), 'pgcrypto app app', 'before the restore: pgcrypto made by app, the database owner put back');
-    const dump = spawn('pg_dump', ['--format=custom', '--no-password', '--dbname=notes'], { env: { ...process.env, ...a.env }, stdio: ['ignore', 'pipe', 'inherit'] });
-    const restore = spawn(staging.restoreConsumer('dk_run_stage').argv[0]!, staging.restoreConsumer('dk_run_stage').argv.slice(1), { env: { ...process.env, ...b.env }, stdio: ['pipe', 'inherit', 'inherit'] });
+    assert.equal(
+      (
+        await b.sql.query(
+          "SELECT e.extname || ' ' || pg_get_userbyid(e.extowner) || ' ' || pg_get_userbyid(d.datdba) FROM pg_extension e, pg_database d WHERE e.extname <> 'plpgsql' AND d.datname = current_database();\n",
+          'dk_run_stage',
+        )
+      ).trim(),
+      'pgcrypto app app',
+      'before the restore: pgcrypto made by app, the database owner put back',
+    );
+    const dump = spawn('pg_dump', ['--format=custom', '--no-password', '--dbname=notes'], {
+      env: { ...process.env, ...a.env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const restore = spawn(
+      staging.restoreConsumer('dk_run_stage').argv[0]!,
+      staging.restoreConsumer('dk_run_stage').argv.slice(1),
+      { env: { ...process.env, ...b.env }, stdio: ['pipe', 'inherit', 'inherit'] },
+    );
     dump.stdout.pipe(restore.stdin);
-    assert.equal(await new Promise((resolve) => restore.on('close', resolve)), 0, 'pg_restore into the staging database');
+    assert.equal(
+      await new Promise((resolve) => restore.on('close', resolve)),
+      0,
+      'pg_restore into the staging database',
+    );
     await staging.fixRestored!(b.sql, 'dk_run_stage', fixups);
     await b.sql.query(usersSql);
     await staging.moveDatabase(b.sql, 'dk_run_stage', 'notes');
@@ -133,10 +192,14 @@ test('PostgreSQL roles and database round-trip between two clusters with every r
     // script gave to the superuser that ran it) belong to the target's admin.
     const named = (line: string): boolean => /^(hstore|pgstattuple)\|/.test(line) || line.startsWith('tools.');
     for (const name of ['extensions', 'routineAcls'] as const) {
-      source[name] = source[name]!.map((line) => (named(line) ? line.replace(/\bapp\b/g, 'postgres').replace(/\|o:postgres$/, '|') : line));
+      source[name] = source[name]!.map((line) =>
+        named(line) ? line.replace(/\bapp\b/g, 'postgres').replace(/\|o:postgres$/, '|') : line,
+      );
     }
     for (const name of Object.keys(source)) {
-      await t.test(name, () => assert.deepEqual(target[name], source[name], `${name} differs between source and target`));
+      await t.test(name, () =>
+        assert.deepEqual(target[name], source[name], `${name} differs between source and target`),
+      );
     }
     // The fixture is not trivial: each thing the issue names is there on the source.
     assert.match(source.roles!.join('\n'), /statement_timeout=5s/);
@@ -148,7 +211,12 @@ test('PostgreSQL roles and database round-trip between two clusters with every r
     assert.match(source.relationAcls!.join('\n'), /public\.u\|r\|app\|\{app=arwdDxt\/app\}/);
     assert.ok(source.defaultAcls!.length === 2 && source.columnAcls!.length === 2 && source.memberships!.length === 1);
   } finally {
-    for (const name of ['a', 'b']) spawnSync('runuser', ['-u', 'postgres', '--', join(PG_BIN, 'pg_ctl'), '-D', join(dir, name), '-m', 'immediate', 'stop'], { stdio: 'ignore' });
+    for (const name of ['a', 'b'])
+      spawnSync(
+        'runuser',
+        ['-u', 'postgres', '--', join(PG_BIN, 'pg_ctl'), '-D', join(dir, name), '-m', 'immediate', 'stop'],
+        { stdio: 'ignore' },
+      );
     await rm(dir, { recursive: true, force: true });
   }
 });

@@ -17,7 +17,8 @@ test("extensions an app role owns: its owner creates them before the restore (re
     { name: 'a_base', schema: 'public', owner: 'shop' },
     { name: 'b_needs_a', schema: 'public', owner: 'shop' },
   ]);
-  const prefix = (name: string, owner = 'shop'): string => `database: extension ${name} is owned by ${owner} here but will be owned by the target's admin: PostgreSQL cannot change an extension's owner, and `;
+  const prefix = (name: string, owner = 'shop'): string =>
+    `database: extension ${name} is owned by ${owner} here but will be owned by the target's admin: PostgreSQL cannot change an extension's owner, and `;
   assert.deepEqual(planned.notes, [
     `${prefix('needs_admins')}needs_admins requires extension plpython3u, which only the restore creates`,
     `${prefix('needs_untrusted')}needs_untrusted requires extension untrusted, which only the restore creates`,
@@ -26,5 +27,14 @@ test("extensions an app role owns: its owner creates them before the restore (re
     `${prefix('strangers', 'dba')}dba is not one of the app's roles (database.roles), so the target may not have it`,
   ]);
   // A cycle (impossible in PostgreSQL, but the list comes from a bundle) ends in notes, not a loop.
-  assert.deepEqual(planExtensionOwners([{ name: 'x', schema: 'public', owner: 'shop', trusted: true, requires: ['y'] }, { name: 'y', schema: 'public', owner: 'shop', trusted: true, requires: ['x'] }], ['shop']).extensions, []);
+  assert.deepEqual(
+    planExtensionOwners(
+      [
+        { name: 'x', schema: 'public', owner: 'shop', trusted: true, requires: ['y'] },
+        { name: 'y', schema: 'public', owner: 'shop', trusted: true, requires: ['x'] },
+      ],
+      ['shop'],
+    ).extensions,
+    [],
+  );
 });

@@ -8,12 +8,20 @@ export const POSTGRES_ROW_COUNTS_SQL = `SELECT format('SELECT %L, count(*) FROM 
 `;
 
 /** TOC entries of a custom dump that belong to the database itself, not to objects inside it. */
-const DATABASE_LEVEL_TOC = /^\d+; \d+ \d+ (DATABASE - |DATABASE PROPERTIES - |COMMENT - DATABASE |ACL - DATABASE |SECURITY LABEL - DATABASE )/;
+const DATABASE_LEVEL_TOC =
+  /^\d+; \d+ \d+ (DATABASE - |DATABASE PROPERTIES - |COMMENT - DATABASE |ACL - DATABASE |SECURITY LABEL - DATABASE )/;
 /** An identifier as pg_dump prints it: bare, or double-quoted with "" inside. */
 const DUMPED_NAME = String.raw`(?:"(?:[^"]|"")+"|[^\s;]+)`;
 
 /** Settings whose value is a list of quoted items (pg_dumpall's list): each item is carried as its own literal. */
-const LIST_SETTINGS = ['local_preload_libraries', 'search_path', 'session_preload_libraries', 'shared_preload_libraries', 'temp_tablespaces', 'unix_socket_directories'];
+const LIST_SETTINGS = [
+  'local_preload_libraries',
+  'search_path',
+  'session_preload_libraries',
+  'shared_preload_libraries',
+  'temp_tablespaces',
+  'unix_socket_directories',
+];
 
 /**
  * SQL run on the source's PostgreSQL (psql -At) that prints SQL recreating the app's roles on the
@@ -93,15 +101,21 @@ export interface SourceExtension {
  * roles the target has at that point) and requires only extensions kept the same way. Every other
  * one arrives owned by the target's admin and gets a note saying so and why.
  */
-export function planExtensionOwners(found: readonly SourceExtension[], roles: readonly string[]): { extensions: ExtensionOwner[]; notes: string[] } {
+export function planExtensionOwners(
+  found: readonly SourceExtension[],
+  roles: readonly string[],
+): { extensions: ExtensionOwner[]; notes: string[] } {
   const byName = new Map(found.map((extension) => [extension.name, extension]));
   const why = new Map<string, string | null>();
   const reason = (extension: SourceExtension, seen: readonly string[]): string | null => {
     if (why.has(extension.name)) return why.get(extension.name)!;
     let because: string | null = null;
-    if (!roles.includes(extension.owner)) because = `${extension.owner} is not one of the app's roles (database.roles), so the target may not have it`;
-    else if (!extension.trusted) because = `${extension.name} is not a trusted extension, so only a superuser can create it`;
-    else if (extension.schema !== 'public') because = `${extension.name} lives in schema ${extension.schema}, which the restore creates only after the extension would have to exist`;
+    if (!roles.includes(extension.owner))
+      because = `${extension.owner} is not one of the app's roles (database.roles), so the target may not have it`;
+    else if (!extension.trusted)
+      because = `${extension.name} is not a trusted extension, so only a superuser can create it`;
+    else if (extension.schema !== 'public')
+      because = `${extension.name} lives in schema ${extension.schema}, which the restore creates only after the extension would have to exist`;
     else {
       for (const required of extension.requires) {
         const other = byName.get(required);
@@ -124,7 +138,10 @@ export function planExtensionOwners(found: readonly SourceExtension[], roles: re
   for (const extension of found) {
     const because = reason(extension, []);
     if (because === null) add(extension);
-    else notes.push(`database: extension ${extension.name} is owned by ${extension.owner} here but will be owned by the target's admin: PostgreSQL cannot change an extension's owner, and ${because}`);
+    else
+      notes.push(
+        `database: extension ${extension.name} is owned by ${extension.owner} here but will be owned by the target's admin: PostgreSQL cannot change an extension's owner, and ${because}`,
+      );
   }
   return { extensions, notes };
 }
@@ -200,7 +217,11 @@ export function parseRowCounts(text: string, separator: string): Record<string, 
  * and what names the database and must wait for its final name (comment, ALTER DATABASE SET,
  * grants). psql meta-commands (`\connect`, `\restrict`) and comments are dropped.
  */
-export function splitPostgresSettings(settingsSql: string): { createOptions?: string; owner?: string; statements: string[] } {
+export function splitPostgresSettings(settingsSql: string): {
+  createOptions?: string;
+  owner?: string;
+  statements: string[];
+} {
   const create = new RegExp(`^CREATE DATABASE ${DUMPED_NAME} WITH (.+);$`);
   const owner = new RegExp(`^ALTER DATABASE ${DUMPED_NAME} OWNER TO (.+);$`);
   let createOptions: string | undefined;
@@ -230,16 +251,39 @@ export function splitPostgresSettings(settingsSql: string): { createOptions?: st
     }
   }
   if (current.length > 0) statements.push(current.join('\n'));
-  return { ...(createOptions === undefined ? {} : { createOptions }), ...(ownerName === undefined ? {} : { owner: ownerName }), statements };
+  return {
+    ...(createOptions === undefined ? {} : { createOptions }),
+    ...(ownerName === undefined ? {} : { owner: ownerName }),
+    statements,
+  };
 }
 
 /** PostgreSQL: psql/pg_dump/pg_restore as the host's admin (PGHOST/PGPORT/PGUSER). */
 export const postgresEngine: DatabaseEngine = {
   kind: 'postgres',
-  tools: ({ liveDump }) => ({ source: liveDump ? ['psql', 'pg_dump', 'pg_restore'] : ['psql', 'pg_restore'], target: ['psql', 'pg_restore'] }),
-  clientArgv: (database) => ['psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '--no-password', '-d', database ?? 'postgres'],
+  tools: ({ liveDump }) => ({
+    source: liveDump ? ['psql', 'pg_dump', 'pg_restore'] : ['psql', 'pg_restore'],
+    target: ['psql', 'pg_restore'],
+  }),
+  clientArgv: (database) => [
+    'psql',
+    '-X',
+    '-q',
+    '-A',
+    '-t',
+    '-v',
+    'ON_ERROR_STOP=1',
+    '--no-password',
+    '-d',
+    database ?? 'postgres',
+  ],
   archivedDumpPath: (database) => `db/${database}.pgdump`,
-  liveDumpArgv: (database) => ['pg_dump', '--format=custom', '--no-password', `--dbname=${checkIdentifier('database', database)}`],
+  liveDumpArgv: (database) => [
+    'pg_dump',
+    '--format=custom',
+    '--no-password',
+    `--dbname=${checkIdentifier('database', database)}`,
+  ],
   staging: {
     kind: 'rename',
     async createStaging(client, staging, settingsSql, extensions) {
@@ -299,7 +343,9 @@ export const postgresEngine: DatabaseEngine = {
     return (await client.query(`SELECT 1 FROM pg_database WHERE datname = ${sqlLiteral(database)};`)).trim() === '1';
   },
   async databaseBytes(client, database) {
-    const out = await client.query(`SELECT COALESCE((SELECT pg_database_size(datname) FROM pg_database WHERE datname = ${sqlLiteral(database)}), 0);`);
+    const out = await client.query(
+      `SELECT COALESCE((SELECT pg_database_size(datname) FROM pg_database WHERE datname = ${sqlLiteral(database)}), 0);`,
+    );
     return Number(out.trim()) || 0;
   },
   async countRows(client, database) {
@@ -319,22 +365,28 @@ export const postgresEngine: DatabaseEngine = {
     return sql.trim() === '' ? '' : `${sql.trim()}\n`;
   },
   async readExtensionOwners(client, database, roles) {
-    const found = JSON.parse((await client.query(POSTGRES_EXTENSION_OWNERS_SQL, checkIdentifier('database', database))).trim() || '[]') as SourceExtension[];
+    const found = JSON.parse(
+      (await client.query(POSTGRES_EXTENSION_OWNERS_SQL, checkIdentifier('database', database))).trim() || '[]',
+    ) as SourceExtension[];
     return planExtensionOwners(found, roles);
   },
   async listAccounts(client, roles) {
     if (roles.length === 0) return [];
     const list = roles.map((role) => sqlLiteral(checkIdentifier('role', role))).join(', ');
-    return (await client.query(`SELECT rolname FROM pg_roles WHERE rolname IN (${list}) ORDER BY rolname;`)).split('\n').filter(Boolean);
+    return (await client.query(`SELECT rolname FROM pg_roles WHERE rolname IN (${list}) ORDER BY rolname;`))
+      .split('\n')
+      .filter(Boolean);
   },
   async createMissingRoles(client, roles) {
     const existing = new Set(await this.listAccounts(client, roles));
     const missing = roles.filter((role) => !existing.has(role));
-    if (missing.length > 0) await client.query(`${missing.map((role) => `CREATE ROLE ${quotePgIdentifier(role)};`).join('\n')}\n`);
+    if (missing.length > 0)
+      await client.query(`${missing.map((role) => `CREATE ROLE ${quotePgIdentifier(role)};`).join('\n')}\n`);
     return missing;
   },
   async dropAccounts(client, accounts) {
-    if (accounts.length > 0) await client.query(`${accounts.map((role) => `DROP ROLE IF EXISTS ${quotePgIdentifier(role)};`).join('\n')}\n`);
+    if (accounts.length > 0)
+      await client.query(`${accounts.map((role) => `DROP ROLE IF EXISTS ${quotePgIdentifier(role)};`).join('\n')}\n`);
   },
   async accountsUsedElsewhere(client, accounts, database) {
     if (accounts.length === 0) return {};

@@ -69,7 +69,13 @@ export async function collectAppFacts(app: AppFolder, host: Host): Promise<AppFa
     try {
       volumes.push({ name: volume.name, path: volume.path, ...(await countVolume(join(app.dir, volume.path))) });
     } catch (error) {
-      volumes.push({ name: volume.name, path: volume.path, files: 0, bytes: 0, error: (error as NodeJS.ErrnoException).code ?? String(error) });
+      volumes.push({
+        name: volume.name,
+        path: volume.path,
+        files: 0,
+        bytes: 0,
+        error: (error as NodeJS.ErrnoException).code ?? String(error),
+      });
     }
   }
   const database = await countTables(app, host);

@@ -15,7 +15,13 @@ export function listRunDirs(app: AppFolder, host: HostContext): string[] {
 export async function findRunFile(app: AppFolder, host: HostContext, name: string): Promise<string | undefined> {
   for (const dir of listRunDirs(app, host)) {
     const path = join(dir, name);
-    if (await stat(path).then((info) => info.isFile(), () => false)) return path;
+    if (
+      await stat(path).then(
+        (info) => info.isFile(),
+        () => false,
+      )
+    )
+      return path;
   }
   return undefined;
 }

@@ -42,10 +42,20 @@ export interface CheckEnvironment {
 }
 
 /** Runs one kind of check. */
-export type CheckRunner<T extends CheckSpec = CheckSpec> = (check: T, environment: CheckEnvironment) => Promise<CheckResult>;
+export type CheckRunner<T extends CheckSpec = CheckSpec> = (
+  check: T,
+  environment: CheckEnvironment,
+) => Promise<CheckResult>;
 
 /** Builds a failed result with the reason spelled as "expected X, got Y". */
-export function failCheck(check: CheckSpec, started: number, expected: string, got: string, context = '', facts?: Record<string, unknown>): CheckResult {
+export function failCheck(
+  check: CheckSpec,
+  started: number,
+  expected: string,
+  got: string,
+  context = '',
+  facts?: Record<string, unknown>,
+): CheckResult {
   return {
     name: check.name,
     type: check.type,
@@ -59,6 +69,18 @@ export function failCheck(check: CheckSpec, started: number, expected: string, g
 }
 
 /** Builds a passing result. */
-export function passCheck(check: CheckSpec, started: number, facts?: Record<string, unknown>, reason?: string): CheckResult {
-  return { name: check.name, type: check.type, status: 'ok', durationMs: Date.now() - started, ...(reason ? { reason } : {}), ...(facts ? { facts } : {}) };
+export function passCheck(
+  check: CheckSpec,
+  started: number,
+  facts?: Record<string, unknown>,
+  reason?: string,
+): CheckResult {
+  return {
+    name: check.name,
+    type: check.type,
+    status: 'ok',
+    durationMs: Date.now() - started,
+    ...(reason ? { reason } : {}),
+    ...(facts ? { facts } : {}),
+  };
 }

@@ -20,7 +20,10 @@ export const runDbPageCheck: CheckRunner<DbPageCheck> = async (check, environmen
       continue;
     }
     if (!page.body.includes(check.contains)) {
-      last = { expected: `page text containing ${JSON.stringify(check.contains)}`, got: `${page.body.length} bytes without it` };
+      last = {
+        expected: `page text containing ${JSON.stringify(check.contains)}`,
+        got: `${page.body.length} bytes without it`,
+      };
       continue;
     }
     return passCheck(check, started, { url, bytes: page.body.length, sha256: sha256Hex(page.body) });

@@ -31,7 +31,11 @@ async function serve(body: Buffer): Promise<{ url: string; written: number[]; cl
     pump();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, written, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    written,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
 }
 
 test('fetchDigest with a limit hashes the prefix and stops downloading when the length is declared', async () => {
@@ -42,12 +46,22 @@ test('fetchDigest with a limit hashes the prefix and stops downloading when the 
     assert.ok(!('error' in whole));
     assert.deepEqual(whole, { status: 200, bytes: body.length, sha256: sha(body), hashedBytes: body.length });
     const prefix = await fetchDigest(`${server.url}/len`, 10_000, 100_000);
-    assert.deepEqual(prefix, { status: 200, bytes: body.length, sha256: sha(body.subarray(0, 100_000)), hashedBytes: 100_000 });
+    assert.deepEqual(prefix, {
+      status: 200,
+      bytes: body.length,
+      sha256: sha(body.subarray(0, 100_000)),
+      hashedBytes: 100_000,
+    });
     // The server was cut off long before the end (socket buffers hold a few MiB at most).
     assert.ok(server.written[1]! < body.length / 2, `the server wrote ${server.written[1]} of ${body.length} bytes`);
     // Without a declared length the rest is read and counted (not kept), so the size is still known.
     const chunked = await fetchDigest(`${server.url}/chunked`, 10_000, 100_000);
-    assert.deepEqual(chunked, { status: 200, bytes: body.length, sha256: sha(body.subarray(0, 100_000)), hashedBytes: 100_000 });
+    assert.deepEqual(chunked, {
+      status: 200,
+      bytes: body.length,
+      sha256: sha(body.subarray(0, 100_000)),
+      hashedBytes: 100_000,
+    });
   } finally {
     await server.close();
   }
@@ -58,10 +72,22 @@ test('fileDigest hashes at most the limit and reports the whole size; hashLimit 
   try {
     const data = randomBytes(3 * 1024 * 1024 + 17);
     await writeFile(join(dir, 'f'), data);
-    assert.deepEqual(await fileDigest(join(dir, 'f')), { bytes: data.length, sha256: sha(data), hashedBytes: data.length });
-    assert.deepEqual(await fileDigest(join(dir, 'f'), 1024 * 1024), { bytes: data.length, sha256: sha(data.subarray(0, 1024 * 1024)), hashedBytes: 1024 * 1024 });
+    assert.deepEqual(await fileDigest(join(dir, 'f')), {
+      bytes: data.length,
+      sha256: sha(data),
+      hashedBytes: data.length,
+    });
+    assert.deepEqual(await fileDigest(join(dir, 'f'), 1024 * 1024), {
+      bytes: data.length,
+      sha256: sha(data.subarray(0, 1024 * 1024)),
+      hashedBytes: 1024 * 1024,
+    });
     await writeFile(join(dir, 'empty'), '');
-    assert.deepEqual(await fileDigest(join(dir, 'empty'), 10), { bytes: 0, sha256: sha(Buffer.alloc(0)), hashedBytes: 0 });
+    assert.deepEqual(await fileDigest(join(dir, 'empty'), 10), {
+      bytes: 0,
+      sha256: sha(Buffer.alloc(0)),
+      hashedBytes: 0,
+    });
     await assert.rejects(fileDigest(join(dir, 'missing')), { code: 'ENOENT' });
   } finally {
     await rm(dir, { recursive: true, force: true });

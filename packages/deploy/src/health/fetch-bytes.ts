@@ -17,7 +17,11 @@ export interface FetchedDigest {
  * `limitBytes`, only the first that many bytes are hashed and the rest is not downloaded when the
  * server declares the length (Content-Length); without one the rest is read and counted, not kept.
  */
-export async function fetchDigest(url: string, timeoutMs = 10_000, limitBytes = Number.POSITIVE_INFINITY): Promise<FetchedDigest | { error: string }> {
+export async function fetchDigest(
+  url: string,
+  timeoutMs = 10_000,
+  limitBytes = Number.POSITIVE_INFINITY,
+): Promise<FetchedDigest | { error: string }> {
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(new Error(`no complete answer within ${timeoutMs / 1000} s`)), timeoutMs);
   try {
@@ -46,7 +50,12 @@ export async function fetchDigest(url: string, timeoutMs = 10_000, limitBytes = 
         }
       }
     }
-    return { status: response.status, bytes: cut ? declared : counted, sha256: hash.digest('hex'), hashedBytes: hashed };
+    return {
+      status: response.status,
+      bytes: cut ? declared : counted,
+      sha256: hash.digest('hex'),
+      hashedBytes: hashed,
+    };
   } catch (error) {
     const reason = abort.signal.aborted && abort.signal.reason instanceof Error ? abort.signal.reason : error;
     const cause = reason instanceof Error && reason.cause instanceof Error ? `: ${reason.cause.message}` : '';
@@ -57,7 +66,10 @@ export async function fetchDigest(url: string, timeoutMs = 10_000, limitBytes = 
 }
 
 /** A file on disk as a checksum: its size and the SHA-256 of its first `limitBytes` (all of it by default). */
-export async function fileDigest(path: string, limitBytes = Number.POSITIVE_INFINITY): Promise<{ bytes: number; sha256: string; hashedBytes: number }> {
+export async function fileDigest(
+  path: string,
+  limitBytes = Number.POSITIVE_INFINITY,
+): Promise<{ bytes: number; sha256: string; hashedBytes: number }> {
   const handle = await open(path, 'r');
   try {
     const { size } = await handle.stat();

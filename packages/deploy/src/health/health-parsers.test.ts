@@ -12,7 +12,13 @@ test('pickSample spreads over the sorted list deterministically', () => {
 });
 
 test('parsers: log offsets, row counts, credentials, URL paths', () => {
-  assert.deepEqual([...parseLogOffsets('120 data/logs/error.log\n0 ./data/logs/server.out\nnoise\n')], [['data/logs/error.log', 120], ['data/logs/server.out', 0]]);
+  assert.deepEqual(
+    [...parseLogOffsets('120 data/logs/error.log\n0 ./data/logs/server.out\nnoise\n')],
+    [
+      ['data/logs/error.log', 120],
+      ['data/logs/server.out', 0],
+    ],
+  );
   assert.deepEqual(parseRowCounts('public.notes|3\npublic.users|1\n', '|'), { 'public.notes': 3, 'public.users': 1 });
   assert.deepEqual(parseRowCounts('t1\t7\n', '\t'), { t1: 7 });
   const values = parseKeyValueLines('# c\nUSERNAME=admin\nexport password="p w"\n');

@@ -3,11 +3,17 @@ import type { CheckResult, CheckRunner } from './check-types.js';
 import { backoff, fetchPage } from './http-fetch.js';
 
 /** Compares one fetched page with an http check's expectations; returns the failure reason or undefined. */
-export function judgeHttp(check: HttpCheck, page: { status: number; body: string }): { expected: string; got: string } | undefined {
+export function judgeHttp(
+  check: HttpCheck,
+  page: { status: number; body: string },
+): { expected: string; got: string } | undefined {
   const wantStatus = check.status ?? 200;
   if (page.status !== wantStatus) return { expected: `status ${wantStatus}`, got: `status ${page.status}` };
   if (check.contains !== undefined && !page.body.includes(check.contains)) {
-    return { expected: `body containing ${JSON.stringify(check.contains)}`, got: `body of ${page.body.length} bytes without it: ${JSON.stringify(page.body.slice(0, 120))}` };
+    return {
+      expected: `body containing ${JSON.stringify(check.contains)}`,
+      got: `body of ${page.body.length} bytes without it: ${JSON.stringify(page.body.slice(0, 120))}`,
+    };
   }
   if (check.not_contains !== undefined && page.body.includes(check.not_contains)) {
     return { expected: `body without ${JSON.stringify(check.not_contains)}`, got: 'body containing it' };
@@ -30,7 +36,13 @@ export const runHttpCheck: CheckRunner<HttpCheck> = async (check, environment) =
     }
     const failure = judgeHttp(check, page);
     if (failure === undefined) {
-      return { name: check.name, type: 'http', status: 'ok', durationMs: Date.now() - started, facts: { url, status: page.status } } satisfies CheckResult;
+      return {
+        name: check.name,
+        type: 'http',
+        status: 'ok',
+        durationMs: Date.now() - started,
+        facts: { url, status: page.status },
+      } satisfies CheckResult;
     }
     last = failure;
   }

@@ -6,7 +6,10 @@ export interface FetchedPage {
 }
 
 /** Fetches a URL with a timeout; network errors come back as a message, never thrown. */
-export async function fetchPage(url: string, init: RequestInit & { timeoutMs: number }): Promise<FetchedPage | { error: string }> {
+export async function fetchPage(
+  url: string,
+  init: RequestInit & { timeoutMs: number },
+): Promise<FetchedPage | { error: string }> {
   try {
     const response = await fetch(url, { ...init, signal: AbortSignal.timeout(init.timeoutMs), redirect: 'manual' });
     return { status: response.status, body: await response.text(), headers: response.headers };

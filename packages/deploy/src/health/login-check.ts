@@ -13,7 +13,12 @@ interface LoginAttempt {
 }
 
 /** Posts the login form (urlencoded), keeps the cookies it sets, then fetches the protected page with them. */
-async function attemptLogin(check: LoginCheck, baseUrl: string, username: string, password: string): Promise<LoginAttempt> {
+async function attemptLogin(
+  check: LoginCheck,
+  baseUrl: string,
+  username: string,
+  password: string,
+): Promise<LoginAttempt> {
   const jar = new Map<string, string>();
   const keep = (headers: Headers): void => {
     for (const line of headers.getSetCookie()) {
@@ -22,12 +27,19 @@ async function attemptLogin(check: LoginCheck, baseUrl: string, username: string
       if (equals > 0) jar.set(pair.slice(0, equals).trim(), pair.slice(equals + 1).trim());
     }
   };
-  const cookieHeader = (): Record<string, string> => (jar.size > 0 ? { Cookie: [...jar].map(([name, value]) => `${name}=${value}`).join('; ') } : {});
+  const cookieHeader = (): Record<string, string> =>
+    jar.size > 0 ? { Cookie: [...jar].map(([name, value]) => `${name}=${value}`).join('; ') } : {};
   // Fetch the form first: some apps set a session or CSRF cookie there.
-  const form = await fetch(new URL(check.login_path, baseUrl), { redirect: 'manual', signal: AbortSignal.timeout(10_000) });
+  const form = await fetch(new URL(check.login_path, baseUrl), {
+    redirect: 'manual',
+    signal: AbortSignal.timeout(10_000),
+  });
   keep(form.headers);
   await form.arrayBuffer();
-  const body = new URLSearchParams({ [check.username_field ?? 'username']: username, [check.password_field ?? 'password']: password });
+  const body = new URLSearchParams({
+    [check.username_field ?? 'username']: username,
+    [check.password_field ?? 'password']: password,
+  });
   const login = await fetch(new URL(check.login_path, baseUrl), {
     method: 'POST',
     redirect: 'manual',
@@ -37,8 +49,18 @@ async function attemptLogin(check: LoginCheck, baseUrl: string, username: string
   });
   keep(login.headers);
   await login.arrayBuffer();
-  const page = await fetch(new URL(check.protected_path, baseUrl), { redirect: 'manual', headers: cookieHeader(), signal: AbortSignal.timeout(10_000) });
-  return { loginStatus: login.status, cookies: jar.size, protectedStatus: page.status, location: page.headers.get('location') ?? undefined, body: await page.text() };
+  const page = await fetch(new URL(check.protected_path, baseUrl), {
+    redirect: 'manual',
+    headers: cookieHeader(),
+    signal: AbortSignal.timeout(10_000),
+  });
+  return {
+    loginStatus: login.status,
+    cookies: jar.size,
+    protectedStatus: page.status,
+    location: page.headers.get('location') ?? undefined,
+    body: await page.text(),
+  };
 }
 
 /**
@@ -51,7 +73,12 @@ export const runLoginCheck: CheckRunner<LoginCheck> = async (check, environment)
   try {
     credentials = await readCredentialsFile(join(environment.app.dir, check.credentials_file));
   } catch (error) {
-    return failCheck(check, started, `credentials in ${check.credentials_file}`, error instanceof Error ? error.message : String(error));
+    return failCheck(
+      check,
+      started,
+      `credentials in ${check.credentials_file}`,
+      error instanceof Error ? error.message : String(error),
+    );
   }
   const what = `POST ${check.login_path} as ${credentials.username}, then GET ${check.protected_path}`;
   let good: LoginAttempt;
@@ -59,7 +86,13 @@ export const runLoginCheck: CheckRunner<LoginCheck> = async (check, environment)
     good = await attemptLogin(check, environment.baseUrl, credentials.username, credentials.password);
   } catch (error) {
     const cause = error instanceof Error && error.cause instanceof Error ? `: ${error.cause.message}` : '';
-    return failCheck(check, started, 'HTTP answers', `${error instanceof Error ? error.message : String(error)}${cause}`, what);
+    return failCheck(
+      check,
+      started,
+      'HTTP answers',
+      `${error instanceof Error ? error.message : String(error)}${cause}`,
+      what,
+    );
   }
   if (good.protectedStatus !== 200 || !good.body.includes(check.expect)) {
     const got =
@@ -71,12 +104,32 @@ export const runLoginCheck: CheckRunner<LoginCheck> = async (check, environment)
   // A login form that lets anyone in passes the positive test; a wrong password must be refused.
   let bad: LoginAttempt;
   try {
-    bad = await attemptLogin(check, environment.baseUrl, credentials.username, `${credentials.password}-wrong-${Date.now()}`);
+    bad = await attemptLogin(
+      check,
+      environment.baseUrl,
+      credentials.username,
+      `${credentials.password}-wrong-${Date.now()}`,
+    );
   } catch (error) {
-    return failCheck(check, started, 'HTTP answers to the wrong-password attempt', error instanceof Error ? error.message : String(error));
+    return failCheck(
+      check,
+      started,
+      'HTTP answers to the wrong-password attempt',
+      error instanceof Error ? error.message : String(error),
+    );
   }
   if (bad.protectedStatus === 200 && bad.body.includes(check.expect)) {
-    return failCheck(check, started, 'a wrong password refused', `the protected page containing ${JSON.stringify(check.expect)} after a wrong password`, `POST ${check.login_path}`);
+    return failCheck(
+      check,
+      started,
+      'a wrong password refused',
+      `the protected page containing ${JSON.stringify(check.expect)} after a wrong password`,
+      `POST ${check.login_path}`,
+    );
   }
-  return passCheck(check, started, { username: credentials.username, loginStatus: good.loginStatus, wrongPasswordStatus: bad.loginStatus });
+  return passCheck(check, started, {
+    username: credentials.username,
+    loginStatus: good.loginStatus,
+    wrongPasswordStatus: bad.loginStatus,
+  });
 };

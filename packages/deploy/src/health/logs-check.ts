@@ -42,12 +42,18 @@ export const runLogsCheck: CheckRunner<LogsCheck> = async (check, environment) =
   try {
     patterns = check.patterns.map((pattern) => new RegExp(pattern, 'i'));
   } catch (error) {
-    return failCheck(check, started, 'valid regular expressions', error instanceof Error ? error.message : String(error));
+    return failCheck(
+      check,
+      started,
+      'valid regular expressions',
+      error instanceof Error ? error.message : String(error),
+    );
   }
   const { app, hostContext } = environment;
   const offsetsFile = await findRunFile(app, hostContext, 'log-offsets');
   const offsets = offsetsFile ? parseLogOffsets(await readFile(offsetsFile, 'utf8')) : undefined;
-  const pidFile = (await findRunFile(app, hostContext, 'supervisor.pid')) ?? (await findRunFile(app, hostContext, 'app.pid'));
+  const pidFile =
+    (await findRunFile(app, hostContext, 'supervisor.pid')) ?? (await findRunFile(app, hostContext, 'app.pid'));
   const appStarted = pidFile ? (await stat(pidFile)).mtimeMs : undefined;
   const scanned: { file: string; from: string; bytes: number }[] = [];
   const matches: string[] = [];
@@ -90,7 +96,19 @@ export const runLogsCheck: CheckRunner<LogsCheck> = async (check, environment) =
     }
   }
   if (matches.length > 0) {
-    return failCheck(check, started, `no line matching ${check.patterns.map((p) => JSON.stringify(p)).join(', ')}`, `${matches.length === 5 ? 'at least 5' : matches.length} matching line(s): ${matches.join(' | ')}`, '', { scanned, matches });
+    return failCheck(
+      check,
+      started,
+      `no line matching ${check.patterns.map((p) => JSON.stringify(p)).join(', ')}`,
+      `${matches.length === 5 ? 'at least 5' : matches.length} matching line(s): ${matches.join(' | ')}`,
+      '',
+      { scanned, matches },
+    );
   }
-  return passCheck(check, started, { scanned }, `${scanned.filter((s) => s.bytes > 0).length} file(s) scanned since start, nothing matched`);
+  return passCheck(
+    check,
+    started,
+    { scanned },
+    `${scanned.filter((s) => s.bytes > 0).length} file(s) scanned since start, nothing matched`,
+  );
 };

@@ -35,23 +35,43 @@ export const runProcessCheck: CheckRunner<ProcessCheck> = async (check, environm
       ? check.pid_file
       : join(app.dir, check.pid_file)
     : await findRunFile(app, hostContext, 'app.pid');
-  if (pidFile === undefined) return failCheck(check, started, 'a pid file (run/app.pid in the app state dir)', `none: the app is not running (start it with \`deploy start ${app.name}\`)`);
+  if (pidFile === undefined)
+    return failCheck(
+      check,
+      started,
+      'a pid file (run/app.pid in the app state dir)',
+      `none: the app is not running (start it with \`deploy start ${app.name}\`)`,
+    );
   let text: string;
   try {
     text = await readFile(pidFile, 'utf8');
   } catch (error) {
-    return failCheck(check, started, `pid file ${pidFile}`, `${(error as NodeJS.ErrnoException).code ?? String(error)}: the app is not running`);
+    return failCheck(
+      check,
+      started,
+      `pid file ${pidFile}`,
+      `${(error as NodeJS.ErrnoException).code ?? String(error)}: the app is not running`,
+    );
   }
   const pid = Number(text.trim());
-  if (!Number.isInteger(pid) || pid < 1) return failCheck(check, started, `a pid in ${pidFile}`, JSON.stringify(text.slice(0, 40)));
-  if (!isProcessRunning(pid)) return failCheck(check, started, `process ${pid} (from ${pidFile}) running`, 'no such process (or a zombie)');
+  if (!Number.isInteger(pid) || pid < 1)
+    return failCheck(check, started, `a pid in ${pidFile}`, JSON.stringify(text.slice(0, 40)));
+  if (!isProcessRunning(pid))
+    return failCheck(check, started, `process ${pid} (from ${pidFile}) running`, 'no such process (or a zombie)');
   const url = new URL(environment.baseUrl);
   const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
   const address = url.hostname.replace(/^\[(.*)\]$/, '$1');
   try {
     await probeTcp(address, port);
   } catch (error) {
-    return failCheck(check, started, `port ${address}:${port} accepting connections`, (error as NodeJS.ErrnoException).code ?? (error as Error).message, '', { pid });
+    return failCheck(
+      check,
+      started,
+      `port ${address}:${port} accepting connections`,
+      (error as NodeJS.ErrnoException).code ?? (error as Error).message,
+      '',
+      { pid },
+    );
   }
   return passCheck(check, started, { pid, port }, `pid ${pid} alive, ${address}:${port} answers`);
 };

@@ -33,18 +33,32 @@ export function resolveBaseUrl(environment: Omit<CheckEnvironment, 'baseUrl'>, o
 
 /** Runs the app's declared checks (optionally only some, by name) one after another. */
 export async function runChecks(environment: CheckEnvironment, only: readonly string[] = []): Promise<CheckResult[]> {
-  const checks = (environment.app.manifest.health?.checks ?? []).filter((c) => only.length === 0 || only.includes(c.name));
+  const checks = (environment.app.manifest.health?.checks ?? []).filter(
+    (c) => only.length === 0 || only.includes(c.name),
+  );
   const results: CheckResult[] = [];
   for (const check of checks) {
     const runner = CHECK_RUNNERS[check.type];
     if (runner === undefined) {
-      results.push({ name: check.name, type: check.type, status: 'failed', durationMs: 0, reason: `check type "${check.type}" is not supported by this deploy version` });
+      results.push({
+        name: check.name,
+        type: check.type,
+        status: 'failed',
+        durationMs: 0,
+        reason: `check type "${check.type}" is not supported by this deploy version`,
+      });
       continue;
     }
     try {
       results.push(await runner(check, environment));
     } catch (error) {
-      results.push({ name: check.name, type: check.type, status: 'failed', durationMs: 0, reason: `check crashed: ${error instanceof Error ? error.message : String(error)}` });
+      results.push({
+        name: check.name,
+        type: check.type,
+        status: 'failed',
+        durationMs: 0,
+        reason: `check crashed: ${error instanceof Error ? error.message : String(error)}`,
+      });
     }
   }
   return results;

@@ -14,7 +14,12 @@ export const runStaticCheck: CheckRunner<StaticCheck> = async (check, environmen
     try {
       disk = await readFile(join(environment.app.dir, check.root, file));
     } catch (error) {
-      return failCheck(check, started, `${check.root}/${file} readable in the app folder`, (error as NodeJS.ErrnoException).code ?? String(error));
+      return failCheck(
+        check,
+        started,
+        `${check.root}/${file} readable in the app folder`,
+        (error as NodeJS.ErrnoException).code ?? String(error),
+      );
     }
     const url = new URL(joinUrlPath(check.url_prefix, file), environment.baseUrl).toString();
     const served = await fetchDigest(url);
@@ -22,7 +27,13 @@ export const runStaticCheck: CheckRunner<StaticCheck> = async (check, environmen
     if (served.status !== 200) return failCheck(check, started, 'status 200', `status ${served.status}`, `GET ${url}`);
     const want = sha256Hex(disk);
     if (served.sha256 !== want) {
-      return failCheck(check, started, `${disk.length} bytes sha256 ${want.slice(0, 12)} (as on disk)`, `${served.bytes} bytes sha256 ${served.sha256.slice(0, 12)}`, `GET ${url}`);
+      return failCheck(
+        check,
+        started,
+        `${disk.length} bytes sha256 ${want.slice(0, 12)} (as on disk)`,
+        `${served.bytes} bytes sha256 ${served.sha256.slice(0, 12)}`,
+        `GET ${url}`,
+      );
     }
     files.push({ file, sha256: want, bytes: disk.length });
   }

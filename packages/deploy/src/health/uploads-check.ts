@@ -1,7 +1,14 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { UploadsCheck } from '@deploykit/core';
-import { failCheck, passCheck, type CheckEnvironment, type CheckResult, type CheckRunner, type SampledFile } from './check-types.js';
+import {
+  failCheck,
+  passCheck,
+  type CheckEnvironment,
+  type CheckResult,
+  type CheckRunner,
+  type SampledFile,
+} from './check-types.js';
 import { fetchDigest, fileDigest } from './fetch-bytes.js';
 import { joinUrlPath } from './url-join.js';
 
@@ -16,7 +23,8 @@ export async function listVolumeFiles(dir: string): Promise<string[]> {
       if (entry.isDirectory()) await walk(path);
       else if (entry.isFile()) found.push(path);
       // A symlink counts only when it leads to a regular file: one to a folder is no upload to fetch.
-      else if (entry.isSymbolicLink() && (await stat(join(dir, path)).catch(() => undefined))?.isFile()) found.push(path);
+      else if (entry.isSymbolicLink() && (await stat(join(dir, path)).catch(() => undefined))?.isFile())
+        found.push(path);
     }
   };
   await walk('');
@@ -61,7 +69,9 @@ export function hashLimit(baseline: SampledFile | undefined, maxBytes: number): 
 
 /** The sample an earlier run of the same check took (from a baseline), if any. */
 function baselineSample(check: UploadsCheck, environment: CheckEnvironment): readonly SampledFile[] | undefined {
-  const earlier = environment.baseline?.checks.find((result) => result.name === check.name && result.type === 'uploads');
+  const earlier = environment.baseline?.checks.find(
+    (result) => result.name === check.name && result.type === 'uploads',
+  );
   const sample = earlier?.facts?.sample;
   return Array.isArray(sample) ? (sample as SampledFile[]) : undefined;
 }
@@ -75,18 +85,36 @@ function baselineSample(check: UploadsCheck, environment: CheckEnvironment): rea
 export const runUploadsCheck: CheckRunner<UploadsCheck> = async (check, environment): Promise<CheckResult> => {
   const started = Date.now();
   const volume = environment.app.manifest.volumes.find((candidate) => candidate.name === check.volume);
-  if (volume === undefined) return failCheck(check, started, `a volume named ${check.volume} in app.yaml`, `volumes ${environment.app.manifest.volumes.map((v) => v.name).join(', ') || '(none)'}`);
+  if (volume === undefined)
+    return failCheck(
+      check,
+      started,
+      `a volume named ${check.volume} in app.yaml`,
+      `volumes ${environment.app.manifest.volumes.map((v) => v.name).join(', ') || '(none)'}`,
+    );
   const volumeDir = join(environment.app.dir, volume.path);
   let all: string[];
   try {
     all = await listVolumeFiles(volumeDir);
   } catch (error) {
-    return failCheck(check, started, `volume folder ${volume.path} readable`, (error as NodeJS.ErrnoException).code ?? String(error));
+    return failCheck(
+      check,
+      started,
+      `volume folder ${volume.path} readable`,
+      (error as NodeJS.ErrnoException).code ?? String(error),
+    );
   }
   const expected = baselineSample(check, environment);
   const names = expected?.map((file) => file.name) ?? pickSample(all.filter(isUrlServable), check.sample ?? 5);
   if (names.length === 0) {
-    return { name: check.name, type: 'uploads', status: 'skipped', durationMs: Date.now() - started, reason: `volume ${volume.path} holds no files to sample`, facts: { count: 0, sample: [] } };
+    return {
+      name: check.name,
+      type: 'uploads',
+      status: 'skipped',
+      durationMs: Date.now() - started,
+      reason: `volume ${volume.path} holds no files to sample`,
+      facts: { count: 0, sample: [] },
+    };
   }
   const maxBytes = check.max_bytes ?? DEFAULT_UPLOADS_MAX_BYTES;
   const sample: SampledFile[] = [];
@@ -112,14 +140,38 @@ export const runUploadsCheck: CheckRunner<UploadsCheck> = async (check, environm
       continue;
     }
     const part = served.hashedBytes < served.bytes ? ` of the first ${served.hashedBytes} bytes` : '';
-    if (disk !== undefined && disk.bytes !== served.bytes) problems.push(`${name}: served ${served.bytes} bytes, ${disk.bytes} on disk`);
-    else if (disk !== undefined && disk.sha256 !== served.sha256) problems.push(`${name}: served sha256${part} ${served.sha256.slice(0, 12)} differs from disk ${disk.sha256.slice(0, 12)}`);
-    if (want !== undefined && (want.sha256 !== served.sha256 || want.bytes !== served.bytes)) problems.push(`${name}: sha256${part} ${served.sha256.slice(0, 12)} (${served.bytes} bytes) differs from the baseline's ${want.sha256.slice(0, 12)} (${want.bytes} bytes)`);
-    sample.push({ name, sha256: served.sha256, bytes: served.bytes, ...(served.hashedBytes < served.bytes ? { hashedBytes: served.hashedBytes } : {}) });
+    if (disk !== undefined && disk.bytes !== served.bytes)
+      problems.push(`${name}: served ${served.bytes} bytes, ${disk.bytes} on disk`);
+    else if (disk !== undefined && disk.sha256 !== served.sha256)
+      problems.push(
+        `${name}: served sha256${part} ${served.sha256.slice(0, 12)} differs from disk ${disk.sha256.slice(0, 12)}`,
+      );
+    if (want !== undefined && (want.sha256 !== served.sha256 || want.bytes !== served.bytes))
+      problems.push(
+        `${name}: sha256${part} ${served.sha256.slice(0, 12)} (${served.bytes} bytes) differs from the baseline's ${want.sha256.slice(0, 12)} (${want.bytes} bytes)`,
+      );
+    sample.push({
+      name,
+      sha256: served.sha256,
+      bytes: served.bytes,
+      ...(served.hashedBytes < served.bytes ? { hashedBytes: served.hashedBytes } : {}),
+    });
   }
   const facts = { count: all.length, sample };
   if (problems.length > 0) {
-    return failCheck(check, started, `${names.length} sampled upload(s) served as stored${expected ? ' (baseline sample)' : ''}`, `${problems.length} problem(s): ${problems.join('; ')}`, '', facts);
+    return failCheck(
+      check,
+      started,
+      `${names.length} sampled upload(s) served as stored${expected ? ' (baseline sample)' : ''}`,
+      `${problems.length} problem(s): ${problems.join('; ')}`,
+      '',
+      facts,
+    );
   }
-  return passCheck(check, started, facts, `${sample.length} of ${all.length} file(s) sampled${expected ? ' (baseline names)' : ''}`);
+  return passCheck(
+    check,
+    started,
+    facts,
+    `${sample.length} of ${all.length} file(s) sampled${expected ? ' (baseline names)' : ''}`,
+  );
 };

@@ -54,7 +54,9 @@ export interface VerifyOptions {
 
 /** A client running `deploy` on a host: this very CLI locally, `deploy` from PATH over ssh. */
 function deployClient(host: Host, localArgs: readonly string[]): DeployClient {
-  return host.kind === 'local' ? new DeployClient(host, { command: localDeployCommand(), globalArgs: localArgs }) : new DeployClient(host);
+  return host.kind === 'local'
+    ? new DeployClient(host, { command: localDeployCommand(), globalArgs: localArgs })
+    : new DeployClient(host);
 }
 
 async function openHost(host: VerifyHost, configPath: string | undefined): Promise<{ host: Host; owned: boolean }> {
@@ -72,9 +74,18 @@ export function compareApp(input: {
 }): VerifyComparison[] {
   const { source, target } = input;
   const comparisons: VerifyComparison[] = [];
-  for (const [side, report] of [['source', source.health], ['target', target.health]] as const) {
+  for (const [side, report] of [
+    ['source', source.health],
+    ['target', target.health],
+  ] as const) {
     for (const check of report.checks.filter((c) => c.status === 'failed')) {
-      comparisons.push({ subject: `health ${check.name} (${side})`, status: 'failed', source: side === 'source' ? 'FAILED' : '', target: side === 'target' ? 'FAILED' : '', reason: check.reason ?? 'failed' });
+      comparisons.push({
+        subject: `health ${check.name} (${side})`,
+        status: 'failed',
+        source: side === 'source' ? 'FAILED' : '',
+        target: side === 'target' ? 'FAILED' : '',
+        reason: check.reason ?? 'failed',
+      });
     }
   }
   const targetCheck = (name: string): CheckResult | undefined => target.health.checks.find((c) => c.name === name);
@@ -95,7 +106,11 @@ export function compareApp(input: {
         status: left.length === 0 ? 'skipped' : differing.length === 0 ? 'match' : 'mismatch',
         source: `${left.length} file(s)`,
         target: `${right.length} file(s) checked`,
-        ...(left.length === 0 ? { reason: 'the source has no files to sample' } : differing.length > 0 ? { reason: `missing or different on the target: ${differing.join(', ')}` } : {}),
+        ...(left.length === 0
+          ? { reason: 'the source has no files to sample' }
+          : differing.length > 0
+            ? { reason: `missing or different on the target: ${differing.join(', ')}` }
+            : {}),
       });
     }
     if (check.type === 'db-page') {
@@ -106,24 +121,59 @@ export function compareApp(input: {
         status: left === undefined || right === undefined ? 'failed' : left === right ? 'match' : 'mismatch',
         source: left?.slice(0, 12) ?? '(no page)',
         target: right?.slice(0, 12) ?? '(no page)',
-        ...(left !== right ? { reason: left === undefined || right === undefined ? 'the page could not be read on one side' : 'the page text differs' } : {}),
+        ...(left !== right
+          ? {
+              reason:
+                left === undefined || right === undefined
+                  ? 'the page could not be read on one side'
+                  : 'the page text differs',
+            }
+          : {}),
       });
     }
   }
   for (const volume of source.facts.volumes) {
     const other = target.facts.volumes.find((v) => v.name === volume.name);
-    const isLogs = input.logFiles.some((file) => file === volume.path || file.startsWith(`${volume.path.replace(/\/$/, '')}/`));
+    const isLogs = input.logFiles.some(
+      (file) => file === volume.path || file.startsWith(`${volume.path.replace(/\/$/, '')}/`),
+    );
     const left = `${volume.files} files, ${volume.bytes} bytes`;
     const right = other ? `${other.files} files, ${other.bytes} bytes` : '(no such volume)';
-    if (isLogs) comparisons.push({ subject: `volume ${volume.name}`, status: 'skipped', source: left, target: right, reason: 'holds logs the running app keeps writing' });
-    else if (volume.error || other?.error) comparisons.push({ subject: `volume ${volume.name}`, status: 'failed', source: left, target: right, reason: volume.error ?? other?.error ?? '' });
-    else comparisons.push({ subject: `volume ${volume.name}`, status: other && other.files === volume.files && other.bytes === volume.bytes ? 'match' : 'mismatch', source: left, target: right });
+    if (isLogs)
+      comparisons.push({
+        subject: `volume ${volume.name}`,
+        status: 'skipped',
+        source: left,
+        target: right,
+        reason: 'holds logs the running app keeps writing',
+      });
+    else if (volume.error || other?.error)
+      comparisons.push({
+        subject: `volume ${volume.name}`,
+        status: 'failed',
+        source: left,
+        target: right,
+        reason: volume.error ?? other?.error ?? '',
+      });
+    else
+      comparisons.push({
+        subject: `volume ${volume.name}`,
+        status: other && other.files === volume.files && other.bytes === volume.bytes ? 'match' : 'mismatch',
+        source: left,
+        target: right,
+      });
   }
   const leftDb = source.facts.database;
   const rightDb = target.facts.database;
   if (leftDb !== undefined) {
     if (leftDb.error || rightDb?.error || rightDb === undefined) {
-      comparisons.push({ subject: `database ${leftDb.name}`, status: 'failed', source: leftDb.error ? 'unreadable' : 'ok', target: rightDb?.error ? 'unreadable' : rightDb ? 'ok' : '(none)', reason: leftDb.error ?? rightDb?.error ?? 'no database on the target' });
+      comparisons.push({
+        subject: `database ${leftDb.name}`,
+        status: 'failed',
+        source: leftDb.error ? 'unreadable' : 'ok',
+        target: rightDb?.error ? 'unreadable' : rightDb ? 'ok' : '(none)',
+        reason: leftDb.error ?? rightDb?.error ?? 'no database on the target',
+      });
     } else {
       const tables = [...new Set([...Object.keys(leftDb.tables), ...Object.keys(rightDb.tables)])].sort();
       for (const table of tables) {
@@ -156,14 +206,35 @@ export async function verifyApp(options: VerifyOptions): Promise<VerifyResult> {
   try {
     const sourceDeploy = deployClient(source.host, localArgs);
     const targetDeploy = deployClient(target.host, localArgs);
-    const [sourceFacts, targetFacts] = await Promise.all([sourceDeploy.json<AppFacts>(['facts', options.app]), targetDeploy.json<AppFacts>(['facts', options.app])]);
+    const [sourceFacts, targetFacts] = await Promise.all([
+      sourceDeploy.json<AppFacts>(['facts', options.app]),
+      targetDeploy.json<AppFacts>(['facts', options.app]),
+    ]);
     // A failing check exits 1 with its report: that is a result to compare, not an error.
     const sourceHealth = await sourceDeploy.json<HealthReport>(['health', options.app], { acceptExitCodes: [1] });
-    const targetHealth = await targetDeploy.json<HealthReport>(['health', options.app, '--baseline=-'], { input: JSON.stringify(sourceHealth), acceptExitCodes: [1] });
+    const targetHealth = await targetDeploy.json<HealthReport>(['health', options.app, '--baseline=-'], {
+      input: JSON.stringify(sourceHealth),
+      acceptExitCodes: [1],
+    });
     const logFiles = sourceFacts.logFiles ?? [];
-    const comparisons = compareApp({ source: { health: sourceHealth, facts: sourceFacts }, target: { health: targetHealth, facts: targetFacts }, logFiles, ...(options.ignoreTables ? { ignoreTables: options.ignoreTables } : {}) });
+    const comparisons = compareApp({
+      source: { health: sourceHealth, facts: sourceFacts },
+      target: { health: targetHealth, facts: targetFacts },
+      logFiles,
+      ...(options.ignoreTables ? { ignoreTables: options.ignoreTables } : {}),
+    });
     const ok = comparisons.every((c) => c.status === 'match' || c.status === 'skipped');
-    return { app: options.app, source: source.host.name, target: target.host.name, ok, comparisons, sourceHealth, targetHealth, sourceFacts, targetFacts };
+    return {
+      app: options.app,
+      source: source.host.name,
+      target: target.host.name,
+      ok,
+      comparisons,
+      sourceHealth,
+      targetHealth,
+      sourceFacts,
+      targetFacts,
+    };
   } finally {
     if (source.owned) await source.host.close();
     if (target.owned) await target.host.close();

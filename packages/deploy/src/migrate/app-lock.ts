@@ -82,7 +82,13 @@ export interface AppLock extends AsyncDisposable {
  * - Releasing removes the lock only while it is still ours: changing it needs our death or our own
  *   release, so the read and the unlink cannot be separated by anybody else.
  */
-export async function acquireAppLock(options: { stateDir: string; app: string; runId: string; command: string; waitMs?: number }): Promise<AppLock> {
+export async function acquireAppLock(options: {
+  stateDir: string;
+  app: string;
+  runId: string;
+  command: string;
+  waitMs?: number;
+}): Promise<AppLock> {
   const path = lockPath(options.stateDir, options.app);
   await mkdir(dirname(path), { recursive: true });
   const pid = process.pid;
@@ -122,10 +128,14 @@ export async function acquireAppLock(options: { stateDir: string; app: string; r
         await sleep(200);
         continue;
       }
-      throw new ConflictError('APP_LOCKED', `${options.app} is locked by "${current.command}" (run ${current.runId}, pid ${current.pid} on ${current.host}, since ${current.since})`, {
-        hint: `Wait for that run to finish, or stop it (kill ${current.pid}); a lock of a dead process is released automatically.`,
-        details: { holder: current },
-      });
+      throw new ConflictError(
+        'APP_LOCKED',
+        `${options.app} is locked by "${current.command}" (run ${current.runId}, pid ${current.pid} on ${current.host}, since ${current.since})`,
+        {
+          hint: `Wait for that run to finish, or stop it (kill ${current.pid}); a lock of a dead process is released automatically.`,
+          details: { holder: current },
+        },
+      );
     }
     // Stale (its holder died without releasing it) or unreadable: break exactly this file, then create.
     const outcome = await breakStaleLock(path, seen, record);
@@ -134,7 +144,9 @@ export async function acquireAppLock(options: { stateDir: string; app: string; r
       await sleep(10 + Math.random() * 20);
     }
   }
-  throw new ConflictError('APP_LOCK_RACE', `could not take the lock of ${options.app} (${path})`, { hint: 'Another deploy is taking it at the same moment; try again.' });
+  throw new ConflictError('APP_LOCK_RACE', `could not take the lock of ${options.app} (${path})`, {
+    hint: 'Another deploy is taking it at the same moment; try again.',
+  });
 }
 
 /** How long a contender keeps retrying while another one is taking over the same stale lock. */
@@ -255,6 +267,7 @@ async function removeTokens(path: string, id: string, keep: string): Promise<voi
   const prefix = `${basename(path)}.break-${id}-`;
   for (const name of await readdir(dirname(path)).catch(() => [] as string[])) {
     const full = join(dirname(path), name);
-    if (name.startsWith(prefix) && /^\d+$/.test(name.slice(prefix.length)) && full !== keep) await rm(full, { force: true });
+    if (name.startsWith(prefix) && /^\d+$/.test(name.slice(prefix.length)) && full !== keep)
+      await rm(full, { force: true });
   }
 }

@@ -22,14 +22,21 @@ export function buildArchiveListingArgv(archive: string, path: string): string[]
  * followers (mode starting with "h") carry no checksum in borg 1.2: they take their leader's.
  */
 export function parseArchiveListing(output: string, prefix: string): FileDigest[] {
-  const items = output.split('\n').filter(Boolean).map((line) => JSON.parse(line) as BorgItem);
+  const items = output
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as BorgItem);
   const byPath = new Map(items.map((item) => [item.path, item]));
   const strip = `${prefix.replace(/\/$/, '')}/`;
   const files: FileDigest[] = [];
   for (const item of items) {
     if (item.type !== '-' || !item.path.startsWith(strip)) continue;
     const leader = item.mode.startsWith('h') ? byPath.get(item.source) : item;
-    files.push({ path: item.path.slice(strip.length), size: leader?.size ?? item.size ?? 0, sha256: leader?.sha256 ?? '' });
+    files.push({
+      path: item.path.slice(strip.length),
+      size: leader?.size ?? item.size ?? 0,
+      sha256: leader?.sha256 ?? '',
+    });
   }
   return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
@@ -54,7 +61,11 @@ function itemsUnder(output: string, prefix: string): { item: BorgItem; path: str
 }
 
 /** Entry types (borg list `type`, find `%y`) a volume carries only when the app declares them (volumes[].special_files). */
-export const SPECIAL_FILE_TYPES: Readonly<Record<string, string>> = { c: 'character device', b: 'block device', p: 'FIFO' };
+export const SPECIAL_FILE_TYPES: Readonly<Record<string, string>> = {
+  c: 'character device',
+  b: 'block device',
+  p: 'FIFO',
+};
 
 /** The app.yaml type of a borg / find entry type letter. */
 export const SPECIAL_FILE_KINDS: Readonly<Record<string, SpecialFileType>> = { c: 'char', b: 'block', p: 'fifo' };
@@ -68,10 +79,14 @@ export interface SpecialFileEntry {
 }
 
 /** Splits [type letter, path] entries into the declared ones (exact path and type) and the rest. */
-export function splitDeclared(entries: readonly (readonly [string, string])[], declared: readonly SpecialFileSpec[] = []): { declared: [string, string][]; undeclared: [string, string][] } {
+export function splitDeclared(
+  entries: readonly (readonly [string, string])[],
+  declared: readonly SpecialFileSpec[] = [],
+): { declared: [string, string][]; undeclared: [string, string][] } {
   const wanted = new Set(declared.map((file) => `${file.type}\0${file.path}`));
   const out = { declared: [] as [string, string][], undeclared: [] as [string, string][] };
-  for (const [type, path] of entries) (wanted.has(`${SPECIAL_FILE_KINDS[type]}\0${path}`) ? out.declared : out.undeclared).push([type, path]);
+  for (const [type, path] of entries)
+    (wanted.has(`${SPECIAL_FILE_KINDS[type]}\0${path}`) ? out.declared : out.undeclared).push([type, path]);
   return out;
 }
 
@@ -83,18 +98,37 @@ export function parseSpecialEntries(output: string, prefix: string): [string, st
 }
 
 /** The error naming a volume's device nodes and FIFOs (at most 10), raised before any byte moves. */
-export function specialFilesError(volume: string, where: string, entries: readonly (readonly [string, string])[]): ConfigError {
-  const named = entries.slice(0, 10).map(([type, path]) => `${JSON.stringify(path)} (${SPECIAL_FILE_TYPES[type] ?? type})`);
+export function specialFilesError(
+  volume: string,
+  where: string,
+  entries: readonly (readonly [string, string])[],
+): ConfigError {
+  const named = entries
+    .slice(0, 10)
+    .map(([type, path]) => `${JSON.stringify(path)} (${SPECIAL_FILE_TYPES[type] ?? type})`);
   const more = entries.length > 10 ? ` and ${entries.length - 10} more` : '';
-  const declaration = entries.slice(0, 3).map(([type, path]) => `{ path: ${JSON.stringify(path)}, type: ${SPECIAL_FILE_KINDS[type] ?? type} }`).join(', ');
-  return new ConfigError('VOLUME_SPECIAL_FILES', `volume ${volume} holds device nodes or FIFOs it does not declare, which a migration does not carry (${where}): ${named.join(', ')}${more}`, {
-    hint: `Remove them from the volume (let bin/start create what the app needs at run time) and make a new backup, or declare each in app.yaml under the volume - special_files: [${declaration}] - knowing that a device node gives whoever owns it access to that device (docs/app-folder.md); then migrate again.`,
-    details: { volume, entries: entries.map(([type, path]) => ({ type, path })) },
-  });
+  const declaration = entries
+    .slice(0, 3)
+    .map(([type, path]) => `{ path: ${JSON.stringify(path)}, type: ${SPECIAL_FILE_KINDS[type] ?? type} }`)
+    .join(', ');
+  return new ConfigError(
+    'VOLUME_SPECIAL_FILES',
+    `volume ${volume} holds device nodes or FIFOs it does not declare, which a migration does not carry (${where}): ${named.join(', ')}${more}`,
+    {
+      hint: `Remove them from the volume (let bin/start create what the app needs at run time) and make a new backup, or declare each in app.yaml under the volume - special_files: [${declaration}] - knowing that a device node gives whoever owns it access to that device (docs/app-folder.md); then migrate again.`,
+      details: { volume, entries: entries.map(([type, path]) => ({ type, path })) },
+    },
+  );
 }
 
 /** Lists the regular files of one volume as stored in an archive; refuses device nodes and FIFOs it does not declare. */
-export async function listArchivedVolume(host: Host, env: Record<string, string>, archive: string, volumePath: string, declared: readonly SpecialFileSpec[] = []): Promise<FileDigest[]> {
+export async function listArchivedVolume(
+  host: Host,
+  env: Record<string, string>,
+  archive: string,
+  volumePath: string,
+  declared: readonly SpecialFileSpec[] = [],
+): Promise<FileDigest[]> {
   return (await listArchivedVolumeEntries(host, env, archive, volumePath, declared)).files;
 }
 
@@ -109,15 +143,24 @@ export async function listArchivedVolumeEntries(
   volumePath: string,
   declared: readonly SpecialFileSpec[] = [],
 ): Promise<{ files: FileDigest[]; symlinks: [string, string][]; special: SpecialFileEntry[] }> {
-  const result = await host.run({ argv: buildArchiveListingArgv(archive, volumePath), env, maxBuffer: 512 * 1024 * 1024 });
+  const result = await host.run({
+    argv: buildArchiveListingArgv(archive, volumePath),
+    env,
+    maxBuffer: 512 * 1024 * 1024,
+  });
   if (result.exitCode !== 0 && result.exitCode !== 1) {
-    throw new DependencyError('BORG_LIST_FAILED', `borg list ::${archive} ${volumePath} failed: ${result.stderr.trim()}`);
+    throw new DependencyError(
+      'BORG_LIST_FAILED',
+      `borg list ::${archive} ${volumePath} failed: ${result.stderr.trim()}`,
+    );
   }
   const special = splitDeclared(parseSpecialEntries(result.stdout, volumePath), declared);
   if (special.undeclared.length > 0) throw specialFilesError(volumePath, `archive ${archive}`, special.undeclared);
   return {
     files: parseArchiveListing(result.stdout, volumePath),
     symlinks: parseArchiveSymlinks(result.stdout, volumePath),
-    special: special.declared.map(([type, path]) => ({ path, type: SPECIAL_FILE_KINDS[type]! })).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
+    special: special.declared
+      .map(([type, path]) => ({ path, type: SPECIAL_FILE_KINDS[type]! }))
+      .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
   };
 }

@@ -27,7 +27,8 @@ export async function readMigrationArchiveRecords(stateDir: string, app: string)
       const archive = typeof line.detail?.archive === 'string' ? line.detail.archive : undefined;
       if (archive === undefined) continue;
       if (line.step === 'backup' && line.status === 'ok' && !made.includes(archive)) made.push(archive);
-      if (line.step === 'finished' && line.status === 'ok' && typeof line.detail?.target === 'string') finishedByTarget[line.detail.target] = archive;
+      if (line.step === 'finished' && line.status === 'ok' && typeof line.detail?.target === 'string')
+        finishedByTarget[line.detail.target] = archive;
     }
   }
   return { made, finishedByTarget };
@@ -54,14 +55,24 @@ export interface RetentionChoice {
  * newest `keep` and the newest finished migration's archive of every target; prune the rest.
  * Archives no migration made are never named.
  */
-export function chooseMigrationArchivesToPrune(repo: readonly RepoArchive[], records: MigrationArchiveRecords, keep: number): RetentionChoice {
+export function chooseMigrationArchivesToPrune(
+  repo: readonly RepoArchive[],
+  records: MigrationArchiveRecords,
+  keep: number,
+): RetentionChoice {
   const made = new Set(records.made);
-  const migration = repo.filter((archive) => made.has(archive.name)).sort((x, y) => (x.start < y.start ? 1 : x.start > y.start ? -1 : y.name.localeCompare(x.name)));
+  const migration = repo
+    .filter((archive) => made.has(archive.name))
+    .sort((x, y) => (x.start < y.start ? 1 : x.start > y.start ? -1 : y.name.localeCompare(x.name)));
   const newest = new Set(migration.slice(0, Math.max(0, keep)).map((archive) => archive.name));
   const finished = new Set(Object.values(records.finishedByTarget));
-  const kept = migration.filter((archive) => newest.has(archive.name) || finished.has(archive.name)).map((archive) => archive.name);
+  const kept = migration
+    .filter((archive) => newest.has(archive.name) || finished.has(archive.name))
+    .map((archive) => archive.name);
   return {
-    prune: migration.filter((archive) => !newest.has(archive.name) && !finished.has(archive.name)).map((archive) => archive.name),
+    prune: migration
+      .filter((archive) => !newest.has(archive.name) && !finished.has(archive.name))
+      .map((archive) => archive.name),
     kept,
     protected: kept.filter((name) => !newest.has(name)),
   };
@@ -88,28 +99,55 @@ const LOCK_WAIT_SECONDS = '60';
  * the rule (one `borg delete`), then `borg compact` so the space comes back (the source is usually
  * the host short of disk). Never throws: a failure is in the report.
  */
-export async function pruneMigrationArchives(options: { host: Host; borgEnv: Readonly<Record<string, string>>; stateDir: string; app: string; keep: number }): Promise<PruneReport> {
+export async function pruneMigrationArchives(options: {
+  host: Host;
+  borgEnv: Readonly<Record<string, string>>;
+  stateDir: string;
+  app: string;
+  keep: number;
+}): Promise<PruneReport> {
   const { host, borgEnv, keep } = options;
   const empty = { keep, pruned: [], kept: [], protected: [], compacted: false };
   const tail = (text: string): string => text.trim().split('\n').slice(-2).join(' ');
   try {
     const records = await readMigrationArchiveRecords(options.stateDir, options.app);
     if (records.made.length === 0) return empty;
-    const listed = await host.run({ argv: ['borg', 'list', '--lock-wait', LOCK_WAIT_SECONDS, '--json'], env: { ...borgEnv } });
+    const listed = await host.run({
+      argv: ['borg', 'list', '--lock-wait', LOCK_WAIT_SECONDS, '--json'],
+      env: { ...borgEnv },
+    });
     if (listed.exitCode !== 0) return { ...empty, error: `borg list failed: ${tail(listed.stderr)}` };
-    const repo = ((JSON.parse(listed.stdout) as { archives?: { name: string; start: string }[] }).archives ?? []).map(({ name, start }) => ({ name, start }));
+    const repo = ((JSON.parse(listed.stdout) as { archives?: { name: string; start: string }[] }).archives ?? []).map(
+      ({ name, start }) => ({ name, start }),
+    );
     const choice = chooseMigrationArchivesToPrune(repo, records, keep);
     if (choice.prune.length === 0) return { ...empty, kept: choice.kept, protected: choice.protected };
-    const deleted = await host.run({ argv: ['borg', 'delete', '--lock-wait', LOCK_WAIT_SECONDS, `::${choice.prune[0]}`, ...choice.prune.slice(1)], env: { ...borgEnv } });
-    if (deleted.exitCode !== 0) return { ...empty, kept: choice.kept, protected: choice.protected, error: `borg delete failed: ${tail(deleted.stderr)}` };
-    const compact = await host.run({ argv: ['borg', 'compact', '--lock-wait', LOCK_WAIT_SECONDS], env: { ...borgEnv } });
+    const deleted = await host.run({
+      argv: ['borg', 'delete', '--lock-wait', LOCK_WAIT_SECONDS, `::${choice.prune[0]}`, ...choice.prune.slice(1)],
+      env: { ...borgEnv },
+    });
+    if (deleted.exitCode !== 0)
+      return {
+        ...empty,
+        kept: choice.kept,
+        protected: choice.protected,
+        error: `borg delete failed: ${tail(deleted.stderr)}`,
+      };
+    const compact = await host.run({
+      argv: ['borg', 'compact', '--lock-wait', LOCK_WAIT_SECONDS],
+      env: { ...borgEnv },
+    });
     return {
       keep,
       pruned: choice.prune,
       kept: choice.kept,
       protected: choice.protected,
       compacted: compact.exitCode === 0,
-      ...(compact.exitCode === 0 ? {} : { error: `borg compact failed (the archives are deleted, their space is not free yet): ${tail(compact.stderr)}` }),
+      ...(compact.exitCode === 0
+        ? {}
+        : {
+            error: `borg compact failed (the archives are deleted, their space is not free yet): ${tail(compact.stderr)}`,
+          }),
     };
   } catch (error) {
     return { ...empty, error: (error as Error).message };

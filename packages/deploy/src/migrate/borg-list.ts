@@ -5,18 +5,33 @@ const BORG_LOCKED = /Failed to create\/acquire the lock|lock\.exclusive|LockTime
 
 /** The last meaningful line borg wrote on stderr. */
 function lastLine(stderr: string): string {
-  return stderr.trim().split('\n').map((line) => line.trim()).filter(Boolean).pop() ?? '';
+  return (
+    stderr
+      .trim()
+      .split('\n')
+      .map((line) => line.trim())
+      .filter(Boolean)
+      .pop() ?? ''
+  );
 }
 
 /**
  * The error for a borg run that failed because another borg holds the repository lock, naming the
  * lock and what to do; undefined when it did not fail, or failed for another reason.
  */
-export function borgLockError(result: Pick<RunResult, 'exitCode' | 'stderr'>, repo: string, what: string): DependencyError | undefined {
+export function borgLockError(
+  result: Pick<RunResult, 'exitCode' | 'stderr'>,
+  repo: string,
+  what: string,
+): DependencyError | undefined {
   if (result.exitCode === 0 || !BORG_LOCKED.test(result.stderr)) return undefined;
-  return new DependencyError('BORG_LOCKED', `the Borg repository ${repo} is locked, so ${what} could not read it: ${lastLine(result.stderr)}`, {
-    hint: `Another borg holds ${repo}/lock.exclusive (a backup, a prune, a borg serve): wait for it to finish and run again. If no borg runs on this host (a killed one left its lock), remove the stale lock with \`borg break-lock ${repo}\`.`,
-  });
+  return new DependencyError(
+    'BORG_LOCKED',
+    `the Borg repository ${repo} is locked, so ${what} could not read it: ${lastLine(result.stderr)}`,
+    {
+      hint: `Another borg holds ${repo}/lock.exclusive (a backup, a prune, a borg serve): wait for it to finish and run again. If no borg runs on this host (a killed one left its lock), remove the stale lock with \`borg break-lock ${repo}\`.`,
+    },
+  );
 }
 
 /**
@@ -24,7 +39,12 @@ export function borgLockError(result: Pick<RunResult, 'exitCode' | 'stderr'>, re
  * when another borg holds the lock: a locked repository is no "no archive". Other failures are
  * returned for the caller to judge (a repository not made yet is "no archive yet").
  */
-export async function runBorgList(host: Host, env: Record<string, string>, args: readonly string[], what: string): Promise<RunResult> {
+export async function runBorgList(
+  host: Host,
+  env: Record<string, string>,
+  args: readonly string[],
+  what: string,
+): Promise<RunResult> {
   const result = await host.run({ argv: ['borg', 'list', ...args], env });
   const locked = borgLockError(result, env.BORG_REPO ?? '(BORG_REPO)', what);
   if (locked) throw locked;

@@ -38,7 +38,11 @@ export async function hashFile(path: string): Promise<string> {
 }
 
 /** Every regular file under `dir` (paths relative, sorted) with size and SHA-256; symlinks are not followed. */
-export async function digestTree(dir: string, prefix = '', hashOnly?: (path: string) => boolean): Promise<FileDigest[]> {
+export async function digestTree(
+  dir: string,
+  prefix = '',
+  hashOnly?: (path: string) => boolean,
+): Promise<FileDigest[]> {
   const out: FileDigest[] = [];
   const walk = async (relative: string): Promise<void> => {
     const entries = await readdir(join(dir, relative), { withFileTypes: true });
@@ -48,7 +52,11 @@ export async function digestTree(dir: string, prefix = '', hashOnly?: (path: str
       else if (entry.isFile()) {
         const full = join(dir, path);
         // hashOnly: the others get an empty hash (the caller compares their size only).
-        out.push({ path: `${prefix}${path}`, size: (await lstat(full)).size, sha256: hashOnly === undefined || hashOnly(path) ? await hashFile(full) : '' });
+        out.push({
+          path: `${prefix}${path}`,
+          size: (await lstat(full)).size,
+          sha256: hashOnly === undefined || hashOnly(path) ? await hashFile(full) : '',
+        });
       }
     }
   };
@@ -101,7 +109,11 @@ export async function listSpecialFiles(dir: string): Promise<SpecialFileEntry[]>
       if (entry.isDirectory()) await walk(path);
       else if (entry.isFIFO()) out.push({ path, type: 'fifo' });
       else if (entry.isCharacterDevice() || entry.isBlockDevice()) {
-        out.push({ path, type: entry.isCharacterDevice() ? 'char' : 'block', ...deviceNumbers((await lstat(join(dir, path), { bigint: true })).rdev) });
+        out.push({
+          path,
+          type: entry.isCharacterDevice() ? 'char' : 'block',
+          ...deviceNumbers((await lstat(join(dir, path), { bigint: true })).rdev),
+        });
       }
     }
   };
@@ -110,14 +122,23 @@ export async function listSpecialFiles(dir: string): Promise<SpecialFileEntry[]>
 }
 
 /** Differences between expected and actual special files (type, and a device's major/minor when known), in words. */
-export function compareSpecialFiles(expected: readonly SpecialFileEntry[], actual: readonly SpecialFileEntry[], limit = 10): string[] {
+export function compareSpecialFiles(
+  expected: readonly SpecialFileEntry[],
+  actual: readonly SpecialFileEntry[],
+  limit = 10,
+): string[] {
   const byPath = new Map(actual.map((entry) => [entry.path, entry]));
   const problems: string[] = [];
-  const device = (entry: SpecialFileEntry): string => (entry.major === undefined ? entry.type : `${entry.type} ${entry.major},${String(entry.minor)}`);
+  const device = (entry: SpecialFileEntry): string =>
+    entry.major === undefined ? entry.type : `${entry.type} ${entry.major},${String(entry.minor)}`;
   for (const entry of expected) {
     const got = byPath.get(entry.path);
     if (got === undefined) problems.push(`missing ${entry.type} ${entry.path}`);
-    else if (got.type !== entry.type || (entry.major !== undefined && (got.major !== entry.major || got.minor !== entry.minor))) problems.push(`${entry.path} is a ${device(got)}, expected a ${device(entry)}`);
+    else if (
+      got.type !== entry.type ||
+      (entry.major !== undefined && (got.major !== entry.major || got.minor !== entry.minor))
+    )
+      problems.push(`${entry.path} is a ${device(got)}, expected a ${device(entry)}`);
     byPath.delete(entry.path);
   }
   for (const entry of byPath.values()) problems.push(`unexpected ${entry.type} ${entry.path}`);
@@ -125,13 +146,18 @@ export function compareSpecialFiles(expected: readonly SpecialFileEntry[], actua
 }
 
 /** Differences between expected and actual symlinks (path and target), in words (at most `limit` listed). */
-export function compareSymlinks(expected: readonly (readonly [string, string])[], actual: readonly (readonly [string, string])[], limit = 10): string[] {
+export function compareSymlinks(
+  expected: readonly (readonly [string, string])[],
+  actual: readonly (readonly [string, string])[],
+  limit = 10,
+): string[] {
   const byPath = new Map(actual.map(([path, target]) => [path, target]));
   const problems: string[] = [];
   for (const [path, target] of expected) {
     const got = byPath.get(path);
     if (got === undefined) problems.push(`missing symlink ${path}`);
-    else if (got !== target) problems.push(`symlink ${path} points to ${JSON.stringify(got)}, expected ${JSON.stringify(target)}`);
+    else if (got !== target)
+      problems.push(`symlink ${path} points to ${JSON.stringify(got)}, expected ${JSON.stringify(target)}`);
     byPath.delete(path);
   }
   for (const path of byPath.keys()) problems.push(`unexpected symlink ${path}`);

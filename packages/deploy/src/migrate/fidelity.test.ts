@@ -4,12 +4,26 @@ import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalHost } from '@deploykit/host';
-import { applyFidelity, applyMtimes, compareFidelity, compareMtimes, isFidelityTrivial, keepSubsecondMtimes, scanFidelity, scanMtimes, scanVolumeMetadata } from './fidelity.js';
+import {
+  applyFidelity,
+  applyMtimes,
+  compareFidelity,
+  compareMtimes,
+  isFidelityTrivial,
+  keepSubsecondMtimes,
+  scanFidelity,
+  scanMtimes,
+  scanVolumeMetadata,
+} from './fidelity.js';
 
 const host = new LocalHost();
 
 async function sh(command: string, cwd: string): Promise<void> {
-  const result = await host.run({ argv: ['bash', '-c', command], cwd, env: { BORG_PASSPHRASE: '', BORG_BASE_DIR: join(cwd, '.borg') } });
+  const result = await host.run({
+    argv: ['bash', '-c', command],
+    cwd,
+    env: { BORG_PASSPHRASE: '', BORG_BASE_DIR: join(cwd, '.borg') },
+  });
   assert.equal(result.exitCode, 0, `${command}: ${result.stderr}`);
 }
 
@@ -34,7 +48,10 @@ test('what borg export-tar loses is found, carried and proven: xattrs, ACLs, mti
     const source = await scanFidelity(host, volume);
     assert.equal(source.xattrFiles, 1);
     assert.equal(source.aclFiles, 1);
-    assert.deepEqual(source.lateMtimes.map(([path]) => path), ['plain.txt']);
+    assert.deepEqual(
+      source.lateMtimes.map(([path]) => path),
+      ['plain.txt'],
+    );
     assert.deepEqual(source.sparseFiles, ['sparse.img']);
     assert.equal(isFidelityTrivial(source), false);
 
@@ -49,7 +66,11 @@ test('what borg export-tar loses is found, carried and proven: xattrs, ACLs, mti
     assert.deepEqual(compareFidelity(source, after), []);
     assert.ok((await stat(join(extracted, 'sparse.img'))).blocks * 512 < 1024 * 1024, 'holes dug again');
     assert.equal((await stat(join(extracted, 'plain.txt'))).mtime.toISOString(), '2050-01-01T00:00:00.000Z');
-    assert.equal((await stat(join(extracted, 'sparse.img'))).mtime.toISOString(), '2020-05-05T10:00:00.000Z', 'digging holes keeps the mtime');
+    assert.equal(
+      (await stat(join(extracted, 'sparse.img'))).mtime.toISOString(),
+      '2020-05-05T10:00:00.000Z',
+      'digging holes keeps the mtime',
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -69,15 +90,35 @@ test('carried metadata is never applied through a symlink: ACLs, xattrs, holes a
       ].join(' && '),
       dir,
     );
-    const outsideBefore = await host.run({ argv: ['bash', '-c', 'stat -c "%n %a %Y %s %b" outside outside/*; getfattr -R -d -m - -h outside'], cwd: dir });
+    const outsideBefore = await host.run({
+      argv: ['bash', '-c', 'stat -c "%n %a %Y %s %b" outside outside/*; getfattr -R -d -m - -h outside'],
+      cwd: dir,
+    });
     const volume = join(dir, 'vol');
-    const acl = (path: string): string => `# file: ${path}\nsystem.posix_acl_access=0sAgAAAAEABgD/////AgAEAGUAAAAEAAQA/////xAABAD/////IAAAAP////8=\nuser.owned=0sMQ==\n`;
+    const acl = (path: string): string =>
+      `# file: ${path}\nsystem.posix_acl_access=0sAgAAAAEABgD/////AgAEAGUAAAAEAAQA/////xAABAD/////IAAAAP////8=\nuser.owned=0sMQ==\n`;
     const base = { xattrDump: '', xattrFiles: 0, aclFiles: 0, lateMtimes: [], sparseFiles: [] };
     const hostile: [string, Parameters<typeof applyFidelity>[2], RegExp][] = [
-      ['an ACL through a symlinked dir', { ...base, xattrDump: `${acl('real/file')}\n${acl('away/secret')}`, aclFiles: 2 }, /"away\/secret", a path through the symlink "away"/],
-      ['an ACL through a relative link climbing out', { ...base, xattrDump: acl('up/secret'), aclFiles: 1 }, /a path through the symlink "up"/],
-      ['an escaped path through a link', { ...base, xattrDump: acl('aw\\141y/secret'), aclFiles: 1 }, /a path through the symlink "away"/],
-      ['a late mtime through a symlink', { ...base, lateMtimes: [['away/secret', '2600000000']] }, /a path through the symlink "away"/],
+      [
+        'an ACL through a symlinked dir',
+        { ...base, xattrDump: `${acl('real/file')}\n${acl('away/secret')}`, aclFiles: 2 },
+        /"away\/secret", a path through the symlink "away"/,
+      ],
+      [
+        'an ACL through a relative link climbing out',
+        { ...base, xattrDump: acl('up/secret'), aclFiles: 1 },
+        /a path through the symlink "up"/,
+      ],
+      [
+        'an escaped path through a link',
+        { ...base, xattrDump: acl('aw\\141y/secret'), aclFiles: 1 },
+        /a path through the symlink "away"/,
+      ],
+      [
+        'a late mtime through a symlink',
+        { ...base, lateMtimes: [['away/secret', '2600000000']] },
+        /a path through the symlink "away"/,
+      ],
       ['a late mtime with ..', { ...base, lateMtimes: [['../outside/secret', '2600000000']] }, /a "\.\." component/],
       ['a sparse file through a symlink', { ...base, sparseFiles: ['away/big'] }, /a path through the symlink "away"/],
       ['a sparse file that is a symlink', { ...base, sparseFiles: ['secret-link'] }, /not a regular file here/],
@@ -93,7 +134,10 @@ test('carried metadata is never applied through a symlink: ACLs, xattrs, holes a
     await applyFidelity(host, volume, { ...base, lateMtimes: [['secret-link', '2600000000']] });
     const linkTime = await host.run({ argv: ['stat', '-c', '%Y', 'vol/secret-link'], cwd: dir });
     assert.equal(linkTime.stdout.trim(), '2600000000');
-    const outsideAfter = await host.run({ argv: ['bash', '-c', 'stat -c "%n %a %Y %s %b" outside outside/*; getfattr -R -d -m - -h outside'], cwd: dir });
+    const outsideAfter = await host.run({
+      argv: ['bash', '-c', 'stat -c "%n %a %Y %s %b" outside outside/*; getfattr -R -d -m - -h outside'],
+      cwd: dir,
+    });
     assert.equal(outsideAfter.stdout, outsideBefore.stdout);
     assert.equal((await stat(join(dir, 'outside', 'secret'))).mode & 0o7777, 0o600);
   } finally {
@@ -126,7 +170,7 @@ test('sub-second mtimes of files, directories and symlinks and the volume root (
     assert.equal(ns.get('abs'), '1704164646987654321', 'symlinks carry their own mtime');
     assert.equal(ns.get('sub/deeper'), '1704240000000000001');
     assert.deepEqual(source.root, { mode: 0o2751, uid: 0, gid: 0, mtimeNs: '1686125350111222333' });
-    assert.match(source.xattrDump, /# file: \.\nuser\.root=/, 'the root\'s xattrs are in the dump');
+    assert.match(source.xattrDump, /# file: \.\nuser\.root=/, "the root's xattrs are in the dump");
     // A cutover's scan: the same fidelity from one walk that also gives every entry's mtime.
     const combined = await scanVolumeMetadata(host, volume, { allMtimes: true });
     assert.deepEqual(combined.fidelity, source);
@@ -135,15 +179,23 @@ test('sub-second mtimes of files, directories and symlinks and the volume root (
     // The loss is real: tar restored whole seconds and nothing of the root.
     const lost = await scanMtimes(host, out, true);
     assert.equal(new Map(lost.mtimes).get('a.txt'), '1704164645000000000');
-    assert.ok(compareMtimes(source, lost, { owner: true }).length >= 2, compareMtimes(source, lost, { owner: true }).join('; '));
+    assert.ok(
+      compareMtimes(source, lost, { owner: true }).length >= 2,
+      compareMtimes(source, lost, { owner: true }).join('; '),
+    );
 
     // The archive holds a newer a.txt than the scan saw (changed between scan and backup): tar's time stays.
     await sh("touch -d '2024-01-02 03:04:09' out/a.txt", dir);
     await applyFidelity(host, out, source);
     const after = await scanMtimes(host, out, true);
     const got = new Map(after.mtimes);
-    assert.equal(got.get('a.txt'), '1704164649000000000', 'a carried mtime whose seconds differ from the archive\'s is not applied');
-    for (const path of ['sub/deeper/b.txt', 'abs', 'rel', 'escape', 'sub', 'sub/deeper']) assert.equal(got.get(path), ns.get(path), path);
+    assert.equal(
+      got.get('a.txt'),
+      '1704164649000000000',
+      "a carried mtime whose seconds differ from the archive's is not applied",
+    );
+    for (const path of ['sub/deeper/b.txt', 'abs', 'rel', 'escape', 'sub', 'sub/deeper'])
+      assert.equal(got.get(path), ns.get(path), path);
     assert.deepEqual(after.root, source.root);
     assert.deepEqual(compareMtimes(source, after, { owner: true }), [], 'a.txt (seconds differ) is not a difference');
     const outsideAfter = await stat(join(dir, 'outside', 'target.txt'), { bigint: true });
@@ -157,18 +209,33 @@ test('sub-second mtimes of files, directories and symlinks and the volume root (
 test('ns mtimes are never applied through a symlinked parent, and a wrong sub-second mtime is a verification difference', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'dk-fidelity-'));
   try {
-    await sh("mkdir -p v outside && printf x > outside/f && ln -s ../outside v/link && touch -d '2020-01-01 00:00:00' outside/f", dir);
+    await sh(
+      "mkdir -p v outside && printf x > outside/f && ln -s ../outside v/link && touch -d '2020-01-01 00:00:00' outside/f",
+      dir,
+    );
     const before = await stat(join(dir, 'outside', 'f'), { bigint: true });
-    await assert.rejects(applyMtimes(host, join(dir, 'v'), { subsecondMtimes: [['link/f', '1577836800500000000']] }), (error: Error & { code?: string }) => {
-      assert.equal(error.code, 'METADATA_PATH_UNSAFE');
-      assert.match(error.message, /a path through "link", which is a symlink/);
-      return true;
-    });
+    await assert.rejects(
+      applyMtimes(host, join(dir, 'v'), { subsecondMtimes: [['link/f', '1577836800500000000']] }),
+      (error: Error & { code?: string }) => {
+        assert.equal(error.code, 'METADATA_PATH_UNSAFE');
+        assert.match(error.message, /a path through "link", which is a symlink/);
+        return true;
+      },
+    );
     assert.equal((await stat(join(dir, 'outside', 'f'), { bigint: true })).mtimeNs, before.mtimeNs);
-    await assert.rejects(applyMtimes(host, join(dir, 'v'), { subsecondMtimes: [['../outside/f', '1577836800500000000']] }), /not a relative path below the volume/);
+    await assert.rejects(
+      applyMtimes(host, join(dir, 'v'), { subsecondMtimes: [['../outside/f', '1577836800500000000']] }),
+      /not a relative path below the volume/,
+    );
     const source = { subsecondMtimes: [['f', '1577836800500000000']] as [string, string][] };
-    const target = { mtimes: [['f', '1577836800400000000']] as [string, string][], root: { mode: 0o755, uid: 0, gid: 0, mtimeNs: '0' } };
-    assert.match(compareMtimes(source, target, { owner: true }).join(), /1 modification times differ below the second \("f"\)/);
+    const target = {
+      mtimes: [['f', '1577836800400000000']] as [string, string][],
+      root: { mode: 0o755, uid: 0, gid: 0, mtimeNs: '0' },
+    };
+    assert.match(
+      compareMtimes(source, target, { owner: true }).join(),
+      /1 modification times differ below the second \("f"\)/,
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

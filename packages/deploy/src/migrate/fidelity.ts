@@ -60,7 +60,7 @@ export const SPARSE_ARGV = ['find', '.', '-type', 'f', '-size', '+0', '-printf',
  * restored (otherwise the archive holds a newer version of the entry than the scan saw: tar's time
  * stays). Directories get theirs after every other entry, the root last. Exit 3 = an unsafe path.
  */
-export const MTIME_SCRIPT = String.raw`
+export const MTIME_SCRIPT = `
 import json, os, stat, sys
 def ns_list(all_entries):
     out = []
@@ -163,7 +163,10 @@ export function countXattrFiles(dump: string): { xattrFiles: number; aclFiles: n
   let xattrFiles = 0;
   let aclFiles = 0;
   for (const block of dump.split(/\n(?=# file: )/)) {
-    const names = block.split('\n').filter((line) => /^[a-z]+\.[^=]+=/.test(line)).map((line) => line.slice(0, line.indexOf('=')));
+    const names = block
+      .split('\n')
+      .filter((line) => /^[a-z]+\.[^=]+=/.test(line))
+      .map((line) => line.slice(0, line.indexOf('=')));
     if (names.some((name) => name.startsWith('system.posix_acl_'))) aclFiles += 1;
     if (names.some((name) => !name.startsWith('system.posix_acl_'))) xattrFiles += 1;
   }
@@ -194,22 +197,34 @@ export function parseSparseFiles(output: string): string[] {
 async function runIn(host: Host, dir: string, argv: readonly string[]): Promise<string> {
   const result = await host.run({ argv, cwd: dir, maxBuffer: 256 * 1024 * 1024 });
   if (result.exitCode === 127) {
-    throw new DependencyError('TOOL_MISSING', `${argv[0]} is not installed on ${host.name}`, { hint: 'Install the Debian packages attr, acl and util-linux (scripts/setup-system.sh).' });
+    throw new DependencyError('TOOL_MISSING', `${argv[0]} is not installed on ${host.name}`, {
+      hint: 'Install the Debian packages attr, acl and util-linux (scripts/setup-system.sh).',
+    });
   }
   // getfattr exits 1 when some file had no xattrs to show; only stderr content means trouble.
   if (result.exitCode !== 0 && result.stdout === '' && result.stderr.trim() !== '') {
-    throw new DependencyError('SCAN_FAILED', `${argv.join(' ')} failed in ${dir} on ${host.name}: ${result.stderr.trim()}`);
+    throw new DependencyError(
+      'SCAN_FAILED',
+      `${argv.join(' ')} failed in ${dir} on ${host.name}: ${result.stderr.trim()}`,
+    );
   }
   return result.stdout;
 }
 
 /** Scans ns mtimes (sub-second ones, or every entry's with `all`) and the root's metadata with MTIME_SCRIPT. */
-export async function scanMtimes(host: Host, dir: string, all = false): Promise<{ mtimes: [string, string][]; root: RootMetadata }> {
+export async function scanMtimes(
+  host: Host,
+  dir: string,
+  all = false,
+): Promise<{ mtimes: [string, string][]; root: RootMetadata }> {
   const output = await runIn(host, dir, mtimeArgv(all ? 'scan-all' : 'scan'));
   try {
     return JSON.parse(output) as { mtimes: [string, string][]; root: RootMetadata };
   } catch {
-    throw new DependencyError('SCAN_FAILED', `the mtime scan of ${dir} on ${host.name} printed no result${output.trim() === '' ? '' : `: ${output.trim().slice(0, 200)}`}`);
+    throw new DependencyError(
+      'SCAN_FAILED',
+      `the mtime scan of ${dir} on ${host.name} printed no result${output.trim() === '' ? '' : `: ${output.trim().slice(0, 200)}`}`,
+    );
   }
 }
 
@@ -223,11 +238,28 @@ export async function scanFidelity(host: Host, dir: string): Promise<FidelityMet
  * `allMtimes` every entry's ns mtime too (a cutover needs them: decision 0008), from the same walk
  * the sub-second ones are taken from.
  */
-export async function scanVolumeMetadata(host: Host, dir: string, options: { allMtimes: boolean }): Promise<{ fidelity: FidelityMetadata; allMtimes?: [string, string][] }> {
-  const [xattrDump, late, sparse, scanned] = await Promise.all([runIn(host, dir, GETFATTR_ARGV), runIn(host, dir, LATE_MTIME_ARGV), runIn(host, dir, SPARSE_ARGV), scanMtimes(host, dir, options.allMtimes)]);
+export async function scanVolumeMetadata(
+  host: Host,
+  dir: string,
+  options: { allMtimes: boolean },
+): Promise<{ fidelity: FidelityMetadata; allMtimes?: [string, string][] }> {
+  const [xattrDump, late, sparse, scanned] = await Promise.all([
+    runIn(host, dir, GETFATTR_ARGV),
+    runIn(host, dir, LATE_MTIME_ARGV),
+    runIn(host, dir, SPARSE_ARGV),
+    scanMtimes(host, dir, options.allMtimes),
+  ]);
   const { xattrFiles, aclFiles } = countXattrFiles(xattrDump);
   const subsecondMtimes = options.allMtimes ? keepSubsecondMtimes(scanned.mtimes) : scanned.mtimes;
-  const fidelity: FidelityMetadata = { xattrDump, xattrFiles, aclFiles, lateMtimes: parseLateMtimes(late), sparseFiles: parseSparseFiles(sparse), subsecondMtimes, root: scanned.root };
+  const fidelity: FidelityMetadata = {
+    xattrDump,
+    xattrFiles,
+    aclFiles,
+    lateMtimes: parseLateMtimes(late),
+    sparseFiles: parseSparseFiles(sparse),
+    subsecondMtimes,
+    root: scanned.root,
+  };
   return options.allMtimes ? { fidelity, allMtimes: scanned.mtimes } : { fidelity };
 }
 
@@ -238,7 +270,13 @@ export function keepSubsecondMtimes(mtimes: readonly (readonly [string, string])
 
 /** True when nothing needs carrying beside the tar stream (never for a scan that saw the root: its metadata always travels). */
 export function isFidelityTrivial(metadata: FidelityMetadata): boolean {
-  return metadata.xattrDump.trim() === '' && metadata.lateMtimes.length === 0 && metadata.sparseFiles.length === 0 && (metadata.subsecondMtimes ?? []).length === 0 && metadata.root === undefined;
+  return (
+    metadata.xattrDump.trim() === '' &&
+    metadata.lateMtimes.length === 0 &&
+    metadata.sparseFiles.length === 0 &&
+    (metadata.subsecondMtimes ?? []).length === 0 &&
+    metadata.root === undefined
+  );
 }
 
 /** What applying ns mtimes did: entries set, entries whose archived version is newer than the scan (tar's time kept), entries gone. */
@@ -250,18 +288,33 @@ export interface MtimeApplyResult {
 }
 
 /** Applies carried ns mtimes and the root's metadata (MTIME_SCRIPT): after everything else that writes to the volume. */
-export async function applyMtimes(host: Host, dir: string, metadata: Pick<FidelityMetadata, 'subsecondMtimes' | 'root'>): Promise<MtimeApplyResult> {
+export async function applyMtimes(
+  host: Host,
+  dir: string,
+  metadata: Pick<FidelityMetadata, 'subsecondMtimes' | 'root'>,
+): Promise<MtimeApplyResult> {
   const empty = { applied: 0, skippedNewer: 0, newer: [], missing: 0 };
   if ((metadata.subsecondMtimes ?? []).length === 0 && metadata.root === undefined) return empty;
   const input = JSON.stringify({ mtimes: metadata.subsecondMtimes ?? [], root: metadata.root ?? null });
   const result = await host.run({ argv: mtimeArgv('apply'), cwd: dir, input, maxBuffer: 1024 * 1024 });
   if (result.exitCode === 3) {
-    throw new DependencyError('METADATA_PATH_UNSAFE', `carried metadata names ${result.stderr.trim()}; nothing was applied through it, outside ${dir}`, {
-      hint: 'The metadata scanned on the source does not match the archive (the volume changed between the scan and the backup?); run the migration again.',
-    });
+    throw new DependencyError(
+      'METADATA_PATH_UNSAFE',
+      `carried metadata names ${result.stderr.trim()}; nothing was applied through it, outside ${dir}`,
+      {
+        hint: 'The metadata scanned on the source does not match the archive (the volume changed between the scan and the backup?); run the migration again.',
+      },
+    );
   }
-  if (result.exitCode === 127) throw new DependencyError('TOOL_MISSING', `python3 is not installed on ${host.name}`, { hint: 'Install python3 (borg depends on it).' });
-  if (result.exitCode !== 0) throw new DependencyError('MTIME_APPLY_FAILED', `setting modification times in ${dir} failed: ${result.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  if (result.exitCode === 127)
+    throw new DependencyError('TOOL_MISSING', `python3 is not installed on ${host.name}`, {
+      hint: 'Install python3 (borg depends on it).',
+    });
+  if (result.exitCode !== 0)
+    throw new DependencyError(
+      'MTIME_APPLY_FAILED',
+      `setting modification times in ${dir} failed: ${result.stderr.trim().split('\n').slice(-3).join(' | ')}`,
+    );
   return JSON.parse(result.stdout) as MtimeApplyResult;
 }
 
@@ -297,9 +350,13 @@ export async function lstatInside(dir: string, relative: string | Buffer): Promi
   const bytes = typeof relative === 'string' ? Buffer.from(relative, 'utf8') : relative;
   const shown = JSON.stringify(bytes.toString('utf8'));
   const unsafe = (reason: string): DependencyError =>
-    new DependencyError('METADATA_PATH_UNSAFE', `carried metadata names ${shown}, ${reason}; nothing of it was applied outside ${dir}`, {
-      hint: 'The metadata scanned on the source does not match the archive (the volume changed between the scan and the backup?); run the migration again.',
-    });
+    new DependencyError(
+      'METADATA_PATH_UNSAFE',
+      `carried metadata names ${shown}, ${reason}; nothing of it was applied outside ${dir}`,
+      {
+        hint: 'The metadata scanned on the source does not match the archive (the volume changed between the scan and the backup?); run the migration again.',
+      },
+    );
   if (bytes[0] === SLASH) throw unsafe('an absolute path');
   const parts: Buffer[] = [];
   let start = 0;
@@ -318,7 +375,10 @@ export async function lstatInside(dir: string, relative: string | Buffer): Promi
     const stats = await lstat(path).catch(() => undefined);
     if (stats === undefined) throw unsafe('which does not exist here');
     if (index === parts.length - 1) return { path, stats };
-    if (stats.isSymbolicLink()) throw unsafe(`a path through the symlink ${JSON.stringify(path.subarray(Buffer.byteLength(dir) + 1).toString('utf8'))}`);
+    if (stats.isSymbolicLink())
+      throw unsafe(
+        `a path through the symlink ${JSON.stringify(path.subarray(Buffer.byteLength(dir) + 1).toString('utf8'))}`,
+      );
     if (!stats.isDirectory()) throw unsafe('a path through something that is not a directory');
   }
   return { path, stats: await lstat(path) };
@@ -335,14 +395,24 @@ export async function applyFidelity(host: Host, dir: string, metadata: FidelityM
   if (metadata.xattrDump.trim() !== '') {
     for (const path of dumpPaths(metadata.xattrDump)) await lstatInside(dir, path);
     const result = await host.run({ argv: ['setfattr', '-h', '--restore=-'], cwd: dir, input: metadata.xattrDump });
-    if (result.exitCode !== 0) throw new DependencyError('XATTR_RESTORE_FAILED', `setfattr --restore failed in ${dir}: ${result.stderr.trim()}`, { hint: 'Does the target filesystem support xattrs and ACLs (mount option user_xattr, acl)?' });
+    if (result.exitCode !== 0)
+      throw new DependencyError(
+        'XATTR_RESTORE_FAILED',
+        `setfattr --restore failed in ${dir}: ${result.stderr.trim()}`,
+        { hint: 'Does the target filesystem support xattrs and ACLs (mount option user_xattr, acl)?' },
+      );
   }
   for (const path of metadata.sparseFiles) {
     // Digging holes counts as a write and moves the mtime tar restored: keep it and put it back.
     const { path: full, stats: before } = await lstatInside(dir, path);
-    if (!before.isFile()) throw new DependencyError('METADATA_PATH_UNSAFE', `carried metadata names ${JSON.stringify(path)} as a sparse file, but it is not a regular file here`);
+    if (!before.isFile())
+      throw new DependencyError(
+        'METADATA_PATH_UNSAFE',
+        `carried metadata names ${JSON.stringify(path)} as a sparse file, but it is not a regular file here`,
+      );
     const result = await host.run({ argv: ['fallocate', '--dig-holes', '--', path], cwd: dir });
-    if (result.exitCode !== 0) throw new DependencyError('SPARSE_FAILED', `fallocate --dig-holes ${path} failed: ${result.stderr.trim()}`);
+    if (result.exitCode !== 0)
+      throw new DependencyError('SPARSE_FAILED', `fallocate --dig-holes ${path} failed: ${result.stderr.trim()}`);
     await lutimes(full, before.atime, before.mtime);
   }
   for (const [path, seconds] of metadata.lateMtimes) {
@@ -358,7 +428,11 @@ export async function applyFidelity(host: Host, dir: string, metadata: FidelityM
  * whose whole seconds match must match to the nanosecond; one whose seconds differ was newer in the
  * archive than in the scan (tar's time is right) and one that is gone is the file listing's business.
  */
-export function compareMtimes(source: Pick<FidelityMetadata, 'subsecondMtimes' | 'root'>, target: { mtimes: readonly (readonly [string, string])[]; root: RootMetadata }, options: { owner: boolean }): string[] {
+export function compareMtimes(
+  source: Pick<FidelityMetadata, 'subsecondMtimes' | 'root'>,
+  target: { mtimes: readonly (readonly [string, string])[]; root: RootMetadata },
+  options: { owner: boolean },
+): string[] {
   const differences: string[] = [];
   const got = new Map(target.mtimes.map(([path, ns]) => [path, ns]));
   const wrong: string[] = [];
@@ -367,12 +441,21 @@ export function compareMtimes(source: Pick<FidelityMetadata, 'subsecondMtimes' |
     if (there === undefined || there.slice(0, -9) !== ns.slice(0, -9)) continue;
     if (there !== ns) wrong.push(path);
   }
-  if (wrong.length > 0) differences.push(`${wrong.length} modification times differ below the second (${wrong.slice(0, 5).map((path) => JSON.stringify(path)).join(', ')}${wrong.length > 5 ? ', ...' : ''})`);
+  if (wrong.length > 0)
+    differences.push(
+      `${wrong.length} modification times differ below the second (${wrong
+        .slice(0, 5)
+        .map((path) => JSON.stringify(path))
+        .join(', ')}${wrong.length > 5 ? ', ...' : ''})`,
+    );
   const root = source.root;
   if (root !== undefined) {
     const fields: (keyof RootMetadata)[] = options.owner ? ['mode', 'uid', 'gid', 'mtimeNs'] : ['mode', 'mtimeNs'];
     for (const field of fields) {
-      if (root[field] !== target.root[field]) differences.push(`the volume root's ${field} is ${field === 'mode' ? target.root.mode.toString(8) : target.root[field]}, the source's ${field === 'mode' ? root.mode.toString(8) : root[field]}`);
+      if (root[field] !== target.root[field])
+        differences.push(
+          `the volume root's ${field} is ${field === 'mode' ? target.root.mode.toString(8) : target.root[field]}, the source's ${field === 'mode' ? root.mode.toString(8) : root[field]}`,
+        );
     }
   }
   return differences;
@@ -381,10 +464,17 @@ export function compareMtimes(source: Pick<FidelityMetadata, 'subsecondMtimes' |
 /** Compares source and target metadata; returns human differences (empty = identical). Sub-second mtimes and the root: compareMtimes. */
 export function compareFidelity(source: FidelityMetadata, target: FidelityMetadata): string[] {
   const differences: string[] = [];
-  if (source.xattrDump.trim() !== target.xattrDump.trim()) differences.push(`xattrs/ACLs differ (source ${source.xattrFiles} files with xattrs, ${source.aclFiles} with ACLs; target ${target.xattrFiles}, ${target.aclFiles})`);
+  if (source.xattrDump.trim() !== target.xattrDump.trim())
+    differences.push(
+      `xattrs/ACLs differ (source ${source.xattrFiles} files with xattrs, ${source.aclFiles} with ACLs; target ${target.xattrFiles}, ${target.aclFiles})`,
+    );
   const late = (m: FidelityMetadata): string => JSON.stringify([...m.lateMtimes].sort());
-  if (late(source) !== late(target)) differences.push(`modification times after 2038 differ (source ${source.lateMtimes.length} files, target ${target.lateMtimes.length})`);
+  if (late(source) !== late(target))
+    differences.push(
+      `modification times after 2038 differ (source ${source.lateMtimes.length} files, target ${target.lateMtimes.length})`,
+    );
   const sparse = (m: FidelityMetadata): string => JSON.stringify([...m.sparseFiles].sort());
-  if (sparse(source) !== sparse(target)) differences.push(`sparse files differ (source ${source.sparseFiles.length}, target ${target.sparseFiles.length})`);
+  if (sparse(source) !== sparse(target))
+    differences.push(`sparse files differ (source ${source.sparseFiles.length}, target ${target.sparseFiles.length})`);
   return differences;
 }

@@ -24,10 +24,18 @@ export function journalPath(stateDir: string, app: string, runId: string): strin
  * Every migration run record of an app on this host, oldest first (run ids sort by time), each with
  * its lines; a record that cannot be read counts as empty.
  */
-export async function readRunRecords(stateDir: string, app: string): Promise<{ runId: string; lines: JournalEntry[] }[]> {
+export async function readRunRecords(
+  stateDir: string,
+  app: string,
+): Promise<{ runId: string; lines: JournalEntry[] }[]> {
   const dir = journalDir(stateDir, app);
   const names = (await readdir(dir).catch(() => [] as string[])).filter((file) => file.endsWith('.jsonl')).sort();
-  return Promise.all(names.map(async (name) => ({ runId: name.slice(0, -'.jsonl'.length), lines: await Journal.read(join(dir, name)).catch(() => [] as JournalEntry[]) })));
+  return Promise.all(
+    names.map(async (name) => ({
+      runId: name.slice(0, -'.jsonl'.length),
+      lines: await Journal.read(join(dir, name)).catch(() => [] as JournalEntry[]),
+    })),
+  );
 }
 
 /** Appends to a run record; every step start and end lands on disk before the next one begins. */
@@ -43,6 +51,9 @@ export class Journal {
   /** Reads a run record back. */
   static async read(path: string): Promise<JournalEntry[]> {
     const text = await readFile(path, 'utf8');
-    return text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as JournalEntry);
+    return text
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as JournalEntry);
   }
 }

@@ -23,7 +23,14 @@ export async function readMovedMarker(stateDir: string, app: string): Promise<Mo
   if (text === undefined) return undefined;
   try {
     const parsed = JSON.parse(text) as Partial<MovedMarker>;
-    return typeof parsed.to === 'string' ? { to: parsed.to, runId: String(parsed.runId ?? ''), at: String(parsed.at ?? ''), archive: String(parsed.archive ?? '') } : undefined;
+    return typeof parsed.to === 'string'
+      ? {
+          to: parsed.to,
+          runId: String(parsed.runId ?? ''),
+          at: String(parsed.at ?? ''),
+          archive: String(parsed.archive ?? ''),
+        }
+      : undefined;
   } catch {
     return undefined;
   }

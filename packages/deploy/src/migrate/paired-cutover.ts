@@ -105,9 +105,18 @@ export interface SourceNextStep {
  * source's: the confirmation (with the code) when the app is healthy here; else resuming writes
  * there - after making sure the copy here does not run when a rollback step failed (pure).
  */
-export function pairedCutoverNextStep(input: { app: string; ok: boolean; rollbackFailed: readonly string[]; confirmCode: string; stoppedWith: 'maintenance' | 'stop' }): SourceNextStep {
+export function pairedCutoverNextStep(input: {
+  app: string;
+  ok: boolean;
+  rollbackFailed: readonly string[];
+  confirmCode: string;
+  stoppedWith: 'maintenance' | 'stop';
+}): SourceNextStep {
   if (input.ok) return { outcome: 'confirm', command: confirmCommand(input.app, input.confirmCode) };
-  return { outcome: input.rollbackFailed.length > 0 ? 'stop-here-first' : 'resume', command: resumeWritesCommand(input.app, input.stoppedWith) };
+  return {
+    outcome: input.rollbackFailed.length > 0 ? 'stop-here-first' : 'resume',
+    command: resumeWritesCommand(input.app, input.stoppedWith),
+  };
 }
 
 /**
@@ -115,10 +124,21 @@ export function pairedCutoverNextStep(input: { app: string; ok: boolean; rollbac
  * `deploy maintenance off`): the new host's copy lacks what is written from now, so the cutover can
  * no longer be confirmed. Drops the pending mark and says so in that run's record; returns it.
  */
-export async function abandonPendingCutover(stateDir: string, app: string, how: string): Promise<PendingCutover | undefined> {
+export async function abandonPendingCutover(
+  stateDir: string,
+  app: string,
+  how: string,
+): Promise<PendingCutover | undefined> {
   const pending = await readPendingCutover(stateDir, app);
   if (pending === undefined) return undefined;
-  await new Journal(journalPath(stateDir, app, pending.runId)).write({ step: 'resumed', status: 'ok', detail: { how, message: 'writes resumed here before a verdict was confirmed: the cutover cannot be confirmed any more' } });
+  await new Journal(journalPath(stateDir, app, pending.runId)).write({
+    step: 'resumed',
+    status: 'ok',
+    detail: {
+      how,
+      message: 'writes resumed here before a verdict was confirmed: the cutover cannot be confirmed any more',
+    },
+  });
   await clearPendingCutover(stateDir, app);
   return pending;
 }

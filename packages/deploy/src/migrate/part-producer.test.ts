@@ -19,7 +19,11 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
 
 test('a producer started ahead keeps the output it wrote before its turn, also when it exited meanwhile', async () => {
   const host = new LocalHost();
-  const ahead = startProducer(host, part(['bash', '-c', 'cat; printf " and more"; echo oops >&2'], 'the patterns'), true);
+  const ahead = startProducer(
+    host,
+    part(['bash', '-c', 'cat; printf " and more"; echo oops >&2'], 'the patterns'),
+    true,
+  );
   const result = await ahead.process.wait();
   assert.equal(result.exitCode, 0);
   // Read only now, after the exit: node would have dropped the child's unread stdout by then.
@@ -42,19 +46,29 @@ test('oneAtATime runs work in call order, never two at once, and goes on after a
   const inTurn = oneAtATime();
   const log: string[] = [];
   let running = 0;
-  const job = (name: string, ms: number, fail = false) => async (): Promise<string> => {
-    running += 1;
-    assert.equal(running, 1, `${name} ran beside another`);
-    log.push(`start ${name}`);
-    await new Promise((resolve) => setTimeout(resolve, ms));
-    running -= 1;
-    log.push(`end ${name}`);
-    if (fail) throw new Error(name);
-    return name;
-  };
+  const job =
+    (name: string, ms: number, fail = false) =>
+    async (): Promise<string> => {
+      running += 1;
+      assert.equal(running, 1, `${name} ran beside another`);
+      log.push(`start ${name}`);
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      running -= 1;
+      log.push(`end ${name}`);
+      if (fail) throw new Error(name);
+      return name;
+    };
   const results = await Promise.allSettled([inTurn(job('a', 30)), inTurn(job('b', 5, true)), inTurn(job('c', 1))]);
-  assert.deepEqual(results.map((result) => (result.status === 'fulfilled' ? result.value : (result.reason as Error).message)), ['a', 'b', 'c']);
+  assert.deepEqual(
+    results.map((result) => (result.status === 'fulfilled' ? result.value : (result.reason as Error).message)),
+    ['a', 'b', 'c'],
+  );
   assert.deepEqual(log, ['start a', 'end a', 'start b', 'end b', 'start c', 'end c']);
-  assert.equal(readsBorgRepository(part(['bash', '-c', 'exec "$@" --patterns-from <(cat)', 'borg-patterns', 'borg', 'export-tar', '::a', '-'])), true);
+  assert.equal(
+    readsBorgRepository(
+      part(['bash', '-c', 'exec "$@" --patterns-from <(cat)', 'borg-patterns', 'borg', 'export-tar', '::a', '-']),
+    ),
+    true,
+  );
   assert.equal(readsBorgRepository(part(['pg_dump', '--format=custom', 'notes'])), false);
 });

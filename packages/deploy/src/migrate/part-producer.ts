@@ -19,13 +19,23 @@ export const AHEAD_BUFFER_BYTES = 1024 * 1024;
  * pipe stops, and the producer blocks until the part is written.
  */
 export function startProducer(host: Host, source: SourcePart, ahead = false): StartedProducer {
-  const process = host.spawn({ argv: source.producer, env: source.producerEnv, label: `producer ${source.part.id}`, maxBuffer: 64 * 1024, ...(source.producerInput !== undefined ? { input: source.producerInput } : {}) });
+  const process = host.spawn({
+    argv: source.producer,
+    env: source.producerEnv,
+    label: `producer ${source.part.id}`,
+    maxBuffer: 64 * 1024,
+    ...(source.producerInput !== undefined ? { input: source.producerInput } : {}),
+  });
   const stderr: string[] = [];
   process.stderr.on('data', (chunk: Buffer) => {
     stderr.push(chunk.toString('utf8'));
     if (stderr.length > 64) stderr.splice(0, stderr.length - 64);
   });
-  return { process, stdout: ahead ? process.stdout.pipe(new PassThrough({ highWaterMark: AHEAD_BUFFER_BYTES })) : process.stdout, stderr };
+  return {
+    process,
+    stdout: ahead ? process.stdout.pipe(new PassThrough({ highWaterMark: AHEAD_BUFFER_BYTES })) : process.stdout,
+    stderr,
+  };
 }
 
 /** True for a producer that reads the Borg repository (borg export-tar or extract, also behind bash). */

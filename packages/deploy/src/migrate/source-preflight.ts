@@ -39,7 +39,12 @@ async function sizeOf(host: Host, dir: string): Promise<number> {
  * device nodes or FIFOs (named) that its `special_files` does not declare with that exact path and
  * type, which the target's tar guard would refuse; reads the declared devices' major/minor. Changes nothing.
  */
-export async function runSourcePreflight(options: { app: AppFolder; source: HostContext; host: Host; withHistory: boolean }): Promise<SourcePreflight> {
+export async function runSourcePreflight(options: {
+  app: AppFolder;
+  source: HostContext;
+  host: Host;
+  withHistory: boolean;
+}): Promise<SourcePreflight> {
   const { app, host } = options;
   const notes: string[] = [];
   const engine = engineOfApp(app);
@@ -55,7 +60,9 @@ export async function runSourcePreflight(options: { app: AppFolder; source: Host
     archiveHasDump = listed.exitCode === 0 && listed.stdout.split('\n').includes(dump);
   } else if (last.exitCode !== 0) {
     // E.g. a repository bin/backup has not made yet: say what borg said, not just "no archive".
-    notes.push(`borg list of ${borgEnv.BORG_REPO ?? 'the repository'} failed (${describeBorgFailure(last)}): no archive to read; sizes come from the volumes on disk; the backup step makes the first archive`);
+    notes.push(
+      `borg list of ${borgEnv.BORG_REPO ?? 'the repository'} failed (${describeBorgFailure(last)}): no archive to read; sizes come from the volumes on disk; the backup step makes the first archive`,
+    );
   } else if (!latestArchive) {
     // The app's bin/backup puts the dump into the archive (the archive contract, docs/app-folder.md).
     notes.push('no archive yet: sizes come from the volumes on disk; the backup step makes the first archive');
@@ -64,9 +71,13 @@ export async function runSourcePreflight(options: { app: AppFolder; source: Host
   const missing: string[] = [];
   for (const tool of tools) if ((await findOnPath(tool)) === null) missing.push(tool);
   if (missing.length > 0) {
-    throw new DependencyError('TOOLS_MISSING', `missing on the source (${options.source.hostName}): ${missing.join(', ')}`, {
-      hint: 'Install them (Debian: borgbackup, tar, postgresql-client, mariadb-client), then run migrate again.',
-    });
+    throw new DependencyError(
+      'TOOLS_MISSING',
+      `missing on the source (${options.source.hostName}): ${missing.join(', ')}`,
+      {
+        hint: 'Install them (Debian: borgbackup, tar, postgresql-client, mariadb-client), then run migrate again.',
+      },
+    );
   }
   const estimates: Record<string, number> = {};
   const fidelity: Record<string, FidelityMetadata> = {};
@@ -76,10 +87,16 @@ export async function runSourcePreflight(options: { app: AppFolder; source: Host
     const dir = posix.join(app.dir, volume.path);
     estimates[`volume:${volume.name}`] = await sizeOf(host, dir);
     volumeBytes += estimates[`volume:${volume.name}`]!;
-    const special = await host.run({ argv: ['find', dir, '(', '-type', 'b', '-o', '-type', 'c', '-o', '-type', 'p', ')', '-printf', '%y\\t%P\\0'] });
-    const entries = special.stdout.split('\0').filter((record) => record.includes('\t')).map((record) => [record.slice(0, 1), record.slice(2)] as [string, string]);
+    const special = await host.run({
+      argv: ['find', dir, '(', '-type', 'b', '-o', '-type', 'c', '-o', '-type', 'p', ')', '-printf', '%y\\t%P\\0'],
+    });
+    const entries = special.stdout
+      .split('\0')
+      .filter((record) => record.includes('\t'))
+      .map((record) => [record.slice(0, 1), record.slice(2)] as [string, string]);
     const split = splitDeclared(entries, volume.special_files);
-    if (split.undeclared.length > 0) throw specialFilesError(volume.name, `on ${options.source.hostName}`, split.undeclared);
+    if (split.undeclared.length > 0)
+      throw specialFilesError(volume.name, `on ${options.source.hostName}`, split.undeclared);
     specialFiles[volume.name] = [];
     for (const [type, path] of split.declared) {
       const kind = SPECIAL_FILE_KINDS[type]!;
@@ -90,12 +107,20 @@ export async function runSourcePreflight(options: { app: AppFolder; source: Host
       // stat prints a device's major and minor in hex.
       const stat = await host.run({ argv: ['stat', '--printf', '%t %T', '--', posix.join(dir, path)] });
       const [major, minor] = stat.stdout.split(' ').map((hex) => parseInt(hex, 16));
-      specialFiles[volume.name]!.push({ path, type: kind, ...(stat.exitCode === 0 && Number.isInteger(major) && Number.isInteger(minor) ? { major: major!, minor: minor! } : {}) });
+      specialFiles[volume.name]!.push({
+        path,
+        type: kind,
+        ...(stat.exitCode === 0 && Number.isInteger(major) && Number.isInteger(minor)
+          ? { major: major!, minor: minor! }
+          : {}),
+      });
     }
     const scanned = await scanFidelity(host, dir);
     fidelity[volume.name] = scanned;
     if (!isFidelityTrivial(scanned)) {
-      notes.push(`volume ${volume.name}: borg export-tar would drop ${scanned.xattrFiles} files' xattrs, ${scanned.aclFiles} ACLs, clamp ${scanned.lateMtimes.length} mtimes after 2038 and fill ${scanned.sparseFiles.length} sparse files; a metadata side channel carries them`);
+      notes.push(
+        `volume ${volume.name}: borg export-tar would drop ${scanned.xattrFiles} files' xattrs, ${scanned.aclFiles} ACLs, clamp ${scanned.lateMtimes.length} mtimes after 2038 and fill ${scanned.sparseFiles.length} sparse files; a metadata side channel carries them`,
+      );
     }
   }
   estimates.files = Math.max(0, (await sizeOf(host, app.dir)) - volumeBytes);
@@ -115,5 +140,16 @@ export async function runSourcePreflight(options: { app: AppFolder; source: Host
     estimates.grants = 4096;
   }
   if (options.withHistory) estimates.history = await sizeOf(host, borgEnv.BORG_REPO ?? '');
-  return { ...(engine ? { engine } : {}), borgEnv, latestArchive, archiveHasDump, fidelity, special: specialFiles, estimates, databaseBytes, ...(databaseExtensions ? { databaseExtensions } : {}), notes };
+  return {
+    ...(engine ? { engine } : {}),
+    borgEnv,
+    latestArchive,
+    archiveHasDump,
+    fidelity,
+    special: specialFiles,
+    estimates,
+    databaseBytes,
+    ...(databaseExtensions ? { databaseExtensions } : {}),
+    notes,
+  };
 }

@@ -18,8 +18,25 @@ import {
   type HostProcess,
   type Secret,
 } from '@deploykit/core';
-import { controlDirParents, findProcessesByEnvironment, findSshMasters, stopProcesses, type DeployClient } from '@deploykit/host';
-import { BundleWriter, buildFflShareArgv, describeExit, readLines, startFflShare, type FflShare, type SenderChannel, type StreamPath, type Transport, type TransportOptions } from '@deploykit/transport';
+import {
+  controlDirParents,
+  findProcessesByEnvironment,
+  findSshMasters,
+  stopProcesses,
+  type DeployClient,
+} from '@deploykit/host';
+import {
+  BundleWriter,
+  buildFflShareArgv,
+  describeExit,
+  readLines,
+  startFflShare,
+  type FflShare,
+  type SenderChannel,
+  type StreamPath,
+  type Transport,
+  type TransportOptions,
+} from '@deploykit/transport';
 import { createSqlClient } from '../database/sql-client.js';
 import { DEPLOY_EVENT_TYPES } from '../deploy-events.js';
 import { readDumpSettings } from '../database/dump-settings.js';
@@ -33,7 +50,16 @@ import { describeBorgFailure, runBorgList } from './borg-list.js';
 import { Journal, journalDir } from './journal.js';
 import type { DeltaRecord, MigrationContents, MigrationDatabase, MigrationHeader } from './migration-header.js';
 import type { SourcePreflight } from './source-preflight.js';
-import { buildMigrationHeader, buildSourcePlan, buildSourceParts, describePlanSteps, targetTools, type SourcePart, type SourcePlan, type SourceStep } from './source-plan.js';
+import {
+  buildMigrationHeader,
+  buildSourcePlan,
+  buildSourceParts,
+  describePlanSteps,
+  targetTools,
+  type SourcePart,
+  type SourcePlan,
+  type SourceStep,
+} from './source-plan.js';
 import { buildDeltaRecord, contentsFromListing, toBaseEntries, type BaseMigration } from './cutover.js';
 import { scanVolumeMetadata } from './fidelity.js';
 import { writeMovedMarker } from './moved-marker.js';
@@ -81,8 +107,21 @@ export interface MigrateReport {
   /** A cutover: the write-stop window, the bytes of the delta, what happened to this host's copy. */
   readonly cutover?: CutoverReport;
   /** Pairing mode: the link, the command the new host runs, and whether ffl reported the bundle delivered. */
-  readonly pairing?: { readonly link?: string; readonly command?: string; readonly delivered: boolean; readonly path?: string; readonly pullMs?: number };
-  readonly failure?: { readonly step: string; readonly kind: string; readonly code: string; readonly message: string; readonly hint?: string; readonly stage?: string };
+  readonly pairing?: {
+    readonly link?: string;
+    readonly command?: string;
+    readonly delivered: boolean;
+    readonly path?: string;
+    readonly pullMs?: number;
+  };
+  readonly failure?: {
+    readonly step: string;
+    readonly kind: string;
+    readonly code: string;
+    readonly message: string;
+    readonly hint?: string;
+    readonly stage?: string;
+  };
   readonly durationMs: number;
 }
 
@@ -174,7 +213,8 @@ export interface PairingOptions {
 
 /** The target of a session-mode run: its host and how `deploy` runs there. */
 function hostTarget(options: SourceRunOptions): { host: Host; deploy: DeployClient } {
-  if (options.targetHost === undefined || options.targetDeploy === undefined) throw new DeployError('internal', 'INTERNAL', 'a session with the target needs its host (not in pairing mode)');
+  if (options.targetHost === undefined || options.targetDeploy === undefined)
+    throw new DeployError('internal', 'INTERNAL', 'a session with the target needs its host (not in pairing mode)');
   return { host: options.targetHost, deploy: options.targetDeploy };
 }
 
@@ -229,7 +269,13 @@ class TargetSession {
 
   /** The session as the part sender sees it. */
   outlet(): PartOutlet {
-    return { sink: this.channel.sink, openedAt: this.openedAt, receivingSince: () => this.receivingSince, path: () => this.path, abort: () => this.channel.abort() };
+    return {
+      sink: this.channel.sink,
+      openedAt: this.openedAt,
+      receivingSince: () => this.receivingSince,
+      path: () => this.path,
+      abort: () => this.channel.abort(),
+    };
   }
 
   /** Called once with the target's final report (to stop sending when it failed). */
@@ -247,7 +293,8 @@ class TargetSession {
     if (event === undefined) return;
     if (!isForeignEvent(event)) {
       if (event.type === 'receive.healthy') this.healthyAt ??= Date.now();
-      if (event.type === 'receive.accepted') this.#accepted({ accepted: true, ...(event.data.resumable ? { resumable: event.data.resumable } : {}) });
+      if (event.type === 'receive.accepted')
+        this.#accepted({ accepted: true, ...(event.data.resumable ? { resumable: event.data.resumable } : {}) });
       if (event.type === 'receive.report' && event.data.report !== undefined) {
         this.report = event.data.report;
         this.reportAt = Date.now();
@@ -260,7 +307,11 @@ class TargetSession {
 
   /** The target's events appear here as `<app>@<target>`; the final report only as data. */
   #republish(event: BusEvent): void {
-    this.#bus.relay(event, { level: event.type === 'receive.report' ? 'debug' : event.level, app: `${this.#app}@${this.#target}`, host: this.#target });
+    this.#bus.relay(event, {
+      level: event.type === 'receive.report' ? 'debug' : event.level,
+      app: `${this.#app}@${this.#target}`,
+      host: this.#target,
+    });
   }
 }
 
@@ -270,7 +321,10 @@ class SourceFailure extends DeployError {
   readonly retryable: boolean;
   readonly stage: string | undefined;
   constructor(error: DeployError, step: string, retryable: boolean, stage?: string) {
-    super(error.kind, error.code, error.message, { ...(error.hint ? { hint: error.hint } : {}), details: { ...error.details } });
+    super(error.kind, error.code, error.message, {
+      ...(error.hint ? { hint: error.hint } : {}),
+      details: { ...error.details },
+    });
     this.step = step;
     this.retryable = retryable;
     this.stage = stage;
@@ -309,18 +363,46 @@ export async function recoverSourceRun(runId: string): Promise<string[]> {
 function targetArgv(options: SourceRunOptions, from: string, deleteAfter: boolean): string[] {
   // Pairing: what the new host's operator types (its own deploy, its own config).
   if (options.pairing) return ['deploy', 'receive', options.app.name, '--from', from];
-  return hostTarget(options).deploy.argv(['receive', options.app.name, '--from', from, '--jsonl', ...(options.replace ? ['--replace'] : []), ...(options.cutover?.force ? ['--force'] : []), ...(deleteAfter ? ['--delete-after'] : [])]);
+  return hostTarget(options).deploy.argv([
+    'receive',
+    options.app.name,
+    '--from',
+    from,
+    '--jsonl',
+    ...(options.replace ? ['--replace'] : []),
+    ...(options.cutover?.force ? ['--force'] : []),
+    ...(deleteAfter ? ['--delete-after'] : []),
+  ]);
 }
 
 /** The `--check` run asking the target whether it can take the app (the header on its stdin). */
 export function buildCheckArgv(targetDeploy: DeployClient, app: string, replace: boolean): string[] {
-  return targetDeploy.argv(['receive', app, '--from', '-', '--check', '--json', '--quiet', ...(replace ? ['--replace'] : [])]);
+  return targetDeploy.argv([
+    'receive',
+    app,
+    '--from',
+    '-',
+    '--check',
+    '--json',
+    '--quiet',
+    ...(replace ? ['--replace'] : []),
+  ]);
 }
 
 /** The failure of a target report, as ours. */
 function fromTargetReport(report: TargetReport, target: string, interrupted: boolean): SourceFailure {
   const failure = report.failure!;
-  return new SourceFailure(new DeployError(failure.kind as DeployError['kind'], failure.code, `${target}: ${failure.message}`, failure.hint ? { hint: failure.hint } : {}), `target:${failure.step}`, failure.retryable && !interrupted, failure.stage);
+  return new SourceFailure(
+    new DeployError(
+      failure.kind as DeployError['kind'],
+      failure.code,
+      `${target}: ${failure.message}`,
+      failure.hint ? { hint: failure.hint } : {},
+    ),
+    `target:${failure.step}`,
+    failure.retryable && !interrupted,
+    failure.stage,
+  );
 }
 
 /** Waits for a promise, but at most `ms` (the timer does not keep the process alive). */
@@ -351,7 +433,9 @@ interface ArchiveInUse {
  * and checks the app and reports. A transport failure starts a new session that resumes after the
  * parts the target kept verified. Never throws for a failed migration; the report says it.
  */
-export async function runSourceMigration(options: SourceRunOptions): Promise<{ report: MigrateReport; plan?: SourcePlan }> {
+export async function runSourceMigration(
+  options: SourceRunOptions,
+): Promise<{ report: MigrateReport; plan?: SourcePlan }> {
   return new SourceRun(options).run();
 }
 
@@ -415,8 +499,14 @@ class SourceRun {
     const checkArgv = buildCheckArgv(hostTarget(options).deploy, options.app.name, options.replace);
     const acceptance = await checkTarget(options, this.#header(options.runId), checkArgv);
     const offered = acceptance.accepted ? await this.#resumable(acceptance.resumable) : undefined;
-    const resume = offered && acceptance.resumable ? { fromRun: acceptance.resumable.runId, parts: acceptance.resumable.parts } : undefined;
-    return { plan: this.#planFor(options.runId, offered?.name ?? options.newArchive, offered?.madeBy, resume), target: acceptance.report! };
+    const resume =
+      offered && acceptance.resumable
+        ? { fromRun: acceptance.resumable.runId, parts: acceptance.resumable.parts }
+        : undefined;
+    return {
+      plan: this.#planFor(options.runId, offered?.name ?? options.newArchive, offered?.madeBy, resume),
+      target: acceptance.report!,
+    };
   }
 
   /** The bundle header of a session of this run. */
@@ -425,7 +515,14 @@ class SourceRun {
     const { app } = options;
     const engine = options.preflight.engine;
     const database: MigrationDatabase | undefined =
-      engine && app.manifest.database.name ? { engine: engine.kind, name: app.manifest.database.name, roles: app.manifest.database.roles ?? [], bytes: options.preflight.databaseBytes } : undefined;
+      engine && app.manifest.database.name
+        ? {
+            engine: engine.kind,
+            name: app.manifest.database.name,
+            roles: app.manifest.database.roles ?? [],
+            bytes: options.preflight.databaseBytes,
+          }
+        : undefined;
     return buildMigrationHeader({
       app,
       manifestText: options.manifestText,
@@ -446,8 +543,15 @@ class SourceRun {
             cutover: {
               baseArchive: options.cutover.base.archive,
               baseRunId: options.cutover.base.runId,
-              volumes: Object.fromEntries(Object.entries(options.cutover.baseListings).map(([name, listing]) => [name, { base: toBaseEntries(listing) }])),
-              ...(options.pairing && options.cutover.confirmCode ? { pairing: { confirmCode: options.cutover.confirmCode, stoppedWith: options.cutover.stopWrites } } : {}),
+              volumes: Object.fromEntries(
+                Object.entries(options.cutover.baseListings).map(([name, listing]) => [
+                  name,
+                  { base: toBaseEntries(listing) },
+                ]),
+              ),
+              ...(options.pairing && options.cutover.confirmCode
+                ? { pairing: { confirmCode: options.cutover.confirmCode, stoppedWith: options.cutover.stopWrites } }
+                : {}),
             },
           }
         : {}),
@@ -455,7 +559,12 @@ class SourceRun {
   }
 
   /** The source plan of a session: which archive it uses (a new one, or one that exists) and which parts it skips. */
-  #planFor(runId: string, archive: string, reuseArchiveOf: string | undefined, resume: SourcePlanResume | undefined): SourcePlan {
+  #planFor(
+    runId: string,
+    archive: string,
+    reuseArchiveOf: string | undefined,
+    resume: SourcePlanResume | undefined,
+  ): SourcePlan {
     const options = this.#options;
     return buildSourcePlan({
       app: options.app,
@@ -466,12 +575,38 @@ class SourceRun {
       targetArgv: targetArgv(options, options.pairing ? '<link>' : '-', false),
       checkArgv: options.pairing ? [] : buildCheckArgv(hostTarget(options).deploy, options.app.name, options.replace),
       interactive: options.transport.interactive && !options.pairing,
-      ...(options.pairing ? { pairing: { shareArgv: buildFflShareArgv({ binary: 'ffl', hookFile: `${runTempPath(runId, 'pair')}-*/ffl-hook.jsonl`, jsonFile: `${runTempPath(runId, 'pair')}-*/ffl-share.json`, name: `${options.app.name}.dkbundle` }).map(String) } } : {}),
-      parts: this.#sourceParts.map((part) => (part.part.fromArchive ? { ...part, producer: part.producer.map((word) => (word === `::${options.newArchive}` ? `::${archive}` : word)) } : part)),
+      ...(options.pairing
+        ? {
+            pairing: {
+              shareArgv: buildFflShareArgv({
+                binary: 'ffl',
+                hookFile: `${runTempPath(runId, 'pair')}-*/ffl-hook.jsonl`,
+                jsonFile: `${runTempPath(runId, 'pair')}-*/ffl-share.json`,
+                name: `${options.app.name}.dkbundle`,
+              }).map(String),
+            },
+          }
+        : {}),
+      parts: this.#sourceParts.map((part) =>
+        part.part.fromArchive
+          ? {
+              ...part,
+              producer: part.producer.map((word) => (word === `::${options.newArchive}` ? `::${archive}` : word)),
+            }
+          : part,
+      ),
       borgEnv: options.preflight.borgEnv,
       ...(reuseArchiveOf ? { reuseArchiveOf } : {}),
       ...(resume ? { resume } : {}),
-      ...(options.cutover ? { cutover: { stopArgv: stopWritesArgv(options.app, options.cutover.stopWrites, 'stop'), baseArchive: options.cutover.base.archive, stopWrites: options.cutover.stopWrites } } : {}),
+      ...(options.cutover
+        ? {
+            cutover: {
+              stopArgv: stopWritesArgv(options.app, options.cutover.stopWrites, 'stop'),
+              baseArchive: options.cutover.base.archive,
+              stopWrites: options.cutover.stopWrites,
+            },
+          }
+        : {}),
     });
   }
 
@@ -486,11 +621,20 @@ class SourceRun {
       lock = await this.#step(
         { id: 'lock', kind: 'lock', title: `lock ${app.name} on this host`, argv: [] },
         async () => {
-          const taken = await acquireAppLock({ stateDir: this.#options.source.stateDir, app: app.name, runId: this.#options.runId, command: `deploy migrate ${app.name} ${this.#options.pairing ? '--pair' : `--to ${this.#options.targetName}`}` });
+          const taken = await acquireAppLock({
+            stateDir: this.#options.source.stateDir,
+            app: app.name,
+            runId: this.#options.runId,
+            command: `deploy migrate ${app.name} ${this.#options.pairing ? '--pair' : `--to ${this.#options.targetName}`}`,
+          });
           // A stale lock is a run that was killed here: its processes and temp dirs go now.
           if (taken.replacedStale) {
             recovered = await recoverSourceRun(taken.replacedStale.runId);
-            if (recovered.length > 0) bus.emit('migrate.recovered', { app: app.name, message: `killed run ${taken.replacedStale.runId} on this host: ${recovered.join(', ')}` });
+            if (recovered.length > 0)
+              bus.emit('migrate.recovered', {
+                app: app.name,
+                message: `killed run ${taken.replacedStale.runId} on this host: ${recovered.join(', ')}`,
+              });
           }
           return taken;
         },
@@ -510,17 +654,43 @@ class SourceRun {
           if (failure.stage === 'transport') await this.#recoverTarget();
           throw failure;
         }
-        await journal.write({ step: failure.step, status: 'failed', detail: { code: failure.code, message: failure.message, retry: this.#attempts + 1 } });
-        bus.emit('migrate.retry', { app: app.name, level: 'warn', message: `session ${this.#attempts} with ${this.#options.targetName} failed (${failure.message}); session ${this.#attempts + 1} resumes after the parts it verified` });
+        await journal.write({
+          step: failure.step,
+          status: 'failed',
+          detail: { code: failure.code, message: failure.message, retry: this.#attempts + 1 },
+        });
+        bus.emit('migrate.retry', {
+          app: app.name,
+          level: 'warn',
+          message: `session ${this.#attempts} with ${this.#options.targetName} failed (${failure.message}); session ${this.#attempts + 1} resumes after the parts it verified`,
+        });
       }
       await this.#finish();
       return { report: this.#report(), ...(this.#plan ? { plan: this.#plan } : {}) };
     } catch (error) {
-      const failure = error instanceof SourceFailure ? error : new SourceFailure(error instanceof DeployError ? error : new DeployError('internal', 'INTERNAL', error instanceof Error ? error.message : String(error)), this.#current, false);
-      await journal.write({ step: failure.step, status: 'failed', detail: { code: failure.code, message: failure.message } });
+      const failure =
+        error instanceof SourceFailure
+          ? error
+          : new SourceFailure(
+              error instanceof DeployError
+                ? error
+                : new DeployError('internal', 'INTERNAL', error instanceof Error ? error.message : String(error)),
+              this.#current,
+              false,
+            );
+      await journal.write({
+        step: failure.step,
+        status: 'failed',
+        detail: { code: failure.code, message: failure.message },
+      });
       if (this.#writesStoppedAt !== undefined && !this.#holdWrites) await this.#resumeWrites();
       else if (this.#holdWrites) this.#holdForVerdict(failure);
-      bus.emit('migrate.failed', { app: app.name, level: 'error', message: `[${failure.step}] ${failure.message}${failure.hint ? `\n  next: ${failure.hint}` : ''}`, data: { step: failure.step, code: failure.code } });
+      bus.emit('migrate.failed', {
+        app: app.name,
+        level: 'error',
+        message: `[${failure.step}] ${failure.message}${failure.hint ? `\n  next: ${failure.hint}` : ''}`,
+        data: { step: failure.step, code: failure.code },
+      });
       return { report: this.#report(failure), ...(this.#plan ? { plan: this.#plan } : {}) };
     } finally {
       await lock?.release();
@@ -538,23 +708,56 @@ class SourceRun {
     const archive = this.#archive?.name ?? options.newArchive;
     // A paired cutover is finished by its operator (--confirm), not by this run: it cannot hear the new host.
     if (options.cutover && options.pairing) {
-      await this.#step(this.#plan!.steps.find((candidate) => candidate.id === 'await-verdict')!, async () => this.#holdForVerdict());
+      await this.#step(this.#plan!.steps.find((candidate) => candidate.id === 'await-verdict')!, async () =>
+        this.#holdForVerdict(),
+      );
       return;
     }
-    await options.journal.write({ step: 'finished', status: 'ok', detail: { target: options.targetName, archive, ...(options.cutover ? { cutover: true } : {}) } });
+    await options.journal.write({
+      step: 'finished',
+      status: 'ok',
+      detail: { target: options.targetName, archive, ...(options.cutover ? { cutover: true } : {}) },
+    });
     if (options.cutover) {
       const step = this.#plan?.steps.find((candidate) => candidate.id === 'mark-moved');
       if (step) {
-        await this.#step(step, () => writeMovedMarker(options.source.stateDir, app.name, { to: options.targetName, runId: options.runId, at: new Date().toISOString(), archive }));
+        await this.#step(step, () =>
+          writeMovedMarker(options.source.stateDir, app.name, {
+            to: options.targetName,
+            runId: options.runId,
+            at: new Date().toISOString(),
+            archive,
+          }),
+        );
         this.#moved = true;
-        bus.emit('cutover.moved', { app: app.name, message: `${app.name} here is marked as moved to ${options.targetName}: deploy start refuses it without --force${options.cutover.stopWrites === 'maintenance' ? '; it still shows its maintenance page until you stop it' : ''}` });
+        bus.emit('cutover.moved', {
+          app: app.name,
+          message: `${app.name} here is marked as moved to ${options.targetName}: deploy start refuses it without --force${options.cutover.stopWrites === 'maintenance' ? '; it still shows its maintenance page until you stop it' : ''}`,
+        });
       }
     }
-    this.#pruned = await pruneMigrationArchives({ host: options.localHost, borgEnv: options.preflight.borgEnv, stateDir: options.source.stateDir, app: app.name, keep: options.keepArchives });
+    this.#pruned = await pruneMigrationArchives({
+      host: options.localHost,
+      borgEnv: options.preflight.borgEnv,
+      stateDir: options.source.stateDir,
+      app: app.name,
+      keep: options.keepArchives,
+    });
     const pruned = this.#pruned;
     await options.journal.write({ step: 'prune', status: pruned.error ? 'failed' : 'ok', detail: { ...pruned } });
-    if (pruned.error) bus.emit('migrate.pruned', { app: app.name, level: 'warn', message: `could not prune old migration archives (${pruned.error}); the next migration tries again`, data: { ...pruned } });
-    else if (pruned.pruned.length > 0) bus.emit('migrate.pruned', { app: app.name, message: `pruned ${pruned.pruned.length} old migration archive(s) (keeping ${pruned.keep}${pruned.protected.length > 0 ? ` and ${pruned.protected.join(', ')} of the newest finished migration to a target` : ''}): ${pruned.pruned.join(', ')}`, data: { ...pruned } });
+    if (pruned.error)
+      bus.emit('migrate.pruned', {
+        app: app.name,
+        level: 'warn',
+        message: `could not prune old migration archives (${pruned.error}); the next migration tries again`,
+        data: { ...pruned },
+      });
+    else if (pruned.pruned.length > 0)
+      bus.emit('migrate.pruned', {
+        app: app.name,
+        message: `pruned ${pruned.pruned.length} old migration archive(s) (keeping ${pruned.keep}${pruned.protected.length > 0 ? ` and ${pruned.protected.join(', ')} of the newest finished migration to a target` : ''}): ${pruned.pruned.join(', ')}`,
+        data: { ...pruned },
+      });
   }
 
   #report(failure?: SourceFailure): MigrateReport {
@@ -576,7 +779,18 @@ class SourceRun {
       ...(this.#pruned ? { archives: this.#pruned } : {}),
       ...(this.#pairing ? { pairing: this.#pairing } : {}),
       ...(options.cutover ? { cutover: this.#cutoverReport() } : {}),
-      ...(failure ? { failure: { step: failure.step, kind: failure.kind, code: failure.code, message: failure.message, ...(failure.hint ? { hint: failure.hint } : {}), ...(failure.stage ? { stage: failure.stage } : {}) } } : {}),
+      ...(failure
+        ? {
+            failure: {
+              step: failure.step,
+              kind: failure.kind,
+              code: failure.code,
+              message: failure.message,
+              ...(failure.hint ? { hint: failure.hint } : {}),
+              ...(failure.stage ? { stage: failure.stage } : {}),
+            },
+          }
+        : {}),
       durationMs: Date.now() - this.#started,
       deployVersion: options.deployVersion,
     };
@@ -584,19 +798,31 @@ class SourceRun {
 
   #cutoverReport(): CutoverReport {
     const cutover = this.#options.cutover!;
-    const sum = (predicate: (id: string) => boolean): number => this.#parts.filter((part) => predicate(part.id)).reduce((total, part) => total + (part.wireBytes ?? part.bytes), 0);
+    const sum = (predicate: (id: string) => boolean): number =>
+      this.#parts
+        .filter((part) => predicate(part.id))
+        .reduce((total, part) => total + (part.wireBytes ?? part.bytes), 0);
     const ended = this.#writeStopEndedAt;
     return {
       baseArchive: cutover.base.archive,
       baseRunId: cutover.base.runId,
       stoppedWith: cutover.stopWrites,
-      ...(this.#writesStoppedAt !== undefined && ended !== undefined ? { writeStopMs: ended - this.#writesStoppedAt } : {}),
+      ...(this.#writesStoppedAt !== undefined && ended !== undefined
+        ? { writeStopMs: ended - this.#writesStoppedAt }
+        : {}),
       deltaBytes: sum((id) => id.startsWith('delta:')),
       databaseBytes: sum((id) => !id.startsWith('delta:')),
       volumes: this.#deltaCounts,
       ...(this.#sourceResumed !== undefined ? { sourceResumed: this.#sourceResumed } : {}),
       ...(this.#moved ? { moved: true } : {}),
-      ...(this.#awaitingVerdict ? { awaitingVerdict: { confirm: confirmCommand(this.#options.app.name, '<code the new host shows>'), resume: resumeWritesCommand(this.#options.app.name, cutover.stopWrites) } } : {}),
+      ...(this.#awaitingVerdict
+        ? {
+            awaitingVerdict: {
+              confirm: confirmCommand(this.#options.app.name, '<code the new host shows>'),
+              resume: resumeWritesCommand(this.#options.app.name, cutover.stopWrites),
+            },
+          }
+        : {}),
     };
   }
 
@@ -623,11 +849,33 @@ class SourceRun {
     const how = options.cutover!.stopWrites;
     await this.#step(step, async () => {
       this.#writesStoppedAt = Date.now();
-      const result = await runPhase({ app, phase: how, ...(how === 'maintenance' ? { args: ['on'] } : {}), host: options.localHost, bus, context: { runId: options.runId, role: 'source', host: options.source } });
+      const result = await runPhase({
+        app,
+        phase: how,
+        ...(how === 'maintenance' ? { args: ['on'] } : {}),
+        host: options.localHost,
+        bus,
+        context: { runId: options.runId, role: 'source', host: options.source },
+      });
       if (result.status === 'failed') {
-        throw new SourceFailure(new ScriptError('SOURCE_STOP_FAILED', `${app.name}:${how}${how === 'maintenance' ? ' on' : ''} failed here: ${result.reason ?? ''}`, { details: { stderrTail: result.stderrTail }, hint: 'See its output above; the cutover did not start (this host is being put back to serving).' }), step.id, false, 'source');
+        throw new SourceFailure(
+          new ScriptError(
+            'SOURCE_STOP_FAILED',
+            `${app.name}:${how}${how === 'maintenance' ? ' on' : ''} failed here: ${result.reason ?? ''}`,
+            {
+              details: { stderrTail: result.stderrTail },
+              hint: 'See its output above; the cutover did not start (this host is being put back to serving).',
+            },
+          ),
+          step.id,
+          false,
+          'source',
+        );
       }
-      bus.emit('cutover.stopped', { app: app.name, message: `${app.name} takes no writes here from now (${how === 'maintenance' ? 'bin/maintenance on' : 'bin/stop'}); the write-stop window runs` });
+      bus.emit('cutover.stopped', {
+        app: app.name,
+        message: `${app.name} takes no writes here from now (${how === 'maintenance' ? 'bin/maintenance on' : 'bin/stop'}); the write-stop window runs`,
+      });
     });
   }
 
@@ -649,7 +897,16 @@ class SourceRun {
       confirmCode: cutover.confirmCode ?? '',
     });
     this.#holdWrites = true;
-    await options.journal.write({ step: 'pending', status: 'ok', detail: { target: options.targetName, archive, baseArchive: cutover.base.archive, stoppedWith: cutover.stopWrites } });
+    await options.journal.write({
+      step: 'pending',
+      status: 'ok',
+      detail: {
+        target: options.targetName,
+        archive,
+        baseArchive: cutover.base.archive,
+        stoppedWith: cutover.stopWrites,
+      },
+    });
   }
 
   /** After a failed cutover: this host serves again (bin/maintenance off, else bin/start); the window ends. */
@@ -657,19 +914,43 @@ class SourceRun {
     const options = this.#options;
     const { app, bus } = options;
     const how = options.cutover!.stopWrites;
-    const result = await runPhase({ app, phase: how === 'maintenance' ? 'maintenance' : 'start', ...(how === 'maintenance' ? { args: ['off'] } : {}), host: options.localHost, bus, context: { runId: options.runId, role: 'source', host: options.source } });
+    const result = await runPhase({
+      app,
+      phase: how === 'maintenance' ? 'maintenance' : 'start',
+      ...(how === 'maintenance' ? { args: ['off'] } : {}),
+      host: options.localHost,
+      bus,
+      context: { runId: options.runId, role: 'source', host: options.source },
+    });
     this.#writeStopEndedAt = Date.now();
     this.#sourceResumed = result.status !== 'failed';
-    await options.journal.write({ step: 'resume-writes', status: result.status === 'failed' ? 'failed' : 'ok', detail: { how, reason: result.reason } });
-    if (result.status === 'failed') bus.emit('cutover.resumed', { app: app.name, level: 'error', message: `${app.name} did NOT serve again here: ${result.reason ?? ''}; start it by hand: ${how === 'maintenance' ? `deploy maintenance ${app.name} off` : `deploy start ${app.name}`}` });
-    else bus.emit('cutover.resumed', { app: app.name, message: `${app.name} serves here again (${how === 'maintenance' ? 'bin/maintenance off' : 'bin/start'}); the target was rolled back` });
+    await options.journal.write({
+      step: 'resume-writes',
+      status: result.status === 'failed' ? 'failed' : 'ok',
+      detail: { how, reason: result.reason },
+    });
+    if (result.status === 'failed')
+      bus.emit('cutover.resumed', {
+        app: app.name,
+        level: 'error',
+        message: `${app.name} did NOT serve again here: ${result.reason ?? ''}; start it by hand: ${how === 'maintenance' ? `deploy maintenance ${app.name} off` : `deploy start ${app.name}`}`,
+      });
+    else
+      bus.emit('cutover.resumed', {
+        app: app.name,
+        message: `${app.name} serves here again (${how === 'maintenance' ? 'bin/maintenance off' : 'bin/start'}); the target was rolled back`,
+      });
   }
 
   /** Runs one step of the plan: journaled with its argv, announced; Ctrl+C interrupts it. */
   async #step<T>(sourceStep: SourceStep, work: () => Promise<T>, detail?: () => Record<string, unknown>): Promise<T> {
     const { journal, bus, app, signal } = this.#options;
     this.#current = sourceStep.id;
-    bus.emit('migrate.step', { app: app.name, message: `[${sourceStep.id}] ${sourceStep.title}`, data: { step: sourceStep.id } });
+    bus.emit('migrate.step', {
+      app: app.name,
+      message: `[${sourceStep.id}] ${sourceStep.title}`,
+      data: { step: sourceStep.id },
+    });
     await journal.write({ step: sourceStep.id, status: 'start', argv: displayArgv(sourceStep.argv) });
     let onAbort: (() => void) | undefined;
     const interrupted = new Promise<never>((_resolve, reject) => {
@@ -681,7 +962,11 @@ class SourceRun {
     const stepStarted = Date.now();
     try {
       const result = await Promise.race([work(), interrupted]);
-      await journal.write({ step: sourceStep.id, status: 'ok', detail: { ms: Date.now() - stepStarted, ...detail?.() } });
+      await journal.write({
+        step: sourceStep.id,
+        status: 'ok',
+        detail: { ms: Date.now() - stepStarted, ...detail?.() },
+      });
       return result;
     } finally {
       if (onAbort) signal?.removeEventListener('abort', onAbort);
@@ -697,15 +982,36 @@ class SourceRun {
       backup,
       async () => {
         if (backup.kind === 'reuse-archive') return;
-        const result = await runPhase({ app, phase: 'backup', host: options.localHost, bus, context: { runId: options.runId, role: 'source', host: options.source, archive: options.newArchive }, ...(options.signal ? { signal: options.signal } : {}) });
+        const result = await runPhase({
+          app,
+          phase: 'backup',
+          host: options.localHost,
+          bus,
+          context: { runId: options.runId, role: 'source', host: options.source, archive: options.newArchive },
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
         if (result.status === 'failed') {
-          throw new SourceFailure(new ScriptError('SOURCE_BACKUP_FAILED', `${app.name}:backup failed on the source: ${result.reason ?? ''}`, { details: { stderrTail: result.stderrTail }, hint: 'Fix the backup (see its output above); nothing was changed on the target.' }), backup.id, false, 'source');
+          throw new SourceFailure(
+            new ScriptError('SOURCE_BACKUP_FAILED', `${app.name}:backup failed on the source: ${result.reason ?? ''}`, {
+              details: { stderrTail: result.stderrTail },
+              hint: 'Fix the backup (see its output above); nothing was changed on the target.',
+            }),
+            backup.id,
+            false,
+            'source',
+          );
         }
-        const rowCounts = engine && database ? await engine.countRows(createSqlClient(options.localHost, engine.clientArgv), database.name) : undefined;
+        const rowCounts =
+          engine && database
+            ? await engine.countRows(createSqlClient(options.localHost, engine.clientArgv), database.name)
+            : undefined;
         this.#archive = { name: options.newArchive, rowCounts, madeBy: options.runId };
       },
       // What the archive holds, as near as we can see it: the target compares with these; a resume finds them here.
-      () => ({ archive: this.#archive?.name, ...(this.#archive?.rowCounts ? { sourceRowsAtBackup: this.#archive.rowCounts } : {}) }),
+      () => ({
+        archive: this.#archive?.name,
+        ...(this.#archive?.rowCounts ? { sourceRowsAtBackup: this.#archive.rowCounts } : {}),
+      }),
     );
     return this.#archive!;
   }
@@ -716,7 +1022,12 @@ class SourceRun {
     if (offer === undefined || !options.resume) return undefined;
     if (this.#archive !== undefined) return offer.archive === this.#archive.name ? this.#archive : undefined;
     // A locked repository throws (BORG_LOCKED): it does not mean the archive is gone.
-    const listed = await runBorgList(options.localHost, options.preflight.borgEnv, ['--short', `::${offer.archive}`, '--last', '1'], 'the resume check');
+    const listed = await runBorgList(
+      options.localHost,
+      options.preflight.borgEnv,
+      ['--short', `::${offer.archive}`, '--last', '1'],
+      'the resume check',
+    );
     if (listed.exitCode !== 0) return undefined;
     const rowCounts = await readRowCountsOfArchive(options, offer.archive);
     if (options.preflight.engine !== undefined && rowCounts === undefined) return undefined;
@@ -737,7 +1048,11 @@ class SourceRun {
     const header = this.#header(options.runId);
     const plan = this.#planFor(options.runId, options.newArchive, undefined, undefined);
     this.#plan = plan;
-    await options.journal.write({ step: 'plan', status: 'ok', detail: { steps: plan.steps.map((s) => ({ id: s.id, argv: displayArgv(s.argv) })) } });
+    await options.journal.write({
+      step: 'plan',
+      status: 'ok',
+      detail: { steps: plan.steps.map((s) => ({ id: s.id, argv: displayArgv(s.argv) })) },
+    });
     const stepOf = (id: string): SourceStep => plan.steps.find((s) => s.id === id)!;
     const waitMs = pairing.waitSeconds * 1000;
     let share: FflShare | undefined;
@@ -754,9 +1069,13 @@ class SourceRun {
     const picked = new Promise<boolean>((resolve) => (pickedUp = resolve));
     const notPickedUpFailure = (): SourceFailure =>
       new SourceFailure(
-        new TransportError('PAIRING_NOT_PICKED_UP', `nobody started pulling the bundle within ${formatSeconds(pairing.waitSeconds)} (a wrong pickup code is refused on the new host and never reaches here)`, {
-          hint: `Start a new pairing (deploy ${options.cutover ? 'cutover' : 'migrate'} ${app.name} --pair) and run the printed command on the new host in time; --wait sets how long the link stays open.${options.cutover ? ` Writes never stopped here.` : ''}`,
-        }),
+        new TransportError(
+          'PAIRING_NOT_PICKED_UP',
+          `nobody started pulling the bundle within ${formatSeconds(pairing.waitSeconds)} (a wrong pickup code is refused on the new host and never reaches here)`,
+          {
+            hint: `Start a new pairing (deploy ${options.cutover ? 'cutover' : 'migrate'} ${app.name} --pair) and run the printed command on the new host in time; --wait sets how long the link stays open.${options.cutover ? ` Writes never stopped here.` : ''}`,
+          },
+        ),
         this.#current,
         false,
         'transport',
@@ -765,7 +1084,9 @@ class SourceRun {
       let contents: MigrationContents | undefined;
       if (!cutover) {
         const archive = await this.#backup(stepOf('backup'), header.database);
-        contents = await this.#step(stepOf('contents'), () => buildContents(options, archive.name, archive.rowCounts, undefined, dir, this.#deltaInputs, this.#deltaCounts));
+        contents = await this.#step(stepOf('contents'), () =>
+          buildContents(options, archive.name, archive.rowCounts, undefined, dir, this.#deltaInputs, this.#deltaCounts),
+        );
       }
       const started = await this.#step(stepOf('share'), async () => {
         const secrets: Secret[] = [];
@@ -778,16 +1099,36 @@ class SourceRun {
           emit: (event) => {
             if (event.kind === 'path' && path !== event.path) {
               path = event.path;
-              bus.emit('migrate.path', { app: app.name, message: `the new host pulls over the ${event.path === 'direct' ? 'direct path (WebRTC, peer to peer)' : `${event.path} path (through ffl's relay)`}`, data: { path: event.path } });
+              bus.emit('migrate.path', {
+                app: app.name,
+                message: `the new host pulls over the ${event.path === 'direct' ? 'direct path (WebRTC, peer to peer)' : `${event.path} path (through ffl's relay)`}`,
+                data: { path: event.path },
+              });
             }
-            bus.emit(`stream.${event.kind}`, { app: app.name, level: 'debug', message: event.kind, data: { ...event } });
+            bus.emit(`stream.${event.kind}`, {
+              app: app.name,
+              level: 'debug',
+              message: event.kind,
+              data: { ...event },
+            });
           },
-          report: (failure) => bus.emit('stream.failed', { app: app.name, level: 'debug', message: failure.message, data: { ...failure } }),
+          report: (failure) =>
+            bus.emit('stream.failed', {
+              app: app.name,
+              level: 'debug',
+              message: failure.message,
+              data: { ...failure },
+            }),
         });
         share = opened;
         const link = await opened.link;
         const code = opened.pickupCode();
-        if (code === undefined) throw new DeployError('internal', 'FFL_NO_PICKUP_CODE', 'ffl printed its link but no pickup code (it was started with --recipient-auth pickup)');
+        if (code === undefined)
+          throw new DeployError(
+            'internal',
+            'FFL_NO_PICKUP_CODE',
+            'ffl printed its link but no pickup code (it was started with --recipient-auth pickup)',
+          );
         const command = targetArgv(options, link, false).join(' ');
         bus.emit('migrate.pair', {
           app: app.name,
@@ -799,7 +1140,10 @@ class SourceRun {
         void opened.connected.then(() => {
           connectedAt = Date.now();
           pickedUp?.(true);
-          bus.emit('migrate.paired', { app: app.name, message: 'the new host is pulling the bundle; its verification shows on its own screen' });
+          bus.emit('migrate.paired', {
+            app: app.name,
+            message: 'the new host is pulling the bundle; its verification shows on its own screen',
+          });
         });
         // ffl reads nothing before a receiver starts (reference/ffl.md §5): the writes below wait for
         // that, so the wait for the new host is a timer of its own.
@@ -822,20 +1166,41 @@ class SourceRun {
       if (cutover) {
         // The new host reads the header and checks its copy while writes stop and the final backup runs here.
         const headerOnly = writer!;
-        keepalive = setInterval(() => void headerOnly.keepalive().catch(() => undefined), Math.min(5000, (options.stallSeconds * 1000) / 4));
+        keepalive = setInterval(
+          () => void headerOnly.keepalive().catch(() => undefined),
+          Math.min(5000, (options.stallSeconds * 1000) / 4),
+        );
         await this.#stopWrites(stepOf('stop-writes'));
         const archive = await this.#backup(stepOf('backup'), header.database);
-        contents = await this.#step(stepOf('contents'), () => buildContents(options, archive.name, archive.rowCounts, undefined, dir, this.#deltaInputs, this.#deltaCounts));
+        contents = await this.#step(stepOf('contents'), () =>
+          buildContents(options, archive.name, archive.rowCounts, undefined, dir, this.#deltaInputs, this.#deltaCounts),
+        );
         clearInterval(keepalive);
         await headerOnly.writeContents(contents);
       }
       const active = started.share;
-      const outlet: PartOutlet = { sink: active.sink, openedAt: started.openedAt, receivingSince: () => connectedAt, path: () => path, abort: () => active.stop() };
+      const outlet: PartOutlet = {
+        sink: active.sink,
+        openedAt: started.openedAt,
+        receivingSince: () => connectedAt,
+        path: () => path,
+        abort: () => active.stop(),
+      };
       const bundle = writer!;
       for (const sendStep of plan.steps.filter((s): s is Extract<SourceStep, { kind: 'send' }> => s.kind === 'send')) {
         const input = this.#deltaInputs.get(sendStep.source.part.id);
         const source = input === undefined ? sendStep.source : { ...sendStep.source, producerInput: input };
-        await this.#step(sendStep, () => sendPart({ ...options, readinessSeconds: pairing.waitSeconds }, source, bundle, outlet, this.#parts, (proc) => (producer = proc), () => notPickedUp));
+        await this.#step(sendStep, () =>
+          sendPart(
+            { ...options, readinessSeconds: pairing.waitSeconds },
+            source,
+            bundle,
+            outlet,
+            this.#parts,
+            (proc) => (producer = proc),
+            () => notPickedUp,
+          ),
+        );
       }
       await this.#step(stepOf('trailer'), async () => {
         // From the trailer on, the new host may apply the cutover: this host must not resume on its own.
@@ -847,37 +1212,78 @@ class SourceRun {
       await this.#step(stepOf('delivered'), async () => {
         await within(active.exit, Math.max(60, options.stallSeconds) * 1000);
         if (!active.delivered()) {
-          throw new TransportError('PAIRING_NOT_DELIVERED', `ffl did not report the bundle delivered to the new host (${active.outputTail().split('\n').filter(Boolean).at(-1) ?? 'no output'})`, {
-            hint: 'See the new host\'s screen: its deploy receive says what happened there (it rolls back on its own). Start a new pairing when it is fixed.',
-          });
+          throw new TransportError(
+            'PAIRING_NOT_DELIVERED',
+            `ffl did not report the bundle delivered to the new host (${active.outputTail().split('\n').filter(Boolean).at(-1) ?? 'no output'})`,
+            {
+              hint: "See the new host's screen: its deploy receive says what happened there (it rolls back on its own). Start a new pairing when it is fixed.",
+            },
+          );
         }
-        this.#pairing = { ...this.#pairing!, delivered: true, ...(path ? { path } : {}), ...(connectedAt !== undefined ? { pullMs: Date.now() - connectedAt } : {}) };
+        this.#pairing = {
+          ...this.#pairing!,
+          delivered: true,
+          ...(path ? { path } : {}),
+          ...(connectedAt !== undefined ? { pullMs: Date.now() - connectedAt } : {}),
+        };
       });
       return undefined;
     } catch (error) {
       producer?.kill('SIGTERM');
-      const interrupted = options.signal?.aborted === true || (error instanceof DeployError && error.code === 'INTERRUPTED');
+      const interrupted =
+        options.signal?.aborted === true || (error instanceof DeployError && error.code === 'INTERRUPTED');
       // A connected new host hears that we stop (it rolls back at once instead of waiting for ffl to notice).
-      if (connectedAt !== undefined) await within(writer?.abort({ code: interrupted ? 'INTERRUPTED' : 'SOURCE_FAILED', reason: interrupted ? `interrupted on ${options.source.hostName}` : error instanceof Error ? error.message : String(error) }).catch(() => undefined), 2000);
+      if (connectedAt !== undefined)
+        await within(
+          writer
+            ?.abort({
+              code: interrupted ? 'INTERRUPTED' : 'SOURCE_FAILED',
+              reason: interrupted
+                ? `interrupted on ${options.source.hostName}`
+                : error instanceof Error
+                  ? error.message
+                  : String(error),
+            })
+            .catch(() => undefined),
+          2000,
+        );
       if (interrupted) {
-        return new SourceFailure(new DeployError('usage', 'INTERRUPTED', 'interrupted (Ctrl+C)', { hint: 'The link is closed; the new host rolls back on its own when its input ends. Start a new pairing to migrate.' }), this.#current, false);
+        return new SourceFailure(
+          new DeployError('usage', 'INTERRUPTED', 'interrupted (Ctrl+C)', {
+            hint: 'The link is closed; the new host rolls back on its own when its input ends. Start a new pairing to migrate.',
+          }),
+          this.#current,
+          false,
+        );
       }
       if (notPickedUp) return notPickedUpFailure();
       if (error instanceof SourceFailure) return error;
       // Writes failing because ffl ended (the new host stopped pulling, or ffl itself died): ffl's end explains it.
       const ended = share === undefined ? undefined : await within(share.exit, 3000);
       if (ended !== undefined && (!(error instanceof DeployError) || error.code === 'BUNDLE_SINK_CLOSED')) {
-        const last = share!.outputTail().split('\n').map((line) => line.trim()).filter(Boolean).at(-1);
+        const last = share!
+          .outputTail()
+          .split('\n')
+          .map((line) => line.trim())
+          .filter(Boolean)
+          .at(-1);
         return new SourceFailure(
-          new TransportError('FFL_SHARE_ENDED', `ffl share ended (${describeExit(ended)}) before the new host took the whole bundle${last ? `: ${last}` : ''}`, {
-            hint: "If the new host stopped pulling, its screen says why (it rolls back on its own); else see ffl's output above. Start a new pairing when it is fixed.",
-          }),
+          new TransportError(
+            'FFL_SHARE_ENDED',
+            `ffl share ended (${describeExit(ended)}) before the new host took the whole bundle${last ? `: ${last}` : ''}`,
+            {
+              hint: "If the new host stopped pulling, its screen says why (it rolls back on its own); else see ffl's output above. Start a new pairing when it is fixed.",
+            },
+          ),
           this.#current,
           false,
           'transport',
         );
       }
-      const cause = error instanceof DeployError ? error : new DeployError('internal', 'INTERNAL', error instanceof Error ? error.message : String(error));
+      const cause =
+        error instanceof DeployError
+          ? error
+          : new DeployError('internal', 'INTERNAL', error instanceof Error ? error.message : String(error));
       return new SourceFailure(cause, this.#current, false, cause.kind === 'transport' ? 'transport' : 'source');
     } finally {
       clearTimeout(waitTimer);
@@ -906,10 +1312,15 @@ class SourceRun {
     const aheadProducers = new Map<string, Promise<StartedProducer | undefined>>();
     let aheadStopped = false;
     let targetFailed = false;
-    const fail = (error: DeployError, retryable: boolean, stage?: string): SourceFailure => new SourceFailure(error, this.#current, retryable, stage);
+    const fail = (error: DeployError, retryable: boolean, stage?: string): SourceFailure =>
+      new SourceFailure(error, this.#current, retryable, stage);
     const header = this.#header(runId);
     const database = header.database;
-    const planFor = (archive: string, reuseArchiveOf: string | undefined, resume: SourcePlanResume | undefined): SourcePlan => this.#planFor(runId, archive, reuseArchiveOf, resume);
+    const planFor = (
+      archive: string,
+      reuseArchiveOf: string | undefined,
+      resume: SourcePlanResume | undefined,
+    ): SourcePlan => this.#planFor(runId, archive, reuseArchiveOf, resume);
     const openChannel = async (): Promise<void> => {
       const channel = await options.transport.openSender({
         stream: app.name,
@@ -929,7 +1340,8 @@ class SourceRun {
           if (event.kind === 'path' && session) session.path = event.path;
           bus.emit(`stream.${event.kind}`, { app: app.name, level: 'debug', message: event.kind, data: { ...event } });
         },
-        report: (failure) => bus.emit('stream.failed', { app: app.name, level: 'debug', message: failure.message, data: { ...failure } }),
+        report: (failure) =>
+          bus.emit('stream.failed', { app: app.name, level: 'debug', message: failure.message, data: { ...failure } }),
       });
       session = new TargetSession(channel, bus, app.name, options.targetName);
       session.onReport((report) => {
@@ -965,24 +1377,47 @@ class SourceRun {
         const report = acceptance.report ?? session?.report;
         if (report) this.#targetReport = report;
         if (report?.failure) return fromTargetReport(report, options.targetName, false);
-        return fail(new TransportError('TARGET_NO_ANSWER', `the target-side run on ${options.targetName} ended without an answer${session ? `: ${session.stderrTail()}` : ''}`, { hint: `Check that deploy runs there: deploy --host ${options.targetName} --help` }), session !== undefined, 'transport');
+        return fail(
+          new TransportError(
+            'TARGET_NO_ANSWER',
+            `the target-side run on ${options.targetName} ended without an answer${session ? `: ${session.stderrTail()}` : ''}`,
+            { hint: `Check that deploy runs there: deploy --host ${options.targetName} --help` },
+          ),
+          session !== undefined,
+          'transport',
+        );
       }
 
       // 2. The plan, now that the target said what it holds: a resume reuses the archive its parts came from.
       const offered = await this.#resumable(acceptance.resumable);
       if (offered && this.#archive === undefined) this.#archive = offered;
-      const resume = offered && acceptance.resumable ? { fromRun: acceptance.resumable.runId, parts: acceptance.resumable.parts } : undefined;
+      const resume =
+        offered && acceptance.resumable
+          ? { fromRun: acceptance.resumable.runId, parts: acceptance.resumable.parts }
+          : undefined;
       const plan = planFor(this.#archive?.name ?? options.newArchive, this.#archive?.madeBy, resume);
       this.#plan = plan;
       // For the live view (docs/cli.md): every step, and the size of each part, before they run.
-      bus.emit('migrate.plan', { app: app.name, level: 'debug', message: `${plan.steps.length} steps`, data: { transport: options.transport.name, steps: describePlanSteps(plan.steps) } });
+      bus.emit('migrate.plan', {
+        app: app.name,
+        level: 'debug',
+        message: `${plan.steps.length} steps`,
+        data: { transport: options.transport.name, steps: describePlanSteps(plan.steps) },
+      });
       const planLine = plan.steps.map((s) => ({ id: s.id, argv: displayArgv(s.argv) }));
-      await options.journal.write(attempt === 1 ? { step: 'plan', status: 'ok', detail: { steps: planLine } } : { step: 'attempt', status: 'start', detail: { attempt, runId, steps: planLine } });
+      await options.journal.write(
+        attempt === 1
+          ? { step: 'plan', status: 'ok', detail: { steps: planLine } }
+          : { step: 'attempt', status: 'start', detail: { attempt, runId, steps: planLine } },
+      );
       const stepOf = (id: string): SourceStep => plan.steps.find((s) => s.id === id)!;
       if (writer) {
         // The target waits for the contents while we back up: keepalives tell it we are alive.
         const w = writer;
-        keepalive = setInterval(() => void w.keepalive().catch(() => undefined), Math.min(5000, (options.stallSeconds * 1000) / 4));
+        keepalive = setInterval(
+          () => void w.keepalive().catch(() => undefined),
+          Math.min(5000, (options.stallSeconds * 1000) / 4),
+        );
       }
 
       // 3. Backup (or the archive in use), then what the target verifies against. A cutover stops writes first.
@@ -991,7 +1426,17 @@ class SourceRun {
       const phases: Record<string, number> = {};
       const contents = await this.#step(
         stepOf('contents'),
-        () => buildContents(options, archive.name, archive.rowCounts, resume?.fromRun, attemptDir, this.#deltaInputs, this.#deltaCounts, phases),
+        () =>
+          buildContents(
+            options,
+            archive.name,
+            archive.rowCounts,
+            resume?.fromRun,
+            attemptDir,
+            this.#deltaInputs,
+            this.#deltaCounts,
+            phases,
+          ),
         () => ({ phases }),
       );
 
@@ -1001,7 +1446,9 @@ class SourceRun {
       const active = session!;
       const bundle = writer!;
       await bundle.writeContents(contents);
-      const sendSteps = plan.steps.filter((s): s is Extract<SourceStep, { kind: 'send' | 'skip' }> => s.kind === 'send' || s.kind === 'skip');
+      const sendSteps = plan.steps.filter(
+        (s): s is Extract<SourceStep, { kind: 'send' | 'skip' }> => s.kind === 'send' || s.kind === 'skip',
+      );
       const sourceOf = (step: Extract<SourceStep, { kind: 'send' }>): SourcePart => {
         const input = this.#deltaInputs.get(step.source.part.id);
         return input === undefined ? step.source : { ...step.source, producerInput: input };
@@ -1021,7 +1468,9 @@ class SourceRun {
             aheadProducers.set(source.part.id, Promise.resolve(startProducer(options.localHost, source, true)));
             continue;
           }
-          const started = borgFree.then(() => (aheadStopped ? undefined : startProducer(options.localHost, source, true)));
+          const started = borgFree.then(() =>
+            aheadStopped ? undefined : startProducer(options.localHost, source, true),
+          );
           borgFree = started.then((ahead) => ahead?.process.wait());
           aheadProducers.set(source.part.id, started);
         }
@@ -1030,13 +1479,36 @@ class SourceRun {
         if (targetFailed) break;
         await this.#step(sendStep, async () => {
           if (sendStep.kind === 'skip') {
-            await bundle.skipPart({ part: sendStep.source.part.id, bytes: sendStep.bytes, sha256: sendStep.sha256, reason: `verified by run ${resume?.fromRun ?? '?'}` });
-            this.#parts.push({ id: sendStep.source.part.id, status: 'reused', bytes: sendStep.bytes, elapsedMs: 0, rate: 0, path: 'reused', attempts: 0, sha256: sendStep.sha256 });
+            await bundle.skipPart({
+              part: sendStep.source.part.id,
+              bytes: sendStep.bytes,
+              sha256: sendStep.sha256,
+              reason: `verified by run ${resume?.fromRun ?? '?'}`,
+            });
+            this.#parts.push({
+              id: sendStep.source.part.id,
+              status: 'reused',
+              bytes: sendStep.bytes,
+              elapsedMs: 0,
+              rate: 0,
+              path: 'reused',
+              attempts: 0,
+              sha256: sendStep.sha256,
+            });
             return;
           }
           const ahead = await aheadProducers.get(sendStep.source.part.id);
           aheadProducers.delete(sendStep.source.part.id);
-          await sendPart(options, sourceOf(sendStep), bundle, active.outlet(), this.#parts, (proc) => (producer = proc), () => targetFailed, ahead);
+          await sendPart(
+            options,
+            sourceOf(sendStep),
+            bundle,
+            active.outlet(),
+            this.#parts,
+            (proc) => (producer = proc),
+            () => targetFailed,
+            ahead,
+          );
         });
       }
       if (!targetFailed) {
@@ -1050,24 +1522,40 @@ class SourceRun {
       // 5. The target's verdict (a cutover's write-stop window ended when it said the app is healthy).
       await this.#step(stepOf('target'), () => active.finished);
       // Writes stopped here until the app was healthy there (its clean-up after runs with the app serving).
-      if (options.cutover && active.report?.ok) this.#writeStopEndedAt = active.healthyAt ?? active.reportAt ?? Date.now();
+      if (options.cutover && active.report?.ok)
+        this.#writeStopEndedAt = active.healthyAt ?? active.reportAt ?? Date.now();
       this.#stagedBytes += active.channel.stagedBytes();
       return this.#verdict(active);
     } catch (error) {
       clearInterval(keepalive);
       producer?.kill('SIGTERM');
-      const interrupted = options.signal?.aborted === true || (error instanceof DeployError && error.code === 'INTERRUPTED');
+      const interrupted =
+        options.signal?.aborted === true || (error instanceof DeployError && error.code === 'INTERRUPTED');
       if (session?.report?.ok === false) return this.#verdict(session);
       // Tell the target we stop (it rolls back, keeping verified parts when we were interrupted) and hear it out:
       // an abort record while the bundle still flows, and SIGINT for a target past the trailer (committing, starting).
-      const cause = error instanceof DeployError ? error : new DeployError('internal', 'INTERNAL', error instanceof Error ? error.message : String(error));
-      await writer?.abort({ code: interrupted ? 'INTERRUPTED' : cause.code, reason: interrupted ? `interrupted on ${options.source.hostName}` : cause.message }).catch(() => undefined);
+      const cause =
+        error instanceof DeployError
+          ? error
+          : new DeployError('internal', 'INTERNAL', error instanceof Error ? error.message : String(error));
+      await writer
+        ?.abort({
+          code: interrupted ? 'INTERRUPTED' : cause.code,
+          reason: interrupted ? `interrupted on ${options.source.hostName}` : cause.message,
+        })
+        .catch(() => undefined);
       if (interrupted) session?.channel.interrupt();
       session?.channel.sink.end();
       await within(session?.finished, 120_000);
       if (session?.report) this.#targetReport = session.report;
       if (interrupted) {
-        return new SourceFailure(new DeployError('usage', 'INTERRUPTED', 'interrupted (Ctrl+C)', { hint: `${options.targetName} rolled back; run the same migrate again to finish the job (verified parts are reused).` }), this.#current, false);
+        return new SourceFailure(
+          new DeployError('usage', 'INTERRUPTED', 'interrupted (Ctrl+C)', {
+            hint: `${options.targetName} rolled back; run the same migrate again to finish the job (verified parts are reused).`,
+          }),
+          this.#current,
+          false,
+        );
       }
       if (error instanceof SourceFailure) return error;
       // The report may have arrived while we waited: the target's own failure explains ours best;
@@ -1096,14 +1584,29 @@ class SourceRun {
   async #recoverTarget(): Promise<void> {
     const options = this.#options;
     try {
-      this.#targetRecovery = await hostTarget(options).deploy.json<RecoverReport>(['receive', options.app.name, '--recover'], { acceptExitCodes: [7], timeoutMs: 10 * 60_000 });
+      this.#targetRecovery = await hostTarget(options).deploy.json<RecoverReport>(
+        ['receive', options.app.name, '--recover'],
+        { acceptExitCodes: [7], timeoutMs: 10 * 60_000 },
+      );
       const failure = this.#targetRecovery.failure;
-      if (failure) options.bus.emit('migrate.recovered', { app: options.app.name, level: 'warn', message: `could not clean up on ${options.targetName}: ${failure.message}${failure.hint ? ` (${failure.hint})` : ''}` });
+      if (failure)
+        options.bus.emit('migrate.recovered', {
+          app: options.app.name,
+          level: 'warn',
+          message: `could not clean up on ${options.targetName}: ${failure.message}${failure.hint ? ` (${failure.hint})` : ''}`,
+        });
       for (const run of this.#targetRecovery.recovered) {
-        options.bus.emit('migrate.recovered', { app: options.app.name, message: `${options.targetName}: cleaned up after run ${run.runId}${run.outcome === 'kept' ? `, keeping ${run.keptParts.join(', ')} for a resume` : ''}` });
+        options.bus.emit('migrate.recovered', {
+          app: options.app.name,
+          message: `${options.targetName}: cleaned up after run ${run.runId}${run.outcome === 'kept' ? `, keeping ${run.keptParts.join(', ')} for a resume` : ''}`,
+        });
       }
     } catch (error) {
-      options.bus.emit('migrate.recovered', { app: options.app.name, level: 'warn', message: `could not clean up on ${options.targetName} (${(error as Error).message}); the next migration there does it` });
+      options.bus.emit('migrate.recovered', {
+        app: options.app.name,
+        level: 'warn',
+        message: `could not clean up on ${options.targetName} (${(error as Error).message}); the next migration there does it`,
+      });
     }
   }
 
@@ -1117,9 +1620,16 @@ class SourceRun {
     const exit = await session.channel.exited;
     const connection = exit.failure;
     return new SourceFailure(
-      new TransportError(connection?.code ?? 'TARGET_DIED', connection?.message ?? `the target-side run on ${options.targetName} ended without a report (${describeExit(exit.result)}): ${session.stderrTail()}`, {
-        hint: connection?.hint ?? `Look at its run record on ${options.targetName} (<state dir>/apps/${options.app.name}/incoming/).`,
-      }),
+      new TransportError(
+        connection?.code ?? 'TARGET_DIED',
+        connection?.message ??
+          `the target-side run on ${options.targetName} ended without a report (${describeExit(exit.result)}): ${session.stderrTail()}`,
+        {
+          hint:
+            connection?.hint ??
+            `Look at its run record on ${options.targetName} (<state dir>/apps/${options.app.name}/incoming/).`,
+        },
+      ),
       this.#current,
       options.signal?.aborted !== true,
       'transport',
@@ -1165,7 +1675,11 @@ async function sendPart(
   for (let attempt = 1; ; attempt += 1) {
     const started = Date.now();
     // A producer started ahead (a cutover's) serves the first attempt; a retry starts its own.
-    const { process: producer, stdout, stderr } = attempt === 1 && prestarted !== undefined ? prestarted : startProducer(options.localHost, source);
+    const {
+      process: producer,
+      stdout,
+      stderr,
+    } = attempt === 1 && prestarted !== undefined ? prestarted : startProducer(options.localHost, source);
     setProducer(producer);
     // Progress and stall come from the writer's byte counter, sampled by the watchdog below: nothing
     // runs per chunk besides the bundle writer itself (no metering stream between producer and writer).
@@ -1185,35 +1699,50 @@ async function sendPart(
       shownAt = now;
       const elapsed = now - started;
       const rate = elapsed > 0 ? (bytes * 1000) / elapsed : 0;
-      const eta = source.part.expectedBytes > bytes && rate > 0 ? `, ETA ${Math.round((source.part.expectedBytes - bytes) / rate)} s` : '';
-      bus.emit('stream.progress', { app: app.name, stream: source.part.id, message: `${source.part.id}: ${formatBytes(bytes)} at ${formatBytes(Math.round(rate))}/s${eta}`, data: { bytes, expected: source.part.expectedBytes, rate, side: 'producer' } });
+      const eta =
+        source.part.expectedBytes > bytes && rate > 0
+          ? `, ETA ${Math.round((source.part.expectedBytes - bytes) / rate)} s`
+          : '';
+      bus.emit('stream.progress', {
+        app: app.name,
+        stream: source.part.id,
+        message: `${source.part.id}: ${formatBytes(bytes)} at ${formatBytes(Math.round(rate))}/s${eta}`,
+        data: { bytes, expected: source.part.expectedBytes, rate, side: 'producer' },
+      });
     };
     // No byte for the window: a producer that stopped writing, or a transfer that stopped taking bytes.
     // The window starts when the receiving side first took bytes (ffl: after its link hand-over and
     // WebRTC setup, reference/ffl.md §8); before that only the readiness window runs.
     let stalled: 'producer' | 'transfer' | 'not-ready' | undefined;
     const readinessMs = (options.readinessSeconds ?? DEFAULT_READINESS_SECONDS) * 1000;
-    const watchdog = setInterval(() => {
-      sample();
-      if (stalled !== undefined) return;
-      const since = outlet.receivingSince();
-      if (since === undefined) {
-        if (Date.now() - outlet.openedAt < readinessMs) return;
-        stalled = 'not-ready';
-        void outlet.abort();
-      } else {
-        if (Date.now() - Math.max(started, since, lastMoveAt) < options.stallSeconds * 1000) return;
-        if (outlet.sink.writableNeedDrain) {
-          stalled = 'transfer';
+    const watchdog = setInterval(
+      () => {
+        sample();
+        if (stalled !== undefined) return;
+        const since = outlet.receivingSince();
+        if (since === undefined) {
+          if (Date.now() - outlet.openedAt < readinessMs) return;
+          stalled = 'not-ready';
           void outlet.abort();
         } else {
-          stalled = 'producer';
+          if (Date.now() - Math.max(started, since, lastMoveAt) < options.stallSeconds * 1000) return;
+          if (outlet.sink.writableNeedDrain) {
+            stalled = 'transfer';
+            void outlet.abort();
+          } else {
+            stalled = 'producer';
+          }
         }
-      }
-      producer.kill('SIGTERM');
-    }, Math.min(1000, (options.stallSeconds * 1000) / 4));
-    const status = producer.wait().then((result) => ({ exitCode: result.exitCode, signal: result.signal, stderrTail: stderr.join('').trim().split('\n').slice(-12).join('\n') }));
-    let trailer;
+        producer.kill('SIGTERM');
+      },
+      Math.min(1000, (options.stallSeconds * 1000) / 4),
+    );
+    const status = producer.wait().then((result) => ({
+      exitCode: result.exitCode,
+      signal: result.signal,
+      stderrTail: stderr.join('').trim().split('\n').slice(-12).join('\n'),
+    }));
+    let trailer: Awaited<ReturnType<typeof writer.writePart>>;
     try {
       trailer = await writer.writePart(source.part.id, stdout, status);
     } catch (error) {
@@ -1228,9 +1757,15 @@ async function sendPart(
       setProducer(undefined);
     }
     if (stalled === 'transfer') {
-      throw new TransportError('TRANSFER_STALLED', `${options.targetName} took no byte of ${source.part.id} for ${options.stallSeconds} s`, {
-        hint: options.pairing ? "The new host stopped taking the bundle: its screen says why. Start a new pairing when it is fixed." : 'The connection hangs or the target stopped reading; the next session resumes after the verified parts.',
-      });
+      throw new TransportError(
+        'TRANSFER_STALLED',
+        `${options.targetName} took no byte of ${source.part.id} for ${options.stallSeconds} s`,
+        {
+          hint: options.pairing
+            ? 'The new host stopped taking the bundle: its screen says why. Start a new pairing when it is fixed.'
+            : 'The connection hangs or the target stopped reading; the next session resumes after the verified parts.',
+        },
+      );
     }
     if (stalled === 'not-ready') {
       throw new TransportError(
@@ -1238,29 +1773,64 @@ async function sendPart(
         options.pairing
           ? `nobody started pulling the bundle within ${formatSeconds(readinessMs / 1000)} (a wrong pickup code is refused there and never reaches here)`
           : `${options.targetName} did not start taking the bundle within ${formatSeconds(readinessMs / 1000)}`,
-        { hint: options.pairing ? 'Start a new pairing (deploy migrate <app> --pair) and run the printed command on the new host in time; --wait sets how long the link stays open.' : 'The transport could not connect the two hosts; see its output, then run the migration again.' },
+        {
+          hint: options.pairing
+            ? 'Start a new pairing (deploy migrate <app> --pair) and run the printed command on the new host in time; --wait sets how long the link stays open.'
+            : 'The transport could not connect the two hosts; see its output, then run the migration again.',
+        },
       );
     }
     if (trailer.producerExit === 0 && trailer.producerSignal === null) {
       const elapsedMs = Date.now() - started;
-      const report: PartReport = { id: source.part.id, status: 'sent', bytes: trailer.bytes, wireBytes: writer.lastPartWireBytes, elapsedMs, rate: elapsedMs > 0 ? (trailer.bytes * 1000) / elapsedMs : trailer.bytes, path: outlet.path() ?? options.transport.name, attempts: attempt, sha256: trailer.sha256 };
+      const report: PartReport = {
+        id: source.part.id,
+        status: 'sent',
+        bytes: trailer.bytes,
+        wireBytes: writer.lastPartWireBytes,
+        elapsedMs,
+        rate: elapsedMs > 0 ? (trailer.bytes * 1000) / elapsedMs : trailer.bytes,
+        path: outlet.path() ?? options.transport.name,
+        attempts: attempt,
+        sha256: trailer.sha256,
+      };
       reports.push(report);
-      bus.emit('migrate.part', { app: app.name, stream: source.part.id, message: `${source.part.id}: ${formatBytes(report.bytes)}${report.wireBytes !== undefined && report.wireBytes < report.bytes * 0.9 ? ` (${formatBytes(report.wireBytes)} on the wire)` : ''} in ${(elapsedMs / 1000).toFixed(1)} s (${formatBytes(Math.round(report.rate))}/s, path ${report.path}${attempt > 1 ? `, attempt ${attempt}` : ''})`, data: { ...report } });
+      bus.emit('migrate.part', {
+        app: app.name,
+        stream: source.part.id,
+        message: `${source.part.id}: ${formatBytes(report.bytes)}${report.wireBytes !== undefined && report.wireBytes < report.bytes * 0.9 ? ` (${formatBytes(report.wireBytes)} on the wire)` : ''} in ${(elapsedMs / 1000).toFixed(1)} s (${formatBytes(Math.round(report.rate))}/s, path ${report.path}${attempt > 1 ? `, attempt ${attempt}` : ''})`,
+        data: { ...report },
+      });
       return;
     }
-    if (targetFailed() || options.signal?.aborted) throw new DeployError('transport', 'TARGET_FAILED', `sending ${source.part.id} stopped: the target failed`);
-    const why = stalled === 'producer' ? `it wrote no byte for ${options.stallSeconds} s` : describeExit({ exitCode: trailer.producerExit, signal: trailer.producerSignal });
+    if (targetFailed() || options.signal?.aborted)
+      throw new DeployError('transport', 'TARGET_FAILED', `sending ${source.part.id} stopped: the target failed`);
+    const why =
+      stalled === 'producer'
+        ? `it wrote no byte for ${options.stallSeconds} s`
+        : describeExit({ exitCode: trailer.producerExit, signal: trailer.producerSignal });
     if (attempt > options.retries) {
-      throw new TransportError('PRODUCER_FAILED', `the producer of ${source.part.id} (\`${displayArgv(source.producer.slice(0, 3))} ...\`) failed on ${options.source.hostName}: ${why}${trailer.producerStderrTail ? `\n  ${trailer.producerStderrTail.split('\n').slice(-3).join('\n  ')}` : ''}`, {
-        hint: 'See the producer stderr above; its output was incomplete and not used on the target. Fix the cause and run the migration again.',
-      });
+      throw new TransportError(
+        'PRODUCER_FAILED',
+        `the producer of ${source.part.id} (\`${displayArgv(source.producer.slice(0, 3))} ...\`) failed on ${options.source.hostName}: ${why}${trailer.producerStderrTail ? `\n  ${trailer.producerStderrTail.split('\n').slice(-3).join('\n  ')}` : ''}`,
+        {
+          hint: 'See the producer stderr above; its output was incomplete and not used on the target. Fix the cause and run the migration again.',
+        },
+      );
     }
-    bus.emit('migrate.retry', { app: app.name, level: 'warn', message: `${source.part.id}: the producer failed (${why}); sending the part again (attempt ${attempt + 1})` });
+    bus.emit('migrate.retry', {
+      app: app.name,
+      level: 'warn',
+      message: `${source.part.id}: the producer failed (${why}); sending the part again (attempt ${attempt + 1})`,
+    });
   }
 }
 
 /** Runs `deploy receive --check` on the target with the header: its answer, without changing anything there. */
-async function checkTarget(options: SourceRunOptions, header: MigrationHeader, checkArgv: readonly string[]): Promise<Acceptance> {
+async function checkTarget(
+  options: SourceRunOptions,
+  header: MigrationHeader,
+  checkArgv: readonly string[],
+): Promise<Acceptance> {
   const bytes = new PassThrough();
   const chunks: Buffer[] = [];
   bytes.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -1269,21 +1839,54 @@ async function checkTarget(options: SourceRunOptions, header: MigrationHeader, c
   // Draft contents: the metadata the volumes need carried (known before the backup), so the target plans every step.
   // A cutover's delta is known after the final backup: the draft has an empty one (the target plans the same steps).
   const draftDelta = (volume: AppFolder['manifest']['volumes'][number]): Record<string, unknown> =>
-    options.cutover ? { delta: { removed: [], sent: [], chmod: [], mtimes: [], bytes: 0, counts: { added: 0, changed: 0, removed: 0, metadata: 0 }, ...(volume.target_writes === 'discard' ? { whole: true } : {}) } } : {};
-  const volumes = Object.fromEntries(options.app.manifest.volumes.map((volume) => [volume.name, { listing: [], fidelity: options.preflight.fidelity[volume.name]!, ...draftDelta(volume) }]));
+    options.cutover
+      ? {
+          delta: {
+            removed: [],
+            sent: [],
+            chmod: [],
+            mtimes: [],
+            bytes: 0,
+            counts: { added: 0, changed: 0, removed: 0, metadata: 0 },
+            ...(volume.target_writes === 'discard' ? { whole: true } : {}),
+          },
+        }
+      : {};
+  const volumes = Object.fromEntries(
+    options.app.manifest.volumes.map((volume) => [
+      volume.name,
+      { listing: [], fidelity: options.preflight.fidelity[volume.name]!, ...draftDelta(volume) },
+    ]),
+  );
   await writer.writeContents({ archive: options.newArchive, volumes });
   const { deploy } = hostTarget(options);
-  const args = checkArgv.slice(deploy.command.length + deploy.globalArgs.length).filter((word) => word !== '--json' && word !== '--quiet');
-  const report = await deploy.json<TargetReport>(args, { input: Buffer.concat(chunks), acceptExitCodes: [1, 3, 4, 5, 6, 7] });
-  return report.ok ? { accepted: true, ...(report.resumable ? { resumable: report.resumable } : {}), report } : { accepted: false, report };
+  const args = checkArgv
+    .slice(deploy.command.length + deploy.globalArgs.length)
+    .filter((word) => word !== '--json' && word !== '--quiet');
+  const report = await deploy.json<TargetReport>(args, {
+    input: Buffer.concat(chunks),
+    acceptExitCodes: [1, 3, 4, 5, 6, 7],
+  });
+  return report.ok
+    ? { accepted: true, ...(report.resumable ? { resumable: report.resumable } : {}), report }
+    : { accepted: false, report };
 }
 
 /** Row counts the source took right after the backup that made `archive` (from its run records). */
-async function readRowCountsOfArchive(options: SourceRunOptions, archive: string): Promise<Record<string, number> | undefined> {
+async function readRowCountsOfArchive(
+  options: SourceRunOptions,
+  archive: string,
+): Promise<Record<string, number> | undefined> {
   const dir = journalDir(options.source.stateDir, options.app.name);
   for (const name of (await readdir(dir).catch(() => [] as string[])).sort().reverse()) {
     const lines = await Journal.read(join(dir, name)).catch(() => []);
-    const backup = lines.find((line) => line.step === 'backup' && line.status === 'ok' && line.detail?.archive === archive && line.detail?.sourceRowsAtBackup !== undefined);
+    const backup = lines.find(
+      (line) =>
+        line.step === 'backup' &&
+        line.status === 'ok' &&
+        line.detail?.archive === archive &&
+        line.detail?.sourceRowsAtBackup !== undefined,
+    );
     if (backup) return backup.detail!.sourceRowsAtBackup as Record<string, number>;
   }
   return undefined;
@@ -1334,14 +1937,29 @@ async function scanCutoverVolume(
   const dir = join(options.app.dir, path);
   const [scan, computed] = await Promise.allSettled([
     timed('scan', () => scanVolumeMetadata(options.localHost, dir, { allMtimes: true })),
-    timed('listings', () => borg(() => computeVolumeDelta(options.localHost, options.preflight.borgEnv, { base: options.cutover!.base.archive, final: archive, volumePath: path, baseListing: options.cutover!.baseListings[volume.name] ?? [] }))),
+    timed('listings', () =>
+      borg(() =>
+        computeVolumeDelta(options.localHost, options.preflight.borgEnv, {
+          base: options.cutover!.base.archive,
+          final: archive,
+          volumePath: path,
+          baseListing: options.cutover!.baseListings[volume.name] ?? [],
+        }),
+      ),
+    ),
   ]);
   if (scan.status === 'rejected') throw scan.reason;
   if (computed.status === 'rejected') throw computed.reason;
   const entries = contentsFromListing(computed.value.finalListing, path, volume.special_files);
   const { fidelity, allMtimes = [] } = scan.value;
   const built = buildDeltaRecord(path, computed.value.delta, new Map(allMtimes), fidelity.root!.mtimeNs);
-  return { fidelity, entries, delta: volume.target_writes === 'discard' ? { ...built.record, whole: true } : built.record, patterns: built.patterns, stats: computed.value.stats };
+  return {
+    fidelity,
+    entries,
+    delta: volume.target_writes === 'discard' ? { ...built.record, whole: true } : built.record,
+    patterns: built.patterns,
+    stats: computed.value.stats,
+  };
 }
 
 /** The contents record: each volume's listing with SHA-256 from the archive, metadata, row counts, settings. */
@@ -1366,12 +1984,22 @@ async function buildContents(
   const name = app.manifest.database.name;
   const settingsRead = timed('database-settings', async () => {
     if (!engine?.settings || !name) return undefined;
-    const producer = preflight.archiveHasDump ? { argv: ['borg', 'extract', '--stdout', `::${archive}`, engine.archivedDumpPath(name)], env: preflight.borgEnv } : { argv: ['pg_dump', '--format=custom', '--schema-only', '--no-password', `--dbname=${name}`] };
-    return preflight.archiveHasDump ? borg(() => readDumpSettings(options.localHost, producer, engine.settings!, tempDir)) : readDumpSettings(options.localHost, producer, engine.settings, tempDir);
+    const producer = preflight.archiveHasDump
+      ? { argv: ['borg', 'extract', '--stdout', `::${archive}`, engine.archivedDumpPath(name)], env: preflight.borgEnv }
+      : { argv: ['pg_dump', '--format=custom', '--schema-only', '--no-password', `--dbname=${name}`] };
+    return preflight.archiveHasDump
+      ? borg(() => readDumpSettings(options.localHost, producer, engine.settings!, tempDir))
+      : readDumpSettings(options.localHost, producer, engine.settings, tempDir);
   });
   // Read from the live database (the archive's dump was made from it moments ago by the backup step).
-  const fixupsRead = timed('database-fixups', async () => (engine?.exportObjectFixups && name ? engine.exportObjectFixups(createSqlClient(options.localHost, engine.clientArgv), name) : undefined));
-  const cutoverVolumes = options.cutover ? settleAll(app.manifest.volumes.map((volume) => scanCutoverVolume(options, volume, archive, timed, borg))) : undefined;
+  const fixupsRead = timed('database-fixups', async () =>
+    engine?.exportObjectFixups && name
+      ? engine.exportObjectFixups(createSqlClient(options.localHost, engine.clientArgv), name)
+      : undefined,
+  );
+  const cutoverVolumes = options.cutover
+    ? settleAll(app.manifest.volumes.map((volume) => scanCutoverVolume(options, volume, archive, timed, borg)))
+    : undefined;
   // Everything settles before a failure is thrown: no scan may still run when the caller resumes writes.
   const settled = await Promise.allSettled([settingsRead, fixupsRead, cutoverVolumes ?? Promise.resolve(undefined)]);
   for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason;
@@ -1386,24 +2014,51 @@ async function buildContents(
       ({ fidelity, entries, delta } = scanned);
       if (!delta.whole) deltaInputs.set(`delta:${volume.name}`, scanned.patterns);
       deltaCounts[volume.name] = { ...delta.counts, bytes: delta.bytes };
-      options.bus.emit('cutover.delta', { app: app.name, message: `${volume.name}: ${delta.counts.added} added, ${delta.counts.changed} changed, ${delta.counts.removed} removed, ${delta.counts.metadata} metadata-only; ${formatBytes(delta.bytes)} of content to send (${scanned.stats.finalEntries} entries listed, ${scanned.stats.hashed} hashed)`, data: { volume: volume.name, ...delta.counts, bytes: delta.bytes, stats: scanned.stats } });
+      options.bus.emit('cutover.delta', {
+        app: app.name,
+        message: `${volume.name}: ${delta.counts.added} added, ${delta.counts.changed} changed, ${delta.counts.removed} removed, ${delta.counts.metadata} metadata-only; ${formatBytes(delta.bytes)} of content to send (${scanned.stats.finalEntries} entries listed, ${scanned.stats.hashed} hashed)`,
+        data: { volume: volume.name, ...delta.counts, bytes: delta.bytes, stats: scanned.stats },
+      });
     } else {
-      entries = await listArchivedVolumeEntries(options.localHost, preflight.borgEnv, archive, path, volume.special_files);
+      entries = await listArchivedVolumeEntries(
+        options.localHost,
+        preflight.borgEnv,
+        archive,
+        path,
+        volume.special_files,
+      );
     }
     // The archive says which declared entries travel; the preflight's scan of the disk adds the devices' major/minor.
     const onDisk = preflight.special?.[volume.name] ?? [];
-    const special = entries.special.map((entry) => onDisk.find((found) => found.path === entry.path && found.type === entry.type) ?? entry);
-    volumes[volume.name] = { listing: entries.files, symlinks: entries.symlinks, ...(special.length > 0 ? { special } : {}), fidelity, ...(delta ? { delta } : {}) };
+    const special = entries.special.map(
+      (entry) => onDisk.find((found) => found.path === entry.path && found.type === entry.type) ?? entry,
+    );
+    volumes[volume.name] = {
+      listing: entries.files,
+      symlinks: entries.symlinks,
+      ...(special.length > 0 ? { special } : {}),
+      fidelity,
+      ...(delta ? { delta } : {}),
+    };
   }
   const databaseSettings = await settingsRead;
   const databaseFixups = await fixupsRead;
   let historyArchives: string[] | undefined;
   if (options.withHistory) {
-    const listed = await runBorgList(options.localHost, preflight.borgEnv, ['--short'], 'listing the archives to carry (--with-history)');
+    const listed = await runBorgList(
+      options.localHost,
+      preflight.borgEnv,
+      ['--short'],
+      'listing the archives to carry (--with-history)',
+    );
     if (listed.exitCode !== 0) {
-      throw new DependencyError('BORG_LIST_FAILED', `borg list of ${preflight.borgEnv.BORG_REPO ?? 'the repository'} failed (${describeBorgFailure(listed)}): the archive history to carry is unknown`, {
-        hint: 'Run `borg list` on the repository by hand (with the app\'s passphrase) to see why, fix it, then run migrate again.',
-      });
+      throw new DependencyError(
+        'BORG_LIST_FAILED',
+        `borg list of ${preflight.borgEnv.BORG_REPO ?? 'the repository'} failed (${describeBorgFailure(listed)}): the archive history to carry is unknown`,
+        {
+          hint: "Run `borg list` on the repository by hand (with the app's passphrase) to see why, fix it, then run migrate again.",
+        },
+      );
     }
     historyArchives = listed.stdout.split('\n').filter(Boolean);
   }
@@ -1414,7 +2069,9 @@ async function buildContents(
     ...(rowCounts ? { rowCounts } : {}),
     ...(databaseSettings !== undefined ? { databaseSettings } : {}),
     ...(databaseFixups ? { databaseFixups } : {}),
-    ...(preflight.databaseExtensions && preflight.databaseExtensions.length > 0 ? { databaseExtensions: preflight.databaseExtensions } : {}),
+    ...(preflight.databaseExtensions && preflight.databaseExtensions.length > 0
+      ? { databaseExtensions: preflight.databaseExtensions }
+      : {}),
     ...(historyArchives ? { historyArchives } : {}),
   };
 }

@@ -5,12 +5,26 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalHost } from '@deploykit/host';
 import { digestTree, listSymlinks } from './checksums.js';
-import { buildExactPatterns, chooseDeltaHashing, computeVolumeDelta, exactPatternLine, planVolumeDelta, type VolumeDelta, type VolumeEntry } from './volume-delta.js';
+import {
+  buildExactPatterns,
+  chooseDeltaHashing,
+  computeVolumeDelta,
+  exactPatternLine,
+  planVolumeDelta,
+  type VolumeDelta,
+  type VolumeEntry,
+} from './volume-delta.js';
 
 const host = new LocalHost();
 
 /** The delta reduced to what a cutover acts on: paths and what changed. */
-function shape(delta: VolumeDelta): { added: string[]; changed: string[]; removed: string[]; metadata: string[]; bytes: number } {
+function shape(delta: VolumeDelta): {
+  added: string[];
+  changed: string[];
+  removed: string[];
+  metadata: string[];
+  bytes: number;
+} {
   return {
     added: delta.added.map((entry) => `${entry.type} ${entry.path}`),
     changed: delta.changed.map((entry) => entry.path),
@@ -62,24 +76,52 @@ borg create repo::final app
 `;
 
 const EXPECTED = {
-  added: ['file follower', 'file keep/new-name', 'dir newdir', 'file newdir/f', 'file odd\nname', 'file sub/added', 'symlink type'],
+  added: [
+    'file follower',
+    'file keep/new-name',
+    'dir newdir',
+    'file newdir/f',
+    'file odd\nname',
+    'file sub/added',
+    'symlink type',
+  ],
   changed: ['edit', 'samesize', 'trail '],
   removed: ['file gone/inner', 'file sub/old-name', 'dir gone', 'file removed', 'file type'],
-  metadata: ['.: mtime', 'chmod: mode', 'chown: owner', 'keep: mtime', 'leader: ctime', 'link: mtime,target', 'sub: mtime', 'touched: mtime', 'xattr: ctime'],
+  metadata: [
+    '.: mtime',
+    'chmod: mode',
+    'chown: owner',
+    'keep: mtime',
+    'leader: ctime',
+    'link: mtime,target',
+    'sub: mtime',
+    'touched: mtime',
+    'xattr: ctime',
+  ],
   // follower 1 + new-name 3 + newdir/f 2 + odd 3 + added 9; edit 13 + samesize 4 + trail 6
   bytes: 1 + 3 + 2 + 3 + 9 + 13 + 4 + 6,
 };
 
 test('the delta of a volume between two real borg archives: added, changed, removed, metadata-only, and the bytes to send', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'dk-delta-'));
-  const env = { BORG_REPO: join(dir, 'repo'), BORG_PASSPHRASE: '', BORG_BASE_DIR: join(dir, '.borg'), BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes' };
+  const env = {
+    BORG_REPO: join(dir, 'repo'),
+    BORG_PASSPHRASE: '',
+    BORG_BASE_DIR: join(dir, '.borg'),
+    BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes',
+  };
   try {
     const before = await host.run({ argv: ['bash', '-euo', 'pipefail', '-c', BEFORE], cwd: dir, env });
     assert.equal(before.exitCode, 0, before.stderr);
     const after = await host.run({ argv: ['bash', '-euo', 'pipefail', '-c', AFTER], cwd: dir, env });
     assert.equal(after.exitCode, 0, after.stderr);
 
-    const { delta, finalListing, stats } = await computeVolumeDelta(host, env, { base: 'base', final: 'final', volumePath: 'app/data', hashing: 'candidates' });
+    const { delta, finalListing, stats } = await computeVolumeDelta(host, env, {
+      base: 'base',
+      final: 'final',
+      volumePath: 'app/data',
+      hashing: 'candidates',
+    });
     assert.deepEqual(shape(delta), EXPECTED);
     // Only files that are new or whose size, mtime or ctime moved were hashed: not "same".
     assert.equal(stats.hashed, 13);
@@ -103,37 +145,102 @@ test('the delta of a volume between two real borg archives: added, changed, remo
 
     // The tar of exactly the entries to send: borg export-tar with the patterns selects them and
     // nothing else (not their parent directories, not the unchanged files, not another volume's).
-    const sent = [...delta.added, ...delta.changed].map((entry) => entry.path).concat(delta.metadata.filter((change) => change.changes.includes('target')).map((change) => change.path));
+    const sent = [...delta.added, ...delta.changed]
+      .map((entry) => entry.path)
+      .concat(delta.metadata.filter((change) => change.changes.includes('target')).map((change) => change.path));
     await mkdir(join(dir, 'out'));
     const tar = await host.run({
-      argv: ['bash', '-euo', 'pipefail', '-c', 'borg export-tar --strip-components 2 --patterns-from <(cat) ::final - | tar -x -C out'],
+      argv: [
+        'bash',
+        '-euo',
+        'pipefail',
+        '-c',
+        'borg export-tar --strip-components 2 --patterns-from <(cat) ::final - | tar -x -C out',
+      ],
       cwd: dir,
       env,
       input: buildExactPatterns('app/data', sent),
     });
     assert.equal(tar.exitCode, 0, tar.stderr);
-    const files = [...delta.added, ...delta.changed].filter((entry) => entry.type === 'file').map((entry) => ({ path: entry.path, size: entry.size, sha256: entry.sha256 }));
-    assert.deepEqual(await digestTree(join(dir, 'out')), files.sort((a, b) => (a.path < b.path ? -1 : 1)));
-    assert.deepEqual(await listSymlinks(join(dir, 'out')), [['link', 'edit'], ['type', 'same']]);
-    assert.equal(files.reduce((sum, file) => sum + file.size, 0), delta.bytes);
+    const files = [...delta.added, ...delta.changed]
+      .filter((entry) => entry.type === 'file')
+      .map((entry) => ({ path: entry.path, size: entry.size, sha256: entry.sha256 }));
+    assert.deepEqual(
+      await digestTree(join(dir, 'out')),
+      files.sort((a, b) => (a.path < b.path ? -1 : 1)),
+    );
+    assert.deepEqual(await listSymlinks(join(dir, 'out')), [
+      ['link', 'edit'],
+      ['type', 'same'],
+    ]);
+    assert.equal(
+      files.reduce((sum, file) => sum + file.size, 0),
+      delta.bytes,
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 });
 
 test('two archives with no change between them have an empty delta; a path that turns from a directory into a file is removed (children first) and added', () => {
-  const entry = (path: string, type: VolumeEntry['type'], extra: Partial<VolumeEntry> = {}): VolumeEntry => ({ path, type, perms: 'rw-r--r--', uid: 0, gid: 0, user: 'root', group: 'root', mtime: '2026-01-01T00:00:00.000000', ctime: '2026-01-01T00:00:00.000000', flags: 0, size: 0, ...extra });
-  const base = [entry('.', 'dir'), entry('a', 'dir'), entry('a/b', 'file', { size: 3, sha256: '1'.repeat(64) }), entry('c', 'file', { size: 3, sha256: '2'.repeat(64) })];
+  const entry = (path: string, type: VolumeEntry['type'], extra: Partial<VolumeEntry> = {}): VolumeEntry => ({
+    path,
+    type,
+    perms: 'rw-r--r--',
+    uid: 0,
+    gid: 0,
+    user: 'root',
+    group: 'root',
+    mtime: '2026-01-01T00:00:00.000000',
+    ctime: '2026-01-01T00:00:00.000000',
+    flags: 0,
+    size: 0,
+    ...extra,
+  });
+  const base = [
+    entry('.', 'dir'),
+    entry('a', 'dir'),
+    entry('a/b', 'file', { size: 3, sha256: '1'.repeat(64) }),
+    entry('c', 'file', { size: 3, sha256: '2'.repeat(64) }),
+  ];
   assert.deepEqual(shape(planVolumeDelta(base, base)), { added: [], changed: [], removed: [], metadata: [], bytes: 0 });
-  const final = [entry('.', 'dir'), entry('a', 'file', { size: 5, sha256: '3'.repeat(64) }), entry('c', 'file', { size: 3, sha256: '2'.repeat(64), ctime: '2026-01-02T00:00:00.000000' })];
-  assert.deepEqual(shape(planVolumeDelta(base, final)), { added: ['file a'], changed: [], removed: ['file a/b', 'dir a'], metadata: ['c: ctime'], bytes: 5 });
+  const final = [
+    entry('.', 'dir'),
+    entry('a', 'file', { size: 5, sha256: '3'.repeat(64) }),
+    entry('c', 'file', { size: 3, sha256: '2'.repeat(64), ctime: '2026-01-02T00:00:00.000000' }),
+  ];
+  assert.deepEqual(shape(planVolumeDelta(base, final)), {
+    added: ['file a'],
+    changed: [],
+    removed: ['file a/b', 'dir a'],
+    metadata: ['c: ctime'],
+    bytes: 5,
+  });
   // Hashing: all in one listing for small files, only the candidates for large ones (hard-link followers count no bytes).
   assert.equal(chooseDeltaHashing(base), 'all');
-  assert.equal(chooseDeltaHashing([entry('.', 'dir'), entry('big', 'file', { size: 128 * 1024 }), entry('small', 'file', { size: 10 })]), 'candidates');
-  assert.equal(chooseDeltaHashing([entry('.', 'dir'), entry('big', 'file', { size: 48 * 1024 }), entry('big2', 'file', { size: 48 * 1024, hardlinkOf: 'big' })]), 'all');
+  assert.equal(
+    chooseDeltaHashing([
+      entry('.', 'dir'),
+      entry('big', 'file', { size: 128 * 1024 }),
+      entry('small', 'file', { size: 10 }),
+    ]),
+    'candidates',
+  );
+  assert.equal(
+    chooseDeltaHashing([
+      entry('.', 'dir'),
+      entry('big', 'file', { size: 48 * 1024 }),
+      entry('big2', 'file', { size: 48 * 1024, hardlinkOf: 'big' }),
+    ]),
+    'all',
+  );
   assert.equal(chooseDeltaHashing([]), 'all');
   // Same size, no hash on either side: size, mtime and ctime decide (borg's files-cache rule).
-  assert.deepEqual(shape(planVolumeDelta([entry('f', 'file', { size: 1 })], [entry('f', 'file', { size: 1, mtime: 'x', ctime: 'y' })])).changed, ['f']);
+  assert.deepEqual(
+    shape(planVolumeDelta([entry('f', 'file', { size: 1 })], [entry('f', 'file', { size: 1, mtime: 'x', ctime: 'y' })]))
+      .changed,
+    ['f'],
+  );
 });
 
 test('exact borg patterns: pf: for plain paths, an escaped anchored regex where borg would strip or split the line', () => {

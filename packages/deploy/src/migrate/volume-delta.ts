@@ -12,7 +12,14 @@ import { borgLockError, describeBorgFailure } from './borg-list.js';
 /** An entry's type, from the letter `borg list` prints. */
 export type VolumeEntryType = 'file' | 'dir' | 'symlink' | 'fifo' | 'char' | 'block';
 
-const ENTRY_TYPES: Readonly<Record<string, VolumeEntryType>> = { '-': 'file', d: 'dir', l: 'symlink', p: 'fifo', c: 'char', b: 'block' };
+const ENTRY_TYPES: Readonly<Record<string, VolumeEntryType>> = {
+  '-': 'file',
+  d: 'dir',
+  l: 'symlink',
+  p: 'fifo',
+  c: 'char',
+  b: 'block',
+};
 
 /** One entry of a volume as an archive holds it. */
 export interface VolumeEntry {
@@ -109,7 +116,13 @@ export function planVolumeDelta(base: readonly VolumeEntry[], final: readonly Vo
   }
   for (const entry of base) if (!seen.has(entry.path)) removed.push(entry);
   const bytes = [...added, ...changed].reduce((sum, entry) => sum + (entry.type === 'file' ? entry.size : 0), 0);
-  return { added: added.sort(byPath), changed: changed.sort(byPath), removed: removed.sort(deepestFirst), metadata: metadata.sort(byPath), bytes };
+  return {
+    added: added.sort(byPath),
+    changed: changed.sort(byPath),
+    removed: removed.sort(deepestFirst),
+    metadata: metadata.sort(byPath),
+    bytes,
+  };
 }
 
 function sameContent(a: VolumeEntry, b: VolumeEntry): boolean {
@@ -158,13 +171,20 @@ export const LISTING_FORMAT = '{mode}{uid}{gid}{user}{group}{size}{mtime}{ctime}
  */
 export function parseVolumeListing(output: string, volumePath: string): VolumeEntry[] {
   const root = volumePath.replace(/\/+$/, '');
-  const items = output.split('\n').filter(Boolean).map((line) => JSON.parse(line) as BorgEntry);
+  const items = output
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as BorgEntry);
   const leaders = new Map(items.map((item) => [item.path, item]));
   const entries: VolumeEntry[] = [];
   for (const item of items) {
     if (item.path !== root && !item.path.startsWith(`${root}/`)) continue;
     const type = ENTRY_TYPES[item.type];
-    if (type === undefined) throw new DependencyError('BORG_LIST_UNKNOWN_TYPE', `borg list printed an entry of unknown type ${JSON.stringify(item.type)}: ${item.path}`);
+    if (type === undefined)
+      throw new DependencyError(
+        'BORG_LIST_UNKNOWN_TYPE',
+        `borg list printed an entry of unknown type ${JSON.stringify(item.type)}: ${item.path}`,
+      );
     const follower = type === 'file' && item.mode.startsWith('h');
     const leader = follower ? leaders.get(item.source) : item;
     const entry: VolumeEntry = {
@@ -194,7 +214,15 @@ export function exactPatternLine(archivePath: string): string {
   // whitespace at either end or a control character goes as an anchored regex with \xNN escapes
   // (measured with borg 1.2.4: `+ pf:a/trail ` silently matches nothing and exits 0).
   if (/^\s|\s$|[\x00-\x1f\x7f]/.test(archivePath)) {
-    const escaped = [...archivePath].map((char) => (/[A-Za-z0-9/_-]/.test(char) ? char : char.codePointAt(0)! < 0x100 ? `\\x${char.codePointAt(0)!.toString(16).padStart(2, '0')}` : `\\U${char.codePointAt(0)!.toString(16).padStart(8, '0')}`)).join('');
+    const escaped = [...archivePath]
+      .map((char) =>
+        /[A-Za-z0-9/_-]/.test(char)
+          ? char
+          : char.codePointAt(0)! < 0x100
+            ? `\\x${char.codePointAt(0)!.toString(16).padStart(2, '0')}`
+            : `\\U${char.codePointAt(0)!.toString(16).padStart(8, '0')}`,
+      )
+      .join('');
     return `+ re:^${escaped}$`;
   }
   return `+ pf:${archivePath}`;
@@ -222,7 +250,11 @@ export function withPatternsOnStdin(argv: readonly string[]): string[] {
 }
 
 /** The argv listing a volume of an archive for a delta; with `patterns` (on stdin), only the paths they select. */
-export function buildDeltaListingArgv(archive: string, volumePath: string, options: { sha256: boolean; patterns?: boolean }): string[] {
+export function buildDeltaListingArgv(
+  archive: string,
+  volumePath: string,
+  options: { sha256: boolean; patterns?: boolean },
+): string[] {
   const format = options.sha256 ? `${LISTING_FORMAT}{sha256}` : LISTING_FORMAT;
   return options.patterns
     ? withPatternsOnStdin(['borg', 'list', '--json-lines', '--format', format, `::${archive}`])
@@ -230,7 +262,13 @@ export function buildDeltaListingArgv(archive: string, volumePath: string, optio
 }
 
 /** Lists one volume of an archive (BORG_REPO in env): every entry, or with `only` just those paths. */
-export async function listVolumeEntries(host: Host, env: Record<string, string>, archive: string, volumePath: string, options: { sha256: boolean; only?: readonly string[] }): Promise<VolumeEntry[]> {
+export async function listVolumeEntries(
+  host: Host,
+  env: Record<string, string>,
+  archive: string,
+  volumePath: string,
+  options: { sha256: boolean; only?: readonly string[] },
+): Promise<VolumeEntry[]> {
   if (options.only !== undefined && options.only.length === 0) return [];
   const patterns = options.only !== undefined;
   const result = await host.run({
@@ -241,7 +279,11 @@ export async function listVolumeEntries(host: Host, env: Record<string, string>,
   });
   const locked = borgLockError(result, env.BORG_REPO ?? '(BORG_REPO)', `the cutover delta of ${volumePath}`);
   if (locked) throw locked;
-  if (result.exitCode !== 0) throw new DependencyError('BORG_LIST_FAILED', `borg list ::${archive} ${volumePath} failed: ${describeBorgFailure(result)}`);
+  if (result.exitCode !== 0)
+    throw new DependencyError(
+      'BORG_LIST_FAILED',
+      `borg list ::${archive} ${volumePath} failed: ${describeBorgFailure(result)}`,
+    );
   return parseVolumeListing(result.stdout, volumePath);
 }
 
@@ -258,7 +300,10 @@ export const HASH_CANDIDATES_MIN_BYTES_PER_ENTRY = 32 * 1024;
 
 /** 'candidates' for a volume of large files, 'all' for one of many small ones (by the base listing). */
 export function chooseDeltaHashing(base: readonly VolumeEntry[]): DeltaHashing {
-  const bytes = base.reduce((sum, entry) => sum + (entry.type === 'file' && entry.hardlinkOf === undefined ? entry.size : 0), 0);
+  const bytes = base.reduce(
+    (sum, entry) => sum + (entry.type === 'file' && entry.hardlinkOf === undefined ? entry.size : 0),
+    0,
+  );
   return base.length > 0 && bytes / base.length >= HASH_CANDIDATES_MIN_BYTES_PER_ENTRY ? 'candidates' : 'all';
 }
 
@@ -283,7 +328,13 @@ export interface VolumeDeltaStats {
 export async function computeVolumeDelta(
   host: Host,
   env: Record<string, string>,
-  options: { base: string; final: string; volumePath: string; baseListing?: readonly VolumeEntry[]; hashing?: DeltaHashing },
+  options: {
+    base: string;
+    final: string;
+    volumePath: string;
+    baseListing?: readonly VolumeEntry[];
+    hashing?: DeltaHashing;
+  },
 ): Promise<{ delta: VolumeDelta; finalListing: VolumeEntry[]; stats: VolumeDeltaStats }> {
   const { volumePath } = options;
   const base = options.baseListing ?? (await listVolumeEntries(host, env, options.base, volumePath, { sha256: true }));
@@ -292,17 +343,37 @@ export async function computeVolumeDelta(
   let hashed = final.filter((entry) => entry.type === 'file').length;
   if (hashing === 'candidates') {
     const before = new Map(base.map((entry) => [entry.path, entry]));
-    const unchanged = (entry: VolumeEntry, old: VolumeEntry | undefined): boolean => old !== undefined && old.type === 'file' && old.size === entry.size && old.mtime === entry.mtime && old.ctime === entry.ctime;
+    const unchanged = (entry: VolumeEntry, old: VolumeEntry | undefined): boolean =>
+      old !== undefined &&
+      old.type === 'file' &&
+      old.size === entry.size &&
+      old.mtime === entry.mtime &&
+      old.ctime === entry.ctime;
     const candidates = final.filter((entry) => entry.type === 'file' && !unchanged(entry, before.get(entry.path)));
     // A hard-link follower's hash is its leader's, so the leaders of the candidates are listed too.
-    const only = [...new Set(candidates.flatMap((entry) => (entry.hardlinkOf === undefined ? [entry.path] : [entry.path, entry.hardlinkOf])))];
-    const hashes = new Map((await listVolumeEntries(host, env, options.final, volumePath, { sha256: true, only })).map((entry) => [entry.path, entry.sha256]));
+    const only = [
+      ...new Set(
+        candidates.flatMap((entry) => (entry.hardlinkOf === undefined ? [entry.path] : [entry.path, entry.hardlinkOf])),
+      ),
+    ];
+    const hashes = new Map(
+      (await listVolumeEntries(host, env, options.final, volumePath, { sha256: true, only })).map((entry) => [
+        entry.path,
+        entry.sha256,
+      ]),
+    );
     hashed = candidates.length;
     final = final.map((entry) => {
       if (entry.type !== 'file') return entry;
-      const sha256 = hashes.get(entry.path) ?? (unchanged(entry, before.get(entry.path)) ? before.get(entry.path)!.sha256 : undefined);
+      const sha256 =
+        hashes.get(entry.path) ??
+        (unchanged(entry, before.get(entry.path)) ? before.get(entry.path)!.sha256 : undefined);
       return sha256 ? { ...entry, sha256 } : entry;
     });
   }
-  return { delta: planVolumeDelta(base, final), finalListing: final, stats: { baseEntries: base.length, finalEntries: final.length, hashing, hashed } };
+  return {
+    delta: planVolumeDelta(base, final),
+    finalListing: final,
+    stats: { baseEntries: base.length, finalEntries: final.length, hashing, hashed },
+  };
 }

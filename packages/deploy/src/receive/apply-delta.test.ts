@@ -1,7 +1,19 @@
 import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readFile,
+  readdir,
+  readlink,
+  rm,
+  symlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EventBus } from '@deploykit/core';
@@ -65,7 +77,8 @@ async function makeLive(live: string): Promise<void> {
   await chmod(join(live, 'mode.txt'), 0o644);
   await writeFile(join(live, 'typechange'), 'a file before');
   // Directory times the migration set (in the past, as an archive's are); a rename in a directory moves its time to now.
-  for (const dir of ['gone/deeper', 'gone', '.']) await utimes(join(live, dir), new Date('2020-01-02T03:04:05.678Z'), new Date('2020-01-02T03:04:05.678Z'));
+  for (const dir of ['gone/deeper', 'gone', '.'])
+    await utimes(join(live, dir), new Date('2020-01-02T03:04:05.678Z'), new Date('2020-01-02T03:04:05.678Z'));
 }
 
 /** What the delta part's tar extracts: the changed file, the re-pointed link, a new tree, the new directory. */
@@ -80,7 +93,12 @@ async function makeIncoming(incoming: string): Promise<void> {
 
 function deltaFor(uid: number, gid: number): DeltaRecord {
   return {
-    removed: [['gone/deeper/x.txt', 'file'], ['gone/deeper', 'dir'], ['gone', 'dir'], ['typechange', 'file']],
+    removed: [
+      ['gone/deeper/x.txt', 'file'],
+      ['gone/deeper', 'dir'],
+      ['gone', 'dir'],
+      ['typechange', 'file'],
+    ],
     sent: ['change.txt', 'link', 'newdir', 'newdir/sub', 'newdir/sub/n.txt', 'typechange', 'typechange/inner.txt'],
     chmod: [['mode.txt', 'file', 0o600, uid, gid]],
     mtimes: [['.', '1700000000123456789']],
@@ -90,7 +108,19 @@ function deltaFor(uid: number, gid: number): DeltaRecord {
 }
 
 function undoEnvironment(): UndoEnvironment {
-  return { host: new LocalHost('test'), hostContext: { hostName: 'test', hostAddress: '127.0.0.1', appsRoot: '/nonexistent', stateDir: '/nonexistent', logLevel: 'info', dryRun: false }, bus: new EventBus({ runId: 'test', host: 'test' }, { keep: false }), runId: 'test' } as UndoEnvironment;
+  return {
+    host: new LocalHost('test'),
+    hostContext: {
+      hostName: 'test',
+      hostAddress: '127.0.0.1',
+      appsRoot: '/nonexistent',
+      stateDir: '/nonexistent',
+      logLevel: 'info',
+      dryRun: false,
+    },
+    bus: new EventBus({ runId: 'test', host: 'test' }, { keep: false }),
+    runId: 'test',
+  } as UndoEnvironment;
 }
 
 async function undoAll(journal: TargetJournal): Promise<{ undone: string[]; failed: string[] }> {
@@ -109,7 +139,14 @@ test('a delta turns the copy into the final volume in place; its undo log puts e
     const journal = new TargetJournal(join(root, 'run.jsonl'));
     const uid = process.getuid!();
     const gid = process.getgid!();
-    const applied = await applyVolumeDelta({ live, incoming, undoDir: join(root, 'undo'), delta: deltaFor(uid, gid), journal, asRoot: uid === 0 });
+    const applied = await applyVolumeDelta({
+      live,
+      incoming,
+      undoDir: join(root, 'undo'),
+      delta: deltaFor(uid, gid),
+      journal,
+      asRoot: uid === 0,
+    });
     assert.deepEqual(await describeTree(live), [
       'change.txt 644 new content',
       'keep.txt 644 keep',
@@ -122,13 +159,20 @@ test('a delta turns the copy into the final volume in place; its undo log puts e
       'typechange/inner.txt 644 inner',
     ]);
     // Moved aside: the three removed entries' top (gone, with its tree), typechange, change.txt, link.
-    assert.deepEqual({ movedAside: applied.movedAside, placed: applied.placed, modes: applied.modes, mtimes: applied.mtimes }, { movedAside: 6, placed: 4, modes: 1, mtimes: 1 });
+    assert.deepEqual(
+      { movedAside: applied.movedAside, placed: applied.placed, modes: applied.modes, mtimes: applied.mtimes },
+      { movedAside: 6, placed: 4, modes: 1, mtimes: 1 },
+    );
     // Its whole second exactly (the fidelity step's python then sets the nanoseconds, which lutimes cannot).
     assert.equal(Math.floor((await lstat(live)).mtimeMs / 1000), 1700000000, 'the root gets its mtime back');
     const undone = await undoAll(journal);
     assert.deepEqual(undone.failed, []);
     assert.deepEqual(await describeTree(live), before, 'every entry, link target and mode as before');
-    assert.deepEqual(await directoryTimes(live), timesBefore, 'every directory modification time as before, to the nanosecond');
+    assert.deepEqual(
+      await directoryTimes(live),
+      timesBefore,
+      'every directory modification time as before, to the nanosecond',
+    );
   });
 });
 
@@ -166,8 +210,23 @@ test('the check against the base sees a gone, changed, re-pointed, retyped or ne
     const journal = new TargetJournal(join(root, 'run.jsonl'));
     const incoming = join(root, 'incoming');
     await mkdir(incoming);
-    const delta: DeltaRecord = { removed: [], sent: [], chmod: [], mtimes: [], bytes: 0, counts: { added: 0, changed: 0, removed: 0, metadata: 0 } };
-    const applied = await applyVolumeDelta({ live, incoming, undoDir: join(root, 'undo'), delta, extras: ['extra', 'extra/tree', 'extra/tree/e.txt'], journal, asRoot: false });
+    const delta: DeltaRecord = {
+      removed: [],
+      sent: [],
+      chmod: [],
+      mtimes: [],
+      bytes: 0,
+      counts: { added: 0, changed: 0, removed: 0, metadata: 0 },
+    };
+    const applied = await applyVolumeDelta({
+      live,
+      incoming,
+      undoDir: join(root, 'undo'),
+      delta,
+      extras: ['extra', 'extra/tree', 'extra/tree/e.txt'],
+      journal,
+      asRoot: false,
+    });
     assert.equal(applied.movedAside, 1);
     assert.ok(!(await describeTree(live)).some((line) => line.startsWith('extra')));
     assert.deepEqual((await undoAll(journal)).failed, []);
@@ -186,10 +245,21 @@ test('the check against the base sees a file rewritten here with the same size b
     const others = (differences: string[]): string[] => differences.filter((line) => line.startsWith('keep.txt'));
     assert.deepEqual(others(await compareWithBase(live, base)), [], 'the same file, the same time');
     // borg prints the ns through a float: its microseconds may be rounded up by one.
-    assert.deepEqual(others(await compareWithBase(live, [['keep.txt', 'file', 4, null, '1749283750123457']])), [], 'within 1 µs is the same time');
-    assert.equal(others(await compareWithBase(live, [['keep.txt', 'file', 4, null, '1749283750123458']])).length, 1, '2 µs apart is another time');
+    assert.deepEqual(
+      others(await compareWithBase(live, [['keep.txt', 'file', 4, null, '1749283750123457']])),
+      [],
+      'within 1 µs is the same time',
+    );
+    assert.equal(
+      others(await compareWithBase(live, [['keep.txt', 'file', 4, null, '1749283750123458']])).length,
+      1,
+      '2 µs apart is another time',
+    );
     await writeFile(join(live, 'keep.txt'), 'KEEP');
-    assert.deepEqual(others(await compareWithBase(live, base)).map((line) => line.replace(/at \S+,/, 'at T,')), ['keep.txt: modified here at T, 2025-06-07T08:09:10.123456Z in the base']);
+    assert.deepEqual(
+      others(await compareWithBase(live, base)).map((line) => line.replace(/at \S+,/, 'at T,')),
+      ['keep.txt: modified here at T, 2025-06-07T08:09:10.123456Z in the base'],
+    );
     // A base from a deploy that sent no times: size only, as before.
     assert.deepEqual(others(await compareWithBase(live, [['keep.txt', 'file', 4, null]])), []);
   });
@@ -212,7 +282,15 @@ test('a whole volume (target_writes: discard) replaces the copy in one rename ea
     await writeFile(join(incoming, 'app.log'), 'the source log');
     const before = await describeTree(live);
     const journal = new TargetJournal(join(root, 'run.jsonl'));
-    const delta: DeltaRecord = { removed: [], sent: [], chmod: [], mtimes: [], bytes: 0, counts: { added: 0, changed: 1, removed: 0, metadata: 0 }, whole: true };
+    const delta: DeltaRecord = {
+      removed: [],
+      sent: [],
+      chmod: [],
+      mtimes: [],
+      bytes: 0,
+      counts: { added: 0, changed: 1, removed: 0, metadata: 0 },
+      whole: true,
+    };
     await applyVolumeDelta({ live, incoming, undoDir: join(root, 'undo'), delta, journal, asRoot: false });
     assert.deepEqual(await describeTree(live), ['app.log 644 the source log']);
     assert.deepEqual((await undoAll(journal)).failed, []);
@@ -230,8 +308,26 @@ test('a delta never writes through a symlink of the copy: a parent that is a lin
     await symlink(outside, join(live, 'dir'));
     await mkdir(join(incoming, 'dir'), { recursive: true });
     await writeFile(join(incoming, 'dir', 'file.txt'), 'must not land outside');
-    const delta: DeltaRecord = { removed: [], sent: ['dir/file.txt'], chmod: [], mtimes: [], bytes: 21, counts: { added: 1, changed: 0, removed: 0, metadata: 0 } };
-    await assert.rejects(applyVolumeDelta({ live, incoming, undoDir: join(root, 'undo'), delta, journal: new TargetJournal(join(root, 'run.jsonl')), asRoot: false }), (error: Error & { code?: string }) => error.code === 'METADATA_PATH_UNSAFE' && /parent is not a directory/.test(error.message));
+    const delta: DeltaRecord = {
+      removed: [],
+      sent: ['dir/file.txt'],
+      chmod: [],
+      mtimes: [],
+      bytes: 21,
+      counts: { added: 1, changed: 0, removed: 0, metadata: 0 },
+    };
+    await assert.rejects(
+      applyVolumeDelta({
+        live,
+        incoming,
+        undoDir: join(root, 'undo'),
+        delta,
+        journal: new TargetJournal(join(root, 'run.jsonl')),
+        asRoot: false,
+      }),
+      (error: Error & { code?: string }) =>
+        error.code === 'METADATA_PATH_UNSAFE' && /parent is not a directory/.test(error.message),
+    );
     assert.deepEqual(await readdir(outside), []);
   });
 });

@@ -15,7 +15,9 @@ import type { TargetJournal } from './target-journal.js';
  * owners set; each action's undo is in the run record before the action.
  */
 
-function entryTypeOf(stats: Pick<Stats, 'isFile' | 'isDirectory' | 'isSymbolicLink' | 'isFIFO' | 'isCharacterDevice' | 'isBlockDevice'>): VolumeEntryType | 'other' {
+function entryTypeOf(
+  stats: Pick<Stats, 'isFile' | 'isDirectory' | 'isSymbolicLink' | 'isFIFO' | 'isCharacterDevice' | 'isBlockDevice'>,
+): VolumeEntryType | 'other' {
   if (stats.isFile()) return 'file';
   if (stats.isDirectory()) return 'dir';
   if (stats.isSymbolicLink()) return 'symlink';
@@ -35,7 +37,12 @@ async function walk(dir: string): Promise<Map<string, BaseEntry | [string, 'othe
       const path = relative === '' ? name : `${relative}/${name}`;
       const stats = await lstat(join(dir, path), { bigint: true });
       const type = entryTypeOf(stats);
-      const head = [path, type, type === 'file' ? Number(stats.size) : 0, type === 'symlink' ? await readlink(join(dir, path)) : null] as const;
+      const head = [
+        path,
+        type,
+        type === 'file' ? Number(stats.size) : 0,
+        type === 'symlink' ? await readlink(join(dir, path)) : null,
+      ] as const;
       found.set(path, (type === 'file' ? [...head, String(stats.mtimeNs / 1000n)] : head) as BaseEntry);
       if (type === 'dir') stack.push(path);
     }
@@ -58,9 +65,12 @@ export async function compareWithBase(dir: string, base: readonly BaseEntry[]): 
     onDisk.delete(path);
     if (there === undefined) differences.push(`${path}: gone`);
     else if (there[1] !== type) differences.push(`${path}: a ${there[1]} here, a ${type} in the base`);
-    else if (type === 'file' && there[2] !== size) differences.push(`${path}: ${there[2]} bytes here, ${size} in the base`);
-    else if (type === 'file' && micros !== undefined && !sameMicros(there[4], micros)) differences.push(`${path}: modified here at ${isoOfMicros(there[4])}, ${isoOfMicros(micros)} in the base`);
-    else if (type === 'symlink' && there[3] !== target) differences.push(`${path}: points to ${JSON.stringify(there[3])} here, ${JSON.stringify(target)} in the base`);
+    else if (type === 'file' && there[2] !== size)
+      differences.push(`${path}: ${there[2]} bytes here, ${size} in the base`);
+    else if (type === 'file' && micros !== undefined && !sameMicros(there[4], micros))
+      differences.push(`${path}: modified here at ${isoOfMicros(there[4])}, ${isoOfMicros(micros)} in the base`);
+    else if (type === 'symlink' && there[3] !== target)
+      differences.push(`${path}: points to ${JSON.stringify(there[3])} here, ${JSON.stringify(target)} in the base`);
   }
   for (const path of [...onDisk.keys()].sort()) differences.push(`${path}: new here`);
   return differences;
@@ -80,7 +90,9 @@ function sameMicros(here: string | undefined, base: string): boolean {
 function isoOfMicros(micros: string | undefined): string {
   if (micros === undefined) return 'an unknown time';
   const value = BigInt(micros);
-  return new Date(Number(value / 1000n)).toISOString().replace(/\.\d{3}Z$/, `.${String(value % 1_000_000n).padStart(6, '0')}Z`);
+  return new Date(Number(value / 1000n))
+    .toISOString()
+    .replace(/\.\d{3}Z$/, `.${String(value % 1_000_000n).padStart(6, '0')}Z`);
 }
 
 /** What applying a delta did, for the report. */
@@ -98,7 +110,11 @@ async function safePath(dir: string, relative: string): Promise<string> {
   const parent = posix.dirname(relative);
   if (parent !== '.') {
     const { stats } = await lstatInside(dir, parent);
-    if (!stats.isDirectory()) throw new DependencyError('METADATA_PATH_UNSAFE', `the delta names ${JSON.stringify(relative)}, whose parent is not a directory here; nothing was changed outside ${dir}`);
+    if (!stats.isDirectory())
+      throw new DependencyError(
+        'METADATA_PATH_UNSAFE',
+        `the delta names ${JSON.stringify(relative)}, whose parent is not a directory here; nothing was changed outside ${dir}`,
+      );
   }
   return join(dir, relative);
 }
@@ -112,7 +128,15 @@ async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
  * tar, `undoDir` (same filesystem, made here) receives what is taken away. Called with the app
  * stopped and the copy checked against the base. Every rename is journaled with its undo first.
  */
-export async function applyVolumeDelta(options: { live: string; incoming: string; undoDir: string; delta: DeltaRecord; extras?: readonly string[]; journal: TargetJournal; asRoot: boolean }): Promise<DeltaApplied> {
+export async function applyVolumeDelta(options: {
+  live: string;
+  incoming: string;
+  undoDir: string;
+  delta: DeltaRecord;
+  extras?: readonly string[];
+  journal: TargetJournal;
+  asRoot: boolean;
+}): Promise<DeltaApplied> {
   const { live, incoming, undoDir, delta, journal } = options;
   await mkdir(undoDir, { recursive: true, mode: 0o700 });
   // Renames move their directories' mtimes: each directory the delta touches gets its time back on undo
@@ -143,7 +167,10 @@ export async function applyVolumeDelta(options: { live: string; incoming: string
   }
   // 1. Out of the way, deepest first: what the final archive lacks, then what the delta replaces.
   const sent = new Set(delta.sent);
-  const away = [...delta.removed.map(([path]) => path), ...[...sent].sort((a, b) => b.split('/').length - a.split('/').length)];
+  const away = [
+    ...delta.removed.map(([path]) => path),
+    ...[...sent].sort((a, b) => b.split('/').length - a.split('/').length),
+  ];
   for (const path of away) {
     const full = await safePath(live, path).catch((error: unknown) => {
       // A removed entry under a directory that is gone already went with it.
@@ -154,7 +181,13 @@ export async function applyVolumeDelta(options: { live: string; incoming: string
     const stats = await lstatOrUndefined(full);
     if (stats === undefined) continue;
     // An added directory that exists as a directory (a copy changed with --force) keeps its other entries.
-    if (sent.has(path) && stats.isDirectory() && (await lstatOrUndefined(join(incoming, path)))?.isDirectory() && !delta.removed.some(([removed]) => removed === path)) continue;
+    if (
+      sent.has(path) &&
+      stats.isDirectory() &&
+      (await lstatOrUndefined(join(incoming, path)))?.isDirectory() &&
+      !delta.removed.some(([removed]) => removed === path)
+    )
+      continue;
     const aside = join(undoDir, String(movedAside));
     journal.undo({ kind: 'rename-path', from: aside, to: full });
     await rename(full, aside);
@@ -167,7 +200,12 @@ export async function applyVolumeDelta(options: { live: string; incoming: string
     if (moved.some((dir) => path.startsWith(`${dir}/`))) continue;
     const from = join(incoming, path);
     const stats = await lstatOrUndefined(from);
-    if (stats === undefined) throw new DependencyError('DELTA_ENTRY_MISSING', `the delta part lacks ${JSON.stringify(path)}, which its contents record lists`, { hint: 'The archive changed between the listing and the export? Run the cutover again.' });
+    if (stats === undefined)
+      throw new DependencyError(
+        'DELTA_ENTRY_MISSING',
+        `the delta part lacks ${JSON.stringify(path)}, which its contents record lists`,
+        { hint: 'The archive changed between the listing and the export? Run the cutover again.' },
+      );
     const to = await safePath(live, path);
     const there = await lstatOrUndefined(to);
     if (there !== undefined) {
@@ -175,7 +213,10 @@ export async function applyVolumeDelta(options: { live: string; incoming: string
         // Merging into a directory kept above: its entries come one by one.
         continue;
       }
-      throw new DependencyError('DELTA_PATH_TAKEN', `${JSON.stringify(path)} is still there in ${live} after the entries it replaces were moved aside`);
+      throw new DependencyError(
+        'DELTA_PATH_TAKEN',
+        `${JSON.stringify(path)} is still there in ${live} after the entries it replaces were moved aside`,
+      );
     }
     journal.undo({ kind: 'remove-path', path: to });
     await rename(from, to);
@@ -187,8 +228,19 @@ export async function applyVolumeDelta(options: { live: string; incoming: string
   for (const [path, type, mode, uid, gid] of delta.chmod) {
     const full = await safePath(live, path);
     const stats = await lstatOrUndefined(full);
-    if (stats === undefined || entryTypeOf(stats) !== type) throw new DependencyError('DELTA_ENTRY_MISSING', `${JSON.stringify(path)} should be a ${type} in ${live} for its new mode or owner`);
-    journal.undo({ kind: 'set-mode', path: full, mode: stats.mode & 0o7777, uid: stats.uid, gid: stats.gid, symlink: type === 'symlink' });
+    if (stats === undefined || entryTypeOf(stats) !== type)
+      throw new DependencyError(
+        'DELTA_ENTRY_MISSING',
+        `${JSON.stringify(path)} should be a ${type} in ${live} for its new mode or owner`,
+      );
+    journal.undo({
+      kind: 'set-mode',
+      path: full,
+      mode: stats.mode & 0o7777,
+      uid: stats.uid,
+      gid: stats.gid,
+      symlink: type === 'symlink',
+    });
     await setMode(full, { mode, uid, gid, symlink: type === 'symlink' }, options.asRoot);
     modes += 1;
   }
@@ -210,13 +262,19 @@ export async function applyVolumeDelta(options: { live: string; incoming: string
  * change: the parents of what goes aside or comes in, the directories whose times it sets, and (a whole
  * volume) the volume's own parent.
  */
-async function journalDirectoryTimes(live: string, delta: DeltaRecord, extras: readonly string[], journal: TargetJournal): Promise<void> {
+async function journalDirectoryTimes(
+  live: string,
+  delta: DeltaRecord,
+  extras: readonly string[],
+  journal: TargetJournal,
+): Promise<void> {
   const dirs = new Set<string>();
   const parentOf = (path: string): string => (path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '.');
   if (delta.whole) {
     dirs.add(dirname(live));
   } else {
-    for (const path of [...extras, ...delta.removed.map(([removed]) => removed), ...delta.sent]) dirs.add(parentOf(path));
+    for (const path of [...extras, ...delta.removed.map(([removed]) => removed), ...delta.sent])
+      dirs.add(parentOf(path));
     for (const [path] of delta.mtimes) dirs.add(path);
   }
   for (const dir of [...dirs].sort()) {
@@ -229,7 +287,11 @@ async function journalDirectoryTimes(live: string, delta: DeltaRecord, extras: r
 }
 
 /** Sets an entry's mode and owner without following it (a symlink: only its owner; chown only as root or when unchanged). */
-export async function setMode(path: string, wanted: { mode: number; uid: number; gid: number; symlink: boolean }, asRoot: boolean): Promise<void> {
+export async function setMode(
+  path: string,
+  wanted: { mode: number; uid: number; gid: number; symlink: boolean },
+  asRoot: boolean,
+): Promise<void> {
   const stats = await lstat(path);
   if (asRoot && (stats.uid !== wanted.uid || stats.gid !== wanted.gid)) await lchown(path, wanted.uid, wanted.gid);
   if (!wanted.symlink && (stats.mode & 0o7777) !== wanted.mode) await chmod(path, wanted.mode);

@@ -16,7 +16,8 @@ const setfattr = (...args: string[]): void => {
 };
 
 test('a getfattr dump parses into names per entry; what only the copy has is named', () => {
-  const dump = '# file: .\nuser.root=0sAA==\n\n# file: a.txt\nuser.one=0sMQ==\nuser.two=0sMg==\n\n# file: sub/b\nsystem.posix_acl_access=0sAgAAAA==\nuser.empty\n\n';
+  const dump =
+    '# file: .\nuser.root=0sAA==\n\n# file: a.txt\nuser.one=0sMQ==\nuser.two=0sMg==\n\n# file: sub/b\nsystem.posix_acl_access=0sAgAAAA==\nuser.empty\n\n';
   assert.deepEqual(
     [...xattrNamesByPath(dump)].map(([path, names]) => [path, [...names]]),
     [
@@ -58,7 +59,19 @@ test("a copy's xattrs and ACLs become exactly the source's (dropped ones go), an
     await keepXattrsForUndo(host, copy, join(root, 'xattrs.dump'), journal);
     assert.equal(await makeXattrsExactly(host, copy, wanted), 2, 'user.dropped and the ACL go');
     assert.equal(await dumpXattrs(host, copy), wanted, 'exactly the source');
-    const environment = { host, hostContext: { hostName: 'test', hostAddress: '127.0.0.1', appsRoot: '/nonexistent', stateDir: '/nonexistent', logLevel: 'info', dryRun: false }, bus: new EventBus({ runId: 'test', host: 'test' }, { keep: false }), runId: 'test' } as UndoEnvironment;
+    const environment = {
+      host,
+      hostContext: {
+        hostName: 'test',
+        hostAddress: '127.0.0.1',
+        appsRoot: '/nonexistent',
+        stateDir: '/nonexistent',
+        logLevel: 'info',
+        dryRun: false,
+      },
+      bus: new EventBus({ runId: 'test', host: 'test' }, { keep: false }),
+      runId: 'test',
+    } as UndoEnvironment;
     const run = summariseRun(journal.path, await TargetJournal.read(journal.path));
     const undone = await undoActions(environment, journal, run.pending);
     assert.deepEqual(undone.failed, []);
@@ -78,7 +91,10 @@ test('a dump naming a path through a symlink of the copy is refused; nothing is 
     await writeFile(join(outside, 'f'), 'f');
     setfattr('-n', 'user.keep', '-v', 'me', join(outside, 'f'));
     await symlink(outside, join(copy, 'dir'));
-    await assert.rejects(makeXattrsExactly(new LocalHost('test'), copy, '# file: dir/f\nuser.other=0sMQ==\n\n'), (error: Error & { code?: string }) => error.code === 'METADATA_PATH_UNSAFE');
+    await assert.rejects(
+      makeXattrsExactly(new LocalHost('test'), copy, '# file: dir/f\nuser.other=0sMQ==\n\n'),
+      (error: Error & { code?: string }) => error.code === 'METADATA_PATH_UNSAFE',
+    );
     assert.match(execFileSync('getfattr', ['-d', join(outside, 'f')], { encoding: 'utf8' }), /user\.keep="me"/);
   } finally {
     await rm(root, { recursive: true, force: true });

@@ -52,9 +52,13 @@ export function removeXattrsArgv(): string[] {
 /** The copy's xattr/ACL dump (getfattr -R -d -m - -h -e base64 in dir). */
 export async function dumpXattrs(host: Host, dir: string): Promise<string> {
   const result = await host.run({ argv: GETFATTR_ARGV, cwd: dir, maxBuffer: 256 * 1024 * 1024 });
-  if (result.exitCode === 127) throw new DependencyError('TOOL_MISSING', `getfattr is not installed on ${host.name}`, { hint: 'Install the Debian package attr.' });
+  if (result.exitCode === 127)
+    throw new DependencyError('TOOL_MISSING', `getfattr is not installed on ${host.name}`, {
+      hint: 'Install the Debian package attr.',
+    });
   // getfattr exits 1 when some file had no xattrs to show; only stderr content means trouble.
-  if (result.exitCode !== 0 && result.stdout === '' && result.stderr.trim() !== '') throw new DependencyError('SCAN_FAILED', `getfattr failed in ${dir} on ${host.name}: ${result.stderr.trim()}`);
+  if (result.exitCode !== 0 && result.stdout === '' && result.stderr.trim() !== '')
+    throw new DependencyError('SCAN_FAILED', `getfattr failed in ${dir} on ${host.name}: ${result.stderr.trim()}`);
   return result.stdout;
 }
 
@@ -68,12 +72,21 @@ export async function makeXattrsExactly(host: Host, dir: string, wanted: string)
       pairs.push([full.toString('base64'), name]);
     }
     const result = await host.run({ argv: removeXattrsArgv(), input: JSON.stringify(pairs) });
-    if (result.exitCode !== 0) throw new DependencyError('XATTR_REMOVE_FAILED', `removing ${extra.length} xattr(s) the source no longer has failed in ${dir}: ${result.stderr.trim().split('\n').slice(-1).join('')}`);
+    if (result.exitCode !== 0)
+      throw new DependencyError(
+        'XATTR_REMOVE_FAILED',
+        `removing ${extra.length} xattr(s) the source no longer has failed in ${dir}: ${result.stderr.trim().split('\n').slice(-1).join('')}`,
+      );
   }
   if (wanted.trim() !== '') {
     for (const path of xattrNamesByPath(wanted).keys()) await lstatInside(dir, decodeDumpPath(path));
     const result = await host.run({ argv: ['setfattr', '-h', '--restore=-'], cwd: dir, input: wanted });
-    if (result.exitCode !== 0) throw new DependencyError('XATTR_RESTORE_FAILED', `setfattr --restore failed in ${dir}: ${result.stderr.trim()}`, { hint: 'Does the target filesystem support xattrs and ACLs (mount option user_xattr, acl)?' });
+    if (result.exitCode !== 0)
+      throw new DependencyError(
+        'XATTR_RESTORE_FAILED',
+        `setfattr --restore failed in ${dir}: ${result.stderr.trim()}`,
+        { hint: 'Does the target filesystem support xattrs and ACLs (mount option user_xattr, acl)?' },
+      );
   }
   return extra.length;
 }
@@ -82,7 +95,12 @@ export async function makeXattrsExactly(host: Host, dir: string, wanted: string)
  * Before a cutover sets the source's xattrs on a copy: keeps the copy's own in `undoFile` (0600) and
  * journals their restore, so a rollback puts them back exactly (it runs before the renames are undone).
  */
-export async function keepXattrsForUndo(host: Host, dir: string, undoFile: string, journal: TargetJournal): Promise<void> {
+export async function keepXattrsForUndo(
+  host: Host,
+  dir: string,
+  undoFile: string,
+  journal: TargetJournal,
+): Promise<void> {
   await writeFile(undoFile, await dumpXattrs(host, dir), { mode: 0o600 });
   journal.undo({ kind: 'restore-xattrs', dir, file: undoFile });
 }

@@ -5,7 +5,14 @@ import { Writable, type Readable, type Transform } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { DeployError, formatBytes, type Host, type HostProcess, type RunResult } from '@deploykit/core';
 import { tailLines } from '@deploykit/host';
-import { BundleError, buildExtractArgv, ByteMeter, TarGuard, type BundlePartTrailer, type TarGuardOptions } from '@deploykit/transport';
+import {
+  BundleError,
+  buildExtractArgv,
+  ByteMeter,
+  TarGuard,
+  type BundlePartTrailer,
+  type TarGuardOptions,
+} from '@deploykit/transport';
 
 /** Most a part held in memory (roles, grants) may have; real ones are a few KiB. */
 const MAX_HELD_BYTES = 64 * 1024 * 1024;
@@ -21,21 +28,37 @@ export class TargetFailure extends DeployError {
   readonly class: 'input' | 'fatal';
   readonly stage: string;
   constructor(error: DeployError, failureClass: 'input' | 'fatal', stage: string) {
-    super(error.kind, error.code, error.message, { ...(error.hint === undefined ? {} : { hint: error.hint }), details: { ...error.details }, cause: error });
+    super(error.kind, error.code, error.message, {
+      ...(error.hint === undefined ? {} : { hint: error.hint }),
+      details: { ...error.details },
+      cause: error,
+    });
     this.class = failureClass;
     this.stage = stage;
   }
 }
 
 /** Bundle error codes that mean the input broke off or was damaged in transit (retryable). */
-const INPUT_CODES = new Set(['BUNDLE_TRUNCATED', 'BUNDLE_PART_MISMATCH', 'BUNDLE_STREAM_MISMATCH', 'BUNDLE_ABORTED', 'BUNDLE_GARBAGE', 'BUNDLE_SINK_CLOSED']);
+const INPUT_CODES = new Set([
+  'BUNDLE_TRUNCATED',
+  'BUNDLE_PART_MISMATCH',
+  'BUNDLE_STREAM_MISMATCH',
+  'BUNDLE_ABORTED',
+  'BUNDLE_GARBAGE',
+  'BUNDLE_SINK_CLOSED',
+]);
 
 /** Classifies what a part's `done` rejected with. */
 export function classifyBundleError(error: unknown): TargetFailure | 'producer-failed' {
   if (error instanceof BundleError && error.code === 'BUNDLE_PRODUCER_FAILED') return 'producer-failed';
   if (error instanceof TargetFailure) return error;
-  if (error instanceof DeployError) return new TargetFailure(error, INPUT_CODES.has(error.code) ? 'input' : 'fatal', 'transfer');
-  return new TargetFailure(new DeployError('internal', 'INTERNAL', error instanceof Error ? error.message : String(error)), 'fatal', 'receiver');
+  if (error instanceof DeployError)
+    return new TargetFailure(error, INPUT_CODES.has(error.code) ? 'input' : 'fatal', 'transfer');
+  return new TargetFailure(
+    new DeployError('internal', 'INTERNAL', error instanceof Error ? error.message : String(error)),
+    'fatal',
+    'receiver',
+  );
 }
 
 /** A part attempt as the consumers see it. */
@@ -46,7 +69,9 @@ export interface PartAttempt {
 }
 
 /** How one attempt went: verified (with its trailer), or its producer failed (the sender may retry). */
-export type PartOutcome = { readonly ok: true; readonly trailer: BundlePartTrailer; readonly bytes: number } | { readonly ok: false; readonly producerFailed: true; readonly message: string };
+export type PartOutcome =
+  | { readonly ok: true; readonly trailer: BundlePartTrailer; readonly bytes: number }
+  | { readonly ok: false; readonly producerFailed: true; readonly message: string };
 
 /** Counts bytes handed to a consumer, for progress and stall detection. */
 export interface PartMeter {
@@ -61,7 +86,10 @@ function meter(onBytes: PartMeter | undefined): ByteMeter {
 
 /** Free space note for a consumer that ran out of it (GNU tar reports a full disk as a short write). */
 async function describeNoSpace(stderr: string, where: string): Promise<string | undefined> {
-  const free = await statfs(where).then((s) => s.bavail * s.bsize, () => undefined);
+  const free = await statfs(where).then(
+    (s) => s.bavail * s.bsize,
+    () => undefined,
+  );
   const note = free === undefined ? '' : ` (${formatBytes(free)} free in ${where})`;
   if (/No space left on device/i.test(stderr)) return note;
   if (free !== undefined && free < MIN_FREE_BYTES && /Wrote only \d+ of \d+ bytes/.test(stderr)) return note;
@@ -73,7 +101,14 @@ async function describeNoSpace(stderr: string, where: string): Promise<string | 
  * verified and the consumer exited 0 -> ok; the producer failed -> the attempt is void; anything
  * else -> TargetFailure (input or fatal, with the stage to blame). `signal` aborts it (a stall).
  */
-async function feedProcess(attempt: PartAttempt, consumer: HostProcess, filters: readonly Transform[], where: string, onBytes?: PartMeter, signal?: AbortSignal): Promise<PartOutcome> {
+async function feedProcess(
+  attempt: PartAttempt,
+  consumer: HostProcess,
+  filters: readonly Transform[],
+  where: string,
+  onBytes?: PartMeter,
+  signal?: AbortSignal,
+): Promise<PartOutcome> {
   consumer.stdout.resume();
   const stdin = consumer.stdin!;
   // The bytes are counted where they leave for the consumer, by a listener rather than one more
@@ -115,7 +150,11 @@ async function feedProcess(attempt: PartAttempt, consumer: HostProcess, filters:
     if (signal?.aborted) resolve({ aborted: signal.reason });
     signal?.addEventListener('abort', () => resolve({ aborted: signal.reason }), { once: true });
   });
-  const first = await Promise.race([chain.then((error) => ({ chain: error })), exit.then((result) => ({ exit: result })), aborted]);
+  const first = await Promise.race([
+    chain.then((error) => ({ chain: error })),
+    exit.then((result) => ({ exit: result })),
+    aborted,
+  ]);
   if ('aborted' in first) {
     await stopConsumer();
     throw first.aborted;
@@ -123,7 +162,10 @@ async function feedProcess(attempt: PartAttempt, consumer: HostProcess, filters:
   if ('exit' in first && first.exit.exitCode !== 0) {
     // The consumer died while the part still flows. A producer failure arriving now explains it.
     attempt.data.resume();
-    const settled = await Promise.race([trailer, new Promise<undefined>((resolve) => setTimeout(resolve, 1500, undefined).unref())]);
+    const settled = await Promise.race([
+      trailer,
+      new Promise<undefined>((resolve) => setTimeout(resolve, 1500, undefined).unref()),
+    ]);
     if (settled !== undefined && 'error' in settled) return voidOrThrow(settled.error);
     throw await consumerFailure(first.exit, where);
   }
@@ -155,10 +197,24 @@ async function consumerFailure(result: RunResult, where: string): Promise<Target
   const status = result.signal ? `was killed by ${result.signal}` : `exited with code ${String(result.exitCode)}`;
   const space = await describeNoSpace(result.stderr, where);
   if (space !== undefined) {
-    return new TargetFailure(new DeployError('dependency', 'CONSUMER_NO_SPACE', `${name} ${status}: No space left on device${space}`, { hint: 'Free space on this host (or choose another target), then run the migration again.', details: { stderrTail: tailLines(result.stderr, 10) } }), 'fatal', 'consumer');
+    return new TargetFailure(
+      new DeployError('dependency', 'CONSUMER_NO_SPACE', `${name} ${status}: No space left on device${space}`, {
+        hint: 'Free space on this host (or choose another target), then run the migration again.',
+        details: { stderrTail: tailLines(result.stderr, 10) },
+      }),
+      'fatal',
+      'consumer',
+    );
   }
   const last = tailLines(result.stderr, 3).replace(/\n/g, ' | ');
-  return new TargetFailure(new DeployError('transport', 'CONSUMER_FAILED', `${name} ${status}${last ? `: ${last}` : ''}`, { hint: 'See the consumer error above; fix its cause on this host, then run the migration again.', details: { stderrTail: tailLines(result.stderr, 10) } }), 'fatal', 'consumer');
+  return new TargetFailure(
+    new DeployError('transport', 'CONSUMER_FAILED', `${name} ${status}${last ? `: ${last}` : ''}`, {
+      hint: 'See the consumer error above; fix its cause on this host, then run the migration again.',
+      details: { stderrTail: tailLines(result.stderr, 10) },
+    }),
+    'fatal',
+    'consumer',
+  );
 }
 
 /**
@@ -166,7 +222,14 @@ async function consumerFailure(result: RunResult, where: string): Promise<Target
  * links leaving the dir; device nodes and FIFOs only as `guard` declares them). The dir's own mode
  * comes from the archive's root entry, else 0755.
  */
-export async function receiveTarPart(host: Host, attempt: PartAttempt, dir: string, onBytes?: PartMeter, signal?: AbortSignal, guardOptions: TarGuardOptions = {}): Promise<PartOutcome> {
+export async function receiveTarPart(
+  host: Host,
+  attempt: PartAttempt,
+  dir: string,
+  onBytes?: PartMeter,
+  signal?: AbortSignal,
+  guardOptions: TarGuardOptions = {},
+): Promise<PartOutcome> {
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await chmod(dir, 0o700);
@@ -178,17 +241,34 @@ export async function receiveTarPart(host: Host, attempt: PartAttempt, dir: stri
 }
 
 /** Restores a database part by piping it into `argv`. */
-export async function receiveCommandPart(host: Host, attempt: PartAttempt, argv: readonly string[], where: string, onBytes?: PartMeter, signal?: AbortSignal): Promise<PartOutcome> {
+export async function receiveCommandPart(
+  host: Host,
+  attempt: PartAttempt,
+  argv: readonly string[],
+  where: string,
+  onBytes?: PartMeter,
+  signal?: AbortSignal,
+): Promise<PartOutcome> {
   const consumer = host.spawn({ argv, stdin: 'pipe', label: `${attempt.part} consumer` });
   return feedProcess(attempt, consumer, [], where, onBytes, signal);
 }
 
 /** Writes a part to a file (0600) in a fresh 0700 dir: a database dump held until the commit. */
-export async function receiveFilePart(attempt: PartAttempt, file: string, onBytes?: PartMeter, signal?: AbortSignal): Promise<PartOutcome> {
+export async function receiveFilePart(
+  attempt: PartAttempt,
+  file: string,
+  onBytes?: PartMeter,
+  signal?: AbortSignal,
+): Promise<PartOutcome> {
   await rm(dirname(file), { recursive: true, force: true });
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
   const byteMeter = meter(onBytes);
-  const written = pipeline(attempt.data, byteMeter, createWriteStream(file, { mode: 0o600 }), ...(signal ? [{ signal }] : [])).catch((error: unknown) => error);
+  const written = pipeline(
+    attempt.data,
+    byteMeter,
+    createWriteStream(file, { mode: 0o600 }),
+    ...(signal ? [{ signal }] : []),
+  ).catch((error: unknown) => error);
   try {
     const trailer = await attempt.done;
     const error = await written;
@@ -200,7 +280,14 @@ export async function receiveFilePart(attempt: PartAttempt, file: string, onByte
     const classified = classifyBundleError(error);
     if (classified === 'producer-failed') return { ok: false, producerFailed: true, message: (error as Error).message };
     const space = await describeNoSpace(String((error as Error).message), dirname(file));
-    if (space !== undefined) throw new TargetFailure(new DeployError('dependency', 'CONSUMER_NO_SPACE', `writing ${file}: No space left on device${space}`, { hint: 'Free space on this host (or choose another target), then run the migration again.' }), 'fatal', 'consumer');
+    if (space !== undefined)
+      throw new TargetFailure(
+        new DeployError('dependency', 'CONSUMER_NO_SPACE', `writing ${file}: No space left on device${space}`, {
+          hint: 'Free space on this host (or choose another target), then run the migration again.',
+        }),
+        'fatal',
+        'consumer',
+      );
     throw classified;
   }
 }
@@ -212,7 +299,14 @@ export async function receiveHeldPart(attempt: PartAttempt): Promise<PartOutcome
   const sink = new Writable({
     write(chunk: Buffer, _encoding, callback) {
       size += chunk.length;
-      if (size > MAX_HELD_BYTES) return callback(new DeployError('transport', 'PART_TOO_LARGE', `part ${attempt.part} is over ${formatBytes(MAX_HELD_BYTES)}: not SQL of roles or grants`));
+      if (size > MAX_HELD_BYTES)
+        return callback(
+          new DeployError(
+            'transport',
+            'PART_TOO_LARGE',
+            `part ${attempt.part} is over ${formatBytes(MAX_HELD_BYTES)}: not SQL of roles or grants`,
+          ),
+        );
       chunks.push(chunk);
       callback();
     },
@@ -221,7 +315,8 @@ export async function receiveHeldPart(attempt: PartAttempt): Promise<PartOutcome
   try {
     const trailer = await attempt.done;
     const error = await piped;
-    if (error instanceof DeployError && error.code === 'PART_TOO_LARGE') throw new TargetFailure(error, 'fatal', 'integrity');
+    if (error instanceof DeployError && error.code === 'PART_TOO_LARGE')
+      throw new TargetFailure(error, 'fatal', 'integrity');
     return { ok: true, trailer, bytes: size, text: Buffer.concat(chunks).toString('utf8') };
   } catch (error) {
     await piped;

@@ -1,4 +1,11 @@
-import { DeployError, displayArgv, type CommandSpec, type Host, type HostProcess, type RunResult } from '@deploykit/core';
+import {
+  DeployError,
+  displayArgv,
+  type CommandSpec,
+  type Host,
+  type HostProcess,
+  type RunResult,
+} from '@deploykit/core';
 import type { TargetJournal } from './target-journal.js';
 
 /** A step as the planned host needs it: its id and the argv it may run. */
@@ -33,9 +40,14 @@ export class PlannedHost implements Host {
 
   #admit(spec: CommandSpec): void {
     if (!this.#step.commands.some((planned) => sameArgv(planned, spec.argv))) {
-      throw new DeployError('internal', 'COMMAND_NOT_PLANNED', `step ${this.#step.id} tried to run \`${displayArgv(spec.argv)}\`, which its plan does not list (a bug in deploykit)`, {
-        hint: 'Nothing was run for it; the run is rolled back. Please report this with the run record.',
-      });
+      throw new DeployError(
+        'internal',
+        'COMMAND_NOT_PLANNED',
+        `step ${this.#step.id} tried to run \`${displayArgv(spec.argv)}\`, which its plan does not list (a bug in deploykit)`,
+        {
+          hint: 'Nothing was run for it; the run is rolled back. Please report this with the run record.',
+        },
+      );
     }
     this.#journal.write({ t: 'command', step: this.#step.id, argv: displayArgv(spec.argv) });
   }

@@ -60,7 +60,8 @@ export function reusableParts(run: Pick<RecordedRun, 'verifiedParts'>): Recorded
 
 /** True for the resumable actions that hold `parts` (the staging root with their dirs, the staging database). */
 export function holdsKeptParts(action: UndoAction, parts: readonly string[], layout: TargetLayout): boolean {
-  if (action.kind === 'remove-path' && action.resumable === true) return action.path === layout.stagingRoot && parts.length > 0;
+  if (action.kind === 'remove-path' && action.resumable === true)
+    return action.path === layout.stagingRoot && parts.length > 0;
   if (action.kind === 'drop-database' && action.resumable === true) return parts.includes('database');
   return false;
 }
@@ -101,9 +102,19 @@ export async function recoverEarlierRuns(
   currentRunId: string,
   layoutOf: (runId: string) => TargetLayout,
 ): Promise<{ recovered: RecoveredRun[]; candidate?: RecordedRun }> {
-  const runs = (await listRecordedRuns(environment.hostContext.stateDir, app)).filter((run) => run.runId !== currentRunId);
-  const open = runs.filter((run) => run.outcome === undefined || run.outcome === 'kept-for-resume' || (run.outcome === 'rolled-back' && run.pending.length > 0));
-  const live = (run: RecordedRun): boolean => run.outcome === undefined && run.pid > 0 && isHolderAlive({ pid: run.pid, startTicks: run.startTicks } as Parameters<typeof isHolderAlive>[0]);
+  const runs = (await listRecordedRuns(environment.hostContext.stateDir, app)).filter(
+    (run) => run.runId !== currentRunId,
+  );
+  const open = runs.filter(
+    (run) =>
+      run.outcome === undefined ||
+      run.outcome === 'kept-for-resume' ||
+      (run.outcome === 'rolled-back' && run.pending.length > 0),
+  );
+  const live = (run: RecordedRun): boolean =>
+    run.outcome === undefined &&
+    run.pid > 0 &&
+    isHolderAlive({ pid: run.pid, startTicks: run.startTicks } as Parameters<typeof isHolderAlive>[0]);
   const withParts = open.filter((run) => !live(run) && reusableParts(run).length > 0);
   const candidate = withParts.at(-1);
   const recovered: RecoveredRun[] = [];
@@ -113,14 +124,24 @@ export async function recoverEarlierRuns(
     const runEnvironment = withEngineOf(environment, run);
     // The input's processes carry the receiving command's own id when the run's was not known yet (pairing).
     let processesStopped = await stopRunProcesses(run.runId);
-    if (run.input !== undefined && run.input.runId !== run.runId) processesStopped += await stopRunProcesses(run.input.runId);
+    if (run.input !== undefined && run.input.runId !== run.runId)
+      processesStopped += await stopRunProcesses(run.input.runId);
     for (const path of run.input?.paths ?? []) await rm(path, { recursive: true, force: true });
     const keep = run === candidate ? reusableParts(run).map((part) => part.part) : [];
     const layout = layoutOf(run.runId);
     if (keep.length > 0) await pruneStaging(layout, keep);
-    const result = await undoActions({ ...runEnvironment, runId: run.runId }, journal, run.pending, (action) => holdsKeptParts(action, keep, layout));
+    const result = await undoActions({ ...runEnvironment, runId: run.runId }, journal, run.pending, (action) =>
+      holdsKeptParts(action, keep, layout),
+    );
     if (keep.length === 0) journal.write({ t: 'end', outcome: 'recovered', by: currentRunId });
-    recovered.push({ runId: run.runId, outcome: keep.length > 0 ? 'kept' : 'undone', processesStopped, undone: result.undone, failed: result.failed, keptParts: keep });
+    recovered.push({
+      runId: run.runId,
+      outcome: keep.length > 0 ? 'kept' : 'undone',
+      processesStopped,
+      undone: result.undone,
+      failed: result.failed,
+      keptParts: keep,
+    });
   }
   return { recovered, ...(candidate === undefined ? {} : { candidate }) };
 }
@@ -129,7 +150,12 @@ export async function recoverEarlierRuns(
  * Takes over the kept parts of an earlier run: its staging root and staging database are renamed to
  * this run's names (so leftovers are found by this run's id from now on) and its record says so.
  */
-export async function adoptRun(environment: UndoEnvironment, run: RecordedRun, from: TargetLayout, to: TargetLayout): Promise<string[]> {
+export async function adoptRun(
+  environment: UndoEnvironment,
+  run: RecordedRun,
+  from: TargetLayout,
+  to: TargetLayout,
+): Promise<string[]> {
   const journal = new TargetJournal(run.path);
   const parts = reusableParts(run).map((part) => part.part);
   if (await pathExists(from.stagingRoot)) {
@@ -138,10 +164,16 @@ export async function adoptRun(environment: UndoEnvironment, run: RecordedRun, f
   }
   // A renaming engine's verified database is the staging database: it takes this run's name too.
   const staging = environment.engine?.staging;
-  if (parts.includes('database') && staging?.kind === 'rename' && environment.sql && (await environment.engine!.databaseExists(environment.sql, from.stageDatabase))) {
+  if (
+    parts.includes('database') &&
+    staging?.kind === 'rename' &&
+    environment.sql &&
+    (await environment.engine!.databaseExists(environment.sql, from.stageDatabase))
+  ) {
     await staging.moveDatabase(environment.sql, from.stageDatabase, to.stageDatabase);
   }
-  for (const { id } of run.pending) journal.write({ t: 'undone', id, ok: true, message: `adopted by run ${environment.runId}` });
+  for (const { id } of run.pending)
+    journal.write({ t: 'undone', id, ok: true, message: `adopted by run ${environment.runId}` });
   journal.write({ t: 'end', outcome: 'adopted', by: environment.runId });
   const held: string[] = [];
   for (const part of parts) if (part === 'database' || (await pathExists(partDir(to, part)))) held.push(part);
@@ -149,10 +181,16 @@ export async function adoptRun(environment: UndoEnvironment, run: RecordedRun, f
 }
 
 /** Rolls back a kept run entirely (its parts are not reused). */
-export async function discardRun(environment: Omit<UndoEnvironment, 'runId'>, app: string, run: RecordedRun, currentRunId: string): Promise<UndoOutcome> {
+export async function discardRun(
+  environment: Omit<UndoEnvironment, 'runId'>,
+  app: string,
+  run: RecordedRun,
+  currentRunId: string,
+): Promise<UndoOutcome> {
   const journal = new TargetJournal(run.path);
   // Read it again: recovery undid part of it since `run` was read.
-  const fresh = (await listRecordedRuns(environment.hostContext.stateDir, app)).find((r) => r.runId === run.runId) ?? run;
+  const fresh =
+    (await listRecordedRuns(environment.hostContext.stateDir, app)).find((r) => r.runId === run.runId) ?? run;
   const result = await undoActions({ ...withEngineOf(environment, run), runId: run.runId }, journal, fresh.pending);
   journal.write({ t: 'end', outcome: 'recovered', by: currentRunId });
   return result;

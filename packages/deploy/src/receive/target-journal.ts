@@ -28,7 +28,14 @@ export type UndoAction =
   /** Start the replaced app again once its folder is back (bin/start). */
   | { readonly kind: 'start-app'; readonly dir: string }
   /** Put an entry's mode and owner back (a cutover changed them); a symlink: its owner only. */
-  | { readonly kind: 'set-mode'; readonly path: string; readonly mode: number; readonly uid: number; readonly gid: number; readonly symlink: boolean }
+  | {
+      readonly kind: 'set-mode';
+      readonly path: string;
+      readonly mode: number;
+      readonly uid: number;
+      readonly gid: number;
+      readonly symlink: boolean;
+    }
   /** Put a directory's modification time back, to the nanosecond (a cutover's renames in it moved it). */
   | { readonly kind: 'set-mtime'; readonly path: string; readonly ns: string }
   /** Make the xattrs/ACLs under dir exactly the getfattr dump in file again (a cutover set the source's). */
@@ -39,20 +46,50 @@ export type TargetOutcome = 'finished' | 'rolled-back' | 'kept-for-resume' | 're
 
 /** One line of a target-side run record (`<state>/apps/<app>/incoming/<run id>.jsonl`). */
 export type TargetJournalLine =
-  | { readonly t: 'run'; readonly deployVersion?: string; readonly app: string; readonly runId: string; readonly source: string; readonly pid: number; readonly startTicks: number; readonly parts: readonly string[]; readonly engine?: DatabaseEngine['kind'] }
+  | {
+      readonly t: 'run';
+      readonly deployVersion?: string;
+      readonly app: string;
+      readonly runId: string;
+      readonly source: string;
+      readonly pid: number;
+      readonly startTicks: number;
+      readonly parts: readonly string[];
+      readonly engine?: DatabaseEngine['kind'];
+    }
   /**
    * What the input of the run made before the run knew its id (an ffl download and its temp dir, found
    * by the receiving command's own run id): a later run stops and removes them if this one is killed.
    */
   | { readonly t: 'input'; readonly runId: string; readonly paths: readonly string[] }
   | { readonly t: 'archive'; readonly archive: string }
-  | { readonly t: 'plan'; readonly steps: readonly { readonly id: string; readonly kind: string; readonly title: string; readonly commands: readonly string[] }[] }
-  | { readonly t: 'step'; readonly step: string; readonly status: 'start' | 'ok' | 'failed' | 'reused'; readonly detail?: Readonly<Record<string, unknown>> }
+  | {
+      readonly t: 'plan';
+      readonly steps: readonly {
+        readonly id: string;
+        readonly kind: string;
+        readonly title: string;
+        readonly commands: readonly string[];
+      }[];
+    }
+  | {
+      readonly t: 'step';
+      readonly step: string;
+      readonly status: 'start' | 'ok' | 'failed' | 'reused';
+      readonly detail?: Readonly<Record<string, unknown>>;
+    }
   | { readonly t: 'command'; readonly step: string; readonly argv: string }
   | { readonly t: 'undo'; readonly id: number; readonly action: UndoAction }
   | { readonly t: 'undone'; readonly id: number; readonly ok: boolean; readonly message?: string }
   | { readonly t: 'cancel'; readonly id: number }
-  | { readonly t: 'part'; readonly part: string; readonly bytes: number; readonly sha256: string; readonly archive: string; readonly fromArchive: boolean }
+  | {
+      readonly t: 'part';
+      readonly part: string;
+      readonly bytes: number;
+      readonly sha256: string;
+      readonly archive: string;
+      readonly fromArchive: boolean;
+    }
   /** The parts were put together into the staged app: from here on none of them can be reused alone. */
   | { readonly t: 'assembled' }
   | { readonly t: 'end'; readonly outcome: TargetOutcome; readonly by?: string };
@@ -127,13 +164,19 @@ export interface RecordedRun {
 /** Summarises a run record. */
 export function summariseRun(path: string, lines: readonly StoredLine[]): RecordedRun {
   const run = lines.find((line): line is Extract<StoredLine, { t: 'run' }> => line.t === 'run');
-  const undone = new Set(lines.flatMap((line) => (line.t === 'undone' && line.ok ? [line.id] : line.t === 'cancel' ? [line.id] : [])));
-  const pending = lines.flatMap((line) => (line.t === 'undo' && !undone.has(line.id) ? [{ id: line.id, action: line.action }] : []));
+  const undone = new Set(
+    lines.flatMap((line) => (line.t === 'undone' && line.ok ? [line.id] : line.t === 'cancel' ? [line.id] : [])),
+  );
+  const pending = lines.flatMap((line) =>
+    line.t === 'undo' && !undone.has(line.id) ? [{ id: line.id, action: line.action }] : [],
+  );
   const ends = lines.filter((line): line is Extract<StoredLine, { t: 'end' }> => line.t === 'end');
   const parts = new Map<string, Extract<TargetJournalLine, { t: 'part' }>>();
   for (const line of lines) if (line.t === 'part') parts.set(line.part, line);
   if (lines.some((line) => line.t === 'assembled')) parts.clear();
-  const archive = [...lines].reverse().find((line): line is Extract<StoredLine, { t: 'archive' }> => line.t === 'archive')?.archive;
+  const archive = [...lines]
+    .reverse()
+    .find((line): line is Extract<StoredLine, { t: 'archive' }> => line.t === 'archive')?.archive;
   const input = lines.find((line): line is Extract<StoredLine, { t: 'input' }> => line.t === 'input');
   return {
     runId: run?.runId ?? path.replace(/^.*\//, '').replace(/\.jsonl$/, ''),

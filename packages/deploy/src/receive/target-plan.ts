@@ -52,10 +52,17 @@ export function partDir(layout: TargetLayout, part: string): string {
 }
 
 /** Builds the layout of run `runId` of `app` on a host with these roots (pure). */
-export function buildTargetLayout(header: Pick<MigrationHeader, 'app' | 'runId'> & { manifest: { borg?: { repository: string } } }, roots: { appsRoot: string; stateDir: string }): TargetLayout {
+export function buildTargetLayout(
+  header: Pick<MigrationHeader, 'app' | 'runId'> & { manifest: { borg?: { repository: string } } },
+  roots: { appsRoot: string; stateDir: string },
+): TargetLayout {
   const { app, runId } = header;
   const finalDir = join(roots.appsRoot, app);
-  const repository = expandPlaceholders(header.manifest.borg?.repository ?? '{state_dir}/borg/{app}', { app, state_dir: roots.stateDir, app_dir: finalDir });
+  const repository = expandPlaceholders(header.manifest.borg?.repository ?? '{state_dir}/borg/{app}', {
+    app,
+    state_dir: roots.stateDir,
+    app_dir: finalDir,
+  });
   return {
     appsRoot: roots.appsRoot,
     stateDir: roots.stateDir,
@@ -81,25 +88,110 @@ export interface TargetOccupancy {
 
 /** One step of the target-side run, as data; `commands` lists every argv the step may run. */
 export type TargetStep =
-  | { readonly id: 'preflight'; readonly kind: 'preflight'; readonly title: string; readonly commands: readonly (readonly string[])[] }
-  | { readonly id: 'lock'; readonly kind: 'lock'; readonly title: string; readonly commands: readonly (readonly string[])[] }
-  | { readonly id: 'recover'; readonly kind: 'recover'; readonly title: string; readonly commands: readonly (readonly string[])[] }
-  | { readonly id: string; readonly kind: 'receive'; readonly part: MigrationPart; readonly title: string; readonly commands: readonly (readonly string[])[] }
-  | { readonly id: 'assemble'; readonly kind: 'assemble'; readonly title: string; readonly commands: readonly (readonly string[])[] }
+  | {
+      readonly id: 'preflight';
+      readonly kind: 'preflight';
+      readonly title: string;
+      readonly commands: readonly (readonly string[])[];
+    }
+  | {
+      readonly id: 'lock';
+      readonly kind: 'lock';
+      readonly title: string;
+      readonly commands: readonly (readonly string[])[];
+    }
+  | {
+      readonly id: 'recover';
+      readonly kind: 'recover';
+      readonly title: string;
+      readonly commands: readonly (readonly string[])[];
+    }
+  | {
+      readonly id: string;
+      readonly kind: 'receive';
+      readonly part: MigrationPart;
+      readonly title: string;
+      readonly commands: readonly (readonly string[])[];
+    }
+  | {
+      readonly id: 'assemble';
+      readonly kind: 'assemble';
+      readonly title: string;
+      readonly commands: readonly (readonly string[])[];
+    }
   /** A cutover: stop the copy a migration left here (it is started again on a rollback). */
-  | { readonly id: 'stop-app'; readonly kind: 'stop-app'; readonly title: string; readonly commands: readonly (readonly string[])[] }
+  | {
+      readonly id: 'stop-app';
+      readonly kind: 'stop-app';
+      readonly title: string;
+      readonly commands: readonly (readonly string[])[];
+    }
   /** A cutover: every volume of the copy here still equals the base archive (else refuse, unless --force). */
-  | { readonly id: 'check-base'; readonly kind: 'check-base'; readonly title: string; readonly commands: readonly (readonly string[])[] }
+  | {
+      readonly id: 'check-base';
+      readonly kind: 'check-base';
+      readonly title: string;
+      readonly commands: readonly (readonly string[])[];
+    }
   /** A cutover: one volume's delta applied in place, each change journaled with its undo. */
-  | { readonly id: string; readonly kind: 'apply-delta'; readonly volume: string; readonly title: string; readonly commands: readonly (readonly string[])[] }
-  | { readonly id: string; readonly kind: 'apply-metadata'; readonly volume: string; readonly title: string; readonly commands: readonly (readonly string[])[] }
-  | { readonly id: string; readonly kind: 'verify-volume'; readonly volume: string; readonly title: string; readonly commands: readonly (readonly string[])[] }
-  | { readonly id: 'verify-rows'; readonly kind: 'verify-rows'; readonly title: string; readonly commands: readonly (readonly string[])[] }
-  | { readonly id: 'verify-history'; readonly kind: 'verify-history'; readonly title: string; readonly commands: readonly (readonly string[])[] }
-  | { readonly id: 'commit'; readonly kind: 'commit'; readonly title: string; readonly commands: readonly (readonly string[])[] }
-  | { readonly id: 'install' | 'start'; readonly kind: 'phase'; readonly phase: 'install' | 'start'; readonly title: string; readonly commands: readonly (readonly string[])[] }
-  | { readonly id: 'health'; readonly kind: 'health'; readonly title: string; readonly commands: readonly (readonly string[])[] }
-  | { readonly id: 'finish'; readonly kind: 'finish'; readonly title: string; readonly commands: readonly (readonly string[])[] };
+  | {
+      readonly id: string;
+      readonly kind: 'apply-delta';
+      readonly volume: string;
+      readonly title: string;
+      readonly commands: readonly (readonly string[])[];
+    }
+  | {
+      readonly id: string;
+      readonly kind: 'apply-metadata';
+      readonly volume: string;
+      readonly title: string;
+      readonly commands: readonly (readonly string[])[];
+    }
+  | {
+      readonly id: string;
+      readonly kind: 'verify-volume';
+      readonly volume: string;
+      readonly title: string;
+      readonly commands: readonly (readonly string[])[];
+    }
+  | {
+      readonly id: 'verify-rows';
+      readonly kind: 'verify-rows';
+      readonly title: string;
+      readonly commands: readonly (readonly string[])[];
+    }
+  | {
+      readonly id: 'verify-history';
+      readonly kind: 'verify-history';
+      readonly title: string;
+      readonly commands: readonly (readonly string[])[];
+    }
+  | {
+      readonly id: 'commit';
+      readonly kind: 'commit';
+      readonly title: string;
+      readonly commands: readonly (readonly string[])[];
+    }
+  | {
+      readonly id: 'install' | 'start';
+      readonly kind: 'phase';
+      readonly phase: 'install' | 'start';
+      readonly title: string;
+      readonly commands: readonly (readonly string[])[];
+    }
+  | {
+      readonly id: 'health';
+      readonly kind: 'health';
+      readonly title: string;
+      readonly commands: readonly (readonly string[])[];
+    }
+  | {
+      readonly id: 'finish';
+      readonly kind: 'finish';
+      readonly title: string;
+      readonly commands: readonly (readonly string[])[];
+    };
 
 /** The argv borg checks of a carried repository run (with BORG_REPO in the environment). */
 export const BORG_CHECK_ARGV = ['borg', 'check'] as const;
@@ -130,7 +222,12 @@ export function metadataCommands(contents: MigrationContents, volume: string): s
  * Per volume: applying what export-tar dropped (when the contents say there is some), then the
  * verification against the listing (and the carried metadata). Shared by a migration and a cutover.
  */
-function volumeCheckSteps(input: TargetPlanInput, volumes: readonly MigrationPart[], verifyTitle: (volume: string) => string, options: { cutover?: boolean } = {}): TargetStep[] {
+function volumeCheckSteps(
+  input: TargetPlanInput,
+  volumes: readonly MigrationPart[],
+  verifyTitle: (volume: string) => string,
+  options: { cutover?: boolean } = {},
+): TargetStep[] {
   const steps: TargetStep[] = [];
   if (input.contents !== undefined) {
     for (const part of volumes) {
@@ -139,16 +236,37 @@ function volumeCheckSteps(input: TargetPlanInput, volumes: readonly MigrationPar
       if (options.cutover) {
         // A cutover changes the copy in place: its xattrs/ACLs are made exactly the source's, also when the source has none left.
         const exact = [[...GETFATTR_ARGV], removeXattrsArgv(), ['setfattr', '-h', '--restore=-']];
-        steps.push({ id: `metadata:${name}`, kind: 'apply-metadata', volume: name, title: `make the xattrs and ACLs in ${name} exactly the source's (the copy's kept for the undo); apply late mtimes, sparse files`, commands: [...exact, ...commands.filter((argv) => argv[0] !== 'setfattr')] });
+        steps.push({
+          id: `metadata:${name}`,
+          kind: 'apply-metadata',
+          volume: name,
+          title: `make the xattrs and ACLs in ${name} exactly the source's (the copy's kept for the undo); apply late mtimes, sparse files`,
+          commands: [...exact, ...commands.filter((argv) => argv[0] !== 'setfattr')],
+        });
       } else if (commands.length > 0) {
-        steps.push({ id: `metadata:${name}`, kind: 'apply-metadata', volume: name, title: `apply what export-tar dropped in ${name} (xattrs, ACLs, late mtimes, sparse files)`, commands });
+        steps.push({
+          id: `metadata:${name}`,
+          kind: 'apply-metadata',
+          volume: name,
+          title: `apply what export-tar dropped in ${name} (xattrs, ACLs, late mtimes, sparse files)`,
+          commands,
+        });
       }
     }
   }
   for (const part of volumes) {
     const fidelity = input.contents?.volumes[part.volume!.name]?.fidelity;
-    const scan = fidelity !== undefined && !isFidelityTrivial(fidelity) ? [[...GETFATTR_ARGV], [...LATE_MTIME_ARGV], [...SPARSE_ARGV], mtimeArgv('scan-all')] : [];
-    steps.push({ id: `verify:${part.volume!.name}`, kind: 'verify-volume', volume: part.volume!.name, title: `${verifyTitle(part.volume!.name)}${scan.length > 0 ? ' and the carried metadata' : ''}`, commands: scan });
+    const scan =
+      fidelity !== undefined && !isFidelityTrivial(fidelity)
+        ? [[...GETFATTR_ARGV], [...LATE_MTIME_ARGV], [...SPARSE_ARGV], mtimeArgv('scan-all')]
+        : [];
+    steps.push({
+      id: `verify:${part.volume!.name}`,
+      kind: 'verify-volume',
+      volume: part.volume!.name,
+      title: `${verifyTitle(part.volume!.name)}${scan.length > 0 ? ' and the carried metadata' : ''}`,
+      commands: scan,
+    });
   }
   return steps;
 }
@@ -161,9 +279,19 @@ export function buildTargetPlan(input: TargetPlanInput): TargetStep[] {
   const { header, layout, engine, occupied } = input;
   const steps: TargetStep[] = [];
   const client = engine ? [engine.clientArgv()] : [];
-  steps.push({ id: 'preflight', kind: 'preflight', title: `check this host can take ${header.app}: deploy version, tools, space`, commands: [] });
+  steps.push({
+    id: 'preflight',
+    kind: 'preflight',
+    title: `check this host can take ${header.app}: deploy version, tools, space`,
+    commands: [],
+  });
   steps.push({ id: 'lock', kind: 'lock', title: `lock ${header.app} on this host`, commands: [] });
-  steps.push({ id: 'recover', kind: 'recover', title: `clean up what earlier unfinished runs of this app left (by run id); nothing of the app in the way${occupied.folder || occupied.database || occupied.repository ? ' but what --replace replaces' : ''}`, commands: client });
+  steps.push({
+    id: 'recover',
+    kind: 'recover',
+    title: `clean up what earlier unfinished runs of this app left (by run id); nothing of the app in the way${occupied.folder || occupied.database || occupied.repository ? ' but what --replace replaces' : ''}`,
+    commands: client,
+  });
   for (const part of header.parts) {
     const dir = partDir(layout, part.id);
     const commands: string[][] = [];
@@ -184,7 +312,9 @@ export function buildTargetPlan(input: TargetPlanInput): TargetStep[] {
         const staging = engine!.staging;
         if (staging.kind === 'rename') {
           // The admin client makes the staging database; in it the extensions' owners create theirs before the restore, and it applies the source's fixups after it.
-          commands.push(engine!.clientArgv(), engine!.clientArgv(layout.stageDatabase), [...staging.restoreConsumer(layout.stageDatabase).argv]);
+          commands.push(engine!.clientArgv(), engine!.clientArgv(layout.stageDatabase), [
+            ...staging.restoreConsumer(layout.stageDatabase).argv,
+          ]);
           title = `${part.title} -> staging database ${layout.stageDatabase}`;
         } else {
           title = `${part.title} -> ${databaseDumpFile(layout)}, held until the commit`;
@@ -199,8 +329,19 @@ export function buildTargetPlan(input: TargetPlanInput): TargetStep[] {
   }
   if (header.cutover) return [...steps, ...cutoverSteps(input)];
   const volumes = header.parts.filter((part) => part.kind === 'volume' && part.volume !== undefined);
-  steps.push({ id: 'assemble', kind: 'assemble', title: `put the volumes into the staged app folder and check its app.yaml against the header`, commands: [] });
-  steps.push(...volumeCheckSteps(input, volumes, (name) => `every file of ${name} against the archive listing (count, bytes, SHA-256)`));
+  steps.push({
+    id: 'assemble',
+    kind: 'assemble',
+    title: `put the volumes into the staged app folder and check its app.yaml against the header`,
+    commands: [],
+  });
+  steps.push(
+    ...volumeCheckSteps(
+      input,
+      volumes,
+      (name) => `every file of ${name} against the archive listing (count, bytes, SHA-256)`,
+    ),
+  );
   const verifyRows: TargetStep | undefined =
     engine && header.database
       ? {
@@ -212,7 +353,12 @@ export function buildTargetPlan(input: TargetPlanInput): TargetStep[] {
       : undefined;
   if (verifyRows && engine?.staging.kind === 'rename') steps.push(verifyRows);
   if (header.parts.some((part) => part.kind === 'borg-repo')) {
-    steps.push({ id: 'verify-history', kind: 'verify-history', title: 'borg check of the carried repository and its archive list against the source', commands: [[...BORG_CHECK_ARGV], [...BORG_LIST_ARGV]] });
+    steps.push({
+      id: 'verify-history',
+      kind: 'verify-history',
+      title: 'borg check of the carried repository and its archive list against the source',
+      commands: [[...BORG_CHECK_ARGV], [...BORG_LIST_ARGV]],
+    });
   }
   const commitCommands: string[][] = [];
   if (occupied.folder) commitCommands.push([posix.join(layout.finalDir, 'bin', 'stop')]);
@@ -221,7 +367,11 @@ export function buildTargetPlan(input: TargetPlanInput): TargetStep[] {
     if (occupied.database) commitCommands.push(engine.staging.asideDumpArgv(header.database.name));
     commitCommands.push(engine.staging.restoreArgv());
   }
-  const asides = [occupied.folder ? 'folder' : '', occupied.database ? 'database' : '', occupied.repository ? 'Borg repository' : ''].filter(Boolean);
+  const asides = [
+    occupied.folder ? 'folder' : '',
+    occupied.database ? 'database' : '',
+    occupied.repository ? 'Borg repository' : '',
+  ].filter(Boolean);
   steps.push({
     id: 'commit',
     kind: 'commit',
@@ -229,13 +379,28 @@ export function buildTargetPlan(input: TargetPlanInput): TargetStep[] {
     commands: commitCommands,
   });
   if (verifyRows && engine?.staging.kind === 'dump-file') steps.push(verifyRows);
-  steps.push({ id: 'install', kind: 'phase', phase: 'install', title: `bin/install in ${layout.finalDir}`, commands: [[posix.join(layout.finalDir, 'bin', 'install')]] });
-  steps.push({ id: 'start', kind: 'phase', phase: 'start', title: `bin/start in ${layout.finalDir}`, commands: [[posix.join(layout.finalDir, 'bin', 'start')]] });
+  steps.push({
+    id: 'install',
+    kind: 'phase',
+    phase: 'install',
+    title: `bin/install in ${layout.finalDir}`,
+    commands: [[posix.join(layout.finalDir, 'bin', 'install')]],
+  });
+  steps.push({
+    id: 'start',
+    kind: 'phase',
+    phase: 'start',
+    title: `bin/start in ${layout.finalDir}`,
+    commands: [[posix.join(layout.finalDir, 'bin', 'start')]],
+  });
   steps.push({ id: 'health', kind: 'health', title: `the app's own health checks on this host`, commands: [] });
   steps.push({
     id: 'finish',
     kind: 'finish',
-    title: asides.length > 0 ? `drop the replaced app's ${asides.join(', ')} kept aside; mark the run finished` : 'mark the run finished',
+    title:
+      asides.length > 0
+        ? `drop the replaced app's ${asides.join(', ')} kept aside; mark the run finished`
+        : 'mark the run finished',
     commands: engine?.staging.kind === 'rename' && occupied.database ? [engine.clientArgv()] : [],
   });
   return steps;
@@ -252,22 +417,46 @@ function cutoverSteps(input: TargetPlanInput): TargetStep[] {
   const cutover = header.cutover!;
   const volumes = header.parts.filter((part) => part.kind === 'volume-delta' && part.volume !== undefined);
   const steps: TargetStep[] = [];
-  steps.push({ id: 'stop-app', kind: 'stop-app', title: `stop ${header.app} here (bin/stop; started again if the cutover fails)`, commands: [[posix.join(layout.finalDir, 'bin', 'stop')]] });
-  steps.push({ id: 'check-base', kind: 'check-base', title: `every volume here still equals archive ${cutover.baseArchive} (paths, types, sizes, link targets)`, commands: [] });
+  steps.push({
+    id: 'stop-app',
+    kind: 'stop-app',
+    title: `stop ${header.app} here (bin/stop; started again if the cutover fails)`,
+    commands: [[posix.join(layout.finalDir, 'bin', 'stop')]],
+  });
+  steps.push({
+    id: 'check-base',
+    kind: 'check-base',
+    title: `every volume here still equals archive ${cutover.baseArchive} (paths, types, sizes, link targets)`,
+    commands: [],
+  });
   for (const part of volumes) {
     const name = part.volume!.name;
-    steps.push({ id: `apply:${name}`, kind: 'apply-delta', volume: name, title: `apply the delta to ${posix.join(layout.finalDir, part.volume!.path)}: what it takes away or replaces waits in ${layout.cutoverUndoDir}`, commands: [] });
+    steps.push({
+      id: `apply:${name}`,
+      kind: 'apply-delta',
+      volume: name,
+      title: `apply the delta to ${posix.join(layout.finalDir, part.volume!.path)}: what it takes away or replaces waits in ${layout.cutoverUndoDir}`,
+      commands: [],
+    });
   }
   steps.push(
-    ...volumeCheckSteps(input, volumes, (name) =>
-      input.contents?.volumes[name]?.delta?.whole === true
-        ? `every file of ${name} against the final archive's listing (count, bytes, SHA-256)`
-        : `every file of ${name} against the final archive's listing (count, bytes; SHA-256 of the files the delta brought)`,
+    ...volumeCheckSteps(
+      input,
+      volumes,
+      (name) =>
+        input.contents?.volumes[name]?.delta?.whole === true
+          ? `every file of ${name} against the final archive's listing (count, bytes, SHA-256)`
+          : `every file of ${name} against the final archive's listing (count, bytes; SHA-256 of the files the delta brought)`,
       { cutover: true },
     ),
   );
   if (engine && header.database && engine.staging.kind === 'rename') {
-    steps.push({ id: 'verify-rows', kind: 'verify-rows', title: `row count of every table in ${layout.stageDatabase} against the source after writes stopped`, commands: [engine.clientArgv(layout.stageDatabase)] });
+    steps.push({
+      id: 'verify-rows',
+      kind: 'verify-rows',
+      title: `row count of every table in ${layout.stageDatabase} against the source after writes stopped`,
+      commands: [engine.clientArgv(layout.stageDatabase)],
+    });
   }
   const commitCommands: string[][] = [];
   if (engine) commitCommands.push(engine.clientArgv());
@@ -276,11 +465,33 @@ function cutoverSteps(input: TargetPlanInput): TargetStep[] {
     commitCommands.push(engine.staging.restoreArgv());
   }
   if (engine && header.database) {
-    steps.push({ id: 'commit', kind: 'commit', title: `set the database ${header.database.name} aside and give the restored one its name${header.database.roles.length > 0 ? '; apply roles/users with their grants' : ''}`, commands: commitCommands });
-    if (engine.staging.kind === 'dump-file') steps.push({ id: 'verify-rows', kind: 'verify-rows', title: `row count of every table in ${header.database.name} against the source after writes stopped`, commands: [engine.clientArgv(header.database.name)] });
+    steps.push({
+      id: 'commit',
+      kind: 'commit',
+      title: `set the database ${header.database.name} aside and give the restored one its name${header.database.roles.length > 0 ? '; apply roles/users with their grants' : ''}`,
+      commands: commitCommands,
+    });
+    if (engine.staging.kind === 'dump-file')
+      steps.push({
+        id: 'verify-rows',
+        kind: 'verify-rows',
+        title: `row count of every table in ${header.database.name} against the source after writes stopped`,
+        commands: [engine.clientArgv(header.database.name)],
+      });
   }
-  steps.push({ id: 'start', kind: 'phase', phase: 'start', title: `bin/start in ${layout.finalDir}`, commands: [[posix.join(layout.finalDir, 'bin', 'start')]] });
+  steps.push({
+    id: 'start',
+    kind: 'phase',
+    phase: 'start',
+    title: `bin/start in ${layout.finalDir}`,
+    commands: [[posix.join(layout.finalDir, 'bin', 'start')]],
+  });
   steps.push({ id: 'health', kind: 'health', title: `the app's own health checks on this host`, commands: [] });
-  steps.push({ id: 'finish', kind: 'finish', title: `drop what the cutover kept aside (${layout.cutoverUndoDir}${occupied.database ? ', the previous database' : ''}); mark the run finished`, commands: engine?.staging.kind === 'rename' && occupied.database ? [engine.clientArgv()] : [] });
+  steps.push({
+    id: 'finish',
+    kind: 'finish',
+    title: `drop what the cutover kept aside (${layout.cutoverUndoDir}${occupied.database ? ', the previous database' : ''}); mark the run finished`,
+    commands: engine?.staging.kind === 'rename' && occupied.database ? [engine.clientArgv()] : [],
+  });
   return steps;
 }

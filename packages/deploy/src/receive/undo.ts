@@ -34,9 +34,16 @@ export async function pathExists(path: string): Promise<boolean> {
 export async function loadAppFolder(dir: string): Promise<AppFolder> {
   const validated = await validateAppFolder(dir, { allowMissingSecrets: true });
   if (validated.app === undefined) {
-    throw new ConfigError('APP_INVALID', `the app folder ${dir} does not validate: ${validated.errors.slice(0, 3).map((issue) => formatIssue(issue)).join('; ')}`, {
-      hint: 'Fix its app.yaml (deploy validate), then run its bin/start or bin/stop by hand.',
-    });
+    throw new ConfigError(
+      'APP_INVALID',
+      `the app folder ${dir} does not validate: ${validated.errors
+        .slice(0, 3)
+        .map((issue) => formatIssue(issue))
+        .join('; ')}`,
+      {
+        hint: 'Fix its app.yaml (deploy validate), then run its bin/start or bin/stop by hand.',
+      },
+    );
   }
   return validated.app;
 }
@@ -77,7 +84,8 @@ export function describeUndo(action: UndoAction): string {
 }
 
 function needDatabase(environment: UndoEnvironment): { engine: DatabaseEngine; sql: SqlClient } {
-  if (environment.engine === undefined || environment.sql === undefined) throw new ConfigError('UNDO_NO_DATABASE', 'a database undo needs the app database engine');
+  if (environment.engine === undefined || environment.sql === undefined)
+    throw new ConfigError('UNDO_NO_DATABASE', 'a database undo needs the app database engine');
   return { engine: environment.engine, sql: environment.sql };
 }
 
@@ -105,14 +113,17 @@ export async function performUndo(environment: UndoEnvironment, action: UndoActi
     }
     case 'rename-database': {
       const { engine, sql } = needDatabase(environment);
-      if (engine.staging.kind !== 'rename') throw new ConfigError('UNDO_ENGINE', `a ${engine.kind} database cannot be renamed back`);
-      if (!(await engine.databaseExists(sql, action.from)) || (await engine.databaseExists(sql, action.to))) return false;
+      if (engine.staging.kind !== 'rename')
+        throw new ConfigError('UNDO_ENGINE', `a ${engine.kind} database cannot be renamed back`);
+      if (!(await engine.databaseExists(sql, action.from)) || (await engine.databaseExists(sql, action.to)))
+        return false;
       await engine.staging.moveDatabase(sql, action.from, action.to);
       return true;
     }
     case 'restore-database': {
       const { engine, sql } = needDatabase(environment);
-      if (engine.staging.kind !== 'dump-file') throw new ConfigError('UNDO_ENGINE', `a ${engine.kind} database is not kept aside as a dump`);
+      if (engine.staging.kind !== 'dump-file')
+        throw new ConfigError('UNDO_ENGINE', `a ${engine.kind} database is not kept aside as a dump`);
       if (!(await pathExists(action.file))) return false;
       await engine.dropDatabase(sql, action.name);
       await restoreFromFile(environment.host, engine.staging.restoreArgv(), action.file);
@@ -120,7 +131,9 @@ export async function performUndo(environment: UndoEnvironment, action: UndoActi
     }
     case 'drop-new-accounts': {
       const { engine, sql } = needDatabase(environment);
-      const made = (await engine.listAccounts(sql, action.roles)).filter((account) => !action.existing.includes(account));
+      const made = (await engine.listAccounts(sql, action.roles)).filter(
+        (account) => !action.existing.includes(account),
+      );
       await engine.dropAccounts(sql, made);
       return made.length > 0;
     }
@@ -136,7 +149,13 @@ export async function performUndo(environment: UndoEnvironment, action: UndoActi
       if (await pathExists(action.dir)) {
         const app = await loadAppFolder(action.dir).catch(() => undefined);
         if (app !== undefined) {
-          const result = await runPhase({ app, phase: 'stop', host: environment.host, bus: environment.bus, context: { runId: environment.runId, role: 'target', host: environment.hostContext } });
+          const result = await runPhase({
+            app,
+            phase: 'stop',
+            host: environment.host,
+            bus: environment.bus,
+            context: { runId: environment.runId, role: 'target', host: environment.hostContext },
+          });
           stopped = result.status === 'ok';
         }
       }
@@ -147,8 +166,19 @@ export async function performUndo(environment: UndoEnvironment, action: UndoActi
       if (!(await pathExists(action.dir))) return false;
       const app = await loadAppFolder(action.dir);
       // As `deploy start` would: its own run id, so the restarted app is not a process of the failed run.
-      const result = await runPhase({ app, phase: 'start', host: environment.host, bus: environment.bus, context: { runId: newRunId(), role: 'local', host: environment.hostContext } });
-      if (result.status === 'failed') throw new ScriptError('UNDO_START_FAILED', `the replaced app in ${action.dir} did not start again: ${result.reason ?? ''}`, { hint: `Start it by hand: deploy start ${app.name}` });
+      const result = await runPhase({
+        app,
+        phase: 'start',
+        host: environment.host,
+        bus: environment.bus,
+        context: { runId: newRunId(), role: 'local', host: environment.hostContext },
+      });
+      if (result.status === 'failed')
+        throw new ScriptError(
+          'UNDO_START_FAILED',
+          `the replaced app in ${action.dir} did not start again: ${result.reason ?? ''}`,
+          { hint: `Start it by hand: deploy start ${app.name}` },
+        );
       return result.status === 'ok';
     }
     case 'set-mode': {
@@ -168,8 +198,15 @@ export async function performUndo(environment: UndoEnvironment, action: UndoActi
       // GNU touch takes @seconds.nanoseconds exactly; Node's lutimes takes a double and loses ~100 ns.
       const ns = BigInt(action.ns);
       const stamp = `@${ns / 1_000_000_000n}.${String(ns % 1_000_000_000n).padStart(9, '0')}`;
-      const result = await environment.host.run({ argv: ['touch', '-h', '-m', '-d', stamp, '--', action.path], label: 'undo: directory mtime' });
-      if (result.exitCode !== 0) throw new ScriptError('UNDO_MTIME_FAILED', `could not put the modification time of ${action.path} back: ${result.stderr.trim()}`);
+      const result = await environment.host.run({
+        argv: ['touch', '-h', '-m', '-d', stamp, '--', action.path],
+        label: 'undo: directory mtime',
+      });
+      if (result.exitCode !== 0)
+        throw new ScriptError(
+          'UNDO_MTIME_FAILED',
+          `could not put the modification time of ${action.path} back: ${result.stderr.trim()}`,
+        );
       return true;
     }
   }

@@ -54,7 +54,8 @@ export function createHumanOutput(options: HumanOutputOptions): HumanOutput {
   let app: string | undefined;
 
   const draw = (): void => {
-    if (logUpdate !== undefined && !closed) logUpdate(renderFrame(view, Date.now(), frameStyle, out.columns || 100).join('\n'));
+    if (logUpdate !== undefined && !closed)
+      logUpdate(renderFrame(view, Date.now(), frameStyle, out.columns || 100).join('\n'));
   };
   const scheduleDraw = (): void => {
     if (redrawPending !== undefined) return;
@@ -90,12 +91,15 @@ export function createHumanOutput(options: HumanOutputOptions): HumanOutput {
     });
   };
   if (!live) {
-    timer = setInterval(() => {
-      const transfer = describeTransfer(view);
-      if (transfer === undefined || Date.now() - lastProgressLine < options.progressEveryMs) return;
-      lastProgressLine = Date.now();
-      out.write(`${style.dim(`${app ?? 'deploy'} >`)} progress: ${transfer}\n`);
-    }, Math.min(1000, options.progressEveryMs));
+    timer = setInterval(
+      () => {
+        const transfer = describeTransfer(view);
+        if (transfer === undefined || Date.now() - lastProgressLine < options.progressEveryMs) return;
+        lastProgressLine = Date.now();
+        out.write(`${style.dim(`${app ?? 'deploy'} >`)} progress: ${transfer}\n`);
+      },
+      Math.min(1000, options.progressEveryMs),
+    );
     timer.unref();
   }
 

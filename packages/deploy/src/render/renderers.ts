@@ -31,7 +31,10 @@ export function createStdoutJsonlListener(): EventListener {
  * with the first event, so a run that logs nothing (`deploy list`) does not pay for loading it.
  * Events that arrive while it loads are kept in order and written once it is there.
  */
-export function createRunLogListener(path: string, level: string): { listener: EventListener; close: () => Promise<void> } {
+export function createRunLogListener(
+  path: string,
+  level: string,
+): { listener: EventListener; close: () => Promise<void> } {
   mkdirSync(dirname(path), { recursive: true });
   closeSync(openSync(path, 'a', 0o600));
   type Logger = import('winston').Logger;
@@ -48,7 +51,9 @@ export function createRunLogListener(path: string, level: string): { listener: E
         level: level === 'warn' ? 'warn' : level,
         // `timestamp` is when the event happened (its `time`), also for events kept while winston loaded.
         format: winston.format.combine(
-          winston.format((info) => Object.assign(info, { timestamp: typeof info.time === 'string' ? info.time : new Date().toISOString() }))(),
+          winston.format((info) =>
+            Object.assign(info, { timestamp: typeof info.time === 'string' ? info.time : new Date().toISOString() }),
+          )(),
           winston.format.json(),
         ),
         transports: [new winston.transports.File({ filename: path, options: { mode: 0o600 } })],
@@ -103,7 +108,8 @@ export function lineStyle(color: boolean): LineStyle {
 export function formatEventLine(event: BusEvent, style: LineStyle): string | undefined {
   const prefix = event.app && event.phase ? `${event.app}:${event.phase}` : (event.app ?? 'deploy');
   if (event.type === 'script.output') return `${style.dim(`${prefix} |`)} ${event.message ?? ''}`;
-  if (event.message) return `${style.dim(`${prefix} >`)} ${event.level === 'error' ? style.red(event.message) : event.message}`;
+  if (event.message)
+    return `${style.dim(`${prefix} >`)} ${event.level === 'error' ? style.red(event.message) : event.message}`;
   return undefined;
 }
 
@@ -113,7 +119,11 @@ export function shownAtLevel(level: BusEvent['level'], min: string): boolean {
 }
 
 /** Human progress on stderr: script output prefixed `app:phase |`, phase starts and ends, stream progress. */
-export function createTtyListener(options: { level: string; stream?: NodeJS.WritableStream; color?: boolean }): EventListener {
+export function createTtyListener(options: {
+  level: string;
+  stream?: NodeJS.WritableStream;
+  color?: boolean;
+}): EventListener {
   const out = options.stream ?? process.stderr;
   const style = lineStyle(options.color ?? useColor(out));
   return (event: BusEvent) => {

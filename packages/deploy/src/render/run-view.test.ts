@@ -31,12 +31,28 @@ function midTransfer(): { view: RunView; start: number } {
     }),
     bus.emit('migrate.step', { message: '[backup] fresh Borg archive', data: { step: 'backup' } }),
     bus.emit('migrate.step', { message: '[send:files] send files', data: { step: 'send:files' } }),
-    bus.emit('migrate.part', { stream: 'files', data: { id: 'files', status: 'sent', bytes: 2 * MiB, elapsedMs: 1000, rate: 2 * MiB, path: 'ssh', attempts: 1 } }),
+    bus.emit('migrate.part', {
+      stream: 'files',
+      data: { id: 'files', status: 'sent', bytes: 2 * MiB, elapsedMs: 1000, rate: 2 * MiB, path: 'ssh', attempts: 1 },
+    }),
     bus.emit('migrate.step', { message: '[send:volume:uploads] send uploads', data: { step: 'send:volume:uploads' } }),
-    bus.emit('stream.progress', { stream: 'volume:uploads', data: { bytes: 4 * MiB, expected: 8 * MiB, rate: MiB, side: 'producer' } }),
-    bus.emit('receive.step', { app: 'notes@b', host: 'b', message: '[receive] take the parts', data: { step: 'receive' } }),
+    bus.emit('stream.progress', {
+      stream: 'volume:uploads',
+      data: { bytes: 4 * MiB, expected: 8 * MiB, rate: MiB, side: 'producer' },
+    }),
+    bus.emit('receive.step', {
+      app: 'notes@b',
+      host: 'b',
+      message: '[receive] take the parts',
+      data: { step: 'receive' },
+    }),
     // The target's own byte count does not move the source's view.
-    bus.emit('stream.progress', { app: 'notes@b', host: 'b', stream: 'volume:uploads', data: { stream: 'volume:uploads', bytes: 1, side: 'consumer' } }),
+    bus.emit('stream.progress', {
+      app: 'notes@b',
+      host: 'b',
+      stream: 'volume:uploads',
+      data: { stream: 'volume:uploads', bytes: 1, side: 'consumer' },
+    }),
   ];
   for (const [index, item] of events.entries()) view.apply(item, start + 1000 * (index + 1));
   return { view, start };
@@ -65,7 +81,10 @@ test('the view folds a run: steps with states, the part in flight with bytes of 
     'bundle 6.0 MiB of 10.0 MiB (60%), 1 of 2 parts  |  path ssh',
     'b: [receive] take the parts',
   ]);
-  assert.equal(describeTransfer(view, start + 10_000), 'part 2 of 2 volume:uploads: 4.0 MiB of 8.0 MiB (50%), 1.0 MiB/s, ETA 4.0 s; bundle 6.0 MiB of 10.0 MiB (60%); path ssh');
+  assert.equal(
+    describeTransfer(view, start + 10_000),
+    'part 2 of 2 volume:uploads: 4.0 MiB of 8.0 MiB (50%), 1.0 MiB/s, ETA 4.0 s; bundle 6.0 MiB of 10.0 MiB (60%); path ssh',
+  );
 });
 
 test('a part that moves no byte shows a stall counting up; a new byte ends it; a done part ends the progress line', () => {
@@ -74,9 +93,29 @@ test('a part that moves no byte shows a stall counting up; a new byte ends it; a
   assert.doesNotMatch(describeTransfer(view, start + 12_000)!, /no byte/);
   assert.match(describeTransfer(view, start + 13_000)!, /; no byte for 5 s$/);
   assert.match(renderFrame(view, start + 20_000).join('\n'), /path ssh {2}\| {2}no byte for 12 s/);
-  view.apply(bus.emit('stream.progress', { stream: 'volume:uploads', data: { bytes: 5 * MiB, expected: 8 * MiB, rate: MiB, side: 'producer' } }), start + 21_000);
+  view.apply(
+    bus.emit('stream.progress', {
+      stream: 'volume:uploads',
+      data: { bytes: 5 * MiB, expected: 8 * MiB, rate: MiB, side: 'producer' },
+    }),
+    start + 21_000,
+  );
   assert.doesNotMatch(describeTransfer(view, start + 22_000)!, /no byte/);
-  view.apply(bus.emit('migrate.part', { stream: 'volume:uploads', data: { id: 'volume:uploads', status: 'sent', bytes: 8 * MiB, elapsedMs: 8000, rate: MiB, path: 'ssh', attempts: 1 } }), start + 23_000);
+  view.apply(
+    bus.emit('migrate.part', {
+      stream: 'volume:uploads',
+      data: {
+        id: 'volume:uploads',
+        status: 'sent',
+        bytes: 8 * MiB,
+        elapsedMs: 8000,
+        rate: MiB,
+        path: 'ssh',
+        attempts: 1,
+      },
+    }),
+    start + 23_000,
+  );
   assert.equal(describeTransfer(view, start + 24_000), undefined);
   assert.match(renderFrame(view, start + 24_000).join('\n'), /bundle 10\.0 MiB of 10\.0 MiB \(100%\), 2 of 2 parts/);
 });

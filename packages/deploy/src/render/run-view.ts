@@ -140,8 +140,16 @@ export class RunView {
     let bytes = 0;
     for (const part of this.parts.values()) bytes += part.bytes;
     for (const step of planned) if (step.reused && !this.parts.has(partOf(step))) bytes += step.bytes ?? 0;
-    const partsDone = planned.length > 0 ? planned.filter((step) => step.reused || this.parts.get(partOf(step))?.done).length : [...this.parts.values()].filter((part) => part.done).length;
-    return { bytes, expected: planned.length > 0 ? planned.reduce((sum, step) => sum + (step.bytes ?? 0), 0) : undefined, partsDone, parts: Math.max(planned.length, this.parts.size) };
+    const partsDone =
+      planned.length > 0
+        ? planned.filter((step) => step.reused || this.parts.get(partOf(step))?.done).length
+        : [...this.parts.values()].filter((part) => part.done).length;
+    return {
+      bytes,
+      expected: planned.length > 0 ? planned.reduce((sum, step) => sum + (step.bytes ?? 0), 0) : undefined,
+      partsDone,
+      parts: Math.max(planned.length, this.parts.size),
+    };
   }
 
   #applyPlan(steps: readonly PlannedStep[]): void {
@@ -233,7 +241,12 @@ export interface FrameStyle {
 }
 
 /** A frame style without escape codes (NO_COLOR, --no-color). */
-export const PLAIN_STYLE: FrameStyle = { dim: (text) => text, bold: (text) => text, red: (text) => text, green: (text) => text };
+export const PLAIN_STYLE: FrameStyle = {
+  dim: (text) => text,
+  bold: (text) => text,
+  red: (text) => text,
+  green: (text) => text,
+};
 
 /**
  * The live view as lines: the title and elapsed time, each step with its state (a part's step with
@@ -242,16 +255,25 @@ export const PLAIN_STYLE: FrameStyle = { dim: (text) => text, bold: (text) => te
  */
 export function renderFrame(view: RunView, now = Date.now(), style: FrameStyle = PLAIN_STYLE, width = 100): string[] {
   // Cut before styling (a wrapped line would break the frame's shape); the step mark takes 2 columns.
-  const fit = (text: string, room = width - 3): string => (text.length > room ? `${text.slice(0, Math.max(0, room - 1))}~` : text);
+  const fit = (text: string, room = width - 3): string =>
+    text.length > room ? `${text.slice(0, Math.max(0, room - 1))}~` : text;
   const elapsed = formatDuration(now - view.startedAt);
   const lines = [`${style.bold(fit(view.title ?? 'deploy', width - elapsed.length - 3))}  ${style.dim(elapsed)}`];
   const idWidth = Math.max(...view.steps.map((step) => step.id.length), 4);
   for (const step of view.steps) {
-    const mark = step.state === 'failed' ? style.red(MARKS.failed) : step.state === 'done' ? style.green(MARKS.done) : step.state === 'running' ? style.bold(MARKS.running) : style.dim(MARKS.pending);
+    const mark =
+      step.state === 'failed'
+        ? style.red(MARKS.failed)
+        : step.state === 'done'
+          ? style.green(MARKS.done)
+          : step.state === 'running'
+            ? style.bold(MARKS.running)
+            : style.dim(MARKS.pending);
     const part = view.parts.get(partOf(step));
     let detail = step.title;
     if (step.reused) detail = `reused, ${formatBytes(step.bytes ?? 0)} verified before`;
-    else if (part?.done) detail = `${formatBytes(part.bytes)} at ${formatBytes(Math.round(part.rate))}/s${part.path ? `, path ${part.path}` : ''}`;
+    else if (part?.done)
+      detail = `${formatBytes(part.bytes)} at ${formatBytes(Math.round(part.rate))}/s${part.path ? `, path ${part.path}` : ''}`;
     else if (part) {
       const eta = etaOf(part);
       detail = `${bytesOf(part.bytes, part.expected)}  ${formatBytes(Math.round(part.rate))}/s${eta ? `  ETA ${eta}` : ''}`;

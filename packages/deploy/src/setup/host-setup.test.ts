@@ -27,7 +27,13 @@ function completeFacts(overrides: Partial<HostFacts> = {}): HostFacts {
 }
 
 test('a host that has everything: every check ok, no step', () => {
-  const plan = planHostSetup({ host: 'b', facts: completeFacts(), needs: NEEDS, ourVersion: '0.1.0', release: RELEASE });
+  const plan = planHostSetup({
+    host: 'b',
+    facts: completeFacts(),
+    needs: NEEDS,
+    ourVersion: '0.1.0',
+    release: RELEASE,
+  });
   assert.deepEqual(plan.steps, []);
   assert.deepEqual(plan.blockers, []);
   assert.ok(plan.checks.every((check) => check.status === 'ok'));
@@ -45,9 +51,32 @@ test('missing tools, deploy and roots as non-root: one apt-get with sudo, the re
   });
   const plan = planHostSetup({ host: 'b', facts, needs: NEEDS, ourVersion: '0.1.0', release: RELEASE });
   assert.deepEqual(plan.packages, ['tar', 'attr', 'acl']);
-  assert.deepEqual(plan.steps.map((step) => step.argv.slice(0, 3)), [['sudo', '-n', 'env'], ['sh', '-c', plan.steps[1]!.argv[2]!], ['sudo', '-n', 'mkdir'], ['sudo', '-n', 'chmod']]);
-  assert.deepEqual(plan.steps[0]!.argv, ['sudo', '-n', 'env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', 'install', '-y', '--no-install-recommends', 'tar', 'attr', 'acl']);
-  assert.match(plan.steps[1]!.argv[2]!, /cat > "\$dir\/deploykit-0\.1\.0\.tgz"; sudo -n npm install --global --prefix \/opt\/dk --offline --no-audit --no-fund --loglevel=error "\$dir\/deploykit-0\.1\.0\.tgz"$/);
+  assert.deepEqual(
+    plan.steps.map((step) => step.argv.slice(0, 3)),
+    [
+      ['sudo', '-n', 'env'],
+      ['sh', '-c', plan.steps[1]!.argv[2]!],
+      ['sudo', '-n', 'mkdir'],
+      ['sudo', '-n', 'chmod'],
+    ],
+  );
+  assert.deepEqual(plan.steps[0]!.argv, [
+    'sudo',
+    '-n',
+    'env',
+    'DEBIAN_FRONTEND=noninteractive',
+    'apt-get',
+    'install',
+    '-y',
+    '--no-install-recommends',
+    'tar',
+    'attr',
+    'acl',
+  ]);
+  assert.match(
+    plan.steps[1]!.argv[2]!,
+    /cat > "\$dir\/deploykit-0\.1\.0\.tgz"; sudo -n npm install --global --prefix \/opt\/dk --offline --no-audit --no-fund --loglevel=error "\$dir\/deploykit-0\.1\.0\.tgz"$/,
+  );
   assert.equal(plan.steps[1]!.input, RELEASE.bytes);
   assert.deepEqual(plan.steps[2]!.argv, ['sudo', '-n', 'mkdir', '-p', '-m', '755', '/srv/apps']);
   assert.deepEqual(plan.steps[3]!.argv, ['sudo', '-n', 'chmod', '700', '/var/lib/deploy']);
@@ -55,8 +84,19 @@ test('missing tools, deploy and roots as non-root: one apt-get with sudo, the re
 });
 
 test('what setup cannot fix is a blocker: old Node, ffl, no release for a missing deploy, no package manager', () => {
-  const facts = completeFacts({ node: 'v18.19.0', deployVersion: undefined, aptGetFound: false, tools: { ...completeFacts().tools, borg: '' } });
-  const plan = planHostSetup({ host: 'b', facts, needs: { ...NEEDS, ffl: true }, ourVersion: '0.1.0', release: undefined });
+  const facts = completeFacts({
+    node: 'v18.19.0',
+    deployVersion: undefined,
+    aptGetFound: false,
+    tools: { ...completeFacts().tools, borg: '' },
+  });
+  const plan = planHostSetup({
+    host: 'b',
+    facts,
+    needs: { ...NEEDS, ffl: true },
+    ourVersion: '0.1.0',
+    release: undefined,
+  });
   assert.equal(plan.blockers.length, 4, plan.blockers.join('\n'));
   assert.match(plan.blockers.join('\n'), /Node v18\.19\.0 on b: deploy needs Node >= 20\.10/);
   assert.match(plan.blockers.join('\n'), /ffl on b: install FastFileLink/);
@@ -66,7 +106,14 @@ test('what setup cannot fix is a blocker: old Node, ffl, no release for a missin
 });
 
 test('another deploy version is replaced (other major.minor) or upgraded (same major.minor)', () => {
-  const title = (version: string): string | undefined => planHostSetup({ host: 'b', facts: completeFacts({ deployVersion: version }), needs: NEEDS, ourVersion: '0.1.0', release: RELEASE }).steps[0]?.title;
+  const title = (version: string): string | undefined =>
+    planHostSetup({
+      host: 'b',
+      facts: completeFacts({ deployVersion: version }),
+      needs: NEEDS,
+      ourVersion: '0.1.0',
+      release: RELEASE,
+    }).steps[0]?.title;
   assert.match(title('0.2.0') ?? '', /^replace deploy 0\.1\.0/);
   assert.match(title('0.1.3') ?? '', /^upgrade deploy 0\.1\.0/);
 });
@@ -79,7 +126,10 @@ test('isCompatibleDeployVersion: the same major.minor', () => {
 });
 
 test('the probe on this machine (a real shell) finds this Node, tar and the roots it is given', async () => {
-  const facts = await probeHost(new LocalHost('here'), listToolRequirements(NEEDS), { appsRoot: '/nonexistent/apps', stateDir: '/tmp' });
+  const facts = await probeHost(new LocalHost('here'), listToolRequirements(NEEDS), {
+    appsRoot: '/nonexistent/apps',
+    stateDir: '/tmp',
+  });
   assert.equal(facts.node, process.version);
   assert.match(facts.tarVersion, /GNU tar/);
   assert.equal(facts.uid, process.getuid?.());

@@ -75,7 +75,9 @@ export function buildProbeScript(tools: readonly ToolRequirement[], roots: Setup
     'apt="${DEPLOY_SETUP_APT_GET:-apt-get}"; printf "apt\\t%s\\t%s\\n" "$apt" "$(command -v "$apt")"',
   ];
   for (const tool of tools) {
-    const lookup = tool.paths ? `for p in ${tool.paths.join(' ')}; do [ -x "$p" ] && { echo "$p"; break; }; done` : `command -v ${tool.tool}`;
+    const lookup = tool.paths
+      ? `for p in ${tool.paths.join(' ')}; do [ -x "$p" ] && { echo "$p"; break; }; done`
+      : `command -v ${tool.tool}`;
     lines.push(`printf "tool\\t%s\\t%s\\n" ${tool.tool} "$(${lookup})"`);
   }
   // The order deploy itself resolves them in (manifest/resolve-roots.ts), but for a config file on the host.
@@ -83,7 +85,8 @@ export function buildProbeScript(tools: readonly ToolRequirement[], roots: Setup
     appsRoot: roots.appsRoot === undefined ? `"\${DEPLOY_APPS_ROOT:-${DEFAULT_APPS_ROOT}}"` : quoteWord(roots.appsRoot),
     stateDir: roots.stateDir === undefined ? `"\${DEPLOY_STATE_DIR:-${DEFAULT_STATE_DIR}}"` : quoteWord(roots.stateDir),
   };
-  for (const [key, expression] of Object.entries(rootExpressions)) lines.push(`dir=${expression}; printf "root\\t${key}\\t%s\\t%s\\n" "$dir" "$(stat -c %a "$dir" 2>/dev/null)"`);
+  for (const [key, expression] of Object.entries(rootExpressions))
+    lines.push(`dir=${expression}; printf "root\\t${key}\\t%s\\t%s\\n" "$dir" "$(stat -c %a "$dir" 2>/dev/null)"`);
   return lines.join('\n');
 }
 
@@ -110,7 +113,10 @@ export function parseProbe(output: string): HostFacts {
     installPrefix: single.prefix ?? '',
     aptGet: apt.command,
     aptGetFound: apt.found,
-    roots: { appsRoot: roots.appsRoot ?? { path: DEFAULT_APPS_ROOT, mode: '' }, stateDir: roots.stateDir ?? { path: DEFAULT_STATE_DIR, mode: '' } },
+    roots: {
+      appsRoot: roots.appsRoot ?? { path: DEFAULT_APPS_ROOT, mode: '' },
+      stateDir: roots.stateDir ?? { path: DEFAULT_STATE_DIR, mode: '' },
+    },
   };
 }
 
@@ -133,7 +139,13 @@ export interface SetupRelease {
  * missing packages, the release when deploy is missing or not `ourVersion`, and the roots. Pure:
  * the plan is what a run executes and what `--plan` prints.
  */
-export function planHostSetup(input: { host: string; facts: HostFacts; needs: SetupNeeds; ourVersion: string; release: SetupRelease | undefined }): SetupPlan {
+export function planHostSetup(input: {
+  host: string;
+  facts: HostFacts;
+  needs: SetupNeeds;
+  ourVersion: string;
+  release: SetupRelease | undefined;
+}): SetupPlan {
   const { facts } = input;
   const checks: SetupCheck[] = [];
   const blockers: string[] = [];
@@ -141,30 +153,74 @@ export function planHostSetup(input: { host: string; facts: HostFacts; needs: Se
   const sudo = facts.uid === 0 ? [] : ['sudo', '-n'];
 
   const nodeOk = nodeIsNewEnough(facts.node);
-  checks.push({ name: 'node', why: 'runs deploy', found: facts.node ?? 'not found', status: nodeOk ? 'ok' : 'manual', ...(nodeOk ? {} : { action: `install Node >= ${MINIMUM_NODE.major}.${MINIMUM_NODE.minor} (e.g. NodeSource's nodejs package)` }) });
-  if (!nodeOk) blockers.push(`Node ${facts.node ?? 'is missing'} on ${input.host}: deploy needs Node >= ${MINIMUM_NODE.major}.${MINIMUM_NODE.minor} (e.g. NodeSource's nodejs package for Debian)`);
+  checks.push({
+    name: 'node',
+    why: 'runs deploy',
+    found: facts.node ?? 'not found',
+    status: nodeOk ? 'ok' : 'manual',
+    ...(nodeOk
+      ? {}
+      : { action: `install Node >= ${MINIMUM_NODE.major}.${MINIMUM_NODE.minor} (e.g. NodeSource's nodejs package)` }),
+  });
+  if (!nodeOk)
+    blockers.push(
+      `Node ${facts.node ?? 'is missing'} on ${input.host}: deploy needs Node >= ${MINIMUM_NODE.major}.${MINIMUM_NODE.minor} (e.g. NodeSource's nodejs package for Debian)`,
+    );
 
   for (const tool of listToolRequirements(input.needs)) {
     const path = facts.tools[tool.tool] ?? '';
     const gnuTar = tool.tool !== 'tar' || path === '' || facts.tarVersion.includes('GNU tar');
     if (path !== '' && gnuTar) {
-      checks.push({ name: tool.tool, why: tool.why, found: tool.tool === 'tar' ? `${path} (${facts.tarVersion})` : path, status: 'ok' });
+      checks.push({
+        name: tool.tool,
+        why: tool.why,
+        found: tool.tool === 'tar' ? `${path} (${facts.tarVersion})` : path,
+        status: 'ok',
+      });
       continue;
     }
     const found = path === '' ? 'not found' : `${path} (${facts.tarVersion || 'not GNU tar'})`;
     if (tool.debianPackage === undefined) {
-      checks.push({ name: tool.tool, why: tool.why, found, status: 'manual', action: tool.manual ?? 'install it by hand' });
+      checks.push({
+        name: tool.tool,
+        why: tool.why,
+        found,
+        status: 'manual',
+        action: tool.manual ?? 'install it by hand',
+      });
       blockers.push(`${tool.tool} on ${input.host}: ${tool.manual ?? 'install it by hand'}`);
       continue;
     }
     packages.add(tool.debianPackage);
-    checks.push({ name: tool.tool, why: tool.why, found, status: path === '' ? 'missing' : 'wrong', action: `apt-get install ${tool.debianPackage}` });
+    checks.push({
+      name: tool.tool,
+      why: tool.why,
+      found,
+      status: path === '' ? 'missing' : 'wrong',
+      action: `apt-get install ${tool.debianPackage}`,
+    });
   }
-  if (packages.size > 0 && !facts.aptGetFound) blockers.push(`${facts.aptGet} is not on ${input.host}: install ${[...packages].join(' ')} with its package manager`);
+  if (packages.size > 0 && !facts.aptGetFound)
+    blockers.push(
+      `${facts.aptGet} is not on ${input.host}: install ${[...packages].join(' ')} with its package manager`,
+    );
 
   const steps: SetupStep[] = [];
   if (packages.size > 0 && facts.aptGetFound) {
-    steps.push({ id: 'packages', title: `install ${[...packages].join(', ')}`, argv: [...sudo, 'env', 'DEBIAN_FRONTEND=noninteractive', facts.aptGet, 'install', '-y', '--no-install-recommends', ...packages] });
+    steps.push({
+      id: 'packages',
+      title: `install ${[...packages].join(', ')}`,
+      argv: [
+        ...sudo,
+        'env',
+        'DEBIAN_FRONTEND=noninteractive',
+        facts.aptGet,
+        'install',
+        '-y',
+        '--no-install-recommends',
+        ...packages,
+      ],
+    });
   }
 
   const deployOk = facts.deployVersion === input.ourVersion;
@@ -172,15 +228,39 @@ export function planHostSetup(input: { host: string; facts: HostFacts; needs: Se
   if (deployOk) {
     checks.push({ name: 'deploy', why: 'runs migrations there', found: deployFound, status: 'ok' });
   } else if (input.release === undefined) {
-    checks.push({ name: 'deploy', why: 'runs migrations there', found: deployFound, status: 'manual', action: `install deploykit ${input.ourVersion} (pass --release FILE)` });
-    blockers.push(`deploy ${input.ourVersion} is not on ${input.host}, and no release to install: build one with \`npm run release\` in a deploykit checkout and pass --release FILE`);
+    checks.push({
+      name: 'deploy',
+      why: 'runs migrations there',
+      found: deployFound,
+      status: 'manual',
+      action: `install deploykit ${input.ourVersion} (pass --release FILE)`,
+    });
+    blockers.push(
+      `deploy ${input.ourVersion} is not on ${input.host}, and no release to install: build one with \`npm run release\` in a deploykit checkout and pass --release FILE`,
+    );
   } else {
-    const verb = facts.deployVersion === undefined ? 'install' : isCompatibleDeployVersion(input.ourVersion, facts.deployVersion) ? 'upgrade' : 'replace';
-    checks.push({ name: 'deploy', why: 'runs migrations there', found: deployFound, status: facts.deployVersion === undefined ? 'missing' : 'wrong', action: `${verb} to ${input.ourVersion}` });
+    const verb =
+      facts.deployVersion === undefined
+        ? 'install'
+        : isCompatibleDeployVersion(input.ourVersion, facts.deployVersion)
+          ? 'upgrade'
+          : 'replace';
+    checks.push({
+      name: 'deploy',
+      why: 'runs migrations there',
+      found: deployFound,
+      status: facts.deployVersion === undefined ? 'missing' : 'wrong',
+      action: `${verb} to ${input.ourVersion}`,
+    });
     // The tarball goes to a temp dir of the host on stdin, npm installs it from there (no registry), the dir goes.
     const prefix = facts.installPrefix === '' ? [] : ['--prefix', facts.installPrefix];
     const script = `set -e; dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT; cat > "$dir/deploykit-${input.release.version}.tgz"; ${quoteArgv([...sudo, 'npm', 'install', '--global', ...prefix, '--offline', '--no-audit', '--no-fund', '--loglevel=error'])} "$dir/deploykit-${input.release.version}.tgz"`;
-    steps.push({ id: 'deploy', title: `${verb} deploy ${input.ourVersion} from ${input.release.file}${facts.installPrefix === '' ? '' : ` into ${facts.installPrefix}`}`, argv: ['sh', '-c', script], input: input.release.bytes });
+    steps.push({
+      id: 'deploy',
+      title: `${verb} deploy ${input.ourVersion} from ${input.release.file}${facts.installPrefix === '' ? '' : ` into ${facts.installPrefix}`}`,
+      argv: ['sh', '-c', script],
+      input: input.release.bytes,
+    });
   }
 
   const rootCommands: string[][] = [];
@@ -189,23 +269,47 @@ export function planHostSetup(input: { host: string; facts: HostFacts; needs: Se
     const wanted = ROOT_MODES[key];
     const name = key === 'appsRoot' ? 'apps root' : 'state dir';
     if (mode === wanted) {
-      checks.push({ name, why: key === 'appsRoot' ? 'app folders' : 'run records, logs, locks', found: `${dir} (${mode})`, status: 'ok' });
+      checks.push({
+        name,
+        why: key === 'appsRoot' ? 'app folders' : 'run records, logs, locks',
+        found: `${dir} (${mode})`,
+        status: 'ok',
+      });
       continue;
     }
-    checks.push({ name, why: key === 'appsRoot' ? 'app folders' : 'run records, logs, locks', found: mode === '' ? `${dir} (absent)` : `${dir} (${mode})`, status: mode === '' ? 'missing' : 'wrong', action: mode === '' ? `create, mode ${wanted}` : `chmod ${wanted}` });
+    checks.push({
+      name,
+      why: key === 'appsRoot' ? 'app folders' : 'run records, logs, locks',
+      found: mode === '' ? `${dir} (absent)` : `${dir} (${mode})`,
+      status: mode === '' ? 'missing' : 'wrong',
+      action: mode === '' ? `create, mode ${wanted}` : `chmod ${wanted}`,
+    });
     rootCommands.push(mode === '' ? [...sudo, 'mkdir', '-p', '-m', wanted, dir] : [...sudo, 'chmod', wanted, dir]);
   }
-  for (const argv of rootCommands) steps.push({ id: 'roots', title: argv.includes('mkdir') ? `create ${argv.at(-1)}` : `chmod ${argv.at(-2)} ${argv.at(-1)}`, argv });
+  for (const argv of rootCommands)
+    steps.push({
+      id: 'roots',
+      title: argv.includes('mkdir') ? `create ${argv.at(-1)}` : `chmod ${argv.at(-2)} ${argv.at(-1)}`,
+      argv,
+    });
   return { host: input.host, checks, steps, packages: [...packages], blockers };
 }
 
 /** Runs the probe on the host and parses it; throws DependencyError when the host does not answer. */
 export async function probeHost(host: Host, tools: readonly ToolRequirement[], roots: SetupRoots): Promise<HostFacts> {
-  const result = await host.run({ argv: ['sh', '-c', buildProbeScript(tools, roots)], timeoutMs: 60_000, label: 'setup probe' });
+  const result = await host.run({
+    argv: ['sh', '-c', buildProbeScript(tools, roots)],
+    timeoutMs: 60_000,
+    label: 'setup probe',
+  });
   if (result.exitCode !== 0) {
-    throw new DependencyError('SETUP_PROBE_FAILED', `could not look at host ${host.name} (exit ${result.exitCode}): ${result.stderr.trim().slice(-500)}`, {
-      hint: `Check that \`ssh\` to ${host.name} works (deploy reaches it as the global config says).`,
-    });
+    throw new DependencyError(
+      'SETUP_PROBE_FAILED',
+      `could not look at host ${host.name} (exit ${result.exitCode}): ${result.stderr.trim().slice(-500)}`,
+      {
+        hint: `Check that \`ssh\` to ${host.name} works (deploy reaches it as the global config says).`,
+      },
+    );
   }
   return parseProbe(result.stdout);
 }

@@ -43,7 +43,12 @@ export function listToolRequirements(needs: SetupNeeds): ToolRequirement[] {
       { tool: 'psql', why: 'PostgreSQL apps', debianPackage: 'postgresql-client' },
       { tool: 'pg_dump', why: 'PostgreSQL apps', debianPackage: 'postgresql-client' },
       { tool: 'pg_restore', why: 'PostgreSQL apps', debianPackage: 'postgresql-client' },
-      { tool: 'postgres', why: 'PostgreSQL server', debianPackage: 'postgresql', paths: ['/usr/lib/postgresql/*/bin/postgres'] },
+      {
+        tool: 'postgres',
+        why: 'PostgreSQL server',
+        debianPackage: 'postgresql',
+        paths: ['/usr/lib/postgresql/*/bin/postgres'],
+      },
     );
   }
   if (needs.mariadb) {
@@ -53,6 +58,11 @@ export function listToolRequirements(needs: SetupNeeds): ToolRequirement[] {
       { tool: 'mariadbd', why: 'MariaDB server', debianPackage: 'mariadb-server', paths: ['/usr/sbin/mariadbd'] },
     );
   }
-  if (needs.ffl) tools.push({ tool: 'ffl', why: 'ffl transport, pairing mode', manual: 'install FastFileLink (docs/transports.md#ffl); it has no Debian package' });
+  if (needs.ffl)
+    tools.push({
+      tool: 'ffl',
+      why: 'ffl transport, pairing mode',
+      manual: 'install FastFileLink (docs/transports.md#ffl); it has no Debian package',
+    });
   return tools;
 }

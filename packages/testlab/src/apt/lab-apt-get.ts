@@ -20,9 +20,13 @@ function main(argv: readonly string[]): number {
   for (const name of packages) {
     let files: string[];
     try {
-      files = execFileSync('dpkg-query', ['-L', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n');
+      files = execFileSync('dpkg-query', ['-L', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split(
+        '\n',
+      );
     } catch {
-      process.stderr.write(`E: Unable to locate package ${name} (lab-apt-get: it is not installed on this machine, and the lab installs nothing)\n`);
+      process.stderr.write(
+        `E: Unable to locate package ${name} (lab-apt-get: it is not installed on this machine, and the lab installs nothing)\n`,
+      );
       return 100;
     }
     const linked: string[] = [];
@@ -32,7 +36,9 @@ function main(argv: readonly string[]): number {
       symlinkSync(file, join(sysbin, basename(file)));
       linked.push(basename(file));
     }
-    process.stdout.write(`lab-apt-get: ${name} is installed on this machine (dpkg)${linked.length > 0 ? `; linked ${linked.join(', ')} into ${sysbin}` : ''}\n`);
+    process.stdout.write(
+      `lab-apt-get: ${name} is installed on this machine (dpkg)${linked.length > 0 ? `; linked ${linked.join(', ')} into ${sysbin}` : ''}\n`,
+    );
   }
   return 0;
 }

@@ -197,7 +197,8 @@ export function encodeRecord(type: BundleRecordType, payload: Buffer): Buffer[] 
 /** Serializes a JSON record payload; throws a RangeError above MAX_JSON_RECORD (a writer bug, not bad input). */
 export function encodeBundleJson(value: object): Buffer {
   const payload = Buffer.from(JSON.stringify(value), 'utf8');
-  if (payload.length > MAX_JSON_RECORD) throw new RangeError(`bundle JSON record of ${payload.length} bytes exceeds ${MAX_JSON_RECORD}`);
+  if (payload.length > MAX_JSON_RECORD)
+    throw new RangeError(`bundle JSON record of ${payload.length} bytes exceeds ${MAX_JSON_RECORD}`);
   return payload;
 }
 

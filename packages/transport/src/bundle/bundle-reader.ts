@@ -43,7 +43,13 @@ export type BundleItem =
    * after the E record verified; `done` resolves then, or rejects with a BundleError (PART_MISMATCH,
    * PRODUCER_FAILED, ABORTED, or a fatal error such as TRUNCATED), `data` then failing with the same error.
    */
-  | { readonly kind: 'part'; readonly part: string; readonly attempt: number; readonly data: Readable; readonly done: Promise<BundlePartTrailer> }
+  | {
+      readonly kind: 'part';
+      readonly part: string;
+      readonly attempt: number;
+      readonly data: Readable;
+      readonly done: Promise<BundlePartTrailer>;
+    }
   | { readonly kind: 'skip'; readonly skip: BundleSkip }
   /** The sender gave up (A record); nothing after it is read. */
   | { readonly kind: 'abort'; readonly abort: BundleAbort }
@@ -80,7 +86,8 @@ const HINTS = {
   badMagic:
     'Something else wrote to the transport before the bundle (a login banner, a shell error, a deploy that does not send ' +
     'bundles): check what the sending side prints, use the same deploykit on both hosts, then re-run.',
-  versionUnsupported: 'Use the same deploykit version on both hosts (upgrade the older one), then re-run the migration.',
+  versionUnsupported:
+    'Use the same deploykit version on both hosts (upgrade the older one), then re-run the migration.',
   truncated:
     'The transfer broke off or the sender stopped; nothing of the unfinished part is used. ' +
     'Re-run the migration: parts already verified are reused.',
@@ -96,7 +103,8 @@ const HINTS = {
   streamMismatch:
     'Bytes were lost, added or altered in transit; parts that verified on their own are still good. ' +
     'Re-run the migration (they are reused) and check the transport path.',
-  aborted: 'Nothing of the unfinished part is used. Fix what the sender reports, then re-run the migration: parts already verified are reused.',
+  aborted:
+    'Nothing of the unfinished part is used. Fix what the sender reports, then re-run the migration: parts already verified are reused.',
 } as const;
 
 /** The last three lines of a stderr tail, on one line for a message. */
@@ -189,9 +197,14 @@ export class BundleReader {
     if (this.#terminal) return Promise.resolve(this.#terminal);
     if (this.#waiter) {
       return Promise.reject(
-        new DeployError('internal', 'BUNDLE_READER_MISUSE', 'bundle reader: next() called while a previous next() is pending', {
-          hint: 'This is a bug in deploykit; run again with --verbose and report the output.',
-        }),
+        new DeployError(
+          'internal',
+          'BUNDLE_READER_MISUSE',
+          'bundle reader: next() called while a previous next() is pending',
+          {
+            hint: 'This is a bug in deploykit; run again with --verbose and report the output.',
+          },
+        ),
       );
     }
     return new Promise<BundleItem>((resolve, reject) => {
@@ -271,7 +284,9 @@ export class BundleReader {
       if (chunk === undefined) {
         if (this.#inputEnded) {
           const lost = this.#inputLost;
-          this.#fail(lost ? this.#truncated(`the input failed (${lost.message})`, lost) : this.#truncated('the input ended'));
+          this.#fail(
+            lost ? this.#truncated(`the input failed (${lost.message})`, lost) : this.#truncated('the input ended'),
+          );
         }
         return;
       }
@@ -292,7 +307,8 @@ export class BundleReader {
     }
     // Outside a part, read ahead only until one item waits for next(); inside a part, records are
     // read as far as `data` takes payload (an E of an empty part needs no consumer).
-    if (this.#state === 'record-header' && this.#fieldFill === 0 && this.#open === undefined) return this.#queue.length === 0;
+    if (this.#state === 'record-header' && this.#fieldFill === 0 && this.#open === undefined)
+      return this.#queue.length === 0;
     return true;
   }
 
@@ -368,7 +384,8 @@ export class BundleReader {
     const field = this.#field.subarray(0, ZERO_RUN_PAYLOAD_BYTES);
     this.#streamHash.update(field);
     const count = field.readBigUInt64BE(0);
-    if (count === 0n || count > BigInt(Number.MAX_SAFE_INTEGER)) throw this.#garbage(`a Z record of ${count} zero bytes (allowed: 1..2^53-1)`);
+    if (count === 0n || count > BigInt(Number.MAX_SAFE_INTEGER))
+      throw this.#garbage(`a Z record of ${count} zero bytes (allowed: 1..2^53-1)`);
     this.#zerosLeft = Number(count);
     this.#state = 'zeros';
   }
@@ -390,10 +407,14 @@ export class BundleReader {
     const length = Math.min(this.#fieldFill, BUNDLE_MAGIC.length);
     if (this.#field.subarray(0, length).equals(BUNDLE_MAGIC.subarray(0, length))) return;
     const start = Buffer.concat([this.#field.subarray(0, this.#fieldFill), rest.subarray(0, 48)]);
-    throw new BundleError(BUNDLE_ERROR_CODES.badMagic, `the input is not a deploykit bundle: it starts with ${escapeBundleBytes(start)}, not "DKBUNDLE"`, {
-      hint: HINTS.badMagic,
-      details: { firstBytes: start.toString('latin1') },
-    });
+    throw new BundleError(
+      BUNDLE_ERROR_CODES.badMagic,
+      `the input is not a deploykit bundle: it starts with ${escapeBundleBytes(start)}, not "DKBUNDLE"`,
+      {
+        hint: HINTS.badMagic,
+        details: { firstBytes: start.toString('latin1') },
+      },
+    );
   }
 
   #completePreamble(): void {
@@ -435,21 +456,28 @@ export class BundleReader {
         break;
       case RECORD_TYPES.contents:
         if (this.#contentsSeen) throw this.#garbage('a second C record');
-        if (this.#partsSeen) throw this.#garbage('a C record after the first part: C must precede every B and S record');
+        if (this.#partsSeen)
+          throw this.#garbage('a C record after the first part: C must precede every B and S record');
         break;
       case RECORD_TYPES.partBegin:
       case RECORD_TYPES.partSkipped:
       case RECORD_TYPES.trailer:
-        if (open) throw this.#garbage(`a ${describeRecordType(type)} record inside part "${open.part}", which was never ended`);
+        if (open)
+          throw this.#garbage(`a ${describeRecordType(type)} record inside part "${open.part}", which was never ended`);
         break;
       case RECORD_TYPES.data:
         if (!open) throw this.#garbage('a D record outside a part');
-        if (length === 0 || length > MAX_CHUNK_BYTES) throw this.#garbage(`a D record of ${length} bytes (allowed: 1..${MAX_CHUNK_BYTES})`);
+        if (length === 0 || length > MAX_CHUNK_BYTES)
+          throw this.#garbage(`a D record of ${length} bytes (allowed: 1..${MAX_CHUNK_BYTES})`);
         break;
       case RECORD_TYPES.zeros:
-        if (this.#version!.minor < RECORD_TYPES_SINCE_MINOR[RECORD_TYPES.zeros]!) throw this.#garbage(`a Z record in a bundle of format ${formatBundleVersion(this.#version!)} (Z exists since 1.1)`);
+        if (this.#version!.minor < RECORD_TYPES_SINCE_MINOR[RECORD_TYPES.zeros]!)
+          throw this.#garbage(
+            `a Z record in a bundle of format ${formatBundleVersion(this.#version!)} (Z exists since 1.1)`,
+          );
         if (!open) throw this.#garbage('a Z record outside a part');
-        if (length !== ZERO_RUN_PAYLOAD_BYTES) throw this.#garbage(`a Z record of ${length} bytes (must be ${ZERO_RUN_PAYLOAD_BYTES})`);
+        if (length !== ZERO_RUN_PAYLOAD_BYTES)
+          throw this.#garbage(`a Z record of ${length} bytes (must be ${ZERO_RUN_PAYLOAD_BYTES})`);
         break;
       case RECORD_TYPES.partEnd:
         if (!open) throw this.#garbage('an E record without an open part');
@@ -465,7 +493,14 @@ export class BundleReader {
           throw new BundleError(
             BUNDLE_ERROR_CODES.versionUnsupported,
             `this bundle is format ${theirs} and uses record type ${describeRecordType(type)}, which this deploy (format ${formatBundleVersion(BUNDLE_VERSION)}) does not know: install the same deploykit on both hosts`,
-            { hint: HINTS.versionUnsupported, details: { bundleVersion: theirs, readerVersion: formatBundleVersion(BUNDLE_VERSION), offset: this.#recordStart } },
+            {
+              hint: HINTS.versionUnsupported,
+              details: {
+                bundleVersion: theirs,
+                readerVersion: formatBundleVersion(BUNDLE_VERSION),
+                offset: this.#recordStart,
+              },
+            },
           );
         }
         throw this.#garbage(`unknown record type ${describeRecordType(type)}`);
@@ -498,7 +533,9 @@ export class BundleReader {
     try {
       value = parseBundleJson(payload);
     } catch (error) {
-      throw this.#garbage(`the ${describeRecordType(this.#recordType)} record is not JSON (${(error as Error).message})`);
+      throw this.#garbage(
+        `the ${describeRecordType(this.#recordType)} record is not JSON (${(error as Error).message})`,
+      );
     }
     switch (letter) {
       case RECORD_TYPES.header:
@@ -532,8 +569,10 @@ export class BundleReader {
       if (attempt !== 1) throw this.#garbage(`part "${part}" begins with attempt ${attempt}; a first attempt is 1`);
     } else {
       if (previous.status === 'skipped') throw this.#garbage(`part "${part}" was skipped and is now sent`);
-      if (bundleProducerSucceeded(previous)) throw this.#garbage(`part "${part}" is sent again although its producer succeeded`);
-      if (attempt !== previous.attempt + 1) throw this.#garbage(`part "${part}" attempt ${attempt} follows attempt ${previous.attempt}`);
+      if (bundleProducerSucceeded(previous))
+        throw this.#garbage(`part "${part}" is sent again although its producer succeeded`);
+      if (attempt !== previous.attempt + 1)
+        throw this.#garbage(`part "${part}" attempt ${attempt} follows attempt ${previous.attempt}`);
     }
     this.#partsSeen = true;
     const data = new Readable({
@@ -566,12 +605,21 @@ export class BundleReader {
     if (!isBundlePartTrailer(value)) throw this.#wrongShape();
     const open = this.#open!;
     if (value.part !== open.part || value.attempt !== open.attempt) {
-      throw this.#garbage(`an E record for part "${value.part}" attempt ${value.attempt} while part "${open.part}" attempt ${open.attempt} is open`);
+      throw this.#garbage(
+        `an E record for part "${value.part}" attempt ${value.attempt} while part "${open.part}" attempt ${open.attempt} is open`,
+      );
     }
     this.#open = undefined;
     const received = { bytes: open.bytes, sha256: open.hash.digest('hex') };
     const { producerExit, producerSignal } = value;
-    this.#seen.set(open.part, { part: open.part, status: 'sent', ...received, producerExit, producerSignal, attempt: open.attempt });
+    this.#seen.set(open.part, {
+      part: open.part,
+      status: 'sent',
+      ...received,
+      producerExit,
+      producerSignal,
+      attempt: open.attempt,
+    });
     const where = `part "${open.part}" (attempt ${open.attempt})`;
     if (received.bytes !== value.bytes || received.sha256 !== value.sha256) {
       return this.#failPart(
@@ -581,7 +629,12 @@ export class BundleReader {
           `${where} differs from what was sent: received ${received.bytes} bytes sha256 ${received.sha256}, the sender wrote ${value.bytes} bytes sha256 ${value.sha256}`,
           {
             hint: HINTS.partMismatch,
-            details: { part: open.part, attempt: open.attempt, received, sent: { bytes: value.bytes, sha256: value.sha256 } },
+            details: {
+              part: open.part,
+              attempt: open.attempt,
+              received,
+              sent: { bytes: value.bytes, sha256: value.sha256 },
+            },
           },
         ),
       );
@@ -595,7 +648,14 @@ export class BundleReader {
           `${where}: the ${describeBundleProducer(value)} after ${value.bytes} bytes${tail ? `; its stderr ended with: ${lastLines(tail)}` : ''}`,
           {
             hint: HINTS.producerFailed,
-            details: { part: open.part, attempt: open.attempt, producerExit, producerSignal, bytes: value.bytes, stderrTail: value.producerStderrTail },
+            details: {
+              part: open.part,
+              attempt: open.attempt,
+              producerExit,
+              producerSignal,
+              bytes: value.bytes,
+              stderrTail: value.producerStderrTail,
+            },
           },
         ),
       );
@@ -610,7 +670,15 @@ export class BundleReader {
     if (this.#seen.has(value.part)) throw this.#garbage(`part "${value.part}" is skipped after it was sent`);
     this.#partsSeen = true;
     const { part, bytes, sha256 } = value;
-    this.#seen.set(part, { part, status: 'skipped', bytes, sha256, producerExit: null, producerSignal: null, attempt: 0 });
+    this.#seen.set(part, {
+      part,
+      status: 'skipped',
+      bytes,
+      sha256,
+      producerExit: null,
+      producerSignal: null,
+      attempt: 0,
+    });
     this.#deliver({ kind: 'skip', skip: value });
   }
 
@@ -720,11 +788,15 @@ export class BundleReader {
     else if (this.#state === 'json') where = `inside a ${describeRecordType(this.#recordType)} record`;
     else if (this.#fieldFill > 0) where = 'inside a record header';
     else where = 'between records';
-    return new BundleError(BUNDLE_ERROR_CODES.truncated, `${what} after ${this.#position} bytes of the bundle, ${where}, before its T record`, {
-      hint: HINTS.truncated,
-      ...(cause === undefined ? {} : { cause }),
-      details: { bytes: this.#position, part: open?.part, partBytes: open?.bytes },
-    });
+    return new BundleError(
+      BUNDLE_ERROR_CODES.truncated,
+      `${what} after ${this.#position} bytes of the bundle, ${where}, before its T record`,
+      {
+        hint: HINTS.truncated,
+        ...(cause === undefined ? {} : { cause }),
+        details: { bytes: this.#position, part: open?.part, partBytes: open?.bytes },
+      },
+    );
   }
 
   #garbage(what: string): BundleError {

@@ -87,10 +87,14 @@ export class BundleWriter {
   readonly #onSinkClose = (): void => {
     if (this.#phase === 'finished' || this.#phase === 'aborted') return;
     this.#fail(
-      new BundleError(BUNDLE_ERROR_CODES.sinkClosed, `the bundle's output closed after ${this.#bytesWritten} bytes, before the bundle was finished`, {
-        hint: 'The transport or the receiving side went away; see its own error, then re-run the migration: parts already verified are reused.',
-        details: { bytesWritten: this.#bytesWritten },
-      }),
+      new BundleError(
+        BUNDLE_ERROR_CODES.sinkClosed,
+        `the bundle's output closed after ${this.#bytesWritten} bytes, before the bundle was finished`,
+        {
+          hint: 'The transport or the receiving side went away; see its own error, then re-run the migration: parts already verified are reused.',
+          details: { bytesWritten: this.#bytesWritten },
+        },
+      ),
     );
   };
 
@@ -162,7 +166,8 @@ export class BundleWriter {
   async writePart(part: string, source: Readable, status: Promise<BundleProducerStatus>): Promise<BundlePartTrailer> {
     this.#assertUsable('writePart', { needsHeader: true, needsNoPart: true });
     if (!isBundlePartId(part)) throw misuse(`part id ${JSON.stringify(part)} is not 1..1024 bytes of UTF-8`);
-    if (source.readableEnded || source.destroyed) throw misuse(`the source of part "${part}" already ended or was destroyed`);
+    if (source.readableEnded || source.destroyed)
+      throw misuse(`the source of part "${part}" already ended or was destroyed`);
     const attempt = this.#nextAttempt(part);
     // The status may settle (even reject) long before we await it; this keeps that from counting as unhandled.
     status.catch(() => undefined);
@@ -204,7 +209,15 @@ export class BundleWriter {
     this.#lastPartWireBytes = open.wireBytes;
     this.#open = undefined;
     const { producerExit, producerSignal } = trailer;
-    this.#parts.set(part, { part, status: 'sent', bytes: trailer.bytes, sha256: trailer.sha256, producerExit, producerSignal, attempt });
+    this.#parts.set(part, {
+      part,
+      status: 'sent',
+      bytes: trailer.bytes,
+      sha256: trailer.sha256,
+      producerExit,
+      producerSignal,
+      attempt,
+    });
     await this.#drained();
     return trailer;
   }
@@ -218,7 +231,15 @@ export class BundleWriter {
     const record: BundleSkip = { part: skip.part, bytes: skip.bytes, sha256: skip.sha256, reason: skip.reason };
     this.#writeRecord(RECORD_TYPES.partSkipped, encodeBundleJson(record));
     const { part, bytes, sha256 } = skip;
-    this.#parts.set(part, { part, status: 'skipped', bytes, sha256, producerExit: null, producerSignal: null, attempt: 0 });
+    this.#parts.set(part, {
+      part,
+      status: 'skipped',
+      bytes,
+      sha256,
+      producerExit: null,
+      producerSignal: null,
+      attempt: 0,
+    });
     await this.#drained();
   }
 
@@ -237,9 +258,13 @@ export class BundleWriter {
     if (open) {
       this.#open = undefined;
       open.abandon(
-        new BundleError(BUNDLE_ERROR_CODES.aborted, `part "${open.part}" was abandoned: the bundle was aborted (${abort.code}: ${abort.reason})`, {
-          details: { part: open.part, attempt: open.attempt, bytes: open.bytes, code: abort.code },
-        }),
+        new BundleError(
+          BUNDLE_ERROR_CODES.aborted,
+          `part "${open.part}" was abandoned: the bundle was aborted (${abort.code}: ${abort.reason})`,
+          {
+            details: { part: open.part, attempt: open.attempt, bytes: open.bytes, code: abort.code },
+          },
+        ),
       );
     }
     try {
@@ -277,8 +302,10 @@ export class BundleWriter {
 
   #assertUsable(method: string, needs: { needsHeader?: boolean; needsNoPart?: boolean } = {}): void {
     if (this.#failure) throw this.#failure;
-    if (this.#phase === 'finished' || this.#phase === 'aborted') throw misuse(`${method}() after the bundle was ${this.#phase}`);
-    if (needs.needsHeader && !this.#headerWritten) throw misuse(`${method}() before writeHeader(): H must be the first record`);
+    if (this.#phase === 'finished' || this.#phase === 'aborted')
+      throw misuse(`${method}() after the bundle was ${this.#phase}`);
+    if (needs.needsHeader && !this.#headerWritten)
+      throw misuse(`${method}() before writeHeader(): H must be the first record`);
     if (needs.needsNoPart && this.#open) throw misuse(`${method}() while part "${this.#open.part}" is open`);
   }
 
@@ -367,7 +394,9 @@ export class BundleWriter {
       const onData = (chunk: Buffer | string): void => {
         if (settled) return;
         if (typeof chunk === 'string') {
-          return settle(misuse(`the source of part "${open.part}" emits strings; it must emit Buffers (no setEncoding)`));
+          return settle(
+            misuse(`the source of part "${open.part}" emits strings; it must emit Buffers (no setEncoding)`),
+          );
         }
         open.hash.update(chunk);
         open.bytes += chunk.length;
@@ -375,7 +404,10 @@ export class BundleWriter {
           this.#writeSegments(open.zeroRuns.push(chunk));
         } else {
           for (let offset = 0; offset < chunk.length; offset += MAX_CHUNK_BYTES) {
-            const piece = offset === 0 && chunk.length <= MAX_CHUNK_BYTES ? chunk : chunk.subarray(offset, offset + MAX_CHUNK_BYTES);
+            const piece =
+              offset === 0 && chunk.length <= MAX_CHUNK_BYTES
+                ? chunk
+                : chunk.subarray(offset, offset + MAX_CHUNK_BYTES);
             this.#writeRecord(RECORD_TYPES.data, piece);
           }
         }

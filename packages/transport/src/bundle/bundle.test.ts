@@ -115,7 +115,11 @@ async function consumePart(item: Extract<BundleItem, { kind: 'part' }>): Promise
   }
   await consumed;
   outcome.data = Buffer.concat(chunks);
-  assert.equal(outcome.ended, outcome.trailer !== undefined, `part ${item.part}: data must end exactly when it verified`);
+  assert.equal(
+    outcome.ended,
+    outcome.trailer !== undefined,
+    `part ${item.part}: data must end exactly when it verified`,
+  );
   return outcome;
 }
 
@@ -152,7 +156,12 @@ function walkRecords(bundle: Buffer): RecordAt[] {
   while (offset < bundle.length) {
     const type = String.fromCharCode(bundle[offset]!);
     const length = bundle.readUInt32BE(offset + 1);
-    const record = { type, start: offset, payloadStart: offset + RECORD_HEADER_BYTES, end: offset + RECORD_HEADER_BYTES + length };
+    const record = {
+      type,
+      start: offset,
+      payloadStart: offset + RECORD_HEADER_BYTES,
+      end: offset + RECORD_HEADER_BYTES + length,
+    };
     records.push(record);
     offset = record.end;
     if (type === 'T') break;
@@ -186,7 +195,12 @@ async function smallBundle(): Promise<{ bundle: Buffer; payloads: { db: Buffer; 
   await writer.keepalive();
   await writer.writePart('db', piecewise(payloads.db, [1000, 7, 993]), Promise.resolve(OK));
   await writer.writePart('empty', piecewise(payloads.empty, [1]), Promise.resolve(OK));
-  await writer.skipPart({ part: 'history', bytes: 10, sha256: sha256(Buffer.from('0123456789')), reason: 'already on the target' });
+  await writer.skipPart({
+    part: 'history',
+    bytes: 10,
+    sha256: sha256(Buffer.from('0123456789')),
+    reason: 'already on the target',
+  });
   await writer.writePart('files', piecewise(payloads.files, [5]), Promise.resolve(OK));
   await writer.finish();
   return { bundle: bytes(), payloads };
@@ -201,12 +215,18 @@ test('round trip: header, contents, parts of 0, 1, 4 MiB+1 and a few MiB in odd 
     chunky: randomBytes(MAX_CHUNK_BYTES + 1),
     few: randomBytes(3 * MiB + 12345),
   };
-  const pieces: Record<string, number[]> = { empty: [1], one: [1], chunky: [MAX_CHUNK_BYTES + 1], few: [1, 7, 65537, 1000003, 5 * MiB] };
+  const pieces: Record<string, number[]> = {
+    empty: [1],
+    one: [1],
+    chunky: [MAX_CHUNK_BYTES + 1],
+    few: [1, 7, 65537, 1000003, 5 * MiB],
+  };
   await writer.writeHeader({ format: 'dk-migrate-1', app: 'notes', runId: 'r1' });
   await writer.writeContents({ archive: 'notes-2026', rowCounts: { notes: 3 } });
   await writer.keepalive();
   const written: BundlePartTrailer[] = [];
-  for (const part of ['empty', 'one', 'chunky']) written.push(await writer.writePart(part, piecewise(payloads[part]!, pieces[part]!), Promise.resolve(OK)));
+  for (const part of ['empty', 'one', 'chunky'])
+    written.push(await writer.writePart(part, piecewise(payloads[part]!, pieces[part]!), Promise.resolve(OK)));
   await writer.skipPart({ part: 'history', bytes: 42, sha256: sha256(Buffer.from('x')), reason: 'already there' });
   const keepalives: Promise<void>[] = [];
   // A keepalive in the middle of a part (a producer that went quiet) lands between two D records.
@@ -225,7 +245,11 @@ test('round trip: header, contents, parts of 0, 1, 4 MiB+1 and a few MiB in odd 
   assert.equal(tRecord.type, 'T');
   assert.equal(trailer.bytes, tRecord.start);
   assert.equal(trailer.sha256, sha256(bundle.subarray(0, tRecord.start)));
-  assert.ok(records.filter((record) => record.type === 'D').every((record) => record.end - record.payloadStart <= MAX_CHUNK_BYTES));
+  assert.ok(
+    records
+      .filter((record) => record.type === 'D')
+      .every((record) => record.end - record.payloadStart <= MAX_CHUNK_BYTES),
+  );
 
   for (const pieceSize of [4093, 65537, 5 * MiB + 3]) {
     const outcome = await readBundle(bundle, pieceSize);
@@ -237,7 +261,9 @@ test('round trip: header, contents, parts of 0, 1, 4 MiB+1 and a few MiB in odd 
     const header = outcome.items[0] as Extract<BundleItem, { kind: 'header' }>;
     assert.deepEqual(header.version, { major: 1, minor: 1 });
     assert.equal(header.header['runId'], 'r1');
-    assert.deepEqual((outcome.items[1] as Extract<BundleItem, { kind: 'contents' }>).contents['rowCounts'], { notes: 3 });
+    assert.deepEqual((outcome.items[1] as Extract<BundleItem, { kind: 'contents' }>).contents['rowCounts'], {
+      notes: 3,
+    });
     assert.equal((outcome.items[5] as Extract<BundleItem, { kind: 'skip' }>).skip.reason, 'already there');
     for (const [index, part] of outcome.parts.entries()) {
       assert.ok(part.data.equals(payloads[part.part]!), `data of ${part.part}`);
@@ -255,7 +281,11 @@ test('a small bundle read one byte at a time, and two and three, verifies', asyn
     const outcome = await readBundle(bundle, pieceSize);
     assert.equal(outcome.error, undefined, String(outcome.error));
     assert.deepEqual(
-      outcome.parts.map((part) => [part.part, part.data.equals(payloads[part.part as keyof typeof payloads]), part.trailer !== undefined]),
+      outcome.parts.map((part) => [
+        part.part,
+        part.data.equals(payloads[part.part as keyof typeof payloads]),
+        part.trailer !== undefined,
+      ]),
       [
         ['db', true, true],
         ['empty', true, true],
@@ -268,7 +298,10 @@ test('a small bundle read one byte at a time, and two and three, verifies', asyn
 
 test('trailing text after T is ignored, and the input is still drained to its end', async () => {
   const { bundle } = await smallBundle();
-  const input = piecewise(Buffer.concat([bundle, Buffer.from('File transfer completed\n'), randomBytes(300000)]), [777]);
+  const input = piecewise(
+    Buffer.concat([bundle, Buffer.from('File transfer completed\n'), randomBytes(300000)]),
+    [777],
+  );
   const inputEnded = new Promise((resolve) => input.on('end', resolve));
   const outcome = await readBundle(input);
   assert.equal(outcome.error, undefined);
@@ -287,7 +320,11 @@ test('truncation at every byte of a small bundle gives BUNDLE_TRUNCATED and no v
     assert.equal(outcome.error?.code, BUNDLE_ERROR_CODES.truncated, `cut at ${cut}: ${String(outcome.error)}`);
     assert.match(outcome.error.message, new RegExp(`after ${cut} bytes`));
     for (const part of outcome.parts) {
-      const end = records.find((record) => record.type === 'E' && JSON.parse(bundle.subarray(record.payloadStart, record.end).toString()).part === part.part)!;
+      const end = records.find(
+        (record) =>
+          record.type === 'E' &&
+          JSON.parse(bundle.subarray(record.payloadStart, record.end).toString()).part === part.part,
+      )!;
       if (part.trailer) {
         partsVerified += 1;
         assert.ok(end.end <= cut, `cut at ${cut}: part ${part.part} verified although its E ends at ${end.end}`);
@@ -313,7 +350,15 @@ test('truncation inside a large part, between records and just before T gives BU
   const records = walkRecords(bundle);
   const dRecords = records.filter((record) => record.type === 'D');
   const tRecord = records.at(-1)!;
-  const cuts = [dRecords[0]!.payloadStart + 1, dRecords[1]!.payloadStart + 12345, dRecords[1]!.end, dRecords[2]!.end - 1, tRecord.start, tRecord.start + 3, bundle.length - 1];
+  const cuts = [
+    dRecords[0]!.payloadStart + 1,
+    dRecords[1]!.payloadStart + 12345,
+    dRecords[1]!.end,
+    dRecords[2]!.end - 1,
+    tRecord.start,
+    tRecord.start + 3,
+    bundle.length - 1,
+  ];
   for (const cut of cuts) {
     const outcome = await readBundle(bundle.subarray(0, cut), 65536);
     assert.equal(outcome.error?.code, BUNDLE_ERROR_CODES.truncated, `cut at ${cut}`);
@@ -353,7 +398,10 @@ test('a flipped byte anywhere in an E record JSON gives GARBAGE or a mismatch, n
     corrupt[position]! ^= 0x01;
     const outcome = await readBundle(corrupt, 4096);
     const code = outcome.error?.code;
-    assert.ok(code === BUNDLE_ERROR_CODES.garbage || code === BUNDLE_ERROR_CODES.streamMismatch, `byte ${position}: ${String(outcome.error)}`);
+    assert.ok(
+      code === BUNDLE_ERROR_CODES.garbage || code === BUNDLE_ERROR_CODES.streamMismatch,
+      `byte ${position}: ${String(outcome.error)}`,
+    );
     const db = outcome.parts.find((part) => part.part === 'db')!;
     assert.equal(db.trailer, undefined, `byte ${position}: part verified`);
     codes.add(code);
@@ -375,7 +423,15 @@ test('an unknown major version fails with BUNDLE_VERSION_UNSUPPORTED naming both
 
 test('a newer minor version with unknown JSON fields is read', async () => {
   const data = Buffer.from('payload of a newer writer');
-  const part = { part: 'db', attempt: 1, bytes: data.length, sha256: sha256(data), producerExit: 0, producerSignal: null, compression: 'none' };
+  const part = {
+    part: 'db',
+    attempt: 1,
+    bytes: data.length,
+    sha256: sha256(data),
+    producerExit: 0,
+    producerSignal: null,
+    compression: 'none',
+  };
   const bundle = buildBundle(
     [
       ['H', { app: 'x', futureField: [1, 2] }],
@@ -401,12 +457,18 @@ test('a failed producer then a retried part (attempt 2) is accepted; the trailer
   await writer.writeHeader({ app: 'x' });
   const partial = Buffer.from('half a dump');
   const full = randomBytes(70000);
-  const failed = await writer.writePart('db', piecewise(partial, [4]), Promise.resolve({ exitCode: 3, signal: null, stderrTail: 'pg_dump: error: connection lost\n' }));
+  const failed = await writer.writePart(
+    'db',
+    piecewise(partial, [4]),
+    Promise.resolve({ exitCode: 3, signal: null, stderrTail: 'pg_dump: error: connection lost\n' }),
+  );
   assert.equal(failed.producerExit, 3);
   const retried = await writer.writePart('db', piecewise(full, [8192]), Promise.resolve(OK));
   assert.equal(retried.attempt, 2);
   const trailer = await writer.finish();
-  assert.deepEqual(trailer.parts, [{ part: 'db', status: 'sent', bytes: full.length, sha256: sha256(full), producerExit: 0, producerSignal: null }]);
+  assert.deepEqual(trailer.parts, [
+    { part: 'db', status: 'sent', bytes: full.length, sha256: sha256(full), producerExit: 0, producerSignal: null },
+  ]);
 
   const outcome = await readBundle(bytes(), 1000);
   assert.equal(outcome.error, undefined, String(outcome.error));
@@ -449,7 +511,7 @@ test('an abort in the middle of a part yields an abort item; the part is abandon
   await assert.rejects(writer.finish(), /after the bundle was aborted/);
 });
 
-test('backpressure: a slow consumer pauses the input and the writer\'s source; bytes in flight stay bounded', async () => {
+test("backpressure: a slow consumer pauses the input and the writer's source; bytes in flight stay bounded", async () => {
   const payload = randomBytes(16 * MiB);
   let sourcePausedSeen = false;
   const source = piecewise(payload, [65536]);
@@ -580,9 +642,21 @@ test('records out of order, bad lengths and bad JSON fail with BUNDLE_GARBAGE', 
     'E without a part': [H, ['E', ok]],
     'E for another part': [H, ['B', { part: 'files', attempt: 1 }], ['D', data], ['E', ok]],
     'E with a bad sha256': [H, ['B', { part: 'db', attempt: 1 }], ['D', data], ['E', { ...ok, sha256: 'xyz' }]],
-    'a part sent again after success': [H, ['B', { part: 'db', attempt: 1 }], ['D', data], ['E', ok], ['B', { part: 'db', attempt: 2 }]],
+    'a part sent again after success': [
+      H,
+      ['B', { part: 'db', attempt: 1 }],
+      ['D', data],
+      ['E', ok],
+      ['B', { part: 'db', attempt: 2 }],
+    ],
     'C after a part': [H, ['S', { part: 'db', bytes: 1, sha256: ok.sha256, reason: 'r' }], ['C', {}]],
-    'S after the part was sent': [H, ['B', { part: 'db', attempt: 1 }], ['D', data], ['E', ok], ['S', { part: 'db', bytes: 3, sha256: ok.sha256, reason: 'r' }]],
+    'S after the part was sent': [
+      H,
+      ['B', { part: 'db', attempt: 1 }],
+      ['D', data],
+      ['E', ok],
+      ['S', { part: 'db', bytes: 3, sha256: ok.sha256, reason: 'r' }],
+    ],
     'K with a payload': [H, ['K', Buffer.from('x')]],
     'T inside a part': [H, ['B', { part: 'db', attempt: 1 }], ['T', { parts: [], bytes: 0, sha256: ok.sha256 }]],
     'A without a reason': [H, ['A', { code: 'X' }]],
@@ -597,19 +671,31 @@ test('records out of order, bad lengths and bad JSON fail with BUNDLE_GARBAGE', 
     bytes.writeUInt32BE(length, 1);
     return bytes;
   };
-  const tooLongD = await readBundle(Buffer.concat([buildBundle([H, ['B', { part: 'db', attempt: 1 }]]), recordHeader('D', MAX_CHUNK_BYTES + 1)]));
+  const tooLongD = await readBundle(
+    Buffer.concat([buildBundle([H, ['B', { part: 'db', attempt: 1 }]]), recordHeader('D', MAX_CHUNK_BYTES + 1)]),
+  );
   assert.equal(tooLongD.error?.code, BUNDLE_ERROR_CODES.garbage);
   assert.match(tooLongD.error.message, /D record of 4194305 bytes/);
-  const tooLongJson = await readBundle(Buffer.concat([buildBundle([H]), recordHeader('C', 0xffffffff), randomBytes(100000)]));
+  const tooLongJson = await readBundle(
+    Buffer.concat([buildBundle([H]), recordHeader('C', 0xffffffff), randomBytes(100000)]),
+  );
   assert.equal(tooLongJson.error?.code, BUNDLE_ERROR_CODES.garbage);
-  assert.ok(tooLongJson.reader.inputBytes <= 65536, 'an absurd length fails on its first input chunk, before any payload is buffered');
+  assert.ok(
+    tooLongJson.reader.inputBytes <= 65536,
+    'an absurd length fails on its first input chunk, before any payload is buffered',
+  );
 });
 
 test('a T record that differs from the bundle fails with BUNDLE_STREAM_MISMATCH', async () => {
   const data = Buffer.from('abc');
   const end = { part: 'db', attempt: 1, bytes: 3, sha256: sha256(data), producerExit: 0, producerSignal: null };
   const entry = { part: 'db', status: 'sent', bytes: 3, sha256: sha256(data), producerExit: 0, producerSignal: null };
-  const records = [['H', { app: 'x' }], ['B', { part: 'db', attempt: 1 }], ['D', data], ['E', end]] as const;
+  const records = [
+    ['H', { app: 'x' }],
+    ['B', { part: 'db', attempt: 1 }],
+    ['D', data],
+    ['E', end],
+  ] as const;
   const variants: Record<string, (stream: { bytes: number; sha256: string }) => object> = {
     'byte count': (stream) => ({ ...stream, bytes: stream.bytes + 1, parts: [entry] }),
     'stream hash': (stream) => ({ ...stream, sha256: sha256(Buffer.from('other')), parts: [entry] }),
@@ -619,7 +705,10 @@ test('a T record that differs from the bundle fails with BUNDLE_STREAM_MISMATCH'
     'part status': (stream) => ({ ...stream, parts: [{ ...entry, status: 'skipped' }] }),
     'part size': (stream) => ({ ...stream, parts: [{ ...entry, bytes: 4 }] }),
   };
-  assert.equal((await readBundle(buildBundle(records, { trailer: (stream) => ({ ...stream, parts: [entry] }) }))).error, undefined);
+  assert.equal(
+    (await readBundle(buildBundle(records, { trailer: (stream) => ({ ...stream, parts: [entry] }) }))).error,
+    undefined,
+  );
   for (const [name, trailer] of Object.entries(variants)) {
     const outcome = await readBundle(buildBundle(records, { trailer }));
     assert.equal(outcome.error?.code, BUNDLE_ERROR_CODES.streamMismatch, name);
@@ -637,12 +726,18 @@ test('the writer refuses calls out of order', async () => {
   const source = new PassThrough();
   const writing = writer.writePart('db', source, Promise.resolve(OK));
   await assert.rejects(writer.finish(), /while part "db" is open/);
-  await assert.rejects(writer.skipPart({ part: 'x', bytes: 0, sha256: sha256(Buffer.alloc(0)), reason: '' }), /while part "db" is open/);
+  await assert.rejects(
+    writer.skipPart({ part: 'x', bytes: 0, sha256: sha256(Buffer.alloc(0)), reason: '' }),
+    /while part "db" is open/,
+  );
   await writer.keepalive();
   source.end(Buffer.from('x'));
   await writing;
   await assert.rejects(writer.writeContents({}), /after the first part/);
-  await assert.rejects(writer.writePart('db', piecewise(Buffer.from('y'), [1]), Promise.resolve(OK)), /already sent successfully/);
+  await assert.rejects(
+    writer.writePart('db', piecewise(Buffer.from('y'), [1]), Promise.resolve(OK)),
+    /already sent successfully/,
+  );
   await writer.finish();
   await assert.rejects(writer.keepalive(), /after the bundle was finished/);
 });
@@ -694,7 +789,10 @@ test('lastByteAt and inputBytes follow the input, keepalives included', async ()
   assert.ok(reader.lastByteAt >= stamp + 25, 'a keepalive moves lastByteAt');
   assert.equal(reader.inputBytes, BUNDLE_MAGIC.length + 4 + 5 + 2 + 5);
   input.end();
-  await assert.rejects(pending, (error: BundleError) => error.code === BUNDLE_ERROR_CODES.truncated && /between records/.test(error.message));
+  await assert.rejects(
+    pending,
+    (error: BundleError) => error.code === BUNDLE_ERROR_CODES.truncated && /between records/.test(error.message),
+  );
 });
 
 test('the worked example of docs/bundle.md is what the writer writes, byte for byte, and reads back', async () => {
@@ -728,12 +826,15 @@ test('an input that fails mid-part gives BUNDLE_TRUNCATED with the cause, after 
   input.destroy(new Error('read ECONNRESET'));
   const outcome = await part;
   assert.equal(outcome.error?.code, BUNDLE_ERROR_CODES.truncated);
-  assert.match(outcome.error.message, /the input failed \(read ECONNRESET\) after \d+ bytes of the bundle, inside part "db" \(attempt 1, 100 bytes of it received\)/);
+  assert.match(
+    outcome.error.message,
+    /the input failed \(read ECONNRESET\) after \d+ bytes of the bundle, inside part "db" \(attempt 1, 100 bytes of it received\)/,
+  );
   assert.equal(outcome.data.length, 100);
   await assert.rejects(reader.next(), (error: BundleError) => error.code === BUNDLE_ERROR_CODES.truncated);
 });
 
-test('a consumer that destroys a part\'s data lets the reader skip the rest of it and go on', async () => {
+test("a consumer that destroys a part's data lets the reader skip the rest of it and go on", async () => {
   const { bundle, payloads } = await smallBundle();
   const reader = new BundleReader(piecewise(bundle, [100]));
   const kinds: string[] = [];
@@ -783,10 +884,14 @@ test('zero runs: the splitter gives back exactly its input, whole aligned zero r
       const slice = Buffer.concat([randomBytes(10), Buffer.alloc(150 * 1024), randomBytes(10)]);
       const splitter = new ZeroRunSplitter();
       const segments: PayloadSegment[] = [];
-      for (let offset = 0; offset < slice.length; offset += 1) segments.push(...splitter.push(slice.subarray(offset, offset + 1)));
+      for (let offset = 0; offset < slice.length; offset += 1)
+        segments.push(...splitter.push(slice.subarray(offset, offset + 1)));
       segments.push(...splitter.end());
       assert.ok(expand(segments).equals(slice));
-      assert.deepEqual(segments.filter((segment) => !Buffer.isBuffer(segment)), [{ zeros: 150 * 1024 - 512 }]);
+      assert.deepEqual(
+        segments.filter((segment) => !Buffer.isBuffer(segment)),
+        [{ zeros: 150 * 1024 - 512 }],
+      );
       continue;
     }
     const splitter = new ZeroRunSplitter();
@@ -799,10 +904,15 @@ test('zero runs: the splitter gives back exactly its input, whole aligned zero r
     }
     segments.push(...splitter.end());
     assert.ok(expand(segments).equals(payload), `chunks ${sizes.join(',')}: the output differs from the input`);
-    const runs = segments.filter((segment): segment is { zeros: number } => !Buffer.isBuffer(segment)).map((segment) => segment.zeros);
+    const runs = segments
+      .filter((segment): segment is { zeros: number } => !Buffer.isBuffer(segment))
+      .map((segment) => segment.zeros);
     // 8 MiB hole from 1512: blocks from 1536 to 1512 + 8 MiB rounded down; then MIN+3000 from an odd offset; the tail.
     assert.equal(runs.length, 3, `chunks ${sizes.join(',')}: runs ${runs.join(',')}`);
-    assert.ok(runs[0]! >= 8 * MiB - 1024 && runs[1]! >= MIN_ZERO_RUN_BYTES && runs[2]! >= 3 * MiB - 512, runs.join(','));
+    assert.ok(
+      runs[0]! >= 8 * MiB - 1024 && runs[1]! >= MIN_ZERO_RUN_BYTES && runs[2]! >= 3 * MiB - 512,
+      runs.join(','),
+    );
     assert.ok(runs.every((run) => run % 512 === 0));
     const bytes = segments.filter(Buffer.isBuffer).reduce((sum, piece) => sum + piece.length, 0);
     assert.ok(bytes < 4 * MiB + 200 * 1024, `${bytes} bytes left as data`);
@@ -817,7 +927,10 @@ test('zero runs: a sparse payload costs about its data on the wire and reads bac
   const trailer = await writer.writePart('volume:data', piecewise(payload, [65536, 4093]), Promise.resolve(OK));
   assert.equal(trailer.bytes, payload.length);
   assert.equal(trailer.sha256, sha256(payload));
-  assert.ok(writer.lastPartWireBytes < 4 * MiB + 250 * 1024, `the part took ${writer.lastPartWireBytes} bytes of the bundle for ${payload.length} bytes of payload`);
+  assert.ok(
+    writer.lastPartWireBytes < 4 * MiB + 250 * 1024,
+    `the part took ${writer.lastPartWireBytes} bytes of the bundle for ${payload.length} bytes of payload`,
+  );
   await writer.finish();
   const bundle = bytes();
   const records = walkRecords(bundle);
@@ -866,8 +979,19 @@ test('zero runs: a corrupted or cut Z record never yields a verified part', asyn
     ['zero count', buildBundle([['H', {}], begin, ['Z', Buffer.alloc(8)]]), /Z record of 0 zero bytes/],
     ['huge count', buildBundle([['H', {}], begin, ['Z', big]]), /Z record of 9007199254740992 zero bytes/],
     ['short payload', buildBundle([['H', {}], begin, ['Z', Buffer.alloc(7)]]), /Z record of 7 bytes \(must be 8\)/],
-    ['outside a part', buildBundle([['H', {}], ['Z', encodeZeroRun(MiB)]]), /Z record outside a part/],
-    ['in a 1.0 bundle', buildBundle([['H', {}], begin, ['Z', encodeZeroRun(MiB)]], { version: { major: 1, minor: 0 } }), /Z record in a bundle of format 1\.0/],
+    [
+      'outside a part',
+      buildBundle([
+        ['H', {}],
+        ['Z', encodeZeroRun(MiB)],
+      ]),
+      /Z record outside a part/,
+    ],
+    [
+      'in a 1.0 bundle',
+      buildBundle([['H', {}], begin, ['Z', encodeZeroRun(MiB)]], { version: { major: 1, minor: 0 } }),
+      /Z record in a bundle of format 1\.0/,
+    ],
   ];
   for (const [name, bundleBytes, message] of cases) {
     const outcome = await readBundle(bundleBytes);
@@ -877,9 +1001,21 @@ test('zero runs: a corrupted or cut Z record never yields a verified part', asyn
 });
 
 test('a record type of a newer minor version fails with BUNDLE_VERSION_UNSUPPORTED naming both versions; zeroRuns: false writes 1.0', async () => {
-  const outcome = await readBundle(buildBundle([['H', {}], ['B', { part: 'p', attempt: 1 }], ['Q' as BundleRecordType, Buffer.from('x')]], { version: { major: 1, minor: 2 } }));
+  const outcome = await readBundle(
+    buildBundle(
+      [
+        ['H', {}],
+        ['B', { part: 'p', attempt: 1 }],
+        ['Q' as BundleRecordType, Buffer.from('x')],
+      ],
+      { version: { major: 1, minor: 2 } },
+    ),
+  );
   assert.equal(outcome.error?.code, BUNDLE_ERROR_CODES.versionUnsupported);
-  assert.match(outcome.error.message, /this bundle is format 1\.2 and uses record type 'Q', which this deploy \(format 1\.1\) does not know/);
+  assert.match(
+    outcome.error.message,
+    /this bundle is format 1\.2 and uses record type 'Q', which this deploy \(format 1\.1\) does not know/,
+  );
   const { sink, bytes } = collector();
   const writer = new BundleWriter(sink, { zeroRuns: false });
   await writer.writeHeader({});

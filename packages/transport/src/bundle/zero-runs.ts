@@ -27,7 +27,8 @@ function isZeroRange(buffer: Buffer, start: number, length: number): boolean {
 /** Zero bytes as D pieces (a run too short for a Z record). */
 function zeroBytes(count: number): Buffer[] {
   const pieces: Buffer[] = [];
-  for (let left = count; left > 0; left -= ZERO_PIECE.length) pieces.push(ZERO_PIECE.subarray(0, Math.min(left, ZERO_PIECE.length)));
+  for (let left = count; left > 0; left -= ZERO_PIECE.length)
+    pieces.push(ZERO_PIECE.subarray(0, Math.min(left, ZERO_PIECE.length)));
   return pieces;
 }
 
@@ -47,7 +48,8 @@ export class ZeroRunSplitter {
   #pendingZeros = 0;
 
   constructor(minRun = MIN_ZERO_RUN_BYTES) {
-    if (minRun < ZERO_BLOCK_BYTES) throw new RangeError(`a zero run must be at least one block (${ZERO_BLOCK_BYTES} bytes)`);
+    if (minRun < ZERO_BLOCK_BYTES)
+      throw new RangeError(`a zero run must be at least one block (${ZERO_BLOCK_BYTES} bytes)`);
     this.#minRun = minRun;
   }
 

@@ -144,7 +144,9 @@ export class FrameDecoder extends Transform {
     throw new TransportError(
       FRAME_ERROR_CODES.badMagic,
       `stream does not start with the deploykit frame header (got ${previewBytes(start)})`,
-      { hint: 'The sender did not frame this stream, or something wrote to the transport before it: run both sides with the same deploykit version.' },
+      {
+        hint: 'The sender did not frame this stream, or something wrote to the transport before it: run both sides with the same deploykit version.',
+      },
     );
   }
 
@@ -164,7 +166,8 @@ export class FrameDecoder extends Transform {
       }
       case 'trailer-length': {
         const length = field.readUInt32BE(0);
-        if (length === 0 || length > MAX_TRAILER_BYTES) throw this.#garbage(`trailer length ${length} is not plausible`);
+        if (length === 0 || length > MAX_TRAILER_BYTES)
+          throw this.#garbage(`trailer length ${length} is not plausible`);
         return this.#expect('trailer', length);
       }
       case 'trailer':
@@ -176,10 +179,14 @@ export class FrameDecoder extends Transform {
   }
 
   #garbage(what: string): TransportError {
-    return new TransportError(FRAME_ERROR_CODES.garbage, `stream is corrupt after ${this.#payloadBytes} payload bytes: ${what}`, {
-      hint: 'Something other than the deploykit sender wrote into the stream; check the transport, then retry.',
-      details: { payloadBytes: this.#payloadBytes },
-    });
+    return new TransportError(
+      FRAME_ERROR_CODES.garbage,
+      `stream is corrupt after ${this.#payloadBytes} payload bytes: ${what}`,
+      {
+        hint: 'Something other than the deploykit sender wrote into the stream; check the transport, then retry.',
+        details: { payloadBytes: this.#payloadBytes },
+      },
+    );
   }
 
   #verifyTrailer(json: Buffer): void {
@@ -192,17 +199,24 @@ export class FrameDecoder extends Transform {
     if (!isTrailer(parsed)) throw this.#garbage('trailer has the wrong shape');
     this.#trailer = parsed;
     if (parsed.producerExit !== 0 || parsed.producerSignal !== null) {
-      throw new TransportError(FRAME_ERROR_CODES.producerFailed, `${describeProducerStatus(parsed)} after ${parsed.bytes} bytes`, {
-        hint: 'The producer on the source host failed, so its output is incomplete; see its stderr on the source side.',
-        details: { producerExit: parsed.producerExit, producerSignal: parsed.producerSignal, bytes: parsed.bytes },
-      });
+      throw new TransportError(
+        FRAME_ERROR_CODES.producerFailed,
+        `${describeProducerStatus(parsed)} after ${parsed.bytes} bytes`,
+        {
+          hint: 'The producer on the source host failed, so its output is incomplete; see its stderr on the source side.',
+          details: { producerExit: parsed.producerExit, producerSignal: parsed.producerSignal, bytes: parsed.bytes },
+        },
+      );
     }
     const sha256 = this.#hash.digest('hex');
     if (parsed.bytes !== this.#payloadBytes || parsed.sha256 !== sha256) {
       throw new TransportError(
         FRAME_ERROR_CODES.mismatch,
         `stream differs from what was sent: received ${this.#payloadBytes} bytes sha256 ${sha256}, sender wrote ${parsed.bytes} bytes sha256 ${parsed.sha256}`,
-        { hint: 'The bytes were altered in transit; retry, and check the transport path.', details: { received: this.#payloadBytes, sent: parsed.bytes } },
+        {
+          hint: 'The bytes were altered in transit; retry, and check the transport path.',
+          details: { received: this.#payloadBytes, sent: parsed.bytes },
+        },
       );
     }
     this.#state = 'done';

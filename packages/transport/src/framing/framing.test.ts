@@ -16,18 +16,23 @@ async function encode(payload: Buffer, status: ProducerStatus = OK, pieceSize = 
   const out: Buffer[] = [];
   encoder.on('data', (chunk: Buffer) => out.push(chunk));
   const ended = new Promise((resolve) => encoder.on('end', resolve));
-  for (let offset = 0; offset < payload.length; offset += pieceSize) encoder.write(payload.subarray(offset, offset + pieceSize));
+  for (let offset = 0; offset < payload.length; offset += pieceSize)
+    encoder.write(payload.subarray(offset, offset + pieceSize));
   encoder.finish(status);
   await ended;
   return Buffer.concat(out);
 }
 
 /** Decodes framed bytes fed in pieces of `pieceSize`; returns the payload or the error. */
-async function decode(framed: Buffer, pieceSize = 65536): Promise<{ payload: Buffer; error?: TransportError; decoder: FrameDecoder }> {
+async function decode(
+  framed: Buffer,
+  pieceSize = 65536,
+): Promise<{ payload: Buffer; error?: TransportError; decoder: FrameDecoder }> {
   const decoder = new FrameDecoder();
   const out: Buffer[] = [];
   const pieces: Buffer[] = [];
-  for (let offset = 0; offset < framed.length; offset += pieceSize) pieces.push(framed.subarray(offset, offset + pieceSize));
+  for (let offset = 0; offset < framed.length; offset += pieceSize)
+    pieces.push(framed.subarray(offset, offset + pieceSize));
   const sink = new Writable({
     write(chunk: Buffer, _encoding, callback) {
       out.push(chunk);

@@ -33,5 +33,11 @@ export function readLines(stream: Readable, onLine: (line: string) => void): Pro
 export function splitCompleteLines(text: string): { lines: string[]; rest: string } {
   const lastNewline = text.lastIndexOf('\n');
   if (lastNewline === -1) return { lines: [], rest: text };
-  return { lines: text.slice(0, lastNewline).split('\n').filter((line) => line.trim() !== ''), rest: text.slice(lastNewline + 1) };
+  return {
+    lines: text
+      .slice(0, lastNewline)
+      .split('\n')
+      .filter((line) => line.trim() !== ''),
+    rest: text.slice(lastNewline + 1),
+  };
 }

@@ -3,7 +3,15 @@ import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeExit, newRunId, type Arg, type Host, type RunResult, type Secret } from '@deploykit/core';
-import { DEFAULT_READY_SECONDS, DEFAULT_RETRIES, DEFAULT_STALL_SECONDS, type ConsumerSpec, type StreamEvent, type StreamPath, type TransportName } from '../contract.js';
+import {
+  DEFAULT_READY_SECONDS,
+  DEFAULT_RETRIES,
+  DEFAULT_STALL_SECONDS,
+  type ConsumerSpec,
+  type StreamEvent,
+  type StreamPath,
+  type TransportName,
+} from '../contract.js';
 import { FrameEncoder } from '../framing/frame-encoder.js';
 import { TAR_ERROR_CODES } from '../receive/tar-guard.js';
 import { buildCleanupArgv, buildReceiverArgv } from '../transports/receiver-argv.js';
@@ -12,7 +20,14 @@ import { resolveTransport } from '../transports/registry.js';
 import type { PreflightContext, SenderContext, Transport, TransportOptions } from '../transports/transport.js';
 import { waitAtMost } from './timing.js';
 import { ByteMeter } from './byte-meter.js';
-import { describeFailure, isBrokenPipeExit, pickFirstFailure, StageFailureError, tailText, type StageFailure } from './stage-failure.js';
+import {
+  describeFailure,
+  isBrokenPipeExit,
+  pickFirstFailure,
+  StageFailureError,
+  tailText,
+  type StageFailure,
+} from './stage-failure.js';
 
 /** Inputs of one stream. */
 export interface RunStreamOptions {
@@ -102,7 +117,10 @@ interface SenderSession {
 }
 
 /** Opens the transport's channel into `deploy stream receive` on the target and follows the receiver. */
-async function openSession(options: AttemptOptions, context: Omit<SenderContext, 'targetArgv'>): Promise<SenderSession> {
+async function openSession(
+  options: AttemptOptions,
+  context: Omit<SenderContext, 'targetArgv'>,
+): Promise<SenderSession> {
   const full: SenderContext = {
     ...context,
     targetArgv: (input) =>
@@ -129,7 +147,9 @@ async function openSession(options: AttemptOptions, context: Omit<SenderContext,
   };
 }
 
-type AttemptOutcome = { ok: true; done: ReceiverDone; producerBytes: number; elapsedMs: number; path?: StreamPath } | { ok: false; failure: StageFailure; producerBytes: number };
+type AttemptOutcome =
+  | { ok: true; done: ReceiverDone; producerBytes: number; elapsedMs: number; path?: StreamPath }
+  | { ok: false; failure: StageFailure; producerBytes: number };
 
 /** Failure codes that are properties of the payload itself: another attempt cannot succeed. */
 const NOT_RETRIED = new Set<string>([TAR_ERROR_CODES.unsafe, TAR_ERROR_CODES.special]);
@@ -163,11 +183,32 @@ export async function runStream(options: RunStreamOptions): Promise<StreamResult
   for (let attempt = 1; attempt <= retries + 1; attempt += 1) {
     if (attempt > 1) {
       const reason = failures.at(-1);
-      emit({ kind: 'retry', stream: options.name, attempt, reason: reason === undefined ? 'previous attempt failed' : describeFailure(reason as unknown as StageFailure) });
+      emit({
+        kind: 'retry',
+        stream: options.name,
+        attempt,
+        reason: reason === undefined ? 'previous attempt failed' : describeFailure(reason as unknown as StageFailure),
+      });
     }
-    const outcome = await runAttempt({ ...options, transport, stallSeconds, readySeconds, runId, deployCommand, preflight, attempt, emit });
+    const outcome = await runAttempt({
+      ...options,
+      transport,
+      stallSeconds,
+      readySeconds,
+      runId,
+      deployCommand,
+      preflight,
+      attempt,
+      emit,
+    });
     if (outcome.ok) {
-      emit({ kind: 'done', stream: options.name, bytes: outcome.done.bytes, sha256: outcome.done.sha256, elapsedMs: outcome.elapsedMs });
+      emit({
+        kind: 'done',
+        stream: options.name,
+        bytes: outcome.done.bytes,
+        sha256: outcome.done.sha256,
+        elapsedMs: outcome.elapsedMs,
+      });
       return {
         stream: options.name,
         transport: transport.name,
@@ -183,7 +224,12 @@ export async function runStream(options: RunStreamOptions): Promise<StreamResult
     }
     lastBytes = outcome.producerBytes;
     const { at, ...rest } = outcome.failure;
-    const refused = NOT_RETRIED.has(rest.code) && rest.hint === undefined ? { hint: 'The target refuses an entry the producer writes (named above); retrying cannot help: remove it from what is streamed.' } : {};
+    const refused =
+      NOT_RETRIED.has(rest.code) && rest.hint === undefined
+        ? {
+            hint: 'The target refuses an entry the producer writes (named above); retrying cannot help: remove it from what is streamed.',
+          }
+        : {};
     const failure: AttemptFailure = { ...rest, ...refused, attempt, at: new Date(at).toISOString() };
     failures.push(failure);
     emit({
@@ -246,7 +292,8 @@ async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
     if (event.kind === 'path') path = event.path;
     options.emit(event);
   };
-  const abortListener = (): void => report({ stage: 'sender', code: 'STREAM_ABORTED', message: 'the stream was aborted', at: Date.now() });
+  const abortListener = (): void =>
+    report({ stage: 'sender', code: 'STREAM_ABORTED', message: 'the stream was aborted', at: Date.now() });
   options.signal?.addEventListener('abort', abortListener);
   let session: SenderSession | undefined;
   let producer: ReturnType<Host['spawn']> | undefined;
@@ -255,7 +302,15 @@ async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
   const started = Date.now();
   try {
     try {
-      session = await openSession(options, { ...options.preflight, runId: options.runId, attempt: options.attempt, attemptDir, secrets, emit, report });
+      session = await openSession(options, {
+        ...options.preflight,
+        runId: options.runId,
+        attempt: options.attempt,
+        attemptDir,
+        secrets,
+        emit,
+        report,
+      });
     } catch (error) {
       report(toStageFailure(error, 'sender'));
       throw error;
@@ -271,25 +326,41 @@ async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
         hint: `Check the target host (load, deploy installed) and its connectivity; raise --ready-seconds if the connection is just slow to set up (ffl: WebRTC takes 10-20 s, a relay fallback over 60 s).`,
       });
     let readyTimer: NodeJS.Timeout | undefined;
-    const readyTimeout = new Promise<'timeout'>((resolve) => (readyTimer = setTimeout(() => resolve('timeout'), readyMs)));
-    const readyOutcome = await Promise.race([session.ready.then(() => 'ready' as const, () => 'failed' as const), failed.then(() => 'failed' as const), readyTimeout]);
+    const readyTimeout = new Promise<'timeout'>(
+      (resolve) => (readyTimer = setTimeout(() => resolve('timeout'), readyMs)),
+    );
+    const readyOutcome = await Promise.race([
+      session.ready.then(
+        () => 'ready' as const,
+        () => 'failed' as const,
+      ),
+      failed.then(() => 'failed' as const),
+      readyTimeout,
+    ]);
     clearTimeout(readyTimer);
     if (readyOutcome === 'timeout') reportNotReady();
     if (readyOutcome !== 'ready') throw new Error('not ready');
 
     const encoder = new FrameEncoder();
-    producer = options.producerStream !== undefined
-      ? wrapStreamProducer(options.producerStream)
-      : options.source.spawn({
-          argv: options.producer,
-          ...(options.producerEnv === undefined ? {} : { env: options.producerEnv }),
-          ...(options.producerCwd === undefined ? {} : { cwd: options.producerCwd }),
-          label: `producer ${options.name}`,
-          maxBuffer: 64 * 1024,
-        });
+    producer =
+      options.producerStream !== undefined
+        ? wrapStreamProducer(options.producerStream)
+        : options.source.spawn({
+            argv: options.producer,
+            ...(options.producerEnv === undefined ? {} : { env: options.producerEnv }),
+            ...(options.producerCwd === undefined ? {} : { cwd: options.producerCwd }),
+            label: `producer ${options.name}`,
+            maxBuffer: 64 * 1024,
+          });
     const sink = session.sink;
     sink.on('error', (error: NodeJS.ErrnoException) =>
-      report({ stage: 'sender', code: 'SENDER_WRITE_FAILED', message: `writing to the transport failed: ${error.message}`, at: Date.now(), consequential: error.code === 'EPIPE' || error.code === 'ERR_STREAM_DESTROYED' }),
+      report({
+        stage: 'sender',
+        code: 'SENDER_WRITE_FAILED',
+        message: `writing to the transport failed: ${error.message}`,
+        at: Date.now(),
+        consequential: error.code === 'EPIPE' || error.code === 'ERR_STREAM_DESTROYED',
+      }),
     );
     // The encoder is ended by finish() only: the trailer must follow every byte the producer wrote,
     // and the producer's exit and its stdout's end arrive in either order.
@@ -344,8 +415,19 @@ async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
         lastProgressAt = now;
         const elapsedMs = now - started;
         const rate = elapsedMs > 0 ? Math.round((producerMeter.bytes * 1000) / elapsedMs) : 0;
-        const etaMs = options.estimatedBytes !== undefined && rate > 0 ? Math.max(0, Math.round(((options.estimatedBytes - producerMeter.bytes) * 1000) / rate)) : undefined;
-        emit({ kind: 'progress', stream: options.name, side: 'producer', bytes: producerMeter.bytes, rate, elapsedMs, ...(etaMs === undefined ? {} : { etaMs }) });
+        const etaMs =
+          options.estimatedBytes !== undefined && rate > 0
+            ? Math.max(0, Math.round(((options.estimatedBytes - producerMeter.bytes) * 1000) / rate))
+            : undefined;
+        emit({
+          kind: 'progress',
+          stream: options.name,
+          side: 'producer',
+          bytes: producerMeter.bytes,
+          rate,
+          elapsedMs,
+          ...(etaMs === undefined ? {} : { etaMs }),
+        });
       }
       // Once the receiver has the whole stream, no byte is left to move: its consumer and transport
       // finishing (ffl's checksum check and ACK, pg_restore's indexes) is bounded on the target.
@@ -388,15 +470,29 @@ async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
       }
     }, TICK_MS);
 
-    const finished = session.finished.then((done) => ({ done }), () => undefined);
+    const finished = session.finished.then(
+      (done) => ({ done }),
+      () => undefined,
+    );
     const first = await Promise.race([finished, failed.then(() => undefined)]);
     if (first !== undefined && failures.length === 0) {
       const producerResult = await producer.wait();
       if (producerResult.exitCode === 0 && producerResult.signal === null && encoder.trailer !== undefined) {
         if (encoder.trailer.sha256 !== first.done.sha256 || encoder.trailer.bytes !== first.done.bytes) {
-          report({ stage: 'integrity', code: 'FRAME_MISMATCH', message: `the receiver reports ${first.done.bytes} bytes sha256 ${first.done.sha256}, the sender framed ${encoder.trailer.bytes} bytes sha256 ${encoder.trailer.sha256}`, at: Date.now() });
+          report({
+            stage: 'integrity',
+            code: 'FRAME_MISMATCH',
+            message: `the receiver reports ${first.done.bytes} bytes sha256 ${first.done.sha256}, the sender framed ${encoder.trailer.bytes} bytes sha256 ${encoder.trailer.sha256}`,
+            at: Date.now(),
+          });
         } else {
-          return { ok: true, done: first.done, producerBytes: producerMeter.bytes, elapsedMs: Date.now() - started, ...(path === undefined ? {} : { path }) };
+          return {
+            ok: true,
+            done: first.done,
+            producerBytes: producerMeter.bytes,
+            elapsedMs: Date.now() - started,
+            ...(path === undefined ? {} : { path }),
+          };
         }
       }
     }
@@ -406,8 +502,14 @@ async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
     await waitAtMost(Promise.all([session?.finished, producer?.wait()]), SETTLE_MS);
     // Only consequences so far (a broken pipe to a transport that died): its own report names the
     // cause, but on a loaded machine it may come later than the settle time.
-    if (failures.length > 0 && failures.every((failure) => failure.consequential === true)) await waitAtMost(causeReported, CAUSE_WAIT_MS);
-    const failure = pickFirstFailure(failures) ?? { stage: 'sender' as const, code: 'STREAM_FAILED', message: 'the stream failed', at: Date.now() };
+    if (failures.length > 0 && failures.every((failure) => failure.consequential === true))
+      await waitAtMost(causeReported, CAUSE_WAIT_MS);
+    const failure = pickFirstFailure(failures) ?? {
+      stage: 'sender' as const,
+      code: 'STREAM_FAILED',
+      message: 'the stream failed',
+      at: Date.now(),
+    };
     return { ok: false, failure, producerBytes: producerMeter.bytes };
   } finally {
     clearInterval(watchdog);
@@ -417,7 +519,12 @@ async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
       await session?.abort();
       producer?.kill('SIGKILL');
       if (options.consumer.kind === 'into') {
-        await options.target.run({ argv: buildCleanupArgv(options.deployCommand, options.consumer.dir, options.runId), timeoutMs: 60_000 }).catch(() => undefined);
+        await options.target
+          .run({
+            argv: buildCleanupArgv(options.deployCommand, options.consumer.dir, options.runId),
+            timeoutMs: 60_000,
+          })
+          .catch(() => undefined);
       }
     }
     await rm(attemptDir, { recursive: true, force: true });
@@ -440,7 +547,15 @@ function wrapStreamProducer(stream: Readable): ReturnType<Host['spawn']> {
   const done = new Promise<RunResult>((resolve) => {
     const finish = (exitCode: number, message: string): void => {
       stderr.end();
-      resolve({ argv: ['<stdin>'], exitCode, signal: null, stdout: '', stderr: message, durationMs: Date.now() - started, timedOut: false });
+      resolve({
+        argv: ['<stdin>'],
+        exitCode,
+        signal: null,
+        stdout: '',
+        stderr: message,
+        durationMs: Date.now() - started,
+        timedOut: false,
+      });
     };
     stream.once('end', () => finish(0, ''));
     stream.once('error', (error) => {
@@ -456,7 +571,10 @@ function wrapStreamProducer(stream: Readable): ReturnType<Host['spawn']> {
 function toStageFailure(error: unknown, stage: StageFailure['stage']): StageFailure {
   if (error instanceof StageFailureError) return error.failure;
   const message = error instanceof Error ? error.message : String(error);
-  const code = typeof (error as { code?: unknown }).code === 'string' ? String((error as { code: string }).code) : 'TRANSPORT_START_FAILED';
+  const code =
+    typeof (error as { code?: unknown }).code === 'string'
+      ? String((error as { code: string }).code)
+      : 'TRANSPORT_START_FAILED';
   const hint = (error as { hint?: unknown }).hint;
   return { stage, code, message, at: Date.now(), ...(typeof hint === 'string' ? { hint } : {}) };
 }

@@ -33,7 +33,12 @@ export function stripProgressFrames(text: string): string {
     .split('\n')
     .flatMap((line) => {
       if (!line.includes('\r')) return [line];
-      const shown = (line.split('\r').filter((frame) => frame.trim() !== '').at(-1) ?? '').trimEnd();
+      const shown = (
+        line
+          .split('\r')
+          .filter((frame) => frame.trim() !== '')
+          .at(-1) ?? ''
+      ).trimEnd();
       return shown === '' || PROGRESS_FRAME.test(shown) ? [] : [shown];
     })
     .join('\n');
@@ -75,6 +80,10 @@ export class StageFailureError extends TransportError {
 /** Formats a failure for one line of human output: `receiver failed (exit 1): message`. */
 export function describeFailure(failure: StageFailure): string {
   const status =
-    failure.signal != null ? ` (killed by ${failure.signal})` : failure.exitCode != null ? ` (exit ${failure.exitCode})` : '';
+    failure.signal != null
+      ? ` (killed by ${failure.signal})`
+      : failure.exitCode != null
+        ? ` (exit ${failure.exitCode})`
+        : '';
   return `${failure.stage} failed${status}: ${failure.message}`;
 }

@@ -21,7 +21,13 @@ export async function settlesWithin(promise: Promise<unknown>, ms: number): Prom
   const timeout = new Promise<false>((resolve) => {
     timer = setTimeout(() => resolve(false), ms);
   });
-  const result = await Promise.race([promise.then(() => true as const, () => true as const), timeout]);
+  const result = await Promise.race([
+    promise.then(
+      () => true as const,
+      () => true as const,
+    ),
+    timeout,
+  ]);
   clearTimeout(timer);
   return result;
 }

@@ -119,7 +119,9 @@ test('into DIR: a framed real tar lands in DIR with owners, modes and links; old
   assert.equal(result.ok, true, JSON.stringify(result));
   const sha256 = createHash('sha256').update(sourceTar).digest('hex');
   assert.deepEqual(result.ok && { bytes: result.bytes, sha256: result.sha256 }, { bytes: sourceTar.length, sha256 });
-  await sh(`diff -r src target/app && test "$(stat -c '%u:%g %a' target/app/sub/file)" = "1234:4321 640" && test "$(stat -c %h target/app/sub/hard)" = 2 && test "$(readlink target/app/link)" = sub/file`);
+  await sh(
+    `diff -r src target/app && test "$(stat -c '%u:%g %a' target/app/sub/file)" = "1234:4321 640" && test "$(stat -c %h target/app/sub/hard)" = 2 && test "$(readlink target/app/link)" = sub/file`,
+  );
   assert.deepEqual(await besideTarget(), ['app']);
   const kinds = events.map((event) => event.kind);
   assert.deepEqual([kinds[0], kinds.at(-1)], ['ready', 'done']);
@@ -149,7 +151,10 @@ test('a truncated stream fails as integrity; DIR untouched and no staging left',
   assert.deepEqual(await besideTarget(), ['app']);
   const failed = events.filter((event) => event.kind === 'failed');
   assert.equal(failed.length, 1);
-  assert.equal(events.some((event) => event.kind === 'done'), false);
+  assert.equal(
+    events.some((event) => event.kind === 'done'),
+    false,
+  );
 });
 
 test('producer exit 3 in the trailer fails as stage producer with exit code 3', async () => {
@@ -176,7 +181,10 @@ test('an unsafe tar entry fails as integrity before anything is swapped in', asy
   const { result } = await receive(path, { kind: 'into', dir: join(work, 'target', 'app') });
   assert.deepEqual(!result.ok && [result.stage, result.code], ['integrity', 'TAR_UNSAFE_ENTRY']);
   assert.equal(existsSync(join(work, 'target', 'f')), false);
-  assert.deepEqual((await besideTarget()).filter((name) => name.startsWith('app')), ['app']);
+  assert.deepEqual(
+    (await besideTarget()).filter((name) => name.startsWith('app')),
+    ['app'],
+  );
 });
 
 test('tar running out of space fails as stage consumer with "No space left on device"', async () => {
@@ -220,11 +228,15 @@ test('a sender that goes silent is detected as a sender stall', async () => {
   const input = new PassThrough();
   const framed = await frame(randomBytes(100000));
   input.write(framed.subarray(0, 50000));
-  const { result, events } = await receive('-', { kind: 'command', argv: ['sh', '-c', 'cat > /dev/null'] }, {
-    stdin: input,
-    environment: { SSH_CONNECTION: '127.0.0.2 40000 127.0.0.3 22' },
-    stallSeconds: 1,
-  });
+  const { result, events } = await receive(
+    '-',
+    { kind: 'command', argv: ['sh', '-c', 'cat > /dev/null'] },
+    {
+      stdin: input,
+      environment: { SSH_CONNECTION: '127.0.0.2 40000 127.0.0.3 22' },
+      stallSeconds: 1,
+    },
+  );
   assert.deepEqual(!result.ok && [result.stage, result.code], ['sender', 'STALLED']);
   assert.ok(events.some((event) => event.kind === 'path' && event.path === 'ssh'));
   input.destroy();
@@ -238,18 +250,37 @@ test('abort kills the consumer and removes staging', async () => {
   const dir = join(work, 'target', 'app');
   const { result } = await receive('-', { kind: 'into', dir }, { stdin: input, signal: controller.signal });
   assert.deepEqual(!result.ok && [result.stage, result.code], ['receiver', 'ABORTED']);
-  assert.deepEqual((await besideTarget()).filter((name) => name.startsWith('app')), ['app']);
+  assert.deepEqual(
+    (await besideTarget()).filter((name) => name.startsWith('app')),
+    ['app'],
+  );
   input.destroy();
 });
 
 const fflPath = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'ffl-standin', 'bin', 'ffl');
 
 /** Starts the ffl stand-in sender on framed bytes and returns it with its link. */
-async function startFflSender(framed: Buffer, env: Record<string, string> = {}): Promise<{ link: string; stop: () => Promise<void> }> {
+async function startFflSender(
+  framed: Buffer,
+  env: Record<string, string> = {},
+): Promise<{ link: string; stop: () => Promise<void> }> {
   const cwd = join(work, `ffl-send-${randomBytes(3).toString('hex')}`);
   await mkdir(join(cwd, 'storage'), { recursive: true });
   const sender = host.spawn({
-    argv: [fflPath, '-', '--stdin-cache', 'off', '--max-downloads', '1', '--pickup-code', '246810', '--foreground', '--disable-clipboard', '--timeout', '60'],
+    argv: [
+      fflPath,
+      '-',
+      '--stdin-cache',
+      'off',
+      '--max-downloads',
+      '1',
+      '--pickup-code',
+      '246810',
+      '--foreground',
+      '--disable-clipboard',
+      '--timeout',
+      '60',
+    ],
     input: framed,
     cwd,
     env: { FFL_STORAGE_LOCATION: join(cwd, 'storage'), ...env },
@@ -276,22 +307,38 @@ test('ffl source (stand-in): direct path with its trailing "File transfer comple
   const sender = await startFflSender(await frame(sourceTar));
   try {
     const dir = join(work, 'target', 'via-ffl');
-    const { result } = await receive(sender.link, { kind: 'into', dir }, { credential: secret('246810'), binaryPath: fflPath });
+    const { result } = await receive(
+      sender.link,
+      { kind: 'into', dir },
+      { credential: secret('246810'), binaryPath: fflPath },
+    );
     assert.equal(result.ok, true, JSON.stringify(result));
     await sh('diff -r src target/via-ffl');
-    assert.deepEqual((await readdir(tmpdir())).filter((name) => name.startsWith('deploy-ffl-run1-')), []);
+    assert.deepEqual(
+      (await readdir(tmpdir())).filter((name) => name.startsWith('deploy-ffl-run1-')),
+      [],
+    );
   } finally {
     await sender.stop();
   }
 });
 
 test('ffl source (stand-in): a sender dying mid-stream is named as the sender, with ffl error line and no progress bar in the tail, pickup code never shown', async () => {
-  const sender = await startFflSender(await frame(randomBytes(2 * 1024 * 1024)), { FFL_STANDIN_KILL_AFTER_BYTES: '500000' });
+  const sender = await startFflSender(await frame(randomBytes(2 * 1024 * 1024)), {
+    FFL_STANDIN_KILL_AFTER_BYTES: '500000',
+  });
   try {
-    const { result, events } = await receive(sender.link, { kind: 'command', argv: ['sh', '-c', 'cat > /dev/null'] }, { credential: secret('246810'), binaryPath: fflPath });
+    const { result, events } = await receive(
+      sender.link,
+      { kind: 'command', argv: ['sh', '-c', 'cat > /dev/null'] },
+      { credential: secret('246810'), binaryPath: fflPath },
+    );
     assert.deepEqual(!result.ok && [result.stage, result.code, result.exitCode], ['sender', 'FFL_SENDER_GONE', 1]);
     const failed = !result.ok ? result : undefined;
-    assert.match(failed?.message ?? '', /^the sending ffl is gone: ffl download exited with code 1: Oops, something went wrong: Download failed: Both WebRTC and HTTP downloads failed\. WebRTC: WebRTC connection failed before download completed\. HTTP: Failed to get file metadata: /);
+    assert.match(
+      failed?.message ?? '',
+      /^the sending ffl is gone: ffl download exited with code 1: Oops, something went wrong: Download failed: Both WebRTC and HTTP downloads failed\. WebRTC: WebRTC connection failed before download completed\. HTTP: Failed to get file metadata: /,
+    );
     assert.match(failed?.stderrTail ?? '', /Oops, something went wrong: Download failed:/);
     assert.doesNotMatch(failed?.stderrTail ?? '', /Progress: |\r/);
     assert.doesNotMatch(JSON.stringify({ result, events }), /246810/);

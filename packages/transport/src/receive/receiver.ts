@@ -60,7 +60,17 @@ const MIN_FREE_BYTES = 1024 * 1024;
 
 /** Builds the tar argv that extracts a stream into a staging dir, keeping numeric owners and modes. */
 export function buildExtractArgv(staging: string, preserveXattrs = false): string[] {
-  return ['tar', '-x', '--numeric-owner', '-p', ...(preserveXattrs ? ['--xattrs', '--acls'] : []), '-C', staging, '-f', '-'];
+  return [
+    'tar',
+    '-x',
+    '--numeric-owner',
+    '-p',
+    ...(preserveXattrs ? ['--xattrs', '--acls'] : []),
+    '-C',
+    staging,
+    '-f',
+    '-',
+  ];
 }
 
 /**
@@ -142,7 +152,11 @@ class Receiver {
       this.#consumerArgv = consumer.argv;
     }
     if (this.#failure) return;
-    const consumerProcess = this.#host.spawn({ argv: this.#consumerArgv, stdin: 'pipe', label: `${this.#options.stream} consumer` });
+    const consumerProcess = this.#host.spawn({
+      argv: this.#consumerArgv,
+      stdin: 'pipe',
+      label: `${this.#options.stream} consumer`,
+    });
     this.#consumer = consumerProcess;
     // Its stdout is not ours to print (our stdout may carry JSONL events); drain it so it never blocks.
     consumerProcess.stdout.resume();
@@ -159,12 +173,16 @@ class Receiver {
     if (input.path) this.#options.emit({ kind: 'path', stream: this.#options.stream, path: input.path });
 
     source.on('data', (chunk: Buffer) => this.#onSourceData(chunk));
-    source.on('error', (error) => this.#fail('receiver', 'SOURCE_FAILED', `reading the stream failed: ${error.message}`));
+    source.on('error', (error) =>
+      this.#fail('receiver', 'SOURCE_FAILED', `reading the stream failed: ${error.message}`),
+    );
     this.#decoder.on('error', (error) => void this.#onIntegrityError(error));
     source.pipe(this.#decoder);
     let last: Readable = this.#decoder;
     if (this.#guard) {
-      this.#guard.on('error', (error) => this.#fail('integrity', (error as DeployError).code ?? 'TAR_GARBAGE', error.message));
+      this.#guard.on('error', (error) =>
+        this.#fail('integrity', (error as DeployError).code ?? 'TAR_GARBAGE', error.message),
+      );
       last = this.#decoder.pipe(this.#guard);
     }
     last.on('data', (chunk: Buffer) => {
@@ -254,7 +272,13 @@ class Receiver {
   async #describeNoSpace(stderr: string): Promise<string | undefined> {
     const { consumer } = this.#options;
     const where = consumer.kind === 'into' ? dirname(resolve(consumer.dir)) : undefined;
-    const free = where === undefined ? undefined : await statfs(where).then((s) => s.bavail * s.bsize, () => undefined);
+    const free =
+      where === undefined
+        ? undefined
+        : await statfs(where).then(
+            (s) => s.bavail * s.bsize,
+            () => undefined,
+          );
     const note = free === undefined ? '' : ` (${formatBytes(free)} free in ${where})`;
     if (/No space left on device/i.test(stderr)) return note;
     if (free !== undefined && free < MIN_FREE_BYTES && /Wrote only \d+ of \d+ bytes/.test(stderr)) return note;
@@ -275,7 +299,8 @@ class Receiver {
     // transport finishing (pg_restore's indexes, ffl's checksum check and ACK).
     this.#options.emit({ kind: 'received', stream: this.#options.stream, bytes: this.#decoder.trailer!.bytes });
     // The guard may still be checking headers the consumer never needed (it exited 0 early).
-    if (this.#guard) await Promise.race([finished(this.#guard).catch(() => undefined), this.#consumerResult!.then(() => undefined)]);
+    if (this.#guard)
+      await Promise.race([finished(this.#guard).catch(() => undefined), this.#consumerResult!.then(() => undefined)]);
     const result = await this.#consumerResult!;
     if (result.exitCode === 0 && !this.#failure) return true;
     // The consumer's failure (or whatever stopped it) is recorded asynchronously; wait for it.
@@ -287,44 +312,79 @@ class Receiver {
     const windowMs = this.#options.stallSeconds * 1000;
     const readySeconds = this.#options.readySeconds ?? DEFAULT_READY_SECONDS;
     let reported = { at: Date.now(), bytes: 0 };
-    return setInterval(() => {
-      const now = Date.now();
-      if (this.#consumerBytes !== reported.bytes) {
-        const rate = ((this.#consumerBytes - reported.bytes) * 1000) / Math.max(1, now - reported.at);
-        this.#options.emit({ kind: 'progress', stream: this.#options.stream, side: 'consumer', bytes: this.#consumerBytes, rate, elapsedMs: now - this.#started });
-        reported = { at: now, bytes: this.#consumerBytes };
-      }
-      // Once the consumer has every byte, waiting for it to finish (pg_restore building indexes) is no stall.
-      if (this.#consumer?.stdin?.writableFinished) return;
-      if (this.#lastByteAt === undefined) {
-        if (now - this.#started < readySeconds * 1000) return;
-        this.#fail(
-          'receiver',
-          'RECEIVER_NOT_READY',
-          `no byte arrived within ${readySeconds} s of the start (the readiness window: the transport's link hand-over and connection setup); raise --ready-seconds if the connection is just slow to set up`,
-        );
-        return;
-      }
-      const idleMs = now - this.#lastByteAt;
-      if (idleMs < windowMs) return;
-      this.#options.emit({ kind: 'stalled', stream: this.#options.stream, idleMs, windowMs });
-      const stdin = this.#consumer?.stdin;
-      const waiting = (stdin?.writableLength ?? 0) + this.#decoder.readableLength + (this.#guard?.readableLength ?? 0);
-      const seconds = Math.round(idleMs / 1000);
-      if (waiting > 0 && !this.#decoder.complete) {
-        this.#fail('consumer', 'STALLED', `the consumer took no bytes for ${seconds} s (${waiting} bytes waiting for it)`);
-      } else if (this.#decoder.complete) {
-        this.#fail('consumer', 'STALLED', `the consumer did not finish reading for ${seconds} s after the stream ended`);
-      } else {
-        this.#fail('sender', 'STALLED', `no byte arrived from the sender for ${seconds} s (${this.#inputBytes} bytes so far)`);
-      }
-    }, Math.min(1000, windowMs / 4, (readySeconds * 1000) / 4));
+    return setInterval(
+      () => {
+        const now = Date.now();
+        if (this.#consumerBytes !== reported.bytes) {
+          const rate = ((this.#consumerBytes - reported.bytes) * 1000) / Math.max(1, now - reported.at);
+          this.#options.emit({
+            kind: 'progress',
+            stream: this.#options.stream,
+            side: 'consumer',
+            bytes: this.#consumerBytes,
+            rate,
+            elapsedMs: now - this.#started,
+          });
+          reported = { at: now, bytes: this.#consumerBytes };
+        }
+        // Once the consumer has every byte, waiting for it to finish (pg_restore building indexes) is no stall.
+        if (this.#consumer?.stdin?.writableFinished) return;
+        if (this.#lastByteAt === undefined) {
+          if (now - this.#started < readySeconds * 1000) return;
+          this.#fail(
+            'receiver',
+            'RECEIVER_NOT_READY',
+            `no byte arrived within ${readySeconds} s of the start (the readiness window: the transport's link hand-over and connection setup); raise --ready-seconds if the connection is just slow to set up`,
+          );
+          return;
+        }
+        const idleMs = now - this.#lastByteAt;
+        if (idleMs < windowMs) return;
+        this.#options.emit({ kind: 'stalled', stream: this.#options.stream, idleMs, windowMs });
+        const stdin = this.#consumer?.stdin;
+        const waiting =
+          (stdin?.writableLength ?? 0) + this.#decoder.readableLength + (this.#guard?.readableLength ?? 0);
+        const seconds = Math.round(idleMs / 1000);
+        if (waiting > 0 && !this.#decoder.complete) {
+          this.#fail(
+            'consumer',
+            'STALLED',
+            `the consumer took no bytes for ${seconds} s (${waiting} bytes waiting for it)`,
+          );
+        } else if (this.#decoder.complete) {
+          this.#fail(
+            'consumer',
+            'STALLED',
+            `the consumer did not finish reading for ${seconds} s after the stream ended`,
+          );
+        } else {
+          this.#fail(
+            'sender',
+            'STALLED',
+            `no byte arrived from the sender for ${seconds} s (${this.#inputBytes} bytes so far)`,
+          );
+        }
+      },
+      Math.min(1000, windowMs / 4, (readySeconds * 1000) / 4),
+    );
   }
 
   /** Records the first failure only and stops everything. */
-  #fail(stage: StreamStage, code: string, message: string, extra: { exitCode?: number | null; stderrTail?: string } = {}): void {
+  #fail(
+    stage: StreamStage,
+    code: string,
+    message: string,
+    extra: { exitCode?: number | null; stderrTail?: string } = {},
+  ): void {
     if (this.#failure) return;
-    this.#failure = { ok: false, stage, code, message: redact(message, this.#secrets), ...extra, at: new Date().toISOString() };
+    this.#failure = {
+      ok: false,
+      stage,
+      code,
+      message: redact(message, this.#secrets),
+      ...extra,
+      at: new Date().toISOString(),
+    };
     this.#stopConsumer();
     this.#sourceStream?.unpipe();
     void this.#options.input.close();
@@ -356,12 +416,24 @@ class Receiver {
     }
     await this.#cleanup();
     const elapsedMs = Date.now() - this.#started;
-    this.#options.emit({ kind: 'done', stream: this.#options.stream, bytes: trailer.bytes, sha256: trailer.sha256, elapsedMs });
+    this.#options.emit({
+      kind: 'done',
+      stream: this.#options.stream,
+      bytes: trailer.bytes,
+      sha256: trailer.sha256,
+      elapsedMs,
+    });
     return { ok: true, bytes: trailer.bytes, sha256: trailer.sha256, elapsedMs };
   }
 
   async #finishFailure(): Promise<ReceiveResult> {
-    const failure = this.#failure ?? { ok: false, stage: 'receiver', code: 'INTERNAL', message: 'receiver ended without a result (a bug in deploykit)', at: new Date().toISOString() };
+    const failure = this.#failure ?? {
+      ok: false,
+      stage: 'receiver',
+      code: 'INTERNAL',
+      message: 'receiver ended without a result (a bug in deploykit)',
+      at: new Date().toISOString(),
+    };
     await this.#consumerResult;
     await this.#cleanup();
     const { at, ...result } = failure;

@@ -59,7 +59,10 @@ test('a failing swap puts DIR back untouched', async () => {
   const staging = await createStaging(dir, 'run4');
   // The staging dir vanishes (as if removed by someone else): the second rename fails.
   await rm(staging, { recursive: true });
-  await assert.rejects(swapIntoPlace(dir, staging, 'run4'), (error: Error & { code?: string }) => error.code === 'SWAP_FAILED');
+  await assert.rejects(
+    swapIntoPlace(dir, staging, 'run4'),
+    (error: Error & { code?: string }) => error.code === 'SWAP_FAILED',
+  );
   assert.equal(await readFile(join(dir, 'keep'), 'utf8'), 'keep');
   assert.deepEqual(await readdir(join(work, 'app')), ['volumes']);
 });

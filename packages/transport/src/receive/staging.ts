@@ -69,7 +69,8 @@ export async function swapIntoPlace(
   const old = oldPathFor(target, runId);
   const hadTarget = await exists(target);
   try {
-    if (!options.keepMode) await chmod(staging, options.rootMode ?? (hadTarget ? (await stat(target)).mode & 0o7777 : 0o755));
+    if (!options.keepMode)
+      await chmod(staging, options.rootMode ?? (hadTarget ? (await stat(target)).mode & 0o7777 : 0o755));
     if (hadTarget) {
       await rm(old, { recursive: true, force: true });
       await rename(target, old);

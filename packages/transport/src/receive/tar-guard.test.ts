@@ -15,17 +15,26 @@ let work = '';
 
 /** Runs a bash script in the work dir; fails the test on a non-zero exit. */
 async function sh(script: string): Promise<string> {
-  const result = await host.run({ argv: ['bash', '-euo', 'pipefail', '-c', script], cwd: work, env: { BORG_PASSPHRASE: '', BORG_BASE_DIR: join(work, 'borg-base') } });
+  const result = await host.run({
+    argv: ['bash', '-euo', 'pipefail', '-c', script],
+    cwd: work,
+    env: { BORG_PASSPHRASE: '', BORG_BASE_DIR: join(work, 'borg-base') },
+  });
   assert.equal(result.exitCode, 0, `${script}\n${result.stderr}`);
   return result.stdout;
 }
 
 /** Feeds bytes through a TarGuard in pieces; returns what came out and the error, if any. */
-async function guard(bytes: Buffer, pieceSize = 1000, options: TarGuardOptions = {}): Promise<{ out: Buffer; error?: TransportError; tarGuard: TarGuard }> {
+async function guard(
+  bytes: Buffer,
+  pieceSize = 1000,
+  options: TarGuardOptions = {},
+): Promise<{ out: Buffer; error?: TransportError; tarGuard: TarGuard }> {
   const tarGuard = new TarGuard(options);
   const out: Buffer[] = [];
   const pieces: Buffer[] = [];
-  for (let offset = 0; offset < bytes.length; offset += pieceSize) pieces.push(bytes.subarray(offset, offset + pieceSize));
+  for (let offset = 0; offset < bytes.length; offset += pieceSize)
+    pieces.push(bytes.subarray(offset, offset + pieceSize));
   const sink = new Writable({
     write(chunk: Buffer, _encoding, callback) {
       out.push(chunk);
@@ -89,7 +98,7 @@ test('a borg export-tar archive passes through unchanged', async () => {
     borg export-tar repo::one borg.tar
   `);
   const archive = await readFile(join(work, 'borg.tar'));
-  const expected = Number((await sh('tar -tf borg.tar | wc -l').then((s) => s.trim())));
+  const expected = Number(await sh('tar -tf borg.tar | wc -l').then((s) => s.trim()));
   const { out, error, tarGuard } = await guard(archive, 777);
   assert.equal(error, undefined);
   assert.ok(out.equals(archive));
@@ -144,42 +153,50 @@ const hostile: Record<string, { script: string; file: string; entry: RegExp }> =
     entry: /"\.\.\/a-rather-long.*": path has a "\.\." component/,
   },
   'a hard link to a ../ target': {
-    script: "mkdir -p hl && echo x > hl/f && ln -f hl/f hl/h && tar -P -C hl --transform 's,^f$,../f,RSh' -cf hl.tar f h",
+    script:
+      "mkdir -p hl && echo x > hl/f && ln -f hl/f hl/h && tar -P -C hl --transform 's,^f$,../f,RSh' -cf hl.tar f h",
     file: 'hl.tar',
     entry: /"h": hard link target "\.\.\/f" has a "\.\." component/,
   },
   'a hard link to an absolute target': {
-    script: "mkdir -p ha && echo x > ha/f && ln -f ha/f ha/h && tar -P -C ha --transform 's,^f$,/etc/passwd,RSh' -cf ha.tar f h",
+    script:
+      "mkdir -p ha && echo x > ha/f && ln -f ha/f ha/h && tar -P -C ha --transform 's,^f$,/etc/passwd,RSh' -cf ha.tar f h",
     file: 'ha.tar',
     entry: /"h": hard link to absolute path "\/etc\/passwd"/,
   },
   'a file written through a symlink from the same archive': {
-    script: "mkdir -p wt/sub wt/e && ln -sfn sub wt/d && echo x > wt/e/x && tar -C wt --transform 's,^e/x$,d/x,' -cf wt.tar d e",
+    script:
+      "mkdir -p wt/sub wt/e && ln -sfn sub wt/d && echo x > wt/e/x && tar -C wt --transform 's,^e/x$,d/x,' -cf wt.tar d e",
     file: 'wt.tar',
     entry: /"d\/x": path goes through the symlink "d"/,
   },
   'a file written through an absolute symlink from the same archive': {
-    script: "mkdir -p wa/e && ln -sfn /tmp wa/d && echo x > wa/e/x && tar -C wa --transform 's,^e/x$,d/x,' -cf wa.tar d e",
+    script:
+      "mkdir -p wa/e && ln -sfn /tmp wa/d && echo x > wa/e/x && tar -C wa --transform 's,^e/x$,d/x,' -cf wa.tar d e",
     file: 'wa.tar',
     entry: /"d\/x": path goes through the symlink "d"/,
   },
   'a file written deep below a symlinked dir': {
-    script: "mkdir -p wd/e/f/g && ln -sfn e wd/d && echo x > wd/e/f/g/x && tar -C wd --transform 's,^e/f,d/f,' -cf wd.tar d e/f",
+    script:
+      "mkdir -p wd/e/f/g && ln -sfn e wd/d && echo x > wd/e/f/g/x && tar -C wd --transform 's,^e/f,d/f,' -cf wd.tar d e/f",
     file: 'wd.tar',
     entry: /"d\/f\/": path goes through the symlink "d"/,
   },
   'a file written through a hard link to a symlink': {
-    script: "mkdir -p hs/sub hs/e && ln -sfn sub hs/l && ln -fP hs/l hs/h && echo x > hs/e/x && tar -C hs --transform 's,^e/x$,h/x,' -cf hs.tar l h e/x",
+    script:
+      "mkdir -p hs/sub hs/e && ln -sfn sub hs/l && ln -fP hs/l hs/h && echo x > hs/e/x && tar -C hs --transform 's,^e/x$,h/x,' -cf hs.tar l h e/x",
     file: 'hs.tar',
     entry: /"h\/x": path goes through the symlink "h"/,
   },
   'a hard link whose target goes through a symlink': {
-    script: "mkdir -p hv/sub && echo x > hv/sub/f && ln -f hv/sub/f hv/h && ln -sfn sub hv/d && tar -C hv --transform 's,^sub/f$,d/f,RSh' -cf hv.tar d sub/f h",
+    script:
+      "mkdir -p hv/sub && echo x > hv/sub/f && ln -f hv/sub/f hv/h && ln -sfn sub hv/d && tar -C hv --transform 's,^sub/f$,d/f,RSh' -cf hv.tar d sub/f h",
     file: 'hv.tar',
     entry: /hard link target goes through the symlink "d"/,
   },
   'a regular file on the path of an earlier symlink': {
-    script: "mkdir -p rs/sub && echo secret > rs/sub/f && ln -sfn sub/f rs/l && echo new > rs/n && tar -C rs --transform 's,^n$,l,' -cf rs.tar l n",
+    script:
+      "mkdir -p rs/sub && echo secret > rs/sub/f && ln -sfn sub/f rs/l && echo new > rs/n && tar -C rs --transform 's,^n$,l,' -cf rs.tar l n",
     file: 'rs.tar',
     entry: /"l": the archive already holds a symlink at this path/,
   },
@@ -199,7 +216,11 @@ for (const [name, { script, file, entry }] of Object.entries(hostile)) {
 }
 
 for (const [kind, make, expected] of [
-  ['a FIFO', 'mkfifo dv/fifo', /refusing tar entry "fifo": a FIFO \(not declared; device nodes and FIFOs are carried only when the app declares them\)/],
+  [
+    'a FIFO',
+    'mkfifo dv/fifo',
+    /refusing tar entry "fifo": a FIFO \(not declared; device nodes and FIFOs are carried only when the app declares them\)/,
+  ],
   ['a character device', 'mknod dv/null c 1 3', /refusing tar entry "null": a character device/],
   ['a block device', 'mknod dv/loop b 7 200', /refusing tar entry "loop": a block device/],
 ] as const) {
@@ -208,7 +229,10 @@ for (const [kind, make, expected] of [
     const error = await verdict('true', 'dv.tar');
     assert.equal(error?.code, 'TAR_SPECIAL_FILE');
     assert.match(error?.message ?? '', expected);
-    assert.match(error?.hint ?? '', /declare it in app\.yaml under the volume: special_files: \[\{ path: "(fifo|null|loop)", type: (fifo|char|block) \}\]/);
+    assert.match(
+      error?.hint ?? '',
+      /declare it in app\.yaml under the volume: special_files: \[\{ path: "(fifo|null|loop)", type: (fifo|char|block) \}\]/,
+    );
   });
 }
 
@@ -231,7 +255,10 @@ const DECLARED = [
 
 test('declared special files (exact path and type) pass and tar -x creates them with mode, owner, major and minor', async () => {
   await specialArchive();
-  const { out, error, tarGuard } = await guard(await readFile(join(work, 'sp.tar')), 777, { specialFiles: DECLARED, allowDevices: true });
+  const { out, error, tarGuard } = await guard(await readFile(join(work, 'sp.tar')), 777, {
+    specialFiles: DECLARED,
+    allowDevices: true,
+  });
   assert.equal(error, undefined, error?.message);
   assert.equal(tarGuard.specialFiles, 3);
   await sh('rm -rf sp-out && mkdir sp-out');
@@ -239,15 +266,44 @@ test('declared special files (exact path and type) pass and tar -x creates them 
   assert.equal(result.exitCode, 0, result.stderr);
   // %F type, %a mode, %u:%g owner, %t:%T major:minor in hex.
   const stat = await sh("cd sp-out && stat -c '%n|%F|%a|%u:%g|%t:%T' run/queue.fifo dev/null dev/loop");
-  assert.deepEqual(stat.trim().split('\n'), ['run/queue.fifo|fifo|620|4001:4002|0:0', 'dev/null|character special file|640|4003:4004|1:3', 'dev/loop|block special file|600|0:0|7:c8']);
+  assert.deepEqual(stat.trim().split('\n'), [
+    'run/queue.fifo|fifo|620|4001:4002|0:0',
+    'dev/null|character special file|640|4003:4004|1:3',
+    'dev/loop|block special file|600|0:0|7:c8',
+  ]);
 });
 
 for (const [name, options, entry, reason] of [
-  ['an undeclared FIFO next to declared devices', { specialFiles: DECLARED.slice(1), allowDevices: true }, 'run/queue.fifo', /a FIFO \(not declared;/],
-  ['a FIFO declared as a char device', { specialFiles: [{ path: 'run/queue.fifo', type: 'char' }, ...DECLARED.slice(1)], allowDevices: true }, 'run/queue.fifo', /a FIFO \(declared as char;/],
-  ['a char device declared as a block device', { specialFiles: [DECLARED[0], { path: 'dev/null', type: 'block' }, DECLARED[2]], allowDevices: true }, 'dev/null', /a character device \(declared as block;/],
-  ['a declared device when the target does not run as root', { specialFiles: DECLARED }, 'dev/(null|loop)', /device \(declared, but devices are only created by root;/],
-  ['a declaration of another path (run/queue.fifo.bak)', { specialFiles: [{ path: 'run/queue.fifo.bak', type: 'fifo' }, ...DECLARED.slice(1)], allowDevices: true }, 'run/queue.fifo', /a FIFO \(not declared;/],
+  [
+    'an undeclared FIFO next to declared devices',
+    { specialFiles: DECLARED.slice(1), allowDevices: true },
+    'run/queue.fifo',
+    /a FIFO \(not declared;/,
+  ],
+  [
+    'a FIFO declared as a char device',
+    { specialFiles: [{ path: 'run/queue.fifo', type: 'char' }, ...DECLARED.slice(1)], allowDevices: true },
+    'run/queue.fifo',
+    /a FIFO \(declared as char;/,
+  ],
+  [
+    'a char device declared as a block device',
+    { specialFiles: [DECLARED[0], { path: 'dev/null', type: 'block' }, DECLARED[2]], allowDevices: true },
+    'dev/null',
+    /a character device \(declared as block;/,
+  ],
+  [
+    'a declared device when the target does not run as root',
+    { specialFiles: DECLARED },
+    'dev/(null|loop)',
+    /device \(declared, but devices are only created by root;/,
+  ],
+  [
+    'a declaration of another path (run/queue.fifo.bak)',
+    { specialFiles: [{ path: 'run/queue.fifo.bak', type: 'fifo' }, ...DECLARED.slice(1)], allowDevices: true },
+    'run/queue.fifo',
+    /a FIFO \(not declared;/,
+  ],
 ] as const) {
   test(`refuses ${name} with TAR_SPECIAL_FILE`, async () => {
     await specialArchive();
@@ -348,7 +404,9 @@ PY
   const started = performance.now();
   const { error, tarGuard } = await guard(archive, 65536);
   const elapsed = performance.now() - started;
-  console.log(`100k entries: ${tarGuard.entries} entries, ${tarGuard.symlinks} symlinks, ${archive.length} bytes checked in ${elapsed.toFixed(0)} ms`);
+  console.log(
+    `100k entries: ${tarGuard.entries} entries, ${tarGuard.symlinks} symlinks, ${archive.length} bytes checked in ${elapsed.toFixed(0)} ms`,
+  );
   assert.equal(error, undefined);
   assert.equal(tarGuard.symlinks, 10000);
   assert.ok(tarGuard.entries >= 100000, `${tarGuard.entries} entries`);

@@ -22,7 +22,11 @@ export interface TarGuardOptions {
 const TYPES_WITHOUT_DATA = new Set(['1', '2', '3', '4', '5', '6']);
 
 /** Stable error codes of the tar guard (TransportError.code). */
-export const TAR_ERROR_CODES = { unsafe: 'TAR_UNSAFE_ENTRY', special: 'TAR_SPECIAL_FILE', garbage: 'TAR_GARBAGE' } as const;
+export const TAR_ERROR_CODES = {
+  unsafe: 'TAR_UNSAFE_ENTRY',
+  special: 'TAR_SPECIAL_FILE',
+  garbage: 'TAR_GARBAGE',
+} as const;
 
 type GuardState = 'header' | 'data' | 'meta' | 'sparse-extension' | 'end';
 
@@ -184,7 +188,11 @@ export class TarGuard extends Transform {
       if (!Number.isSafeInteger(value)) throw this.#garbage(`${what} too large`);
       return value;
     }
-    const text = block.subarray(start, start + length).toString('latin1').replace(/[\0 ]+$/, '').replace(/^ +/, '');
+    const text = block
+      .subarray(start, start + length)
+      .toString('latin1')
+      .replace(/[\0 ]+$/, '')
+      .replace(/^ +/, '');
     if (text === '') return 0;
     if (!/^[0-7]+$/.test(text)) throw this.#garbage(`${what} field ${JSON.stringify(text)} is not octal`);
     return parseInt(text, 8);
@@ -246,7 +254,8 @@ export class TarGuard extends Transform {
       unsigned += byte;
       signed += byte > 127 ? byte - 256 : byte;
     }
-    if (stored !== unsigned && stored !== signed) throw this.#garbage(`header checksum mismatch after ${this.#entries} entries`);
+    if (stored !== unsigned && stored !== signed)
+      throw this.#garbage(`header checksum mismatch after ${this.#entries} entries`);
   }
 
   #completeMeta(): void {
@@ -295,17 +304,20 @@ export class TarGuard extends Transform {
       return;
     }
     const through = this.#symlinkParent(clean);
-    if (through !== undefined) throw this.#unsafe(name, `path goes through the symlink ${JSON.stringify(through)} from the same archive`);
+    if (through !== undefined)
+      throw this.#unsafe(name, `path goes through the symlink ${JSON.stringify(through)} from the same archive`);
     const key = clean.join('/');
     // A regular archive names each path once; a second entry on a symlink's path would make tar
     // replace (or write through) it depending on the entry type: refused rather than reasoned about.
     if (this.#symlinks.has(key)) throw this.#unsafe(name, 'the archive already holds a symlink at this path');
     if (type === '1') {
       if (linkName.startsWith('/')) throw this.#unsafe(name, `hard link to absolute path ${JSON.stringify(linkName)}`);
-      if (linkName.split('/').includes('..')) throw this.#unsafe(name, `hard link target ${JSON.stringify(linkName)} has a ".." component`);
+      if (linkName.split('/').includes('..'))
+        throw this.#unsafe(name, `hard link target ${JSON.stringify(linkName)} has a ".." component`);
       const target = splitPath(linkName);
       const linkThrough = this.#symlinkParent(target);
-      if (linkThrough !== undefined) throw this.#unsafe(name, `hard link target goes through the symlink ${JSON.stringify(linkThrough)}`);
+      if (linkThrough !== undefined)
+        throw this.#unsafe(name, `hard link target goes through the symlink ${JSON.stringify(linkThrough)}`);
       // link(2) does not follow a symlink: the new name is a second name of the symlink itself.
       if (this.#symlinks.has(target.join('/'))) this.#symlinks.add(key);
     } else if (type === '2') {
@@ -330,21 +342,40 @@ export class TarGuard extends Transform {
   #checkSpecial(name: string, key: string, special: { readonly what: string; readonly type: SpecialFileType }): void {
     const declared = this.#declared.get(key);
     if (declared === undefined) {
-      throw this.#refusedSpecial(name, special.what, 'not declared', `Remove it from the volume on the source (bin/start can create it), or declare it in app.yaml under the volume: special_files: [{ path: ${JSON.stringify(key)}, type: ${special.type} }] (docs/app-folder.md); then run the migration again.`);
+      throw this.#refusedSpecial(
+        name,
+        special.what,
+        'not declared',
+        `Remove it from the volume on the source (bin/start can create it), or declare it in app.yaml under the volume: special_files: [{ path: ${JSON.stringify(key)}, type: ${special.type} }] (docs/app-folder.md); then run the migration again.`,
+      );
     }
     if (declared !== special.type) {
-      throw this.#refusedSpecial(name, special.what, `declared as ${declared}`, `app.yaml declares ${JSON.stringify(key)} with type ${declared}, the archive holds a ${special.what}: correct the declaration or the entry on the source, then run the migration again.`);
+      throw this.#refusedSpecial(
+        name,
+        special.what,
+        `declared as ${declared}`,
+        `app.yaml declares ${JSON.stringify(key)} with type ${declared}, the archive holds a ${special.what}: correct the declaration or the entry on the source, then run the migration again.`,
+      );
     }
     if (special.type !== 'fifo' && !this.#allowDevices) {
-      throw this.#refusedSpecial(name, special.what, 'declared, but devices are only created by root', 'Only root can create device nodes: run deploy receive as root on the target, or remove the device from the volume and its declaration.');
+      throw this.#refusedSpecial(
+        name,
+        special.what,
+        'declared, but devices are only created by root',
+        'Only root can create device nodes: run deploy receive as root on the target, or remove the device from the volume and its declaration.',
+      );
     }
     this.#specialEntries += 1;
   }
 
   #refusedSpecial(name: string, what: string, why: string, hint: string): TransportError {
-    return new TransportError(TAR_ERROR_CODES.special, `refusing tar entry ${JSON.stringify(name)}: a ${what} (${why}; device nodes and FIFOs are carried only when the app declares them)`, {
-      hint,
-      details: { entry: name, reason: what },
-    });
+    return new TransportError(
+      TAR_ERROR_CODES.special,
+      `refusing tar entry ${JSON.stringify(name)}: a ${what} (${why}; device nodes and FIFOs are carried only when the app declares them)`,
+      {
+        hint,
+        details: { entry: name, reason: what },
+      },
+    );
   }
 }

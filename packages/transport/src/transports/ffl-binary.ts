@@ -25,7 +25,11 @@ export interface ResolvedFflBinary {
 /** Builds the shell probe that prints the first ffl found in PATH or the search dirs. */
 export function buildFflProbe(searchDirs: readonly string[]): string[] {
   const dirs = searchDirs.map((dir) => `'${dir.replace(/'/g, `'\\''`)}'`).join(' ');
-  return ['sh', '-c', `command -v ffl && exit 0; for d in ${dirs}; do if [ -x "$d/ffl" ]; then echo "$d/ffl"; exit 0; fi; done; exit 1`];
+  return [
+    'sh',
+    '-c',
+    `command -v ffl && exit 0; for d in ${dirs}; do if [ -x "$d/ffl" ]; then echo "$d/ffl"; exit 0; fi; done; exit 1`,
+  ];
 }
 
 /**
@@ -36,33 +40,53 @@ export async function locateFflBinary(host: Host, options: FflBinaryOptions = {}
   if (options.path !== undefined) {
     const check = await host.run({ argv: ['test', '-x', options.path], timeoutMs: 30_000 });
     if (check.exitCode === 0) return { path: options.path, source: 'configured' };
-    throw new DependencyError('FFL_MISSING', `ffl is not installed on host ${host.name} (no executable at the configured path ${options.path})`, {
-      hint: `Install ffl at ${options.path} on ${host.name}, or fix transports.ffl.path in the config.`,
-    });
+    throw new DependencyError(
+      'FFL_MISSING',
+      `ffl is not installed on host ${host.name} (no executable at the configured path ${options.path})`,
+      {
+        hint: `Install ffl at ${options.path} on ${host.name}, or fix transports.ffl.path in the config.`,
+      },
+    );
   }
   const searchDirs = options.searchDirs ?? FFL_SEARCH_DIRS;
   const probe = await host.run({ argv: buildFflProbe(searchDirs), timeoutMs: 30_000 });
   const found = probe.stdout.trim().split('\n')[0];
   if (probe.exitCode === 0 && found) return { path: found, source: 'path' };
   if (probe.timedOut || probe.signal !== null) {
-    throw new DependencyError('FFL_PROBE_FAILED', `could not look for ffl on host ${host.name}: the probe ${probe.timedOut ? 'took over 30 s' : `was killed by ${probe.signal}`}`, {
-      hint: `Check that ${host.name} answers (load, disk); then run again.`,
-    });
+    throw new DependencyError(
+      'FFL_PROBE_FAILED',
+      `could not look for ffl on host ${host.name}: the probe ${probe.timedOut ? 'took over 30 s' : `was killed by ${probe.signal}`}`,
+      {
+        hint: `Check that ${host.name} answers (load, disk); then run again.`,
+      },
+    );
   }
-  throw new DependencyError('FFL_MISSING', `ffl is not installed on host ${host.name} (looked in PATH and ${searchDirs.join(', ')})`, {
-    hint: `Install the FastFileLink CLI on ${host.name} (https://github.com/nuwainfo/ffl), configure its path, or choose --transport ssh.`,
-  });
+  throw new DependencyError(
+    'FFL_MISSING',
+    `ffl is not installed on host ${host.name} (looked in PATH and ${searchDirs.join(', ')})`,
+    {
+      hint: `Install the FastFileLink CLI on ${host.name} (https://github.com/nuwainfo/ffl), configure its path, or choose --transport ssh.`,
+    },
+  );
 }
 
 /**
  * Downloads ffl from `url` into `dir`, checks its SHA-256 and makes it executable. Throws
  * ConfigError without a sha256 and DependencyError when the download fails or the hash differs.
  */
-export async function downloadFflBinary(url: string, sha256: string | undefined, dir: string): Promise<ResolvedFflBinary> {
+export async function downloadFflBinary(
+  url: string,
+  sha256: string | undefined,
+  dir: string,
+): Promise<ResolvedFflBinary> {
   if (sha256 === undefined || !/^[0-9a-fA-F]{64}$/.test(sha256)) {
-    throw new ConfigError('FFL_URL_WITHOUT_SHA256', `an ffl download URL needs a SHA-256 to check it against (got ${sha256 === undefined ? 'none' : JSON.stringify(sha256)})`, {
-      hint: 'Set transports.ffl.sha256 to the hex SHA-256 of the file at the URL.',
-    });
+    throw new ConfigError(
+      'FFL_URL_WITHOUT_SHA256',
+      `an ffl download URL needs a SHA-256 to check it against (got ${sha256 === undefined ? 'none' : JSON.stringify(sha256)})`,
+      {
+        hint: 'Set transports.ffl.sha256 to the hex SHA-256 of the file at the URL.',
+      },
+    );
   }
   let body: Buffer;
   try {
@@ -77,9 +101,13 @@ export async function downloadFflBinary(url: string, sha256: string | undefined,
   }
   const actual = createHash('sha256').update(body).digest('hex');
   if (actual !== sha256.toLowerCase()) {
-    throw new DependencyError('FFL_CHECKSUM_MISMATCH', `the ffl downloaded from ${url} has SHA-256 ${actual}, expected ${sha256.toLowerCase()}`, {
-      hint: 'The file changed or the download was tampered with; check the URL and the configured sha256.',
-    });
+    throw new DependencyError(
+      'FFL_CHECKSUM_MISMATCH',
+      `the ffl downloaded from ${url} has SHA-256 ${actual}, expected ${sha256.toLowerCase()}`,
+      {
+        hint: 'The file changed or the download was tampered with; check the URL and the configured sha256.',
+      },
+    );
   }
   const path = join(dir, 'ffl');
   await writeFile(path, body, { mode: 0o700 });
@@ -91,7 +119,12 @@ export async function downloadFflBinary(url: string, sha256: string | undefined,
  * Resolves ffl for the source host: configured path, else URL + SHA-256 (downloaded into
  * `downloadDir`, which the caller removes after use), else PATH and the search dirs.
  */
-export async function resolveFflBinary(host: Host, options: FflBinaryOptions, downloadDir: string): Promise<ResolvedFflBinary> {
-  if (options.path === undefined && options.url !== undefined) return downloadFflBinary(options.url, options.sha256, downloadDir);
+export async function resolveFflBinary(
+  host: Host,
+  options: FflBinaryOptions,
+  downloadDir: string,
+): Promise<ResolvedFflBinary> {
+  if (options.path === undefined && options.url !== undefined)
+    return downloadFflBinary(options.url, options.sha256, downloadDir);
   return locateFflBinary(host, options);
 }

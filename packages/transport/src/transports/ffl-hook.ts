@@ -52,27 +52,59 @@ export function mapFflHookEvent(event: FflHookEvent): FflSignal[] {
       // The pickup code ffl generated itself (we never put one in its argv) comes with the link.
       return textField(data, 'link') === ''
         ? []
-        : [{ kind: 'link', link: textField(data, 'link'), ...(textField(data, 'pickupCode') !== '' ? { pickupCode: textField(data, 'pickupCode') } : {}) }];
+        : [
+            {
+              kind: 'link',
+              link: textField(data, 'link'),
+              ...(textField(data, 'pickupCode') !== '' ? { pickupCode: textField(data, 'pickupCode') } : {}),
+            },
+          ];
     case '/webrtc/offer/create':
       return [{ kind: 'connected' }];
     case '/webrtc/transfer/create':
       return [{ kind: 'path', path: 'direct' }];
     case '/download/create':
-      return textField(data, 'connectionType') === 'http' ? [{ kind: 'connected' }, { kind: 'path', path: 'relay' }] : [{ kind: 'connected' }];
+      return textField(data, 'connectionType') === 'http'
+        ? [{ kind: 'connected' }, { kind: 'path', path: 'relay' }]
+        : [{ kind: 'connected' }];
     case '/webrtc/transfer/progress':
     case '/webrtc/transfer/complete':
-      return [{ kind: 'progress', bytes: numberField(data, 'bytesTransferred'), rate: numberField(data, 'speed') || numberField(data, 'averageSpeed') }];
+      return [
+        {
+          kind: 'progress',
+          bytes: numberField(data, 'bytesTransferred'),
+          rate: numberField(data, 'speed') || numberField(data, 'averageSpeed'),
+        },
+      ];
     case '/download/progress':
       return [{ kind: 'progress', bytes: numberField(data, 'bytesTransferred'), rate: numberField(data, 'speed') }];
     case '/receipt/create':
     case '/download/limit/reach':
       return [{ kind: 'delivered' }];
     case '/download/fail':
-      return [{ kind: 'failed', code: 'FFL_LEG_FAILED', message: `ffl download leg failed: ${textField(data, 'error') || textField(data, 'reason') || 'unknown reason'}` }];
+      return [
+        {
+          kind: 'failed',
+          code: 'FFL_LEG_FAILED',
+          message: `ffl download leg failed: ${textField(data, 'error') || textField(data, 'reason') || 'unknown reason'}`,
+        },
+      ];
     case '/tunnel/fail':
-      return [{ kind: 'failed', code: 'FFL_TUNNEL_FAILED', message: `ffl could not open its tunnel: ${textField(data, 'error') || 'unknown reason'}` }];
+      return [
+        {
+          kind: 'failed',
+          code: 'FFL_TUNNEL_FAILED',
+          message: `ffl could not open its tunnel: ${textField(data, 'error') || 'unknown reason'}`,
+        },
+      ];
     case '/share/fail':
-      return [{ kind: 'failed', code: 'FFL_SHARE_FAILED', message: `ffl share failed: ${textField(data, 'error') || 'unknown reason'}` }];
+      return [
+        {
+          kind: 'failed',
+          code: 'FFL_SHARE_FAILED',
+          message: `ffl share failed: ${textField(data, 'error') || 'unknown reason'}`,
+        },
+      ];
     case '/session/timeout':
       return [{ kind: 'failed', code: 'FFL_SESSION_TIMEOUT', message: 'ffl timed out waiting for the receiver' }];
     default:
@@ -84,7 +116,11 @@ export function mapFflHookEvent(event: FflHookEvent): FflSignal[] {
  * Follows an ffl hook file that ffl appends to (JSONL, partial last line tolerated), calling
  * `onEvent` per complete event. Returns a stop function that reads what is left once more.
  */
-export function tailFflHookFile(path: string, onEvent: (event: FflHookEvent) => void, intervalMs = 200): () => Promise<void> {
+export function tailFflHookFile(
+  path: string,
+  onEvent: (event: FflHookEvent) => void,
+  intervalMs = 200,
+): () => Promise<void> {
   let offset = 0;
   let rest = '';
   let reading: Promise<void> = Promise.resolve();

@@ -61,7 +61,12 @@ export async function startFflShare(options: FflShareOptions): Promise<FflShare>
   const binary = await resolveFflBinary(options.host, options.ffl ?? {}, downloads);
   const hookFile = join(options.dir, 'ffl-hook.jsonl');
   const sender = options.host.spawn({
-    argv: buildFflShareArgv({ binary: binary.path, hookFile, jsonFile: join(options.dir, 'ffl-share.json'), name: options.name }),
+    argv: buildFflShareArgv({
+      binary: binary.path,
+      hookFile,
+      jsonFile: join(options.dir, 'ffl-share.json'),
+      name: options.name,
+    }),
     cwd,
     env: buildFflEnv(storage, options.ffl?.env),
     stdin: 'pipe',
@@ -102,7 +107,13 @@ export async function startFflShare(options: FflShareOptions): Promise<FflShare>
       } else if (signal.kind === 'path') options.emit({ kind: 'path', stream: options.name, path: signal.path });
       else if (signal.kind === 'progress') transportBytes = Math.max(transportBytes, signal.bytes);
       else if (signal.kind === 'delivered') delivered = true;
-      else if (signal.kind === 'failed') report({ stage: 'sender', code: signal.code, message: signal.message, hint: 'See the ffl output tail; retry, or choose --transport ssh where SSH trust exists.' });
+      else if (signal.kind === 'failed')
+        report({
+          stage: 'sender',
+          code: signal.code,
+          message: signal.message,
+          hint: 'See the ffl output tail; retry, or choose --transport ssh where SSH trust exists.',
+        });
     }
   });
   const outputTail = (): string => tailText(output.join(''), options.secrets);
@@ -127,7 +138,14 @@ export async function startFflShare(options: FflShareOptions): Promise<FflShare>
   let stopping: Promise<void> | undefined;
   return {
     sink,
-    link: Promise.race([link, exit.then((result) => Promise.reject(new Error(`ffl share ended before printing its link (${describeExit(result)}): ${outputTail()}`)))]),
+    link: Promise.race([
+      link,
+      exit.then((result) =>
+        Promise.reject(
+          new Error(`ffl share ended before printing its link (${describeExit(result)}): ${outputTail()}`),
+        ),
+      ),
+    ]),
     pickupCode: () => pickupCode,
     connected,
     delivered: () => delivered,

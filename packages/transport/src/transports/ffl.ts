@@ -46,10 +46,18 @@ export function isFflSenderGone(failureLine: string): boolean {
  */
 export function classifyPickupFailure(line: string): { code: string; message: string; hint: string } | undefined {
   if (/\b429\b/.test(line)) {
-    return { code: 'FFL_PICKUP_LOCKED', message: 'ffl locked the link after repeated wrong pickup codes (HTTP 429)', hint: 'Wait 5 minutes and enter the right code, or start a new pairing on the source for a new link and code.' };
+    return {
+      code: 'FFL_PICKUP_LOCKED',
+      message: 'ffl locked the link after repeated wrong pickup codes (HTTP 429)',
+      hint: 'Wait 5 minutes and enter the right code, or start a new pairing on the source for a new link and code.',
+    };
   }
   if (/\b401\b/.test(line)) {
-    return { code: 'FFL_PICKUP_REFUSED', message: 'the pickup code was refused (HTTP 401)', hint: "Check the code on the source's terminal and run again; the 3rd wrong code locks the link for 5 minutes." };
+    return {
+      code: 'FFL_PICKUP_REFUSED',
+      message: 'the pickup code was refused (HTTP 401)',
+      hint: "Check the code on the source's terminal and run again; the 3rd wrong code locks the link for 5 minutes.",
+    };
   }
   return undefined;
 }
@@ -123,7 +131,15 @@ export const fflTransport: Transport = {
         const result = await share.exit;
         output.end();
         errors.end();
-        return { result, failure: { stage: 'sender', code: 'FFL_SENDER_FAILED', message: `ffl share on ${context.source.name} ended with ${describeExit(result)}`, hint: 'See the ffl output tail (tunnel, network or flags); retry, or choose --transport ssh.' } };
+        return {
+          result,
+          failure: {
+            stage: 'sender',
+            code: 'FFL_SENDER_FAILED',
+            message: `ffl share on ${context.source.name} ended with ${describeExit(result)}`,
+            hint: 'See the ffl output tail (tunnel, network or flags); retry, or choose --transport ssh.',
+          },
+        };
       }
       const result = await command!.wait();
       commandEnded = true;

@@ -16,7 +16,13 @@ export function startPipeChannel(
     classifyExit?: (result: RunResult) => Pick<StageFailure, 'stage' | 'code' | 'message' | 'hint'> | undefined;
   },
 ): SenderChannel {
-  const proc = options.host.spawn({ argv: context.targetArgv({ from: '-' }), ...(context.targetEnv ? { env: context.targetEnv } : {}), stdin: 'pipe', label: `receiver ${context.stream}`, maxBuffer: 64 * 1024 });
+  const proc = options.host.spawn({
+    argv: context.targetArgv({ from: '-' }),
+    ...(context.targetEnv ? { env: context.targetEnv } : {}),
+    stdin: 'pipe',
+    label: `receiver ${context.stream}`,
+    maxBuffer: 64 * 1024,
+  });
   const sink = proc.stdin;
   if (sink === null) throw new TypeError('the target command has no stdin pipe');
   sink.on('error', () => undefined);

@@ -20,7 +20,8 @@ export function buildReceiverArgv(options: ReceiverArgvOptions): string[] {
   if (options.consumer.kind === 'into') argv.push('--into', options.consumer.dir);
   else {
     const words = options.consumer.argv.map((word) => {
-      if (typeof word !== 'string') throw new TypeError('a consumer argv cannot carry a secret to another host; pass it by env');
+      if (typeof word !== 'string')
+        throw new TypeError('a consumer argv cannot carry a secret to another host; pass it by env');
       return word;
     });
     argv.push('--consumer', JSON.stringify(words));

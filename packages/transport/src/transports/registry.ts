@@ -35,9 +35,13 @@ export function resolveTransport(name: string): Transport {
  * ffl's, `-` inside an ssh session is ssh's, `-` elsewhere local's, anything else a file (scp).
  */
 export function resolveReceiverTransport(from: string, environment: NodeJS.ProcessEnv = process.env): Transport {
-  const found = [fflTransport, sshTransport, scpTransport, localTransport].find((transport) => transport.accepts(from, environment));
+  const found = [fflTransport, sshTransport, scpTransport, localTransport].find((transport) =>
+    transport.accepts(from, environment),
+  );
   if (found === undefined) {
-    throw new UsageError('FROM_UNKNOWN', `cannot tell where to read "${from}" from`, { hint: 'Give --from - (stdin), a file path, or an ffl link (https://...).' });
+    throw new UsageError('FROM_UNKNOWN', `cannot tell where to read "${from}" from`, {
+      hint: 'Give --from - (stdin), a file path, or an ffl link (https://...).',
+    });
   }
   return found;
 }

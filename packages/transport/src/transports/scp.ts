@@ -22,7 +22,15 @@ export function buildScpArgv(target: SshHost, file: string, remotePath: string):
   // The same cipher preference as the ssh sessions (a ControlMaster, when there is one, already has it).
   const ciphers = target.target.ciphers === undefined ? preferredSshCiphers() : target.target.ciphers;
   if (ciphers !== null) argv.push('-o', `Ciphers=${ciphers}`);
-  if (controlDir) argv.push('-o', 'ControlMaster=auto', '-o', `ControlPath=${buildControlPath(controlDir)}`, '-o', 'ControlPersist=60');
+  if (controlDir)
+    argv.push(
+      '-o',
+      'ControlMaster=auto',
+      '-o',
+      `ControlPath=${buildControlPath(controlDir)}`,
+      '-o',
+      'ControlPersist=60',
+    );
   argv.push('--', file, `${destination}:${remotePath}`);
   return argv;
 }
@@ -36,19 +44,28 @@ export async function readFreeBytes(host: Host, dir: string): Promise<number | u
 }
 
 /** Refuses with numbers when `dir` on `host` lacks room for `needed` bytes. */
-export async function assertFreeSpace(host: Host, dir: string, needed: number | undefined, role: string): Promise<void> {
+export async function assertFreeSpace(
+  host: Host,
+  dir: string,
+  needed: number | undefined,
+  role: string,
+): Promise<void> {
   if (needed === undefined) return;
   const free = await readFreeBytes(host, dir);
   if (free === undefined || free >= needed + SPACE_MARGIN_BYTES) return;
   throw new DependencyError(
     'NO_SPACE_FOR_SCP',
     `${role} host ${host.name} has ${formatBytes(free)} free in ${dir}, the scp transport needs ${formatBytes(needed + SPACE_MARGIN_BYTES)} there (the whole stream is staged as a file)`,
-    { hint: 'Free space there, or choose a streaming transport (--transport ssh or ffl) that stages nothing.', details: { free, needed } },
+    {
+      hint: 'Free space there, or choose a streaming transport (--transport ssh or ffl) that stages nothing.',
+      details: { free, needed },
+    },
   );
 }
 
 /** The temp dir of a host's user (TMPDIR or /tmp). */
 export async function readTempDir(host: Host): Promise<string> {
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, run by sh on the host
   const result = await host.run({ argv: ['sh', '-c', 'printf %s "${TMPDIR:-/tmp}"'], timeoutMs: 30_000 });
   return result.stdout.trim() || '/tmp';
 }
@@ -67,13 +84,19 @@ export const scpTransport: Transport = {
   },
   async preflight(context) {
     if (!(context.target instanceof SshHost)) {
-      throw new UsageError('SCP_NEEDS_SSH_TARGET', `the scp transport needs a remote target reached over ssh, not ${context.target.name}`, {
-        hint: 'Name the target with --to HOST (from the config), or use --transport local.',
-      });
+      throw new UsageError(
+        'SCP_NEEDS_SSH_TARGET',
+        `the scp transport needs a remote target reached over ssh, not ${context.target.name}`,
+        {
+          hint: 'Name the target with --to HOST (from the config), or use --transport local.',
+        },
+      );
     }
     const scp = await context.source.run({ argv: ['sh', '-c', 'command -v scp'], timeoutMs: 30_000 });
     if (scp.exitCode !== 0) {
-      throw new DependencyError('SCP_MISSING', `scp is not installed on host ${context.source.name} (looked in PATH)`, { hint: 'Install openssh-client, or choose --transport ssh.' });
+      throw new DependencyError('SCP_MISSING', `scp is not installed on host ${context.source.name} (looked in PATH)`, {
+        hint: 'Install openssh-client, or choose --transport ssh.',
+      });
     }
     await checkDeployOnHost(context.target, context.deployCommand);
     const sourceDir = context.options.scp?.sourceStagingDir ?? (await readTempDir(context.source));
@@ -82,8 +105,12 @@ export const scpTransport: Transport = {
   },
   async openSender(context): Promise<SenderChannel> {
     const target = context.target;
-    if (!(target instanceof SshHost)) throw new UsageError('SCP_NEEDS_SSH_TARGET', 'the scp transport needs an ssh target');
-    const localFile = join(context.options.scp?.sourceStagingDir ?? context.attemptDir, `${context.stream}-${context.runId}-${context.attempt}.dk`);
+    if (!(target instanceof SshHost))
+      throw new UsageError('SCP_NEEDS_SSH_TARGET', 'the scp transport needs an ssh target');
+    const localFile = join(
+      context.options.scp?.sourceStagingDir ?? context.attemptDir,
+      `${context.stream}-${context.runId}-${context.attempt}.dk`,
+    );
     const sink = createWriteStream(localFile, { mode: 0o600 });
     const output = new PassThrough();
     const errors = new PassThrough();
@@ -93,7 +120,13 @@ export const scpTransport: Transport = {
     let aborting = false;
     let commandEnded = false;
     sink.on('error', (error) =>
-      context.report({ stage: 'sender', code: 'SCP_STAGING_WRITE', message: `cannot write the staged file ${localFile}: ${error.message}`, at: Date.now(), hint: 'Free space on the source, or use a streaming transport.' }),
+      context.report({
+        stage: 'sender',
+        code: 'SCP_STAGING_WRITE',
+        message: `cannot write the staged file ${localFile}: ${error.message}`,
+        at: Date.now(),
+        hint: 'Free space on the source, or use a streaming transport.',
+      }),
     );
     const removeCopies = async (): Promise<void> => {
       await rm(localFile, { force: true });
@@ -109,12 +142,23 @@ export const scpTransport: Transport = {
         try {
           await once(sink, 'finish');
         } catch (error) {
-          return ended(emptyResult('not copied'), { stage: 'sender', code: 'SCP_STAGING_WRITE', message: `cannot write the staged file ${localFile}: ${(error as Error).message}` });
+          return ended(emptyResult('not copied'), {
+            stage: 'sender',
+            code: 'SCP_STAGING_WRITE',
+            message: `cannot write the staged file ${localFile}: ${(error as Error).message}`,
+          });
         }
         if (aborting) return ended(emptyResult('aborted'));
-        const made = await target.run({ argv: ['mktemp', '-d', '-t', `dk-scp-${context.runId}-XXXXXX`], timeoutMs: 30_000 });
+        const made = await target.run({
+          argv: ['mktemp', '-d', '-t', `dk-scp-${context.runId}-XXXXXX`],
+          timeoutMs: 30_000,
+        });
         if (made.exitCode !== 0) {
-          return ended(made, { stage: 'receiver', code: 'SCP_TARGET_STAGING', message: `cannot create a staging dir on ${target.name}: ${made.stderr.trim()}` });
+          return ended(made, {
+            stage: 'receiver',
+            code: 'SCP_TARGET_STAGING',
+            message: `cannot create a staging dir on ${target.name}: ${made.stderr.trim()}`,
+          });
         }
         remoteDir = made.stdout.trim();
         const remoteFile = `${remoteDir}/${context.stream}.dk`;
@@ -125,7 +169,9 @@ export const scpTransport: Transport = {
             if (r.exitCode === 0 && Number.isFinite(size)) copied = size;
           });
         }, 1000);
-        const copy = await context.source.run({ argv: buildScpArgv(target, localFile, remoteFile), timeoutMs: 24 * 3600_000 }).finally(() => clearInterval(poll));
+        const copy = await context.source
+          .run({ argv: buildScpArgv(target, localFile, remoteFile), timeoutMs: 24 * 3600_000 })
+          .finally(() => clearInterval(poll));
         if (copy.exitCode !== 0) {
           return ended(copy, {
             stage: 'sender',
@@ -137,7 +183,12 @@ export const scpTransport: Transport = {
         copied = sink.bytesWritten;
         await rm(localFile, { force: true });
         if (aborting) return ended(emptyResult('aborted'));
-        command = target.spawn({ argv: context.targetArgv({ from: remoteFile, deleteAfter: true }), ...(context.targetEnv ? { env: context.targetEnv } : {}), label: `receiver ${context.stream}`, maxBuffer: 64 * 1024 });
+        command = target.spawn({
+          argv: context.targetArgv({ from: remoteFile, deleteAfter: true }),
+          ...(context.targetEnv ? { env: context.targetEnv } : {}),
+          label: `receiver ${context.stream}`,
+          maxBuffer: 64 * 1024,
+        });
         command.stdout.pipe(output);
         command.stderr.pipe(errors);
         const result = await command.wait();

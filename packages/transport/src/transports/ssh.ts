@@ -9,13 +9,17 @@ import type { PreflightContext, Transport } from './transport.js';
 /** Exit status of the OpenSSH client for a failed connection (and for a remote command killed by a signal). */
 const SSH_FAILED = 255;
 /** What the OpenSSH client says when the connection itself went away. */
-const CONNECTION_LOST = /closed by remote host|Broken pipe|Connection (reset|refused|timed out|closed)|lost connection|ssh: connect to host|Could not resolve hostname|Timeout, server .* not responding/i;
+const CONNECTION_LOST =
+  /closed by remote host|Broken pipe|Connection (reset|refused|timed out|closed)|lost connection|ssh: connect to host|Could not resolve hostname|Timeout, server .* not responding/i;
 
 /**
  * Tells a dropped ssh connection (a `sender` failure) from a target command that ended on its own
  * (undefined: its own answer, or its missing answer, explains it).
  */
-export function classifySshExit(result: Pick<RunResult, 'exitCode' | 'signal' | 'stderr'>, hostName: string): Pick<StageFailure, 'stage' | 'code' | 'message' | 'hint'> | undefined {
+export function classifySshExit(
+  result: Pick<RunResult, 'exitCode' | 'signal' | 'stderr'>,
+  hostName: string,
+): Pick<StageFailure, 'stage' | 'code' | 'message' | 'hint'> | undefined {
   if (result.signal !== null || (result.exitCode === SSH_FAILED && CONNECTION_LOST.test(result.stderr))) {
     return {
       stage: 'sender',
@@ -48,14 +52,22 @@ export const sshTransport: Transport = {
   },
   async preflight(context: PreflightContext) {
     if (context.target.kind === 'local') {
-      throw new UsageError('SSH_NEEDS_REMOTE_TARGET', `the ssh transport needs a remote target, but ${context.target.name} is this host`, {
-        hint: 'Use --transport local for a same-host stream.',
-      });
+      throw new UsageError(
+        'SSH_NEEDS_REMOTE_TARGET',
+        `the ssh transport needs a remote target, but ${context.target.name} is this host`,
+        {
+          hint: 'Use --transport local for a same-host stream.',
+        },
+      );
     }
     await checkDeployOnHost(context.target, context.deployCommand);
   },
   async openSender(context) {
-    return startPipeChannel(context, { host: context.target, path: 'ssh', classifyExit: (result) => classifySshExit(result, context.target.name) });
+    return startPipeChannel(context, {
+      host: context.target,
+      path: 'ssh',
+      classifyExit: (result) => classifySshExit(result, context.target.name),
+    });
   },
   // sshd sets SSH_CONNECTION for every session: stdin inside one is the ssh channel.
   accepts: (from, environment) => from === '-' && environment.SSH_CONNECTION !== undefined,

@@ -19,7 +19,10 @@ import { classifySshExit } from './ssh.js';
 
 test('resolveTransport finds each transport and lists the known ones for an unknown name', () => {
   for (const name of ['ffl', 'ssh', 'scp', 'local']) assert.equal(resolveTransport(name).name, name);
-  assert.throws(() => resolveTransport('pigeon'), (error: DeployError) => error.kind === 'usage' && error.hint === 'Known transports: ffl, ssh, scp, local.');
+  assert.throws(
+    () => resolveTransport('pigeon'),
+    (error: DeployError) => error.kind === 'usage' && error.hint === 'Known transports: ffl, ssh, scp, local.',
+  );
 });
 
 test('the ffl share argv follows reference §6 and carries no pickup code (ffl generates it)', () => {
@@ -33,20 +36,76 @@ test('the ffl share argv follows reference §6 and carries no pickup code (ffl g
 });
 
 test('the generated pickup code is read back from /share/link/create', () => {
-  const signals = mapFflHookEvent({ event: '/share/link/create', timestamp: 't', data: { link: 'http://127.0.0.1:1/abcd1234', pickupCode: '042917' } });
+  const signals = mapFflHookEvent({
+    event: '/share/link/create',
+    timestamp: 't',
+    data: { link: 'http://127.0.0.1:1/abcd1234', pickupCode: '042917' },
+  });
   assert.deepEqual(signals, [{ kind: 'link', link: 'http://127.0.0.1:1/abcd1234', pickupCode: '042917' }]);
 });
 
 test('the receiver argv carries the consumer as one JSON word and never a secret', () => {
   assert.deepEqual(
-    buildReceiverArgv({ deployCommand: ['deploy'], stream: 'db', runId: 'r1', consumer: { kind: 'command', argv: ['pg_restore', '-d', 'x y'] }, input: { from: 'http://l/u' } }),
-    ['deploy', 'stream', 'receive', '--jsonl', '--quiet', '--name', 'db', '--run-id', 'r1', '--from', 'http://l/u', '--consumer', '["pg_restore","-d","x y"]'],
+    buildReceiverArgv({
+      deployCommand: ['deploy'],
+      stream: 'db',
+      runId: 'r1',
+      consumer: { kind: 'command', argv: ['pg_restore', '-d', 'x y'] },
+      input: { from: 'http://l/u' },
+    }),
+    [
+      'deploy',
+      'stream',
+      'receive',
+      '--jsonl',
+      '--quiet',
+      '--name',
+      'db',
+      '--run-id',
+      'r1',
+      '--from',
+      'http://l/u',
+      '--consumer',
+      '["pg_restore","-d","x y"]',
+    ],
   );
   assert.deepEqual(
-    buildReceiverArgv({ deployCommand: ['deploy'], stream: 'v', runId: 'r1', consumer: { kind: 'into', dir: '/srv/x' }, input: { from: '/tmp/f.dk', deleteAfter: true }, stallSeconds: 9, readySeconds: 90 }).slice(5),
-    ['--name', 'v', '--run-id', 'r1', '--from', '/tmp/f.dk', '--into', '/srv/x', '--stall-seconds', '9', '--ready-seconds', '90', '--delete-after'],
+    buildReceiverArgv({
+      deployCommand: ['deploy'],
+      stream: 'v',
+      runId: 'r1',
+      consumer: { kind: 'into', dir: '/srv/x' },
+      input: { from: '/tmp/f.dk', deleteAfter: true },
+      stallSeconds: 9,
+      readySeconds: 90,
+    }).slice(5),
+    [
+      '--name',
+      'v',
+      '--run-id',
+      'r1',
+      '--from',
+      '/tmp/f.dk',
+      '--into',
+      '/srv/x',
+      '--stall-seconds',
+      '9',
+      '--ready-seconds',
+      '90',
+      '--delete-after',
+    ],
   );
-  assert.throws(() => buildReceiverArgv({ deployCommand: ['deploy'], stream: 'db', runId: 'r', consumer: { kind: 'command', argv: [secret('pw')] }, input: { from: '-' } }), /secret/);
+  assert.throws(
+    () =>
+      buildReceiverArgv({
+        deployCommand: ['deploy'],
+        stream: 'db',
+        runId: 'r',
+        consumer: { kind: 'command', argv: [secret('pw')] },
+        input: { from: '-' },
+      }),
+    /secret/,
+  );
 });
 
 test('the target half is chosen from --from: a link is ffl, - in an ssh session ssh, - elsewhere local, a path scp', () => {
@@ -58,14 +117,24 @@ test('the target half is chosen from --from: a link is ffl, - in an ssh session 
 });
 
 test('ffl hook events map onto link, connected, path, progress, delivery and failure', () => {
-  const map = (event: string, data: Record<string, unknown> = {}): unknown[] => mapFflHookEvent({ event, data } as FflHookEvent);
-  assert.deepEqual(map('/share/link/create', { link: 'http://127.0.0.1:1/abc' }), [{ kind: 'link', link: 'http://127.0.0.1:1/abc' }]);
+  const map = (event: string, data: Record<string, unknown> = {}): unknown[] =>
+    mapFflHookEvent({ event, data } as FflHookEvent);
+  assert.deepEqual(map('/share/link/create', { link: 'http://127.0.0.1:1/abc' }), [
+    { kind: 'link', link: 'http://127.0.0.1:1/abc' },
+  ]);
   assert.deepEqual(map('/webrtc/offer/create'), [{ kind: 'connected' }]);
   assert.deepEqual(map('/webrtc/transfer/create'), [{ kind: 'path', path: 'direct' }]);
-  assert.deepEqual(map('/download/create', { connectionType: 'http' }), [{ kind: 'connected' }, { kind: 'path', path: 'relay' }]);
-  assert.deepEqual(map('/download/progress', { bytesTransferred: 65536, speed: 10 }), [{ kind: 'progress', bytes: 65536, rate: 10 }]);
+  assert.deepEqual(map('/download/create', { connectionType: 'http' }), [
+    { kind: 'connected' },
+    { kind: 'path', path: 'relay' },
+  ]);
+  assert.deepEqual(map('/download/progress', { bytesTransferred: 65536, speed: 10 }), [
+    { kind: 'progress', bytes: 65536, rate: 10 },
+  ]);
   assert.deepEqual(map('/receipt/create'), [{ kind: 'delivered' }]);
-  assert.deepEqual(map('/download/fail', { reason: 'connection-lost', error: 'Connection lost' }), [{ kind: 'failed', code: 'FFL_LEG_FAILED', message: 'ffl download leg failed: Connection lost' }]);
+  assert.deepEqual(map('/download/fail', { reason: 'connection-lost', error: 'Connection lost' }), [
+    { kind: 'failed', code: 'FFL_LEG_FAILED', message: 'ffl download leg failed: Connection lost' },
+  ]);
   assert.deepEqual(map('/share/complete'), []);
 });
 
@@ -95,7 +164,10 @@ test('ffl binary resolution: configured path, PATH, /opt-style search dirs, and 
     await chmod(join(bin, 'ffl'), 0o755);
     const host = new LocalHost('b', { PATH: '/usr/bin:/bin' });
     assert.deepEqual(await locateFflBinary(host, { searchDirs: [bin] }), { path: join(bin, 'ffl'), source: 'path' });
-    assert.deepEqual(await locateFflBinary(host, { path: join(bin, 'ffl') }), { path: join(bin, 'ffl'), source: 'configured' });
+    assert.deepEqual(await locateFflBinary(host, { path: join(bin, 'ffl') }), {
+      path: join(bin, 'ffl'),
+      source: 'configured',
+    });
     const onPath = new LocalHost('b', { PATH: `${bin}:/usr/bin:/bin` });
     assert.equal((await locateFflBinary(onPath, { searchDirs: [] })).path, join(bin, 'ffl'));
     await assert.rejects(locateFflBinary(host, { searchDirs: [join(dir, 'none')] }), (error: DeployError) => {
@@ -108,10 +180,13 @@ test('ffl binary resolution: configured path, PATH, /opt-style search dirs, and 
     await mkdir(broken);
     await writeFile(join(broken, 'sh'), '#!/bin/bash\nkill -KILL $$\n');
     await chmod(join(broken, 'sh'), 0o755);
-    await assert.rejects(locateFflBinary(new LocalHost('b', { PATH: `${broken}:/usr/bin:/bin` }), { searchDirs: [bin] }), (error: DeployError) => {
-      assert.equal(error.message, 'could not look for ffl on host b: the probe was killed by SIGKILL');
-      return error.code === 'FFL_PROBE_FAILED';
-    });
+    await assert.rejects(
+      locateFflBinary(new LocalHost('b', { PATH: `${broken}:/usr/bin:/bin` }), { searchDirs: [bin] }),
+      (error: DeployError) => {
+        assert.equal(error.message, 'could not look for ffl on host b: the probe was killed by SIGKILL');
+        return error.code === 'FFL_PROBE_FAILED';
+      },
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -151,7 +226,11 @@ test('the first failure is the earliest cause; consequences only when nothing el
 });
 
 test('ssh exit 255 is a dropped connection only when ssh says so or was killed', () => {
-  assert.equal(classifySshExit({ exitCode: 255, signal: null, stderr: 'Connection to 127.0.0.3 closed by remote host.' }, 'b')?.stage, 'sender');
+  assert.equal(
+    classifySshExit({ exitCode: 255, signal: null, stderr: 'Connection to 127.0.0.3 closed by remote host.' }, 'b')
+      ?.stage,
+    'sender',
+  );
   assert.equal(classifySshExit({ exitCode: null, signal: 'SIGKILL', stderr: '' }, 'b')?.stage, 'sender');
   // Anything else is the target command's own end: its answer (or its missing answer) explains it.
   assert.equal(classifySshExit({ exitCode: 255, signal: null, stderr: '' }, 'b'), undefined);
@@ -168,7 +247,12 @@ test('an error tail drops tqdm progress frames (ffl writes them on stderr) and k
   ].join('\n');
   assert.equal(
     stripProgressFrames(stderr),
-    ['Attempting WebRTC download...', 'Downloading volumes (unknown bytes)', 'WebRTC connection failed before download completed', 'Oops, something went wrong: Download failed: Both WebRTC and HTTP downloads failed.'].join('\n'),
+    [
+      'Attempting WebRTC download...',
+      'Downloading volumes (unknown bytes)',
+      'WebRTC connection failed before download completed',
+      'Oops, something went wrong: Download failed: Both WebRTC and HTTP downloads failed.',
+    ].join('\n'),
   );
   // 500 frames on one line would otherwise be the whole tail.
   const flood = `status\n${Array.from({ length: 500 }, (_unused, index) => `\rProgress: ${index}.00 MB [00:${String(index % 60).padStart(2, '0')}, 3.00 MB/sec]`).join('')}\nthe error\n`;
@@ -176,11 +260,22 @@ test('an error tail drops tqdm progress frames (ffl writes them on stderr) and k
 });
 
 test("ffl's failure line is read from its stdout tail, and a dead sender is told apart from the receiver's own failures", () => {
-  const payload = Buffer.concat([Buffer.from([0xff, 0x00, 0x81]), Buffer.from('Oops, something went wrong: Download failed: x ✓\nPlease try again or try later.\n')]);
+  const payload = Buffer.concat([
+    Buffer.from([0xff, 0x00, 0x81]),
+    Buffer.from('Oops, something went wrong: Download failed: x ✓\nPlease try again or try later.\n'),
+  ]);
   assert.equal(fflFailureLine(payload), 'Oops, something went wrong: Download failed: x ✓');
   const gone =
     "Oops, something went wrong: Download failed: Both WebRTC and HTTP downloads failed. WebRTC: WebRTC connection failed before download completed. HTTP: Failed to get file metadata: HTTPConnectionPool(host='127.0.0.1', port=4000): Max retries exceeded with url: /abcd1234 (Caused by NewConnectionError('<urllib3.connection.HTTPConnection object at 0x7f0>: Failed to establish a new connection: [Errno 111] Connection refused'))";
   assert.equal(isFflSenderGone(gone), true);
-  assert.equal(isFflSenderGone('Oops, something went wrong: Download failed: Both WebRTC and HTTP downloads failed. WebRTC: 401 Client Error: Unauthorized for url: http://x/offer. HTTP: HTTP download failed: HTTP download failed: 401'), false);
-  assert.equal(isFflSenderGone('Oops, something went wrong: Download failed: Checksum verification failed: local=a, remote=b'), false);
+  assert.equal(
+    isFflSenderGone(
+      'Oops, something went wrong: Download failed: Both WebRTC and HTTP downloads failed. WebRTC: 401 Client Error: Unauthorized for url: http://x/offer. HTTP: HTTP download failed: HTTP download failed: 401',
+    ),
+    false,
+  );
+  assert.equal(
+    isFflSenderGone('Oops, something went wrong: Download failed: Checksum verification failed: local=a, remote=b'),
+    false,
+  );
 });

@@ -13,16 +13,35 @@ export const dbCommand: DeployCommand = {
     y
       .positional('action', { type: 'string', choices: ['roles-sql'], describe: 'What to do' })
       .positional('app', { type: 'string', describe: 'App name', demandOption: true })
-      .option('part', { type: 'string', choices: ['users', 'grants', 'all'], default: 'all', describe: 'users: accounts and grants needing no table (apply before the restore); grants: table/column/routine grants (after it)' }),
+      .option('part', {
+        type: 'string',
+        choices: ['users', 'grants', 'all'],
+        default: 'all',
+        describe:
+          'users: accounts and grants needing no table (apply before the restore); grants: table/column/routine grants (after it)',
+      }),
   examples: [
-    ['deploy db roles-sql notes | ssh b psql -d postgres', 'Carry the notes roles (with their password hashes) to host b'],
+    [
+      'deploy db roles-sql notes | ssh b psql -d postgres',
+      'Carry the notes roles (with their password hashes) to host b',
+    ],
   ],
   async run(context, args) {
-    if (args.action !== 'roles-sql') throw new UsageError('DB_ACTION_UNKNOWN', `unknown db action ${String(args.action)}`, { hint: 'Known: roles-sql.' });
+    if (args.action !== 'roles-sql')
+      throw new UsageError('DB_ACTION_UNKNOWN', `unknown db action ${String(args.action)}`, {
+        hint: 'Known: roles-sql.',
+      });
     const app = await loadApp(context.hostContext.appsRoot, String(args.app));
     const engine = engineOfApp(app);
-    if (engine === undefined) throw new UsageError('DB_NONE', `${app.name} has no database (database.kind: none)`, { hint: 'Only apps with a database have roles to carry.' });
-    const sql = await engine.exportRolesSql(createSqlClient(context.host, engine.clientArgv), app.manifest.database.roles ?? [], args.part as RolesSqlPart);
+    if (engine === undefined)
+      throw new UsageError('DB_NONE', `${app.name} has no database (database.kind: none)`, {
+        hint: 'Only apps with a database have roles to carry.',
+      });
+    const sql = await engine.exportRolesSql(
+      createSqlClient(context.host, engine.clientArgv),
+      app.manifest.database.roles ?? [],
+      args.part as RolesSqlPart,
+    );
     // The SQL carries password hashes: print it only to stdout (a pipe), never into events or logs.
     process.stdout.write(sql);
     return { exitCode: EXIT_CODES.ok };

@@ -29,12 +29,16 @@ export const initCommand: DeployCommand = {
   async run(context, args) {
     const name = String(args.name);
     if (!/^[a-z][a-z0-9-]{0,62}$/.test(name)) {
-      throw new UsageError('APP_NAME_INVALID', `"${name}" is not a valid app name`, { hint: 'Use lowercase letters, digits and dashes, starting with a letter.' });
+      throw new UsageError('APP_NAME_INVALID', `"${name}" is not a valid app name`, {
+        hint: 'Use lowercase letters, digits and dashes, starting with a letter.',
+      });
     }
     const from = resolve(typeof args.from === 'string' ? args.from : TEMPLATE_DIR);
     const target = join(context.hostContext.appsRoot, name);
     if (await stat(target).catch(() => undefined)) {
-      throw new ConflictError('APP_EXISTS', `${target} already exists`, { hint: 'Choose another name, or remove that folder first.' });
+      throw new ConflictError('APP_EXISTS', `${target} already exists`, {
+        hint: 'Choose another name, or remove that folder first.',
+      });
     }
     // Relative to the source: an installed release's template itself lies under node_modules/deploykit.
     await cp(from, target, { recursive: true, filter: (src) => !/(^|\/)node_modules(\/|$)/.test(relative(from, src)) });
@@ -63,7 +67,11 @@ export const initCommand: DeployCommand = {
     if (generated.length > 0) lines.push(`generated secrets (mode 0600): ${generated.join(', ')}`);
     for (const issue of result.errors) lines.push(`  error: ${formatIssue(issue)}`);
     for (const issue of result.warnings) lines.push(`  note: ${formatIssue(issue)}`);
-    lines.push(result.errors.length === 0 ? `next: edit ${manifestPath}, then \`deploy install ${name}\`` : `next: fix the errors above, then \`deploy validate ${name}\``);
+    lines.push(
+      result.errors.length === 0
+        ? `next: edit ${manifestPath}, then \`deploy install ${name}\``
+        : `next: fix the errors above, then \`deploy validate ${name}\``,
+    );
     return {
       exitCode: result.errors.length === 0 ? EXIT_CODES.ok : EXIT_CODES.config,
       json: { app: name, dir: target, from, generatedSecrets: generated, errors: result.errors },

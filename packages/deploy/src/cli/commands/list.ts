@@ -18,8 +18,12 @@ export const listCommand: DeployCommand = {
   ],
   async run(context) {
     const found = await discoverApps(context.hostContext.appsRoot);
-    const moved = await Promise.all(found.entries.map((entry) => readMovedMarker(context.hostContext.stateDir, entry.app?.name ?? entry.folder)));
-    const pending = await Promise.all(found.entries.map((entry) => readPendingCutover(context.hostContext.stateDir, entry.app?.name ?? entry.folder)));
+    const moved = await Promise.all(
+      found.entries.map((entry) => readMovedMarker(context.hostContext.stateDir, entry.app?.name ?? entry.folder)),
+    );
+    const pending = await Promise.all(
+      found.entries.map((entry) => readPendingCutover(context.hostContext.stateDir, entry.app?.name ?? entry.folder)),
+    );
     const rows = found.entries.map((entry, index) => ({
       name: entry.app?.name ?? entry.folder,
       dir: entry.dir,
@@ -31,14 +35,30 @@ export const listCommand: DeployCommand = {
       // A cutover moved it: the copy here no longer takes writes (deploy start refuses it).
       movedTo: moved[index]?.to ?? null,
       // A paired cutover waits for its verdict (decision 0011): stopped here, not moved yet. Only when there is one.
-      ...(pending[index] ? { cutoverPending: { to: pending[index].to, runId: pending[index].runId, stoppedAt: pending[index].stoppedAt } } : {}),
+      ...(pending[index]
+        ? {
+            cutoverPending: { to: pending[index].to, runId: pending[index].runId, stoppedAt: pending[index].stoppedAt },
+          }
+        : {}),
     }));
     const text =
       rows.length === 0
         ? `no apps under ${found.root} (create one with \`deploy init <name>\`)`
         : renderTable(
             ['APP', 'STATUS', 'RUNTIME', 'DATABASE', 'FOLDER'],
-            rows.map((row) => [row.name, row.movedTo !== null ? `moved to ${row.movedTo}` : row.cutoverPending ? `stopped: cutover to ${row.cutoverPending.to} pending` : row.valid ? 'ok' : `${row.errors.length} error(s)`, row.runtime ?? '-', row.database ?? '-', row.dir]),
+            rows.map((row) => [
+              row.name,
+              row.movedTo !== null
+                ? `moved to ${row.movedTo}`
+                : row.cutoverPending
+                  ? `stopped: cutover to ${row.cutoverPending.to} pending`
+                  : row.valid
+                    ? 'ok'
+                    : `${row.errors.length} error(s)`,
+              row.runtime ?? '-',
+              row.database ?? '-',
+              row.dir,
+            ]),
           );
     return { exitCode: EXIT_CODES.ok, json: { root: found.root, apps: rows }, text };
   },

@@ -16,13 +16,33 @@ function reportWithHealth(healthChecks: readonly string[]): MigrateReport {
     source: 'a',
     parts: [],
     recovered: [],
-    verification: { ok: true, checks: [{ name: 'files uploads', ok: true, detail: '3 files' }, ...healthChecks.map((name) => ({ name: `health ${name}`, ok: true, detail: 'passed' }))], problems: [] },
+    verification: {
+      ok: true,
+      checks: [
+        { name: 'files uploads', ok: true, detail: '3 files' },
+        ...healthChecks.map((name) => ({ name: `health ${name}`, ok: true, detail: 'passed' })),
+      ],
+      problems: [],
+    },
     rolledBack: [],
     rollbackFailed: [],
     kept: [],
     durationMs: 1000,
   };
-  return { ok: true, app: 'guestbook', runId: targetReport.runId, target: 'b', transport: 'ssh', archive: '20261202T010000Z', journal: '/state/j.jsonl', attempts: 1, parts: [], stagedBytes: 0, targetReport, durationMs: 2000 };
+  return {
+    ok: true,
+    app: 'guestbook',
+    runId: targetReport.runId,
+    target: 'b',
+    transport: 'ssh',
+    archive: '20261202T010000Z',
+    journal: '/state/j.jsonl',
+    attempts: 1,
+    parts: [],
+    stagedBytes: 0,
+    targetReport,
+    durationMs: 2000,
+  };
 }
 
 test('the cutover checklist ticks the health checks the target ran, by name, and no login flow or log scan the app does not have', () => {
@@ -35,9 +55,31 @@ test('the cutover checklist ticks the health checks the target ran, by name, and
 
 test('a paired cutover: the source says it stays stopped and which command fits which outcome; the new host shows only the one that fits', () => {
   const base = reportWithHealth([]);
-  const cutover = { baseArchive: 'g-1', baseRunId: 'R0', stoppedWith: 'maintenance' as const, deltaBytes: 2048, databaseBytes: 4096, volumes: { uploads: { added: 1, changed: 1, removed: 1, metadata: 0, bytes: 30 } }, sourceResumed: false, awaitingVerdict: { confirm: 'deploy cutover guestbook --confirm <code the new host shows>', resume: 'deploy maintenance guestbook off' } };
-  const source = renderCutoverReport({ ...base, target: 'the new host', transport: 'ffl', targetReport: undefined, pairing: { delivered: true, path: 'direct', pullMs: 1500 }, cutover } as MigrateReport);
-  assert.match(source, /Delivered the cutover of guestbook to the new host in [\d.]+ s \(pulled in 1\.5 s, path direct\)/);
+  const cutover = {
+    baseArchive: 'g-1',
+    baseRunId: 'R0',
+    stoppedWith: 'maintenance' as const,
+    deltaBytes: 2048,
+    databaseBytes: 4096,
+    volumes: { uploads: { added: 1, changed: 1, removed: 1, metadata: 0, bytes: 30 } },
+    sourceResumed: false,
+    awaitingVerdict: {
+      confirm: 'deploy cutover guestbook --confirm <code the new host shows>',
+      resume: 'deploy maintenance guestbook off',
+    },
+  };
+  const source = renderCutoverReport({
+    ...base,
+    target: 'the new host',
+    transport: 'ffl',
+    targetReport: undefined,
+    pairing: { delivered: true, path: 'direct', pullMs: 1500 },
+    cutover,
+  } as MigrateReport);
+  assert.match(
+    source,
+    /Delivered the cutover of guestbook to the new host in [\d.]+ s \(pulled in 1\.5 s, path direct\)/,
+  );
   assert.match(source, /uploads: 1 added, 1 changed, 1 removed/);
   assert.match(source, /guestbook stays stopped here \(maintenance page\)/);
   assert.match(source, /success and shows a code: +deploy cutover guestbook --confirm <code the new host shows>/);
@@ -48,10 +90,34 @@ test('a paired cutover: the source says it stays stopped and which command fits 
       ...base.targetReport!,
       ok,
       rollbackFailed,
-      ...(ok ? {} : { failure: { step: 'health', stage: 'health', kind: 'transport', code: 'TARGET_UNHEALTHY', message: 'notes page failed', retryable: false } }),
-      cutover: { baseArchive: 'g-1', applied: {}, onSource: pairedCutoverNextStep({ app: 'guestbook', ok, rollbackFailed, confirmCode: 'ACDE-FGHJ', stoppedWith: 'maintenance' }) },
+      ...(ok
+        ? {}
+        : {
+            failure: {
+              step: 'health',
+              stage: 'health',
+              kind: 'transport',
+              code: 'TARGET_UNHEALTHY',
+              message: 'notes page failed',
+              retryable: false,
+            },
+          }),
+      cutover: {
+        baseArchive: 'g-1',
+        applied: {},
+        onSource: pairedCutoverNextStep({
+          app: 'guestbook',
+          ok,
+          rollbackFailed,
+          confirmCode: 'ACDE-FGHJ',
+          stoppedWith: 'maintenance',
+        }),
+      },
     });
-  assert.match(target(true), /on a, run \(it marks the copy there as moved; it stays stopped until then\):\n\n {6}deploy cutover guestbook --confirm ACDE-FGHJ\n/);
+  assert.match(
+    target(true),
+    /on a, run \(it marks the copy there as moved; it stays stopped until then\):\n\n {6}deploy cutover guestbook --confirm ACDE-FGHJ\n/,
+  );
   const failed = target(false);
   assert.match(failed, /Cutover of guestbook FAILED at step \[health\]/);
   assert.match(failed, /\n {6}deploy maintenance guestbook off\n/);

@@ -16,7 +16,11 @@ test('deploy runs lists the runs with outcome and time; runs show prints the rep
   const root = mkdtempSync(join(tmpdir(), 'deploy-runs-'));
   const deploy = async (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
     try {
-      const { stdout, stderr } = await promisify(execFile)(process.execPath, [bin, '--apps-root', join(root, 'apps'), '--state-dir', join(root, 'state'), ...args], { env: { ...process.env, NO_COLOR: '1' } });
+      const { stdout, stderr } = await promisify(execFile)(
+        process.execPath,
+        [bin, '--apps-root', join(root, 'apps'), '--state-dir', join(root, 'state'), ...args],
+        { env: { ...process.env, NO_COLOR: '1' } },
+      );
       return { code: 0, stdout, stderr };
     } catch (error) {
       const failed = error as { code: number; stdout: string; stderr: string };
@@ -24,7 +28,10 @@ test('deploy runs lists the runs with outcome and time; runs show prints the rep
     }
   };
   try {
-    for (const [app, stop] of [['fine', 'echo stopped'], ['broken', 'echo cannot >&2; exit 3']] as const) {
+    for (const [app, stop] of [
+      ['fine', 'echo stopped'],
+      ['broken', 'echo cannot >&2; exit 3'],
+    ] as const) {
       mkdirSync(join(root, 'apps', app, 'bin'), { recursive: true });
       writeFileSync(join(root, 'apps', app, 'app.yaml'), `name: ${app}\n`);
       for (const phase of ['install', 'start', 'stop', 'backup', 'restore']) {
@@ -40,7 +47,12 @@ test('deploy runs lists the runs with outcome and time; runs show prints the rep
     const missing = await deploy('restore', 'nope');
     assert.equal(missing.code, 3, missing.stderr);
 
-    const [listed, ofFine, listedJson, unknown] = await Promise.all([deploy('runs'), deploy('runs', 'fine'), deploy('runs', '--json'), deploy('runs', 'show', 'nothing-like-it')]);
+    const [listed, ofFine, listedJson, unknown] = await Promise.all([
+      deploy('runs'),
+      deploy('runs', 'fine'),
+      deploy('runs', '--json'),
+      deploy('runs', 'show', 'nothing-like-it'),
+    ]);
     assert.equal(listed.code, 0, listed.stderr);
     const lines = listed.stdout.trim().split('\n');
     assert.match(lines[0]!, /^RUN +STARTED +COMMAND +APP +TARGET +OUTCOME +TIME$/);
@@ -52,15 +64,31 @@ test('deploy runs lists the runs with outcome and time; runs show prints the rep
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /no run nothing-like-it in .*\/state\/runs/);
 
-    const json = JSON.parse(listedJson.stdout) as { runs: { runId: string; command: string; outcome: string; durationMs: number; deployVersion: string }[] };
-    assert.deepEqual(json.runs.map((run) => [run.command, run.outcome]), [['stop', 'ok'], ['stop', 'failed'], ['restore', 'failed']]);
+    const json = JSON.parse(listedJson.stdout) as {
+      runs: { runId: string; command: string; outcome: string; durationMs: number; deployVersion: string }[];
+    };
+    assert.deepEqual(
+      json.runs.map((run) => [run.command, run.outcome]),
+      [
+        ['stop', 'ok'],
+        ['stop', 'failed'],
+        ['restore', 'failed'],
+      ],
+    );
     const [fineRun, , missingRun] = json.runs;
     assert.equal(statSync(join(root, 'state', 'runs', `${fineRun!.runId}.json`)).mode & 0o777, 0o600);
 
-    const [shown, shownAsJson, error] = await Promise.all([deploy('runs', 'show', fineRun!.runId), deploy('runs', 'show', fineRun!.runId, '--json'), deploy('runs', 'show', missingRun!.runId)]);
+    const [shown, shownAsJson, error] = await Promise.all([
+      deploy('runs', 'show', fineRun!.runId),
+      deploy('runs', 'show', fineRun!.runId, '--json'),
+      deploy('runs', 'show', missingRun!.runId),
+    ]);
     assert.equal(shown.stdout, fine.stdout, 'the report as the run printed it');
     const shownJson = JSON.parse(shownAsJson.stdout) as { results: { app: string; status: string }[] };
-    assert.deepEqual(shownJson.results.map((result) => [result.app, result.status]), [['fine', 'ok']]);
+    assert.deepEqual(
+      shownJson.results.map((result) => [result.app, result.status]),
+      [['fine', 'ok']],
+    );
     assert.equal(error.stdout, `${missing.stderr.trim()}\n`, 'an error run shows the error as it was printed');
   } finally {
     rmSync(root, { recursive: true, force: true });

@@ -10,7 +10,11 @@ export const schemaCommand: DeployCommand = {
   versionInJson: false,
   builder: (y) =>
     y
-      .option('config-file', { type: 'boolean', default: false, describe: 'The schema of the global config file instead' })
+      .option('config-file', {
+        type: 'boolean',
+        default: false,
+        describe: 'The schema of the global config file instead',
+      })
       .option('path', { type: 'boolean', default: false, describe: 'Print where the schema file is installed' }),
   examples: [
     ['deploy schema > app.schema.json', 'Save the schema'],

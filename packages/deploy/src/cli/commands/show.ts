@@ -9,10 +9,19 @@ export const showCommand: DeployCommand = {
   command: 'show <app>',
   describe: 'Show an app: its manifest with defaults applied, folder and Borg repository',
   builder: (y) => y.positional('app', { type: 'string', describe: 'App name', demandOption: true }),
-  examples: [['deploy show notes', 'The notes app as deploy sees it'], ['deploy show notes --json', 'As JSON']],
+  examples: [
+    ['deploy show notes', 'The notes app as deploy sees it'],
+    ['deploy show notes --json', 'As JSON'],
+  ],
   async run(context, args) {
     const app = await loadApp(context.hostContext.appsRoot, String(args.app));
-    const info = { name: app.name, dir: app.dir, manifestPath: app.manifestPath, borgRepository: resolveBorgRepo(app, context.hostContext), manifest: app.manifest };
+    const info = {
+      name: app.name,
+      dir: app.dir,
+      manifestPath: app.manifestPath,
+      borgRepository: resolveBorgRepo(app, context.hostContext),
+      manifest: app.manifest,
+    };
     const text = `# ${app.name} (${app.dir})\n# borg repository: ${info.borgRepository}\n${stringify(app.manifest)}`;
     return { exitCode: EXIT_CODES.ok, json: info, text };
   },

@@ -15,8 +15,13 @@ export const validateCommand: DeployCommand = {
   async run(context, args) {
     const found = await discoverApps(context.hostContext.appsRoot);
     const wanted = (args.apps as string[] | undefined) ?? [];
-    const entries = wanted.length === 0 ? found.entries : found.entries.filter((e) => wanted.includes(e.app?.name ?? e.folder) || wanted.includes(e.folder));
-    const missing = wanted.filter((name) => !entries.some((e) => (e.app?.name ?? e.folder) === name || e.folder === name));
+    const entries =
+      wanted.length === 0
+        ? found.entries
+        : found.entries.filter((e) => wanted.includes(e.app?.name ?? e.folder) || wanted.includes(e.folder));
+    const missing = wanted.filter(
+      (name) => !entries.some((e) => (e.app?.name ?? e.folder) === name || e.folder === name),
+    );
     const results = entries.map((entry) => ({
       app: entry.app?.name ?? entry.folder,
       dir: entry.dir,
@@ -25,7 +30,22 @@ export const validateCommand: DeployCommand = {
       warnings: entry.warnings,
     }));
     for (const name of missing) {
-      results.push({ app: name, dir: resolve(found.root, name), status: 'failed', errors: [{ file: resolve(found.root, name, 'app.yaml'), line: 0, column: 0, path: '', message: `no app named "${name}" under ${found.root}`, rule: 'app-unknown' } satisfies Issue], warnings: [] });
+      results.push({
+        app: name,
+        dir: resolve(found.root, name),
+        status: 'failed',
+        errors: [
+          {
+            file: resolve(found.root, name, 'app.yaml'),
+            line: 0,
+            column: 0,
+            path: '',
+            message: `no app named "${name}" under ${found.root}`,
+            rule: 'app-unknown',
+          } satisfies Issue,
+        ],
+        warnings: [],
+      });
     }
     const failed = results.filter((r) => r.status === 'failed').length;
     const lines: string[] = [];
@@ -36,6 +56,10 @@ export const validateCommand: DeployCommand = {
     }
     lines.push(`${results.length - failed} ok, ${failed} failed`);
     if (results.length === 0) lines.unshift(`no apps under ${found.root}`);
-    return { exitCode: failed > 0 ? EXIT_CODES.config : EXIT_CODES.ok, json: { ok: failed === 0, apps: results }, text: lines.join('\n') };
+    return {
+      exitCode: failed > 0 ? EXIT_CODES.config : EXIT_CODES.ok,
+      json: { ok: failed === 0, apps: results },
+      text: lines.join('\n'),
+    };
   },
 };

@@ -14,13 +14,20 @@ export const factsCommand: DeployCommand = {
   async run(context, args) {
     const app = await loadApp(context.hostContext.appsRoot, String(args.app));
     const facts = await collectAppFacts(app, context.host);
-    const rows: string[][] = facts.volumes.map((v) => [`volume ${v.name}`, v.error ? `ERROR ${v.error}` : `${v.files} files, ${v.bytes} bytes`]);
+    const rows: string[][] = facts.volumes.map((v) => [
+      `volume ${v.name}`,
+      v.error ? `ERROR ${v.error}` : `${v.files} files, ${v.bytes} bytes`,
+    ]);
     if (facts.database) {
       if (facts.database.error) rows.push([`database ${facts.database.name}`, `ERROR ${facts.database.error}`]);
       for (const [table, count] of Object.entries(facts.database.tables)) rows.push([`rows ${table}`, String(count)]);
     }
     const failed = facts.volumes.some((v) => v.error) || facts.database?.error !== undefined;
-    return { exitCode: failed ? EXIT_CODES.checks : EXIT_CODES.ok, json: facts, text: renderTable(['FACT', 'VALUE'], rows) };
+    return {
+      exitCode: failed ? EXIT_CODES.checks : EXIT_CODES.ok,
+      json: facts,
+      text: renderTable(['FACT', 'VALUE'], rows),
+    };
   },
 };
 
@@ -32,9 +39,21 @@ export const verifyCommand: DeployCommand = {
   builder: (y) =>
     y
       .positional('app', { type: 'string', describe: 'App name', demandOption: true })
-      .option('source', { type: 'string', demandOption: true, describe: 'Host the app runs on now (a host of the global config, or local)' })
-      .option('target', { type: 'string', demandOption: true, describe: 'Host it moved to (a host of the global config, or local)' })
-      .option('ignore-table', { type: 'string', array: true, describe: 'Report but do not compare the row count of this table (e.g. sessions)' }),
+      .option('source', {
+        type: 'string',
+        demandOption: true,
+        describe: 'Host the app runs on now (a host of the global config, or local)',
+      })
+      .option('target', {
+        type: 'string',
+        demandOption: true,
+        describe: 'Host it moved to (a host of the global config, or local)',
+      })
+      .option('ignore-table', {
+        type: 'string',
+        array: true,
+        describe: 'Report but do not compare the row count of this table (e.g. sessions)',
+      }),
   examples: [
     ['deploy verify notes --source a --target b', 'Before the DNS cutover: exit 1 on any mismatch'],
     ['deploy verify notes --source local --target b --json', 'From the source host itself, machine-readable'],
@@ -53,12 +72,23 @@ export const verifyCommand: DeployCommand = {
       localArgs,
       ...(Array.isArray(args.ignoreTable) ? { ignoreTables: args.ignoreTable as string[] } : {}),
     });
-    for (const c of result.comparisons) context.bus.emit('verify.compare', { app: result.app, level: c.status === 'mismatch' || c.status === 'failed' ? 'warn' : 'debug', data: { ...c } });
+    for (const c of result.comparisons)
+      context.bus.emit('verify.compare', {
+        app: result.app,
+        level: c.status === 'mismatch' || c.status === 'failed' ? 'warn' : 'debug',
+        data: { ...c },
+      });
     const bad = result.comparisons.filter((c) => c.status === 'mismatch' || c.status === 'failed');
     const text = [
       renderTable(
         ['WHAT', 'RESULT', result.source.toUpperCase(), result.target.toUpperCase(), 'REASON'],
-        result.comparisons.map((c) => [c.subject, c.status === 'match' ? 'ok' : c.status.toUpperCase(), c.source, c.target, c.reason ?? '']),
+        result.comparisons.map((c) => [
+          c.subject,
+          c.status === 'match' ? 'ok' : c.status.toUpperCase(),
+          c.source,
+          c.target,
+          c.reason ?? '',
+        ]),
       ),
       `${result.app}: ${result.source} -> ${result.target}: ${result.comparisons.length - bad.length} ok, ${bad.length} mismatch/failed${result.ok ? ' - ready for the DNS cutover' : ''}`,
     ].join('\n');
