@@ -2,7 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { chmod, mkdir, rm, statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Writable, type Readable, type Transform } from 'node:stream';
-import { finished, pipeline } from 'node:stream/promises';
+import { pipeline } from 'node:stream/promises';
 import { DeployError, formatBytes, type Host, type HostProcess, type RunResult } from '@deploykit/core';
 import { tailLines } from '@deploykit/host';
 import {
@@ -111,24 +111,17 @@ async function feedProcess(
 ): Promise<PartOutcome> {
   consumer.stdout.resume();
   const stdin = consumer.stdin!;
-  // The bytes are counted where they leave for the consumer, by a listener rather than one more
-  // stream stage: every stage costs a callback round and a queue per chunk.
-  const last: Readable = filters.at(-1) ?? attempt.data;
-  const chain = (filters.length > 0 ? pipeline([attempt.data, ...filters]) : finished(attempt.data)).then(
+  const byteMeter = meter(onBytes);
+  const chain = pipeline([attempt.data, ...filters, byteMeter]).then(
     () => undefined,
     (error: unknown) => error,
   );
-  let bytes = 0;
-  last.on('data', (chunk: Buffer) => {
-    bytes += chunk.length;
-    onBytes?.onBytes(bytes);
-  });
-  last.pipe(stdin);
+  byteMeter.pipe(stdin);
   // The consumer may close its stdin early (tar stops at the end-of-archive blocks): its exit
   // status decides, and the rest of the part still flows so its trailer is verified.
   stdin.on('error', () => {
-    last.unpipe(stdin);
-    last.resume();
+    byteMeter.unpipe(stdin);
+    byteMeter.resume();
   });
   const trailer = attempt.done.then(
     (value) => ({ value }),
@@ -189,7 +182,7 @@ async function feedProcess(
     throw result.aborted;
   }
   if (result.exit.exitCode !== 0) throw await consumerFailure(result.exit, where);
-  return { ok: true, trailer: settledTrailer.value, bytes };
+  return { ok: true, trailer: settledTrailer.value, bytes: byteMeter.bytes };
 }
 
 async function consumerFailure(result: RunResult, where: string): Promise<TargetFailure> {
