@@ -37,12 +37,19 @@ const SCRIPTS: Record<string, string> = {
 const PACE_SCRIPT = `import { connect } from 'node:net';
 const [host, port, rate] = process.argv.slice(2);
 const socket = connect(Number(port), host);
-const started = Date.now();
+// Paced from the start of the current burst: time the link sat idle (the backup before the part) is no
+// credit, or the first seconds' worth of the part would pass at full speed.
+let burstStart = Date.now();
 let sent = 0;
 process.stdin.on('data', (chunk) => {
+  const now = Date.now();
+  if ((sent * 1000) / Number(rate) < now - burstStart - 200) {
+    burstStart = now;
+    sent = 0;
+  }
   socket.write(chunk);
   sent += chunk.length;
-  const ahead = (sent * 1000) / Number(rate) - (Date.now() - started);
+  const ahead = (sent * 1000) / Number(rate) - (Date.now() - burstStart);
   if (ahead > 0) {
     process.stdin.pause();
     setTimeout(() => process.stdin.resume(), ahead);
