@@ -16,14 +16,11 @@ import {
 } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EventBus } from '@deploykit/core';
-import { LocalHost } from '@deploykit/host';
 import { borgTimeToEpochMicros } from '../migrate/cutover.js';
 import type { BaseEntry, DeltaRecord } from '../migrate/migration-header.js';
 import { applyVolumeDelta, compareWithBase } from './apply-delta.js';
-import { undoActions } from './recover-runs.js';
-import { summariseRun, TargetJournal } from './target-journal.js';
-import type { UndoEnvironment } from './undo.js';
+import { TargetJournal } from './target-journal.js';
+import { undoAll } from './undo-test-support.js';
 
 /** Every entry below dir as "path type detail" lines (content of files, target of links, mode), sorted. */
 async function describeTree(dir: string): Promise<string[]> {
@@ -105,27 +102,6 @@ function deltaFor(uid: number, gid: number): DeltaRecord {
     bytes: 17,
     counts: { added: 5, changed: 1, removed: 4, metadata: 2 },
   };
-}
-
-function undoEnvironment(): UndoEnvironment {
-  return {
-    host: new LocalHost('test'),
-    hostContext: {
-      hostName: 'test',
-      hostAddress: '127.0.0.1',
-      appsRoot: '/nonexistent',
-      stateDir: '/nonexistent',
-      logLevel: 'info',
-      dryRun: false,
-    },
-    bus: new EventBus({ runId: 'test', host: 'test' }, { keep: false }),
-    runId: 'test',
-  } as UndoEnvironment;
-}
-
-async function undoAll(journal: TargetJournal): Promise<{ undone: string[]; failed: string[] }> {
-  const run = summariseRun(journal.path, await TargetJournal.read(journal.path));
-  return undoActions(undoEnvironment(), journal, run.pending);
 }
 
 test('a delta turns the copy into the final volume in place; its undo log puts every entry back', async () => {

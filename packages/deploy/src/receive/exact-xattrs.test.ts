@@ -4,12 +4,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EventBus } from '@deploykit/core';
 import { LocalHost } from '@deploykit/host';
 import { dumpXattrs, extraXattrs, keepXattrsForUndo, makeXattrsExactly, xattrNamesByPath } from './exact-xattrs.js';
-import { undoActions } from './recover-runs.js';
-import { summariseRun, TargetJournal } from './target-journal.js';
-import type { UndoEnvironment } from './undo.js';
+import { TargetJournal } from './target-journal.js';
+import { undoAll } from './undo-test-support.js';
 
 const setfattr = (...args: string[]): void => {
   execFileSync('setfattr', args);
@@ -59,21 +57,7 @@ test("a copy's xattrs and ACLs become exactly the source's (dropped ones go), an
     await keepXattrsForUndo(host, copy, join(root, 'xattrs.dump'), journal);
     assert.equal(await makeXattrsExactly(host, copy, wanted), 2, 'user.dropped and the ACL go');
     assert.equal(await dumpXattrs(host, copy), wanted, 'exactly the source');
-    const environment = {
-      host,
-      hostContext: {
-        hostName: 'test',
-        hostAddress: '127.0.0.1',
-        appsRoot: '/nonexistent',
-        stateDir: '/nonexistent',
-        logLevel: 'info',
-        dryRun: false,
-      },
-      bus: new EventBus({ runId: 'test', host: 'test' }, { keep: false }),
-      runId: 'test',
-    } as UndoEnvironment;
-    const run = summariseRun(journal.path, await TargetJournal.read(journal.path));
-    const undone = await undoActions(environment, journal, run.pending);
+    const undone = await undoAll(journal, host);
     assert.deepEqual(undone.failed, []);
     assert.equal(await dumpXattrs(host, copy), before, 'the copy has its own xattrs and ACL back, and not the new one');
   } finally {
