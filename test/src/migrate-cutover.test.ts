@@ -43,6 +43,9 @@ test('cutover: writes after the migration reach the target; a failing target lea
   await withLab({ hosts: 2 }, async (lab) => {
     const a = labShell(lab, 'a');
     const b = labShell(lab, 'b');
+    /** Every xattr and ACL under dir, as getfattr dumps them (what the cutover must carry exactly). */
+    const xattrDump = (shell: typeof a, dir: string): Promise<string> =>
+      runOrThrow(shell, `cd ${quoteWord(dir)} && getfattr -R -d -m - -h -e base64 . 2>/dev/null || true`);
     const appDir = `${lab.host('a').appsRoot}/notes`;
     const appDirB = `${lab.host('b').appsRoot}/notes`;
     const uploads = `${appDir}/data/uploads`;
@@ -106,8 +109,6 @@ test('cutover: writes after the migration reach the target; a failing target lea
       'the target copy fails its health checks: b rolls back to the migrated copy, a serves again',
       async () => {
         const beforeFiles = await treeFingerprint(b, uploadsB, { mtime: true });
-        const xattrDump = (shell: typeof a, dir: string): Promise<string> =>
-          runOrThrow(shell, `cd ${quoteWord(dir)} && getfattr -R -d -m - -h -e base64 . 2>/dev/null || true`);
         const beforeXattrs = await xattrDump(b, uploadsB);
         assert.match(beforeXattrs, /user\.dropped/, 'b has the xattr a drops later');
         assert.match(beforeXattrs, /posix_acl_access/, 'and the ACL');
@@ -184,10 +185,8 @@ test('cutover: writes after the migration reach the target; a failing target lea
           'after',
         );
         // Exactly a's xattrs and ACLs: the tag and the ACL a dropped from keep.txt are gone on b too.
-        const dumpOf = (shell: typeof a, dir: string): Promise<string> =>
-          runOrThrow(shell, `cd ${quoteWord(dir)} && getfattr -R -d -m - -h -e base64 . 2>/dev/null || true`);
-        assert.equal(await dumpOf(b, uploadsB), await dumpOf(a, uploads));
-        assert.doesNotMatch(await dumpOf(b, uploadsB), /user\.dropped|posix_acl/);
+        assert.equal(await xattrDump(b, uploadsB), await xattrDump(a, uploads));
+        assert.doesNotMatch(await xattrDump(b, uploadsB), /user\.dropped|posix_acl/);
         assert.equal((await runOrThrow(b, `stat -c %a ${quoteWord(`${uploadsB}/keep.txt`)}`)).trim(), '600');
         // Database: rows and the grant as on a (a takes no writes now: it is in maintenance).
         assert.equal(await psql(b, NOTES_SQL), await psql(a, NOTES_SQL));
