@@ -13,3 +13,5 @@ export * from './database/engines.js';
 export * from './database/sql-client.js';
 export { POSTGRES_FIDELITY_SQL } from './database/postgres.js';
 export * from './deploy-events.js';
+// The target's consumer of a tar part, for the data-path benchmark (bench/src/datapath.ts).
+export { receiveTarPart, type PartAttempt, type PartOutcome } from './receive/part-consumers.js';
