@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import { startLab } from '@deploykit/testlab';
+import { parseJournal, timeSteps, type TimedStep } from './journal-steps.js';
 
 const uploadsMiB = Number(process.env.CUTOVER_UPLOADS_MIB ?? '1536');
 const changedMiB = Number(process.env.CUTOVER_CHANGED_MIB ?? '10');
@@ -36,36 +37,6 @@ function deploy(
 interface StepTime {
   readonly step: string;
   readonly ms: number;
-}
-
-/** One step of either host on the window's time line: ms from the moment writes stopped on the source. */
-interface TimedStep {
-  readonly host: 'source' | 'target';
-  readonly step: string;
-  readonly from: number;
-  readonly to: number;
-  readonly detail?: Readonly<Record<string, unknown>>;
-}
-
-/** A run record's lines as [step, start, end] (both hosts stamp `time`; the lab's hosts share one clock). */
-function timeSteps(host: TimedStep['host'], lines: readonly Record<string, unknown>[], zero: number): TimedStep[] {
-  const starts = new Map<string, number>();
-  const steps: TimedStep[] = [];
-  for (const line of lines) {
-    if (host === 'target' && line.t !== 'step') continue;
-    const at = Date.parse(String(line.time));
-    const step = String(line.step);
-    if (line.status === 'start') starts.set(step, at);
-    else if (line.status === 'ok' && starts.has(step))
-      steps.push({
-        host,
-        step,
-        from: starts.get(step)! - zero,
-        to: at - zero,
-        ...(line.detail && typeof line.detail === 'object' ? { detail: line.detail as Record<string, unknown> } : {}),
-      });
-  }
-  return steps;
 }
 
 /** The window as phases: the source until the last byte went, then the target until healthy. */
@@ -149,12 +120,7 @@ const report = JSON.parse(cutover.stdout) as {
   targetReport?: { journal?: string };
 };
 const readLines = async (host: string, path: string | undefined): Promise<Record<string, unknown>[]> =>
-  path === undefined
-    ? []
-    : (await ssh(host, `cat ${path}`))
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => JSON.parse(line) as Record<string, unknown>);
+  path === undefined ? [] : parseJournal(await ssh(host, `cat ${path}`));
 const sourceLines = await readLines('a', report.journal);
 const targetLines = await readLines('b', report.targetReport?.journal);
 const stoppedAt = Date.parse(

@@ -29,6 +29,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { startLab, type Lab } from '@deploykit/testlab';
+import { parseJournal, timeSteps } from './journal-steps.js';
 
 const exec = promisify(execFile);
 const reps = Number(process.env.BENCH_REPS ?? '3');
@@ -51,6 +52,8 @@ interface Sample {
   bytes: number;
   /** Named sub-times of a migration (its parts), seconds. */
   parts?: Record<string, { seconds: number; bytes: number; sourceSeconds: number; targetSeconds: number }>;
+  /** A migration's steps on each host (from both run records), ms. */
+  steps?: { host: 'source' | 'target'; step: string; ms: number }[];
   /** Peak VmHWM of `deploy` per side, MiB. */
   rssMiB: { source: number; target: number };
   /** Peak growth of both hosts' TMPDIR during the run, bytes. */
@@ -226,6 +229,7 @@ interface RowRun {
   bytes: number;
   note?: string;
   parts?: Sample['parts'];
+  steps?: Sample['steps'];
   stagedBytes?: number;
 }
 
@@ -259,6 +263,7 @@ async function measure(
     seconds,
     bytes: outcome.bytes,
     ...(outcome.parts ? { parts: outcome.parts } : {}),
+    ...(outcome.steps ? { steps: outcome.steps } : {}),
     rssMiB: sampled.rssMiB,
     stagedBytes: outcome.stagedBytes ?? sampled.stagedBytes,
     cpu: sampled.cpu,
@@ -278,6 +283,25 @@ async function measure(
     }, CPU ${sample.cpu.all.toFixed(1)} s (deploy ${sample.cpu.deploy.toFixed(1)} s), load ${load.toFixed(2)}${sample.note ? ` - ${sample.note}` : ''}`,
   );
   return sample;
+}
+
+/** Both hosts' steps of a migration, from their run records (the target's steps overlap the source's send). */
+async function migrateSteps(
+  lab: Lab,
+  sourceJournal: string | undefined,
+  targetJournal: string | undefined,
+): Promise<NonNullable<Sample['steps']>> {
+  const read = async (host: string, path: string | undefined): Promise<Record<string, unknown>[]> =>
+    path === undefined ? [] : parseJournal(await must(lab, host, `cat ${path}`));
+  const [source, target] = [await read('a', sourceJournal), await read('b', targetJournal)];
+  const zero = Date.parse(String(source[0]?.time ?? target[0]?.time));
+  return [...timeSteps('source', source, zero), ...timeSteps('target', target, zero)].map(
+    ({ host, step, from, to }) => ({
+      host,
+      step,
+      ms: to - from,
+    }),
+  );
 }
 
 interface PartReport {
@@ -360,8 +384,9 @@ async function main(): Promise<void> {
           ok?: boolean;
           archive?: string;
           stagedBytes?: number;
+          journal?: string;
           parts?: PartReport[];
-          targetReport?: { parts?: PartReport[] };
+          targetReport?: { parts?: PartReport[]; journal?: string };
           failure?: { message: string };
         };
         if (!report.archive || !report.parts?.length)
@@ -384,11 +409,13 @@ async function main(): Promise<void> {
           return { ok: false, bytes: 0, note: report.failure?.message ?? result.stderr.slice(-400) };
         archive = report.archive;
         volumeBytes = parts['volume:uploads'].bytes;
+        const steps = await migrateSteps(lab, report.journal, report.targetReport?.journal);
         dumpBytes = parts.database.bytes;
         return {
           ok: report.ok === true,
           bytes: 0,
           parts,
+          steps,
           stagedBytes: report.stagedBytes ?? 0,
           ...(report.ok ? {} : { note: `failed after its parts: ${report.failure?.message ?? '?'}` }),
         };
@@ -717,6 +744,7 @@ function write(
     '|---|---|---|---|',
     ...targets.map((cells) => `| ${cells.join(' | ')} |`),
     '',
+    ...stepTable(samples.filter((sample) => sample.row === 'migrate' && sample.ok && sample.steps)),
     "CPU s: CPU seconds of every process of the lab during the run (borg, ssh, sshd, tar, pg_restore, PostgreSQL, deploy) and of `deploy` alone, medians; they depend far less on the machine's load than the times do. Part times of a migration are the longer of the source's (producer start to its last byte written into the bundle) and the target's (its B record to the consumer's exit, verified). Failed runs are left out of the medians:",
     ...samples
       .filter((sample) => !sample.ok)
@@ -735,6 +763,38 @@ function write(
     );
     process.stdout.write(`report: bench/reports/${stamp}.md\n`);
   });
+}
+
+/**
+ * Where a whole migration's time goes: the median of every step of each host over the successful
+ * runs, in the order the steps first ran. The target's steps run while the source sends, so the
+ * columns do not add up to the whole.
+ */
+function stepTable(runs: readonly Sample[]): string[] {
+  if (runs.length === 0) return [];
+  const order: string[] = [];
+  const times = new Map<string, number[]>();
+  for (const run of runs) {
+    for (const { host, step, ms } of run.steps ?? []) {
+      const key = `${host === 'source' ? 'a' : 'b'}: ${step}`;
+      if (!times.has(key)) {
+        times.set(key, []);
+        order.push(key);
+      }
+      times.get(key)!.push(ms);
+    }
+  }
+  const whole = median(runs.map((run) => run.seconds));
+  return [
+    `Where a whole \`deploy migrate\` spends its ${whole.toFixed(1)} s (median of ${runs.length} successful runs; steps of 0.1 s and more, from both hosts' run records; a: the source, b: the target, whose steps run while a sends):`,
+    '',
+    '| host: step | median s |',
+    '|---|---|',
+    ...order
+      .filter((key) => median(times.get(key)!) >= 100)
+      .map((key) => `| ${key} | ${(median(times.get(key)!) / 1000).toFixed(1)} |`),
+    '',
+  ];
 }
 
 await main();
