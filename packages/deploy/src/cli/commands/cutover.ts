@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { access, readFile } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   ConfigError,
@@ -14,9 +14,7 @@ import { acquireAppLock } from '../../migrate/app-lock.js';
 import { listTransportNames, resolveTransport } from '@deploykit/transport';
 import { loadApp } from '../../actions/load-app.js';
 import { newArchiveName } from '../../phase-env.js';
-import { DEFAULT_KEEP_MIGRATION_ARCHIVES } from '../../migrate/archive-retention.js';
 import { findBaseMigration } from '../../migrate/cutover.js';
-import { readDeployVersion } from '../../migrate/host-facts.js';
 import { Journal, journalPath } from '../../migrate/journal.js';
 import { readMovedMarker, writeMovedMarker } from '../../migrate/moved-marker.js';
 import {
@@ -27,12 +25,7 @@ import {
   resumeWritesCommand,
 } from '../../migrate/paired-cutover.js';
 import { runSourcePreflight } from '../../migrate/source-preflight.js';
-import {
-  planMigration,
-  runSourceMigration,
-  type MigrateReport,
-  type SourceRunOptions,
-} from '../../migrate/source-run.js';
+import { planMigration, runSourceMigration, type MigrateReport } from '../../migrate/source-run.js';
 import { listVolumeEntries, type VolumeEntry } from '../../migrate/volume-delta.js';
 import { renderTargetAftermath, renderVerification } from '../../receive/render-target-report.js';
 import type { CommandContext } from '../command-context.js';
@@ -41,10 +34,11 @@ import { renderTable } from '../table.js';
 import {
   checkSessionArgs,
   checkTargetDeploy,
-  localDeployCommand,
+  buildSourceRunOptions,
   preparePairing,
   renderPlan,
   resolveTarget,
+  writeRunLine,
 } from './migrate.js';
 
 /** What `deploy cutover` (and `deploy migrate --cutover`) needs from its arguments. */
@@ -264,16 +258,12 @@ export async function runCutover(
         );
       }
     }
-    const options: SourceRunOptions = {
+    const options = await buildSourceRunOptions(context, {
       app,
-      manifestText: await readFile(app.manifestPath, 'utf8'),
-      source: context.hostContext,
-      localHost: context.host,
-      ...(target ? { targetHost: target.host, targetDeploy: target.deploy } : {}),
-      ...(pairing ? { pairing, readinessSeconds: pairing.waitSeconds } : {}),
+      target,
+      pairing,
       targetName: to,
       transport,
-      transportOptions: {},
       runId,
       newArchive: newArchiveName(app),
       withHistory: false,
@@ -282,17 +272,7 @@ export async function runCutover(
       stallSeconds: args.stallSeconds ?? context.config.defaults.stall_seconds,
       // A failed cutover rolls back and serves here again; it is not resumed.
       retries: 0,
-      keepArchives:
-        app.manifest.migrate.keep_archives ??
-        context.config.defaults.keep_migration_archives ??
-        DEFAULT_KEEP_MIGRATION_ARCHIVES,
       preflight,
-      deployVersion: await readDeployVersion(),
-      deployCommand: localDeployCommand(),
-      ...(context.configPath ? { configPath: context.configPath } : {}),
-      bus: context.bus,
-      journal: new Journal(journalPath(context.hostContext.stateDir, app.name, runId)),
-      signal: context.signal,
       cutover: {
         base,
         baseListings,
@@ -300,7 +280,7 @@ export async function runCutover(
         force: args.force,
         ...(pair ? { confirmCode: newConfirmCode() } : {}),
       },
-    };
+    });
     if (args.plan) {
       const planned = await planMigration(options);
       const text = renderPlan(planned.plan, planned.target, [
@@ -319,20 +299,11 @@ export async function runCutover(
         ? `cutting ${app.name} over to ${to} by pairing (ffl): the delta since ${base.archive} and the database; writes stop here only when the new host pulls; run ${runId}`
         : `cutting ${app.name} over to ${to} over ${transport.name}: the delta since ${base.archive} and the database; run ${runId}`,
     });
-    await options.journal.write({
-      step: 'run',
-      status: 'ok',
-      detail: {
-        deployVersion: options.deployVersion,
-        app: app.name,
-        target: to,
-        transport: transport.name,
-        archive: options.newArchive,
-        cutover: true,
-        baseArchive: base.archive,
-        baseRunId: base.runId,
-        ...(pair ? { pairing: true } : {}),
-      },
+    await writeRunLine(options, {
+      cutover: true,
+      baseArchive: base.archive,
+      baseRunId: base.runId,
+      ...(pair ? { pairing: true } : {}),
     });
     const { report } = await runSourceMigration(options);
     return { exitCode: reportExitCode(report), json: report, text: renderCutoverReport(report) };

@@ -34,6 +34,7 @@ import type { SourcePlan } from '../../migrate/source-plan.js';
 import { renderTargetAftermath, renderVerification } from '../../receive/render-target-report.js';
 import type { TargetReport } from '../../receive/target-run.js';
 import { resolveNamedHost } from '../delegate.js';
+import type { CommandContext } from '../command-context.js';
 import type { DeployCommand } from '../deploy-command.js';
 import { createStdoutJsonlListener } from '../../render/renderers.js';
 import { renderTable } from '../table.js';
@@ -238,6 +239,70 @@ const DEFAULT_PAIR_WAIT_SECONDS = 1800;
  * Pairing mode's checks and its code hand-over, before anything runs: ffl here, flags that make
  * sense, and a place for the pickup code (this terminal, or a new 0600 file) - never the event bus.
  */
+/** What `deploy migrate` and `deploy cutover` choose for a source run; the rest comes from the command's context. */
+export type SourceRunChoices = Pick<
+  SourceRunOptions,
+  | 'app'
+  | 'targetName'
+  | 'transport'
+  | 'runId'
+  | 'newArchive'
+  | 'withHistory'
+  | 'replace'
+  | 'resume'
+  | 'stallSeconds'
+  | 'retries'
+  | 'preflight'
+  | 'cutover'
+> & {
+  readonly target: Awaited<ReturnType<typeof resolveTarget>> | undefined;
+  readonly pairing: PairingOptions | undefined;
+};
+
+/** The source run's options as both commands build them: the choices plus what every source run takes from here. */
+export async function buildSourceRunOptions(
+  context: CommandContext,
+  { target, pairing, cutover, ...choices }: SourceRunChoices,
+): Promise<SourceRunOptions> {
+  const { app } = choices;
+  return {
+    ...choices,
+    manifestText: await readFile(app.manifestPath, 'utf8'),
+    source: context.hostContext,
+    localHost: context.host,
+    ...(target ? { targetHost: target.host, targetDeploy: target.deploy } : {}),
+    ...(pairing ? { pairing, readinessSeconds: pairing.waitSeconds } : {}),
+    transportOptions: {},
+    keepArchives:
+      app.manifest.migrate.keep_archives ??
+      context.config.defaults.keep_migration_archives ??
+      DEFAULT_KEEP_MIGRATION_ARCHIVES,
+    deployVersion: await readDeployVersion(),
+    deployCommand: localDeployCommand(),
+    ...(context.configPath ? { configPath: context.configPath } : {}),
+    bus: context.bus,
+    journal: new Journal(journalPath(context.hostContext.stateDir, app.name, choices.runId)),
+    signal: context.signal,
+    ...(cutover ? { cutover } : {}),
+  };
+}
+
+/** The run record's first line: what ran, from where to where (`extra`: what the command adds). */
+export async function writeRunLine(options: SourceRunOptions, extra: Record<string, unknown>): Promise<void> {
+  await options.journal.write({
+    step: 'run',
+    status: 'ok',
+    detail: {
+      deployVersion: options.deployVersion,
+      app: options.app.name,
+      target: options.targetName,
+      transport: options.transport.name,
+      archive: options.newArchive,
+      ...extra,
+    },
+  });
+}
+
 export async function preparePairing(args: Record<string, unknown>, host: Host): Promise<PairingOptions> {
   if (typeof args.transport === 'string' && args.transport !== 'ffl')
     throw new UsageError(
@@ -432,16 +497,12 @@ export const migrateCommand: DeployCommand = {
           options: {},
         });
       }
-      const options: SourceRunOptions = {
+      const options = await buildSourceRunOptions(context, {
         app,
-        manifestText: await readFile(app.manifestPath, 'utf8'),
-        source: context.hostContext,
-        localHost: context.host,
-        ...(target ? { targetHost: target.host, targetDeploy: target.deploy } : {}),
-        ...(pairing ? { pairing, readinessSeconds: pairing.waitSeconds } : {}),
+        target,
+        pairing,
         targetName: to,
         transport,
-        transportOptions: {},
         runId: context.runId,
         newArchive: archive,
         withHistory,
@@ -449,18 +510,8 @@ export const migrateCommand: DeployCommand = {
         resume: args.resume !== false && !pair,
         stallSeconds,
         retries: pair ? 0 : typeof args.retries === 'number' ? args.retries : context.config.defaults.retries,
-        keepArchives:
-          app.manifest.migrate.keep_archives ??
-          context.config.defaults.keep_migration_archives ??
-          DEFAULT_KEEP_MIGRATION_ARCHIVES,
         preflight,
-        deployVersion: await readDeployVersion(),
-        deployCommand: localDeployCommand(),
-        ...(context.configPath ? { configPath: context.configPath } : {}),
-        bus: context.bus,
-        journal: new Journal(journalPath(context.hostContext.stateDir, app.name, context.runId)),
-        signal: context.signal,
-      };
+      });
       if (args.plan === true) {
         const planned = await planMigration(options);
         return {
@@ -479,19 +530,7 @@ export const migrateCommand: DeployCommand = {
       for (const note of preflight.notes) context.bus.emit('migrate.note', { app: app.name, message: `note: ${note}` });
 
       // The run record exists before the app's own bin/migrate runs (it gets its path).
-      await options.journal.write({
-        step: 'run',
-        status: 'ok',
-        detail: {
-          deployVersion: options.deployVersion,
-          app: app.name,
-          target: to,
-          transport: transport.name,
-          archive,
-          replace: options.replace,
-          pairing: pair,
-        },
-      });
+      await writeRunLine(options, { replace: options.replace, pairing: pair });
       // The app's own bin/migrate may replace the default steps (exit 0) or let them run (exit 75).
       const hook = await runPhase({
         app,
