@@ -295,12 +295,16 @@ async function migrateSteps(
     path === undefined ? [] : parseJournal(await must(lab, host, `cat ${path}`));
   const [source, target] = [await read('a', sourceJournal), await read('b', targetJournal)];
   const zero = Date.parse(String(source[0]?.time ?? target[0]?.time));
-  return [...timeSteps('source', source, zero), ...timeSteps('target', target, zero)].map(
-    ({ host, step, from, to }) => ({
-      host,
-      step,
-      ms: to - from,
-    }),
+  // The contents step's detail has its sub-times (listings, database settings): shown under it.
+  return [...timeSteps('source', source, zero), ...timeSteps('target', target, zero)].flatMap(
+    ({ host, step, from, to, detail }) => [
+      { host, step, ms: to - from },
+      ...Object.entries((detail?.phases ?? {}) as Record<string, number>).map(([phase, ms]) => ({
+        host,
+        step: `${step} / ${phase}`,
+        ms,
+      })),
+    ],
   );
 }
 
