@@ -12,7 +12,7 @@ export interface FileDigest {
 
 /** Read size of hashFile: 1 MiB reads into a reused buffer (a 64 KiB stream chunk per read made garbage V8 freed late). */
 const HASH_READ_BYTES = 1024 * 1024;
-/** Buffers of finished hashFile calls, reused by the next ones (at most a few: verification hashes one file at a time). */
+/** Buffers of finished hashFile calls, reused by the next ones (at most a few: digestTree hashes HASH_CONCURRENCY files at a time). */
 const idleHashBuffers: Buffer[] = [];
 
 /**
@@ -37,30 +37,44 @@ export async function hashFile(path: string): Promise<string> {
   }
 }
 
+/**
+ * Files hashed at once by digestTree: reads of the next files overlap the hashing of others (the
+ * per-file open/stat/read latency dominated with many small files; measured on 2 cores, 7,681 files
+ * of 1 GiB, machine at load 4: 3.0-3.2 s one at a time, 2.1-2.7 s four at a time). Each holds one 1 MiB read buffer.
+ */
+const HASH_CONCURRENCY = 4;
+
 /** Every regular file under `dir` (paths relative, sorted) with size and SHA-256; symlinks are not followed. */
 export async function digestTree(
   dir: string,
   prefix = '',
   hashOnly?: (path: string) => boolean,
 ): Promise<FileDigest[]> {
-  const out: FileDigest[] = [];
+  const files: string[] = [];
   const walk = async (relative: string): Promise<void> => {
     const entries = await readdir(join(dir, relative), { withFileTypes: true });
     for (const entry of entries) {
       const path = relative === '' ? entry.name : `${relative}/${entry.name}`;
       if (entry.isDirectory()) await walk(path);
-      else if (entry.isFile()) {
-        const full = join(dir, path);
-        // hashOnly: the others get an empty hash (the caller compares their size only).
-        out.push({
-          path: `${prefix}${path}`,
-          size: (await lstat(full)).size,
-          sha256: hashOnly === undefined || hashOnly(path) ? await hashFile(full) : '',
-        });
-      }
+      else if (entry.isFile()) files.push(path);
     }
   };
   await walk('');
+  const out: FileDigest[] = new Array(files.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let index = next++; index < files.length; index = next++) {
+      const path = files[index]!;
+      const full = join(dir, path);
+      // hashOnly: the others get an empty hash (the caller compares their size only).
+      out[index] = {
+        path: `${prefix}${path}`,
+        size: (await lstat(full)).size,
+        sha256: hashOnly === undefined || hashOnly(path) ? await hashFile(full) : '',
+      };
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(HASH_CONCURRENCY, files.length) }, worker));
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
