@@ -1,5 +1,5 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { rm, unlink } from 'node:fs/promises';
+import { createReadStream, createWriteStream, openSync } from 'node:fs';
+import { open, rm, unlink } from 'node:fs/promises';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -9,7 +9,8 @@ import { tailText } from '../pipeline/stage-failure.js';
 import { waitAtMost } from '../pipeline/timing.js';
 import { describeExit } from './receiver-process.js';
 import { checkDeployOnHost } from './ssh.js';
-import type { SenderChannel, SenderChannelExit, Transport } from './transport.js';
+import { isStagedStreamFile, SCP_FILE_MAGIC, SCP_HEADER_BYTES, StagedFileWriter } from './scp-file.js';
+import type { ProducerFile, SenderChannel, SenderChannelExit, Transport } from './transport.js';
 
 /** Room kept free besides the staged file (framing overhead, other writers). */
 const SPACE_MARGIN_BYTES = 64 * 1024 * 1024;
@@ -111,7 +112,31 @@ export const scpTransport: Transport = {
       context.options.scp?.sourceStagingDir ?? context.attemptDir,
       `${context.stream}-${context.runId}-${context.attempt}.dk`,
     );
-    const sink = createWriteStream(localFile, { mode: 0o600 });
+    // One fd for both ways in: a producer process writing it directly (producerFile, the stream
+    // pipeline) or bytes written into `sink` (a migration's bundle).
+    const fd = openSync(localFile, 'w+', 0o600);
+    const sink = createWriteStream(localFile, { fd, highWaterMark: 1024 * 1024 });
+    const staged = new StagedFileWriter(fd);
+    let direct = false;
+    const stagedBytes = (): number => (direct ? SCP_HEADER_BYTES + staged.bytes : sink.bytesWritten);
+    const producerFile: ProducerFile = {
+      fd,
+      start() {
+        direct = true;
+        staged.start();
+      },
+      get bytes() {
+        return staged.bytes;
+      },
+      get lastMoveAt() {
+        return staged.lastMoveAt;
+      },
+      async finish(status) {
+        const trailer = await staged.finish(status);
+        sink.end();
+        return trailer;
+      },
+    };
     const output = new PassThrough();
     const errors = new PassThrough();
     let remoteDir: string | undefined;
@@ -180,7 +205,7 @@ export const scpTransport: Transport = {
             hint: 'Check free space on the target and the ssh connection, then retry.',
           });
         }
-        copied = sink.bytesWritten;
+        copied = stagedBytes();
         await rm(localFile, { force: true });
         if (aborting) return ended(emptyResult('aborted'));
         command = target.spawn({
@@ -207,12 +232,14 @@ export const scpTransport: Transport = {
       exited,
       interactive: false,
       path: 'file',
-      transportBytes: () => copied + sink.bytesWritten,
-      stagedBytes: () => sink.bytesWritten,
+      producerFile,
+      transportBytes: () => copied + stagedBytes(),
+      stagedBytes,
       interrupt: () => command?.kill('SIGINT'),
       abort() {
         aborted ??= (async () => {
           aborting = true;
+          staged.stop();
           if (!sink.writableFinished) sink.destroy();
           if (command !== undefined && !commandEnded) {
             command.kill('SIGTERM');
@@ -230,8 +257,20 @@ export const scpTransport: Transport = {
   async openReceiver(context) {
     const stream = createReadStream(context.from, { highWaterMark: 1024 * 1024 });
     let closed = false;
+    // A staged stream file (the stream pipeline's) is checked and read in place; anything else
+    // (a migration's bundle) is read as a stream.
+    const staged = await open(context.from, 'r').then(
+      async (handle) => {
+        const start = Buffer.alloc(SCP_FILE_MAGIC.length);
+        const { bytesRead } = await handle.read(start, 0, start.length, 0).finally(() => handle.close());
+        return isStagedStreamFile(start.subarray(0, bytesRead));
+      },
+      // Unreadable: the stream reports it.
+      () => false,
+    );
     return {
       stream,
+      ...(staged ? { stagedFile: context.from } : {}),
       path: 'file',
       secrets: [],
       transportFailure: async () => undefined,
