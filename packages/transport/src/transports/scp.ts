@@ -93,16 +93,33 @@ export const scpTransport: Transport = {
         },
       );
     }
-    const scp = await context.source.run({ argv: ['sh', '-c', 'command -v scp'], timeoutMs: 30_000 });
-    if (scp.exitCode !== 0) {
-      throw new DependencyError('SCP_MISSING', `scp is not installed on host ${context.source.name} (looked in PATH)`, {
-        hint: 'Install openssh-client, or choose --transport ssh.',
-      });
-    }
-    await checkDeployOnHost(context.target, context.deployCommand);
-    const sourceDir = context.options.scp?.sourceStagingDir ?? (await readTempDir(context.source));
-    await assertFreeSpace(context.source, sourceDir, context.estimatedBytes, 'source');
-    await assertFreeSpace(context.target, await readTempDir(context.target), context.estimatedBytes, 'target');
+    // The local checks run beside the target's (each is a round trip, the deploy check a node
+    // start-up on the target); the target's run one after the other, so the first of them opens the
+    // ControlMaster the others reuse. The first failing check in this order is reported, as when all
+    // ran one by one.
+    const target = context.target;
+    const scpCheck = context.source.run({ argv: ['sh', '-c', 'command -v scp'], timeoutMs: 30_000 }).then((scp) => {
+      if (scp.exitCode !== 0) {
+        throw new DependencyError(
+          'SCP_MISSING',
+          `scp is not installed on host ${context.source.name} (looked in PATH)`,
+          {
+            hint: 'Install openssh-client, or choose --transport ssh.',
+          },
+        );
+      }
+    });
+    const deployCheck = checkDeployOnHost(target, context.deployCommand);
+    const sourceSpace = (async () => {
+      const sourceDir = context.options.scp?.sourceStagingDir ?? (await readTempDir(context.source));
+      await assertFreeSpace(context.source, sourceDir, context.estimatedBytes, 'source');
+    })();
+    const targetSpace = deployCheck.then(async () =>
+      assertFreeSpace(target, await readTempDir(target), context.estimatedBytes, 'target'),
+    );
+    const checks = await Promise.allSettled([scpCheck, deployCheck, sourceSpace, targetSpace]);
+    const failed = checks.find((check) => check.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
   },
   async openSender(context): Promise<SenderChannel> {
     const target = context.target;
