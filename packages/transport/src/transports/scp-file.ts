@@ -173,8 +173,6 @@ export class StagedFileWriter {
   #stopped = false;
   #follower: Promise<void> | undefined;
   #error: Error | undefined;
-  /** The producer moved its file offset back (pg_dump -Fc rewrites its TOC): hash the file again at the end. */
-  #rewound = false;
   #trailer: StreamTrailer | undefined;
 
   constructor(fd: number) {
@@ -239,9 +237,7 @@ export class StagedFileWriter {
         continue;
       }
       // Caught up: done once the producer ended and nothing more is in the file.
-      const size = fstatSync(this.#fd).size;
-      if (this.#sharedOffset() !== size) this.#rewound = true;
-      if (this.#producerEnded && size <= SCP_HEADER_BYTES + this.#hashed) return;
+      if (this.#producerEnded && fstatSync(this.#fd).size <= SCP_HEADER_BYTES + this.#hashed) return;
       await new Promise((resolve) => setTimeout(resolve, FOLLOW_POLL_MS));
     }
   }
@@ -260,8 +256,10 @@ export class StagedFileWriter {
       );
     const size = fstatSync(this.#fd).size;
     let sha256: string;
-    if (this.#rewound || this.#sharedOffset() !== size) {
-      // A producer that seeks on a regular-file stdout rewrote bytes already hashed: hash the final file.
+    // Only once the producer exited does the offset hold still (a write in progress grows the file
+    // before it moves the offset). Below the size: the producer went back and rewrote bytes already
+    // hashed (pg_dump -Fc rewrites its TOC on a regular file): hash the final file.
+    if (this.#sharedOffset() !== size) {
       this.#hashed = size - SCP_HEADER_BYTES;
       sha256 = await hashFileRange(this.#fd, SCP_HEADER_BYTES, this.#hashed);
     } else {

@@ -134,6 +134,12 @@ export const scpTransport: Transport = {
     const fd = openSync(localFile, 'w+', 0o600);
     const sink = createWriteStream(localFile, { fd, highWaterMark: 1024 * 1024 });
     const staged = new StagedFileWriter(fd);
+    // The file could not be completed (the producer wrote before its start): nothing to copy.
+    let stagingFailed: (error: Error) => void = () => undefined;
+    const stagingFailure = new Promise<never>((_resolve, reject) => {
+      stagingFailed = reject;
+    });
+    stagingFailure.catch(() => undefined);
     let direct = false;
     const stagedBytes = (): number => (direct ? SCP_HEADER_BYTES + staged.bytes : sink.bytesWritten);
     const producerFile: ProducerFile = {
@@ -149,9 +155,14 @@ export const scpTransport: Transport = {
         return staged.lastMoveAt;
       },
       async finish(status) {
-        const trailer = await staged.finish(status);
-        sink.end();
-        return trailer;
+        try {
+          const trailer = await staged.finish(status);
+          sink.end();
+          return trailer;
+        } catch (error) {
+          stagingFailed(error as Error);
+          throw error;
+        }
       },
     };
     const output = new PassThrough();
@@ -182,7 +193,7 @@ export const scpTransport: Transport = {
     const exited = (async (): Promise<SenderChannelExit> => {
       try {
         try {
-          await once(sink, 'finish');
+          await Promise.race([once(sink, 'finish'), stagingFailure]);
         } catch (error) {
           return ended(emptyResult('not copied'), {
             stage: 'sender',
