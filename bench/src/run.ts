@@ -183,9 +183,14 @@ function startSampler(lab: Lab): {
         if (role === undefined) {
           const environ = await readFile(`/proc/${pid}/environ`, 'utf8').catch(() => '');
           role = null;
+          // An ssh ControlMaster rewrites its title (`ssh: <control path> [mux]`), which wipes what
+          // /proc shows of its environment: deploy's masters (scp's copy, the sessions' crypto) are
+          // found by their control path inside the lab dir instead.
+          const title = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+          const labMaster = title.startsWith('ssh: ') && title.includes('[mux]') && title.includes(lab.dir);
           // sshd's session processes (the ssh channel's crypto on the target) and PostgreSQL's backends
           // do not carry the lab's environment: they count by their parent, a lab sshd or postmaster.
-          if (!environ.includes(lab.id) && (await labDaemonDescendant(pid))) role = 'other';
+          if (labMaster || (!environ.includes(lab.id) && (await labDaemonDescendant(pid)))) role = 'other';
           else if (environ.includes(lab.id)) {
             const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
             role = 'other';

@@ -223,4 +223,61 @@ echo $!`,
     await assertNoLeftovers(lab, into);
     await assertNoStreamProcesses(lab);
   });
+
+  // A copy damaged on its way: scp is wrapped (first on PATH on host a) by a script that runs the real
+  // scp, then changes the file it wrote on b (the lab's hosts share this machine's file system).
+  for (const [damage, change, code] of [
+    ['truncated', 'truncate -s -1000 "$f"', 'FRAME_TRUNCATED'],
+    ['padded', 'truncate -s +512 "$f"', 'FRAME_GARBAGE'],
+    ['corrupted', 'printf X | dd conv=notrunc bs=1 seek=600000 status=none of="$f"', 'FRAME_MISMATCH'],
+  ] as const) {
+    test(`scp: a staged file ${damage} on the target fails as integrity ${code}; previous data kept, no staged file left`, async () => {
+      const a = lab.host('a').root;
+      const into = `${b}/scp-${damage}/data`;
+      const untouched = await seedPreviousData(lab, into);
+      const wrapper = `${a}/scp-${damage}-bin`;
+      const script = [
+        '#!/bin/sh',
+        'real=$(PATH=$(printf %s "$PATH" | sed "s|^[^:]*:||") command -v scp)',
+        '"$real" "$@" || exit $?',
+        'for last; do :; done',
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion in the script
+        'f=${last#*:}',
+        change,
+        '',
+      ].join('\n');
+      await runOrThrow(
+        labShell(lab, 'a'),
+        `mkdir -p ${quoteWord(wrapper)} && printf %s ${quoteWord(script)} > ${quoteWord(`${wrapper}/scp`)} && chmod +x ${quoteWord(`${wrapper}/scp`)}`,
+      );
+      const run = await sendFromA(
+        lab,
+        [
+          '--name',
+          'volumes',
+          '--to',
+          'b',
+          '--transport',
+          'scp',
+          '--retries',
+          '0',
+          '--producer',
+          JSON.stringify(borgProducer(fixtures)),
+          '--into',
+          into,
+        ],
+        { PATH: `${wrapper}:${lab.host('a').env['PATH'] ?? '/usr/bin:/bin'}` },
+      );
+      assert.equal(run.exitCode, 5, run.stderr);
+      assert.match(run.stderr, /integrity failed: the staged (stream )?file/);
+      const error = run.json?.['error'] as
+        | { code?: string; details?: { result?: { failure?: { stage?: string; code?: string } } } }
+        | undefined;
+      const failure = error?.details?.result?.failure;
+      assert.deepEqual([error?.code, failure?.stage, failure?.code], [code, 'integrity', code], run.stdout);
+      await untouched();
+      await assertNoLeftovers(lab, into);
+      await assertNoStreamProcesses(lab);
+    });
+  }
 });

@@ -11,6 +11,16 @@ export interface CommandSpec {
   /** Bytes to write to stdin, then close it. Without input, stdin is /dev/null unless `stdin: 'pipe'`. */
   readonly input?: string | Buffer;
   readonly stdin?: 'ignore' | 'pipe';
+  /**
+   * Local hosts only: the child reads its stdin from this open file descriptor (at its current
+   * offset) instead of a pipe, so no byte passes through us. Hosts that cannot honour it throw.
+   */
+  readonly stdinFd?: number;
+  /**
+   * Local hosts only: the child writes its stdout straight into this open file descriptor (a
+   * staged file); the HostProcess's stdout is then an empty, ended stream. Hosts that cannot honour it throw.
+   */
+  readonly stdoutFd?: number;
   /** Kill the whole process group after this many milliseconds. */
   readonly timeoutMs?: number;
   /** Keep at most this many bytes of stdout/stderr in the result (tail). Default 1 MiB. */

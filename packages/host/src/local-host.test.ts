@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { secret } from '@deploykit/core';
 import { LocalHost } from './local-host.js';
 import { isProcessRunning, liveProcessGroups } from './process-groups.js';
@@ -74,4 +76,27 @@ test('secret env reaches the child but not its argv', async () => {
 test('input is written to stdin', async () => {
   const result = await host.run({ argv: ['sha256sum'], input: 'abc' });
   assert.match(result.stdout, /^ba7816bf/);
+});
+
+test('stdoutFd and stdinFd: the child writes into and reads from our file descriptors, at their offsets', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'local-host-fd-'));
+  try {
+    const out = openSync(join(dir, 'out'), 'w+');
+    writeSync(out, 'head:');
+    const writer = host.spawn({ argv: ['sh', '-c', 'printf "from the child"; echo to-stderr >&2'], stdoutFd: out });
+    const written = await writer.wait();
+    assert.equal(written.exitCode, 0);
+    assert.equal(written.stderr, 'to-stderr\n');
+    assert.equal(writer.stdout.readableEnded || writer.stdout.destroyed, true, 'stdout is an ended stream');
+    writeSync(out, ':tail');
+    closeSync(out);
+    assert.equal(readFileSync(join(dir, 'out'), 'utf8'), 'head:from the child:tail');
+    const input = openSync(join(dir, 'out'), 'r');
+    readSync(input, Buffer.alloc(5), 0, 5, null);
+    const reader = await host.run({ argv: ['cat'], stdinFd: input });
+    closeSync(input);
+    assert.equal(reader.stdout, 'from the child:tail');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

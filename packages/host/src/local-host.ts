@@ -1,5 +1,5 @@
 import { spawn as spawnChild } from 'node:child_process';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import {
   revealValue,
   settlesWithinIo,
@@ -37,6 +37,14 @@ export function resolveEnv(env: CommandSpec['env']): Record<string, string> {
   return out;
 }
 
+/** A stream that has ended and closes at once: the stdout of a child writing into a file descriptor. */
+function endedStream(): Readable {
+  const stream = new PassThrough();
+  stream.end();
+  stream.resume();
+  return stream;
+}
+
 /** Runs commands on this machine; each command leads its own process group so it can be killed whole. */
 export class LocalHost implements Host {
   readonly kind = 'local' as const;
@@ -51,14 +59,14 @@ export class LocalHost implements Host {
     const [file, ...args] = spec.argv.map((a) => revealValue(a));
     if (file === undefined) throw new TypeError('LocalHost.spawn: empty argv');
     const started = Date.now();
-    const stdinMode = spec.input !== undefined || spec.stdin === 'pipe' ? 'pipe' : 'ignore';
+    const stdinMode = spec.input !== undefined || spec.stdin === 'pipe' ? 'pipe' : (spec.stdinFd ?? 'ignore');
     const child = spawnChild(file, args, {
       cwd: spec.cwd,
       env: { ...process.env, ...this.#baseEnv, ...resolveEnv(spec.env) },
-      stdio: [stdinMode, 'pipe', 'pipe'],
+      stdio: [stdinMode, spec.stdoutFd ?? 'pipe', 'pipe'],
       detached: true,
     });
-    const stdout = child.stdout!;
+    const stdout = child.stdout ?? endedStream();
     const stderr = child.stderr!;
     const pid = child.pid;
     if (pid !== undefined) trackProcessGroup(pid);

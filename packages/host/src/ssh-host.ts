@@ -121,6 +121,10 @@ export class SshHost implements Host {
   }
 
   spawn(spec: CommandSpec): HostProcess {
+    if (spec.stdinFd !== undefined || spec.stdoutFd !== undefined)
+      throw new TypeError(
+        'SshHost.spawn: stdinFd/stdoutFd are local file descriptors, a remote command cannot use them',
+      );
     const preamble = buildSecretPreamble(spec);
     const needsStdin = spec.input !== undefined || spec.stdin === 'pipe' || preamble.length > 0;
     // Bytes stay bytes: a binary input (a bundle header) must not go through a string.

@@ -10,6 +10,7 @@ import {
   type ConsumerSpec,
   type StreamEvent,
   type StreamPath,
+  type StreamTrailer,
   type TransportName,
 } from '../contract.js';
 import { FrameEncoder } from '../framing/frame-encoder.js';
@@ -17,7 +18,13 @@ import { TAR_ERROR_CODES } from '../receive/tar-guard.js';
 import { buildCleanupArgv, buildReceiverArgv } from '../transports/receiver-argv.js';
 import { followReceiver, type ReceiverDone } from '../transports/receiver-process.js';
 import { resolveTransport } from '../transports/registry.js';
-import type { PreflightContext, SenderContext, Transport, TransportOptions } from '../transports/transport.js';
+import type {
+  PreflightContext,
+  ProducerFile,
+  SenderContext,
+  Transport,
+  TransportOptions,
+} from '../transports/transport.js';
 import { waitAtMost } from './timing.js';
 import { ByteMeter } from './byte-meter.js';
 import {
@@ -108,6 +115,7 @@ const CAUSE_WAIT_MS = 5000;
 /** A started transfer of one attempt: the transport's channel and the receiver followed through it. */
 interface SenderSession {
   readonly sink: Writable;
+  readonly producerFile?: ProducerFile;
   readonly ready: Promise<unknown>;
   readonly finished: Promise<ReceiverDone>;
   consumerBytes(): number;
@@ -138,6 +146,7 @@ async function openSession(
   const receiver = followReceiver(full, channel);
   return {
     sink: channel.sink,
+    ...(channel.producerFile === undefined ? {} : { producerFile: channel.producerFile }),
     // A pipe reaches the receiver before any byte: wait for its `ready`. Others start it later.
     ready: channel.interactive ? Promise.all([channel.ready, receiver.ready]) : channel.ready,
     finished: receiver.finished,
@@ -342,6 +351,11 @@ async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
     if (readyOutcome !== 'ready') throw new Error('not ready');
 
     const encoder = new FrameEncoder();
+    // A transport that stages a file (scp) takes a local producer's stdout as that file: no byte
+    // passes through us on this side, the transport hashes the file and writes its trailer.
+    const direct =
+      options.producerStream === undefined && options.source.kind === 'local' ? session.producerFile : undefined;
+    direct?.start();
     producer =
       options.producerStream !== undefined
         ? wrapStreamProducer(options.producerStream)
@@ -349,9 +363,11 @@ async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
             argv: options.producer,
             ...(options.producerEnv === undefined ? {} : { env: options.producerEnv }),
             ...(options.producerCwd === undefined ? {} : { cwd: options.producerCwd }),
+            ...(direct === undefined ? {} : { stdoutFd: direct.fd }),
             label: `producer ${options.name}`,
             maxBuffer: 64 * 1024,
           });
+    let directTrailer: StreamTrailer | undefined;
     const sink = session.sink;
     sink.on('error', (error: NodeJS.ErrnoException) =>
       report({
@@ -364,10 +380,19 @@ async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
     );
     // The encoder is ended by finish() only: the trailer must follow every byte the producer wrote,
     // and the producer's exit and its stdout's end arrive in either order.
-    const producerEnded = new Promise<void>((resolve) => producerMeter.once('end', resolve));
-    producer.stdout.pipe(producerMeter);
-    producerMeter.pipe(encoder, { end: false });
-    encoder.pipe(sink);
+    const producerEnded =
+      direct === undefined ? new Promise<void>((resolve) => producerMeter.once('end', resolve)) : Promise.resolve();
+    if (direct === undefined) {
+      producer.stdout.pipe(producerMeter);
+      producerMeter.pipe(encoder, { end: false });
+      encoder.pipe(sink);
+    } else {
+      producer.stdout.resume();
+      producerMeter.follow(
+        () => direct.bytes,
+        () => direct.lastMoveAt,
+      );
+    }
     const producerStderr: string[] = [];
     producer.stderr.on('data', (chunk: Buffer) => {
       producerStderr.push(chunk.toString('utf8'));
@@ -378,7 +403,21 @@ async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
       // stdout may still hold bytes after exit: the trailer must come after all of them.
       await producerEnded;
       producerDone = true;
-      encoder.finish({ exitCode: result.exitCode, signal: result.signal });
+      const status = { exitCode: result.exitCode, signal: result.signal };
+      if (direct === undefined) {
+        encoder.finish(status);
+      } else {
+        try {
+          directTrailer = await direct.finish(status);
+        } catch (error) {
+          report({
+            stage: 'sender',
+            code: 'SCP_STAGING_WRITE',
+            message: `cannot complete the staged file: ${(error as Error).message}`,
+            at: Date.now(),
+          });
+        }
+      }
       if (result.exitCode !== 0 || result.signal !== null) {
         report({
           stage: 'producer',
@@ -477,12 +516,13 @@ async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
     const first = await Promise.race([finished, failed.then(() => undefined)]);
     if (first !== undefined && failures.length === 0) {
       const producerResult = await producer.wait();
-      if (producerResult.exitCode === 0 && producerResult.signal === null && encoder.trailer !== undefined) {
-        if (encoder.trailer.sha256 !== first.done.sha256 || encoder.trailer.bytes !== first.done.bytes) {
+      const sentTrailer = direct === undefined ? encoder.trailer : directTrailer;
+      if (producerResult.exitCode === 0 && producerResult.signal === null && sentTrailer !== undefined) {
+        if (sentTrailer.sha256 !== first.done.sha256 || sentTrailer.bytes !== first.done.bytes) {
           report({
             stage: 'integrity',
             code: 'FRAME_MISMATCH',
-            message: `the receiver reports ${first.done.bytes} bytes sha256 ${first.done.sha256}, the sender framed ${encoder.trailer.bytes} bytes sha256 ${encoder.trailer.sha256}`,
+            message: `the receiver reports ${first.done.bytes} bytes sha256 ${first.done.sha256}, the sender framed ${sentTrailer.bytes} bytes sha256 ${sentTrailer.sha256}`,
             at: Date.now(),
           });
         } else {

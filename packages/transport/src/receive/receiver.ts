@@ -1,4 +1,4 @@
-import { rm, statfs } from 'node:fs/promises';
+import { open, rm, statfs, type FileHandle } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
@@ -17,7 +17,9 @@ import {
 import { LocalHost, tailLines } from '@deploykit/host';
 import { DEFAULT_READY_SECONDS, type ConsumerSpec, type StreamEvent, type StreamStage } from '../contract.js';
 import type { InputFailure, ReceiverInput } from '../transports/transport.js';
-import { FrameDecoder } from '../framing/frame-decoder.js';
+import { describeProducerStatus, FrameDecoder } from '../framing/frame-decoder.js';
+import type { StreamTrailer } from '../contract.js';
+import { guardFileHeaders, hashFileRange, parseStagedHeader, SCP_HEADER_BYTES } from '../transports/scp-file.js';
 import { TarGuard } from './tar-guard.js';
 import { createStaging, swapIntoPlace } from './staging.js';
 
@@ -107,6 +109,10 @@ class Receiver {
   /** Undefined until the first input byte: the readiness window applies until then, the stall window after. */
   #lastByteAt: number | undefined;
   #connected = false;
+  /** A staged stream file read in place (scp): its handle, and its trailer once the hash matched. */
+  #file: FileHandle | undefined;
+  #fileVerified: StreamTrailer | undefined;
+  #onFileVerified: () => void = () => undefined;
 
   constructor(options: ReceiverOptions) {
     this.#options = options;
@@ -152,6 +158,7 @@ class Receiver {
       this.#consumerArgv = consumer.argv;
     }
     if (this.#failure) return;
+    if (this.#options.input.stagedFile !== undefined) return this.#startStagedFile(this.#options.input.stagedFile);
     const consumerProcess = this.#host.spawn({
       argv: this.#consumerArgv,
       stdin: 'pipe',
@@ -196,6 +203,96 @@ class Receiver {
       last.resume();
     });
     last.pipe(stdin);
+  }
+
+  /**
+   * A complete staged file on this host (scp): its header and length are checked first, the tar
+   * guard walks its headers (seeking over entry data), then the consumer reads the payload from the
+   * file itself while we hash it from the page cache. A hash mismatch stops the consumer and fails
+   * the receive (staging is thrown away); success needs both the hash and the consumer's exit 0.
+   */
+  async #startStagedFile(path: string): Promise<void> {
+    const { emit, stream } = this.#options;
+    const file = await open(path, 'r');
+    this.#file = file;
+    const size = (await file.stat()).size;
+    const header = Buffer.alloc(SCP_HEADER_BYTES);
+    const { bytesRead } = await file.read(header, 0, SCP_HEADER_BYTES, 0);
+    emit({ kind: 'ready', stream });
+    emit({ kind: 'path', stream, path: 'file' });
+    let trailer: StreamTrailer;
+    try {
+      trailer = parseStagedHeader(header.subarray(0, bytesRead), size);
+    } catch (error) {
+      this.#fail('integrity', (error as TransportError).code ?? 'FRAME_GARBAGE', (error as Error).message);
+      return;
+    }
+    if (trailer.producerExit !== 0 || trailer.producerSignal !== null) {
+      this.#fail('producer', 'PRODUCER_FAILED', `${describeProducerStatus(trailer)} after ${trailer.bytes} bytes`, {
+        exitCode: trailer.producerExit,
+      });
+      return;
+    }
+    this.#connected = true;
+    this.#lastByteAt = Date.now();
+    emit({ kind: 'connected', stream });
+    const hashed = hashFileRange(
+      file,
+      SCP_HEADER_BYTES,
+      trailer.bytes,
+      (bytes) => {
+        this.#inputBytes += bytes;
+        this.#consumerBytes += bytes;
+        this.#lastByteAt = Date.now();
+      },
+      () => this.#failure !== undefined,
+    ).then(
+      (sha256) => sha256 === trailer.sha256,
+      () => false,
+    );
+    const mismatch = (): void =>
+      this.#fail(
+        'integrity',
+        'FRAME_MISMATCH',
+        `the staged file differs from what was sent: its ${trailer.bytes} payload bytes do not hash to the sender's sha256 ${trailer.sha256}`,
+      );
+    if (this.#guard) {
+      try {
+        await guardFileHeaders(this.#guard, file, SCP_HEADER_BYTES, trailer.bytes);
+      } catch (error) {
+        // A header broken in transit is the copy's fault, not the producer's.
+        if (!(await hashed)) return mismatch();
+        this.#fail('integrity', (error as DeployError).code ?? 'TAR_GARBAGE', (error as Error).message);
+        return;
+      }
+    }
+    if (this.#failure) return;
+    // The consumer's own fd on the file, positioned at the payload: it reads to the end of the file.
+    const input = await open(path, 'r');
+    let consumerProcess: HostProcess;
+    try {
+      await input.read(Buffer.alloc(SCP_HEADER_BYTES), 0, SCP_HEADER_BYTES, null);
+      consumerProcess = this.#host.spawn({
+        argv: this.#consumerArgv,
+        stdinFd: input.fd,
+        label: `${this.#options.stream} consumer`,
+      });
+    } finally {
+      await input.close();
+    }
+    this.#consumer = consumerProcess;
+    consumerProcess.stdout.resume();
+    this.#consumerResult = consumerProcess.wait();
+    void hashed.then((same) => {
+      if (!same) return mismatch();
+      this.#fileVerified = trailer;
+      this.#onFileVerified();
+    });
+    void this.#consumerResult.then(async (result) => {
+      // A consumer that failed on a broken file: the broken file is the cause.
+      if (result.exitCode !== 0 && !(await hashed)) return;
+      await this.#onConsumerExit(result);
+    });
   }
 
   #onSourceData(chunk: Buffer): void {
@@ -291,6 +388,17 @@ class Receiver {
 
   /** Resolves true once the trailer verified, the consumer exited 0 and the tar guard is satisfied. */
   async #awaitSuccess(): Promise<boolean> {
+    if (this.#file !== undefined) {
+      await new Promise<void>((resolve) => {
+        if (this.#fileVerified !== undefined) resolve();
+        else this.#onFileVerified = resolve;
+      });
+      this.#options.emit({ kind: 'received', stream: this.#options.stream, bytes: this.#fileVerified!.bytes });
+      const result = await this.#consumerResult!;
+      if (result.exitCode === 0 && !this.#failure) return true;
+      await this.#failedPromise;
+      return false;
+    }
     await new Promise<void>((resolve) => {
       if (this.#decoder.complete) resolve();
       else this.#decoder.once('trailer', () => resolve());
@@ -328,7 +436,7 @@ class Receiver {
           reported = { at: now, bytes: this.#consumerBytes };
         }
         // Once the consumer has every byte, waiting for it to finish (pg_restore building indexes) is no stall.
-        if (this.#consumer?.stdin?.writableFinished) return;
+        if (this.#consumer?.stdin?.writableFinished || this.#fileVerified !== undefined) return;
         if (this.#lastByteAt === undefined) {
           if (now - this.#started < readySeconds * 1000) return;
           this.#fail(
@@ -402,7 +510,7 @@ class Receiver {
   }
 
   async #finishSuccess(): Promise<ReceiveResult> {
-    const trailer = this.#decoder.trailer!;
+    const trailer = this.#fileVerified ?? this.#decoder.trailer!;
     await this.#options.input.complete(INPUT_COMPLETE_GRACE_MS);
     try {
       const { consumer, runId } = this.#options;
@@ -453,6 +561,8 @@ class Receiver {
   /** Removes staging (if not swapped in), temp dirs and a consumed stream file. */
   async #cleanup(): Promise<void> {
     if (this.#staging) await rm(this.#staging, { recursive: true, force: true });
+    await this.#file?.close().catch(() => undefined);
+    this.#file = undefined;
     await this.#options.input.close();
   }
 }

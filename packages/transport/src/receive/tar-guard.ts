@@ -125,6 +125,29 @@ export class TarGuard extends Transform {
     return this.#state === 'end';
   }
 
+  /**
+   * Checks `chunk` as the next bytes of the archive without passing it on (throws the guard's
+   * TransportError): with dataLeft/skipData a file's headers are checked without reading its data.
+   */
+  check(chunk: Buffer): void {
+    this.#scan(chunk);
+    this.#bytes += chunk.length;
+  }
+
+  /** Bytes of entry data the guard would pass unchecked next (0 when a header or metadata comes next). */
+  get dataLeft(): number {
+    return this.#state === 'data' ? this.#skipLeft : 0;
+  }
+
+  /** Skips `bytes` (at most dataLeft) of entry data that were not read. */
+  skipData(bytes: number): void {
+    if (bytes > this.dataLeft)
+      throw new RangeError(`skipData(${bytes}) beyond the entry's ${this.dataLeft} data bytes`);
+    this.#skipLeft -= bytes;
+    this.#bytes += bytes;
+    if (this.#skipLeft === 0) this.#state = 'header';
+  }
+
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     try {
       this.#scan(chunk);

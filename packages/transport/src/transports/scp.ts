@@ -1,5 +1,5 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { rm, unlink } from 'node:fs/promises';
+import { createReadStream, createWriteStream, openSync } from 'node:fs';
+import { open, rm, unlink } from 'node:fs/promises';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -9,7 +9,8 @@ import { tailText } from '../pipeline/stage-failure.js';
 import { waitAtMost } from '../pipeline/timing.js';
 import { describeExit } from './receiver-process.js';
 import { checkDeployOnHost } from './ssh.js';
-import type { SenderChannel, SenderChannelExit, Transport } from './transport.js';
+import { isStagedStreamFile, SCP_FILE_MAGIC, SCP_HEADER_BYTES, StagedFileWriter } from './scp-file.js';
+import type { ProducerFile, SenderChannel, SenderChannelExit, Transport } from './transport.js';
 
 /** Room kept free besides the staged file (framing overhead, other writers). */
 const SPACE_MARGIN_BYTES = 64 * 1024 * 1024;
@@ -92,16 +93,33 @@ export const scpTransport: Transport = {
         },
       );
     }
-    const scp = await context.source.run({ argv: ['sh', '-c', 'command -v scp'], timeoutMs: 30_000 });
-    if (scp.exitCode !== 0) {
-      throw new DependencyError('SCP_MISSING', `scp is not installed on host ${context.source.name} (looked in PATH)`, {
-        hint: 'Install openssh-client, or choose --transport ssh.',
-      });
-    }
-    await checkDeployOnHost(context.target, context.deployCommand);
-    const sourceDir = context.options.scp?.sourceStagingDir ?? (await readTempDir(context.source));
-    await assertFreeSpace(context.source, sourceDir, context.estimatedBytes, 'source');
-    await assertFreeSpace(context.target, await readTempDir(context.target), context.estimatedBytes, 'target');
+    // The local checks run beside the target's (each is a round trip, the deploy check a node
+    // start-up on the target); the target's run one after the other, so the first of them opens the
+    // ControlMaster the others reuse. The first failing check in this order is reported, as when all
+    // ran one by one.
+    const target = context.target;
+    const scpCheck = context.source.run({ argv: ['sh', '-c', 'command -v scp'], timeoutMs: 30_000 }).then((scp) => {
+      if (scp.exitCode !== 0) {
+        throw new DependencyError(
+          'SCP_MISSING',
+          `scp is not installed on host ${context.source.name} (looked in PATH)`,
+          {
+            hint: 'Install openssh-client, or choose --transport ssh.',
+          },
+        );
+      }
+    });
+    const deployCheck = checkDeployOnHost(target, context.deployCommand);
+    const sourceSpace = (async () => {
+      const sourceDir = context.options.scp?.sourceStagingDir ?? (await readTempDir(context.source));
+      await assertFreeSpace(context.source, sourceDir, context.estimatedBytes, 'source');
+    })();
+    const targetSpace = deployCheck.then(async () =>
+      assertFreeSpace(target, await readTempDir(target), context.estimatedBytes, 'target'),
+    );
+    const checks = await Promise.allSettled([scpCheck, deployCheck, sourceSpace, targetSpace]);
+    const failed = checks.find((check) => check.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
   },
   async openSender(context): Promise<SenderChannel> {
     const target = context.target;
@@ -111,7 +129,42 @@ export const scpTransport: Transport = {
       context.options.scp?.sourceStagingDir ?? context.attemptDir,
       `${context.stream}-${context.runId}-${context.attempt}.dk`,
     );
-    const sink = createWriteStream(localFile, { mode: 0o600 });
+    // One fd for both ways in: a producer process writing it directly (producerFile, the stream
+    // pipeline) or bytes written into `sink` (a migration's bundle).
+    const fd = openSync(localFile, 'w+', 0o600);
+    const sink = createWriteStream(localFile, { fd, highWaterMark: 1024 * 1024 });
+    const staged = new StagedFileWriter(fd);
+    // The file could not be completed (the producer wrote before its start): nothing to copy.
+    let stagingFailed: (error: Error) => void = () => undefined;
+    const stagingFailure = new Promise<never>((_resolve, reject) => {
+      stagingFailed = reject;
+    });
+    stagingFailure.catch(() => undefined);
+    let direct = false;
+    const stagedBytes = (): number => (direct ? SCP_HEADER_BYTES + staged.bytes : sink.bytesWritten);
+    const producerFile: ProducerFile = {
+      fd,
+      start() {
+        direct = true;
+        staged.start();
+      },
+      get bytes() {
+        return staged.bytes;
+      },
+      get lastMoveAt() {
+        return staged.lastMoveAt;
+      },
+      async finish(status) {
+        try {
+          const trailer = await staged.finish(status);
+          sink.end();
+          return trailer;
+        } catch (error) {
+          stagingFailed(error as Error);
+          throw error;
+        }
+      },
+    };
     const output = new PassThrough();
     const errors = new PassThrough();
     let remoteDir: string | undefined;
@@ -140,7 +193,7 @@ export const scpTransport: Transport = {
     const exited = (async (): Promise<SenderChannelExit> => {
       try {
         try {
-          await once(sink, 'finish');
+          await Promise.race([once(sink, 'finish'), stagingFailure]);
         } catch (error) {
           return ended(emptyResult('not copied'), {
             stage: 'sender',
@@ -180,7 +233,7 @@ export const scpTransport: Transport = {
             hint: 'Check free space on the target and the ssh connection, then retry.',
           });
         }
-        copied = sink.bytesWritten;
+        copied = stagedBytes();
         await rm(localFile, { force: true });
         if (aborting) return ended(emptyResult('aborted'));
         command = target.spawn({
@@ -207,12 +260,14 @@ export const scpTransport: Transport = {
       exited,
       interactive: false,
       path: 'file',
-      transportBytes: () => copied + sink.bytesWritten,
-      stagedBytes: () => sink.bytesWritten,
+      producerFile,
+      transportBytes: () => copied + stagedBytes(),
+      stagedBytes,
       interrupt: () => command?.kill('SIGINT'),
       abort() {
         aborted ??= (async () => {
           aborting = true;
+          staged.stop();
           if (!sink.writableFinished) sink.destroy();
           if (command !== undefined && !commandEnded) {
             command.kill('SIGTERM');
@@ -230,8 +285,20 @@ export const scpTransport: Transport = {
   async openReceiver(context) {
     const stream = createReadStream(context.from, { highWaterMark: 1024 * 1024 });
     let closed = false;
+    // A staged stream file (the stream pipeline's) is checked and read in place; anything else
+    // (a migration's bundle) is read as a stream.
+    const staged = await open(context.from, 'r').then(
+      async (handle) => {
+        const start = Buffer.alloc(SCP_FILE_MAGIC.length);
+        const { bytesRead } = await handle.read(start, 0, start.length, 0).finally(() => handle.close());
+        return isStagedStreamFile(start.subarray(0, bytesRead));
+      },
+      // Unreadable: the stream reports it.
+      () => false,
+    );
     return {
       stream,
+      ...(staged ? { stagedFile: context.from } : {}),
       path: 'file',
       secrets: [],
       transportFailure: async () => undefined,

@@ -1,6 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Host, RunResult, Secret } from '@deploykit/core';
-import type { StreamEvent, StreamPath, StreamStage, TransportName } from '../contract.js';
+import type { StreamEvent, StreamPath, StreamStage, StreamTrailer, TransportName } from '../contract.js';
+import type { ProducerStatus } from '../framing/frame-encoder.js';
 import type { StageFailure } from '../pipeline/stage-failure.js';
 import type { FflBinaryOptions } from './ffl-binary.js';
 
@@ -63,10 +64,32 @@ export interface SenderChannelExit {
   readonly failure?: Pick<StageFailure, 'stage' | 'code' | 'message' | 'hint'>;
 }
 
+/**
+ * A file a local producer process writes into directly, as its stdout (scp's staged file): no
+ * payload byte passes through deploy on the source. The transport frames and hashes it itself.
+ */
+export interface ProducerFile {
+  /** The open file descriptor to give the producer as its stdout (after start()). */
+  readonly fd: number;
+  /** Prepares the file (its header) and starts hashing what the producer writes. */
+  start(): void;
+  /** Payload bytes seen so far. */
+  readonly bytes: number;
+  /** When the payload last grew (ms since epoch). */
+  readonly lastMoveAt: number;
+  /** After the producer exited: completes the file and returns its trailer; the transfer goes on from there. */
+  finish(status: ProducerStatus): Promise<StreamTrailer>;
+}
+
 /** The source half of one transfer: bytes go into `sink`, the target command answers on `output`. */
 export interface SenderChannel {
   /** Where the bytes go. */
   readonly sink: Writable;
+  /**
+   * Instead of writing framed bytes into `sink`: a file a local producer process writes into
+   * directly (scp). `sink` then stays unwritten; the transfer starts after finish().
+   */
+  readonly producerFile?: ProducerFile;
   /** The target command's stdout: JSON lines of its events. */
   readonly output: Readable;
   /** The target command's stderr (its tail explains a crash). */
@@ -131,6 +154,12 @@ export interface InputFailure {
 /** The target half of one transfer: the incoming bytes, and the transport's own verdict. */
 export interface ReceiverInput {
   readonly stream: Readable;
+  /**
+   * Set when the input is a complete staged stream file on this host (scp, see scp-file.ts): the
+   * stream receiver then checks it in place and lets the consumer read the file itself, instead of
+   * reading `stream`.
+   */
+  readonly stagedFile?: string;
   /** Temp paths the input made (close() removes them; a later run does when this one was killed). */
   readonly paths?: readonly string[];
   /** How the bytes travel, when the receiving side can tell. */
