@@ -12,6 +12,7 @@ import {
   encodeRecordHeader,
   encodeZeroRun,
   isBundleObject,
+  streamHashCovers,
   isBundlePartId,
   bundleProducerSucceeded,
   type BundleAbort,
@@ -21,6 +22,7 @@ import {
   type BundleSkip,
   type BundleTrailer,
   type BundleTrailerPart,
+  type BundleVersion,
 } from './bundle-format.js';
 import { ZeroRunSplitter, type PayloadSegment } from './zero-runs.js';
 
@@ -54,9 +56,20 @@ function misuse(message: string): DeployError {
   });
 }
 
+/** Options of a BundleWriter. */
+export interface BundleWriterOptions {
+  /**
+   * The format major to write: 2 (default) writes 2.0, whose stream hash covers the control records
+   * only; 1 writes 1.1 (1.0 without zero runs), every byte in the stream hash, for readers of 1.x.
+   */
+  readonly major?: 1 | 2;
+  /** Whether runs of at least 64 KiB of zero bytes (whole 512-byte blocks) go as Z records (default true). */
+  readonly zeroRuns?: boolean;
+}
+
 /**
- * Writes a migration bundle (docs/bundle.md) into `sink`, record by record, hashing every byte once
- * for its part and once for the whole stream. Respects the sink's backpressure (a full sink pauses
+ * Writes a migration bundle (docs/bundle.md) into `sink`, record by record, hashing every payload byte
+ * once for its part and every control record once for the stream (2.0; 1.x: every byte). Respects the sink's backpressure (a full sink pauses
  * the part's source) and never ends the sink: the caller owns it. Methods throw a DeployError
  * (internal, BUNDLE_WRITER_MISUSE) when called out of order, and reject with the sink's error or a
  * BundleError (BUNDLE_SINK_CLOSED) when the sink fails. keepalive() and abort() may be called while
@@ -75,6 +88,7 @@ export class BundleWriter {
   readonly #parts = new Map<string, BundleTrailerPart & { readonly attempt: number }>();
   #failure: Error | undefined;
   readonly #zeroRuns: boolean;
+  readonly #version: BundleVersion;
   #lastPartWireBytes = 0;
   readonly #drainWaiters = new Set<{ resolve: () => void; reject: (error: Error) => void }>();
   readonly #onDrain = (): void => {
@@ -100,14 +114,23 @@ export class BundleWriter {
 
   /**
    * Writes into `sink`; never ends it. `zeroRuns` (default true) sends runs of at least 64 KiB of zero
-   * bytes (whole 512-byte blocks) as Z records; false writes bundle 1.0 (every byte in D records).
+   * bytes (whole 512-byte blocks) as Z records. `major: 1` writes bundle 1.1, or 1.0 with `zeroRuns:
+   * false` (every byte in D records); the default is 2.0.
    */
-  constructor(sink: Writable, options: { zeroRuns?: boolean } = {}) {
+  constructor(sink: Writable, options: BundleWriterOptions = {}) {
     this.#sink = sink;
     this.#zeroRuns = options.zeroRuns ?? true;
+    const major = options.major ?? BUNDLE_VERSION.major;
+    if (major !== 1 && major !== 2) throw misuse(`bundle format ${String(major)} cannot be written (1 or 2)`);
+    this.#version = major === 1 ? { major: 1, minor: this.#zeroRuns ? 1 : 0 } : BUNDLE_VERSION;
     sink.on('drain', this.#onDrain);
     sink.on('error', this.#onSinkError);
     sink.on('close', this.#onSinkClose);
+  }
+
+  /** The format version this writer writes. */
+  get version(): BundleVersion {
+    return this.#version;
   }
 
   /** Bytes handed to the sink so far (the T record included once written). */
@@ -277,7 +300,7 @@ export class BundleWriter {
   /** Writes the T record and resolves with it; throws if a part is open or no header was written. */
   async finish(): Promise<BundleTrailer> {
     this.#assertUsable('finish', { needsHeader: true, needsNoPart: true });
-    // T covers every byte before it; its own bytes are not hashed (they contain the hash).
+    // T covers the bytes before it (2.0: the control records among them); its own are not hashed (they contain the hash).
     const trailer: BundleTrailer = {
       parts: [...this.#parts.values()].map(({ part, status, bytes, sha256, producerExit, producerSignal }) => ({
         part,
@@ -321,7 +344,7 @@ export class BundleWriter {
   #writePreamble(): void {
     if (this.#phase !== 'new') return;
     this.#phase = 'open';
-    const preamble = encodeBundlePreamble(this.#zeroRuns ? BUNDLE_VERSION : { major: BUNDLE_VERSION.major, minor: 0 });
+    const preamble = encodeBundlePreamble(this.#version);
     this.#streamHash.update(preamble);
     this.#write(preamble);
   }
@@ -332,9 +355,10 @@ export class BundleWriter {
     const length = pieces.reduce((sum, piece) => sum + piece.length, 0);
     const buffers = [encodeRecordHeader(type, length), ...pieces.filter((piece) => piece.length > 0)];
     // cork/uncork lets a socket send header and payload in one writev.
+    const hashed = streamHashCovers(this.#version.major, type);
     this.#sink.cork();
     for (const buffer of buffers) {
-      if (type !== RECORD_TYPES.trailer) this.#streamHash.update(buffer);
+      if (hashed) this.#streamHash.update(buffer);
       this.#write(buffer);
       if (this.#open) this.#open.wireBytes += buffer.length;
     }
