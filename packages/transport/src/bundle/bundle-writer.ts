@@ -26,11 +26,13 @@ import {
   type BundleVersion,
 } from './bundle-format.js';
 import {
+  detachSource,
   pumpEnabled,
   pumpPythonAvailable,
   pumpableSource,
   startPump,
   streamFd,
+  type DetachedSource,
   type RunningPump,
 } from './payload-pump.js';
 import { ZeroRunSplitter, type PayloadSegment } from './zero-runs.js';
@@ -152,6 +154,8 @@ export class BundleWriter {
   constructor(sink: Writable, options: BundleWriterOptions = {}) {
     this.#sink = sink;
     this.#zeroRuns = options.zeroRuns ?? true;
+    // Asked now so that the first part rarely waits for the answer.
+    if (pumpEnabled() && streamFd(sink) !== undefined) void pumpPythonAvailable();
     const major = options.major ?? BUNDLE_VERSION.major;
     if (major !== 1 && major !== 2) throw misuse(`bundle format ${String(major)} cannot be written (1 or 2)`);
     this.#version = major === 1 ? { major: 1, minor: this.#zeroRuns ? 1 : 0 } : BUNDLE_VERSION;
@@ -268,7 +272,8 @@ export class BundleWriter {
     this.#partsStarted = true;
     this.#writeRecord(RECORD_TYPES.partBegin, encodeBundleJson({ part, attempt }));
 
-    if (this.#mayPump(source)) await this.#pumpPart(open, source);
+    // The pump's source is taken over now, before any await (see detachSource).
+    if (this.#mayPump(source)) await this.#pumpPart(open, detachSource(source));
     else await this.#pumpSource(open, source);
     const ended = await Promise.race([status, abandoned]);
     if (open.abandonedWith) throw open.abandonedWith;
@@ -481,15 +486,29 @@ export class BundleWriter {
    * copies the source's descriptor into the sink's as D and Z records and reports size, hash and wire
    * bytes. Without python3 the node path runs instead.
    */
-  async #pumpPart(open: OpenPart, source: Readable): Promise<void> {
-    if (!(await pumpPythonAvailable())) return this.#pumpSource(open, source);
-    // Everything node wrote (B included) must have left it: the pump writes after it, on the same descriptor.
-    while (this.#unflushed > 0 || this.#sink.writableLength > 0) {
+  async #pumpPart(open: OpenPart, detached: DetachedSource): Promise<void> {
+    const { source } = detached;
+    try {
+      if (!(await pumpPythonAvailable())) {
+        detached.reattach();
+        return this.#pumpSource(open, source);
+      }
+      // Everything node wrote (B included) must have left it: the pump writes after it, on the same descriptor.
+      while (this.#unflushed > 0) {
+        if (open.abandonedWith) throw open.abandonedWith;
+        await this.#flushed();
+      }
       if (open.abandonedWith) throw open.abandonedWith;
-      await this.#flushed();
+    } catch (error) {
+      detached.reattach();
+      throw error;
     }
-    if (open.abandonedWith) throw open.abandonedWith;
-    const pump = startPump(source, this.#sink, { zeroRuns: this.#zeroRuns });
+    // Bytes someone else queued in the sink: node moves this part.
+    if (this.#sink.writableLength > 0 || this.#sink.writableCorked > 0) {
+      detached.reattach();
+      return this.#pumpSource(open, source);
+    }
+    const pump = startPump(detached, this.#sink, { zeroRuns: this.#zeroRuns });
     open.pump = pump;
     const outcome = await pump.outcome;
     open.pump = undefined;

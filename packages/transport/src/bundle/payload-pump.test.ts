@@ -322,3 +322,39 @@ test('DEPLOY_BUNDLE_PUMP=0 or a source without a descriptor (a PassThrough) take
     });
   }
 });
+
+for (const path of PATHS) {
+  test(
+    `${path} path: a small producer that exits while writePart still waits for the sink keeps its bytes`,
+    LIMIT,
+    async () =>
+      onPath(path, async () => {
+        // The transport reads only after 1 s and the header is 2 MiB: writePart waits for the sink before
+        // the pump may start, and the producer (100 bytes) exits meanwhile. Node's child_process then
+        // resumes the producer's stdout (flushStdio) and drops what nobody listens to: the lab's 0-byte part.
+        const child = spawn('bash', ['-c', 'sleep 1; exec cat'], { stdio: ['pipe', 'pipe', 'inherit'] });
+        child.stdin!.on('error', () => undefined);
+        const writer = new BundleWriter(child.stdin!);
+        const reader = new BundleReader(child.stdout!);
+        const reading = (async () => {
+          await reader.next();
+          return takePart(await reader.next());
+        })();
+        const header = writer.writeHeader({ app: 'x', filler: 'f'.repeat(2 * MiB) });
+        const p = producer('printf "%0100d" 7');
+        let exited = false;
+        p.child.on('exit', () => (exited = true));
+        const trailer = await writer.writePart('files', p.stdout, p.status);
+        await header;
+        assert.ok(exited);
+        await writer.finish();
+        child.stdin!.end();
+        const part = await reading;
+        assert.equal(trailer.bytes, 100);
+        assert.equal(part.bytes, 100);
+        assert.ok(part.trailerOk);
+        const cpu = writer.pumpCpu;
+        assert.equal(cpu.user + cpu.system > 0, path === 'pump', 'the path the test is about ran');
+      }),
+  );
+}

@@ -81,36 +81,58 @@ interface SocketHandle {
   reading: boolean;
 }
 
+/** A source node stopped reading, with what it had read already. */
+export interface DetachedSource {
+  readonly source: Readable;
+  readonly prefix: Buffer | undefined;
+  /** Gives the stream back to node (after the pump); `resume` lets it read to its EOF. */
+  restore(resume: boolean): void;
+  /** Gives the stream back untouched, the prefix in front, paused: for the node path after all. */
+  reattach(): void;
+}
+
 /**
  * Stops node reading `source` (a socket or pipe of a child) and takes what it had read already, so the
- * pump is its only reader. Returns that prefix and a function giving the stream back to node. This
- * uses net.Socket's handle (`_handle.readStop()`, `_handle.reading`): no public API stops a socket's
- * reads, and two readers of one descriptor would split the payload between them.
+ * pump is its only reader. Must run synchronously when writePart takes the source: once the producer
+ * exits, node's child_process resumes a stdout nobody listens to (flushStdio) and drops its bytes,
+ * which the lab caught as a 0-byte part when writePart awaited first. Marked as reading, the handle
+ * is not started again by that resume. This uses net.Socket's handle (`_handle.readStop()`,
+ * `_handle.reading`): no public API stops a socket's reads, and two readers of one descriptor would
+ * split the payload between them.
  */
-function detachSource(source: Readable): { prefix: Buffer | undefined; restore: (resume: boolean) => void } {
+export function detachSource(source: Readable): DetachedSource {
   const handle = (source as unknown as { _handle: SocketHandle })._handle;
   source.pause();
   handle.readStop();
-  // Marked as reading so that read() below does not start the handle again (net.Socket._read checks it).
+  // Marked as reading so that read() below (and a resume() by flushStdio) does not start the handle
+  // again: net.Socket._read checks it.
   handle.reading = true;
-  const prefix = source.readableLength > 0 ? (source.read() as Buffer | null) : null;
+  const prefix = (source.readableLength > 0 ? (source.read() as Buffer | null) : null) ?? undefined;
   return {
-    prefix: prefix ?? undefined,
+    source,
+    prefix,
     restore: (resume) => {
       handle.reading = false;
       // At the producer's EOF node sees the EOF too: 'end' and 'close' follow as on the node path.
       if (resume) source.resume();
     },
+    reattach: () => {
+      source.pause();
+      handle.reading = false;
+      if (prefix) source.unshift(prefix);
+    },
   };
 }
 
-/** Whether `source` can be handed to the pump: a child's socket or pipe that node has not seen end. */
+/** Whether `source` can be handed to the pump: a child's socket or pipe that node has not seen end, read by nobody else. */
 export function pumpableSource(source: Readable): boolean {
   const state = (source as unknown as { _readableState?: { ended?: boolean } })._readableState;
   const handle = (source as unknown as { _handle?: Partial<SocketHandle> | null })._handle;
   return (
     streamFd(source) !== undefined &&
     state?.ended !== true &&
+    // Someone else taking its chunks would lose them to the pump.
+    source.listenerCount('data') === 0 &&
     typeof handle?.readStop === 'function' &&
     typeof handle.reading === 'boolean'
   );
@@ -121,11 +143,11 @@ export function pumpableSource(source: Readable): boolean {
  * in `sink` and writes nothing to it until the outcome settles.
  */
 export function startPump(
-  source: Readable,
+  detached: DetachedSource,
   sink: Writable,
   options: { zeroRuns: boolean; kernelBuffers?: boolean },
 ): RunningPump {
-  const { prefix, restore } = detachSource(source);
+  const { source, prefix, restore } = detached;
   const buffers = options.kernelBuffers ?? process.env['DEPLOY_BUNDLE_PUMP_BUFFERS'] !== '0';
   let child: ChildProcess;
   try {
@@ -140,7 +162,7 @@ export function startPump(
       },
     );
   } catch (error) {
-    restore(false);
+    detached.reattach();
     throw error;
   }
   const control = child.stdio[3] as unknown as (Readable & Writable) | null;
