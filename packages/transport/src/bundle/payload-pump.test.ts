@@ -1,7 +1,7 @@
 // The bundle writer's two paths with real processes: a producer child (bash, cat, head) whose stdout
 // is a socketpair, and a sink child (`cat`, standing where ssh stands) whose output the reader reads.
 // Each test runs on the pump path and on the node path (DEPLOY_BUNDLE_PUMP=0) and checks which one ran.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -18,7 +18,7 @@ const PATHS = ['pump', 'node'] as const;
 type WriterPath = (typeof PATHS)[number];
 
 const dir = mkdtempSync(join(tmpdir(), 'deploy-pump-test-'));
-process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Runs `body` with DEPLOY_BUNDLE_PUMP set for `path`, restoring the variable after. */
 async function onPath<T>(path: WriterPath, body: () => Promise<T>): Promise<T> {
