@@ -1726,7 +1726,8 @@ async function sendPart(
           void outlet.abort();
         } else {
           if (Date.now() - Math.max(started, since, lastMoveAt) < options.stallSeconds * 1000) return;
-          if (outlet.sink.writableNeedDrain) {
+          // The sink takes nothing (node's buffer is full, or the payload pump waits on it): the transfer stalled.
+          if (writer.sinkBlocked) {
             stalled = 'transfer';
             void outlet.abort();
           } else {

@@ -1,9 +1,10 @@
 /**
- * The migration bundle format v1.1: constants, record shapes, errors and encoding helpers shared by
+ * The migration bundle format v2.0: constants, record shapes, errors and encoding helpers shared by
  * BundleWriter and BundleReader. docs/bundle.md is the specification; this file must agree with it.
  *
  * Layout: `DKBUNDLE`, u16 BE major, u16 BE minor, then records `[u8 type][u32 BE length][payload]`.
- * 1.1 added the Z record (a run of zero bytes inside a part); 1.0 bundles are read as before.
+ * 1.1 added the Z record (a run of zero bytes inside a part); 2.0 changed what the stream hash covers
+ * (the control records only, no D or Z record). 1.0 and 1.1 bundles are read as before.
  */
 import { TransportError } from '@deploykit/core';
 
@@ -22,8 +23,14 @@ export interface BundleVersion {
   readonly minor: number;
 }
 
-/** The version this code writes, and the major it reads. */
-export const BUNDLE_VERSION: BundleVersion = Object.freeze({ major: 1, minor: 1 });
+/** The version this code writes by default. */
+export const BUNDLE_VERSION: BundleVersion = Object.freeze({ major: 2, minor: 0 });
+
+/**
+ * The newest minor of each major this code reads (and writes, with `new BundleWriter(sink, { major })`).
+ * 1.x: the stream hash covers every byte before T. 2.x: it covers the control records only (not D, Z).
+ */
+export const BUNDLE_MINORS_KNOWN: Readonly<Record<number, number>> = Object.freeze({ 1: 1, 2: 0 });
 
 /** Record types each minor version of major 1 added; a reader meeting a later one in a newer minor says so. */
 export const RECORD_TYPES_SINCE_MINOR: Readonly<Record<string, number>> = Object.freeze({ Z: 1 });
@@ -34,7 +41,7 @@ export const RECORD_TYPES = {
   contents: 'C',
   partBegin: 'B',
   data: 'D',
-  /** A run of zero bytes of the open part (bundle 1.1): payload u64 BE count. */
+  /** A run of zero bytes of the open part (since bundle 1.1): payload u64 BE count. */
   zeros: 'Z',
   partEnd: 'E',
   partSkipped: 'S',
@@ -45,6 +52,12 @@ export const RECORD_TYPES = {
 
 /** One of the record type letters of RECORD_TYPES. */
 export type BundleRecordType = (typeof RECORD_TYPES)[keyof typeof RECORD_TYPES];
+
+/** Whether the stream hash of a bundle of `major` covers a record of `type`: since 2.0 D and Z records are left out. */
+export function streamHashCovers(major: number, type: BundleRecordType | string): boolean {
+  if (type === RECORD_TYPES.trailer) return false;
+  return major < 2 || (type !== RECORD_TYPES.data && type !== RECORD_TYPES.zeros);
+}
 
 /** Largest payload of a D record. Bounds what a reader must hold of one record and keeps progress fine-grained. */
 export const MAX_CHUNK_BYTES = 4 * 1024 * 1024;
@@ -107,12 +120,15 @@ export interface BundleTrailerPart {
   readonly producerSignal: string | null;
 }
 
-/** Payload of the T record: every part in order of first appearance, and the size and hash of the whole bundle before T. */
+/** Payload of the T record: every part in order of first appearance, and the size and stream hash of the bundle before T. */
 export interface BundleTrailer {
   readonly parts: readonly BundleTrailerPart[];
-  /** Bundle bytes before the T record, magic included. */
+  /** Bundle bytes before the T record, magic included (D and Z records included): the T record's offset. */
   readonly bytes: number;
-  /** Lowercase hex SHA-256 of exactly those bytes. */
+  /**
+   * Lowercase hex SHA-256 of those bytes; since 2.0 of the control records among them only (preamble,
+   * H, C, B, E, S, K, A: every byte before T except the D and Z records, headers included).
+   */
   readonly sha256: string;
 }
 

@@ -5,7 +5,7 @@ import {
   BUNDLE_ERROR_CODES,
   BUNDLE_MAGIC,
   BUNDLE_PREAMBLE_BYTES,
-  BUNDLE_VERSION,
+  BUNDLE_MINORS_KNOWN,
   BundleError,
   MAX_CHUNK_BYTES,
   MAX_JSON_RECORD,
@@ -25,6 +25,7 @@ import {
   isBundleSkip,
   isBundleTrailer,
   parseBundleJson,
+  streamHashCovers,
   type BundleAbort,
   type BundlePartTrailer,
   type BundleSkip,
@@ -112,9 +113,15 @@ function lastLines(text: string): string {
   return text.split('\n').slice(-3).join(' | ');
 }
 
+/** "1.x and 2.x": the majors this reader reads, for messages. */
+const MAJORS_READ = Object.keys(BUNDLE_MINORS_KNOWN)
+  .map((major) => `${major}.x`)
+  .join(' and ');
+
 /**
  * Reads a migration bundle (docs/bundle.md) from `input`, verifying every record as it arrives: each
- * part against its E record, the whole stream against the T record. Pull-based: next() yields one
+ * part against its E record, the whole stream against the T record. Reads formats 1.x (the stream hash
+ * covers every byte before T) and 2.x (it covers the control records only). Pull-based: next() yields one
  * item at a time and the reader reads ahead at most one item, so a slow caller pauses the input.
  * Never copies part payload: `data` gets subarrays of the input's chunks.
  */
@@ -143,6 +150,8 @@ export class BundleReader {
   #jsonPieces: Buffer[] = [];
 
   #version: BundleVersion | undefined;
+  /** Whether D payloads and Z counts go into the stream hash: format 1.x only. */
+  #hashPayloadRecords = false;
   #recordsSeen = 0;
   #headerSeen = false;
   #contentsSeen = false;
@@ -369,7 +378,7 @@ export class BundleReader {
     const take = Math.min(this.#recordLeft, chunk.length - offset);
     const piece = offset === 0 && take === chunk.length ? chunk : chunk.subarray(offset, offset + take);
     open.hash.update(piece);
-    this.#streamHash.update(piece);
+    if (this.#hashPayloadRecords) this.#streamHash.update(piece);
     open.bytes += take;
     this.#recordLeft -= take;
     this.#position += take;
@@ -382,7 +391,7 @@ export class BundleReader {
   /** A Z record's count read: the part's payload goes on with that many zero bytes. */
   #completeZeroCount(): void {
     const field = this.#field.subarray(0, ZERO_RUN_PAYLOAD_BYTES);
-    this.#streamHash.update(field);
+    if (this.#hashPayloadRecords) this.#streamHash.update(field);
     const count = field.readBigUInt64BE(0);
     if (count === 0n || count > BigInt(Number.MAX_SAFE_INTEGER))
       throw this.#garbage(`a Z record of ${count} zero bytes (allowed: 1..2^53-1)`);
@@ -422,18 +431,19 @@ export class BundleReader {
       major: this.#field.readUInt16BE(BUNDLE_MAGIC.length),
       minor: this.#field.readUInt16BE(BUNDLE_MAGIC.length + 2),
     };
-    if (version.major !== BUNDLE_VERSION.major) {
+    if (BUNDLE_MINORS_KNOWN[version.major] === undefined) {
       const theirs = formatBundleVersion(version);
       throw new BundleError(
         BUNDLE_ERROR_CODES.versionUnsupported,
-        `this bundle is format ${theirs}; this deploy reads format ${BUNDLE_VERSION.major}.x: install a deploykit that reads format ${version.major} on this host`,
+        `this bundle is format ${theirs}; this deploy reads formats ${MAJORS_READ}: install a deploykit that reads format ${version.major} on this host`,
         {
           hint: HINTS.versionUnsupported,
-          details: { bundleVersion: theirs, readerVersion: formatBundleVersion(BUNDLE_VERSION) },
+          details: { bundleVersion: theirs, readerVersions: MAJORS_READ },
         },
       );
     }
     this.#version = version;
+    this.#hashPayloadRecords = version.major < 2;
     this.#streamHash.update(this.#field.subarray(0, BUNDLE_PREAMBLE_BYTES));
     this.#state = 'record-header';
   }
@@ -471,7 +481,7 @@ export class BundleReader {
           throw this.#garbage(`a D record of ${length} bytes (allowed: 1..${MAX_CHUNK_BYTES})`);
         break;
       case RECORD_TYPES.zeros:
-        if (this.#version!.minor < RECORD_TYPES_SINCE_MINOR[RECORD_TYPES.zeros]!)
+        if (this.#version!.major === 1 && this.#version!.minor < RECORD_TYPES_SINCE_MINOR[RECORD_TYPES.zeros]!)
           throw this.#garbage(
             `a Z record in a bundle of format ${formatBundleVersion(this.#version!)} (Z exists since 1.1)`,
           );
@@ -487,25 +497,29 @@ export class BundleReader {
         break;
       case RECORD_TYPES.abort:
         break;
-      default:
-        if (this.#version!.minor > BUNDLE_VERSION.minor) {
-          const theirs = formatBundleVersion(this.#version!);
+      default: {
+        const version = this.#version!;
+        const known: BundleVersion = { major: version.major, minor: BUNDLE_MINORS_KNOWN[version.major]! };
+        if (version.minor > known.minor) {
+          const theirs = formatBundleVersion(version);
           throw new BundleError(
             BUNDLE_ERROR_CODES.versionUnsupported,
-            `this bundle is format ${theirs} and uses record type ${describeRecordType(type)}, which this deploy (format ${formatBundleVersion(BUNDLE_VERSION)}) does not know: install the same deploykit on both hosts`,
+            `this bundle is format ${theirs} and uses record type ${describeRecordType(type)}, which this deploy (format ${formatBundleVersion(known)}) does not know: install the same deploykit on both hosts`,
             {
               hint: HINTS.versionUnsupported,
               details: {
                 bundleVersion: theirs,
-                readerVersion: formatBundleVersion(BUNDLE_VERSION),
+                readerVersion: formatBundleVersion(known),
                 offset: this.#recordStart,
               },
             },
           );
         }
         throw this.#garbage(`unknown record type ${describeRecordType(type)}`);
+      }
     }
-    if (letter !== RECORD_TYPES.trailer) this.#streamHash.update(this.#field.subarray(0, RECORD_HEADER_BYTES));
+    if (streamHashCovers(this.#version!.major, letter))
+      this.#streamHash.update(this.#field.subarray(0, RECORD_HEADER_BYTES));
     if (letter === RECORD_TYPES.keepalive) return;
     this.#recordLeft = length;
     if (letter === RECORD_TYPES.data) {

@@ -1,4 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
+import { constants as osConstants } from 'node:os';
 import { finished, type Readable, type Writable } from 'node:stream';
 import { DeployError } from '@deploykit/core';
 import {
@@ -12,6 +13,7 @@ import {
   encodeRecordHeader,
   encodeZeroRun,
   isBundleObject,
+  streamHashCovers,
   isBundlePartId,
   bundleProducerSucceeded,
   type BundleAbort,
@@ -21,7 +23,18 @@ import {
   type BundleSkip,
   type BundleTrailer,
   type BundleTrailerPart,
+  type BundleVersion,
 } from './bundle-format.js';
+import {
+  detachSource,
+  pumpEnabled,
+  pumpPythonAvailable,
+  pumpableSource,
+  startPump,
+  streamFd,
+  type DetachedSource,
+  type RunningPump,
+} from './payload-pump.js';
 import { ZeroRunSplitter, type PayloadSegment } from './zero-runs.js';
 
 /** Longest stderr tail put into an E record; a tail is for a message, not a log. */
@@ -45,6 +58,16 @@ interface OpenPart {
   readonly abandoned: Promise<never>;
   /** The reason once abandoned; checked after every await, since a settled await may resume after an abort. */
   abandonedWith: Error | undefined;
+  /** The payload pump moving this part's bytes, while it runs (then node writes nothing to the sink). */
+  pump: RunningPump | undefined;
+  /** The part hash the pump computed, once it finished. */
+  pumpSha256: string | undefined;
+}
+
+/** The errno name of a number (32 -> EPIPE), for an error like the one a failed socket write gives. */
+function errnoName(errno: number | null): string {
+  const entry = Object.entries(osConstants.errno).find(([, value]) => value === errno);
+  return entry?.[0] ?? 'EPIPE';
 }
 
 /** A writer used out of order is our bug, not bad input. */
@@ -54,9 +77,20 @@ function misuse(message: string): DeployError {
   });
 }
 
+/** Options of a BundleWriter. */
+export interface BundleWriterOptions {
+  /**
+   * The format major to write: 2 (default) writes 2.0, whose stream hash covers the control records
+   * only; 1 writes 1.1 (1.0 without zero runs), every byte in the stream hash, for readers of 1.x.
+   */
+  readonly major?: 1 | 2;
+  /** Whether runs of at least 64 KiB of zero bytes (whole 512-byte blocks) go as Z records (default true). */
+  readonly zeroRuns?: boolean;
+}
+
 /**
- * Writes a migration bundle (docs/bundle.md) into `sink`, record by record, hashing every byte once
- * for its part and once for the whole stream. Respects the sink's backpressure (a full sink pauses
+ * Writes a migration bundle (docs/bundle.md) into `sink`, record by record, hashing every payload byte
+ * once for its part and every control record once for the stream (2.0; 1.x: every byte). Respects the sink's backpressure (a full sink pauses
  * the part's source) and never ends the sink: the caller owns it. Methods throw a DeployError
  * (internal, BUNDLE_WRITER_MISUSE) when called out of order, and reject with the sink's error or a
  * BundleError (BUNDLE_SINK_CLOSED) when the sink fails. keepalive() and abort() may be called while
@@ -75,8 +109,20 @@ export class BundleWriter {
   readonly #parts = new Map<string, BundleTrailerPart & { readonly attempt: number }>();
   #failure: Error | undefined;
   readonly #zeroRuns: boolean;
+  readonly #version: BundleVersion;
   #lastPartWireBytes = 0;
   readonly #drainWaiters = new Set<{ resolve: () => void; reject: (error: Error) => void }>();
+  /** Writes handed to the sink whose callback has not run yet: the pump starts only at 0. */
+  #unflushed = 0;
+  readonly #flushWaiters = new Set<{ resolve: () => void; reject: (error: Error) => void }>();
+  readonly #onWritten = (): void => {
+    this.#unflushed -= 1;
+    if (this.#unflushed > 0) return;
+    for (const waiter of this.#flushWaiters) waiter.resolve();
+    this.#flushWaiters.clear();
+  };
+  #pumpUser = 0;
+  #pumpSystem = 0;
   readonly #onDrain = (): void => {
     for (const waiter of this.#drainWaiters) waiter.resolve();
     this.#drainWaiters.clear();
@@ -86,13 +132,15 @@ export class BundleWriter {
   readonly #onSinkError = (error: Error): void => this.#fail(error);
   readonly #onSinkClose = (): void => {
     if (this.#phase === 'finished' || this.#phase === 'aborted') return;
+    // While the pump runs, its records count too (as far as its last progress line says).
+    const bytesWritten = this.#bytesWritten + (this.#open?.pump?.wireBytes() ?? 0);
     this.#fail(
       new BundleError(
         BUNDLE_ERROR_CODES.sinkClosed,
-        `the bundle's output closed after ${this.#bytesWritten} bytes, before the bundle was finished`,
+        `the bundle's output closed after ${bytesWritten} bytes, before the bundle was finished`,
         {
           hint: 'The transport or the receiving side went away; see its own error, then re-run the migration: parts already verified are reused.',
-          details: { bytesWritten: this.#bytesWritten },
+          details: { bytesWritten },
         },
       ),
     );
@@ -100,14 +148,25 @@ export class BundleWriter {
 
   /**
    * Writes into `sink`; never ends it. `zeroRuns` (default true) sends runs of at least 64 KiB of zero
-   * bytes (whole 512-byte blocks) as Z records; false writes bundle 1.0 (every byte in D records).
+   * bytes (whole 512-byte blocks) as Z records. `major: 1` writes bundle 1.1, or 1.0 with `zeroRuns:
+   * false` (every byte in D records); the default is 2.0.
    */
-  constructor(sink: Writable, options: { zeroRuns?: boolean } = {}) {
+  constructor(sink: Writable, options: BundleWriterOptions = {}) {
     this.#sink = sink;
     this.#zeroRuns = options.zeroRuns ?? true;
+    // Asked now so that the first part rarely waits for the answer.
+    if (pumpEnabled() && streamFd(sink) !== undefined) void pumpPythonAvailable();
+    const major = options.major ?? BUNDLE_VERSION.major;
+    if (major !== 1 && major !== 2) throw misuse(`bundle format ${String(major)} cannot be written (1 or 2)`);
+    this.#version = major === 1 ? { major: 1, minor: this.#zeroRuns ? 1 : 0 } : BUNDLE_VERSION;
     sink.on('drain', this.#onDrain);
     sink.on('error', this.#onSinkError);
     sink.on('close', this.#onSinkClose);
+  }
+
+  /** The format version this writer writes. */
+  get version(): BundleVersion {
+    return this.#version;
   }
 
   /** Bytes handed to the sink so far (the T record included once written). */
@@ -115,9 +174,26 @@ export class BundleWriter {
     return this.#bytesWritten;
   }
 
-  /** Bytes of the part being written so far (for progress meters), 0 between parts. */
+  /** Bytes of the part being written so far (for progress meters), 0 between parts. The pump reports every ~250 ms. */
   get partBytes(): number {
-    return this.#open?.bytes ?? 0;
+    const open = this.#open;
+    if (open?.pump) return open.pump.bytes();
+    return open?.bytes ?? 0;
+  }
+
+  /** Whether the sink is not taking bytes right now (node's buffer is full, or the pump waits on it): a stalled transfer. */
+  get sinkBlocked(): boolean {
+    return this.#sink.writableNeedDrain || (this.#open?.pump?.blocked() ?? false);
+  }
+
+  /** The process id of the payload pump running for the open part, if one runs. */
+  get pumpPid(): number | undefined {
+    return this.#open?.pump?.pid;
+  }
+
+  /** CPU seconds the payload pumps of this writer used so far (they run as child processes). */
+  get pumpCpu(): { readonly user: number; readonly system: number } {
+    return { user: this.#pumpUser, system: this.#pumpSystem };
   }
 
   /** Bundle bytes the last part written took (its records, zero runs as Z records): what it cost on the wire. */
@@ -152,6 +228,8 @@ export class BundleWriter {
   /** Writes a K record, so the receiver's stall watchdog knows the sender is alive (also allowed inside a part). */
   async keepalive(): Promise<void> {
     this.#assertUsable('keepalive', { needsHeader: true });
+    // While the pump writes the sink nothing else may: the producer's bytes show the sender is alive.
+    if (this.#open?.pump) return;
     this.#writeRecord(RECORD_TYPES.keepalive, Buffer.alloc(0));
     await this.#drained();
   }
@@ -183,6 +261,8 @@ export class BundleWriter {
       zeroRuns: this.#zeroRuns ? new ZeroRunSplitter() : undefined,
       abandoned,
       abandonedWith: undefined,
+      pump: undefined,
+      pumpSha256: undefined,
       abandon: (error) => {
         open.abandonedWith ??= error;
         rejectAbandoned(error);
@@ -192,7 +272,9 @@ export class BundleWriter {
     this.#partsStarted = true;
     this.#writeRecord(RECORD_TYPES.partBegin, encodeBundleJson({ part, attempt }));
 
-    await this.#pumpSource(open, source);
+    // The pump's source is taken over now, before any await (see detachSource).
+    if (this.#mayPump(source)) await this.#pumpPart(open, detachSource(source));
+    else await this.#pumpSource(open, source);
     const ended = await Promise.race([status, abandoned]);
     if (open.abandonedWith) throw open.abandonedWith;
     const stderrTail = ended.stderrTail?.slice(-MAX_STDERR_TAIL_CHARS);
@@ -200,7 +282,7 @@ export class BundleWriter {
       part,
       attempt,
       bytes: open.bytes,
-      sha256: open.hash.digest('hex'),
+      sha256: open.pumpSha256 ?? open.hash.digest('hex'),
       producerExit: ended.exitCode,
       producerSignal: ended.signal,
       ...(stderrTail === undefined ? {} : { producerStderrTail: stderrTail }),
@@ -253,19 +335,35 @@ export class BundleWriter {
     const payload = encodeBundleJson({ code: abort.code, reason: abort.reason });
     this.#writePreamble();
     this.#phase = 'aborted';
-    this.#writeRecord(RECORD_TYPES.abort, payload);
     const open = this.#open;
-    if (open) {
+    const pump = open?.pump;
+    const abandon = (): void => {
+      if (!open) return;
       this.#open = undefined;
       open.abandon(
         new BundleError(
           BUNDLE_ERROR_CODES.aborted,
           `part "${open.part}" was abandoned: the bundle was aborted (${abort.code}: ${abort.reason})`,
           {
-            details: { part: open.part, attempt: open.attempt, bytes: open.bytes, code: abort.code },
+            details: { part: open.part, attempt: open.attempt, bytes: this.partBytes, code: abort.code },
           },
         ),
       );
+    };
+    if (pump) {
+      // The pump finishes the record it is writing and exits; then A follows it. A pump that does not
+      // exit in time (the sink takes nothing) is killed, possibly inside a record: then no A is written,
+      // and the receiver sees the bundle cut off (BUNDLE_TRUNCATED) once the transport closes.
+      abandon();
+      const outcome = await pump.stop();
+      if (outcome.kind !== 'done' || this.#failure) {
+        this.#release();
+        return;
+      }
+      this.#writeRecord(RECORD_TYPES.abort, payload);
+    } else {
+      this.#writeRecord(RECORD_TYPES.abort, payload);
+      abandon();
     }
     try {
       await this.#drained();
@@ -277,7 +375,7 @@ export class BundleWriter {
   /** Writes the T record and resolves with it; throws if a part is open or no header was written. */
   async finish(): Promise<BundleTrailer> {
     this.#assertUsable('finish', { needsHeader: true, needsNoPart: true });
-    // T covers every byte before it; its own bytes are not hashed (they contain the hash).
+    // T covers the bytes before it (2.0: the control records among them); its own are not hashed (they contain the hash).
     const trailer: BundleTrailer = {
       parts: [...this.#parts.values()].map(({ part, status, bytes, sha256, producerExit, producerSignal }) => ({
         part,
@@ -321,7 +419,7 @@ export class BundleWriter {
   #writePreamble(): void {
     if (this.#phase !== 'new') return;
     this.#phase = 'open';
-    const preamble = encodeBundlePreamble(this.#zeroRuns ? BUNDLE_VERSION : { major: BUNDLE_VERSION.major, minor: 0 });
+    const preamble = encodeBundlePreamble(this.#version);
     this.#streamHash.update(preamble);
     this.#write(preamble);
   }
@@ -332,9 +430,10 @@ export class BundleWriter {
     const length = pieces.reduce((sum, piece) => sum + piece.length, 0);
     const buffers = [encodeRecordHeader(type, length), ...pieces.filter((piece) => piece.length > 0)];
     // cork/uncork lets a socket send header and payload in one writev.
+    const hashed = streamHashCovers(this.#version.major, type);
     this.#sink.cork();
     for (const buffer of buffers) {
-      if (type !== RECORD_TYPES.trailer) this.#streamHash.update(buffer);
+      if (hashed) this.#streamHash.update(buffer);
       this.#write(buffer);
       if (this.#open) this.#open.wireBytes += buffer.length;
     }
@@ -369,7 +468,84 @@ export class BundleWriter {
 
   #write(buffer: Buffer): void {
     this.#bytesWritten += buffer.length;
-    this.#sink.write(buffer);
+    this.#unflushed += 1;
+    this.#sink.write(buffer, this.#onWritten);
+  }
+
+  /**
+   * Whether this part's payload can go through the payload pump (payload-pump.ts): format 2 (the pump's
+   * D and Z records are outside the stream hash), DEPLOY_BUNDLE_PUMP not 0, and a source and a sink
+   * with a file descriptor (a producer's stdout, a transport's stdin). python3 is checked later.
+   */
+  #mayPump(source: Readable): boolean {
+    return this.#version.major >= 2 && pumpEnabled() && pumpableSource(source) && streamFd(this.#sink) !== undefined;
+  }
+
+  /**
+   * Moves the part's payload with the payload pump: once every byte node wrote has left it, the pump
+   * copies the source's descriptor into the sink's as D and Z records and reports size, hash and wire
+   * bytes. Without python3 the node path runs instead.
+   */
+  async #pumpPart(open: OpenPart, detached: DetachedSource): Promise<void> {
+    const { source } = detached;
+    try {
+      if (!(await pumpPythonAvailable())) {
+        detached.reattach();
+        return this.#pumpSource(open, source);
+      }
+      // Everything node wrote (B included) must have left it: the pump writes after it, on the same descriptor.
+      while (this.#unflushed > 0) {
+        if (open.abandonedWith) throw open.abandonedWith;
+        await this.#flushed();
+      }
+      if (open.abandonedWith) throw open.abandonedWith;
+    } catch (error) {
+      detached.reattach();
+      throw error;
+    }
+    // Bytes someone else queued in the sink: node moves this part.
+    if (this.#sink.writableLength > 0 || this.#sink.writableCorked > 0) {
+      detached.reattach();
+      return this.#pumpSource(open, source);
+    }
+    const pump = startPump(detached, this.#sink, { zeroRuns: this.#zeroRuns });
+    open.pump = pump;
+    const outcome = await pump.outcome;
+    open.pump = undefined;
+    if (outcome.kind === 'done') {
+      const { result } = outcome;
+      this.#pumpUser += result.user;
+      this.#pumpSystem += result.system;
+      this.#bytesWritten += result.wireBytes;
+      open.wireBytes += result.wireBytes;
+      open.bytes = result.bytes;
+      open.pumpSha256 = result.sha256;
+    }
+    if (open.abandonedWith) throw open.abandonedWith;
+    if (outcome.kind === 'sink-failed') {
+      // As on the node path, where the sink's failed write destroys it with the errno error.
+      this.#bytesWritten += outcome.wireBytes;
+      const code = errnoName(outcome.errno);
+      const error = Object.assign(new Error(`write ${code}`), { code, syscall: 'write' });
+      this.#fail(error);
+      this.#sink.destroy(error);
+      throw error;
+    }
+    if (outcome.kind === 'failed' || outcome.result.stopped) {
+      const message = outcome.kind === 'failed' ? outcome.message : 'the bundle payload pump stopped unasked';
+      const error = new DeployError('internal', 'BUNDLE_PUMP_FAILED', `part "${open.part}": ${message}`, {
+        hint: 'Run again with DEPLOY_BUNDLE_PUMP=0 (node moves the bytes), and report the message.',
+      });
+      this.#fail(error);
+      throw error;
+    }
+  }
+
+  /** Resolves once every write handed to the sink has completed; rejects when the sink failed. */
+  #flushed(): Promise<void> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#unflushed === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => this.#flushWaiters.add({ resolve, reject }));
   }
 
   /**
@@ -444,7 +620,10 @@ export class BundleWriter {
     this.#failure = error;
     for (const waiter of this.#drainWaiters) waiter.reject(error);
     this.#drainWaiters.clear();
+    for (const waiter of this.#flushWaiters) waiter.reject(error);
+    this.#flushWaiters.clear();
     this.#open?.abandon(error);
+    void this.#open?.pump?.stop();
   }
 
   /** Detaches from the sink once nothing more will be written. */

@@ -28,9 +28,9 @@ import { MIN_ZERO_RUN_BYTES, ZeroRunSplitter, type PayloadSegment } from './zero
 const OK: BundleProducerStatus = { exitCode: 0, signal: null };
 const MiB = 1024 * 1024;
 
-/** The worked example of docs/bundle.md: header {app: 'demo'}, a keepalive, part "db" holding "hi\\n", the trailer. */
+/** The worked example of docs/bundle.md (format 2.0): header {app: 'demo'}, a keepalive, part "db" holding "hi\\n", the trailer. */
 const EXAMPLE_HEX = [
-  '444b42554e444c4500010001480000000e7b22617070223a2264656d6f227d4b0000000042000000197b227061727422',
+  '444b42554e444c4500020000480000000e7b22617070223a2264656d6f227d4b0000000042000000197b227061727422',
   '3a226462222c22617474656d7074223a317d440000000368690a45000000967b2270617274223a226462222c22617474',
   '656d7074223a312c226279746573223a332c22736861323536223a223938656136653466323136663266623462363966',
   '6666396233613434383432633338363836636136383566336635356463343863356433666231313037626534222c2270',
@@ -38,9 +38,9 @@ const EXAMPLE_HEX = [
   '73223a5b7b2270617274223a226462222c22737461747573223a2273656e74222c226279746573223a332c2273686132',
   '3536223a2239386561366534663231366632666234623639666666396233613434383432633338363836636136383566',
   '336635356463343863356433666231313037626534222c2270726f647563657245786974223a302c2270726f64756365',
-  '725369676e616c223a6e756c6c7d5d2c226279746573223a3232392c22736861323536223a2265653966643462666131',
-  '353336633061613134653863636437333461633562656135663630643065633237376635633731626262316434343161',
-  '613332303563227d',
+  '725369676e616c223a6e756c6c7d5d2c226279746573223a3232392c22736861323536223a2262316262313164636630',
+  '383733303035663265333162356163386433373836393963643132666362656233356533616130306262666363613931',
+  '643030303638227d',
 ].join('');
 
 function sha256(bytes: Buffer): string {
@@ -169,6 +169,21 @@ function walkRecords(bundle: Buffer): RecordAt[] {
   return records;
 }
 
+/**
+ * The stream hash of a bundle (its bytes up to, not including, its T record) computed from the bytes
+ * alone: 1.x hashes every byte; 2.x the preamble and every record except D and Z, header and payload.
+ */
+function streamHashOf(bundle: Buffer): string {
+  const major = bundle.readUInt16BE(BUNDLE_MAGIC.length);
+  const hash = createHash('sha256').update(bundle.subarray(0, BUNDLE_PREAMBLE_BYTES));
+  for (const record of walkRecords(bundle)) {
+    if (record.type === 'T') break;
+    if (major >= 2 && (record.type === 'D' || record.type === 'Z')) continue;
+    hash.update(bundle.subarray(record.start, record.end));
+  }
+  return hash.digest('hex');
+}
+
 /** Builds a bundle by hand from records, appending a T record made by `trailer` from the stream's size and hash. */
 function buildBundle(
   records: ReadonlyArray<readonly [string, Buffer | object]>,
@@ -181,7 +196,7 @@ function buildBundle(
   }
   const body = Buffer.concat(buffers);
   if (!options.trailer) return body;
-  const trailer = options.trailer({ bytes: body.length, sha256: sha256(body) });
+  const trailer = options.trailer({ bytes: body.length, sha256: streamHashOf(body) });
   return Buffer.concat([body, ...encodeRecord('T', Buffer.from(JSON.stringify(trailer)))]);
 }
 
@@ -244,7 +259,7 @@ test('round trip: header, contents, parts of 0, 1, 4 MiB+1 and a few MiB in odd 
   const tRecord = records.at(-1)!;
   assert.equal(tRecord.type, 'T');
   assert.equal(trailer.bytes, tRecord.start);
-  assert.equal(trailer.sha256, sha256(bundle.subarray(0, tRecord.start)));
+  assert.equal(trailer.sha256, streamHashOf(bundle));
   assert.ok(
     records
       .filter((record) => record.type === 'D')
@@ -259,7 +274,7 @@ test('round trip: header, contents, parts of 0, 1, 4 MiB+1 and a few MiB in odd 
       ['header', 'contents', 'part', 'part', 'part', 'skip', 'part', 'end'],
     );
     const header = outcome.items[0] as Extract<BundleItem, { kind: 'header' }>;
-    assert.deepEqual(header.version, { major: 1, minor: 1 });
+    assert.deepEqual(header.version, { major: 2, minor: 0 });
     assert.equal(header.header['runId'], 'r1');
     assert.deepEqual((outcome.items[1] as Extract<BundleItem, { kind: 'contents' }>).contents['rowCounts'], {
       notes: 3,
@@ -410,15 +425,17 @@ test('a flipped byte anywhere in an E record JSON gives GARBAGE or a mismatch, n
   assert.ok(codes.has(BUNDLE_ERROR_CODES.garbage) && codes.has(BUNDLE_ERROR_CODES.partMismatch), [...codes].join(', '));
 });
 
-test('an unknown major version fails with BUNDLE_VERSION_UNSUPPORTED naming both versions', async () => {
-  const bundle = buildBundle([['H', { app: 'x' }]], { version: { major: 2, minor: 1 } });
-  const outcome = await readBundle(bundle);
-  assert.equal(outcome.error?.code, BUNDLE_ERROR_CODES.versionUnsupported);
-  assert.equal(
-    outcome.error.message,
-    'this bundle is format 2.1; this deploy reads format 1.x: install a deploykit that reads format 2 on this host',
-  );
-  assert.equal(outcome.items.length, 0);
+test('an unknown major version (0, 3) fails with BUNDLE_VERSION_UNSUPPORTED naming the versions', async () => {
+  for (const major of [3, 0]) {
+    const bundle = buildBundle([['H', { app: 'x' }]], { version: { major, minor: 1 } });
+    const outcome = await readBundle(bundle);
+    assert.equal(outcome.error?.code, BUNDLE_ERROR_CODES.versionUnsupported);
+    assert.equal(
+      outcome.error.message,
+      `this bundle is format ${major}.1; this deploy reads formats 1.x and 2.x: install a deploykit that reads format ${major} on this host`,
+    );
+    assert.equal(outcome.items.length, 0);
+  }
 });
 
 test('a newer minor version with unknown JSON fields is read', async () => {
@@ -804,7 +821,10 @@ test('the worked example of docs/bundle.md is what the writer writes, byte for b
   const trailer = await writer.finish();
   assert.equal(bytes().toString('hex'), EXAMPLE_HEX);
   assert.equal(trailer.bytes, 229);
-  assert.equal(trailer.sha256, sha256(Buffer.from(EXAMPLE_HEX, 'hex').subarray(0, 229)));
+  // The stream hash of 2.0: bytes 0..65 (preamble, H, K, B) and 74..228 (E); the D record at 66..73 is left out.
+  const example = Buffer.from(EXAMPLE_HEX, 'hex');
+  assert.equal(trailer.sha256, sha256(Buffer.concat([example.subarray(0, 66), example.subarray(74, 229)])));
+  assert.equal(trailer.sha256, 'b1bb11dcf0873005f2e31b5ac8d378699cd12fcbeb35e3aa00bbfcca91d00068');
   const outcome = await readBundle(Buffer.from(EXAMPLE_HEX, 'hex'), 1);
   assert.equal(outcome.error, undefined);
   assert.equal(outcome.parts[0]?.data.toString(), 'hi\n');
@@ -1000,7 +1020,22 @@ test('zero runs: a corrupted or cut Z record never yields a verified part', asyn
   }
 });
 
-test('a record type of a newer minor version fails with BUNDLE_VERSION_UNSUPPORTED naming both versions; zeroRuns: false writes 1.0', async () => {
+test('a record type of a newer minor version fails with BUNDLE_VERSION_UNSUPPORTED naming both versions; major 1 without zeroRuns writes 1.0', async () => {
+  const newer2 = await readBundle(
+    buildBundle(
+      [
+        ['H', {}],
+        ['B', { part: 'p', attempt: 1 }],
+        ['Q' as BundleRecordType, Buffer.from('x')],
+      ],
+      { version: { major: 2, minor: 3 } },
+    ),
+  );
+  assert.equal(newer2.error?.code, BUNDLE_ERROR_CODES.versionUnsupported);
+  assert.match(
+    newer2.error.message,
+    /format 2\.3 and uses record type 'Q', which this deploy \(format 2\.0\) does not know/,
+  );
   const outcome = await readBundle(
     buildBundle(
       [
@@ -1017,14 +1052,150 @@ test('a record type of a newer minor version fails with BUNDLE_VERSION_UNSUPPORT
     /this bundle is format 1\.2 and uses record type 'Q', which this deploy \(format 1\.1\) does not know/,
   );
   const { sink, bytes } = collector();
-  const writer = new BundleWriter(sink, { zeroRuns: false });
+  const writer = new BundleWriter(sink, { major: 1, zeroRuns: false });
   await writer.writeHeader({});
   const payload = Buffer.alloc(2 * MiB);
   await writer.writePart('p', piecewise(payload, [65536]), Promise.resolve(OK));
   await writer.finish();
+  assert.equal(bytes().readUInt16BE(8), 1, 'major version 1');
   assert.equal(bytes().readUInt16BE(10), 0, 'minor version 0');
   assert.ok(!walkRecords(bytes()).some((record) => record.type === 'Z'));
   const read = await readBundle(bytes());
   assert.equal(read.error, undefined);
   assert.ok(read.parts[0]!.data.equals(payload));
+});
+
+/** A bundle with two parts (one sparse, so it has Z records), a skip and a keepalive, written with `options`. */
+async function mixedBundle(
+  options: { major?: 1 | 2 } = {},
+): Promise<{ bundle: Buffer; trailer: Awaited<ReturnType<BundleWriter['finish']>>; payloads: Buffer[] }> {
+  const { sink, bytes } = collector();
+  const writer = new BundleWriter(sink, options);
+  const payloads = [randomBytes(3 * MiB + 5), Buffer.concat([randomBytes(700), Buffer.alloc(MiB), randomBytes(900)])];
+  await writer.writeHeader({ app: 'x' });
+  await writer.writeContents({ rowCounts: {} });
+  await writer.writePart('volume:a', piecewise(payloads[0]!, [65536, 1000003]), Promise.resolve(OK));
+  await writer.keepalive();
+  await writer.skipPart({ part: 'db', bytes: 1, sha256: sha256(Buffer.from('x')), reason: 'held' });
+  await writer.writePart('volume:sparse', piecewise(payloads[1]!, [65536]), Promise.resolve(OK));
+  const trailer = await writer.finish();
+  return { bundle: bytes(), trailer, payloads };
+}
+
+test('2.0: the stream hash covers exactly the preamble and the control records (H, C, B, E, S, K), no D or Z record', async () => {
+  const { bundle, trailer, payloads } = await mixedBundle();
+  assert.deepEqual([bundle.readUInt16BE(8), bundle.readUInt16BE(10)], [2, 0]);
+  const records = walkRecords(bundle);
+  assert.ok(records.some((record) => record.type === 'Z') && records.some((record) => record.type === 'D'));
+  const tRecord = records.at(-1)!;
+  // Independently of the writer and of streamHashOf: concatenate the control records' bytes and hash them.
+  const control = Buffer.concat([
+    bundle.subarray(0, BUNDLE_PREAMBLE_BYTES),
+    ...records
+      .filter((record) => 'HCBESKA'.includes(record.type))
+      .map((record) => bundle.subarray(record.start, record.end)),
+  ]);
+  assert.equal(trailer.sha256, sha256(control));
+  assert.notEqual(trailer.sha256, sha256(bundle.subarray(0, tRecord.start)), 'the payload records are not hashed');
+  // T.bytes is still the T record's offset: every byte before it, D and Z records included.
+  assert.equal(trailer.bytes, tRecord.start);
+  const outcome = await readBundle(bundle, 65537);
+  assert.equal(outcome.error, undefined, String(outcome.error));
+  assert.deepEqual((outcome.items[0] as Extract<BundleItem, { kind: 'header' }>).version, { major: 2, minor: 0 });
+  assert.ok(outcome.parts[0]!.data.equals(payloads[0]!));
+  assert.ok(outcome.parts[1]!.data.equals(payloads[1]!));
+  assert.deepEqual((outcome.items.at(-1) as Extract<BundleItem, { kind: 'end' }>).trailer, trailer);
+  // A T record whose sha256 is over every byte (the 1.x rule) does not verify a 2.0 bundle.
+  const oneRule = buildBundle([['H', {}]], {
+    trailer: (stream) => ({ ...stream, sha256: sha256(encodeBundlePreamble()), parts: [] }),
+  });
+  assert.equal((await readBundle(oneRule)).error?.code, BUNDLE_ERROR_CODES.streamMismatch);
+});
+
+test('1.1: a bundle written with major 1 hashes every byte before T and still reads', async () => {
+  const { bundle, trailer, payloads } = await mixedBundle({ major: 1 });
+  assert.deepEqual([bundle.readUInt16BE(8), bundle.readUInt16BE(10)], [1, 1]);
+  const tRecord = walkRecords(bundle).at(-1)!;
+  assert.ok(
+    walkRecords(bundle).some((record) => record.type === 'Z'),
+    '1.1 has Z records',
+  );
+  assert.equal(trailer.sha256, sha256(bundle.subarray(0, tRecord.start)));
+  for (const pieceSize of [4093, 65536]) {
+    const outcome = await readBundle(bundle, pieceSize);
+    assert.equal(outcome.error, undefined, String(outcome.error));
+    assert.deepEqual((outcome.items[0] as Extract<BundleItem, { kind: 'header' }>).version, { major: 1, minor: 1 });
+    assert.ok(outcome.parts[0]!.data.equals(payloads[0]!));
+    assert.ok(outcome.parts[1]!.data.equals(payloads[1]!));
+  }
+  // Under 1.x a flipped D byte also changes the stream hash itself.
+  const corrupt = Buffer.from(bundle);
+  corrupt[walkRecords(bundle).find((record) => record.type === 'D')!.payloadStart + 7]! ^= 0x01;
+  const outcome = await readBundle(corrupt);
+  assert.equal(outcome.parts[0]?.error?.code, BUNDLE_ERROR_CODES.partMismatch);
+  assert.equal(outcome.error?.code, BUNDLE_ERROR_CODES.streamMismatch);
+  assert.match(outcome.error.message, /before the T record/);
+});
+
+test('2.0: a flipped byte in a D payload or in a Z count fails that part (PART_MISMATCH) and the bundle at T (STREAM_MISMATCH)', async () => {
+  const { bundle } = await mixedBundle();
+  const records = walkRecords(bundle);
+  const dRecords = records.filter((record) => record.type === 'D');
+  const z = records.find((record) => record.type === 'Z')!;
+  const flips: Array<[string, number, string]> = [
+    ['first D of volume:a', dRecords[0]!.payloadStart + 10, 'volume:a'],
+    ['last byte of a D of volume:a', dRecords[1]!.end - 1, 'volume:a'],
+    ['low byte of the Z count', z.end - 1, 'volume:sparse'],
+    ['a middle byte of the Z count', z.payloadStart + 5, 'volume:sparse'],
+  ];
+  for (const [name, position, part] of flips) {
+    const corrupt = Buffer.from(bundle);
+    corrupt[position]! ^= 0x01;
+    const outcome = await readBundle(corrupt, 65536);
+    const failed = outcome.parts.find((p) => p.part === part)!;
+    assert.equal(failed.error?.code, BUNDLE_ERROR_CODES.partMismatch, `${name}: ${String(failed.error)}`);
+    assert.ok(failed.dataError, `${name}: the consumer sees an error, not EOF`);
+    for (const other of outcome.parts.filter((p) => p.part !== part))
+      assert.ok(other.trailer, `${name}: part ${other.part} still verifies`);
+    assert.equal(outcome.error?.code, BUNDLE_ERROR_CODES.streamMismatch, name);
+    // The stream hash itself matches (payload records are not in it); the T record's part list catches it.
+    assert.match(
+      outcome.error.message,
+      new RegExp(`T record's parts says (bytes|sha256) .* for part "${part}"`),
+      `${name}: ${outcome.error.message}`,
+    );
+  }
+});
+
+test('2.0: a dropped or duplicated D record fails the part and the bundle; a Z record swapped for D bytes does not', async () => {
+  const { bundle, payloads } = await mixedBundle();
+  const records = walkRecords(bundle);
+  const d = records.filter((record) => record.type === 'D')[1]!;
+  const dropped = Buffer.concat([bundle.subarray(0, d.start), bundle.subarray(d.end)]);
+  const duplicated = Buffer.concat([bundle.subarray(0, d.end), bundle.subarray(d.start)]);
+  for (const [name, corrupt] of [
+    ['dropped', dropped],
+    ['duplicated', duplicated],
+  ] as const) {
+    const outcome = await readBundle(corrupt, 65536);
+    assert.equal(outcome.parts[0]?.error?.code, BUNDLE_ERROR_CODES.partMismatch, name);
+    assert.ok(outcome.parts[1]?.trailer, `${name}: the other part verifies`);
+    assert.equal(outcome.error?.code, BUNDLE_ERROR_CODES.streamMismatch, name);
+    assert.match(outcome.error.message, /received \d+ bytes sha256 [0-9a-f]+ before the T record/, name);
+  }
+  // Where the writer splits the payload carries no meaning: a 2.0 bundle rebuilt with the zero run as
+  // D records (another valid writer) verifies with the same stream hash, its T.bytes apart.
+  const z = records.find((record) => record.type === 'Z')!;
+  const count = Number(bundle.readBigUInt64BE(z.payloadStart));
+  const asData = Buffer.concat(encodeRecord('D', Buffer.alloc(count)));
+  const rebuilt = Buffer.concat([bundle.subarray(0, z.start), asData, bundle.subarray(z.end)]);
+  const tRecord = walkRecords(rebuilt).at(-1)!;
+  const t = JSON.parse(rebuilt.subarray(tRecord.payloadStart, tRecord.end).toString()) as { bytes: number };
+  const fixed = Buffer.concat([
+    rebuilt.subarray(0, tRecord.start),
+    ...encodeRecord('T', Buffer.from(JSON.stringify({ ...t, bytes: tRecord.start }))),
+  ]);
+  const outcome = await readBundle(fixed, 65536);
+  assert.equal(outcome.error, undefined, String(outcome.error));
+  assert.ok(outcome.parts[1]!.data.equals(payloads[1]!));
 });
