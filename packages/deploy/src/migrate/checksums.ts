@@ -40,7 +40,7 @@ export async function hashFile(path: string): Promise<string> {
 /**
  * Files hashed at once by digestTree: reads of the next files overlap the hashing of others (the
  * per-file open/stat/read latency dominated with many small files; measured on 2 cores, 7,681 files
- * of 1 GiB, machine at load 4: 3.0-3.2 s one at a time, 2.1-2.7 s four at a time). Each holds one 1 MiB read buffer.
+ * of 1 GiB on the idle machine: 3.2-3.3 s one at a time, 2.2-2.4 s four at a time). Each holds one 1 MiB read buffer.
  */
 const HASH_CONCURRENCY = 4;
 
