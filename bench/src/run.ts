@@ -23,7 +23,7 @@
 // BENCH_ROWS limits the rows (comma list of row ids, see ROWS), BENCH_PIN=1 pins host a's processes to
 // CPU 0 and host b's to CPU 1 (taskset on each sshd; what they start inherits it).
 import { execFile, spawn, spawnSync } from 'node:child_process';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,6 +41,8 @@ const pin = process.env.BENCH_PIN === '1';
 const bin = fileURLToPath(new URL('../../packages/deploy/bin/deploy.js', import.meta.url));
 const reportsDir = fileURLToPath(new URL('../reports/', import.meta.url));
 const GCM = 'aes128-gcm@openssh.com';
+/** BENCH_RSS_TRACE=<file>: every sample's RSS of the deploy processes and both run records' steps, with times, appended there. */
+const rssTrace = process.env.BENCH_RSS_TRACE;
 
 /** One run of one row. */
 interface Sample {
@@ -208,6 +210,13 @@ function startSampler(lab: Lab): {
         const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
         const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
         rss[role] = Math.max(rss[role], hwm);
+        if (rssTrace) {
+          const now = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+          await appendFile(
+            rssTrace,
+            `${new Date().toISOString()} ${role} ${pid} rss ${now.toFixed(1)} hwm ${hwm.toFixed(1)}\n`,
+          );
+        }
       }
       firstRound = false;
       peakTmp = Math.max(peakTmp, (await tmpBytes(lab)) - baseBytes);
@@ -299,6 +308,15 @@ async function migrateSteps(
   const read = async (host: string, path: string | undefined): Promise<Record<string, unknown>[]> =>
     path === undefined ? [] : parseJournal(await must(lab, host, `cat ${path}`));
   const [source, target] = [await read('a', sourceJournal), await read('b', targetJournal)];
+  if (rssTrace) {
+    for (const [host, lines] of [
+      ['a', source],
+      ['b', target],
+    ] as const)
+      for (const line of lines)
+        if (line.step !== undefined)
+          await appendFile(rssTrace, `${String(line.time)} ${host} step ${String(line.step)} ${String(line.status)}\n`);
+  }
   const zero = Date.parse(String(source[0]?.time ?? target[0]?.time));
   // The contents step's detail has its sub-times (listings, database settings): shown under it.
   return [...timeSteps('source', source, zero), ...timeSteps('target', target, zero)].flatMap(
