@@ -306,6 +306,8 @@ async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
   options.signal?.addEventListener('abort', abortListener);
   let session: SenderSession | undefined;
   let producer: ReturnType<Host['spawn']> | undefined;
+  /** Resolves once the producer's exit is judged (and reported when it failed). */
+  let producerSettled: Promise<void> | undefined;
   const producerMeter = new ByteMeter();
   let watchdog: NodeJS.Timeout | undefined;
   const started = Date.now();
@@ -399,7 +401,7 @@ async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
       if (producerStderr.length > 64) producerStderr.splice(0, producerStderr.length - 64);
     });
     let producerDone = false;
-    void producer.wait().then(async (result) => {
+    producerSettled = producer.wait().then(async (result) => {
       // stdout may still hold bytes after exit: the trailer must come after all of them.
       await producerEnded;
       producerDone = true;
@@ -539,17 +541,27 @@ async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
     throw new Error('attempt failed');
   } catch {
     // Let the other stages report what they saw before blaming one.
-    await waitAtMost(Promise.all([session?.finished, producer?.wait()]), SETTLE_MS);
+    // Our own report of a failed producer (it has its stderr) lands before the blame is chosen.
+    await waitAtMost(Promise.all([session?.finished, producerSettled ?? producer?.wait()]), SETTLE_MS);
     // Only consequences so far (a broken pipe to a transport that died): its own report names the
     // cause, but on a loaded machine it may come later than the settle time.
     if (failures.length > 0 && failures.every((failure) => failure.consequential === true))
       await waitAtMost(causeReported, CAUSE_WAIT_MS);
-    const failure = pickFirstFailure(failures) ?? {
-      stage: 'sender' as const,
-      code: 'STREAM_FAILED',
-      message: 'the stream failed',
-      at: Date.now(),
-    };
+    const picked = pickFirstFailure(failures);
+    // The receiver learns of a failed producer from the trailer and may report it before our wait
+    // for the producer's exit does (seen in CI): the same failure, but ours carries the producer's
+    // stderr, so ours names it.
+    const ownProducerReport =
+      picked?.stage === 'producer'
+        ? failures.find((entry) => entry.stage === 'producer' && entry.stderrTail !== undefined)
+        : undefined;
+    const failure = ownProducerReport ??
+      picked ?? {
+        stage: 'sender' as const,
+        code: 'STREAM_FAILED',
+        message: 'the stream failed',
+        at: Date.now(),
+      };
     return { ok: false, failure, producerBytes: producerMeter.bytes };
   } finally {
     clearInterval(watchdog);
